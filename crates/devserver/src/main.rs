@@ -1,0 +1,90 @@
+//! `supasync-dev`: run the Supabase-compatible dev server from the command line.
+//!
+//! Prints `SUPABASE_URL=…`, `SUPABASE_ANON_KEY=…`, `SUPABASE_SERVICE_ROLE_KEY=…` and
+//! `DATABASE_URL=…` on stdout once it serves, and only then, so scripts can wait for
+//! those lines. Stops cleanly (PostgreSQL included) on SIGINT or SIGTERM.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::Parser;
+use supasync_devserver::{DevServer, DEMO_SECRET};
+
+#[derive(Parser, Debug)]
+#[command(name = "supasync-dev", version, about = "A local Supabase-compatible server over a real PostgreSQL")]
+struct Args {
+    /// HTTP port on 127.0.0.1 (as `supabase start`).
+    #[arg(long, default_value_t = 54321)]
+    port: u16,
+    /// Folder of *.sql migrations, applied in name order.
+    #[arg(long)]
+    migrations: Option<PathBuf>,
+    /// Keep the private PostgreSQL cluster here (a temporary directory otherwise).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Use this database (superuser URL) instead of a private cluster.
+    #[arg(long)]
+    database_url: Option<String>,
+    /// JWT secret; the Supabase CLI's demo secret by default.
+    #[arg(long, default_value = DEMO_SECRET, hide_default_value = true)]
+    jwt_secret: String,
+    /// How often Realtime polls for database changes, in milliseconds.
+    #[arg(long, default_value_t = 100)]
+    realtime_poll_ms: u64,
+    /// Lifetime of access tokens issued by /auth/v1, in seconds.
+    #[arg(long, default_value_t = 3600)]
+    jwt_expiry: i64,
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SUPASYNC_DEV_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let args = Args::parse();
+    let mut b = DevServer::builder()
+        .port(args.port)
+        .jwt_secret(args.jwt_secret)
+        .realtime_poll_ms(args.realtime_poll_ms)
+        .jwt_expiry_secs(args.jwt_expiry);
+    if let Some(m) = &args.migrations {
+        b = b.migrations(m);
+    }
+    if let Some(d) = &args.data_dir {
+        b = b.data_dir(d);
+    }
+    if let Some(u) = args.database_url {
+        b = b.database_url(u);
+    }
+    let server = match b.start().await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("supasync-dev: {e}");
+            std::process::exit(1);
+        }
+    };
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "SUPABASE_URL={}", server.url());
+        let _ = writeln!(out, "SUPABASE_ANON_KEY={}", server.anon_key());
+        let _ = writeln!(out, "SUPABASE_SERVICE_ROLE_KEY={}", server.service_role_key());
+        let _ = writeln!(out, "DATABASE_URL={}", server.database_url());
+        let _ = out.flush();
+    }
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("supasync-dev: cannot handle SIGTERM: {e}");
+            std::process::exit(1);
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    drop(server);
+}

@@ -1,0 +1,522 @@
+//! One Realtime WebSocket connection: the Phoenix channel protocol as Realtime's server
+//! speaks it (reference §1): heartbeats, `phx_join` with broadcast / presence /
+//! postgres_changes config, `access_token` refresh (never answered), broadcast with
+//! `self` and `ack`, presence track/untrack, `phx_leave`, token expiry, and the `system`
+//! messages, notably "Subscribed to PostgreSQL" once changes will flow.
+//!
+//! Malformed frames never end the connection: they get an error message on the
+//! `phoenix` topic and the socket keeps serving. Oversized frames (over Realtime's 5 MB)
+//! close the socket, as Phoenix does.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{Message, WebSocket};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use super::filter;
+use super::hub::{EventFilter, PgBinding, PgSub, SocketTx};
+use super::protocol::{decode_binary, decode_text, encode, BinaryBroadcast, Frame, Msg, Outbound, Vsn};
+use crate::jwt::{now_secs, JwtError};
+use crate::schema::quote_ident;
+use crate::state::AppState;
+
+/// Largest broadcast payload accepted (Realtime's default tenant limit, 3000 KB).
+const MAX_BROADCAST_BYTES: usize = 3000 * 1024;
+/// Phoenix closes sockets that send nothing (not even heartbeats) for this long.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+struct Chan {
+    channel_id: u64,
+    join_ref: Option<String>,
+    subtopic: String,
+    token: String,
+    exp: i64,
+    presence_key: String,
+    ack: bool,
+}
+
+struct Conn {
+    st: Arc<AppState>,
+    vsn: Vsn,
+    tx: SocketTx,
+    connect_token: String,
+    chans: HashMap<String, Chan>,
+}
+
+/// Serve one upgraded socket until it closes.
+pub async fn serve(ws: WebSocket, st: Arc<AppState>, vsn: Vsn, connect_token: String) {
+    let (mut sink, mut stream) = ws.split();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Outbound>();
+    let writer = tokio::spawn(async move {
+        while let Some(o) = rx.recv().await {
+            if matches!(o, Outbound::Close) {
+                let _ = sink.send(Message::Close(None)).await;
+                break;
+            }
+            let frame = match encode(vsn, &o) {
+                Some(Frame::Text(t)) => Message::Text(t.into()),
+                Some(Frame::Binary(b)) => Message::Binary(b.into()),
+                None => continue,
+            };
+            if sink.send(frame).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut conn = Conn {
+        st,
+        vsn,
+        tx: tx.clone(),
+        connect_token,
+        chans: HashMap::new(),
+    };
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    let mut last_seen = Instant::now();
+    loop {
+        tokio::select! {
+            frame = stream.next() => {
+                let Some(Ok(frame)) = frame else { break };
+                last_seen = Instant::now();
+                match frame {
+                    Message::Text(t) => match decode_text(vsn, t.as_str()) {
+                        Ok(m) => conn.on_msg(m).await,
+                        Err(e) => conn.malformed(&e),
+                    },
+                    Message::Binary(b) => match decode_binary(&b) {
+                        Ok(bb) => conn.on_binary(bb),
+                        Err(e) => conn.malformed(&e),
+                    },
+                    Message::Close(_) => break,
+                    Message::Ping(_) | Message::Pong(_) => {}
+                }
+            }
+            _ = ticker.tick() => {
+                conn.expire_tokens();
+                if last_seen.elapsed() > IDLE_TIMEOUT {
+                    break;
+                }
+            }
+        }
+    }
+    conn.leave_all();
+    let _ = tx.send(Outbound::Close);
+    drop(conn);
+    drop(tx);
+    let _ = writer.await;
+}
+
+fn truthy(v: Option<&Value>) -> bool {
+    match v {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => s == "true",
+        _ => false,
+    }
+}
+
+fn binding_id(event: &str, schema: &str, table: &str, filter: &str) -> u32 {
+    let mut h: u32 = 0x811c9dc5;
+    for b in [event, "|", schema, "|", table, "|", filter].concat().bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x01000193);
+    }
+    h & 0x7fff_ffff
+}
+
+fn jwt_reason(e: &JwtError) -> String {
+    match e {
+        JwtError::Expired { seconds_ago } => format!("InvalidJWTToken: Token has expired {seconds_ago} seconds ago"),
+        JwtError::Malformed(_) => "MalformedJWT: The token provided is not a valid JWT".into(),
+        JwtError::BadSignature => "JwtSignatureError: Failed to validate JWT signature".into(),
+        JwtError::Claims(m) => format!("InvalidJWTToken: {m}"),
+    }
+}
+
+impl Conn {
+    fn push(&self, join_ref: Option<String>, r: Option<String>, topic: &str, event: &str, payload: Value) {
+        let _ = self.tx.send(Outbound::Msg(Msg {
+            join_ref,
+            r#ref: r,
+            topic: topic.to_string(),
+            event: event.to_string(),
+            payload,
+        }));
+    }
+
+    fn reply(&self, m: &Msg, status: &str, response: Value) {
+        self.push(
+            m.join_ref.clone(),
+            m.r#ref.clone(),
+            &m.topic,
+            "phx_reply",
+            json!({"status": status, "response": response}),
+        );
+    }
+
+    fn malformed(&self, why: &str) {
+        tracing::debug!("realtime: malformed frame: {why}");
+        self.push(None, None, "phoenix", "phx_error", json!({"reason": format!("malformed message: {why}")}));
+    }
+
+    fn system(&self, topic: &str, extension: &str, status: &str, message: &str) {
+        let Some(c) = self.chans.get(topic) else { return };
+        self.push(
+            c.join_ref.clone(),
+            None,
+            topic,
+            "system",
+            json!({"extension": extension, "status": status, "message": message, "channel": c.subtopic}),
+        );
+    }
+
+    /// End a channel from the server side with `phx_close`.
+    fn close_chan(&mut self, topic: &str) {
+        if let Some(c) = self.chans.remove(topic) {
+            self.st.realtime.leave(topic, c.channel_id);
+            self.push(c.join_ref.clone(), c.join_ref, topic, "phx_close", json!({}));
+        }
+    }
+
+    fn leave_all(&mut self) {
+        for (topic, c) in self.chans.drain() {
+            self.st.realtime.leave(&topic, c.channel_id);
+        }
+    }
+
+    fn expire_tokens(&mut self) {
+        let now = now_secs();
+        let expired: Vec<(String, i64)> = self
+            .chans
+            .iter()
+            .filter(|(_, c)| c.exp <= now)
+            .map(|(t, c)| (t.clone(), now - c.exp))
+            .collect();
+        for (topic, ago) in expired {
+            self.system(&topic, "system", "error", &format!("Token has expired {ago} seconds ago"));
+            self.close_chan(&topic);
+        }
+    }
+
+    async fn on_msg(&mut self, m: Msg) {
+        if m.topic == "phoenix" {
+            if m.event == "heartbeat" {
+                self.reply(&m, "ok", json!({}));
+            }
+            return;
+        }
+        if m.event == "phx_join" {
+            return self.join(m).await;
+        }
+        if !self.chans.contains_key(&m.topic) {
+            self.reply(&m, "error", json!({"reason": "unmatched topic"}));
+            return;
+        }
+        match m.event.as_str() {
+            "phx_leave" => {
+                self.reply(&m, "ok", json!({}));
+                self.close_chan(&m.topic);
+            }
+            "access_token" => self.access_token(&m),
+            "broadcast" => self.broadcast(&m),
+            "presence" => self.presence(&m),
+            _ => {} // unknown events on a joined channel are ignored, as Realtime does
+        }
+    }
+
+    fn access_token(&mut self, m: &Msg) {
+        let Some(token) = m.payload.get("access_token").and_then(Value::as_str) else { return };
+        let Some(c) = self.chans.get(&m.topic) else { return };
+        if token == c.token || token.starts_with("sb_") {
+            return;
+        }
+        match self.st.keys.verify(token) {
+            Ok(claims) => {
+                let role = claims.get("role").and_then(Value::as_str).unwrap_or("anon").to_string();
+                let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
+                let id = c.channel_id;
+                if let Some(c) = self.chans.get_mut(&m.topic) {
+                    c.token = token.to_string();
+                    c.exp = exp;
+                }
+                self.st.realtime.update_claims(id, &role, claims);
+            }
+            Err(e) => {
+                let reason = match e {
+                    JwtError::Expired { seconds_ago } => format!("Token has expired {seconds_ago} seconds ago"),
+                    other => jwt_reason(&other),
+                };
+                self.system(&m.topic, "system", "error", &reason);
+                self.close_chan(&m.topic);
+            }
+        }
+    }
+
+    fn broadcast(&self, m: &Msg) {
+        let Some(c) = self.chans.get(&m.topic) else { return };
+        let size = m.payload.to_string().len();
+        if size > MAX_BROADCAST_BYTES {
+            if c.ack {
+                self.reply(m, "error", json!({"error": "payload_size_exceeded"}));
+            }
+            return;
+        }
+        let mut p = m.payload.clone();
+        if let Value::Object(o) = &mut p {
+            o.entry("type").or_insert_with(|| json!("broadcast"));
+        }
+        self.st.realtime.broadcast_json(&m.topic, Some(c.channel_id), p);
+        if c.ack {
+            self.reply(m, "ok", json!({}));
+        }
+    }
+
+    fn on_binary(&self, b: BinaryBroadcast) {
+        let Some(c) = self.chans.get(&b.topic) else {
+            self.push(b.join_ref, b.r#ref, &b.topic, "phx_reply", json!({"status":"error","response":{"reason":"unmatched topic"}}));
+            return;
+        };
+        let ack = c.ack;
+        let (join_ref, r, topic) = (b.join_ref.clone(), b.r#ref.clone(), b.topic.clone());
+        if b.payload.len() > MAX_BROADCAST_BYTES {
+            if ack {
+                self.push(join_ref, r, &topic, "phx_reply", json!({"status":"error","response":{"error":"payload_size_exceeded"}}));
+            }
+            return;
+        }
+        self.st.realtime.broadcast_binary(&topic, Some(c.channel_id), b);
+        if ack {
+            self.push(join_ref, r, &topic, "phx_reply", json!({"status":"ok","response":{}}));
+        }
+    }
+
+    fn presence(&self, m: &Msg) {
+        let Some(c) = self.chans.get(&m.topic) else { return };
+        let ev = m.payload.get("event").and_then(Value::as_str).unwrap_or("").to_ascii_lowercase();
+        match ev.as_str() {
+            "track" => match m.payload.get("payload") {
+                Some(Value::Object(fields)) => {
+                    self.st.realtime.track(&m.topic, c.channel_id, &c.presence_key, fields.clone());
+                    self.reply(m, "ok", json!({}));
+                }
+                _ => self.reply(m, "error", json!({"reason": "Presence track payload must be a map"})),
+            },
+            "untrack" => {
+                self.st.realtime.untrack(&m.topic, c.channel_id);
+                self.reply(m, "ok", json!({}));
+            }
+            _ => self.reply(m, "error", json!({"reason": "Unknown presence event"})),
+        }
+    }
+
+    async fn join(&mut self, m: Msg) {
+        let Some(sub) = m.topic.strip_prefix("realtime:") else {
+            self.reply(&m, "error", json!({"reason": "unmatched topic"}));
+            return;
+        };
+        if sub.is_empty() {
+            self.reply(&m, "error", json!({"reason": "TopicNameRequired: You must provide a topic name"}));
+            return;
+        }
+        let subtopic = sub.to_string();
+        if self.chans.contains_key(&m.topic) {
+            self.close_chan(&m.topic);
+        }
+        let config = m.payload.get("config").cloned().unwrap_or_else(|| json!({}));
+        let token = ["access_token", "user_token"]
+            .iter()
+            .find_map(|k| m.payload.get(*k).and_then(Value::as_str).filter(|t| !t.is_empty()))
+            .unwrap_or(&self.connect_token)
+            .to_string();
+        let claims = match self.st.keys.verify(&token) {
+            Ok(c) => c,
+            Err(e) => {
+                self.reply(&m, "error", json!({"reason": jwt_reason(&e)}));
+                return;
+            }
+        };
+        if truthy(config.get("private")) {
+            self.reply(
+                &m,
+                "error",
+                json!({"reason": format!("Unauthorized: You do not have permissions to read from this Channel topic: {subtopic}")}),
+            );
+            return;
+        }
+        let role = claims.get("role").and_then(Value::as_str).unwrap_or("anon").to_string();
+        let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
+        let bc = config.get("broadcast");
+        let receive_own = truthy(bc.and_then(|b| b.get("self")));
+        let ack = truthy(bc.and_then(|b| b.get("ack")));
+        let pres = config.get("presence");
+        let presence_enabled = truthy(pres.and_then(|p| p.get("enabled")));
+        let presence_key = pres
+            .and_then(|p| p.get("key"))
+            .and_then(Value::as_str)
+            .filter(|k| !k.is_empty())
+            .map(str::to_string)
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let entries: Vec<Value> = match config.get("postgres_changes") {
+            Some(Value::Array(a)) => a.clone(),
+            _ => vec![],
+        };
+        let (bindings, echo, pg_error) = self.validate_bindings(&role, &entries).await;
+
+        let channel_id = self.st.realtime.next_channel_id();
+        self.st
+            .realtime
+            .join(&m.topic, channel_id, self.tx.clone(), self.vsn, receive_own);
+        self.chans.insert(
+            m.topic.clone(),
+            Chan {
+                channel_id,
+                join_ref: m.join_ref.clone(),
+                subtopic: subtopic.clone(),
+                token,
+                exp,
+                presence_key,
+                ack,
+            },
+        );
+        self.reply(&m, "ok", json!({"postgres_changes": echo}));
+        if presence_enabled {
+            let state = self.st.realtime.presence_state(&m.topic);
+            self.push(m.join_ref.clone(), None, &m.topic, "presence_state", state);
+        }
+        if !entries.is_empty() {
+            match pg_error {
+                None => {
+                    self.st.realtime.set_pg(
+                        channel_id,
+                        PgSub {
+                            tx: self.tx.clone(),
+                            topic: m.topic.clone(),
+                            role,
+                            claims,
+                            bindings,
+                        },
+                    );
+                    self.system(&m.topic, "postgres_changes", "ok", "Subscribed to PostgreSQL");
+                }
+                Some(e) => self.system(&m.topic, "postgres_changes", "error", &e),
+            }
+        }
+    }
+
+    /// Check each postgres_changes entry: table in the publication, filter column
+    /// readable by the role, filter values castable to its type.
+    async fn validate_bindings(
+        &self,
+        role: &str,
+        entries: &[Value],
+    ) -> (Vec<PgBinding>, Vec<Value>, Option<String>) {
+        let mut bindings = vec![];
+        let mut echo = vec![];
+        let mut error: Option<String> = None;
+        if entries.is_empty() {
+            return (bindings, echo, None);
+        }
+        let published: Vec<(String, String)> = match self.st.client().await {
+            Ok(c) => match c
+                .query(
+                    "SELECT schemaname::text, tablename::text FROM pg_publication_tables WHERE pubname = 'supabase_realtime'",
+                    &[],
+                )
+                .await
+            {
+                Ok(rows) => rows.iter().map(|r| (r.get(0), r.get(1))).collect(),
+                Err(e) => {
+                    error = Some(format!("Realtime could not read the publication: {}", crate::pgerr::describe(&e)));
+                    vec![]
+                }
+            },
+            Err(e) => {
+                error = Some(e);
+                vec![]
+            }
+        };
+        for entry in entries {
+            let Value::Object(o) = entry else {
+                error.get_or_insert_with(|| "Error parsing `postgres_changes` params: each entry must be an object".into());
+                echo.push(entry.clone());
+                continue;
+            };
+            let event_s = o.get("event").and_then(Value::as_str).unwrap_or("*").to_string();
+            let schema = o.get("schema").and_then(Value::as_str).unwrap_or("public").to_string();
+            let table = o.get("table").and_then(Value::as_str).map(str::to_string);
+            let filter_s = o.get("filter").and_then(Value::as_str).map(str::to_string);
+            let id = binding_id(&event_s, &schema, table.as_deref().unwrap_or(""), filter_s.as_deref().unwrap_or(""));
+            let mut e = o.clone();
+            e.insert("id".into(), json!(id));
+            echo.push(Value::Object(e));
+            let table = table.filter(|t| t != "*");
+            let params_text = format!(
+                "[event: {event_s}, schema: {schema}, table: {}, filters: [{}]]",
+                table.as_deref().unwrap_or("*"),
+                filter_s.as_deref().unwrap_or("")
+            );
+            let in_pub = published
+                .iter()
+                .any(|(s, t)| (schema == "*" || *s == schema) && table.as_ref().is_none_or(|x| x == t));
+            if !in_pub {
+                error.get_or_insert_with(|| format!(
+                    "Unable to subscribe to changes with given parameters. Please check Realtime is enabled for the given connect parameters: {params_text}"
+                ));
+                continue;
+            }
+            let filter = match &filter_s {
+                None => None,
+                Some(fs) => match self.canonical_filter(role, &schema, table.as_deref(), fs).await {
+                    Ok(f) => Some(f),
+                    Err(msg) => {
+                        error.get_or_insert(msg);
+                        continue;
+                    }
+                },
+            };
+            bindings.push(PgBinding {
+                id,
+                event: EventFilter::parse(Some(&event_s)),
+                schema,
+                table,
+                filter,
+            });
+        }
+        (bindings, echo, error)
+    }
+
+    async fn canonical_filter(&self, role: &str, schema: &str, table: Option<&str>, fs: &str) -> Result<filter::Filter, String> {
+        let mut f = filter::parse(fs)?;
+        let table = table.ok_or("Error parsing `filter` params: a filter needs a table")?;
+        let (_, t) = self
+            .st
+            .table(schema, table)
+            .await
+            .ok_or_else(|| format!("invalid table for filter: {schema}.{table}"))?;
+        let col = t
+            .column(&f.column)
+            .ok_or_else(|| format!("invalid column for filter {}", f.column))?;
+        let c = self.st.client().await?;
+        let sql = format!(
+            "SELECT has_column_privilege($1::text, $2::oid, $3::text, 'SELECT'),
+                    (SELECT jsonb_agg(to_jsonb(CAST(x AS {ty})) ORDER BY o) FROM unnest($4::text[]) WITH ORDINALITY u(x, o))",
+            ty = col.sql_type
+        );
+        let row = c
+            .query_one(&sql, &[&role, &t.oid, &col.name, &f.values])
+            .await
+            .map_err(|e| format!("invalid filter value for {}: {}", quote_ident(&col.name), crate::pgerr::parts(&e).message))?;
+        let allowed: bool = row.get(0);
+        if !allowed {
+            return Err(format!("invalid column for filter {}: permission denied", f.column));
+        }
+        let vals: Option<Value> = row.get(1);
+        f.canonical = match vals {
+            Some(Value::Array(a)) => a,
+            _ => vec![],
+        };
+        Ok(f)
+    }
+}

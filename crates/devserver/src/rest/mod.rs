@@ -1,0 +1,618 @@
+//! `/rest/v1`: the PostgREST behaviour that supabase-js and our SDK use.
+//!
+//! Every request runs in one transaction that first sets, transaction-locally, `role` to
+//! the JWT's role and `request.jwt.claims` to its claims, exactly as PostgREST does, so
+//! row-level security is PostgreSQL's own and `auth.uid()` works in policies. Reads run
+//! in READ ONLY transactions. Responses are built by PostgreSQL's `json_agg`, so values
+//! are rendered exactly as PostgREST renders them.
+
+pub mod error;
+pub mod params;
+mod prefer;
+pub mod sql;
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::Router;
+use serde_json::Value;
+
+use self::error::RestError;
+use self::params::{parse_query, QueryParams};
+use self::prefer::{Prefer, Resolution, Return};
+use self::sql::{Params, Target};
+use crate::gateway::{self, Caller};
+use crate::schema::{quote_ident, Function, Table};
+use crate::state::AppState;
+
+/// The `/rest/v1` routes.
+pub fn router() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/rest/v1/rpc/{function}", get(rpc).post(rpc))
+        .route("/rest/v1/{table}", any(table))
+}
+
+/// One statement to run inside the request's transaction.
+struct Stmt {
+    sql: String,
+    params: Params,
+}
+
+/// What a statement of ours returns: `(row count, json text)`.
+struct Output {
+    count: i64,
+    json: Option<String>,
+}
+
+/// How the request's transaction should end.
+struct TxPlan {
+    read_only: bool,
+    rollback: bool,
+    /// Fail with PGRST116 (and roll back) unless the last statement returned one row.
+    single: bool,
+}
+
+async fn run(st: &AppState, caller: &Caller, method: &Method, path: &str, headers: &HeaderMap, plan: TxPlan, stmts: Vec<Stmt>) -> Result<Vec<Output>, RestError> {
+    let mut client = st
+        .client()
+        .await
+        .map_err(|m| RestError::new(StatusCode::SERVICE_UNAVAILABLE, "PGRST000", m))?;
+    let db = |e: tokio_postgres::Error| RestError::db(crate::pgerr::parts(&e), caller.is_anon());
+    let tx = client.build_transaction().read_only(plan.read_only).start().await.map_err(db)?;
+    let claims = Value::Object(caller.claims.clone()).to_string();
+    let hdrs: serde_json::Map<String, Value> = headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_ascii_lowercase(), Value::String(v.to_str().ok()?.to_string()))))
+        .collect();
+    let hdrs = Value::Object(hdrs).to_string();
+    tx.execute(
+        "SELECT set_config('role', $1, true), set_config('request.jwt.claims', $2, true),
+                set_config('request.method', $3, true), set_config('request.path', $4, true),
+                set_config('request.headers', $5, true)",
+        &[&caller.role, &claims, &method.as_str(), &path, &hdrs],
+    )
+    .await
+    .map_err(db)?;
+    let mut out = vec![];
+    for s in &stmts {
+        let row = tx.query_one(&s.sql, &s.params.as_refs()).await.map_err(db)?;
+        out.push(Output {
+            count: row.get(0),
+            json: row.get(1),
+        });
+    }
+    if plan.single {
+        if let Some(last) = out.last() {
+            if last.count != 1 {
+                let _ = tx.rollback().await;
+                return Err(not_single(last.count));
+            }
+        }
+    }
+    if plan.rollback {
+        tx.rollback().await.map_err(db)?;
+    } else {
+        tx.commit().await.map_err(db)?;
+    }
+    Ok(out)
+}
+
+fn not_single(n: i64) -> RestError {
+    RestError::new(StatusCode::NOT_ACCEPTABLE, "PGRST116", "Cannot coerce the result to a single JSON object")
+        .details(format!("The result contains {n} rows"))
+}
+
+fn wants_single(headers: &HeaderMap) -> bool {
+    headers
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/vnd.pgrst.object+json"))
+}
+
+/// The schema a request targets: `Accept-Profile` for reads, `Content-Profile` for writes.
+fn profile(st: &AppState, method: &Method, headers: &HeaderMap) -> Result<String, RestError> {
+    let h = if matches!(*method, Method::GET | Method::HEAD) { "accept-profile" } else { "content-profile" };
+    let schema = headers
+        .get(h)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .unwrap_or_else(|| st.settings.schemas[0].clone());
+    if !st.settings.schemas.contains(&schema) {
+        return Err(RestError::new(
+            StatusCode::NOT_ACCEPTABLE,
+            "PGRST106",
+            format!("The schema must be one of the following: {}", st.settings.schemas.join(", ")),
+        ));
+    }
+    Ok(schema)
+}
+
+fn json_response(status: StatusCode, body: String) -> Response {
+    let mut r = (status, body).into_response();
+    r.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json; charset=utf-8"));
+    r
+}
+
+fn set_header(r: &mut Response, name: &'static str, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        r.headers_mut().insert(name, v);
+    }
+}
+
+async fn table(
+    State(st): State<Arc<AppState>>,
+    method: Method,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let caller = match gateway::caller(&headers, query.as_deref(), &st.keys) {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    match handle_table(&st, &caller, method, &name, query.as_deref().unwrap_or(""), &headers, body).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn handle_table(
+    st: &AppState,
+    caller: &Caller,
+    method: Method,
+    name: &str,
+    query: &str,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Response, RestError> {
+    let schema = profile(st, &method, headers)?;
+    let (cache, table) = st.table(&schema, name).await.ok_or_else(|| RestError::no_table(&schema, name))?;
+    let q = parse_query(query, false)?;
+    let prefer = Prefer::parse(headers)?;
+    let target = Target { cache: &cache, table: table.clone() };
+    let path = format!("/{name}");
+    match method {
+        Method::GET | Method::HEAD => read(st, caller, &method, &path, headers, &target, &q, &prefer).await,
+        Method::POST => insert(st, caller, &path, headers, &target, &q, &prefer, &body).await,
+        Method::PATCH => update(st, caller, &path, headers, &target, &q, &prefer, &body).await,
+        Method::DELETE => delete(st, caller, &path, headers, &target, &q, &prefer).await,
+        _ => Err(RestError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "PGRST117",
+            format!("Unsupported HTTP method: {method}"),
+        )),
+    }
+}
+
+/// `Range: a-b` as (offset, limit).
+fn range_header(headers: &HeaderMap) -> Option<(i64, Option<i64>)> {
+    let v = headers.get("range")?.to_str().ok()?;
+    let (a, b) = v.trim().split_once('-')?;
+    let a: i64 = a.trim().parse().ok()?;
+    let b: Option<i64> = if b.trim().is_empty() { None } else { b.trim().parse().ok() };
+    Some((a, b.map(|b| (b - a + 1).max(0))))
+}
+
+fn content_range(offset: i64, n: i64, total: Option<i64>) -> String {
+    let total = total.map(|t| t.to_string()).unwrap_or_else(|| "*".into());
+    if n == 0 {
+        format!("*/{total}")
+    } else {
+        format!("{}-{}/{}", offset, offset + n - 1, total)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn read(st: &AppState, caller: &Caller, method: &Method, path: &str, headers: &HeaderMap, t: &Target<'_>, q: &QueryParams, prefer: &Prefer) -> Result<Response, RestError> {
+    let mut offset = q.offset.unwrap_or(0);
+    let mut limit = q.limit;
+    if let Some((a, l)) = range_header(headers) {
+        offset = offset.max(a);
+        limit = match (limit, l) {
+            (Some(x), Some(y)) => Some(x.min(y)),
+            (x, y) => x.or(y),
+        };
+    }
+    let mut p = Params::default();
+    let sel = t.select_sql(q.select.as_deref())?;
+    let mut wh = t.where_sql(&q.conds, &mut p)?;
+    for c in &sel.inner_conds {
+        wh = format!("{wh} AND {c}");
+    }
+    let order = t.order_sql(&q.order)?;
+    let mut page = String::new();
+    if let Some(l) = limit {
+        page.push_str(&format!(" LIMIT {}", p.int(l)));
+    }
+    if offset > 0 {
+        page.push_str(&format!(" OFFSET {}", p.int(offset)));
+    }
+    let data = Stmt {
+        sql: format!(
+            "SELECT count(*), coalesce(json_agg(_s), '[]')::text FROM (SELECT {} FROM {} AS _t WHERE {wh}{order}{page}) _s",
+            sel.list,
+            t.table.qualified()
+        ),
+        params: p,
+    };
+    let mut stmts = vec![];
+    let counting = prefer.count.is_some();
+    if counting {
+        let mut cp = Params::default();
+        let mut cwh = t.where_sql(&q.conds, &mut cp)?;
+        for c in &sel.inner_conds {
+            cwh = format!("{cwh} AND {c}");
+        }
+        stmts.push(Stmt {
+            sql: format!("SELECT count(*), NULL::text FROM {} AS _t WHERE {cwh}", t.table.qualified()),
+            params: cp,
+        });
+    }
+    stmts.push(data);
+    let single = wants_single(headers);
+    let out = run(
+        st,
+        caller,
+        method,
+        path,
+        headers,
+        TxPlan { read_only: true, rollback: false, single },
+        stmts,
+    )
+    .await?;
+    let total = counting.then(|| out[0].count);
+    let rows = &out[out.len() - 1];
+    if let Some(total) = total {
+        if offset > 0 && rows.count == 0 && offset >= total {
+            return Err(RestError::new(StatusCode::RANGE_NOT_SATISFIABLE, "PGRST103", "Requested range not satisfiable")
+                .details(format!("An offset of {offset} was requested, but there are only {total} rows.")));
+        }
+    }
+    let status = match total {
+        Some(total) if offset > 0 || rows.count < total => StatusCode::PARTIAL_CONTENT,
+        _ => StatusCode::OK,
+    };
+    let body = rows.json.clone().unwrap_or_else(|| "[]".into());
+    let body = if single { first_object(&body) } else { body };
+    let mut r = if *method == Method::HEAD {
+        let mut r = Response::new(Body::empty());
+        *r.status_mut() = status;
+        set_header(&mut r, "content-type", "application/json; charset=utf-8");
+        r
+    } else {
+        json_response(status, body)
+    };
+    set_header(&mut r, "content-range", &content_range(offset, rows.count, total));
+    prefer.applied(&mut r);
+    Ok(r)
+}
+
+/// The one object of a one-element JSON array.
+fn first_object(json_array: &str) -> String {
+    match serde_json::from_str::<Value>(json_array) {
+        Ok(Value::Array(mut a)) if !a.is_empty() => a.swap_remove(0).to_string(),
+        _ => "null".into(),
+    }
+}
+
+/// The rows of a write body, and the columns they name.
+fn body_rows(body: &[u8]) -> Result<(String, Vec<String>, bool), RestError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| RestError::body(format!("Empty or invalid json: {e}")))?;
+    let (rows, is_array) = match v {
+        Value::Object(_) => (vec![v], false),
+        Value::Array(a) => (a, true),
+        _ => return Err(RestError::body("Empty or invalid json: expected an object or an array of objects")),
+    };
+    let mut keys: Vec<String> = vec![];
+    for r in &rows {
+        let Value::Object(m) = r else {
+            return Err(RestError::body("All object keys must match: every element must be an object"));
+        };
+        for k in m.keys() {
+            if !keys.iter().any(|x| x == k) {
+                keys.push(k.clone());
+            }
+        }
+    }
+    Ok((Value::Array(rows).to_string(), keys, is_array))
+}
+
+/// The `RETURNING` clause and the final SELECT of a write, per `Prefer: return`.
+fn write_tail(t: &Target<'_>, q: &QueryParams, prefer: &Prefer) -> Result<(String, String), RestError> {
+    if prefer.ret == Return::Representation {
+        let sel = t.select_sql(q.select.as_deref())?;
+        Ok((
+            "RETURNING _t.*".into(),
+            format!("SELECT count(*), coalesce(json_agg(_s), '[]')::text FROM (SELECT {} FROM _w AS _t) _s", sel.list),
+        ))
+    } else {
+        Ok(("RETURNING 1".into(), "SELECT count(*), NULL::text FROM _w".into()))
+    }
+}
+
+fn write_response(status_repr: StatusCode, status_minimal: StatusCode, out: &Output, prefer: &Prefer, single: bool) -> Response {
+    let mut r = if prefer.ret == Return::Representation {
+        let body = out.json.clone().unwrap_or_else(|| "[]".into());
+        json_response(status_repr, if single { first_object(&body) } else { body })
+    } else {
+        let mut r = Response::new(Body::empty());
+        *r.status_mut() = status_minimal;
+        r
+    };
+    let total = prefer.count.is_some().then_some(out.count);
+    let range = if prefer.ret == Return::Representation {
+        content_range(0, out.count, total)
+    } else {
+        format!("*/{}", total.map_or_else(|| "*".to_string(), |t| t.to_string()))
+    };
+    set_header(&mut r, "content-range", &range);
+    prefer.applied(&mut r);
+    r
+}
+
+fn checked_columns(t: &Table, cols: &[String]) -> Result<Vec<String>, RestError> {
+    cols.iter()
+        .map(|c| {
+            t.column(c)
+                .map(|col| col.name.clone())
+                .ok_or_else(|| RestError::no_write_column(&t.name, c))
+        })
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn insert(st: &AppState, caller: &Caller, path: &str, headers: &HeaderMap, t: &Target<'_>, q: &QueryParams, prefer: &Prefer, body: &[u8]) -> Result<Response, RestError> {
+    let (rows_json, keys, _) = body_rows(body)?;
+    let cols = checked_columns(&t.table, q.columns.as_deref().unwrap_or(&keys))?;
+    let mut p = Params::default();
+    let body_param = p.text(Some(rows_json));
+    let qt = t.table.qualified();
+    let (select_exprs, from) = if prefer.missing_default {
+        let mut exprs = vec![];
+        for c in &cols {
+            let col = t.table.column(c).ok_or_else(|| RestError::no_write_column(&t.table.name, c))?;
+            let qc = quote_ident(c);
+            match &col.default {
+                Some(d) => exprs.push(format!("CASE WHEN _e.j ? {} THEN _r.{qc} ELSE {d} END", p.text(Some(c.clone())))),
+                None => exprs.push(format!("_r.{qc}")),
+            }
+        }
+        (
+            exprs,
+            format!("jsonb_array_elements(CAST({body_param} AS jsonb)) AS _e(j) CROSS JOIN LATERAL jsonb_populate_record(NULL::{qt}, _e.j) AS _r"),
+        )
+    } else {
+        (
+            cols.iter().map(|c| format!("_r.{}", quote_ident(c))).collect(),
+            format!("json_populate_recordset(NULL::{qt}, CAST({body_param} AS json)) AS _r"),
+        )
+    };
+    let col_list = cols.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ");
+    let mut sql = format!(
+        "INSERT INTO {qt} AS _t ({col_list}) SELECT {} FROM {from}",
+        select_exprs.join(", ")
+    );
+    if let Some(res) = prefer.resolution {
+        let target = match &q.on_conflict {
+            Some(c) => checked_columns(&t.table, c)?,
+            None => t.table.primary_key.clone(),
+        };
+        if target.is_empty() {
+            return Err(RestError::new(
+                StatusCode::BAD_REQUEST,
+                "42P10",
+                "there is no unique or exclusion constraint matching the ON CONFLICT specification",
+            ));
+        }
+        let target_sql = target.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ");
+        if res == Resolution::Merge && !cols.is_empty() {
+            let sets = cols
+                .iter()
+                .map(|c| format!("{q} = EXCLUDED.{q}", q = quote_ident(c)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            sql.push_str(&format!(" ON CONFLICT ({target_sql}) DO UPDATE SET {sets}"));
+        } else {
+            sql.push_str(&format!(" ON CONFLICT ({target_sql}) DO NOTHING"));
+        }
+    }
+    let (returning, tail) = write_tail(t, q, prefer)?;
+    let stmt = Stmt {
+        sql: format!("WITH _w AS ({sql} {returning}) {tail}"),
+        params: p,
+    };
+    let single = wants_single(headers);
+    let out = run(
+        st,
+        caller,
+        &Method::POST,
+        path,
+        headers,
+        TxPlan { read_only: false, rollback: prefer.tx_rollback, single },
+        vec![stmt],
+    )
+    .await?;
+    Ok(write_response(StatusCode::CREATED, StatusCode::CREATED, &out[0], prefer, single))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn update(st: &AppState, caller: &Caller, path: &str, headers: &HeaderMap, t: &Target<'_>, q: &QueryParams, prefer: &Prefer, body: &[u8]) -> Result<Response, RestError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| RestError::body(format!("Empty or invalid json: {e}")))?;
+    let Value::Object(m) = &v else {
+        return Err(RestError::body("Empty or invalid json: PATCH takes one object"));
+    };
+    let cols = checked_columns(&t.table, &m.keys().cloned().collect::<Vec<_>>())?;
+    let single = wants_single(headers);
+    if cols.is_empty() {
+        let mut r = Response::new(Body::empty());
+        *r.status_mut() = StatusCode::NO_CONTENT;
+        return Ok(r);
+    }
+    let mut p = Params::default();
+    let body_param = p.text(Some(v.to_string()));
+    let wh = t.where_sql(&q.conds, &mut p)?;
+    let sets = cols
+        .iter()
+        .map(|c| format!("{q} = _r.{q}", q = quote_ident(c)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let qt = t.table.qualified();
+    let (returning, tail) = write_tail(t, q, prefer)?;
+    let stmt = Stmt {
+        sql: format!(
+            "WITH _w AS (UPDATE {qt} AS _t SET {sets} FROM json_populate_record(NULL::{qt}, CAST({body_param} AS json)) AS _r WHERE {wh} {returning}) {tail}"
+        ),
+        params: p,
+    };
+    let out = run(
+        st,
+        caller,
+        &Method::PATCH,
+        path,
+        headers,
+        TxPlan { read_only: false, rollback: prefer.tx_rollback, single },
+        vec![stmt],
+    )
+    .await?;
+    Ok(write_response(StatusCode::OK, StatusCode::NO_CONTENT, &out[0], prefer, single))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn delete(st: &AppState, caller: &Caller, path: &str, headers: &HeaderMap, t: &Target<'_>, q: &QueryParams, prefer: &Prefer) -> Result<Response, RestError> {
+    let mut p = Params::default();
+    let wh = t.where_sql(&q.conds, &mut p)?;
+    let (returning, tail) = write_tail(t, q, prefer)?;
+    let stmt = Stmt {
+        sql: format!("WITH _w AS (DELETE FROM {} AS _t WHERE {wh} {returning}) {tail}", t.table.qualified()),
+        params: p,
+    };
+    let single = wants_single(headers);
+    let out = run(
+        st,
+        caller,
+        &Method::DELETE,
+        path,
+        headers,
+        TxPlan { read_only: false, rollback: prefer.tx_rollback, single },
+        vec![stmt],
+    )
+    .await?;
+    Ok(write_response(StatusCode::OK, StatusCode::NO_CONTENT, &out[0], prefer, single))
+}
+
+async fn rpc(
+    State(st): State<Arc<AppState>>,
+    method: Method,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let caller = match gateway::caller(&headers, query.as_deref(), &st.keys) {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    match handle_rpc(&st, &caller, method, &name, query.as_deref().unwrap_or(""), &headers, &body).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The overload of `name` whose argument names fit `given`.
+fn pick_function<'a>(fns: &'a [Arc<Function>], given: &[String]) -> Option<&'a Arc<Function>> {
+    fns.iter().find(|f| {
+        let names: Vec<&str> = f.args.iter().map(|(n, _)| n.as_str()).collect();
+        let required = f.args.len() - f.defaults.min(f.args.len());
+        given.iter().all(|g| names.contains(&g.as_str()))
+            && f.args[..required].iter().all(|(n, _)| given.contains(n))
+    })
+}
+
+async fn handle_rpc(st: &AppState, caller: &Caller, method: Method, name: &str, query: &str, headers: &HeaderMap, body: &[u8]) -> Result<Response, RestError> {
+    let schema = profile(st, &method, headers)?;
+    let q = parse_query(query, true)?;
+    let args: serde_json::Map<String, Value> = if method == Method::POST && !body.is_empty() {
+        match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(m)) => m,
+            Ok(_) => return Err(RestError::body("Empty or invalid json: RPC arguments must be an object")),
+            Err(e) => return Err(RestError::body(format!("Empty or invalid json: {e}"))),
+        }
+    } else {
+        q.other.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect()
+    };
+    let given: Vec<String> = args.keys().cloned().collect();
+    let key = (schema.clone(), name.to_string());
+    let mut cache = st.cache().await;
+    if !cache.functions.contains_key(&key) {
+        cache = st
+            .reload_schema()
+            .await
+            .map_err(|m| RestError::new(StatusCode::SERVICE_UNAVAILABLE, "PGRST000", m))?;
+    }
+    let not_found = || {
+        RestError::new(
+            StatusCode::NOT_FOUND,
+            "PGRST202",
+            format!(
+                "Could not find the function {schema}.{name}({}) in the schema cache",
+                given.join(", ")
+            ),
+        )
+    };
+    let f = cache
+        .functions
+        .get(&key)
+        .and_then(|fns| pick_function(fns, &given))
+        .ok_or_else(not_found)?
+        .clone();
+    let mut p = Params::default();
+    let mut call_args = vec![];
+    for (n, ty) in &f.args {
+        let Some(v) = args.get(n) else { continue };
+        let expr = match v {
+            Value::Null => format!("CAST(NULL AS {ty})"),
+            Value::String(s) if ty != "json" && ty != "jsonb" => format!("CAST({} AS {ty})", p.text(Some(s.clone()))),
+            Value::Array(_) if ty.ends_with("[]") => format!(
+                "CAST(ARRAY(SELECT jsonb_array_elements_text(CAST({} AS jsonb))) AS {ty})",
+                p.text(Some(v.to_string()))
+            ),
+            other => format!("CAST({} AS {ty})", p.text(Some(other.to_string()))),
+        };
+        call_args.push(format!("{} := {expr}", quote_ident(n)));
+    }
+    let call = format!("{}.{}({})", quote_ident(&f.schema), quote_ident(&f.name), call_args.join(", "));
+    let sql = if f.returns_set {
+        format!("SELECT count(*), coalesce(json_agg(_f), '[]')::text FROM {call} AS _f")
+    } else if f.returns_row {
+        format!("SELECT count(*), (array_agg(to_json(_f)))[1]::text FROM {call} AS _f")
+    } else {
+        format!("SELECT 1::int8, to_json({call})::text")
+    };
+    let read_only = method == Method::GET || f.volatility != 'v';
+    let prefer = Prefer::parse(headers)?;
+    let out = run(
+        st,
+        caller,
+        &method,
+        &format!("/rpc/{name}"),
+        headers,
+        TxPlan { read_only, rollback: prefer.tx_rollback, single: false },
+        vec![Stmt { sql, params: p }],
+    )
+    .await?;
+    if f.returns_void {
+        let mut r = Response::new(Body::empty());
+        *r.status_mut() = StatusCode::NO_CONTENT;
+        return Ok(r);
+    }
+    let body = out[0].json.clone().unwrap_or_else(|| "null".into());
+    let single = wants_single(headers);
+    let body = if single && f.returns_set { first_object(&body) } else { body };
+    Ok(json_response(StatusCode::OK, body))
+}

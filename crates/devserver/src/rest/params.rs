@@ -1,0 +1,460 @@
+//! Parsing PostgREST's query language: `select`, filters, logic trees, `order`, `limit`,
+//! `offset`, `on_conflict`, `columns`. The output is a small AST of names and raw values;
+//! nothing here touches SQL. Names are checked against the schema cache later, in `sql`.
+
+use super::error::RestError;
+
+/// A filter operator (reference §4.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    Eq,
+    Neq,
+    Gt,
+    Gte,
+    Lt,
+    Lte,
+    Like,
+    Ilike,
+    Match,
+    Imatch,
+    Is,
+    In,
+    IsDistinct,
+    Contains,
+    ContainedIn,
+    Overlaps,
+}
+
+impl Op {
+    fn parse(s: &str) -> Option<Op> {
+        Some(match s {
+            "eq" => Op::Eq,
+            "neq" => Op::Neq,
+            "gt" => Op::Gt,
+            "gte" => Op::Gte,
+            "lt" => Op::Lt,
+            "lte" => Op::Lte,
+            "like" => Op::Like,
+            "ilike" => Op::Ilike,
+            "match" => Op::Match,
+            "imatch" => Op::Imatch,
+            "is" => Op::Is,
+            "in" => Op::In,
+            "isdistinct" => Op::IsDistinct,
+            "cs" => Op::Contains,
+            "cd" => Op::ContainedIn,
+            "ov" => Op::Overlaps,
+            _ => return None,
+        })
+    }
+}
+
+/// One `column op value` test.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leaf {
+    pub column: String,
+    pub negate: bool,
+    pub op: Op,
+    /// The raw value (for `in`, the items are in `list`).
+    pub value: String,
+    pub list: Vec<String>,
+}
+
+/// A filter condition: a leaf or a (possibly negated) and/or of conditions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cond {
+    Leaf(Leaf),
+    And { negate: bool, items: Vec<Cond> },
+    Or { negate: bool, items: Vec<Cond> },
+}
+
+/// One item of `select`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SelectItem {
+    Star,
+    Column {
+        name: String,
+        alias: Option<String>,
+        cast: Option<String>,
+    },
+    Embed {
+        relation: String,
+        alias: Option<String>,
+        /// `!fk_name` or `!inner`/`!left` markers.
+        hint: Option<String>,
+        inner: bool,
+        items: Vec<SelectItem>,
+    },
+}
+
+/// `NULLS FIRST` / `NULLS LAST`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nulls {
+    First,
+    Last,
+}
+
+/// One term of `order`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderTerm {
+    pub column: String,
+    pub desc: bool,
+    pub nulls: Option<Nulls>,
+}
+
+/// Everything the query string says.
+#[derive(Debug, Clone, Default)]
+pub struct QueryParams {
+    pub select: Option<Vec<SelectItem>>,
+    pub conds: Vec<Cond>,
+    pub order: Vec<OrderTerm>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+    pub on_conflict: Option<Vec<String>>,
+    pub columns: Option<Vec<String>>,
+    /// Parameters that are not reserved words and not filters: RPC arguments on GET.
+    pub other: Vec<(String, String)>,
+}
+
+/// Parse a raw query string. `rpc_get` makes plain `name=value` pairs arguments instead of
+/// filters.
+pub fn parse_query(raw: &str, rpc_get: bool) -> Result<QueryParams, RestError> {
+    let mut q = QueryParams::default();
+    for (k, v) in form_urlencoded::parse(raw.as_bytes()) {
+        let (k, v) = (k.into_owned(), v.into_owned());
+        match k.as_str() {
+            "select" => q.select = Some(parse_select(&v)?),
+            "order" => q.order = parse_order(&v)?,
+            "limit" => q.limit = Some(parse_count("limit", &v)?),
+            "offset" => q.offset = Some(parse_count("offset", &v)?),
+            "on_conflict" => q.on_conflict = Some(split_names(&v)),
+            "columns" => q.columns = Some(split_names(&v)),
+            "and" | "or" | "not.and" | "not.or" => {
+                let negate = k.starts_with("not.");
+                let items = parse_logic_items(&v)?;
+                q.conds.push(if k.ends_with("and") {
+                    Cond::And { negate, items }
+                } else {
+                    Cond::Or { negate, items }
+                });
+            }
+            _ if rpc_get && !looks_like_filter(&v) => q.other.push((k, v)),
+            _ => {
+                if k.contains('.') || k.contains("->") {
+                    return Err(RestError::parse(
+                        "embedded resource filters and JSON paths are not supported by supasync-dev",
+                        format!("unsupported parameter '{k}'"),
+                    ));
+                }
+                q.conds.push(Cond::Leaf(parse_leaf(&k, &v)?));
+            }
+        }
+    }
+    Ok(q)
+}
+
+fn looks_like_filter(v: &str) -> bool {
+    let head = v.strip_prefix("not.").unwrap_or(v);
+    head.split_once('.').is_some_and(|(op, _)| Op::parse(op).is_some())
+}
+
+fn parse_count(name: &str, v: &str) -> Result<i64, RestError> {
+    v.trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|n| *n >= 0)
+        .ok_or_else(|| RestError::parse(format!("\"failed to parse {name} parameter ({v})\""), format!("unexpected \"{v}\" expecting a non-negative integer")))
+}
+
+/// `a,b,"c d"` → names (postgrest-js quotes `columns` entries).
+fn split_names(v: &str) -> Vec<String> {
+    split_top(v, ',')
+        .into_iter()
+        .map(|s| unquote(s.trim()))
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+fn unquote(s: &str) -> String {
+    if s.len() >= 2 && s.starts_with('"') && s.ends_with('"') {
+        s[1..s.len() - 1].replace("\\\"", "\"").replace("\\\\", "\\")
+    } else {
+        s.to_string()
+    }
+}
+
+/// Split at `sep` outside parentheses and double quotes.
+fn split_top(s: &str, sep: char) -> Vec<&str> {
+    let mut out = vec![];
+    let (mut depth, mut quoted, mut escaped, mut start) = (0i32, false, false, 0usize);
+    for (i, c) in s.char_indices() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '(' if !quoted => depth += 1,
+            ')' if !quoted => depth -= 1,
+            c if c == sep && !quoted && depth == 0 => {
+                out.push(&s[start..i]);
+                start = i + c.len_utf8();
+            }
+            _ => {}
+        }
+    }
+    out.push(&s[start..]);
+    out
+}
+
+fn filter_error(k: &str, v: &str) -> RestError {
+    RestError::parse(
+        format!("\"failed to parse filter ({v})\" (line 1, column 1)"),
+        format!("unexpected \"{v}\" expecting an operator (eq, neq, gt, gte, lt, lte, like, ilike, match, imatch, is, in, isdistinct, cs, cd, ov) for '{k}'"),
+    )
+}
+
+/// `column=[not.]op.value`.
+pub fn parse_leaf(column: &str, v: &str) -> Result<Leaf, RestError> {
+    let column = column.trim();
+    if column.is_empty() {
+        return Err(filter_error(column, v));
+    }
+    let (negate, rest) = match v.strip_prefix("not.") {
+        Some(r) => (true, r),
+        None => (false, v),
+    };
+    let (op_s, value) = rest.split_once('.').ok_or_else(|| filter_error(column, v))?;
+    let op = Op::parse(op_s).ok_or_else(|| filter_error(column, v))?;
+    let mut leaf = Leaf {
+        column: unquote(column),
+        negate,
+        op,
+        value: value.to_string(),
+        list: vec![],
+    };
+    match leaf.op {
+        Op::In => {
+            let inner = value
+                .strip_prefix('(')
+                .and_then(|x| x.strip_suffix(')'))
+                .ok_or_else(|| filter_error(column, v))?;
+            leaf.list = if inner.trim().is_empty() {
+                vec![]
+            } else {
+                split_top(inner, ',').into_iter().map(|s| unquote(s.trim())).collect()
+            };
+        }
+        Op::Is => {
+            if !matches!(value.to_ascii_lowercase().as_str(), "null" | "not_null" | "true" | "false" | "unknown") {
+                return Err(filter_error(column, v));
+            }
+        }
+        Op::Like | Op::Ilike => leaf.value = value.replace('*', "%"),
+        _ => {}
+    }
+    Ok(leaf)
+}
+
+/// The inside of `or=(…)`: `a.eq.1,b.gt.2,and(c.eq.3,d.eq.4)`.
+fn parse_logic_items(v: &str) -> Result<Vec<Cond>, RestError> {
+    let inner = v
+        .trim()
+        .strip_prefix('(')
+        .and_then(|x| x.strip_suffix(')'))
+        .ok_or_else(|| RestError::parse(format!("\"failed to parse logic tree ({v})\""), "expecting \"(\""))?;
+    let mut items = vec![];
+    for part in split_top(inner, ',') {
+        let part = part.trim();
+        if part.is_empty() {
+            return Err(RestError::parse(format!("\"failed to parse logic tree ({v})\""), "empty condition"));
+        }
+        let (negate, p) = match part.strip_prefix("not.") {
+            Some(r) if r.starts_with("and(") || r.starts_with("or(") => (true, r),
+            _ => (false, part),
+        };
+        if let Some(rest) = p.strip_prefix("and") {
+            if rest.starts_with('(') {
+                items.push(Cond::And { negate, items: parse_logic_items(rest)? });
+                continue;
+            }
+        }
+        if let Some(rest) = p.strip_prefix("or") {
+            if rest.starts_with('(') {
+                items.push(Cond::Or { negate, items: parse_logic_items(rest)? });
+                continue;
+            }
+        }
+        // column.op.value or column.not.op.value
+        let (col, opv) = p
+            .split_once('.')
+            .ok_or_else(|| RestError::parse(format!("\"failed to parse logic tree ({v})\""), format!("unexpected \"{p}\"")))?;
+        let mut leaf = parse_leaf(col, opv)?;
+        if leaf.op != Op::In {
+            leaf.value = unquote(&leaf.value);
+        }
+        items.push(Cond::Leaf(leaf));
+    }
+    Ok(items)
+}
+
+/// `order=a.desc.nullslast,b`.
+pub fn parse_order(v: &str) -> Result<Vec<OrderTerm>, RestError> {
+    let mut out = vec![];
+    for term in split_top(v, ',') {
+        let term = term.trim();
+        let mut parts = term.split('.');
+        let column = parts.next().unwrap_or_default().trim();
+        if column.is_empty() || column.contains('(') || column.contains("->") {
+            return Err(order_error(v));
+        }
+        let mut t = OrderTerm {
+            column: unquote(column),
+            desc: false,
+            nulls: None,
+        };
+        for m in parts {
+            match m {
+                "asc" => t.desc = false,
+                "desc" => t.desc = true,
+                "nullsfirst" => t.nulls = Some(Nulls::First),
+                "nullslast" => t.nulls = Some(Nulls::Last),
+                _ => return Err(order_error(v)),
+            }
+        }
+        out.push(t);
+    }
+    Ok(out)
+}
+
+fn order_error(v: &str) -> RestError {
+    RestError::parse(
+        format!("\"failed to parse order ({v})\" (line 1, column 1)"),
+        "expecting a column name followed by .asc, .desc, .nullsfirst or .nullslast",
+    )
+}
+
+fn is_ident(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '$' || c == ' ' || c == '-')
+}
+
+/// `select=id,alias:col::text,rel(a,b),other:rel!fk(*)`.
+pub fn parse_select(v: &str) -> Result<Vec<SelectItem>, RestError> {
+    let err = |what: &str| {
+        RestError::parse(format!("\"failed to parse select parameter ({v})\" (line 1, column 1)"), what.to_string())
+    };
+    let mut out = vec![];
+    for raw in split_top(v, ',') {
+        let item = raw.trim();
+        if item.is_empty() {
+            return Err(err("empty select item"));
+        }
+        if item == "*" {
+            out.push(SelectItem::Star);
+            continue;
+        }
+        if item.starts_with("...") {
+            return Err(err("spread embedding is not supported by supasync-dev"));
+        }
+        if let Some(open) = item.find('(') {
+            if !item.ends_with(')') {
+                return Err(err("unbalanced parentheses"));
+            }
+            let head = &item[..open];
+            let inner = &item[open + 1..item.len() - 1];
+            let (alias, rel) = match head.split_once(':') {
+                Some((a, r)) => (Some(a.trim().to_string()), r.trim()),
+                None => (None, head.trim()),
+            };
+            let mut parts = rel.split('!');
+            let relation = parts.next().unwrap_or_default().to_string();
+            let mut hint = None;
+            let mut inner_join = false;
+            for p in parts {
+                match p {
+                    "inner" => inner_join = true,
+                    "left" => {}
+                    other => hint = Some(other.to_string()),
+                }
+            }
+            if !is_ident(&relation) || alias.as_deref().is_some_and(|a| !is_ident(a)) {
+                return Err(err("invalid embedded resource name"));
+            }
+            out.push(SelectItem::Embed {
+                relation,
+                alias,
+                hint,
+                inner: inner_join,
+                items: parse_select(inner)?,
+            });
+            continue;
+        }
+        if item.contains("->") {
+            return Err(err("JSON paths in select are not supported by supasync-dev"));
+        }
+        let (alias, rest) = match item.split_once(':') {
+            Some((a, r)) if !a.is_empty() && !r.starts_with(':') => (Some(a.trim().to_string()), r),
+            _ => (None, item),
+        };
+        let (name, cast) = match rest.split_once("::") {
+            Some((n, c)) => (n.trim(), Some(c.trim().to_string())),
+            None => (rest.trim(), None),
+        };
+        let name = unquote(name);
+        if !is_ident(&name)
+            || alias.as_deref().is_some_and(|a| !is_ident(a))
+            || cast.as_deref().is_some_and(|c| !c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_'))
+        {
+            return Err(err("invalid column, alias or cast"));
+        }
+        out.push(SelectItem::Column { name, alias, cast });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_and_logic_trees() {
+        let q = parse_query("id=eq.5&name=not.like.a*&or=(a.eq.1,and(b.gt.2,c.in.(x,\"y,z\")))", false).unwrap();
+        assert_eq!(q.conds.len(), 3);
+        match &q.conds[1] {
+            Cond::Leaf(l) => {
+                assert!(l.negate);
+                assert_eq!(l.value, "a%");
+            }
+            _ => panic!(),
+        }
+        match &q.conds[2] {
+            Cond::Or { items, .. } => match &items[1] {
+                Cond::And { items, .. } => match &items[1] {
+                    Cond::Leaf(l) => assert_eq!(l.list, vec!["x", "y,z"]),
+                    _ => panic!(),
+                },
+                _ => panic!(),
+            },
+            _ => panic!(),
+        }
+    }
+
+    #[test]
+    fn bad_filters_are_parse_errors() {
+        for bad in ["id=eq", "id=foo.1", "id=in.1,2", "id=is.maybe", "or=a.eq.1", "order=id.sideways", "limit=-1", "limit=x"] {
+            let e = parse_query(bad, false).unwrap_err();
+            assert_eq!(e.code, "PGRST100", "{bad}");
+        }
+    }
+
+    #[test]
+    fn select_items() {
+        let s = parse_select("id,title:name::text,author:users!fk_a(id,name),*").unwrap();
+        assert_eq!(s.len(), 4);
+        assert!(matches!(&s[1], SelectItem::Column { alias: Some(a), cast: Some(c), .. } if a == "title" && c == "text"));
+        assert!(matches!(&s[2], SelectItem::Embed { hint: Some(h), .. } if h == "fk_a"));
+        assert!(parse_select("id;drop table x").is_err());
+        assert!(parse_select("id::text;drop").is_err());
+    }
+}

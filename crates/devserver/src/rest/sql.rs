@@ -1,0 +1,277 @@
+//! Building SQL for a REST request from the parsed query and the schema cache.
+//!
+//! The rule that keeps this safe: every identifier is looked up in the schema cache first
+//! and only then quoted into the statement; every value is a bound parameter (always sent
+//! as `text` and cast in SQL to the column's catalog type, so PostgreSQL's own input
+//! functions validate it). Type names and default expressions spliced in come from the
+//! catalog, never from the request.
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use tokio_postgres::types::ToSql;
+
+use super::error::RestError;
+use super::params::{Cond, Leaf, Nulls, Op, OrderTerm, SelectItem};
+use crate::schema::{quote_ident, SchemaCache, Table};
+
+/// Bound parameters of one statement.
+#[derive(Default)]
+pub struct Params {
+    values: Vec<Box<dyn ToSql + Sync + Send>>,
+}
+
+impl Params {
+    /// Bind a text value; returns its placeholder, typed `text`.
+    pub fn text(&mut self, v: Option<String>) -> String {
+        self.values.push(Box::new(v));
+        format!("${}::text", self.values.len())
+    }
+
+    /// Bind a text array; returns its placeholder, typed `text[]`.
+    pub fn text_array(&mut self, v: Vec<String>) -> String {
+        self.values.push(Box::new(v));
+        format!("${}::text[]", self.values.len())
+    }
+
+    /// Bind an integer; returns its placeholder, typed `int8`.
+    pub fn int(&mut self, v: i64) -> String {
+        self.values.push(Box::new(v));
+        format!("${}::int8", self.values.len())
+    }
+
+    /// The parameters as `tokio_postgres` wants them.
+    pub fn as_refs(&self) -> Vec<&(dyn ToSql + Sync)> {
+        self.values.iter().map(|b| b.as_ref() as &(dyn ToSql + Sync)).collect()
+    }
+}
+
+/// The table a request targets, resolved.
+pub struct Target<'a> {
+    pub cache: &'a SchemaCache,
+    pub table: Arc<Table>,
+}
+
+impl Target<'_> {
+    fn col(&self, name: &str) -> Result<&crate::schema::Column, RestError> {
+        self.table
+            .column(name)
+            .ok_or_else(|| RestError::no_column(&self.table.name, name))
+    }
+
+    /// `WHERE` clause (without the keyword) for `conds` on alias `_t`; `TRUE` when empty.
+    pub fn where_sql(&self, conds: &[Cond], p: &mut Params) -> Result<String, RestError> {
+        if conds.is_empty() {
+            return Ok("TRUE".into());
+        }
+        let parts: Result<Vec<String>, RestError> = conds.iter().map(|c| self.cond_sql(c, p)).collect();
+        Ok(parts?.join(" AND "))
+    }
+
+    fn cond_sql(&self, c: &Cond, p: &mut Params) -> Result<String, RestError> {
+        let (negate, items, joiner) = match c {
+            Cond::Leaf(l) => return self.leaf_sql(l, p),
+            Cond::And { negate, items } => (*negate, items, " AND "),
+            Cond::Or { negate, items } => (*negate, items, " OR "),
+        };
+        let parts: Result<Vec<String>, RestError> = items.iter().map(|c| self.cond_sql(c, p)).collect();
+        let inner = format!("({})", parts?.join(joiner));
+        Ok(if negate { format!("NOT {inner}") } else { inner })
+    }
+
+    fn leaf_sql(&self, l: &Leaf, p: &mut Params) -> Result<String, RestError> {
+        let col = self.col(&l.column)?;
+        let c = format!("_t.{}", quote_ident(&col.name));
+        let ty = &col.sql_type;
+        let cmp = |op: &str, p: &mut Params| format!("{c} {op} CAST({} AS {ty})", p.text(Some(l.value.clone())));
+        let sql = match l.op {
+            Op::Eq => cmp("=", p),
+            Op::Neq => cmp("<>", p),
+            Op::Gt => cmp(">", p),
+            Op::Gte => cmp(">=", p),
+            Op::Lt => cmp("<", p),
+            Op::Lte => cmp("<=", p),
+            Op::IsDistinct => cmp("IS DISTINCT FROM", p),
+            Op::Contains => cmp("@>", p),
+            Op::ContainedIn => cmp("<@", p),
+            Op::Overlaps => cmp("&&", p),
+            Op::Like => format!("{c}::text LIKE {}", p.text(Some(l.value.clone()))),
+            Op::Ilike => format!("{c}::text ILIKE {}", p.text(Some(l.value.clone()))),
+            Op::Match => format!("{c}::text ~ {}", p.text(Some(l.value.clone()))),
+            Op::Imatch => format!("{c}::text ~* {}", p.text(Some(l.value.clone()))),
+            Op::Is => match l.value.to_ascii_lowercase().as_str() {
+                "null" => format!("{c} IS NULL"),
+                "not_null" => format!("{c} IS NOT NULL"),
+                "true" => format!("{c} IS TRUE"),
+                "false" => format!("{c} IS FALSE"),
+                _ => format!("{c} IS UNKNOWN"),
+            },
+            Op::In => {
+                if l.list.is_empty() {
+                    "FALSE".into()
+                } else {
+                    format!("{c} = ANY(CAST({} AS {ty}[]))", p.text_array(l.list.clone()))
+                }
+            }
+        };
+        Ok(if l.negate { format!("NOT ({sql})") } else { sql })
+    }
+
+    /// `ORDER BY …` (with the keyword) or an empty string.
+    pub fn order_sql(&self, order: &[OrderTerm]) -> Result<String, RestError> {
+        if order.is_empty() {
+            return Ok(String::new());
+        }
+        let mut terms = vec![];
+        for t in order {
+            let col = self.col(&t.column)?;
+            let mut s = format!("_t.{} {}", quote_ident(&col.name), if t.desc { "DESC" } else { "ASC" });
+            match t.nulls {
+                Some(Nulls::First) => s.push_str(" NULLS FIRST"),
+                Some(Nulls::Last) => s.push_str(" NULLS LAST"),
+                None => {}
+            }
+            terms.push(s);
+        }
+        Ok(format!(" ORDER BY {}", terms.join(", ")))
+    }
+
+    /// The select list over alias `_t` (`*` when `select` is absent).
+    pub fn select_sql(&self, select: Option<&[SelectItem]>) -> Result<SelectSql, RestError> {
+        let items = select.unwrap_or(&[SelectItem::Star]);
+        select_list(self.cache, &self.table, "_t", items, 0)
+    }
+}
+
+/// A select list and the extra conditions that `!inner` embeddings add.
+pub struct SelectSql {
+    pub list: String,
+    pub inner_conds: Vec<String>,
+}
+
+fn select_list(cache: &SchemaCache, table: &Table, alias: &str, items: &[SelectItem], depth: usize) -> Result<SelectSql, RestError> {
+    if depth > 3 {
+        return Err(RestError::parse("embedding is nested too deeply", "at most 3 levels"));
+    }
+    let mut cols = vec![];
+    let mut inner_conds = vec![];
+    for item in items {
+        match item {
+            SelectItem::Star => {
+                for c in &table.columns {
+                    cols.push(format!("{alias}.{q} AS {q}", q = quote_ident(&c.name)));
+                }
+            }
+            SelectItem::Column { name, alias: a, cast } => {
+                let col = table.column(name).ok_or_else(|| RestError::no_column(&table.name, name))?;
+                let mut e = format!("{alias}.{}", quote_ident(&col.name));
+                if let Some(cast) = cast {
+                    e = format!("CAST({e} AS {})", quote_ident(cast));
+                }
+                cols.push(format!("{e} AS {}", quote_ident(a.as_deref().unwrap_or(name))));
+            }
+            SelectItem::Embed {
+                relation,
+                alias: a,
+                hint,
+                inner,
+                items,
+            } => {
+                let (sql, exists) = embed_sql(cache, table, alias, relation, hint.as_deref(), items, depth)?;
+                cols.push(format!("{sql} AS {}", quote_ident(a.as_deref().unwrap_or(relation))));
+                if *inner {
+                    inner_conds.push(exists);
+                }
+            }
+        }
+    }
+    if cols.is_empty() {
+        return Err(RestError::parse("empty select", "select at least one column"));
+    }
+    Ok(SelectSql {
+        list: cols.join(", "),
+        inner_conds,
+    })
+}
+
+/// One level of resource embedding through a foreign key, either direction. Returns the
+/// subquery and an `EXISTS`-style condition for `!inner`.
+fn embed_sql(
+    cache: &SchemaCache,
+    parent: &Table,
+    parent_alias: &str,
+    relation: &str,
+    hint: Option<&str>,
+    items: &[SelectItem],
+    depth: usize,
+) -> Result<(String, String), RestError> {
+    let no_rel = || {
+        RestError::new(
+            StatusCode::BAD_REQUEST,
+            "PGRST200",
+            format!(
+                "Could not find a relationship between '{}' and '{}' in the schema cache",
+                parent.name, relation
+            ),
+        )
+    };
+    let child = cache.table(&parent.schema, relation).ok_or_else(no_rel)?;
+    let matches_hint = |fk: &crate::schema::ForeignKey| hint.is_none_or(|h| fk.name == h || fk.columns.len() == 1 && fk.columns[0] == h);
+    // many-to-one: parent.fk -> child
+    let to_one: Vec<_> = parent
+        .foreign_keys
+        .iter()
+        .filter(|fk| fk.ref_schema == child.schema && fk.ref_table == child.name && matches_hint(fk))
+        .collect();
+    // one-to-many: child.fk -> parent
+    let to_many: Vec<_> = child
+        .foreign_keys
+        .iter()
+        .filter(|fk| fk.ref_schema == parent.schema && fk.ref_table == parent.name && matches_hint(fk))
+        .collect();
+    if to_one.len() + to_many.len() > 1 {
+        return Err(RestError::new(
+            StatusCode::MULTIPLE_CHOICES,
+            "PGRST201",
+            format!(
+                "Could not embed because more than one relationship was found for '{}' and '{}'",
+                parent.name, relation
+            ),
+        )
+        .hint(format!("Try changing '{relation}' to one of the foreign key names, e.g. '{relation}!<constraint>'")));
+    }
+    let a = format!("_e{}", depth + 1);
+    let inner = select_list(cache, &child, &a, items, depth + 1)?;
+    let mut inner_where: Vec<String> = inner.inner_conds.clone();
+    if let Some(fk) = to_one.first() {
+        let on: Vec<String> = fk
+            .columns
+            .iter()
+            .zip(&fk.ref_columns)
+            .map(|(c, r)| format!("{a}.{} = {parent_alias}.{}", quote_ident(r), quote_ident(c)))
+            .collect();
+        inner_where.extend(on.iter().cloned());
+        let sql = format!(
+            "(SELECT row_to_json(_x) FROM (SELECT {} FROM {} AS {a} WHERE {} LIMIT 1) _x)",
+            inner.list,
+            child.qualified(),
+            inner_where.join(" AND ")
+        );
+        let exists = format!("{sql} IS NOT NULL");
+        return Ok((sql, exists));
+    }
+    if let Some(fk) = to_many.first() {
+        let on: Vec<String> = fk
+            .columns
+            .iter()
+            .zip(&fk.ref_columns)
+            .map(|(c, r)| format!("{a}.{} = {parent_alias}.{}", quote_ident(c), quote_ident(r)))
+            .collect();
+        inner_where.extend(on);
+        let from = format!("FROM {} AS {a} WHERE {}", child.qualified(), inner_where.join(" AND "));
+        let sql = format!("(SELECT coalesce(json_agg(_x), '[]') FROM (SELECT {} {from}) _x)", inner.list);
+        let exists = format!("EXISTS (SELECT 1 {from})");
+        return Ok((sql, exists));
+    }
+    Err(no_rel())
+}

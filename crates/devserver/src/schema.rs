@@ -1,0 +1,268 @@
+//! The schema cache: what tables, columns, keys and functions exist.
+//!
+//! Like PostgREST, the server checks every identifier a request names (table, column,
+//! function, conflict target) against this cache before it writes any SQL, and only then
+//! quotes it into the statement; values are always bound parameters. The cache is loaded
+//! from the catalog at start, reloaded when DDL runs (an event trigger sends `NOTIFY
+//! pgrst`), and reloaded once more when a request names something it does not know, so a
+//! table created a moment ago is found.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// One column as the catalog describes it.
+#[derive(Debug, Clone)]
+pub struct Column {
+    pub name: String,
+    /// `format_type()`: a type name that is valid SQL as written (from the catalog).
+    pub sql_type: String,
+    /// `pg_type.typname` (`int4`, `text`, `_text`…), as Realtime reports it.
+    pub type_name: String,
+    /// The default expression (from the catalog), if any.
+    pub default: Option<String>,
+    /// A generated column, which cannot be written.
+    pub generated: bool,
+}
+
+/// A foreign key from one table to another.
+#[derive(Debug, Clone)]
+pub struct ForeignKey {
+    pub name: String,
+    pub columns: Vec<String>,
+    pub ref_schema: String,
+    pub ref_table: String,
+    pub ref_columns: Vec<String>,
+}
+
+/// A table, view or materialised view in an exposed schema.
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub schema: String,
+    pub name: String,
+    pub oid: u32,
+    pub columns: Vec<Column>,
+    pub primary_key: Vec<String>,
+    pub unique_keys: Vec<Vec<String>>,
+    pub foreign_keys: Vec<ForeignKey>,
+    pub rls: bool,
+}
+
+impl Table {
+    /// The column called `name`, if it exists.
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    /// `"schema"."table"`, quoted.
+    pub fn qualified(&self) -> String {
+        format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.name))
+    }
+}
+
+/// A function callable through `/rest/v1/rpc`.
+#[derive(Debug, Clone)]
+pub struct Function {
+    pub schema: String,
+    pub name: String,
+    /// Input arguments, in order: (name, `format_type`).
+    pub args: Vec<(String, String)>,
+    /// How many trailing arguments have defaults.
+    pub defaults: usize,
+    pub returns_set: bool,
+    /// Returns a row type (composite or `record`), so the result is an object per row.
+    pub returns_row: bool,
+    pub returns_void: bool,
+    /// `v`olatile, `s`table or `i`mmutable: read-only transactions for the latter two.
+    pub volatility: char,
+}
+
+/// Everything the REST and Realtime layers look identifiers up in.
+#[derive(Debug, Default)]
+pub struct SchemaCache {
+    pub tables: HashMap<(String, String), Arc<Table>>,
+    pub functions: HashMap<(String, String), Vec<Arc<Function>>>,
+}
+
+impl SchemaCache {
+    /// The table `schema.name`.
+    pub fn table(&self, schema: &str, name: &str) -> Option<Arc<Table>> {
+        self.tables.get(&(schema.to_string(), name.to_string())).cloned()
+    }
+
+    /// Load the cache for `schemas` from the catalog.
+    pub async fn load(client: &tokio_postgres::Client, schemas: &[String]) -> Result<SchemaCache, tokio_postgres::Error> {
+        let mut tables: HashMap<u32, Table> = HashMap::new();
+        let rows = client
+            .query(
+                "SELECT n.nspname::text, c.relname::text, c.oid::oid, c.relrowsecurity
+                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                 WHERE c.relkind IN ('r','v','m','p','f') AND n.nspname = ANY($1)",
+                &[&schemas],
+            )
+            .await?;
+        for r in rows {
+            let oid: u32 = r.get(2);
+            tables.insert(
+                oid,
+                Table {
+                    schema: r.get(0),
+                    name: r.get(1),
+                    oid,
+                    columns: vec![],
+                    primary_key: vec![],
+                    unique_keys: vec![],
+                    foreign_keys: vec![],
+                    rls: r.get(3),
+                },
+            );
+        }
+        let rows = client
+            .query(
+                "SELECT a.attrelid::oid, a.attname::text, format_type(a.atttypid, a.atttypmod),
+                        t.typname::text, pg_get_expr(d.adbin, d.adrelid), a.attgenerated <> ''
+                 FROM pg_attribute a
+                 JOIN pg_class c ON c.oid = a.attrelid
+                 JOIN pg_namespace n ON n.oid = c.relnamespace
+                 JOIN pg_type t ON t.oid = a.atttypid
+                 LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+                 WHERE a.attnum > 0 AND NOT a.attisdropped AND n.nspname = ANY($1)
+                   AND c.relkind IN ('r','v','m','p','f')
+                 ORDER BY a.attrelid, a.attnum",
+                &[&schemas],
+            )
+            .await?;
+        for r in rows {
+            let oid: u32 = r.get(0);
+            if let Some(t) = tables.get_mut(&oid) {
+                let identity_or_default: Option<String> = r.get(4);
+                t.columns.push(Column {
+                    name: r.get(1),
+                    sql_type: r.get(2),
+                    type_name: r.get(3),
+                    default: identity_or_default,
+                    generated: r.get(5),
+                });
+            }
+        }
+        let rows = client
+            .query(
+                "SELECT con.conrelid::oid, con.contype::text, con.conname::text,
+                        array(SELECT a.attname::text FROM unnest(con.conkey) WITH ORDINALITY k(n, i)
+                              JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n ORDER BY k.i),
+                        rn.nspname::text, rc.relname::text,
+                        array(SELECT a.attname::text FROM unnest(con.confkey) WITH ORDINALITY k(n, i)
+                              JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n ORDER BY k.i)
+                 FROM pg_constraint con
+                 JOIN pg_class c ON c.oid = con.conrelid
+                 JOIN pg_namespace n ON n.oid = c.relnamespace
+                 LEFT JOIN pg_class rc ON rc.oid = con.confrelid
+                 LEFT JOIN pg_namespace rn ON rn.oid = rc.relnamespace
+                 WHERE con.contype IN ('p','u','f') AND n.nspname = ANY($1)",
+                &[&schemas],
+            )
+            .await?;
+        for r in rows {
+            let oid: u32 = r.get(0);
+            let Some(t) = tables.get_mut(&oid) else { continue };
+            let kind: String = r.get(1);
+            let cols: Vec<String> = r.get(3);
+            match kind.as_str() {
+                "p" => t.primary_key = cols,
+                "u" => t.unique_keys.push(cols),
+                _ => {
+                    let ref_schema: Option<String> = r.get(4);
+                    let ref_table: Option<String> = r.get(5);
+                    if let (Some(ref_schema), Some(ref_table)) = (ref_schema, ref_table) {
+                        t.foreign_keys.push(ForeignKey {
+                            name: r.get(2),
+                            columns: cols,
+                            ref_schema,
+                            ref_table,
+                            ref_columns: r.get(6),
+                        });
+                    }
+                }
+            }
+        }
+        // Unique indexes (not only constraints) can be upsert targets too.
+        let rows = client
+            .query(
+                "SELECT i.indrelid::oid,
+                        array(SELECT a.attname::text FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(n, o)
+                              JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n ORDER BY k.o)
+                 FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+                 JOIN pg_namespace n ON n.oid = c.relnamespace
+                 WHERE i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL AND n.nspname = ANY($1)",
+                &[&schemas],
+            )
+            .await?;
+        for r in rows {
+            let oid: u32 = r.get(0);
+            if let Some(t) = tables.get_mut(&oid) {
+                let cols: Vec<String> = r.get(1);
+                if !t.unique_keys.contains(&cols) {
+                    t.unique_keys.push(cols);
+                }
+            }
+        }
+
+        let mut functions: HashMap<(String, String), Vec<Arc<Function>>> = HashMap::new();
+        let rows = client
+            .query(
+                "SELECT n.nspname::text, p.proname::text, p.proargnames::text[], p.proargmodes::text[],
+                        array(SELECT format_type(x, NULL) FROM unnest(coalesce(p.proallargtypes, p.proargtypes::oid[]))
+                              WITH ORDINALITY u(x, o) ORDER BY o),
+                        p.proretset, t.typtype::text, t.typname::text, p.provolatile::text, p.pronargdefaults::int4
+                 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                 JOIN pg_type t ON t.oid = p.prorettype
+                 WHERE n.nspname = ANY($1) AND p.prokind = 'f'",
+                &[&schemas],
+            )
+            .await?;
+        for r in rows {
+            let names: Option<Vec<String>> = r.get(2);
+            let modes: Option<Vec<String>> = r.get(3);
+            let types: Vec<String> = r.get(4);
+            let mut args = vec![];
+            for (i, ty) in types.iter().enumerate() {
+                let mode = modes.as_ref().and_then(|m| m.get(i)).map(String::as_str).unwrap_or("i");
+                if matches!(mode, "i" | "b" | "v") {
+                    let name = names.as_ref().and_then(|n| n.get(i)).cloned().unwrap_or_default();
+                    args.push((name, ty.clone()));
+                }
+            }
+            let typtype: String = r.get(6);
+            let typname: String = r.get(7);
+            let vol: String = r.get(8);
+            let ndefaults: i32 = r.get(9);
+            let f = Function {
+                schema: r.get(0),
+                name: r.get(1),
+                args,
+                defaults: ndefaults.max(0) as usize,
+                returns_set: r.get(5),
+                returns_row: typtype == "c" || typname == "record",
+                returns_void: typname == "void",
+                volatility: vol.chars().next().unwrap_or('v'),
+            };
+            functions
+                .entry((f.schema.clone(), f.name.clone()))
+                .or_default()
+                .push(Arc::new(f));
+        }
+
+        Ok(SchemaCache {
+            tables: tables
+                .into_values()
+                .map(|t| ((t.schema.clone(), t.name.clone()), Arc::new(t)))
+                .collect(),
+            functions,
+        })
+    }
+}
+
+/// Quote an identifier for SQL. Only ever applied to names already checked against the
+/// catalog (or generated by the server), never to free text from a request.
+pub fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
