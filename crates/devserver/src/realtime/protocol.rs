@@ -59,8 +59,8 @@ pub enum Inbound {
 pub enum Outbound {
     Msg(Msg),
     Binary(BinaryBroadcast),
-    /// Close the socket (after what is queued).
-    Close,
+    /// Close the socket (after what is queued), with a close code and reason.
+    Close(Option<(u16, &'static str)>),
 }
 
 fn ref_of(v: Option<&Value>) -> Option<String> {
@@ -187,7 +187,7 @@ pub fn encode(vsn: Vsn, o: &Outbound) -> Option<Frame> {
                 json!({"topic": b.topic, "event": "broadcast", "payload": p, "ref": null}).to_string(),
             ))
         }
-        (Outbound::Close, _) => None,
+        (Outbound::Close(_), _) => None,
     }
 }
 

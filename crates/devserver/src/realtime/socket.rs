@@ -53,8 +53,12 @@ pub async fn serve(ws: WebSocket, st: Arc<AppState>, vsn: Vsn, connect_token: St
     let (tx, mut rx) = mpsc::unbounded_channel::<Outbound>();
     let writer = tokio::spawn(async move {
         while let Some(o) = rx.recv().await {
-            if matches!(o, Outbound::Close) {
-                let _ = sink.send(Message::Close(None)).await;
+            if let Outbound::Close(code) = o {
+                let frame = code.map(|(code, reason)| axum::extract::ws::CloseFrame {
+                    code,
+                    reason: reason.into(),
+                });
+                let _ = sink.send(Message::Close(frame)).await;
                 break;
             }
             let frame = match encode(vsn, &o) {
@@ -79,7 +83,18 @@ pub async fn serve(ws: WebSocket, st: Arc<AppState>, vsn: Vsn, connect_token: St
     loop {
         tokio::select! {
             frame = stream.next() => {
-                let Some(Ok(frame)) = frame else { break };
+                let frame = match frame {
+                    Some(Ok(f)) => f,
+                    Some(Err(e)) => {
+                        // Phoenix answers a frame over the limit with 1009 (message too big).
+                        let text = e.to_string();
+                        if text.contains("too long") || text.contains("Space limit") {
+                            let _ = tx.send(Outbound::Close(Some((1009, "message too big"))));
+                        }
+                        break;
+                    }
+                    None => break,
+                };
                 last_seen = Instant::now();
                 match frame {
                     Message::Text(t) => match decode_text(vsn, t.as_str()) {
@@ -103,7 +118,7 @@ pub async fn serve(ws: WebSocket, st: Arc<AppState>, vsn: Vsn, connect_token: St
         }
     }
     conn.leave_all();
-    let _ = tx.send(Outbound::Close);
+    let _ = tx.send(Outbound::Close(None));
     drop(conn);
     drop(tx);
     let _ = writer.await;
