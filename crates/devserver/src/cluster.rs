@@ -270,10 +270,14 @@ fn supervise(
 /// the directory of `initdb` on `PATH`.
 fn find_pg_bin() -> Result<PathBuf, StartError> {
     if let Ok(dir) = std::env::var("PG_BIN") {
-        let p = PathBuf::from(dir);
-        if p.join("postgres").exists() {
+        let p = PathBuf::from(&dir);
+        if p.join("postgres").exists() && p.join("initdb").exists() {
             return Ok(p);
         }
+        return Err(StartError::Missing(format!(
+            "PG_BIN={dir} has no PostgreSQL server binaries (initdb, postgres): install them with \
+             `apt-get install -y postgresql postgresql-15-wal2json` or fix PG_BIN"
+        )));
     }
     let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()

@@ -25,6 +25,10 @@ pub enum JwtError {
     BadSignature,
     #[error("JWT expired")]
     Expired { seconds_ago: i64 },
+    /// The token does not decode (bad base64, bad JSON, unknown or `none` algorithm).
+    #[error("{0}")]
+    Invalid(String),
+    /// It decodes and verifies, but its claims are not acceptable.
     #[error("{0}")]
     Claims(String),
 }
@@ -89,7 +93,7 @@ impl JwtKeys {
                 K::InvalidSignature | K::InvalidAlgorithm | K::InvalidAlgorithmName | K::InvalidKeyFormat => {
                     JwtError::BadSignature
                 }
-                _ => JwtError::Claims(format!("invalid JWT: {e}")),
+                _ => JwtError::Invalid(format!("invalid JWT: {e}")),
             }
         })?;
         let claims = data.claims;
@@ -143,7 +147,7 @@ mod tests {
             b64.encode(br#"{"alg":"none","typ":"JWT"}"#),
             b64.encode(br#"{"role":"service_role","exp":4000000000}"#)
         );
-        assert!(k.verify(&none).is_err());
+        assert!(matches!(k.verify(&none), Err(JwtError::Invalid(_))));
         let other = JwtKeys::new("another-secret-that-is-at-least-32-chars!!");
         let forged = other.sign(&json!({"role":"service_role","exp":4000000000i64}));
         assert_eq!(k.verify(&forged), Err(JwtError::BadSignature));

@@ -144,7 +144,7 @@ fn binding_id(event: &str, schema: &str, table: &str, filter: &str) -> u32 {
 fn jwt_reason(e: &JwtError) -> String {
     match e {
         JwtError::Expired { seconds_ago } => format!("InvalidJWTToken: Token has expired {seconds_ago} seconds ago"),
-        JwtError::Malformed(_) => "MalformedJWT: The token provided is not a valid JWT".into(),
+        JwtError::Malformed(_) | JwtError::Invalid(_) => "MalformedJWT: The token provided is not a valid JWT".into(),
         JwtError::BadSignature => "JwtSignatureError: Failed to validate JWT signature".into(),
         JwtError::Claims(m) => format!("InvalidJWTToken: {m}"),
     }
