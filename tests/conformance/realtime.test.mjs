@@ -199,7 +199,9 @@ test('bad input on the socket: garbage, unknown topics, bad filters, bad tokens'
   // An oversized frame closes that socket only.
   const closed = new Promise((r) => s.ws.on('close', (code) => r(code)));
   s.ws.send('x'.repeat(5_100_000));
-  assert.equal(await closed, 1009);
+  // The server sends close code 1009; when the rest of the oversized frame is still
+  // unread, closing the TCP socket resets it and the client may only see 1006.
+  assert.ok([1009, 1006].includes(await closed));
   // Everyone else is still served.
   const a1 = await device(server, alice);
   const got = [];

@@ -41,6 +41,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
+use axum::serve::ListenerExt;
 use futures_util::StreamExt;
 use tokio::sync::{oneshot, RwLock};
 use tokio::task::JoinHandle;
@@ -264,6 +265,9 @@ impl DevServer {
             std::process::id(),
             DB_COUNTER.fetch_add(1, Ordering::Relaxed)
         );
+        let slot = realtime::open_slot(&db_url, &slot)
+            .await
+            .map_err(|e| StartError::Postgres(format!("cannot create the Realtime replication slot: {e}")))?;
         tasks.push(tokio::spawn(realtime::run_change_poller(state.clone(), db_url.clone(), slot)));
 
         let app = axum::Router::new()
@@ -275,6 +279,11 @@ impl DevServer {
             .with_state(state.clone());
         let (tx, rx) = oneshot::channel::<()>();
         tasks.push(tokio::spawn(async move {
+            // Realtime frames are small and clients rarely send: without TCP_NODELAY,
+            // Nagle's algorithm waits for delayed ACKs and adds up to 200 ms per frame.
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             let _ = axum::serve(listener, app)
                 .with_graceful_shutdown(async {
                     let _ = rx.await;

@@ -42,20 +42,16 @@ struct Change {
     old: Map<String, Value>,
 }
 
-/// Run the poller until the process ends or the connection fails for good.
-pub async fn run(st: Arc<AppState>, db_url: String, slot: String) {
-    loop {
-        match poll_loop(&st, &db_url, &slot).await {
-            Ok(()) => return,
-            Err(e) => {
-                tracing::warn!("realtime: change poller stopped ({e}); restarting in 1 s");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
-    }
+/// A connection holding the replication slot, ready to poll.
+pub struct SlotConnection {
+    client: Client,
+    slot: String,
 }
 
-async fn poll_loop(st: &Arc<AppState>, db_url: &str, slot: &str) -> Result<(), String> {
+/// Connect and create the temporary slot. Changes committed from here on will be
+/// delivered; the server creates this before it serves, so that "Subscribed to
+/// PostgreSQL" is never sent while changes could still be missed.
+pub async fn open_slot(db_url: &str, slot: &str) -> Result<SlotConnection, String> {
     let (client, conn) = tokio_postgres::connect(db_url, tokio_postgres::NoTls)
         .await
         .map_err(|e| crate::pgerr::describe(&e))?;
@@ -68,25 +64,61 @@ async fn poll_loop(st: &Arc<AppState>, db_url: &str, slot: &str) -> Result<(), S
         .execute("SELECT pg_create_logical_replication_slot($1, 'wal2json', true)", &[&slot])
         .await
         .map_err(pe)?;
+    Ok(SlotConnection {
+        client,
+        slot: slot.to_string(),
+    })
+}
+
+/// Poll until the server stops. If the connection fails, reopen the slot (changes in
+/// between are lost, as when Supabase's Realtime restarts) and go on; joins wait while
+/// the slot is missing.
+pub async fn run(st: Arc<AppState>, db_url: String, first: SlotConnection) {
+    let mut conn = first;
+    loop {
+        st.realtime.set_cdc_ready(true);
+        let e = poll_loop(&st, &conn).await;
+        st.realtime.set_cdc_ready(false);
+        tracing::warn!("realtime: change poller stopped ({e}); reopening the slot");
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            match open_slot(&db_url, &conn.slot).await {
+                Ok(c) => {
+                    conn = c;
+                    break;
+                }
+                Err(e) => tracing::warn!("realtime: cannot reopen the slot: {e}"),
+            }
+        }
+    }
+}
+
+async fn poll_loop(st: &Arc<AppState>, conn: &SlotConnection) -> String {
+    let (client, slot) = (&conn.client, &conn.slot);
     let interval = Duration::from_millis(st.settings.realtime_poll_ms.max(1));
     loop {
-        let rows = client
+        let rows = match client
             .query(
                 "SELECT data FROM pg_logical_slot_get_changes($1, NULL, 1000,
                    'format-version', '2', 'include-pk', '1', 'include-timestamp', '1',
                    'include-type-oids', '1', 'include-transaction', '0', 'actions', 'insert,update,delete')",
-                &[&slot],
+                &[slot],
             )
             .await
-            .map_err(pe)?;
+        {
+            Ok(r) => r,
+            Err(e) => return crate::pgerr::describe(&e),
+        };
         if rows.is_empty() {
             tokio::time::sleep(interval).await;
             continue;
         }
         let raw: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
-        if let Err(e) = deliver(st, &client, &raw).await {
+        let started = std::time::Instant::now();
+        if let Err(e) = deliver(st, client, &raw).await {
             tracing::warn!("realtime: could not deliver a batch of changes: {e}");
         }
+        tracing::debug!("realtime: {} changes handled in {:?}", raw.len(), started.elapsed());
     }
 }
 

@@ -95,6 +95,7 @@ struct Inner {
 #[derive(Default)]
 pub struct Hub {
     inner: Mutex<Inner>,
+    cdc_ready: tokio::sync::watch::Sender<bool>,
 }
 
 fn phx_ref() -> String {
@@ -132,6 +133,17 @@ impl Hub {
         // A panic while holding the lock cannot leave the maps half-updated in a way
         // that matters more than stopping all of Realtime would; keep serving.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the replication slot exists, so that changes committed now will be seen.
+    pub fn set_cdc_ready(&self, ready: bool) {
+        self.cdc_ready.send_replace(ready);
+    }
+
+    /// Wait (up to `limit`) until changes can be captured; false if they cannot.
+    pub async fn wait_cdc_ready(&self, limit: std::time::Duration) -> bool {
+        let mut rx = self.cdc_ready.subscribe();
+        tokio::time::timeout(limit, rx.wait_for(|r| *r)).await.is_ok_and(|r| r.is_ok())
     }
 
     /// A fresh channel id.

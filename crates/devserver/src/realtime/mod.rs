@@ -19,7 +19,7 @@ use axum::Router;
 use serde_json::{json, Value};
 
 use crate::state::AppState;
-pub use cdc::run as run_change_poller;
+pub use cdc::{open_slot, run as run_change_poller};
 use protocol::Vsn;
 
 /// Realtime's inbound frame limit.

@@ -395,6 +395,32 @@ impl Conn {
                 ack,
             },
         );
+        // Register the subscription before replying, so that changes flow by the time
+        // the client sees SUBSCRIBED (Realtime itself only promises that once it sends
+        // "Subscribed to PostgreSQL", which follows).
+        let pg_error = if entries.is_empty() {
+            None
+        } else {
+            let pg_error = match pg_error {
+                None if !self.st.realtime.wait_cdc_ready(Duration::from_secs(10)).await => {
+                    Some("Realtime could not start capturing changes from PostgreSQL; retrying".to_string())
+                }
+                other => other,
+            };
+            if pg_error.is_none() {
+                self.st.realtime.set_pg(
+                    channel_id,
+                    PgSub {
+                        tx: self.tx.clone(),
+                        topic: m.topic.clone(),
+                        role,
+                        claims,
+                        bindings,
+                    },
+                );
+            }
+            pg_error
+        };
         self.reply(&m, "ok", json!({"postgres_changes": echo}));
         if presence_enabled {
             let state = self.st.realtime.presence_state(&m.topic);
@@ -402,19 +428,7 @@ impl Conn {
         }
         if !entries.is_empty() {
             match pg_error {
-                None => {
-                    self.st.realtime.set_pg(
-                        channel_id,
-                        PgSub {
-                            tx: self.tx.clone(),
-                            topic: m.topic.clone(),
-                            role,
-                            claims,
-                            bindings,
-                        },
-                    );
-                    self.system(&m.topic, "postgres_changes", "ok", "Subscribed to PostgreSQL");
-                }
+                None => self.system(&m.topic, "postgres_changes", "ok", "Subscribed to PostgreSQL"),
                 Some(e) => self.system(&m.topic, "postgres_changes", "error", &e),
             }
         }

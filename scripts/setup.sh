@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Install what supasync's demo and tests need on a Debian machine, idempotently:
+# PostgreSQL with wal2json (the dev server's database and Realtime), Node.js and npm
+# (the supabase-js conformance suite), and the Rust toolchain's pieces.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    echo "setup: need root (or sudo) to run: $*" >&2; exit 1; fi
+}
+
+need_apt=()
+pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
+if [ -z "$pg_bin" ] || [ ! -x "$pg_bin/initdb" ]; then need_apt+=(postgresql); fi
+if ! ls /usr/lib/postgresql/*/lib/wal2json.so >/dev/null 2>&1; then need_apt+=(wal2json); fi
+command -v node >/dev/null || need_apt+=(nodejs)
+command -v npm >/dev/null || need_apt+=(npm)
+command -v cc >/dev/null || need_apt+=(build-essential)
+command -v curl >/dev/null || need_apt+=(curl)
+
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "setup: installing ${need_apt[*]}" >&2
+  as_root apt-get update -qq
+  pkgs=()
+  for p in "${need_apt[@]}"; do
+    if [ "$p" = wal2json ]; then
+      # wal2json must match the server's major version; install the server first.
+      if [ -z "$pg_bin" ]; then as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; fi
+      ver=$(ls /usr/lib/postgresql | sort -V | tail -1)
+      pkgs+=("postgresql-$ver-wal2json")
+    else
+      pkgs+=("$p")
+    fi
+  done
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null; then
+  if [ -x "$HOME/.cargo/bin/cargo" ]; then export PATH="$HOME/.cargo/bin:$PATH"; else
+    echo "setup: installing Rust with rustup" >&2
+    curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal >/dev/null
+    export PATH="$HOME/.cargo/bin:$PATH"
+  fi
+fi
+
+# The conformance suite's pinned supabase-js.
+if [ ! -d tests/conformance/node_modules/@supabase/supabase-js ] || [ tests/conformance/package-lock.json -nt tests/conformance/node_modules ]; then
+  (cd tests/conformance && npm ci --no-audit --no-fund --loglevel=error)
+fi

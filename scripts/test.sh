@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The whole test suite: Rust unit and integration tests (the dev server over a real
+# PostgreSQL), then the official supabase-js conformance suite against the dev server.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+export PATH="$HOME/.cargo/bin:$PATH"
+
+echo "== cargo build" >&2
+cargo build --workspace --locked
+echo "== cargo test" >&2
+cargo test --workspace --locked 2>&1 | tee /tmp/supasync-cargo-test.log
+rust_passed=$(grep -E '^test result:' /tmp/supasync-cargo-test.log | awk '{s+=$4} END {print s+0}')
+rust_failed=$(grep -E '^test result:' /tmp/supasync-cargo-test.log | awk '{s+=$6} END {print s+0}')
+
+echo "== supabase-js conformance" >&2
+export SUPASYNC_DEV_BIN="$PWD/target/debug/supasync-dev"
+(cd tests/conformance && node --test --test-concurrency=1 --test-reporter=spec --test-reporter-destination=stdout \
+   --test-reporter=tap --test-reporter-destination=/tmp/supasync-conformance.tap ./*.test.mjs)
+js_passed=$(grep -E '^# pass' /tmp/supasync-conformance.tap | awk '{print $3}')
+js_failed=$(grep -E '^# fail' /tmp/supasync-conformance.tap | awk '{print $3}')
+
+echo
+echo "rust: $rust_passed passed, $rust_failed failed; supabase-js conformance: $js_passed passed, $js_failed failed"
+echo "$((rust_passed + js_passed)) passed, $((rust_failed + js_failed)) failed"
