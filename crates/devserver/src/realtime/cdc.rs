@@ -97,6 +97,7 @@ async fn poll_loop(st: &Arc<AppState>, conn: &SlotConnection) -> String {
     let (client, slot) = (&conn.client, &conn.slot);
     let interval = Duration::from_millis(st.settings.realtime_poll_ms.max(1));
     loop {
+        let polled_at = tokio::time::Instant::now();
         let rows = match client
             .query(
                 "SELECT data FROM pg_logical_slot_get_changes($1, NULL, 1000,
@@ -110,7 +111,8 @@ async fn poll_loop(st: &Arc<AppState>, conn: &SlotConnection) -> String {
             Err(e) => return crate::pgerr::describe(&e),
         };
         if rows.is_empty() {
-            tokio::time::sleep(interval).await;
+            // One poll per interval, however long the poll itself took.
+            tokio::time::sleep_until(polled_at + interval).await;
             continue;
         }
         let raw: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
