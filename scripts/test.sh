@@ -20,6 +20,11 @@ export SUPASYNC_DEV_BIN="$PWD/target/debug/supasync-dev"
 js_passed=$(grep -E '^# pass' /tmp/supasync-conformance.tap | awk '{print $3}')
 js_failed=$(grep -E '^# fail' /tmp/supasync-conformance.tap | awk '{print $3}')
 
+echo "== the README's demo command (smoke mode)" >&2
+demo_port=$(node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")
+if DEMO_SMOKE=1 PORT=$demo_port ./scripts/demo.sh; then demo_passed=1; demo_failed=0; else demo_passed=0; demo_failed=1; fi
+
 echo
-echo "rust: $rust_passed passed, $rust_failed failed; supabase-js conformance: $js_passed passed, $js_failed failed"
-echo "$((rust_passed + js_passed)) passed, $((rust_failed + js_failed)) failed"
+echo "rust: $rust_passed passed, $rust_failed failed; supabase-js conformance: $js_passed passed, $js_failed failed; demo smoke: $demo_passed passed"
+echo "$((rust_passed + js_passed + demo_passed)) passed, $((rust_failed + js_failed + demo_failed)) failed"
+[ "$demo_failed" = 0 ]

@@ -3,7 +3,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, client, newUser, device } from './harness.mjs';
 
-let server, alice, bob, a1, a2, b1, anon, service;
+let server, alice, bob, a1, a2, b1, b2, anon, service;
 
 before(async () => {
   server = await startServer();
@@ -12,6 +12,7 @@ before(async () => {
   a1 = await device(server, alice);
   a2 = await device(server, alice);
   b1 = await device(server, bob);
+  b2 = await device(server, bob);
   anon = client(server);
   service = client(server, { key: server.serviceKey });
 });
@@ -34,6 +35,12 @@ test('RLS isolates users across devices; anon sees nothing', async () => {
   assert.equal(onA2.length, 5);
   const { data: onB } = await b1.from('todos').select('id');
   assert.deepEqual(onB, []);
+  // Bob's own rows are shared between his devices and invisible to Alice's.
+  await b2.from('todos').insert({ task: 'bob only' });
+  const { data: bobOnB1 } = await b1.from('todos').select('task');
+  assert.deepEqual(bobOnB1, [{ task: 'bob only' }]);
+  const { data: bobOnA1 } = await a1.from('todos').select('task').eq('task', 'bob only');
+  assert.deepEqual(bobOnA1, []);
   const { data: onAnon } = await anon.from('todos').select('id');
   assert.deepEqual(onAnon, []);
   const { data: all } = await service.from('todos').select('id').like('task', 'alice%');

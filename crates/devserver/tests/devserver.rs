@@ -218,3 +218,49 @@ fn cli_reports_a_failing_migration() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("002_bad.sql") && err.contains("does not exist"), "{err}");
 }
+
+#[test]
+fn cli_runs_as_an_ordinary_user_too() {
+    // As root the cluster runs as `postgres`; as anyone else, as that user. CI runs as
+    // root, so drop to `nobody` (setpriv execs in place, so signals reach the server).
+    if !nix::unistd::Uid::effective().is_root() {
+        let (mut child, lines) = spawn_cli(&["--port", &free_port().to_string()], &[]);
+        assert_eq!(lines.len(), 4);
+        child.kill().ok();
+        return;
+    }
+    let Ok(Some(nobody)) = nix::unistd::User::from_name("nobody") else {
+        panic!("no `nobody` user to run as");
+    };
+    let port = free_port().to_string();
+    let mut child = Command::new("setpriv")
+        .args([
+            &format!("--reuid={}", nobody.uid),
+            &format!("--regid={}", nobody.gid),
+            "--clear-groups",
+            "--",
+        ])
+        .arg(bin())
+        .args(["--port", &port])
+        .env("TMPDIR", "/tmp")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("setpriv");
+    let out = child.stdout.take().unwrap();
+    let lines: Vec<String> = BufReader::new(out).lines().map_while(Result::ok).take(4).collect();
+    if lines.len() < 4 {
+        let mut err = String::new();
+        let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err);
+        panic!("did not start as nobody: {err}");
+    }
+    assert_eq!(lines[0], format!("SUPABASE_URL=http://127.0.0.1:{port}"));
+    let pg_port: u16 = lines[3].rsplit(':').next().unwrap().split('/').next().unwrap().parse().unwrap();
+    let owner = Command::new("sh")
+        .args(["-c", &format!("ps -o user= -C postgres -o args= | grep -- '-p {pg_port} ' | head -1 | cut -d' ' -f1")])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&owner.stdout).trim(), "nobody", "the cluster runs as the caller");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    assert!(child.wait().unwrap().success());
+}

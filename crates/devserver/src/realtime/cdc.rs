@@ -14,6 +14,7 @@
 //!   poll time*: one query per subscriber and table per poll, run as the subscriber's
 //!   role with its JWT claims. DELETE skips RLS, and its `old_record` is cut to the
 //!   primary key when RLS is on.
+//!
 //! Values are typed by PostgreSQL (`jsonb_populate_recordset` then `to_jsonb`), so
 //! timestamps, arrays and json read exactly as they do over REST.
 
@@ -220,9 +221,8 @@ async fn deliver(st: &Arc<AppState>, client: &Client, raw: &[String]) -> Result<
     let mut tables: HashMap<(String, String), Option<Arc<Table>>> = HashMap::new();
     for c in &changes {
         let key = (c.schema.clone(), c.table.clone());
-        if !tables.contains_key(&key) {
-            let t = st.table(&c.schema, &c.table).await.map(|(_, t)| t);
-            tables.insert(key, t);
+        if let std::collections::hash_map::Entry::Vacant(slot) = tables.entry(key) {
+            slot.insert(st.table(&c.schema, &c.table).await.map(|(_, t)| t));
         }
     }
     type_values(client, &mut changes, &needs_typing, &tables).await?;

@@ -246,10 +246,8 @@ pub fn parse_leaf(column: &str, v: &str) -> Result<Leaf, RestError> {
                 split_top(inner, ',').into_iter().map(|s| unquote(s.trim())).collect()
             };
         }
-        Op::Is => {
-            if !matches!(value.to_ascii_lowercase().as_str(), "null" | "not_null" | "true" | "false" | "unknown") {
-                return Err(filter_error(column, v));
-            }
+        Op::Is if !matches!(value.to_ascii_lowercase().as_str(), "null" | "not_null" | "true" | "false" | "unknown") => {
+            return Err(filter_error(column, v));
         }
         Op::Like | Op::Ilike => leaf.value = value.replace('*', "%"),
         _ => {}
