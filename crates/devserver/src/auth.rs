@@ -260,7 +260,7 @@ async fn signup(State(st): State<Arc<AppState>>, RawQuery(q): RawQuery, headers:
         })?;
         let m = parse_body(&body)?;
         let email = str_field(&m, "email")
-            .ok_or_else(|| AuthError::new(StatusCode::BAD_REQUEST, "validation_failed", "Signup requires a valid password"))?
+            .ok_or_else(|| AuthError::new(StatusCode::BAD_REQUEST, "validation_failed", "Signup requires an email address"))?
             .to_lowercase();
         if !valid_email(&email) {
             return Err(AuthError::new(

@@ -339,6 +339,18 @@ impl Drop for DevServer {
     }
 }
 
+/// Log to stderr, filtered by `SUPASYNC_DEV_LOG` (default `warn`). Tokens are never
+/// logged at any level.
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SUPASYNC_DEV_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+}
+
 /// Reload the schema cache whenever DDL runs (`NOTIFY pgrst` from the event trigger).
 async fn watch_schema(st: Arc<AppState>, url: String) {
     let Ok((client, mut conn)) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await else {

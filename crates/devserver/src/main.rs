@@ -38,13 +38,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SUPASYNC_DEV_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
+    supasync_devserver::init_logging();
     let args = Args::parse();
     let mut b = DevServer::builder()
         .port(args.port)

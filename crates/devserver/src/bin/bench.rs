@@ -74,13 +74,7 @@ fn now_us() -> i64 {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SUPASYNC_DEV_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
+    supasync_devserver::init_logging();
     let dir = tempfile::tempdir()?;
     std::fs::write(dir.path().join("001_bench.sql"), SCHEMA)?;
     eprintln!("starting supasync-dev (private cluster, fsync on)…");
