@@ -51,3 +51,7 @@ create policy "own memories" on public.memories for all
   using (auth.uid() = user_id) with check (auth.uid() = user_id);
 
 alter publication supabase_realtime add table public.conversations, public.messages, public.memories;
+
+select supasync.enable_sync('public.conversations');
+select supasync.enable_sync('public.messages');
+select supasync.enable_sync('public.memories');
