@@ -1,6 +1,30 @@
 //! supasync-core: the platform-free sync engine.
 //!
-//! This crate will hold the outbox, local-id mapping, rollback, merge and the sync state
-//! machine (see docs/ARCHITECTURE.md). It has no I/O of its own: storage, HTTP, Realtime
-//! transport and the clock are traits implemented per platform by `supasync-native`
-//! and `supasync-wasm`. The dev-server issue lays the workspace; the core issue fills it.
+//! Everything that decides *what* to do lives here as plain code: which tables sync and
+//! how they reference each other ([`schema`]), what a row looks like locally (a mirror
+//! of the server's version with an overlay of local changes, [`local_row`]), the outbox
+//! of writes waiting to be pushed and how writes to one row coalesce ([`outbox`]), and
+//! the optimistic write path that turns an app's insert/update/delete into one atomic
+//! store batch ([`writer`]). *How* it is stored or sent is behind traits implemented per
+//! platform: [`store::Store`] (SQLite natively, IndexedDB in the browser, memory in tests).
+//!
+//! Rows are JSON objects at this boundary ([`Row`]); typed rows are a layer above.
+
+pub mod local_row;
+pub mod maybe_send;
+pub mod outbox;
+pub mod schema;
+pub mod store;
+pub mod writer;
+
+#[doc(hidden)]
+pub use async_trait;
+
+/// A row as the app and the server see it: a JSON object.
+pub type Row = serde_json::Map<String, serde_json::Value>;
+
+pub use local_row::{LocalRow, RowStatus};
+pub use outbox::{OutboxEntry, OutboxOp};
+pub use schema::{Schema, SchemaError, TableDecl};
+pub use store::{Store, StoreError, WriteBatch};
+pub use writer::{LocalWriter, WriteError};

@@ -1,0 +1,112 @@
+//! Persistence behind one small trait, implemented per platform: SQLite natively
+//! (`supasync-native`), IndexedDB in the browser (`supasync-wasm`), memory here for the
+//! engine's own tests. Every store runs the same test suite ([`store_suite!`]).
+//!
+//! Writes go through [`Store::apply`], which applies a whole [`WriteBatch`] or nothing:
+//! that is how a row change and its outbox entry (or a pulled page and its cursor) land
+//! together. Reads are plain lookups; the engine serialises writes (one writer).
+
+mod memory;
+#[doc(hidden)]
+pub mod suite;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use memory::MemoryStore;
+
+use crate::local_row::LocalRow;
+use crate::maybe_send::{MaybeSend, MaybeSync};
+use crate::outbox::{OutboxEntry, OutboxOp};
+
+/// What a store can fail with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The storage itself failed (disk, quota, a closed database).
+    #[error("storage failed: {0}")]
+    Io(String),
+    /// What is stored cannot be read back (a corrupt or foreign file).
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// A batch names something that is not there (nothing of the batch was applied).
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The store was written by a newer version of supasync.
+    #[error("the store's format version {found} is newer than this build understands ({supported})")]
+    TooNew { found: u32, supported: u32 },
+}
+
+/// A new outbox entry; the store assigns its `seq`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewOutboxEntry {
+    pub table: String,
+    pub local_id: String,
+    pub op: OutboxOp,
+    pub created_at_ms: i64,
+}
+
+/// One line of the sync history (what happened, when, how many rows, how long, errors).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// Assigned by the store, increasing.
+    pub id: u64,
+    pub at_ms: i64,
+    /// `push`, `pull`, `reject`, `conflict`, …
+    pub kind: String,
+    pub table: Option<String>,
+    pub rows: u64,
+    pub duration_ms: u64,
+    pub error: Option<String>,
+    /// Anything else worth keeping (e.g. the overwritten value of a conflict).
+    pub detail: Value,
+}
+
+/// Everything one atomic write changes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WriteBatch {
+    pub put_rows: Vec<LocalRow>,
+    pub delete_rows: Vec<(String, String)>,
+    pub add_outbox: Vec<NewOutboxEntry>,
+    /// Replace existing entries (matched by `seq`; a missing one fails the batch).
+    pub put_outbox: Vec<OutboxEntry>,
+    pub delete_outbox: Vec<u64>,
+    /// Key/value metadata: cursors, the session, settings. `None` deletes.
+    pub meta: Vec<(String, Option<Value>)>,
+    /// History lines; `id` is ignored and assigned by the store.
+    pub history: Vec<HistoryEntry>,
+}
+
+impl WriteBatch {
+    /// Whether the batch changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.put_rows.is_empty()
+            && self.delete_rows.is_empty()
+            && self.add_outbox.is_empty()
+            && self.put_outbox.is_empty()
+            && self.delete_outbox.is_empty()
+            && self.meta.is_empty()
+            && self.history.is_empty()
+    }
+}
+
+crate::maybe_async_trait! {
+    /// A device's local database for one user.
+    pub trait Store: MaybeSend + MaybeSync {
+        /// One row by its local id.
+        async fn get_row(&self, table: &str, local_id: &str) -> Result<Option<LocalRow>, StoreError>;
+        /// The row whose server id is `server_id` (the id map, server → local).
+        async fn find_by_server_id(&self, table: &str, server_id: &Value) -> Result<Option<LocalRow>, StoreError>;
+        /// Every row of a table, in local-id order.
+        async fn scan(&self, table: &str) -> Result<Vec<LocalRow>, StoreError>;
+        /// The outbox in `seq` order.
+        async fn outbox(&self) -> Result<Vec<OutboxEntry>, StoreError>;
+        /// The newest outbox entry of one row (what a new write coalesces with).
+        async fn last_outbox_entry(&self, table: &str, local_id: &str) -> Result<Option<OutboxEntry>, StoreError>;
+        /// A metadata value.
+        async fn meta(&self, key: &str) -> Result<Option<Value>, StoreError>;
+        /// The newest `limit` history lines, newest first.
+        async fn history(&self, limit: usize) -> Result<Vec<HistoryEntry>, StoreError>;
+        /// Apply a whole batch, or nothing of it.
+        async fn apply(&self, batch: WriteBatch) -> Result<(), StoreError>;
+    }
+}

@@ -1,0 +1,292 @@
+//! The test suite every store runs (DESIGN §6.2): the memory store here, SQLite in
+//! `supasync-native`, IndexedDB in `supasync-wasm`. Each case is an async function over
+//! any [`Store`]; [`store_suite!`](crate::store_suite) turns them into tests for a store
+//! constructor. Cases start from an empty store.
+
+use serde_json::{json, Value};
+
+use super::{HistoryEntry, NewOutboxEntry, Store, StoreError, WriteBatch};
+use crate::local_row::{LocalRow, Overlay, RowStatus};
+use crate::outbox::OutboxOp;
+use crate::Row;
+
+fn obj(v: Value) -> Row {
+    v.as_object().cloned().unwrap_or_default()
+}
+
+fn row(table: &str, local_id: &str, server_id: Option<Value>) -> LocalRow {
+    LocalRow {
+        table: table.into(),
+        local_id: local_id.into(),
+        server_id,
+        mirror: None,
+        overlay: Some(Overlay::Fields { fields: obj(json!({"body": local_id})) }),
+        status: RowStatus::Pending,
+    }
+}
+
+fn new_entry(table: &str, local_id: &str) -> NewOutboxEntry {
+    NewOutboxEntry {
+        table: table.into(),
+        local_id: local_id.into(),
+        op: OutboxOp::Insert { row: obj(json!({"body": local_id})) },
+        created_at_ms: 1_700_000_000_000,
+    }
+}
+
+/// An empty store reads nothing.
+pub async fn empty_store_reads_nothing<S: Store>(s: &S) {
+    assert_eq!(s.get_row("t", "x").await.unwrap(), None);
+    assert_eq!(s.find_by_server_id("t", &json!(1)).await.unwrap(), None);
+    assert!(s.scan("t").await.unwrap().is_empty());
+    assert!(s.outbox().await.unwrap().is_empty());
+    assert_eq!(s.last_outbox_entry("t", "x").await.unwrap(), None);
+    assert_eq!(s.meta("k").await.unwrap(), None);
+    assert!(s.history(10).await.unwrap().is_empty());
+    s.apply(WriteBatch::default()).await.unwrap();
+}
+
+/// A row and its outbox entry land together.
+pub async fn a_row_and_its_outbox_entry_land_together<S: Store>(s: &S) {
+    let r = row("messages", "L1", None);
+    s.apply(WriteBatch {
+        put_rows: vec![r.clone()],
+        add_outbox: vec![new_entry("messages", "L1")],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(s.get_row("messages", "L1").await.unwrap(), Some(r));
+    let ob = s.outbox().await.unwrap();
+    assert_eq!(ob.len(), 1);
+    assert_eq!((ob[0].table.as_str(), ob[0].local_id.as_str()), ("messages", "L1"));
+    assert_eq!(ob[0].attempts, 0);
+    assert!(!ob[0].in_flight);
+}
+
+/// Outbox entries keep their order; seqs only grow; entries can be replaced and removed.
+pub async fn the_outbox_keeps_order<S: Store>(s: &S) {
+    s.apply(WriteBatch {
+        add_outbox: vec![new_entry("t", "a"), new_entry("t", "b")],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    s.apply(WriteBatch {
+        add_outbox: vec![new_entry("t", "c")],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let ob = s.outbox().await.unwrap();
+    let ids: Vec<&str> = ob.iter().map(|e| e.local_id.as_str()).collect();
+    assert_eq!(ids, vec!["a", "b", "c"]);
+    assert!(ob[0].seq < ob[1].seq && ob[1].seq < ob[2].seq);
+    let mut b = ob[1].clone();
+    b.attempts = 3;
+    b.last_error = Some("timeout".into());
+    b.in_flight = true;
+    b.op = OutboxOp::Update { fields: obj(json!({"x": 1})) };
+    s.apply(WriteBatch {
+        put_outbox: vec![b.clone()],
+        delete_outbox: vec![ob[0].seq],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let ob2 = s.outbox().await.unwrap();
+    assert_eq!(ob2, vec![b.clone(), ob[2].clone()]);
+    assert_eq!(s.last_outbox_entry("t", "b").await.unwrap(), Some(b));
+    assert_eq!(s.last_outbox_entry("t", "a").await.unwrap(), None);
+    // Deleting the newest entry never lets its seq be reused.
+    s.apply(WriteBatch {
+        delete_outbox: vec![ob[2].seq],
+        add_outbox: vec![new_entry("t", "d")],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let last = s.outbox().await.unwrap().pop().unwrap();
+    assert_eq!(last.local_id, "d");
+    assert!(last.seq > ob[2].seq);
+}
+
+/// A batch that cannot apply leaves no trace.
+pub async fn a_failed_batch_applies_nothing<S: Store>(s: &S) {
+    s.apply(WriteBatch {
+        add_outbox: vec![new_entry("t", "a")],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let before = s.outbox().await.unwrap();
+    let mut ghost = before[0].clone();
+    ghost.seq += 1000;
+    let err = s
+        .apply(WriteBatch {
+            put_rows: vec![row("t", "new", None)],
+            add_outbox: vec![new_entry("t", "new")],
+            put_outbox: vec![ghost],
+            meta: vec![("k".into(), Some(json!(1)))],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+    assert_eq!(s.get_row("t", "new").await.unwrap(), None);
+    assert_eq!(s.outbox().await.unwrap(), before);
+    assert_eq!(s.meta("k").await.unwrap(), None);
+}
+
+/// The id map: rows are found by their server id, per table.
+pub async fn rows_are_found_by_server_id<S: Store>(s: &S) {
+    s.apply(WriteBatch {
+        put_rows: vec![
+            row("a", "L1", Some(json!("0195a4b2-0000-7000-8000-000000000001"))),
+            row("a", "L2", Some(json!(42))),
+            row("b", "L3", Some(json!(42))),
+            row("a", "L4", None),
+        ],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let by_uuid = s.find_by_server_id("a", &json!("0195a4b2-0000-7000-8000-000000000001")).await.unwrap();
+    assert_eq!(by_uuid.map(|r| r.local_id), Some("L1".into()));
+    assert_eq!(s.find_by_server_id("a", &json!(42)).await.unwrap().map(|r| r.local_id), Some("L2".into()));
+    assert_eq!(s.find_by_server_id("b", &json!(42)).await.unwrap().map(|r| r.local_id), Some("L3".into()));
+    assert_eq!(s.find_by_server_id("a", &json!(43)).await.unwrap(), None);
+    assert_eq!(s.find_by_server_id("a", &json!("42")).await.unwrap(), None, "a string is not a number");
+    let scanned: Vec<String> = s.scan("a").await.unwrap().into_iter().map(|r| r.local_id).collect();
+    assert_eq!(scanned, vec!["L1", "L2", "L4"]);
+}
+
+/// Rows are replaced whole and deleted.
+pub async fn rows_are_replaced_and_deleted<S: Store>(s: &S) {
+    let mut r = row("t", "L1", None);
+    s.apply(WriteBatch {
+        put_rows: vec![r.clone()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    r.server_id = Some(json!(7));
+    r.mirror = Some(obj(json!({"id": 7, "body": "server"})));
+    r.overlay = None;
+    r.status = RowStatus::Rejected { reason: "new row violates row-level security policy".into() };
+    s.apply(WriteBatch {
+        put_rows: vec![r.clone()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(s.get_row("t", "L1").await.unwrap(), Some(r));
+    s.apply(WriteBatch {
+        delete_rows: vec![("t".into(), "L1".into())],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(s.get_row("t", "L1").await.unwrap(), None);
+    assert_eq!(s.find_by_server_id("t", &json!(7)).await.unwrap(), None);
+}
+
+/// JSON values come back exactly as they went in.
+pub async fn json_round_trips_exactly<S: Store>(s: &S) {
+    let fields = obj(json!({
+        "text": "héllo \u{1F600} \"quoted\" \n newline",
+        "big": 9007199254740993u64,
+        "neg": -12.5,
+        "nested": {"a": [1, {"b": null}], "empty": {}},
+        "flag": false,
+        "nothing": null
+    }));
+    let mut r = row("t", "weird id ' \" ; --", Some(json!({"composite": [1, "x"]})));
+    r.overlay = Some(Overlay::Fields { fields: fields.clone() });
+    s.apply(WriteBatch {
+        put_rows: vec![r.clone()],
+        meta: vec![("cursor:t".into(), Some(json!({"next_txid": 12345, "pending": [1, 2]})))],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(s.get_row("t", "weird id ' \" ; --").await.unwrap(), Some(r));
+    assert_eq!(s.meta("cursor:t").await.unwrap(), Some(json!({"next_txid": 12345, "pending": [1, 2]})));
+}
+
+/// Metadata is set, replaced and deleted.
+pub async fn metadata_is_set_replaced_and_deleted<S: Store>(s: &S) {
+    let set = |v: Option<Value>| WriteBatch {
+        meta: vec![("session".into(), v)],
+        ..Default::default()
+    };
+    s.apply(set(Some(json!({"user": "a"})))).await.unwrap();
+    s.apply(set(Some(json!({"user": "b"})))).await.unwrap();
+    assert_eq!(s.meta("session").await.unwrap(), Some(json!({"user": "b"})));
+    s.apply(set(None)).await.unwrap();
+    assert_eq!(s.meta("session").await.unwrap(), None);
+}
+
+/// History lines get increasing ids and come back newest first.
+pub async fn history_is_newest_first<S: Store>(s: &S) {
+    let h = |kind: &str, rows: u64| HistoryEntry {
+        id: 0,
+        at_ms: 1_700_000_000_000 + rows as i64,
+        kind: kind.into(),
+        table: Some("messages".into()),
+        rows,
+        duration_ms: 5,
+        error: None,
+        detail: json!({}),
+    };
+    s.apply(WriteBatch {
+        history: vec![h("push", 1), h("pull", 2)],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    s.apply(WriteBatch {
+        history: vec![h("conflict", 3)],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let got = s.history(2).await.unwrap();
+    assert_eq!(got.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(), vec!["conflict", "pull"]);
+    assert!(got[0].id > got[1].id);
+    assert_eq!(s.history(10).await.unwrap().len(), 3);
+}
+
+/// Run every case of the store suite as a `#[test]` against stores made by `$make`
+/// (an expression evaluated once per case, giving a fresh empty store).
+#[macro_export]
+macro_rules! store_suite {
+    ($make:expr) => {
+        $crate::store_suite!(@cases $make;
+            empty_store_reads_nothing,
+            a_row_and_its_outbox_entry_land_together,
+            the_outbox_keeps_order,
+            a_failed_batch_applies_nothing,
+            rows_are_found_by_server_id,
+            rows_are_replaced_and_deleted,
+            json_round_trips_exactly,
+            metadata_is_set_replaced_and_deleted,
+            history_is_newest_first
+        );
+    };
+    (@cases $make:expr; $($case:ident),*) => {
+        $(
+            #[test]
+            fn $case() {
+                let store = $make;
+                $crate::store::suite::block_on($crate::store::suite::$case(&store));
+            }
+        )*
+    };
+}
+
+/// Run a future to completion on this thread (the suite's stores need no runtime).
+#[cfg(feature = "store-suite")]
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    futures_executor::block_on(f)
+}
