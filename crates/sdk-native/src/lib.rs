@@ -1,5 +1,8 @@
 //! supasync-native: supasync for native apps (Tauri, Rust, and through uniffi Swift,
-//! Kotlin and Python): the SQLite store and tokio transports behind `supasync-core`'s
-//! traits. Filled in by the core issue.
+//! Kotlin and Python). It puts `supasync-core`'s traits on native ground: the SQLite
+//! store ([`store::SqliteStore`]) and, next, tokio transports and the app-facing API.
 
+pub mod store;
+
+pub use store::SqliteStore;
 pub use supasync_core as core;

@@ -258,10 +258,12 @@ pub async fn history_is_newest_first<S: Store>(s: &S) {
 }
 
 /// Run every case of the store suite as a `#[test]` against stores made by `$make`
-/// (an expression evaluated once per case, giving a fresh empty store).
+/// (an expression evaluated once per case, giving a fresh empty store). With
+/// `guarded:`, `$make` gives `(guard, store)` and the guard (a temporary directory, say)
+/// lives until the case ends.
 #[macro_export]
 macro_rules! store_suite {
-    ($make:expr) => {
+    (guarded: $make:expr) => {
         $crate::store_suite!(@cases $make;
             empty_store_reads_nothing,
             a_row_and_its_outbox_entry_land_together,
@@ -274,11 +276,14 @@ macro_rules! store_suite {
             history_is_newest_first
         );
     };
+    ($make:expr) => {
+        $crate::store_suite!(guarded: ((), $make));
+    };
     (@cases $make:expr; $($case:ident),*) => {
         $(
             #[test]
             fn $case() {
-                let store = $make;
+                let (_guard, store) = $make;
                 $crate::store::suite::block_on($crate::store::suite::$case(&store));
             }
         )*

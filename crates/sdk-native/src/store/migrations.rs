@@ -1,0 +1,53 @@
+//! Numbered migrations of the store's file format. Each runs once, in order, in one
+//! transaction with the `user_version` bump, so a crash mid-upgrade leaves the old
+//! version intact. A file from a newer build is refused, not guessed at.
+
+use rusqlite::Connection;
+use supasync_core::store::StoreError;
+
+/// The format this build writes.
+pub const SCHEMA_VERSION: u32 = 2;
+
+const MIGRATIONS: [&str; 2] = [
+    // 1: rows, outbox, metadata.
+    "CREATE TABLE rows (
+        tbl TEXT NOT NULL,
+        local_id TEXT NOT NULL,
+        server_id TEXT,
+        data TEXT NOT NULL,
+        PRIMARY KEY (tbl, local_id)
+     ) WITHOUT ROWID;
+     CREATE INDEX rows_by_server_id ON rows (tbl, server_id) WHERE server_id IS NOT NULL;
+     CREATE TABLE outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        tbl TEXT NOT NULL,
+        local_id TEXT NOT NULL,
+        data TEXT NOT NULL
+     );
+     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;",
+    // 2: sync history, and the per-row outbox lookup used by every local write.
+    "CREATE TABLE history (id INTEGER PRIMARY KEY AUTOINCREMENT, data TEXT NOT NULL);
+     CREATE INDEX outbox_by_row ON outbox (tbl, local_id, seq);",
+];
+
+fn err(e: rusqlite::Error) -> StoreError {
+    StoreError::Io(format!("store migration: {e}"))
+}
+
+/// Bring the file up to `target` (normally [`SCHEMA_VERSION`]).
+pub fn upgrade(conn: &mut Connection, target: u32) -> Result<(), StoreError> {
+    let found: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(err)?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::TooNew {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for v in found..target.min(SCHEMA_VERSION) {
+        let tx = conn.transaction().map_err(err)?;
+        tx.execute_batch(MIGRATIONS[v as usize]).map_err(err)?;
+        tx.pragma_update(None, "user_version", v + 1).map_err(err)?;
+        tx.commit().map_err(err)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,136 @@
+//! The SQLite store: the shared store suite, plus what only a file can show — data
+//! surviving a reopen, the format upgrade, a corrupt or too-new file refused clearly.
+
+use serde_json::json;
+use supasync_core::local_row::{LocalRow, Overlay, RowStatus};
+use supasync_core::store::suite::block_on;
+use supasync_core::store::{NewOutboxEntry, Store, StoreError, WriteBatch};
+use supasync_core::OutboxOp;
+use supasync_native::store::SCHEMA_VERSION;
+use supasync_native::SqliteStore;
+
+mod suite {
+    supasync_core::store_suite!(supasync_native::SqliteStore::in_memory().expect("open"));
+}
+
+mod suite_on_disk {
+    supasync_core::store_suite!(guarded: {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = supasync_native::SqliteStore::open(dir.path().join("replica.db")).expect("open");
+        (dir, store)
+    });
+}
+
+fn a_row(local_id: &str) -> LocalRow {
+    LocalRow {
+        table: "messages".into(),
+        local_id: local_id.into(),
+        server_id: None,
+        mirror: None,
+        overlay: Some(Overlay::Fields { fields: json!({"body": "kept"}).as_object().unwrap().clone() }),
+        status: RowStatus::Pending,
+    }
+}
+
+fn batch(local_id: &str) -> WriteBatch {
+    WriteBatch {
+        put_rows: vec![a_row(local_id)],
+        add_outbox: vec![NewOutboxEntry {
+            table: "messages".into(),
+            local_id: local_id.into(),
+            op: OutboxOp::Insert { row: json!({"body": "kept"}).as_object().unwrap().clone() },
+            created_at_ms: 1,
+        }],
+        meta: vec![("cursor:messages".into(), Some(json!({"next_txid": 9})))],
+        ..Default::default()
+    }
+}
+
+#[test]
+fn data_survives_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("replica.db");
+    block_on(async {
+        let s = SqliteStore::open(&path).unwrap();
+        s.apply(batch("L1")).await.unwrap();
+    });
+    block_on(async {
+        let s = SqliteStore::open(&path).unwrap();
+        assert_eq!(s.get_row("messages", "L1").await.unwrap(), Some(a_row("L1")));
+        assert_eq!(s.outbox().await.unwrap().len(), 1);
+        assert_eq!(s.meta("cursor:messages").await.unwrap(), Some(json!({"next_txid": 9})));
+    });
+}
+
+#[test]
+fn an_old_format_is_upgraded_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("replica.db");
+    block_on(async {
+        let old = SqliteStore::open_at_version(&path, 1).unwrap();
+        old.apply(WriteBatch { history: vec![], ..batch("L1") }).await.unwrap();
+    });
+    let v: u32 = rusqlite::Connection::open(&path).unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+    assert_eq!(v, 1);
+    block_on(async {
+        let s = SqliteStore::open(&path).unwrap();
+        assert_eq!(s.get_row("messages", "L1").await.unwrap(), Some(a_row("L1")), "data kept");
+        assert_eq!(s.last_outbox_entry("messages", "L1").await.unwrap().map(|e| e.local_id), Some("L1".into()));
+        s.apply(WriteBatch {
+            history: vec![supasync_core::store::HistoryEntry {
+                id: 0,
+                at_ms: 1,
+                kind: "push".into(),
+                table: None,
+                rows: 1,
+                duration_ms: 1,
+                error: None,
+                detail: json!({}),
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        assert_eq!(s.history(5).await.unwrap().len(), 1, "the new table works");
+    });
+    let v: u32 = rusqlite::Connection::open(&path).unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+    assert_eq!(v, SCHEMA_VERSION);
+}
+
+#[test]
+fn a_corrupt_file_is_refused_clearly_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("replica.db");
+    let garbage = b"this is not a SQLite database, just some bytes that happen to be here.".repeat(100);
+    std::fs::write(&path, &garbage).unwrap();
+    let err = SqliteStore::open(&path).err().expect("must fail");
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+    assert_eq!(std::fs::read(&path).unwrap(), garbage, "the file is not overwritten");
+}
+
+#[test]
+fn a_file_from_a_newer_build_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("replica.db");
+    rusqlite::Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
+    let err = SqliteStore::open(&path).err().expect("must fail");
+    assert_eq!(err, StoreError::TooNew { found: 99, supported: SCHEMA_VERSION });
+}
+
+#[test]
+fn a_garbled_row_document_is_reported_as_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("replica.db");
+    block_on(async {
+        SqliteStore::open(&path).unwrap().apply(batch("L1")).await.unwrap();
+    });
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute("UPDATE rows SET data = '{not json' WHERE local_id = 'L1'", [])
+        .unwrap();
+    block_on(async {
+        let s = SqliteStore::open(&path).unwrap();
+        assert!(matches!(s.get_row("messages", "L1").await, Err(StoreError::Corrupt(_))));
+        assert_eq!(s.outbox().await.unwrap().len(), 1, "the rest is still readable");
+    });
+}
