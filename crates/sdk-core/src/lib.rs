@@ -10,11 +10,18 @@
 //!
 //! Rows are JSON objects at this boundary ([`Row`]); typed rows are a layer above.
 
+pub mod auth;
+pub mod classify;
+pub mod client;
+pub mod engine;
 pub mod local_row;
 pub mod maybe_send;
 pub mod outbox;
+pub mod pull;
+pub mod push;
 pub mod schema;
 pub mod store;
+pub mod transport;
 pub mod writer;
 
 #[doc(hidden)]
@@ -23,6 +30,7 @@ pub use async_trait;
 /// A row as the app and the server see it: a JSON object.
 pub type Row = serde_json::Map<String, serde_json::Value>;
 
+pub use engine::{Engine, EngineConfig, EngineError, Query, RowView, Status};
 pub use local_row::{LocalRow, RowStatus};
 pub use outbox::{OutboxEntry, OutboxOp};
 pub use schema::{Schema, SchemaError, TableDecl};

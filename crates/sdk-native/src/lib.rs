@@ -2,7 +2,9 @@
 //! Kotlin and Python). It puts `supasync-core`'s traits on native ground: the SQLite
 //! store ([`store::SqliteStore`]) and, next, tokio transports and the app-facing API.
 
+pub mod http;
 pub mod store;
 
+pub use http::{system_now_ms, ReqwestHttp};
 pub use store::SqliteStore;
 pub use supasync_core as core;

@@ -1,0 +1,414 @@
+//! The engine: one user's replica on one device. It owns the schema, the store, the
+//! Supabase client and the session, serialises local writes (one writer), and runs push
+//! ([`crate::push`]) and pull ([`crate::pull`]). Platform crates wrap it with their
+//! runtime (timers, Realtime) and their API style.
+
+use async_lock::Mutex;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::auth::{self, Session, SESSION_KEY};
+use crate::client::{Client, Project, RequestError};
+use crate::classify::Failure;
+use crate::local_row::{LocalRow, Overlay, RowStatus};
+use crate::outbox::{OutboxEntry, OutboxOp};
+use crate::schema::{Schema, SchemaError, TableDecl};
+use crate::store::{HistoryEntry, Store, StoreError, WriteBatch};
+use crate::transport::Http;
+use crate::writer::{LocalWriter, WriteError};
+use crate::Row;
+
+/// Why an engine call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    #[error("not signed in")]
+    NotSignedIn,
+    #[error("no rejected write for `{0}`")]
+    NoRejected(String),
+}
+
+/// Tunables.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Rows per insert request.
+    pub batch_size: usize,
+    /// Rows per pull page.
+    pub page_size: usize,
+    /// A missing parent is waited for this many pushes, then the write is rejected.
+    pub max_parent_waits: u32,
+    /// Milliseconds since the Unix epoch (the platform's clock).
+    pub now_ms: fn() -> i64,
+}
+
+impl EngineConfig {
+    /// Defaults with the given clock.
+    pub fn with_clock(now_ms: fn() -> i64) -> EngineConfig {
+        EngineConfig {
+            batch_size: 500,
+            page_size: 1000,
+            max_parent_waits: 5,
+            now_ms,
+        }
+    }
+}
+
+/// A row as queries return it: what the app sees, plus its sync status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RowView {
+    pub local_id: String,
+    pub row: Row,
+    pub status: RowStatus,
+}
+
+/// A local query: equality filters, one order, a limit.
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    pub filters: Vec<(String, Value)>,
+    pub order: Option<(String, bool)>,
+    pub limit: Option<usize>,
+}
+
+/// What the app shows about sync.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub signed_in: Option<String>,
+    pub pending: usize,
+    pub rejected: usize,
+    pub oldest_pending_ms: Option<i64>,
+    pub last_sync: serde_json::Map<String, Value>,
+}
+
+/// One device's replica of one user's data.
+pub struct Engine<S: Store, H: Http> {
+    pub schema: Schema,
+    pub store: S,
+    pub(crate) client: Client<H>,
+    pub(crate) cfg: EngineConfig,
+    pub(crate) session: Mutex<Option<Session>>,
+    /// One writer: local writes, push results and pulls apply one at a time.
+    pub(crate) writer: Mutex<()>,
+}
+
+impl<S: Store, H: Http> Engine<S, H> {
+    /// Open a replica; a persisted session is picked up.
+    pub async fn open(schema: Schema, store: S, http: H, project: Project, cfg: EngineConfig) -> Result<Self, EngineError> {
+        let session = match store.meta(SESSION_KEY).await? {
+            Some(v) => Some(serde_json::from_value(v).map_err(|e| StoreError::Corrupt(format!("session: {e}")))?),
+            None => None,
+        };
+        Ok(Engine {
+            schema,
+            store,
+            client: Client::new(project, http),
+            cfg,
+            session: Mutex::new(session),
+            writer: Mutex::new(()),
+        })
+    }
+
+    pub(crate) fn now_ms(&self) -> i64 {
+        (self.cfg.now_ms)()
+    }
+
+    // ---- auth ----
+
+    async fn keep_session(&self, s: Session) -> Result<Session, EngineError> {
+        self.store
+            .apply(WriteBatch {
+                meta: vec![(SESSION_KEY.into(), Some(json!(s)))],
+                ..Default::default()
+            })
+            .await?;
+        *self.session.lock().await = Some(s.clone());
+        Ok(s)
+    }
+
+    /// Create an account (confirmed at once on projects without email confirmation).
+    pub async fn sign_up(&self, email: &str, password: &str) -> Result<Session, EngineError> {
+        let s = auth::sign_up(&self.client, email, password, self.now_ms() / 1000).await?;
+        self.keep_session(s).await
+    }
+
+    /// Sign in with a password.
+    pub async fn sign_in(&self, email: &str, password: &str) -> Result<Session, EngineError> {
+        let s = auth::sign_in(&self.client, email, password, self.now_ms() / 1000).await?;
+        self.keep_session(s).await
+    }
+
+    /// Sign out; `wipe` also deletes this user's local data (rows, outbox, cursors).
+    pub async fn sign_out(&self, wipe: bool) -> Result<(), EngineError> {
+        let s = self.session.lock().await.clone();
+        if let Some(s) = s {
+            // A network failure must not keep the user signed in locally.
+            let _ = auth::sign_out(&self.client, &s.access_token).await;
+        }
+        let _w = self.writer.lock().await;
+        let mut batch = WriteBatch {
+            meta: vec![(SESSION_KEY.into(), None)],
+            ..Default::default()
+        };
+        if wipe {
+            for t in self.schema.tables() {
+                for r in self.store.scan(&t.name).await? {
+                    batch.delete_rows.push((r.table, r.local_id));
+                }
+                batch.meta.push((format!("cursor:{}", t.name), None));
+                batch.meta.push((format!("tombstones:{}", t.name), None));
+            }
+            batch.delete_outbox = self.store.outbox().await?.iter().map(|e| e.seq).collect();
+        }
+        self.store.apply(batch).await?;
+        *self.session.lock().await = None;
+        Ok(())
+    }
+
+    /// The current session, refreshed first if it expires within a minute.
+    pub async fn session(&self) -> Result<Session, EngineError> {
+        let s = self.session.lock().await.clone().ok_or(EngineError::NotSignedIn)?;
+        if s.expires_at - self.now_ms() / 1000 > 60 {
+            return Ok(s);
+        }
+        self.refresh().await
+    }
+
+    /// Refresh the access token now (refresh-token rotation).
+    pub async fn refresh(&self) -> Result<Session, EngineError> {
+        let s = self.session.lock().await.clone().ok_or(EngineError::NotSignedIn)?;
+        let fresh = auth::refresh(&self.client, &s.refresh_token, self.now_ms() / 1000).await?;
+        self.keep_session(fresh).await
+    }
+
+    /// Run `f` with a token; on 401 refresh once and run it again.
+    pub(crate) async fn authed<T, F, Fut>(&self, f: F) -> Result<T, RequestError>
+    where
+        F: Fn(String) -> Fut,
+        Fut: std::future::Future<Output = Result<T, RequestError>>,
+    {
+        let token = match self.session().await {
+            Ok(s) => s.access_token,
+            Err(EngineError::Request(e)) => return Err(e),
+            Err(e) => return Err(RequestError::BadAnswer(e.to_string())),
+        };
+        match f(token).await {
+            Err(e) if e.failure() == Failure::Unauthorized => {
+                let fresh = match self.refresh().await {
+                    Ok(s) => s.access_token,
+                    Err(EngineError::Request(re)) => return Err(re),
+                    Err(_) => return Err(e),
+                };
+                f(fresh).await
+            }
+            other => other,
+        }
+    }
+
+    // ---- local data ----
+
+    /// Insert a row locally (seen at once; pushed later). Returns its view.
+    pub async fn insert(&self, table: &str, row: &Value) -> Result<RowView, EngineError> {
+        let _w = self.writer.lock().await;
+        let w = LocalWriter { schema: &self.schema, store: &self.store };
+        let r = w.insert(table, row, self.now_ms()).await?;
+        self.view(&r).ok_or_else(|| StoreError::NotFound(r.local_id.clone()).into())
+    }
+
+    /// Change fields of a row.
+    pub async fn update(&self, table: &str, local_id: &str, fields: &Value) -> Result<RowView, EngineError> {
+        let _w = self.writer.lock().await;
+        let w = LocalWriter { schema: &self.schema, store: &self.store };
+        let r = w.update(table, local_id, fields, self.now_ms()).await?;
+        self.view(&r).ok_or_else(|| StoreError::NotFound(r.local_id.clone()).into())
+    }
+
+    /// Delete a row.
+    pub async fn delete(&self, table: &str, local_id: &str) -> Result<(), EngineError> {
+        let _w = self.writer.lock().await;
+        let w = LocalWriter { schema: &self.schema, store: &self.store };
+        Ok(w.delete(table, local_id, self.now_ms()).await?)
+    }
+
+    pub(crate) fn view(&self, r: &LocalRow) -> Option<RowView> {
+        let decl = self.schema.table(&r.table).ok()?;
+        Some(RowView {
+            local_id: r.local_id.clone(),
+            row: r.visible(&decl.local_id)?,
+            status: r.status.clone(),
+        })
+    }
+
+    /// One row, as the app sees it.
+    pub async fn get(&self, table: &str, local_id: &str) -> Result<Option<RowView>, EngineError> {
+        self.schema.table(table)?;
+        Ok(self.store.get_row(table, local_id).await?.and_then(|r| self.view(&r)))
+    }
+
+    /// Rows of a table matching equality filters, ordered and limited.
+    pub async fn query(&self, table: &str, q: &Query) -> Result<Vec<RowView>, EngineError> {
+        self.schema.table(table)?;
+        let mut out: Vec<RowView> = self
+            .store
+            .scan(table)
+            .await?
+            .iter()
+            .filter_map(|r| self.view(r))
+            .filter(|v| q.filters.iter().all(|(k, want)| v.row.get(k).unwrap_or(&Value::Null) == want))
+            .collect();
+        if let Some((col, desc)) = &q.order {
+            out.sort_by(|a, b| {
+                let o = compare(a.row.get(col), b.row.get(col));
+                if *desc {
+                    o.reverse()
+                } else {
+                    o
+                }
+            });
+        }
+        if let Some(l) = q.limit {
+            out.truncate(l);
+        }
+        Ok(out)
+    }
+
+    /// Pending and rejected counts, the oldest pending write, last sync per table.
+    pub async fn status(&self) -> Result<Status, EngineError> {
+        let ob = self.store.outbox().await?;
+        let mut last_sync = serde_json::Map::new();
+        for t in self.schema.tables() {
+            if let Some(v) = self.store.meta(&format!("last_sync:{}", t.name)).await? {
+                last_sync.insert(t.name.clone(), v);
+            }
+        }
+        let pending: Vec<&OutboxEntry> = ob.iter().filter(|e| e.rejected.is_none()).collect();
+        Ok(Status {
+            signed_in: self.session.lock().await.as_ref().map(|s| s.user_id.clone()),
+            pending: pending.len(),
+            rejected: ob.len() - pending.len(),
+            oldest_pending_ms: pending.iter().map(|e| e.created_at_ms).min(),
+            last_sync,
+        })
+    }
+
+    /// Writes the server refused, with their reasons.
+    pub async fn rejected(&self) -> Result<Vec<OutboxEntry>, EngineError> {
+        Ok(self.store.outbox().await?.into_iter().filter(|e| e.rejected.is_some()).collect())
+    }
+
+    /// The sync history, newest first.
+    pub async fn history(&self, limit: usize) -> Result<Vec<HistoryEntry>, EngineError> {
+        Ok(self.store.history(limit).await?)
+    }
+
+    async fn rejected_entries(&self, local_id: &str) -> Result<Vec<OutboxEntry>, EngineError> {
+        let es: Vec<OutboxEntry> = self
+            .store
+            .outbox()
+            .await?
+            .into_iter()
+            .filter(|e| e.local_id == local_id && e.rejected.is_some())
+            .collect();
+        if es.is_empty() {
+            return Err(EngineError::NoRejected(local_id.into()));
+        }
+        Ok(es)
+    }
+
+    /// Queue a rejected write again (after the cause was fixed, e.g. a policy).
+    pub async fn retry(&self, local_id: &str) -> Result<(), EngineError> {
+        let _w = self.writer.lock().await;
+        let es = self.rejected_entries(local_id).await?;
+        let mut batch = WriteBatch::default();
+        let table = es[0].table.clone();
+        let mut row = self
+            .store
+            .get_row(&table, local_id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(local_id.into()))?;
+        let mut overlay = Row::new();
+        let mut deleted = false;
+        for mut e in es {
+            match &e.op {
+                OutboxOp::Insert { row } => overlay.extend(row.clone()),
+                OutboxOp::Update { fields } => overlay.extend(fields.clone()),
+                OutboxOp::Delete => deleted = true,
+            }
+            e.rejected = None;
+            e.attempts = 0;
+            e.last_error = None;
+            batch.put_outbox.push(e);
+        }
+        row.overlay = Some(if deleted { Overlay::Deleted } else { Overlay::Fields { fields: overlay } });
+        row.status = RowStatus::Pending;
+        batch.put_rows.push(row);
+        Ok(self.store.apply(batch).await?)
+    }
+
+    /// Drop a rejected write for good: the row shows the server's version again (or
+    /// disappears if it never reached the server).
+    pub async fn discard(&self, local_id: &str) -> Result<(), EngineError> {
+        let _w = self.writer.lock().await;
+        let es = self.rejected_entries(local_id).await?;
+        let table = es[0].table.clone();
+        let mut batch = WriteBatch {
+            delete_outbox: es.iter().map(|e| e.seq).collect(),
+            ..Default::default()
+        };
+        if let Some(mut row) = self.store.get_row(&table, local_id).await? {
+            if row.mirror.is_none() {
+                batch.delete_rows.push((table, local_id.into()));
+            } else {
+                row.overlay = None;
+                row.status = RowStatus::Synced;
+                batch.put_rows.push(row);
+            }
+        }
+        Ok(self.store.apply(batch).await?)
+    }
+
+    /// Push, then pull.
+    pub async fn sync(&self) -> Result<(crate::push::PushReport, crate::pull::PullReport), EngineError> {
+        let push = self.push().await?;
+        let pull = self.pull().await?;
+        Ok((push, pull))
+    }
+
+    pub(crate) fn decl(&self, table: &str) -> Result<&TableDecl, EngineError> {
+        Ok(self.schema.table(table)?)
+    }
+
+    pub(crate) fn history_line(&self, kind: &str, table: Option<&str>, rows: u64, started_ms: i64, error: Option<String>, detail: Value) -> HistoryEntry {
+        let now = self.now_ms();
+        HistoryEntry {
+            id: 0,
+            at_ms: now,
+            kind: kind.into(),
+            table: table.map(str::to_string),
+            rows,
+            duration_ms: (now - started_ms).max(0) as u64,
+            error,
+            detail,
+        }
+    }
+}
+
+/// Order JSON values for local queries: null first, then numbers, strings, others.
+fn compare(a: Option<&Value>, b: Option<&Value>) -> std::cmp::Ordering {
+    use std::cmp::Ordering::*;
+    use Value::*;
+    match (a.unwrap_or(&Null), b.unwrap_or(&Null)) {
+        (Null, Null) => Equal,
+        (Null, _) => Less,
+        (_, Null) => Greater,
+        (Number(x), Number(y)) => x.as_f64().partial_cmp(&y.as_f64()).unwrap_or(Equal),
+        (String(x), String(y)) => x.cmp(y),
+        (Bool(x), Bool(y)) => x.cmp(y),
+        (x, y) => x.to_string().cmp(&y.to_string()),
+    }
+}

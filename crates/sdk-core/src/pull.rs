@@ -1,0 +1,287 @@
+//! Pull and catch-up (DESIGN §2.5): bring back everything that changed on the server.
+//!
+//! Per table, parents first, with one server snapshot for the whole pull
+//! (`supasync_snapshot()`, from the SQL kit): the rows of transactions that were still
+//! running last time (*pending*), then keyset pages in `(sync_txid, key)` order below the
+//! snapshot's `xmax`; then tombstones the same way. Each page lands in one store batch;
+//! the cursor moves only when the table is done, so a crash re-pulls, never skips.
+//! Server rows update the mirror; a pending local change stays on top of it. References
+//! come back as the parent's local id. A new device restores everything this way.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::client::enc;
+use crate::engine::{Engine, EngineError};
+use crate::local_row::{LocalRow, Overlay, RowStatus};
+use crate::schema::TableDecl;
+use crate::store::{Store, StoreError, WriteBatch};
+use crate::transport::Http;
+use crate::Row;
+
+/// Where a table's pull resumes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Cursor {
+    /// Rows written by transactions from this id on.
+    pub next_txid: i64,
+    /// Transactions that were running at the last pull.
+    pub pending: Vec<i64>,
+}
+
+/// What one pull brought.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PullReport {
+    pub rows: usize,
+    pub deleted: usize,
+    pub requests: usize,
+}
+
+struct Snapshot {
+    xmax: i64,
+    xip: Vec<i64>,
+}
+
+impl<S: Store, H: Http> Engine<S, H> {
+    async fn snapshot(&self) -> Result<Snapshot, EngineError> {
+        let v = self
+            .authed(|t| async move { self.client.rpc("supasync_snapshot", &json!({}), &t).await })
+            .await?;
+        let xmax = v.get("xmax").and_then(Value::as_i64);
+        let xip = v.get("xip").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_i64).collect());
+        match (xmax, xip) {
+            (Some(xmax), Some(xip)) => Ok(Snapshot { xmax, xip }),
+            _ => Err(crate::client::RequestError::BadAnswer(format!(
+                "supasync_snapshot() returned {v}; is the SQL kit applied?"
+            ))
+            .into()),
+        }
+    }
+
+    async fn cursor(&self, key: &str) -> Result<Cursor, EngineError> {
+        match self.store.meta(key).await? {
+            Some(v) => Ok(serde_json::from_value(v).map_err(|e| StoreError::Corrupt(format!("{key}: {e}")))?),
+            None => Ok(Cursor::default()),
+        }
+    }
+
+    async fn get_rows(&self, table: &str, query: String) -> Result<Vec<Row>, EngineError> {
+        let rows = self
+            .authed(|t| {
+                let q = query.clone();
+                async move { self.client.select(table, &q, &t).await }
+            })
+            .await?;
+        rows.into_iter()
+            .map(|r| match r {
+                Value::Object(m) => Ok(m),
+                other => Err(crate::client::RequestError::BadAnswer(format!("a row is not an object: {other}")).into()),
+            })
+            .collect()
+    }
+
+    /// Pull every table, parents first.
+    pub async fn pull(&self) -> Result<PullReport, EngineError> {
+        let _w = self.writer.lock().await;
+        let mut report = PullReport::default();
+        let snap = self.snapshot().await?;
+        report.requests += 1;
+        let tables: Vec<TableDecl> = self.schema.parent_order().cloned().collect();
+        for decl in &tables {
+            let started = self.now_ms();
+            let before = (report.rows, report.deleted);
+            self.pull_rows(decl, &snap, &mut report).await?;
+            self.pull_tombstones(decl, &snap, &mut report).await?;
+            let mut wb = WriteBatch::default();
+            wb.meta.push((format!("last_sync:{}", decl.name), Some(json!(self.now_ms()))));
+            let (rows, deleted) = (report.rows - before.0, report.deleted - before.1);
+            wb.history.push(self.history_line(
+                "pull",
+                Some(&decl.name),
+                (rows + deleted) as u64,
+                started,
+                None,
+                json!({"rows": rows, "deleted": deleted}),
+            ));
+            self.store.apply(wb).await?;
+        }
+        Ok(report)
+    }
+
+    async fn pull_rows(&self, decl: &TableDecl, snap: &Snapshot, report: &mut PullReport) -> Result<(), EngineError> {
+        let key = format!("cursor:{}", decl.name);
+        let cur = self.cursor(&key).await?;
+        let page = self.cfg.page_size;
+        if !cur.pending.is_empty() {
+            let ids: Vec<String> = cur.pending.iter().map(|x| x.to_string()).collect();
+            let rows = self
+                .get_rows(&decl.name, format!("select=*&sync_txid=in.({})", enc(&ids.join(","))))
+                .await?;
+            report.requests += 1;
+            report.rows += self.apply_server_rows(decl, rows, WriteBatch::default()).await?;
+        }
+        let (k, table) = (enc(&decl.key), &decl.name);
+        let mut after: Option<(i64, String)> = None;
+        loop {
+            let range = match &after {
+                None => format!("sync_txid=gte.{}", cur.next_txid),
+                Some((t, id)) => format!("or={}", enc(&format!("(sync_txid.gt.{t},and(sync_txid.eq.{t},{}.gt.\"{}\"))", decl.key, id.replace('"', "\\\"")))),
+            };
+            let q = format!("select=*&{range}&sync_txid=lt.{}&order=sync_txid.asc,{k}.asc&limit={page}", snap.xmax);
+            let rows = self.get_rows(table, q).await?;
+            report.requests += 1;
+            let n = rows.len();
+            if let Some(last) = rows.last() {
+                let t = last.get("sync_txid").and_then(Value::as_i64).ok_or_else(|| {
+                    crate::client::RequestError::BadAnswer(format!("rows of `{table}` have no sync_txid; run supasync.enable_sync('{table}')"))
+                })?;
+                let id = match last.get(&decl.key) {
+                    Some(Value::String(s)) => s.clone(),
+                    Some(v) => v.to_string(),
+                    None => String::new(),
+                };
+                after = Some((t, id));
+            }
+            report.rows += self.apply_server_rows(decl, rows, WriteBatch::default()).await?;
+            if n < page {
+                break;
+            }
+        }
+        let next = Cursor {
+            next_txid: snap.xmax,
+            pending: snap.xip.clone(),
+        };
+        self.store
+            .apply(WriteBatch {
+                meta: vec![(key, Some(json!(next)))],
+                ..Default::default()
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn pull_tombstones(&self, decl: &TableDecl, snap: &Snapshot, report: &mut PullReport) -> Result<(), EngineError> {
+        let key = format!("tombstones:{}", decl.name);
+        let cur = self.cursor(&key).await?;
+        let base = format!("select=row_id,local_id,sync_txid,id&table_name=eq.{}", enc(&decl.name));
+        let mut found: Vec<Row> = vec![];
+        if !cur.pending.is_empty() {
+            let ids: Vec<String> = cur.pending.iter().map(|x| x.to_string()).collect();
+            found.extend(self.get_rows("supasync_tombstones", format!("{base}&sync_txid=in.({})", enc(&ids.join(",")))).await?);
+            report.requests += 1;
+        }
+        let mut after: Option<(i64, i64)> = None;
+        loop {
+            let range = match after {
+                None => format!("sync_txid=gte.{}", cur.next_txid),
+                Some((t, id)) => format!("or={}", enc(&format!("(sync_txid.gt.{t},and(sync_txid.eq.{t},id.gt.{id}))"))),
+            };
+            let page = self
+                .get_rows(
+                    "supasync_tombstones",
+                    format!("{base}&{range}&sync_txid=lt.{}&order=sync_txid.asc,id.asc&limit={}", snap.xmax, self.cfg.page_size),
+                )
+                .await?;
+            report.requests += 1;
+            let n = page.len();
+            if let Some(last) = page.last() {
+                after = Some((
+                    last.get("sync_txid").and_then(Value::as_i64).unwrap_or(0),
+                    last.get("id").and_then(Value::as_i64).unwrap_or(0),
+                ));
+            }
+            found.extend(page);
+            if n < self.cfg.page_size {
+                break;
+            }
+        }
+        let mut wb = WriteBatch::default();
+        for t in found {
+            let local = match t.get("local_id").and_then(Value::as_str) {
+                Some(l) => self.store.get_row(&decl.name, l).await?,
+                None => None,
+            };
+            let row = match local {
+                Some(r) => Some(r),
+                None => match t.get("row_id").and_then(Value::as_str) {
+                    Some(id) => self.find_by_server_text(decl, id).await?,
+                    None => None,
+                },
+            };
+            if let Some(r) = row {
+                wb.delete_rows.push((r.table.clone(), r.local_id.clone()));
+                for e in self.store.outbox().await?.iter().filter(|e| e.table == r.table && e.local_id == r.local_id) {
+                    wb.delete_outbox.push(e.seq);
+                }
+                report.deleted += 1;
+            }
+        }
+        wb.meta.push((
+            key,
+            Some(json!(Cursor {
+                next_txid: snap.xmax,
+                pending: snap.xip.clone(),
+            })),
+        ));
+        self.store.apply(wb).await?;
+        Ok(())
+    }
+
+    /// A row by its server id given as text (tombstones store ids as text).
+    async fn find_by_server_text(&self, decl: &TableDecl, id: &str) -> Result<Option<LocalRow>, EngineError> {
+        if let Some(r) = self.store.find_by_server_id(&decl.name, &Value::String(id.into())).await? {
+            return Ok(Some(r));
+        }
+        if let Ok(n) = id.parse::<i64>() {
+            return Ok(self.store.find_by_server_id(&decl.name, &json!(n)).await?);
+        }
+        Ok(None)
+    }
+
+    /// Apply pulled rows in one batch; returns how many.
+    async fn apply_server_rows(&self, decl: &TableDecl, rows: Vec<Row>, mut wb: WriteBatch) -> Result<usize, EngineError> {
+        let n = rows.len();
+        let mut seen: std::collections::HashMap<String, LocalRow> = std::collections::HashMap::new();
+        for server in rows {
+            let server_id = server.get(&decl.key).cloned();
+            let local_id = match server.get(&decl.local_id) {
+                Some(Value::String(l)) if !l.is_empty() => l.clone(),
+                // Created on the server without a local id: a key derived from its id.
+                _ => match &server_id {
+                    Some(Value::String(s)) => format!("srv:{s}"),
+                    Some(v) => format!("srv:{v}"),
+                    None => continue,
+                },
+            };
+            let mirror = self.to_local(&decl.name, &server, &Row::new()).await?;
+            let existing = match seen.remove(&local_id) {
+                Some(r) => Some(r),
+                None => self.store.get_row(&decl.name, &local_id).await?,
+            };
+            let row = match existing {
+                Some(mut r) => {
+                    if matches!(r.status, RowStatus::Rejected { .. }) && r.overlay.is_none() {
+                        r.status = RowStatus::Synced;
+                    }
+                    r.server_id = server_id;
+                    r.mirror = Some(mirror);
+                    if r.overlay.is_none() {
+                        r.status = RowStatus::Synced;
+                    }
+                    r
+                }
+                None => LocalRow {
+                    table: decl.name.clone(),
+                    local_id: local_id.clone(),
+                    server_id,
+                    mirror: Some(mirror),
+                    overlay: None::<Overlay>,
+                    status: RowStatus::Synced,
+                },
+            };
+            seen.insert(local_id, row);
+        }
+        wb.put_rows.extend(seen.into_values());
+        self.store.apply(wb).await?;
+        Ok(n)
+    }
+}

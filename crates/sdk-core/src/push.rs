@@ -1,0 +1,498 @@
+//! Push: drain the outbox to the server exactly once, in order (DESIGN §2.4).
+//!
+//! - Runs of inserts into one table go as one bulk request: an upsert on
+//!   `(owner, local_id)` with `resolution=ignore-duplicates`, so a retry after a lost
+//!   answer creates no duplicate and overwrites nothing newer; rows the server already
+//!   had are fetched by local id and confirmed.
+//! - References are rewritten from the parent's local id to its server id. Parents go
+//!   first because they were written first; a child whose parent has no server id waits.
+//! - Updates are PATCHes of the changed fields by server id; deletes are DELETEs.
+//! - Failures: transient ones stop the run (order kept, retried next push); a refused
+//!   token is refreshed once; anything permanent in a batch is bisected down to the rows
+//!   at fault, which are rejected with the server's reason and rolled back, their
+//!   dependents with them, while the other rows go through.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::classify::Failure;
+use crate::client::{enc, RequestError};
+use crate::engine::{Engine, EngineError};
+use crate::local_row::{LocalRow, RowStatus};
+use crate::outbox::{OutboxEntry, OutboxOp};
+use crate::store::{Store, WriteBatch};
+use crate::transport::Http;
+use crate::Row;
+
+/// What one push did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PushReport {
+    /// Writes the server confirmed.
+    pub pushed: usize,
+    /// Writes the server refused (now in the rejected list).
+    pub rejected: usize,
+    /// HTTP requests made.
+    pub requests: usize,
+    /// Why the push stopped early, if it did (the rest waits for the next push).
+    pub stopped: Option<String>,
+}
+
+/// The result of sending one run of inserts.
+enum RunOutcome {
+    Done,
+    Stop(String),
+}
+
+/// `"a","b"` quoting for `in.(…)` and `columns=`.
+fn quoted_list<'a>(items: impl Iterator<Item = &'a str>) -> String {
+    items
+        .map(|s| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"")))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+impl<S: Store, H: Http> Engine<S, H> {
+    /// Push every waiting write that can go now.
+    pub async fn push(&self) -> Result<PushReport, EngineError> {
+        let _w = self.writer.lock().await;
+        let user_id = self.session().await?.user_id;
+        let mut report = PushReport::default();
+        let outbox: Vec<OutboxEntry> = self.store.outbox().await?.into_iter().filter(|e| e.rejected.is_none()).collect();
+        let mut refused: HashSet<(String, String)> = HashSet::new();
+        let mut i = 0;
+        while i < outbox.len() {
+            let e = &outbox[i];
+            if refused.contains(&(e.table.clone(), e.local_id.clone())) {
+                i += 1;
+                continue;
+            }
+            match &e.op {
+                OutboxOp::Insert { .. } => {
+                    let mut run = vec![e.clone()];
+                    let mut j = i + 1;
+                    while j < outbox.len()
+                        && run.len() < self.cfg.batch_size
+                        && outbox[j].table == e.table
+                        && matches!(outbox[j].op, OutboxOp::Insert { .. })
+                    {
+                        run.push(outbox[j].clone());
+                        j += 1;
+                    }
+                    i = j;
+                    if let RunOutcome::Stop(why) = self.push_inserts(run, &user_id, &mut report, &mut refused).await? {
+                        report.stopped = Some(why);
+                        break;
+                    }
+                }
+                _ => {
+                    i += 1;
+                    if let RunOutcome::Stop(why) = self.push_change(e.clone(), &mut report, &mut refused).await? {
+                        report.stopped = Some(why);
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// The server id a reference should carry: `Ok(None)` when the parent is known but
+    /// has no server id yet (wait), `Err(reason)` when the parent was rejected.
+    async fn server_ref(&self, parent_table: &str, local: &str) -> Result<Result<Option<Value>, String>, EngineError> {
+        match self.store.get_row(parent_table, local).await? {
+            Some(p) if p.server_id.is_some() => Ok(Ok(p.server_id)),
+            Some(LocalRow { status: RowStatus::Rejected { reason }, .. }) => {
+                Ok(Err(format!("its parent {parent_table}/{local} was rejected: {reason}")))
+            }
+            Some(_) => Ok(Ok(None)),
+            // A reference to a row this device never saw: send it as is and let the
+            // server's foreign key decide.
+            None => Ok(Ok(Some(Value::String(local.into())))),
+        }
+    }
+
+    /// Rewrite a row's references to server ids. `Ok(None)`: a parent is not pushed yet.
+    async fn to_server(&self, table: &str, fields: &Row) -> Result<Result<Option<Row>, String>, EngineError> {
+        let decl = self.decl(table)?;
+        let mut out = fields.clone();
+        for (col, parent) in &decl.references {
+            if let Some(Value::String(local)) = fields.get(col) {
+                match self.server_ref(parent, local).await? {
+                    Ok(Some(server)) => {
+                        out.insert(col.clone(), server);
+                    }
+                    Ok(None) => return Ok(Ok(None)),
+                    Err(why) => return Ok(Err(why)),
+                }
+            }
+        }
+        Ok(Ok(Some(out)))
+    }
+
+    /// A server row as the mirror keeps it: references as local ids.
+    pub(crate) async fn to_local(&self, table: &str, server_row: &Row, known: &Row) -> Result<Row, EngineError> {
+        let decl = self.decl(table)?;
+        let mut out = server_row.clone();
+        for (col, parent) in &decl.references {
+            let Some(v) = server_row.get(col).filter(|v| !v.is_null()) else { continue };
+            if let Some(local) = known.get(col).filter(|k| !k.is_null()) {
+                out.insert(col.clone(), local.clone());
+            } else if let Some(p) = self.store.find_by_server_id(parent, v).await? {
+                out.insert(col.clone(), Value::String(p.local_id));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn push_inserts(
+        &self,
+        run: Vec<OutboxEntry>,
+        user_id: &str,
+        report: &mut PushReport,
+        refused: &mut HashSet<(String, String)>,
+    ) -> Result<RunOutcome, EngineError> {
+        let table = run[0].table.clone();
+        let decl = self.decl(&table)?.clone();
+        // Prepare rows; stop at the first child whose parent has no server id yet.
+        let mut ready: Vec<(OutboxEntry, Row)> = vec![];
+        let mut waiting = false;
+        for e in run {
+            let OutboxOp::Insert { row } = &e.op else { continue };
+            if refused.contains(&(e.table.clone(), e.local_id.clone())) {
+                continue;
+            }
+            match self.to_server(&table, row).await? {
+                Ok(Some(mut r)) => {
+                    r.insert(decl.owner.clone(), Value::String(user_id.into()));
+                    ready.push((e, r));
+                }
+                Ok(None) => {
+                    waiting = true;
+                    break;
+                }
+                Err(why) => {
+                    report.rejected += self.reject(&e, &why, refused).await?;
+                }
+            }
+        }
+        // Bisect on non-transient failures, preserving order: a stack of runs.
+        let mut stack: Vec<Vec<(OutboxEntry, Row)>> = vec![ready];
+        while let Some(batch) = stack.pop() {
+            if batch.is_empty() {
+                continue;
+            }
+            report.requests += 1;
+            match self.send_inserts(&table, &decl, &batch).await {
+                Ok(rows) => {
+                    let confirmed = self.confirm_inserts(&table, &decl, &batch, rows, report).await?;
+                    report.pushed += confirmed;
+                }
+                Err(e) => match e.failure() {
+                    Failure::Transient | Failure::Unauthorized => {
+                        self.note_attempt(&batch, &e).await?;
+                        return Ok(RunOutcome::Stop(e.to_string()));
+                    }
+                    _ if batch.len() > 1 => {
+                        let mut first = batch;
+                        let second = first.split_off(first.len() / 2);
+                        stack.push(second);
+                        stack.push(first);
+                    }
+                    Failure::MissingParent if batch[0].0.attempts + 1 < self.cfg.max_parent_waits => {
+                        self.note_attempt(&batch, &e).await?;
+                        return Ok(RunOutcome::Stop(e.to_string()));
+                    }
+                    _ => {
+                        let reason = e.to_string();
+                        report.rejected += self.reject(&batch[0].0, &reason, refused).await?;
+                    }
+                },
+            }
+        }
+        Ok(if waiting {
+            RunOutcome::Stop("a row waits for its parent to be pushed".into())
+        } else {
+            RunOutcome::Done
+        })
+    }
+
+    async fn send_inserts(&self, table: &str, decl: &crate::schema::TableDecl, batch: &[(OutboxEntry, Row)]) -> Result<Vec<Value>, RequestError> {
+        let mut cols: Vec<&str> = vec![];
+        for (_, r) in batch {
+            for k in r.keys() {
+                if !cols.contains(&k.as_str()) {
+                    cols.push(k);
+                }
+            }
+        }
+        let query = format!(
+            "on_conflict={}&columns={}&select=*",
+            enc(&format!("{},{}", decl.owner, decl.local_id)),
+            enc(&quoted_list(cols.iter().copied()))
+        );
+        let body = Value::Array(batch.iter().map(|(_, r)| Value::Object(r.clone())).collect());
+        let mut rows = self
+            .authed(|t| {
+                let (q, b) = (query.clone(), body.clone());
+                async move {
+                    self.client
+                        .insert(table, &q, "return=representation,resolution=ignore-duplicates,missing=default", &b, &t)
+                        .await
+                }
+            })
+            .await?;
+        // Rows the server already had (a retry after a lost answer) are not returned by
+        // DO NOTHING: fetch them, without touching them.
+        if rows.len() < batch.len() {
+            let got: HashSet<String> = rows
+                .iter()
+                .filter_map(|r| r.get(&decl.local_id).and_then(Value::as_str).map(str::to_string))
+                .collect();
+            let missing: Vec<&str> = batch
+                .iter()
+                .map(|(e, _)| e.local_id.as_str())
+                .filter(|l| !got.contains(*l))
+                .collect();
+            let q = format!("select=*&{}=in.({})", enc(&decl.local_id), enc(&quoted_list(missing.into_iter())));
+            let existing = self.authed(|t| {
+                let q = q.clone();
+                async move { self.client.select(table, &q, &t).await }
+            })
+            .await?;
+            rows.extend(existing);
+        }
+        Ok(rows)
+    }
+
+    async fn confirm_inserts(
+        &self,
+        table: &str,
+        decl: &crate::schema::TableDecl,
+        batch: &[(OutboxEntry, Row)],
+        rows: Vec<Value>,
+        report: &mut PushReport,
+    ) -> Result<usize, EngineError> {
+        let started = self.now_ms();
+        let by_local: HashMap<String, Row> = rows
+            .into_iter()
+            .filter_map(|r| match r {
+                Value::Object(m) => Some((m.get(&decl.local_id)?.as_str()?.to_string(), m)),
+                _ => None,
+            })
+            .collect();
+        let mut wb = WriteBatch::default();
+        let mut confirmed = 0;
+        for (e, _) in batch {
+            let Some(server) = by_local.get(&e.local_id) else {
+                // Neither inserted nor found: the server hides it (RLS on select).
+                let reason = "the server accepted the row but does not let this user read it back".to_string();
+                report.rejected += self.reject(e, &reason, &mut HashSet::new()).await?;
+                continue;
+            };
+            let OutboxOp::Insert { row: sent } = &e.op else { continue };
+            let mirror = self.to_local(table, server, sent).await?;
+            self.confirm_row(table, &e.local_id, e.seq, server.get(&decl.key).cloned(), Some(mirror), &mut wb).await?;
+            confirmed += 1;
+        }
+        wb.history.push(self.history_line("push", Some(table), confirmed as u64, started, None, json!({"op": "insert"})));
+        self.store.apply(wb).await?;
+        Ok(confirmed)
+    }
+
+    /// The server confirmed entry `seq` of a row: update mirror and id, drop the entry,
+    /// and clear the overlay unless newer local writes wait behind it.
+    async fn confirm_row(&self, table: &str, local_id: &str, seq: u64, server_id: Option<Value>, mirror: Option<Row>, wb: &mut WriteBatch) -> Result<(), EngineError> {
+        wb.delete_outbox.push(seq);
+        let later = self
+            .store
+            .last_outbox_entry(table, local_id)
+            .await?
+            .is_some_and(|last| last.seq != seq);
+        let Some(mut row) = self.store.get_row(table, local_id).await? else { return Ok(()) };
+        if server_id.is_some() {
+            row.server_id = server_id;
+        }
+        if mirror.is_some() {
+            row.mirror = mirror;
+        }
+        if !later {
+            row.overlay = None;
+            row.status = RowStatus::Synced;
+        }
+        wb.put_rows.push(row);
+        Ok(())
+    }
+
+    async fn note_attempt(&self, batch: &[(OutboxEntry, Row)], e: &RequestError) -> Result<(), EngineError> {
+        let mut wb = WriteBatch::default();
+        for (entry, _) in batch {
+            let mut entry = entry.clone();
+            entry.attempts += 1;
+            entry.last_error = Some(e.to_string());
+            wb.put_outbox.push(entry);
+        }
+        Ok(self.store.apply(wb).await?)
+    }
+
+    /// An update or delete.
+    async fn push_change(&self, e: OutboxEntry, report: &mut PushReport, refused: &mut HashSet<(String, String)>) -> Result<RunOutcome, EngineError> {
+        let decl = self.decl(&e.table)?.clone();
+        let row = self.store.get_row(&e.table, &e.local_id).await?;
+        let Some(server_id) = row.as_ref().and_then(|r| r.server_id.clone()) else {
+            if matches!(e.op, OutboxOp::Delete) && row.as_ref().is_some_and(|r| r.mirror.is_none()) {
+                // Never reached the server: nothing to delete there.
+                self.store
+                    .apply(WriteBatch {
+                        delete_outbox: vec![e.seq],
+                        delete_rows: vec![(e.table.clone(), e.local_id.clone())],
+                        ..Default::default()
+                    })
+                    .await?;
+                return Ok(RunOutcome::Done);
+            }
+            return Ok(RunOutcome::Stop(format!("{}/{} waits for its insert", e.table, e.local_id)));
+        };
+        let id = match &server_id {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let q = format!("{}=eq.{}&select=*", enc(&decl.key), enc(&id));
+        let started = self.now_ms();
+        report.requests += 1;
+        let res = match &e.op {
+            OutboxOp::Update { fields } => {
+                let body = match self.to_server(&e.table, fields).await? {
+                    Ok(Some(b)) => b,
+                    Ok(None) => return Ok(RunOutcome::Stop("an update waits for a parent".into())),
+                    Err(why) => {
+                        report.rejected += self.reject(&e, &why, refused).await?;
+                        return Ok(RunOutcome::Done);
+                    }
+                };
+                let body = Value::Object(body);
+                self.authed(|t| {
+                    let (q, b) = (q.clone(), body.clone());
+                    let table = e.table.clone();
+                    async move { self.client.update(&table, &q, &b, &t).await }
+                })
+                .await
+            }
+            _ => {
+                self.authed(|t| {
+                    let q = q.clone();
+                    let table = e.table.clone();
+                    async move { self.client.delete(&table, &q, &t).await }
+                })
+                .await
+            }
+        };
+        match res {
+            Ok(rows) => {
+                let mut wb = WriteBatch::default();
+                match (&e.op, rows.into_iter().next()) {
+                    (OutboxOp::Update { fields }, Some(Value::Object(server))) => {
+                        let mirror = self.to_local(&e.table, &server, fields).await?;
+                        self.confirm_row(&e.table, &e.local_id, e.seq, None, Some(mirror), &mut wb).await?;
+                        wb.history.push(self.history_line("push", Some(&e.table), 1, started, None, json!({"op": "update"})));
+                    }
+                    (OutboxOp::Update { .. }, _) => {
+                        // The row is gone on the server (deleted elsewhere): it goes here too.
+                        wb.delete_outbox.push(e.seq);
+                        wb.delete_rows.push((e.table.clone(), e.local_id.clone()));
+                        wb.history.push(self.history_line(
+                            "conflict",
+                            Some(&e.table),
+                            1,
+                            started,
+                            None,
+                            json!({"local_id": e.local_id, "what": "updated locally, deleted on the server: the delete wins"}),
+                        ));
+                    }
+                    _ => {
+                        wb.delete_outbox.push(e.seq);
+                        wb.delete_rows.push((e.table.clone(), e.local_id.clone()));
+                        wb.history.push(self.history_line("push", Some(&e.table), 1, started, None, json!({"op": "delete"})));
+                    }
+                }
+                self.store.apply(wb).await?;
+                report.pushed += 1;
+                Ok(RunOutcome::Done)
+            }
+            Err(err) => match err.failure() {
+                Failure::Transient | Failure::Unauthorized => {
+                    let mut entry = e.clone();
+                    entry.attempts += 1;
+                    entry.last_error = Some(err.to_string());
+                    self.store.apply(WriteBatch { put_outbox: vec![entry], ..Default::default() }).await?;
+                    Ok(RunOutcome::Stop(err.to_string()))
+                }
+                _ => {
+                    report.rejected += self.reject(&e, &err.to_string(), refused).await?;
+                    Ok(RunOutcome::Done)
+                }
+            },
+        }
+    }
+
+    /// Refuse a write for good: keep it (with the reason) in the rejected list, roll the
+    /// row back to the server's version, and reject the writes that depend on it (the
+    /// row's later writes, and inserts of rows that reference it).
+    /// Returns how many rows were rejected (the row and its dependents).
+    pub(crate) async fn reject(&self, e: &OutboxEntry, reason: &str, refused: &mut HashSet<(String, String)>) -> Result<usize, EngineError> {
+        let started = self.now_ms();
+        let mut wb = WriteBatch::default();
+        let outbox = self.store.outbox().await?;
+        let mut queue = vec![(e.table.clone(), e.local_id.clone(), reason.to_string())];
+        let mut done: HashSet<(String, String)> = HashSet::new();
+        while let Some((table, local_id, why)) = queue.pop() {
+            if !done.insert((table.clone(), local_id.clone())) {
+                continue;
+            }
+            refused.insert((table.clone(), local_id.clone()));
+            for entry in outbox.iter().filter(|x| x.table == table && x.local_id == local_id && x.rejected.is_none()) {
+                let mut x = entry.clone();
+                x.rejected = Some(why.clone());
+                x.in_flight = false;
+                wb.put_outbox.push(x);
+            }
+            if let Some(mut row) = self.store.get_row(&table, &local_id).await? {
+                row.overlay = None;
+                row.status = RowStatus::Rejected { reason: why.clone() };
+                wb.put_rows.push(row);
+            }
+            wb.history.push(self.history_line(
+                "reject",
+                Some(&table),
+                1,
+                started,
+                Some(why.clone()),
+                json!({"local_id": local_id}),
+            ));
+            // Dependents: waiting inserts whose references point at this row.
+            for child in self.schema.tables() {
+                for (col, parent) in &child.references {
+                    if *parent != table {
+                        continue;
+                    }
+                    for x in &outbox {
+                        if let (true, OutboxOp::Insert { row }) = (x.table == child.name && x.rejected.is_none(), &x.op) {
+                            if row.get(col).and_then(Value::as_str) == Some(local_id.as_str()) {
+                                queue.push((
+                                    x.table.clone(),
+                                    x.local_id.clone(),
+                                    format!("its parent {table}/{local_id} was rejected: {why}"),
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // A rolled-back insert keeps its row as a marker (status rejected, no mirror):
+        // queries hide it, `rejected()` lists its entry with the reason.
+        self.store.apply(wb).await?;
+        Ok(done.len())
+    }
+}

@@ -1,0 +1,234 @@
+//! Native scenarios against the dev server (issue 3 §5), with the chat schema of seed
+//! 004 and the SQL kit. Each device is an engine with its own SQLite store.
+
+use std::path::PathBuf;
+
+use serde_json::{json, Value};
+use supasync_core::client::Project;
+use supasync_core::engine::Query;
+use supasync_core::{Engine, EngineConfig, RowStatus, Schema};
+use supasync_devserver::DevServer;
+use supasync_native::{system_now_ms, ReqwestHttp, SqliteStore};
+
+type Device = Engine<SqliteStore, ReqwestHttp>;
+
+fn manifest() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+async fn server() -> DevServer {
+    DevServer::builder()
+        .migrations(manifest().join("tests/fixtures/scenarios"))
+        .shared_test_cluster()
+        .start()
+        .await
+        .expect("dev server")
+}
+
+fn schema() -> Schema {
+    Schema::from_json(&std::fs::read_to_string(manifest().join("tests/chat_schema.json")).unwrap()).unwrap()
+}
+
+async fn device(server: &DevServer) -> Device {
+    Engine::open(
+        schema(),
+        SqliteStore::in_memory().unwrap(),
+        ReqwestHttp::new().unwrap(),
+        Project {
+            url: server.url().into(),
+            anon_key: server.anon_key().into(),
+        },
+        EngineConfig::with_clock(system_now_ms),
+    )
+    .await
+    .unwrap()
+}
+
+/// Read a table as a user would see it on the server (service key: the whole truth).
+async fn server_rows(server: &DevServer, table: &str, query: &str) -> Vec<Value> {
+    reqwest::Client::new()
+        .get(format!("{}/rest/v1/{table}?{query}", server.url()))
+        .header("apikey", server.anon_key())
+        .bearer_auth(server.service_role_key())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn offline_conversation_and_50_messages_push_parents_first_and_restore_elsewhere() {
+    let s = server().await;
+    let a = device(&s).await;
+    let session = a.sign_up("s1@example.com", "password-123").await.unwrap();
+    // Offline: local writes need no network and are seen at once.
+    let conv = a.insert("conversations", &json!({"title": "Trip"})).await.unwrap();
+    for i in 0..50 {
+        a.insert(
+            "messages",
+            &json!({"conversation_id": conv.local_id, "role": "user", "content": format!("message {i}")}),
+        )
+        .await
+        .unwrap();
+    }
+    let local = a.query("messages", &Query::default()).await.unwrap();
+    assert_eq!(local.len(), 50);
+    assert!(local.iter().all(|m| m.status == RowStatus::Pending));
+    assert_eq!(a.status().await.unwrap().pending, 51);
+
+    let report = a.push().await.unwrap();
+    assert_eq!((report.pushed, report.rejected, report.stopped.as_deref()), (51, 0, None));
+    assert_eq!(report.requests, 2, "one request per table");
+    assert_eq!(a.status().await.unwrap().pending, 0);
+
+    // On the server: the messages point at the conversation's server id.
+    let convs = server_rows(&s, "conversations", "select=id,local_id,user_id").await;
+    assert_eq!(convs.len(), 1);
+    assert_eq!(convs[0]["local_id"], json!(conv.local_id));
+    assert_eq!(convs[0]["user_id"], json!(session.user_id));
+    let msgs = server_rows(&s, "messages", "select=conversation_id,local_id").await;
+    assert_eq!(msgs.len(), 50);
+    assert!(msgs.iter().all(|m| m["conversation_id"] == convs[0]["id"]));
+    // Locally the reference is still the conversation's local id, and rows are synced.
+    let m0 = a.query("messages", &Query { limit: Some(1), ..Default::default() }).await.unwrap();
+    assert_eq!(m0[0].row["conversation_id"], json!(conv.local_id));
+    assert_eq!(m0[0].status, RowStatus::Synced);
+    assert_eq!(m0[0].row["id"].as_str().map(str::len), Some(36), "the server id is known");
+
+    // A second device restores everything with the same local ids, references mapped.
+    let b = device(&s).await;
+    b.sign_in("s1@example.com", "password-123").await.unwrap();
+    let pulled = b.pull().await.unwrap();
+    assert_eq!(pulled.rows, 51);
+    let on_b = b
+        .query("messages", &Query { order: Some(("content".into(), false)), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(on_b.len(), 50);
+    assert!(on_b.iter().all(|m| m.row["conversation_id"] == json!(conv.local_id)));
+    let conv_b = b.get("conversations", &conv.local_id).await.unwrap().unwrap();
+    assert_eq!(conv_b.row["title"], json!("Trip"));
+    assert_eq!(conv_b.status, RowStatus::Synced);
+    // Pulling again brings nothing new.
+    assert_eq!(b.pull().await.unwrap().rows, 0);
+}
+
+#[tokio::test]
+async fn a_refused_write_is_rolled_back_with_its_dependents_and_the_rest_goes_through() {
+    let s = server().await;
+    let a = device(&s).await;
+    a.sign_up("s5@example.com", "password-123").await.unwrap();
+    let good = a.insert("conversations", &json!({"title": "fine"})).await.unwrap();
+    let bad = a.insert("conversations", &json!({"title": "   "})).await.unwrap();
+    let child = a
+        .insert("messages", &json!({"conversation_id": bad.local_id, "role": "user", "content": "orphan"}))
+        .await
+        .unwrap();
+    let bad_role = a
+        .insert("messages", &json!({"conversation_id": good.local_id, "role": "robot", "content": "beep"}))
+        .await
+        .unwrap();
+    let ok_msg = a
+        .insert("messages", &json!({"conversation_id": good.local_id, "role": "user", "content": "hello"}))
+        .await
+        .unwrap();
+    let report = a.push().await.unwrap();
+    assert_eq!((report.pushed, report.rejected), (2, 3), "{report:?}");
+
+    // The refused rows are gone from queries, and the reasons are visible.
+    assert!(a.get("conversations", &bad.local_id).await.unwrap().is_none());
+    assert!(a.get("messages", &child.local_id).await.unwrap().is_none());
+    assert!(a.get("messages", &bad_role.local_id).await.unwrap().is_none());
+    assert_eq!(a.get("messages", &ok_msg.local_id).await.unwrap().unwrap().status, RowStatus::Synced);
+    let rejected = a.rejected().await.unwrap();
+    let reason = |id: &str| rejected.iter().find(|e| e.local_id == id).and_then(|e| e.rejected.clone()).unwrap_or_default();
+    assert!(reason(&bad.local_id).contains("title_not_blank"), "{}", reason(&bad.local_id));
+    assert!(reason(&child.local_id).contains("parent conversations/"), "{}", reason(&child.local_id));
+    assert!(reason(&bad_role.local_id).contains("messages_role_check"), "{}", reason(&bad_role.local_id));
+    assert_eq!(a.status().await.unwrap().rejected, 3);
+    let rejects = a.history(20).await.unwrap().into_iter().filter(|h| h.kind == "reject").count();
+    assert_eq!(rejects, 3);
+
+    // The server has exactly the good rows.
+    assert_eq!(server_rows(&s, "conversations", "select=title").await, vec![json!({"title": "fine"})]);
+    assert_eq!(server_rows(&s, "messages", "select=content").await, vec![json!({"content": "hello"})]);
+
+    // Discarding a rejected write removes it for good; editing and retrying works.
+    a.discard(&child.local_id).await.unwrap();
+    assert_eq!(a.rejected().await.unwrap().len(), 2);
+    a.discard(&bad.local_id).await.unwrap();
+    a.retry(&bad_role.local_id).await.unwrap();
+    a.update("messages", &bad_role.local_id, &json!({"role": "assistant"})).await.unwrap();
+    let again = a.push().await.unwrap();
+    assert_eq!((again.pushed, again.rejected), (1, 0), "{again:?}");
+    assert_eq!(server_rows(&s, "messages", "select=content&order=content").await.len(), 2);
+    assert!(a.rejected().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_delete_on_one_device_reaches_a_device_that_was_away() {
+    let s = server().await;
+    let a = device(&s).await;
+    a.sign_up("s4@example.com", "password-123").await.unwrap();
+    let c = a.insert("conversations", &json!({"title": "to delete"})).await.unwrap();
+    let keep = a.insert("conversations", &json!({"title": "to keep"})).await.unwrap();
+    a.push().await.unwrap();
+    let b = device(&s).await;
+    b.sign_in("s4@example.com", "password-123").await.unwrap();
+    b.pull().await.unwrap();
+    assert!(b.get("conversations", &c.local_id).await.unwrap().is_some());
+    // B goes away; A deletes.
+    a.delete("conversations", &c.local_id).await.unwrap();
+    assert!(a.get("conversations", &c.local_id).await.unwrap().is_none(), "hidden at once");
+    let r = a.push().await.unwrap();
+    assert_eq!(r.pushed, 1);
+    // B comes back: the row is gone on B too; the other stays.
+    let pulled = b.pull().await.unwrap();
+    assert_eq!(pulled.deleted, 1);
+    assert!(b.get("conversations", &c.local_id).await.unwrap().is_none());
+    assert!(b.get("conversations", &keep.local_id).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn two_devices_editing_different_fields_both_survive() {
+    let s = server().await;
+    let a = device(&s).await;
+    a.sign_up("s3@example.com", "password-123").await.unwrap();
+    let m = a.insert("memories", &json!({"content": "likes tea", "tag": "food", "importance_score": 1.0})).await.unwrap();
+    a.push().await.unwrap();
+    let b = device(&s).await;
+    b.sign_in("s3@example.com", "password-123").await.unwrap();
+    b.pull().await.unwrap();
+    a.update("memories", &m.local_id, &json!({"tag": "drinks"})).await.unwrap();
+    b.update("memories", &m.local_id, &json!({"importance_score": 5.0})).await.unwrap();
+    a.push().await.unwrap();
+    b.push().await.unwrap();
+    a.pull().await.unwrap();
+    b.pull().await.unwrap();
+    for d in [&a, &b] {
+        let row = d.get("memories", &m.local_id).await.unwrap().unwrap().row;
+        assert_eq!(row["tag"], json!("drinks"));
+        assert_eq!(row["importance_score"].as_f64(), Some(5.0));
+    }
+}
+
+#[tokio::test]
+async fn user_b_never_gets_user_a_rows() {
+    let s = server().await;
+    let a = device(&s).await;
+    a.sign_up("s10a@example.com", "password-123").await.unwrap();
+    a.insert("conversations", &json!({"title": "private"})).await.unwrap();
+    a.push().await.unwrap();
+    let b = device(&s).await;
+    b.sign_up("s10b@example.com", "password-123").await.unwrap();
+    let pulled = b.pull().await.unwrap();
+    assert_eq!((pulled.rows, pulled.deleted), (0, 0));
+    assert!(b.query("conversations", &Query::default()).await.unwrap().is_empty());
+    // A's delete leaves a tombstone B cannot see either.
+    let c = a.query("conversations", &Query::default()).await.unwrap();
+    a.delete("conversations", &c[0].local_id).await.unwrap();
+    a.push().await.unwrap();
+    assert_eq!(b.pull().await.unwrap().deleted, 0);
+}
