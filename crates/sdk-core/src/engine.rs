@@ -131,6 +131,12 @@ impl<S: Store, H: Http> Engine<S, H> {
         Ok(s)
     }
 
+    /// Adopt a session obtained elsewhere (a CLI that signed in before opening the
+    /// user's store, or an app whose own auth hands tokens over).
+    pub async fn set_session(&self, s: Session) -> Result<Session, EngineError> {
+        self.keep_session(s).await
+    }
+
     /// Create an account (confirmed at once on projects without email confirmation).
     pub async fn sign_up(&self, email: &str, password: &str) -> Result<Session, EngineError> {
         let s = auth::sign_up(&self.client, email, password, self.now_ms() / 1000).await?;

@@ -1,7 +1,12 @@
 //! Native scenarios against the dev server (issue 3 §5), with the chat schema of seed
 //! 004 and the SQL kit. Each device is an engine with its own SQLite store.
 
+mod common;
+
 use std::path::PathBuf;
+use std::time::Duration;
+
+use common::fault_proxy::{FaultProxy, Mode};
 
 use serde_json::{json, Value};
 use supasync_core::client::Project;
@@ -30,13 +35,17 @@ fn schema() -> Schema {
 }
 
 async fn device(server: &DevServer) -> Device {
+    device_at(server.url(), server.anon_key()).await
+}
+
+async fn device_at(url: &str, anon_key: &str) -> Device {
     Engine::open(
         schema(),
         SqliteStore::in_memory().unwrap(),
-        ReqwestHttp::new().unwrap(),
+        ReqwestHttp::with_timeout(Duration::from_secs(5)).unwrap(),
         Project {
-            url: server.url().into(),
-            anon_key: server.anon_key().into(),
+            url: url.into(),
+            anon_key: anon_key.into(),
         },
         EngineConfig::with_clock(system_now_ms),
     )
@@ -231,4 +240,144 @@ async fn user_b_never_gets_user_a_rows() {
     a.delete("conversations", &c[0].local_id).await.unwrap();
     a.push().await.unwrap();
     assert_eq!(b.pull().await.unwrap().deleted, 0);
+}
+
+#[tokio::test]
+async fn a_new_device_restores_10k_messages_and_their_conversations() {
+    let s = server().await;
+    let a = device(&s).await;
+    a.sign_up("s2@example.com", "password-123").await.unwrap();
+    let mut convs = vec![];
+    for i in 0..20 {
+        convs.push(a.insert("conversations", &json!({"title": format!("c{i}")})).await.unwrap().local_id);
+    }
+    for i in 0..10_000 {
+        let c = &convs[i % convs.len()];
+        a.insert("messages", &json!({"conversation_id": c, "role": "user", "content": format!("m{i:05}")}))
+            .await
+            .unwrap();
+    }
+    let pushed = a.push().await.unwrap();
+    assert_eq!((pushed.pushed, pushed.rejected), (10_020, 0));
+    assert!(pushed.requests <= 25, "batched: {} requests", pushed.requests);
+    let b = device(&s).await;
+    b.sign_in("s2@example.com", "password-123").await.unwrap();
+    let pulled = b.pull().await.unwrap();
+    assert_eq!(pulled.rows, 10_020);
+    let msgs = b.query("messages", &Query::default()).await.unwrap();
+    assert_eq!(msgs.len(), 10_000);
+    let per_conv = b
+        .query("messages", &Query { filters: vec![("conversation_id".into(), json!(convs[3]))], ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(per_conv.len(), 500, "references mapped back to local ids");
+}
+
+#[tokio::test]
+async fn a_lost_answer_is_retried_without_duplicates_or_overwriting_newer_data() {
+    let s = server().await;
+    let host = s.url().trim_start_matches("http://").to_string();
+    let proxy = FaultProxy::start(host).await;
+    let a = device_at(&proxy.url(), s.anon_key()).await;
+    a.sign_up("s6@example.com", "password-123").await.unwrap();
+    let c = a.insert("conversations", &json!({"title": "first"})).await.unwrap();
+    // The insert reaches the server and commits; its answer never arrives.
+    proxy.set(Mode::DropAnswers);
+    let r = a.push().await.unwrap();
+    assert_eq!(r.pushed, 0);
+    assert!(r.stopped.is_some(), "{r:?}");
+    assert_eq!(a.status().await.unwrap().pending, 1, "nothing dropped");
+    assert_eq!(server_rows(&s, "conversations", "select=title").await.len(), 1, "the server has it");
+    // Meanwhile another device changes the row.
+    let b = device(&s).await;
+    b.sign_in("s6@example.com", "password-123").await.unwrap();
+    b.pull().await.unwrap();
+    b.update("conversations", &c.local_id, &json!({"title": "newer, from B"})).await.unwrap();
+    b.push().await.unwrap();
+    // The retry creates no duplicate and does not overwrite B's newer title.
+    proxy.set(Mode::Pass);
+    let r = a.push().await.unwrap();
+    assert_eq!((r.pushed, r.rejected), (1, 0), "{r:?}");
+    let on_server = server_rows(&s, "conversations", "select=title,local_id").await;
+    assert_eq!(on_server, vec![json!({"title": "newer, from B", "local_id": c.local_id})]);
+    let mine = a.get("conversations", &c.local_id).await.unwrap().unwrap();
+    assert_eq!(mine.row["title"], json!("newer, from B"), "the device shows the server's newer value");
+    assert_eq!(mine.status, RowStatus::Synced);
+}
+
+#[tokio::test]
+async fn a_transaction_committing_after_a_pull_with_an_earlier_version_is_not_lost() {
+    let s = server().await;
+    let a = device(&s).await;
+    let session = a.sign_up("s8@example.com", "password-123").await.unwrap();
+    let (mut db, conn) = tokio_postgres::connect(s.database_url(), tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let tx = db.transaction().await.unwrap();
+    tx.execute(
+        "select set_config('role', 'authenticated', true), set_config('request.jwt.claims', $1, true)",
+        &[&json!({"sub": session.user_id, "role": "authenticated"}).to_string()],
+    )
+    .await
+    .unwrap();
+    tx.execute("insert into public.memories (local_id, content) values ('late', 'written first, committed last')", &[])
+        .await
+        .unwrap();
+    a.insert("memories", &json!({"content": "written second, committed first"})).await.unwrap();
+    a.push().await.unwrap();
+    assert_eq!(a.pull().await.unwrap().rows, 1);
+    tx.commit().await.unwrap();
+    let again = a.pull().await.unwrap();
+    assert_eq!(again.rows, 1);
+    let late = a.get("memories", "late").await.unwrap().expect("the late row arrived");
+    assert_eq!(late.row["content"], json!("written first, committed last"));
+}
+
+#[tokio::test]
+async fn an_access_token_that_expires_during_sync_is_refreshed_and_nothing_is_dropped() {
+    let s = DevServer::builder()
+        .migrations(manifest().join("tests/fixtures/scenarios"))
+        .shared_test_cluster()
+        .jwt_expiry_secs(2)
+        .start()
+        .await
+        .unwrap();
+    let a = device(&s).await;
+    let first = a.sign_up("s9@example.com", "password-123").await.unwrap();
+    for i in 0..5 {
+        a.insert("memories", &json!({"content": format!("m{i}")})).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (push, _) = a.sync().await.unwrap();
+    assert_eq!((push.pushed, push.rejected), (5, 0));
+    let now = a.session().await.unwrap();
+    assert_ne!(now.access_token, first.access_token, "refreshed");
+    assert_ne!(now.refresh_token, first.refresh_token, "rotated");
+    assert_eq!(server_rows(&s, "memories", "select=content").await.len(), 5);
+}
+
+#[tokio::test]
+async fn a_thousand_usage_logs_go_in_few_requests_and_server_counts_come_back() {
+    let s = server().await;
+    let a = device(&s).await;
+    a.sign_up("s11@example.com", "password-123").await.unwrap();
+    for i in 0..1000 {
+        a.insert("usage_logs", &json!({"service": "openai", "tokens": i, "cost": 0.001})).await.unwrap();
+    }
+    let sess = a.insert("chat_sessions", &json!({"title": "support"})).await.unwrap();
+    for i in 0..3 {
+        a.insert("chat_messages", &json!({"session_id": sess.local_id, "role": "user", "content": format!("q{i}")}))
+            .await
+            .unwrap();
+    }
+    let (push, _) = a.sync().await.unwrap();
+    assert_eq!(push.pushed, 1004);
+    assert_eq!(push.requests, 4, "1000 logs in 2 requests, the session, the messages");
+    let logs = server_rows(&s, "usage_logs", "select=id&order=id").await;
+    assert_eq!(logs.len(), 1000);
+    // bigserial keys come back as numbers and are the rows' server ids.
+    let one = a.query("usage_logs", &Query { limit: Some(1), order: Some(("tokens".into(), false)), ..Default::default() }).await.unwrap();
+    assert!(one[0].row["id"].is_i64());
+    // The server's trigger counted the messages; the pull brought the count back.
+    let sess_now = a.get("chat_sessions", &sess.local_id).await.unwrap().unwrap();
+    assert_eq!(sess_now.row["message_count"], json!(3));
 }

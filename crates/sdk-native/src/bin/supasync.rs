@@ -1,0 +1,266 @@
+//! `supasync`: inspect and drive a local replica from the command line, on the native
+//! SDK. Every command prints JSON on stdout; a failure prints `{"error": …}` on stderr
+//! and exits non-zero. Local writes need no server: they wait in the outbox.
+//!
+//! The replica lives in `--store DIR`: one SQLite file per user
+//! (`DIR/users/<user id>.db`) and `DIR/active_user`, the user signed in on this device.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use serde_json::{json, Value};
+use supasync_core::auth;
+use supasync_core::client::{Client, Project};
+use supasync_core::engine::Query;
+use supasync_core::{Engine, EngineConfig, EngineError, Schema};
+use supasync_native::{system_now_ms, ReqwestHttp, SqliteStore};
+
+#[derive(Parser)]
+#[command(name = "supasync", version, about = "Inspect and drive a supasync replica")]
+struct Cli {
+    /// The replica's directory.
+    #[arg(long, global = true, default_value = ".supasync")]
+    store: PathBuf,
+    /// The synced tables (JSON schema file).
+    #[arg(long, global = true)]
+    schema: Option<PathBuf>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Create an account and sign in.
+    Signup {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        password: String,
+    },
+    /// Sign in.
+    Login {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        password: String,
+    },
+    /// Sign out; --wipe also deletes this user's local data.
+    Logout {
+        #[arg(long)]
+        wipe: bool,
+    },
+    /// Insert a row (JSON object); prints it with its local id and status.
+    Insert { table: String, json: String },
+    /// Change fields of a row.
+    Update { table: String, local_id: String, json: String },
+    /// Delete a row.
+    Delete { table: String, local_id: String },
+    /// Query rows: --where COL=VALUE (VALUE as JSON, else text), --order COL[.desc].
+    Query {
+        table: String,
+        #[arg(long = "where")]
+        filters: Vec<String>,
+        #[arg(long)]
+        order: Option<String>,
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Push, then pull; done once the outbox is empty or only rejected writes remain.
+    Sync {
+        #[arg(long, default_value_t = 60.0)]
+        timeout: f64,
+    },
+    /// Pending and rejected counts, last sync per table.
+    Status,
+    /// Writes the server refused, with the reasons.
+    Rejected,
+    /// The sync history, newest first.
+    History {
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Queue a rejected write again.
+    Retry { local_id: String },
+    /// Drop a rejected write.
+    Discard { local_id: String },
+}
+
+/// A CLI failure: a kind for scripts and a message for people.
+struct Failure {
+    kind: &'static str,
+    message: String,
+}
+
+impl From<EngineError> for Failure {
+    fn from(e: EngineError) -> Self {
+        let kind = match &e {
+            EngineError::Schema(_) | EngineError::Write(_) => "invalid",
+            EngineError::Store(_) => "store",
+            EngineError::Request(_) => "server",
+            EngineError::NotSignedIn => "auth",
+            EngineError::NoRejected(_) => "not_found",
+        };
+        Failure { kind, message: e.to_string() }
+    }
+}
+
+fn fail(kind: &'static str, message: impl Into<String>) -> Failure {
+    Failure { kind, message: message.into() }
+}
+
+fn project() -> Result<Project, Failure> {
+    let url = std::env::var("SUPABASE_URL").map_err(|_| fail("config", "SUPABASE_URL is not set"))?;
+    let anon_key = std::env::var("SUPABASE_ANON_KEY").map_err(|_| fail("config", "SUPABASE_ANON_KEY is not set"))?;
+    Ok(Project { url, anon_key })
+}
+
+fn project_or_offline() -> Project {
+    // Local commands work without a configured server; network calls then fail clearly.
+    project().unwrap_or(Project {
+        url: "http://127.0.0.1:9".into(),
+        anon_key: String::new(),
+    })
+}
+
+fn load_schema(path: &Option<PathBuf>) -> Result<Schema, Failure> {
+    let Some(p) = path else {
+        return Ok(Schema::new(vec![]).map_err(|e| fail("invalid", e.to_string()))?);
+    };
+    let text = std::fs::read_to_string(p).map_err(|e| fail("config", format!("{}: {e}", p.display())))?;
+    Schema::from_json(&text).map_err(|e| fail("invalid", format!("{}: {e}", p.display())))
+}
+
+fn active_user(store: &Path) -> Result<String, Failure> {
+    std::fs::read_to_string(store.join("active_user"))
+        .map(|s| s.trim().to_string())
+        .map_err(|_| fail("auth", "not signed in on this device: run `supasync login`"))
+}
+
+async fn open(store: &Path, schema: Schema, user: &str) -> Result<Engine<SqliteStore, ReqwestHttp>, Failure> {
+    let dir = store.join("users");
+    std::fs::create_dir_all(&dir).map_err(|e| fail("store", format!("{}: {e}", dir.display())))?;
+    let db = SqliteStore::open(dir.join(format!("{user}.db"))).map_err(|e| fail("store", e.to_string()))?;
+    let http = ReqwestHttp::with_timeout(Duration::from_secs(15)).map_err(|e| fail("network", e.to_string()))?;
+    Ok(Engine::open(schema, db, http, project_or_offline(), EngineConfig::with_clock(system_now_ms)).await?)
+}
+
+async fn sign(cli: &Cli, email: &str, password: &str, new_account: bool) -> Result<Value, Failure> {
+    let http = ReqwestHttp::new().map_err(|e| fail("network", e.to_string()))?;
+    let client = Client::new(project()?, http);
+    let now = system_now_ms() / 1000;
+    let session = if new_account {
+        auth::sign_up(&client, email, password, now).await
+    } else {
+        auth::sign_in(&client, email, password, now).await
+    }
+    .map_err(|e| fail("auth", e.to_string()))?;
+    let engine = open(&cli.store, load_schema(&cli.schema)?, &session.user_id).await?;
+    engine.set_session(session.clone()).await?;
+    std::fs::write(cli.store.join("active_user"), &session.user_id).map_err(|e| fail("store", e.to_string()))?;
+    Ok(json!({"user_id": session.user_id, "email": session.email}))
+}
+
+fn parse_json(s: &str) -> Result<Value, Failure> {
+    serde_json::from_str(s).map_err(|e| fail("invalid", format!("not JSON: {e}")))
+}
+
+async fn run(cli: Cli) -> Result<Value, Failure> {
+    match &cli.cmd {
+        Cmd::Signup { email, password } => return sign(&cli, email, password, true).await,
+        Cmd::Login { email, password } => return sign(&cli, email, password, false).await,
+        _ => {}
+    }
+    let user = active_user(&cli.store)?;
+    let e = open(&cli.store, load_schema(&cli.schema)?, &user).await?;
+    Ok(match cli.cmd {
+        Cmd::Signup { .. } | Cmd::Login { .. } => unreachable!("handled above"),
+        Cmd::Logout { wipe } => {
+            e.sign_out(wipe).await?;
+            drop(e);
+            if wipe {
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(cli.store.join("users").join(format!("{user}.db{suffix}")));
+                }
+            }
+            let _ = std::fs::remove_file(cli.store.join("active_user"));
+            json!({"signed_out": user, "wiped": wipe})
+        }
+        Cmd::Insert { table, json } => json!(e.insert(&table, &parse_json(&json)?).await?),
+        Cmd::Update { table, local_id, json } => json!(e.update(&table, &local_id, &parse_json(&json)?).await?),
+        Cmd::Delete { table, local_id } => {
+            e.delete(&table, &local_id).await?;
+            json!({"deleted": local_id})
+        }
+        Cmd::Query { table, filters, order, limit } => {
+            let mut q = Query { limit, ..Default::default() };
+            for f in filters {
+                let (k, v) = f.split_once('=').ok_or_else(|| fail("invalid", format!("--where wants COL=VALUE, got `{f}`")))?;
+                let v = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.into()));
+                q.filters.push((k.into(), v));
+            }
+            if let Some(o) = order {
+                q.order = Some(match o.strip_suffix(".desc") {
+                    Some(c) => (c.into(), true),
+                    None => (o.trim_end_matches(".asc").into(), false),
+                });
+            }
+            json!(e.query(&table, &q).await?)
+        }
+        Cmd::Sync { timeout } => {
+            let deadline = Instant::now() + Duration::from_secs_f64(timeout);
+            let mut delay = Duration::from_millis(200);
+            let mut rounds = vec![];
+            loop {
+                let attempt = e.sync().await;
+                let status = e.status().await?;
+                match attempt {
+                    Ok((push, pull)) => {
+                        rounds.push(json!({"push": push, "pull": pull}));
+                        if status.pending == 0 {
+                            break json!({"rounds": rounds, "status": status});
+                        }
+                    }
+                    Err(err) => rounds.push(json!({"error": err.to_string()})),
+                }
+                if Instant::now() + delay > deadline {
+                    return Err(fail(
+                        "timeout",
+                        format!("{} writes still pending after {timeout} s: {}", status.pending, rounds.last().cloned().unwrap_or_default()),
+                    ));
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+        Cmd::Status => json!(e.status().await?),
+        Cmd::Rejected => json!(e.rejected().await?),
+        Cmd::History { limit } => json!(e.history(limit).await?),
+        Cmd::Retry { local_id } => {
+            e.retry(&local_id).await?;
+            json!({"retried": local_id})
+        }
+        Cmd::Discard { local_id } => {
+            e.discard(&local_id).await?;
+            json!({"discarded": local_id})
+        }
+    })
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("{}", json!({"error": e.to_string(), "kind": "runtime"}));
+            std::process::exit(1);
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(v) => println!("{v}"),
+        Err(f) => {
+            eprintln!("{}", json!({"error": f.message, "kind": f.kind}));
+            std::process::exit(1);
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! A TCP proxy that lies between a device and the dev server and misbehaves on demand:
+//! it can pass traffic, delay the server's answers, or let a request through and cut
+//! the connection before the answer reaches the device (the "lost acknowledgement").
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// What the proxy does to each connection.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Mode {
+    Pass,
+    /// Hold every chunk of the answer this long.
+    DelayAnswers(Duration),
+    /// Forward the request; drop the answer and close the connection.
+    DropAnswers,
+}
+
+pub struct FaultProxy {
+    pub port: u16,
+    mode: Arc<Mutex<Mode>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FaultProxy {
+    /// Proxy 127.0.0.1:<free port> to `upstream` (host:port).
+    pub async fn start(upstream: String) -> FaultProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let mode = Arc::new(Mutex::new(Mode::Pass));
+        let m = mode.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let (up, m) = (upstream.clone(), m.clone());
+                tokio::spawn(async move {
+                    let Ok(server) = TcpStream::connect(&up).await else { return };
+                    let _ = client.set_nodelay(true);
+                    let _ = server.set_nodelay(true);
+                    let (mut cr, mut cw) = client.into_split();
+                    let (mut sr, mut sw) = server.into_split();
+                    let to_server = tokio::spawn(async move {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        loop {
+                            match cr.read(&mut buf).await {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => {
+                                    if sw.write_all(&buf[..n]).await.is_err() {
+                                        break;
+                                    }
+                                }
+                            }
+                        }
+                        let _ = sw.shutdown().await;
+                    });
+                    let mut buf = vec![0u8; 64 * 1024];
+                    loop {
+                        let n = match sr.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        let mode = *m.lock().expect("mode");
+                        match mode {
+                            Mode::Pass => {}
+                            Mode::DelayAnswers(d) => tokio::time::sleep(d).await,
+                            Mode::DropAnswers => break,
+                        }
+                        if cw.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                    let _ = cw.shutdown().await;
+                    to_server.abort();
+                });
+            }
+        });
+        FaultProxy { port, mode, task }
+    }
+
+    pub fn set(&self, mode: Mode) {
+        *self.mode.lock().expect("mode") = mode;
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
