@@ -45,6 +45,11 @@ enum RunOutcome {
     Stop(String),
 }
 
+fn short_json(rows: &[Value]) -> String {
+    let s = Value::Array(rows.to_vec()).to_string();
+    s.chars().take(200).collect()
+}
+
 /// `"a","b"` quoting for `in.(…)` and `columns=`.
 fn quoted_list<'a>(items: impl Iterator<Item = &'a str>) -> String {
     items
@@ -243,6 +248,15 @@ impl<S: Store, H: Http> Engine<S, H> {
                 }
             })
             .await?;
+        // Every answer row must be one of ours; anything else is a broken answer, which
+        // is retried later, never taken as a refusal.
+        let well_formed = |rows: &[Value]| {
+            rows.iter()
+                .all(|r| r.get(&decl.local_id).and_then(Value::as_str).is_some_and(|l| batch.iter().any(|(e, _)| e.local_id == l)))
+        };
+        if !well_formed(&rows) {
+            return Err(RequestError::BadAnswer(format!("the insert answer is not the rows sent: {}", short_json(&rows))));
+        }
         // Rows the server already had (a retry after a lost answer) are not returned by
         // DO NOTHING: fetch them, without touching them.
         if rows.len() < batch.len() {
@@ -261,6 +275,9 @@ impl<S: Store, H: Http> Engine<S, H> {
                 async move { self.client.select(table, &q, &t).await }
             })
             .await?;
+            if !well_formed(&existing) {
+                return Err(RequestError::BadAnswer(format!("the lookup answer is not the rows asked for: {}", short_json(&existing))));
+            }
             rows.extend(existing);
         }
         Ok(rows)
@@ -388,6 +405,14 @@ impl<S: Store, H: Http> Engine<S, H> {
                 .await
             }
         };
+        // An answer that is not rows of this table (with its key) is broken: retry later.
+        let res = res.and_then(|rows| {
+            if rows.iter().all(|r| r.get(&decl.key).is_some()) {
+                Ok(rows)
+            } else {
+                Err(RequestError::BadAnswer(format!("the answer is not rows of `{}`: {}", e.table, short_json(&rows))))
+            }
+        });
         match res {
             Ok(rows) => {
                 let mut wb = WriteBatch::default();

@@ -11,7 +11,7 @@ use common::fault_proxy::{FaultProxy, Mode};
 use serde_json::{json, Value};
 use supasync_core::client::Project;
 use supasync_core::engine::Query;
-use supasync_core::{Engine, EngineConfig, RowStatus, Schema};
+use supasync_core::{Engine, EngineConfig, RowStatus, Schema, Store};
 use supasync_devserver::DevServer;
 use supasync_native::{system_now_ms, ReqwestHttp, SqliteStore};
 
@@ -380,4 +380,70 @@ async fn a_thousand_usage_logs_go_in_few_requests_and_server_counts_come_back() 
     // The server's trigger counted the messages; the pull brought the count back.
     let sess_now = a.get("chat_sessions", &sess.local_id).await.unwrap().unwrap();
     assert_eq!(sess_now.row["message_count"], json!(3));
+}
+
+/// A server that answers every request with something that is not what PostgREST says.
+async fn garbage_server(body: &'static str, status: u16) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                let _ = sock.read(&mut buf).await;
+                let resp = format!("HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+                let _ = sock.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn malformed_server_answers_are_clear_errors_and_lose_nothing() {
+    let s = server().await;
+    let real = device(&s).await;
+    let session = real.sign_up("s12@example.com", "password-123").await.unwrap();
+    for (body, status) in [("this is not json", 200), ("{\"an\":\"object\"}", 201), ("[1, 2, 3]", 201), ("<html>oops</html>", 502)] {
+        let url = garbage_server(body, status).await;
+        let d = device_at(&url, s.anon_key()).await;
+        d.set_session(session.clone()).await.unwrap();
+        d.insert("memories", &json!({"content": "precious"})).await.unwrap();
+        match d.push().await {
+            Ok(r) => {
+                assert_eq!(r.pushed, 0, "{body}: {r:?}");
+                assert!(r.stopped.is_some() || r.rejected == 0, "{body}: {r:?}");
+            }
+            Err(e) => assert!(!e.to_string().is_empty()),
+        }
+        assert!(d.pull().await.is_err(), "{body}: a pull must fail clearly");
+        // An update of a synced row answered with garbage keeps the row and the write.
+        let url2 = garbage_server(body, status).await;
+        let e = device_at(&url2, s.anon_key()).await;
+        e.set_session(session.clone()).await.unwrap();
+        e.store
+            .apply(supasync_core::WriteBatch {
+                put_rows: vec![supasync_core::LocalRow {
+                    table: "memories".into(),
+                    local_id: "synced-1".into(),
+                    server_id: Some(json!("00000000-0000-0000-0000-000000000001")),
+                    mirror: Some(json!({"id": "00000000-0000-0000-0000-000000000001", "content": "v1"}).as_object().unwrap().clone()),
+                    overlay: None,
+                    status: RowStatus::Synced,
+                }],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        e.update("memories", "synced-1", &json!({"content": "v2"})).await.unwrap();
+        let _ = e.push().await;
+        let kept = e.get("memories", "synced-1").await.unwrap().expect("the row is kept");
+        assert_eq!(kept.row["content"], json!("v2"), "{body}");
+        assert_eq!(e.status().await.unwrap().pending, 1, "{body}: the update still waits");
+        let st = d.status().await.unwrap();
+        assert_eq!(st.pending + st.rejected, 1, "{body}: the write is kept");
+        let rows = d.query("memories", &Query::default()).await.unwrap();
+        assert!(rows.len() <= 1);
+    }
 }

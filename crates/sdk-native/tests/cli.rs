@@ -1,0 +1,192 @@
+//! The `supasync` command-line tool against the dev server: JSON in and out, writes with
+//! no server at all, a process killed mid-push (scenario 7), bad input (scenario 12).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use common::fault_proxy::{FaultProxy, Mode};
+use serde_json::{json, Value};
+use supasync_devserver::DevServer;
+
+fn manifest() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+async fn server() -> DevServer {
+    DevServer::builder()
+        .migrations(manifest().join("tests/fixtures/scenarios"))
+        .shared_test_cluster()
+        .start()
+        .await
+        .expect("dev server")
+}
+
+struct Cli {
+    store: PathBuf,
+    url: String,
+    key: String,
+}
+
+impl Cli {
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_supasync"));
+        c.arg("--store")
+            .arg(&self.store)
+            .arg("--schema")
+            .arg(manifest().join("tests/chat_schema.json"))
+            .args(args)
+            .env("SUPABASE_URL", &self.url)
+            .env("SUPABASE_ANON_KEY", &self.key);
+        c
+    }
+
+    /// Run; the JSON it printed (stdout on success, stderr on failure) and success.
+    fn run(&self, args: &[&str]) -> (bool, Value) {
+        let out: Output = self.cmd(args).output().expect("run supasync");
+        let text = if out.status.success() { &out.stdout } else { &out.stderr };
+        let v = serde_json::from_slice(text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(text)));
+        (out.status.success(), v)
+    }
+
+    fn ok(&self, args: &[&str]) -> Value {
+        let (ok, v) = self.run(args);
+        assert!(ok, "supasync {args:?} failed: {v}");
+        v
+    }
+}
+
+async fn count(server: &DevServer, table: &str) -> usize {
+    let rows: Vec<Value> = reqwest::Client::new()
+        .get(format!("{}/rest/v1/{table}?select=id", server.url()))
+        .header("apikey", server.anon_key())
+        .bearer_auth(server.service_role_key())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    rows.len()
+}
+
+fn cli(dir: &Path, server: &DevServer) -> Cli {
+    Cli {
+        store: dir.join("replica"),
+        url: server.url().into(),
+        key: server.anon_key().into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_wait_in_the_outbox_with_no_server_and_sync_later() {
+    let s = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cli(dir.path(), &s);
+    let (ok, err) = c.run(&["insert", "memories", r#"{"content":"x"}"#]);
+    assert!(!ok);
+    assert_eq!(err["kind"], json!("auth"));
+    c.ok(&["signup", "--email", "cli1@example.com", "--password", "password-123"]);
+    // The server goes away (a port nothing listens on).
+    c.url = "http://127.0.0.1:9".into();
+    let row = c.ok(&["insert", "memories", r#"{"content":"offline"}"#]);
+    assert_eq!(row["status"], json!({"state": "pending"}));
+    let local_id = row["local_id"].as_str().unwrap().to_string();
+    assert_eq!(c.ok(&["query", "memories"]).as_array().unwrap().len(), 1);
+    let (ok, err) = c.run(&["sync", "--timeout", "1"]);
+    assert!(!ok, "sync must fail without a server");
+    assert_eq!(err["kind"], json!("timeout"));
+    assert_eq!(c.ok(&["status"])["pending"], json!(1), "nothing lost");
+    // Back online.
+    c.url = s.url().into();
+    let synced = c.ok(&["sync", "--timeout", "20"]);
+    assert_eq!(synced["status"]["pending"], json!(0));
+    let rows = c.ok(&["query", "memories", "--where", &format!("local_id={local_id}")]);
+    assert_eq!(rows[0]["status"], json!({"state": "synced"}));
+    assert_eq!(count(&s, "memories").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_killed_mid_push_delivers_everything_exactly_once_after_restart() {
+    let s = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cli(dir.path(), &s);
+    c.ok(&["signup", "--email", "cli7@example.com", "--password", "password-123"]);
+    let conv = c.ok(&["insert", "conversations", r#"{"title":"kill me"}"#]);
+    let cid = conv["local_id"].as_str().unwrap().to_string();
+    for i in 0..40 {
+        c.ok(&["insert", "messages", &json!({"conversation_id": cid, "role": "user", "content": format!("m{i}")}).to_string()]);
+    }
+    // Answers crawl through a slow proxy; the sync is killed while requests are out.
+    let proxy = FaultProxy::start(s.url().trim_start_matches("http://").to_string()).await;
+    proxy.set(Mode::DelayAnswers(Duration::from_millis(400)));
+    c.url = proxy.url();
+    let mut child = c.cmd(&["sync", "--timeout", "30"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    // Wait until the server has the conversation (its insert went through), then kill.
+    for _ in 0..100 {
+        if count(&s, "conversations").await > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let pending = c.ok(&["status"])["pending"].as_u64().unwrap();
+    assert!(pending > 0, "killed before it could confirm everything");
+    // Restart, straight to the server.
+    c.url = s.url().into();
+    let done = c.ok(&["sync", "--timeout", "30"]);
+    assert_eq!(done["status"]["pending"], json!(0));
+    assert_eq!(count(&s, "conversations").await, 1, "exactly once");
+    assert_eq!(count(&s, "messages").await, 40, "exactly once");
+    let local = c.ok(&["query", "messages", "--where", &format!("conversation_id={cid}")]);
+    assert_eq!(local.as_array().unwrap().len(), 40);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_clear_errors_and_loses_nothing() {
+    let s = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = cli(dir.path(), &s);
+    let me = c.ok(&["signup", "--email", "cli12@example.com", "--password", "password-123"]);
+    c.ok(&["insert", "memories", r#"{"content":"keep me"}"#]);
+    for (args, kind, needle) in [
+        (vec!["insert", "memories", "{not json"], "invalid", "not JSON"),
+        (vec!["insert", "memories", "[1,2]"], "invalid", "must be a JSON object"),
+        (vec!["insert", "memories", r#"{"id":"x"}"#], "invalid", "set by the server"),
+        (vec!["insert", "nope", "{}"], "invalid", "unknown table"),
+        (vec!["insert", "messages", r#"{"conversation_id":42}"#], "invalid", "must be a local id"),
+        (vec!["update", "memories", "no-such-id", "{}"], "invalid", "no row"),
+        (vec!["retry", "no-such-id"], "not_found", "no rejected write"),
+        (vec!["query", "memories", "--where", "oops"], "invalid", "COL=VALUE"),
+    ] {
+        let (ok, err) = c.run(&args);
+        assert!(!ok, "{args:?}");
+        assert_eq!(err["kind"], json!(kind), "{args:?}: {err}");
+        assert!(err["error"].as_str().unwrap().contains(needle), "{args:?}: {err}");
+    }
+    assert_eq!(c.ok(&["status"])["pending"], json!(1), "nothing lost");
+
+    // A schema file that is not a schema.
+    let bad_schema = dir.path().join("bad.json");
+    std::fs::write(&bad_schema, r#"{"tables":[{"name":"a","references":{"b_id":"b"}}]}"#).unwrap();
+    let out = c.cmd(&["status"]).arg("--schema").arg(&bad_schema).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a declared table"));
+
+    // A corrupt store file: a clear error, and the file is left as it was.
+    let db = c.store.join("users").join(format!("{}.db", me["user_id"].as_str().unwrap()));
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    let garbage = b"definitely not sqlite".repeat(300);
+    std::fs::write(&db, &garbage).unwrap();
+    let (ok, err) = c.run(&["status"]);
+    assert!(!ok);
+    assert_eq!(err["kind"], json!("store"));
+    assert!(err["error"].as_str().unwrap().contains("corrupt"), "{err}");
+    assert_eq!(std::fs::read(&db).unwrap(), garbage);
+}
