@@ -125,7 +125,7 @@ fn project_or_offline() -> Project {
 
 fn load_schema(path: &Option<PathBuf>) -> Result<Schema, Failure> {
     let Some(p) = path else {
-        return Ok(Schema::new(vec![]).map_err(|e| fail("invalid", e.to_string()))?);
+        return Schema::new(vec![]).map_err(|e| fail("invalid", e.to_string()));
     };
     let text = std::fs::read_to_string(p).map_err(|e| fail("config", format!("{}: {e}", p.display())))?;
     Schema::from_json(&text).map_err(|e| fail("invalid", format!("{}: {e}", p.display())))
