@@ -42,6 +42,10 @@ pub struct LocalRow {
     pub mirror: Option<Row>,
     pub overlay: Option<Overlay>,
     pub status: RowStatus,
+    /// Field values this device pushed and the server confirmed, until a pull shows
+    /// them overwritten by another write (then the history records a conflict).
+    #[serde(default)]
+    pub last_pushed: Option<Row>,
 }
 
 impl LocalRow {
@@ -89,6 +93,7 @@ mod tests {
             mirror: Some(obj(json!({"a": 1, "b": 1}))),
             overlay: Some(Overlay::Fields { fields: obj(json!({"b": 2})) }),
             status: RowStatus::Pending,
+            last_pushed: None,
         };
         assert_eq!(Value::Object(r.visible("local_id").unwrap()), json!({"a": 1, "b": 2, "local_id": "L"}));
         r.overlay = None;

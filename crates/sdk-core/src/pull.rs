@@ -259,6 +259,27 @@ impl<S: Store, H: Http> Engine<S, H> {
             };
             let row = match existing {
                 Some(mut r) => {
+                    if let Some(mine) = r.last_pushed.as_mut() {
+                        let overwritten: Vec<(String, Value, Value)> = mine
+                            .iter()
+                            .filter_map(|(k, v)| {
+                                let now = mirror.get(k)?;
+                                (now != v).then(|| (k.clone(), v.clone(), now.clone()))
+                            })
+                            .collect();
+                        for (field, was, by) in overwritten {
+                            mine.remove(&field);
+                            wb.history.push(self.history_line(
+                                "conflict",
+                                Some(&decl.name),
+                                1,
+                                self.now_ms(),
+                                None,
+                                json!({"local_id": local_id, "field": field, "overwritten": was, "by": by,
+                                       "rule": "last write wins"}),
+                            ));
+                        }
+                    }
                     if matches!(r.status, RowStatus::Rejected { .. }) && r.overlay.is_none() {
                         r.status = RowStatus::Synced;
                     }
@@ -276,6 +297,7 @@ impl<S: Store, H: Http> Engine<S, H> {
                     mirror: Some(mirror),
                     overlay: None::<Overlay>,
                     status: RowStatus::Synced,
+                    last_pushed: None,
                 },
             };
             seen.insert(local_id, row);

@@ -310,7 +310,7 @@ impl<S: Store, H: Http> Engine<S, H> {
             };
             let OutboxOp::Insert { row: sent } = &e.op else { continue };
             let mirror = self.to_local(table, server, sent).await?;
-            self.confirm_row(table, &e.local_id, e.seq, server.get(&decl.key).cloned(), Some(mirror), &mut wb).await?;
+            self.confirm_row(table, &e.local_id, e.seq, server.get(&decl.key).cloned(), Some(mirror), sent, &mut wb).await?;
             confirmed += 1;
         }
         wb.history.push(self.history_line("push", Some(table), confirmed as u64, started, None, json!({"op": "insert"})));
@@ -320,7 +320,17 @@ impl<S: Store, H: Http> Engine<S, H> {
 
     /// The server confirmed entry `seq` of a row: update mirror and id, drop the entry,
     /// and clear the overlay unless newer local writes wait behind it.
-    async fn confirm_row(&self, table: &str, local_id: &str, seq: u64, server_id: Option<Value>, mirror: Option<Row>, wb: &mut WriteBatch) -> Result<(), EngineError> {
+    #[allow(clippy::too_many_arguments)]
+    async fn confirm_row(
+        &self,
+        table: &str,
+        local_id: &str,
+        seq: u64,
+        server_id: Option<Value>,
+        mirror: Option<Row>,
+        sent: &Row,
+        wb: &mut WriteBatch,
+    ) -> Result<(), EngineError> {
         wb.delete_outbox.push(seq);
         let later = self
             .store
@@ -334,6 +344,9 @@ impl<S: Store, H: Http> Engine<S, H> {
         if mirror.is_some() {
             row.mirror = mirror;
         }
+        let mut pushed = row.last_pushed.take().unwrap_or_default();
+        pushed.extend(sent.clone());
+        row.last_pushed = Some(pushed);
         if !later {
             row.overlay = None;
             row.status = RowStatus::Synced;
@@ -419,7 +432,7 @@ impl<S: Store, H: Http> Engine<S, H> {
                 match (&e.op, rows.into_iter().next()) {
                     (OutboxOp::Update { fields }, Some(Value::Object(server))) => {
                         let mirror = self.to_local(&e.table, &server, fields).await?;
-                        self.confirm_row(&e.table, &e.local_id, e.seq, None, Some(mirror), &mut wb).await?;
+                        self.confirm_row(&e.table, &e.local_id, e.seq, None, Some(mirror), fields, &mut wb).await?;
                         wb.history.push(self.history_line("push", Some(&e.table), 1, started, None, json!({"op": "update"})));
                     }
                     (OutboxOp::Update { .. }, _) => {

@@ -74,6 +74,7 @@ impl<S: Store + ?Sized> LocalWriter<'_, S> {
             mirror: None,
             overlay: Some(Overlay::Fields { fields: fields.clone() }),
             status: RowStatus::Pending,
+            last_pushed: None,
         };
         self.store
             .apply(WriteBatch {

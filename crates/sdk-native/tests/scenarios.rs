@@ -431,6 +431,7 @@ async fn malformed_server_answers_are_clear_errors_and_lose_nothing() {
                     mirror: Some(json!({"id": "00000000-0000-0000-0000-000000000001", "content": "v1"}).as_object().unwrap().clone()),
                     overlay: None,
                     status: RowStatus::Synced,
+                    last_pushed: None,
                 }],
                 ..Default::default()
             })
@@ -446,4 +447,31 @@ async fn malformed_server_answers_are_clear_errors_and_lose_nothing() {
         let rows = d.query("memories", &Query::default()).await.unwrap();
         assert!(rows.len() <= 1);
     }
+}
+
+#[tokio::test]
+async fn the_same_field_edited_on_two_devices_last_write_wins_and_the_loser_is_in_history() {
+    let s = server().await;
+    let a = device(&s).await;
+    a.sign_up("s3b@example.com", "password-123").await.unwrap();
+    let c = a.insert("conversations", &json!({"title": "original"})).await.unwrap();
+    a.push().await.unwrap();
+    let b = device(&s).await;
+    b.sign_in("s3b@example.com", "password-123").await.unwrap();
+    b.pull().await.unwrap();
+    a.update("conversations", &c.local_id, &json!({"title": "from A"})).await.unwrap();
+    b.update("conversations", &c.local_id, &json!({"title": "from B"})).await.unwrap();
+    a.push().await.unwrap();
+    b.push().await.unwrap(); // the later write
+    a.pull().await.unwrap();
+    b.pull().await.unwrap();
+    for d in [&a, &b] {
+        assert_eq!(d.get("conversations", &c.local_id).await.unwrap().unwrap().row["title"], json!("from B"));
+    }
+    let conflicts: Vec<Value> = a.history(50).await.unwrap().into_iter().filter(|h| h.kind == "conflict").map(|h| h.detail).collect();
+    assert_eq!(conflicts.len(), 1, "{conflicts:?}");
+    assert_eq!(conflicts[0]["field"], json!("title"));
+    assert_eq!(conflicts[0]["overwritten"], json!("from A"));
+    assert_eq!(conflicts[0]["by"], json!("from B"));
+    assert!(b.history(50).await.unwrap().iter().all(|h| h.kind != "conflict"), "the winner saw no conflict");
 }

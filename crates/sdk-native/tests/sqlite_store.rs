@@ -29,6 +29,7 @@ fn a_row(local_id: &str) -> LocalRow {
         mirror: None,
         overlay: Some(Overlay::Fields { fields: json!({"body": "kept"}).as_object().unwrap().clone() }),
         status: RowStatus::Pending,
+        last_pushed: None,
     }
 }
 

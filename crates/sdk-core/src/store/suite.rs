@@ -22,6 +22,7 @@ fn row(table: &str, local_id: &str, server_id: Option<Value>) -> LocalRow {
         mirror: None,
         overlay: Some(Overlay::Fields { fields: obj(json!({"body": local_id})) }),
         status: RowStatus::Pending,
+        last_pushed: None,
     }
 }
 
