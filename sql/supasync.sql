@@ -37,14 +37,13 @@ create table if not exists public.supasync_tombstones (
   sync_txid bigint not null default (pg_current_xact_id()::text::bigint),
   deleted_at timestamptz not null default now()
 );
-create index if not exists supasync_tombstones_pull
-  on public.supasync_tombstones (table_name, sync_txid, id);
-create index if not exists supasync_tombstones_owner
-  on public.supasync_tombstones (owner_id);
+-- Pulls read one owner's tombstones of one table in (sync_txid, id) order.
+create index if not exists supasync_tombstones_by_owner
+  on public.supasync_tombstones (owner_id, table_name, sync_txid, id);
 alter table public.supasync_tombstones enable row level security;
 drop policy if exists "owners read their tombstones" on public.supasync_tombstones;
 create policy "owners read their tombstones" on public.supasync_tombstones
-  for select using (owner_id = auth.uid());
+  for select using (owner_id = (select auth.uid()));  -- evaluated once per query
 -- Only the delete trigger writes tombstones.
 revoke insert, update, delete, truncate on public.supasync_tombstones from anon, authenticated;
 

@@ -89,8 +89,12 @@ impl<S: Store, H: Http> Engine<S, H> {
         for decl in &tables {
             let started = self.now_ms();
             let before = (report.rows, report.deleted);
+            // A table this device never pulled, none of whose rows ever reached the
+            // server: no tombstone can concern it, so old ones need not be walked.
+            let nothing_to_delete = self.store.meta(&format!("cursor:{}", decl.name)).await?.is_none()
+                && !self.store.scan(&decl.name).await?.iter().any(|r| r.server_id.is_some());
             self.pull_rows(decl, &snap, &mut report).await?;
-            self.pull_tombstones(decl, &snap, &mut report).await?;
+            self.pull_tombstones(decl, &snap, nothing_to_delete, &mut report).await?;
             let mut wb = WriteBatch::default();
             wb.meta.push((format!("last_sync:{}", decl.name), Some(json!(self.now_ms()))));
             let (rows, deleted) = (report.rows - before.0, report.deleted - before.1);
@@ -122,9 +126,13 @@ impl<S: Store, H: Http> Engine<S, H> {
         let (k, table) = (enc(&decl.key), &decl.name);
         let mut after: Option<(i64, String)> = None;
         loop {
+            // `sync_txid >= t` keeps the index range; the `or` only trims the first txid.
             let range = match &after {
                 None => format!("sync_txid=gte.{}", cur.next_txid),
-                Some((t, id)) => format!("or={}", enc(&format!("(sync_txid.gt.{t},and(sync_txid.eq.{t},{}.gt.\"{}\"))", decl.key, id.replace('"', "\\\"")))),
+                Some((t, id)) => format!(
+                    "sync_txid=gte.{t}&or={}",
+                    enc(&format!("(sync_txid.gt.{t},{}.gt.\"{}\")", decl.key, id.replace('"', "\\\"")))
+                ),
             };
             let q = format!("select=*&{range}&sync_txid=lt.{}&order=sync_txid.asc,{k}.asc&limit={page}", snap.xmax);
             let rows = self.get_rows(table, q).await?;
@@ -159,9 +167,24 @@ impl<S: Store, H: Http> Engine<S, H> {
         Ok(())
     }
 
-    async fn pull_tombstones(&self, decl: &TableDecl, snap: &Snapshot, report: &mut PullReport) -> Result<(), EngineError> {
+    async fn pull_tombstones(&self, decl: &TableDecl, snap: &Snapshot, nothing_to_delete: bool, report: &mut PullReport) -> Result<(), EngineError> {
         let key = format!("tombstones:{}", decl.name);
         let cur = self.cursor(&key).await?;
+        if nothing_to_delete && cur == Cursor::default() {
+            // Start at this snapshot instead of walking every delete ever made. (Rows
+            // pulled just now exist on the server as of this snapshot.)
+            let start = Cursor {
+                next_txid: snap.xmax,
+                pending: snap.xip.clone(),
+            };
+            self.store
+                .apply(WriteBatch {
+                    meta: vec![(key, Some(json!(start)))],
+                    ..Default::default()
+                })
+                .await?;
+            return Ok(());
+        }
         let base = format!("select=row_id,local_id,sync_txid,id&table_name=eq.{}", enc(&decl.name));
         let mut found: Vec<Row> = vec![];
         if !cur.pending.is_empty() {
@@ -173,7 +196,7 @@ impl<S: Store, H: Http> Engine<S, H> {
         loop {
             let range = match after {
                 None => format!("sync_txid=gte.{}", cur.next_txid),
-                Some((t, id)) => format!("or={}", enc(&format!("(sync_txid.gt.{t},and(sync_txid.eq.{t},id.gt.{id}))"))),
+                Some((t, id)) => format!("sync_txid=gte.{t}&or={}", enc(&format!("(sync_txid.gt.{t},id.gt.{id})"))),
             };
             let page = self
                 .get_rows(
@@ -241,6 +264,8 @@ impl<S: Store, H: Http> Engine<S, H> {
     async fn apply_server_rows(&self, decl: &TableDecl, rows: Vec<Row>, mut wb: WriteBatch) -> Result<usize, EngineError> {
         let n = rows.len();
         let mut seen: std::collections::HashMap<String, LocalRow> = std::collections::HashMap::new();
+        // Parent server id → local id, looked up once per page.
+        let mut parents: std::collections::HashMap<(String, String), Option<String>> = std::collections::HashMap::new();
         for server in rows {
             let server_id = server.get(&decl.key).cloned();
             let local_id = match server.get(&decl.local_id) {
@@ -252,7 +277,22 @@ impl<S: Store, H: Http> Engine<S, H> {
                     None => continue,
                 },
             };
-            let mirror = self.to_local(&decl.name, &server, &Row::new()).await?;
+            let mut mirror = server.clone();
+            for (col, parent) in &decl.references {
+                let Some(v) = server.get(col).filter(|v| !v.is_null()) else { continue };
+                let k = (parent.clone(), v.to_string());
+                let local = match parents.get(&k) {
+                    Some(l) => l.clone(),
+                    None => {
+                        let l = self.store.find_by_server_id(parent, v).await?.map(|p| p.local_id);
+                        parents.insert(k, l.clone());
+                        l
+                    }
+                };
+                if let Some(l) = local {
+                    mirror.insert(col.clone(), Value::String(l));
+                }
+            }
             let existing = match seen.remove(&local_id) {
                 Some(r) => Some(r),
                 None => self.store.get_row(&decl.name, &local_id).await?,

@@ -39,6 +39,16 @@ pub struct PushReport {
     pub stopped: Option<String>,
 }
 
+/// What one push run knows without asking the store again (writes wait for the writer
+/// lock, so nothing else changes the outbox meanwhile).
+#[derive(Default)]
+struct RunContext {
+    /// Waiting entries per row: more than one means later writes queue behind.
+    entries_per_row: HashMap<(String, String), usize>,
+    /// Parent local id → server id, as resolved so far in this run.
+    parents: HashMap<(String, String), Value>,
+}
+
 /// The result of sending one run of inserts.
 enum RunOutcome {
     Done,
@@ -66,6 +76,10 @@ impl<S: Store, H: Http> Engine<S, H> {
         let mut report = PushReport::default();
         let outbox: Vec<OutboxEntry> = self.store.outbox().await?.into_iter().filter(|e| e.rejected.is_none()).collect();
         let mut refused: HashSet<(String, String)> = HashSet::new();
+        let mut ctx = RunContext::default();
+        for e in &outbox {
+            *ctx.entries_per_row.entry((e.table.clone(), e.local_id.clone())).or_default() += 1;
+        }
         let mut i = 0;
         while i < outbox.len() {
             let e = &outbox[i];
@@ -86,14 +100,14 @@ impl<S: Store, H: Http> Engine<S, H> {
                         j += 1;
                     }
                     i = j;
-                    if let RunOutcome::Stop(why) = self.push_inserts(run, &user_id, &mut report, &mut refused).await? {
+                    if let RunOutcome::Stop(why) = self.push_inserts(run, &user_id, &mut report, &mut refused, &mut ctx).await? {
                         report.stopped = Some(why);
                         break;
                     }
                 }
                 _ => {
                     i += 1;
-                    if let RunOutcome::Stop(why) = self.push_change(e.clone(), &mut report, &mut refused).await? {
+                    if let RunOutcome::Stop(why) = self.push_change(e.clone(), &mut report, &mut refused, &mut ctx).await? {
                         report.stopped = Some(why);
                         break;
                     }
@@ -105,9 +119,16 @@ impl<S: Store, H: Http> Engine<S, H> {
 
     /// The server id a reference should carry: `Ok(None)` when the parent is known but
     /// has no server id yet (wait), `Err(reason)` when the parent was rejected.
-    async fn server_ref(&self, parent_table: &str, local: &str) -> Result<Result<Option<Value>, String>, EngineError> {
+    async fn server_ref(&self, parent_table: &str, local: &str, ctx: &mut RunContext) -> Result<Result<Option<Value>, String>, EngineError> {
+        if let Some(v) = ctx.parents.get(&(parent_table.to_string(), local.to_string())) {
+            return Ok(Ok(Some(v.clone())));
+        }
         match self.store.get_row(parent_table, local).await? {
-            Some(p) if p.server_id.is_some() => Ok(Ok(p.server_id)),
+            Some(p) if p.server_id.is_some() => {
+                let v = p.server_id.unwrap_or(Value::Null);
+                ctx.parents.insert((parent_table.to_string(), local.to_string()), v.clone());
+                Ok(Ok(Some(v)))
+            }
             Some(LocalRow { status: RowStatus::Rejected { reason }, .. }) => {
                 Ok(Err(format!("its parent {parent_table}/{local} was rejected: {reason}")))
             }
@@ -119,12 +140,12 @@ impl<S: Store, H: Http> Engine<S, H> {
     }
 
     /// Rewrite a row's references to server ids. `Ok(None)`: a parent is not pushed yet.
-    async fn to_server(&self, table: &str, fields: &Row) -> Result<Result<Option<Row>, String>, EngineError> {
+    async fn to_server(&self, table: &str, fields: &Row, ctx: &mut RunContext) -> Result<Result<Option<Row>, String>, EngineError> {
         let decl = self.decl(table)?;
         let mut out = fields.clone();
         for (col, parent) in &decl.references {
             if let Some(Value::String(local)) = fields.get(col) {
-                match self.server_ref(parent, local).await? {
+                match self.server_ref(parent, local, ctx).await? {
                     Ok(Some(server)) => {
                         out.insert(col.clone(), server);
                     }
@@ -157,6 +178,7 @@ impl<S: Store, H: Http> Engine<S, H> {
         user_id: &str,
         report: &mut PushReport,
         refused: &mut HashSet<(String, String)>,
+        ctx: &mut RunContext,
     ) -> Result<RunOutcome, EngineError> {
         let table = run[0].table.clone();
         let decl = self.decl(&table)?.clone();
@@ -168,7 +190,7 @@ impl<S: Store, H: Http> Engine<S, H> {
             if refused.contains(&(e.table.clone(), e.local_id.clone())) {
                 continue;
             }
-            match self.to_server(&table, row).await? {
+            match self.to_server(&table, row, ctx).await? {
                 Ok(Some(mut r)) => {
                     r.insert(decl.owner.clone(), Value::String(user_id.into()));
                     ready.push((e, r));
@@ -191,7 +213,7 @@ impl<S: Store, H: Http> Engine<S, H> {
             report.requests += 1;
             match self.send_inserts(&table, &decl, &batch).await {
                 Ok(rows) => {
-                    let confirmed = self.confirm_inserts(&table, &decl, &batch, rows, report).await?;
+                    let confirmed = self.confirm_inserts(&table, &decl, &batch, rows, report, ctx).await?;
                     report.pushed += confirmed;
                 }
                 Err(e) => match e.failure() {
@@ -290,6 +312,7 @@ impl<S: Store, H: Http> Engine<S, H> {
         batch: &[(OutboxEntry, Row)],
         rows: Vec<Value>,
         report: &mut PushReport,
+        ctx: &mut RunContext,
     ) -> Result<usize, EngineError> {
         let started = self.now_ms();
         let by_local: HashMap<String, Row> = rows
@@ -310,7 +333,11 @@ impl<S: Store, H: Http> Engine<S, H> {
             };
             let OutboxOp::Insert { row: sent } = &e.op else { continue };
             let mirror = self.to_local(table, server, sent).await?;
-            self.confirm_row(table, &e.local_id, e.seq, server.get(&decl.key).cloned(), Some(mirror), sent, &mut wb).await?;
+            let server_id = server.get(&decl.key).cloned();
+            if let Some(id) = &server_id {
+                ctx.parents.insert((table.to_string(), e.local_id.clone()), id.clone());
+            }
+            self.confirm_row(table, &e.local_id, e.seq, server_id, Some(mirror), sent, ctx, &mut wb).await?;
             confirmed += 1;
         }
         wb.history.push(self.history_line("push", Some(table), confirmed as u64, started, None, json!({"op": "insert"})));
@@ -329,14 +356,14 @@ impl<S: Store, H: Http> Engine<S, H> {
         server_id: Option<Value>,
         mirror: Option<Row>,
         sent: &Row,
+        ctx: &mut RunContext,
         wb: &mut WriteBatch,
     ) -> Result<(), EngineError> {
         wb.delete_outbox.push(seq);
-        let later = self
-            .store
-            .last_outbox_entry(table, local_id)
-            .await?
-            .is_some_and(|last| last.seq != seq);
+        let key = (table.to_string(), local_id.to_string());
+        let waiting = ctx.entries_per_row.get(&key).copied().unwrap_or(1);
+        let later = waiting > 1;
+        ctx.entries_per_row.insert(key, waiting.saturating_sub(1));
         let Some(mut row) = self.store.get_row(table, local_id).await? else { return Ok(()) };
         if server_id.is_some() {
             row.server_id = server_id;
@@ -367,7 +394,13 @@ impl<S: Store, H: Http> Engine<S, H> {
     }
 
     /// An update or delete.
-    async fn push_change(&self, e: OutboxEntry, report: &mut PushReport, refused: &mut HashSet<(String, String)>) -> Result<RunOutcome, EngineError> {
+    async fn push_change(
+        &self,
+        e: OutboxEntry,
+        report: &mut PushReport,
+        refused: &mut HashSet<(String, String)>,
+        ctx: &mut RunContext,
+    ) -> Result<RunOutcome, EngineError> {
         let decl = self.decl(&e.table)?.clone();
         let row = self.store.get_row(&e.table, &e.local_id).await?;
         let Some(server_id) = row.as_ref().and_then(|r| r.server_id.clone()) else {
@@ -393,7 +426,7 @@ impl<S: Store, H: Http> Engine<S, H> {
         report.requests += 1;
         let res = match &e.op {
             OutboxOp::Update { fields } => {
-                let body = match self.to_server(&e.table, fields).await? {
+                let body = match self.to_server(&e.table, fields, ctx).await? {
                     Ok(Some(b)) => b,
                     Ok(None) => return Ok(RunOutcome::Stop("an update waits for a parent".into())),
                     Err(why) => {
@@ -432,7 +465,7 @@ impl<S: Store, H: Http> Engine<S, H> {
                 match (&e.op, rows.into_iter().next()) {
                     (OutboxOp::Update { fields }, Some(Value::Object(server))) => {
                         let mirror = self.to_local(&e.table, &server, fields).await?;
-                        self.confirm_row(&e.table, &e.local_id, e.seq, None, Some(mirror), fields, &mut wb).await?;
+                        self.confirm_row(&e.table, &e.local_id, e.seq, None, Some(mirror), fields, ctx, &mut wb).await?;
                         wb.history.push(self.history_line("push", Some(&e.table), 1, started, None, json!({"op": "update"})));
                     }
                     (OutboxOp::Update { .. }, _) => {

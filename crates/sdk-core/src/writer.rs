@@ -50,9 +50,9 @@ impl<S: Store + ?Sized> LocalWriter<'_, S> {
     pub async fn insert(&self, table: &str, value: &Value, now_ms: i64) -> Result<LocalRow, WriteError> {
         let decl = self.schema.table(table)?;
         let mut fields = self.schema.check_write(table, value)?;
-        let local_id = match fields.get(&decl.local_id) {
-            None | Some(Value::Null) => new_local_id(),
-            Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
+        let (local_id, given) = match fields.get(&decl.local_id) {
+            None | Some(Value::Null) => (new_local_id(), false),
+            Some(Value::String(s)) if !s.trim().is_empty() => (s.clone(), true),
             Some(_) => {
                 return Err(WriteError::BadLocalId {
                     table: table.into(),
@@ -61,7 +61,8 @@ impl<S: Store + ?Sized> LocalWriter<'_, S> {
             }
         };
         fields.insert(decl.local_id.clone(), Value::String(local_id.clone()));
-        if self.store.get_row(table, &local_id).await?.is_some() {
+        // A generated UUIDv7 cannot clash; only an id the app chose needs the check.
+        if given && self.store.get_row(table, &local_id).await?.is_some() {
             return Err(WriteError::AlreadyExists {
                 table: table.into(),
                 local_id,

@@ -475,3 +475,20 @@ async fn the_same_field_edited_on_two_devices_last_write_wins_and_the_loser_is_i
     assert_eq!(conflicts[0]["by"], json!("from B"));
     assert!(b.history(50).await.unwrap().iter().all(|h| h.kind != "conflict"), "the winner saw no conflict");
 }
+
+#[tokio::test]
+async fn a_device_that_pushed_but_never_pulled_still_learns_of_deletes() {
+    let s = server().await;
+    let a = device(&s).await;
+    a.sign_up("s4b@example.com", "password-123").await.unwrap();
+    let c = a.insert("conversations", &json!({"title": "pushed, never pulled"})).await.unwrap();
+    a.push().await.unwrap();
+    let b = device(&s).await;
+    b.sign_in("s4b@example.com", "password-123").await.unwrap();
+    b.pull().await.unwrap();
+    b.delete("conversations", &c.local_id).await.unwrap();
+    b.push().await.unwrap();
+    // A's first pull: old tombstones matter, because A's row reached the server.
+    assert_eq!(a.pull().await.unwrap().deleted, 1);
+    assert!(a.get("conversations", &c.local_id).await.unwrap().is_none());
+}

@@ -1,5 +1,7 @@
 -- The multi-device chat schema of seed 004 ("Virgil"): conversations, messages and
--- memories, each with a server id, a client local_id unique per user, and RLS per user.
+-- memories, each with a server id, a client local_id unique per user, and RLS per user
+-- (policies compare `(select auth.uid())`, which PostgreSQL evaluates once per query).
+--
 
 create table public.conversations (
   id uuid primary key default gen_random_uuid(),
@@ -44,11 +46,11 @@ alter table public.messages enable row level security;
 alter table public.memories enable row level security;
 
 create policy "own conversations" on public.conversations for all
-  using (auth.uid() = user_id) with check (auth.uid() = user_id);
+  using ((select auth.uid()) = user_id) with check ((select auth.uid()) = user_id);
 create policy "own messages" on public.messages for all
-  using (auth.uid() = user_id) with check (auth.uid() = user_id);
+  using ((select auth.uid()) = user_id) with check ((select auth.uid()) = user_id);
 create policy "own memories" on public.memories for all
-  using (auth.uid() = user_id) with check (auth.uid() = user_id);
+  using ((select auth.uid()) = user_id) with check ((select auth.uid()) = user_id);
 
 alter publication supabase_realtime add table public.conversations, public.messages, public.memories;
 

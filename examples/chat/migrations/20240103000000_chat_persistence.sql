@@ -69,13 +69,13 @@ alter table public.chat_messages enable row level security;
 alter table public.documents enable row level security;
 alter table public.usage_logs enable row level security;
 create policy "own chat sessions" on public.chat_sessions for all
-  using (auth.uid() = user_id) with check (auth.uid() = user_id);
+  using ((select auth.uid()) = user_id) with check ((select auth.uid()) = user_id);
 create policy "own chat messages" on public.chat_messages for all
-  using (auth.uid() = user_id) with check (auth.uid() = user_id);
+  using ((select auth.uid()) = user_id) with check ((select auth.uid()) = user_id);
 create policy "own documents" on public.documents for all
-  using (auth.uid() = user_id) with check (auth.uid() = user_id);
+  using ((select auth.uid()) = user_id) with check ((select auth.uid()) = user_id);
 create policy "own usage logs" on public.usage_logs for all
-  using (auth.uid() = user_id) with check (auth.uid() = user_id);
+  using ((select auth.uid()) = user_id) with check ((select auth.uid()) = user_id);
 
 select supasync.enable_sync('public.chat_sessions');
 select supasync.enable_sync('public.chat_messages');

@@ -1,0 +1,181 @@
+//! `supasync-bench`: supasync measured side by side with what it replaces, in one run
+//! (these machines are shared and noisy: compare the ratios, not the milliseconds).
+//!
+//! 1. An optimistic native write (row + outbox entry, one SQLite transaction) against a
+//!    raw rusqlite single-row transaction in the same directory. Goal: p50 ≤ 2×.
+//! 2. Pushing 10k queued messages against the same rows in one INSERT straight into
+//!    PostgreSQL (goal ≤ 3×), and against supabase-js inserting them one by one (goal
+//!    ≥ 20× faster; supabase-js does 1,000 and the time is scaled to 10k).
+//! 3. Restoring 10k messages on a new device against supabase-js paging through them
+//!    (goal ≥ 5× faster).
+//! Run: `cargo run --release -p supasync-bench` (needs `npm install` in `bench/`).
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use serde_json::{json, Value};
+use supasync_core::client::Project;
+use supasync_core::{Engine, EngineConfig, Schema};
+use supasync_devserver::DevServer;
+use supasync_native::{system_now_ms, ReqwestHttp, SqliteStore};
+
+const WRITES: usize = 2000;
+const ROWS: usize = 10_000;
+const JS_ONE_BY_ONE: usize = 1000;
+
+type Device = Engine<SqliteStore, ReqwestHttp>;
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn body(i: usize) -> String {
+    format!("{i:06} {}", "lorem ipsum dolor sit amet ".repeat(6))
+}
+
+fn schema() -> Schema {
+    Schema::from_json(r#"{"tables":[{"name":"conversations"},{"name":"messages","references":{"conversation_id":"conversations"}}]}"#)
+        .expect("schema")
+}
+
+async fn device(url: &str, key: &str, db: &Path) -> Device {
+    Engine::open(
+        schema(),
+        SqliteStore::open(db).expect("store"),
+        ReqwestHttp::new().expect("http"),
+        Project { url: url.into(), anon_key: key.into() },
+        EngineConfig::with_clock(system_now_ms),
+    )
+    .await
+    .expect("engine")
+}
+
+async fn local_writes() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let raw = rusqlite::Connection::open(dir.path().join("raw.db"))?;
+    raw.pragma_update(None, "journal_mode", "WAL")?;
+    raw.pragma_update(None, "synchronous", "NORMAL")?;
+    raw.execute_batch("CREATE TABLE messages (id TEXT PRIMARY KEY, data TEXT NOT NULL)")?;
+    let ours = device("http://127.0.0.1:9", "", &dir.path().join("ours.db")).await;
+    ours.set_session(supasync_core::auth::Session {
+        access_token: String::new(),
+        refresh_token: String::new(),
+        expires_at: i64::MAX,
+        user_id: "bench".into(),
+        email: None,
+    })
+    .await?;
+    let conv = ours.insert("conversations", &json!({"title": "bench"})).await?.local_id;
+    let (mut t_raw, mut t_ours) = (vec![], vec![]);
+    for block in 0..(WRITES / 200) {
+        for i in 0..200 {
+            let n = block * 200 + i;
+            let row = json!({"conversation_id": conv, "role": "user", "content": body(n)});
+            let t = Instant::now();
+            let tx = raw.unchecked_transaction()?;
+            tx.execute("INSERT INTO messages (id, data) VALUES (?1, ?2)", (format!("r{n}"), row.to_string()))?;
+            tx.commit()?;
+            t_raw.push(t.elapsed().as_secs_f64() * 1e6);
+            let t = Instant::now();
+            ours.insert("messages", &row).await?;
+            t_ours.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+    }
+    let (r50, r95, o50, o95) = (pct(&mut t_raw, 0.5), pct(&mut t_raw, 0.95), pct(&mut t_ours, 0.5), pct(&mut t_ours, 0.95));
+    println!("1. one local write, {WRITES} each, interleaved (WAL, synchronous=NORMAL):");
+    println!("   raw rusqlite transaction        p50 {r50:7.1} µs   p95 {r95:7.1} µs");
+    println!("   supasync insert (row + outbox)  p50 {o50:7.1} µs   p95 {o95:7.1} µs");
+    println!("   ratio p50                       {:7.2}x          (goal <= 2x)", o50 / r50);
+    Ok(())
+}
+
+async fn queue(d: &Device, conv: &str) -> Result<(), Box<dyn std::error::Error>> {
+    for i in 0..ROWS {
+        d.insert("messages", &json!({"conversation_id": conv, "role": "user", "content": body(i)})).await?;
+    }
+    Ok(())
+}
+
+async fn network() -> Result<(), Box<dyn std::error::Error>> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let server = DevServer::builder().migrations(root.join("examples/chat/migrations")).start().await?;
+    let (db, conn) = tokio_postgres::connect(server.database_url(), tokio_postgres::NoTls).await?;
+    tokio::spawn(conn);
+    let dir = tempfile::tempdir()?;
+    let a = device(server.url(), server.anon_key(), &dir.path().join("a.db")).await;
+    let me = a.sign_up("bench@example.com", "bench-password").await?;
+    let conv = a.insert("conversations", &json!({"title": "bench"})).await?.local_id;
+    a.push().await?;
+    let conv_server: String = db
+        .query_one("select id::text from public.conversations where local_id = $1", &[&conv])
+        .await?
+        .get(0);
+
+    // Push vs the PostgreSQL floor, alternating, median of 3.
+    let (mut push_ms, mut floor_ms, mut requests) = (vec![], vec![], 0);
+    for rep in 0..3 {
+        db.batch_execute("delete from public.messages").await?;
+        let ids: Vec<String> = (0..ROWS).map(|i| format!("floor-{rep}-{i}")).collect();
+        let bodies: Vec<String> = (0..ROWS).map(body).collect();
+        let t = Instant::now();
+        db.execute(
+            "insert into public.messages (user_id, conversation_id, role, content, local_id)
+             select $1::text::uuid, $2::text::uuid, 'user', b, l from unnest($3::text[], $4::text[]) as x(b, l)",
+            &[&me.user_id, &conv_server, &bodies, &ids],
+        )
+        .await?;
+        floor_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        db.batch_execute("delete from public.messages").await?;
+        queue(&a, &conv).await?;
+        let t = Instant::now();
+        let r = a.push().await?;
+        push_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        assert_eq!(r.pushed, ROWS, "push: {r:?}");
+        requests = r.requests;
+    }
+    let (p, f) = (pct(&mut push_ms, 0.5), pct(&mut floor_ms, 0.5));
+
+    // Restore on a new device.
+    let b = device(server.url(), server.anon_key(), &dir.path().join("b.db")).await;
+    b.sign_in("bench@example.com", "bench-password").await?;
+    let t = Instant::now();
+    let pulled = b.pull().await?;
+    let restore_ms = t.elapsed().as_secs_f64() * 1000.0;
+
+    // supabase-js, same server, same user.
+    let out = Command::new("node")
+        .arg(root.join("bench/supabase-js.mjs"))
+        .env("SUPABASE_URL", server.url())
+        .env("SUPABASE_ANON_KEY", server.anon_key())
+        .env("BENCH_EMAIL", "bench@example.com")
+        .env("BENCH_PASSWORD", "bench-password")
+        .env("BENCH_CONVERSATION", &conv_server)
+        .env("BENCH_ONE_BY_ONE", JS_ONE_BY_ONE.to_string())
+        .env("BENCH_RESTORE", ROWS.to_string())
+        .output()?;
+    if !out.status.success() {
+        return Err(format!("supabase-js bench failed: {}", String::from_utf8_lossy(&out.stderr)).into());
+    }
+    let js: Value = serde_json::from_slice(out.stdout.split(|b| *b == b'\n').rfind(|l| !l.is_empty()).unwrap_or(b"{}"))?;
+    let js_one = js["one_by_one_ms"].as_f64().unwrap_or(f64::NAN) * (ROWS as f64 / JS_ONE_BY_ONE as f64);
+    let js_restore = js["restore_ms"].as_f64().unwrap_or(f64::NAN);
+
+    println!("2. pushing {ROWS} queued messages (median of 3, alternating with the floor):");
+    println!("   supasync push ({requests} requests)       {p:9.1} ms");
+    println!("   PostgreSQL, one INSERT (floor)     {f:9.1} ms   ratio {:6.2}x  (goal <= 3x)", p / f);
+    println!("   supabase-js insert() one by one    {js_one:9.1} ms   ({JS_ONE_BY_ONE} rows timed, scaled to {ROWS})");
+    println!("   supasync is                        {:9.1}x faster        (goal >= 20x)", js_one / p);
+    println!("3. restoring {} rows on a new device (SQLite file store):", pulled.rows);
+    println!("   supasync pull                      {restore_ms:9.1} ms   ({} requests)", pulled.requests);
+    println!("   supabase-js paging 1000/page       {js_restore:9.1} ms   ({} rows, into memory only)", js["restore_rows"]);
+    println!("   supasync is                        {:9.1}x faster        (goal >= 5x)", js_restore / restore_ms);
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    local_writes().await?;
+    network().await
+}
