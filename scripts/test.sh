@@ -13,6 +13,12 @@ cargo test --workspace --locked 2>&1 | tee /tmp/supasync-cargo-test.log
 rust_passed=$(grep -E '^test result:' /tmp/supasync-cargo-test.log | awk '{s+=$4} END {print s+0}')
 rust_failed=$(grep -E '^test result:' /tmp/supasync-cargo-test.log | awk '{s+=$6} END {print s+0}')
 
+echo "== the core in headless Chromium" >&2
+CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner CHROMEDRIVER=/usr/bin/chromedriver \
+  cargo test -p supasync-core --target wasm32-unknown-unknown --locked --test browser 2>&1 | tee /tmp/supasync-browser-test.log
+browser_passed=$(grep -E '^test result:' /tmp/supasync-browser-test.log | awk '{s+=$4} END {print s+0}')
+browser_failed=$(grep -E '^test result:' /tmp/supasync-browser-test.log | awk '{s+=$6} END {print s+0}')
+
 echo "== supabase-js conformance" >&2
 export SUPASYNC_DEV_BIN="$PWD/target/debug/supasync-dev"
 (cd tests/conformance && node --test --test-concurrency=1 --test-reporter=spec --test-reporter-destination=stdout \
@@ -25,6 +31,6 @@ demo_port=$(node -e "const s=require('net').createServer().listen(0,'127.0.0.1',
 if DEMO_SMOKE=1 PORT=$demo_port ./scripts/demo.sh; then demo_passed=1; demo_failed=0; else demo_passed=0; demo_failed=1; fi
 
 echo
-echo "rust: $rust_passed passed, $rust_failed failed; supabase-js conformance: $js_passed passed, $js_failed failed; demo smoke: $demo_passed passed"
-echo "$((rust_passed + js_passed + demo_passed)) passed, $((rust_failed + js_failed + demo_failed)) failed"
+echo "rust: $rust_passed passed, $rust_failed failed; browser: $browser_passed passed, $browser_failed failed; supabase-js conformance: $js_passed passed, $js_failed failed; demo smoke: $demo_passed passed"
+echo "$((rust_passed + browser_passed + js_passed + demo_passed)) passed, $((rust_failed + browser_failed + js_failed + demo_failed)) failed"
 [ "$demo_failed" = 0 ]

@@ -52,8 +52,8 @@ impl EngineConfig {
     /// Defaults with the given clock.
     pub fn with_clock(now_ms: fn() -> i64) -> EngineConfig {
         EngineConfig {
-            batch_size: 500,
-            page_size: 1000,
+            batch_size: 1000,
+            page_size: 2000,
             max_parent_waits: 5,
             now_ms,
         }

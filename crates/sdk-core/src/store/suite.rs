@@ -261,7 +261,8 @@ pub async fn history_is_newest_first<S: Store>(s: &S) {
 /// Run every case of the store suite as a `#[test]` against stores made by `$make`
 /// (an expression evaluated once per case, giving a fresh empty store). With
 /// `guarded:`, `$make` gives `(guard, store)` and the guard (a temporary directory, say)
-/// lives until the case ends.
+/// lives until the case ends. With `browser:`, each case is an async
+/// `wasm_bindgen_test` (for stores whose futures really wait, like IndexedDB).
 #[macro_export]
 macro_rules! store_suite {
     (guarded: $make:expr) => {
@@ -279,6 +280,28 @@ macro_rules! store_suite {
     };
     ($make:expr) => {
         $crate::store_suite!(guarded: ((), $make));
+    };
+    (browser: $make:expr) => {
+        $crate::store_suite!(@browser $make;
+            empty_store_reads_nothing,
+            a_row_and_its_outbox_entry_land_together,
+            the_outbox_keeps_order,
+            a_failed_batch_applies_nothing,
+            rows_are_found_by_server_id,
+            rows_are_replaced_and_deleted,
+            json_round_trips_exactly,
+            metadata_is_set_replaced_and_deleted,
+            history_is_newest_first
+        );
+    };
+    (@browser $make:expr; $($case:ident),*) => {
+        $(
+            #[wasm_bindgen_test::wasm_bindgen_test]
+            async fn $case() {
+                let store = $make;
+                $crate::store::suite::$case(&store).await;
+            }
+        )*
     };
     (@cases $make:expr; $($case:ident),*) => {
         $(
