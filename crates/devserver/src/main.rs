@@ -61,6 +61,19 @@ async fn main() {
             std::process::exit(1);
         }
     };
+    // Handle SIGINT/SIGTERM before announcing readiness: a script may signal as soon as
+    // it has read the lines.
+    let handlers = (
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()),
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()),
+    );
+    let (mut term, mut int) = match handlers {
+        (Ok(t), Ok(i)) => (t, i),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("supasync-dev: cannot handle SIGTERM/SIGINT: {e}");
+            std::process::exit(1);
+        }
+    };
     {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "SUPABASE_URL={}", server.url());
@@ -69,15 +82,8 @@ async fn main() {
         let _ = writeln!(out, "DATABASE_URL={}", server.database_url());
         let _ = out.flush();
     }
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("supasync-dev: cannot handle SIGTERM: {e}");
-            std::process::exit(1);
-        }
-    };
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
+        _ = int.recv() => {}
         _ = term.recv() => {}
     }
     drop(server);
