@@ -265,7 +265,7 @@ impl<S: Store, H: Http> Engine<S, H> {
         let n = rows.len();
         let mut seen: std::collections::HashMap<String, LocalRow> = std::collections::HashMap::new();
         // Parent server id → local id, looked up once per page.
-        let mut parents: std::collections::HashMap<(String, String), Option<String>> = std::collections::HashMap::new();
+        let mut parents = crate::push::ParentLocalIds::new();
         for server in rows {
             let server_id = server.get(&decl.key).cloned();
             let local_id = match server.get(&decl.local_id) {
@@ -277,22 +277,7 @@ impl<S: Store, H: Http> Engine<S, H> {
                     None => continue,
                 },
             };
-            let mut mirror = server.clone();
-            for (col, parent) in &decl.references {
-                let Some(v) = server.get(col).filter(|v| !v.is_null()) else { continue };
-                let k = (parent.clone(), v.to_string());
-                let local = match parents.get(&k) {
-                    Some(l) => l.clone(),
-                    None => {
-                        let l = self.store.find_by_server_id(parent, v).await?.map(|p| p.local_id);
-                        parents.insert(k, l.clone());
-                        l
-                    }
-                };
-                if let Some(l) = local {
-                    mirror.insert(col.clone(), Value::String(l));
-                }
-            }
+            let mirror = self.to_local(&decl.name, &server, &Row::new(), &mut parents).await?;
             let existing = match seen.remove(&local_id) {
                 Some(r) => Some(r),
                 None => self.store.get_row(&decl.name, &local_id).await?,

@@ -49,6 +49,9 @@ struct RunContext {
     parents: HashMap<(String, String), Value>,
 }
 
+/// (parent table, server id as JSON text) → the parent's local id, if this device has it.
+pub(crate) type ParentLocalIds = HashMap<(String, String), Option<String>>;
+
 /// The result of sending one run of inserts.
 enum RunOutcome {
     Done,
@@ -157,16 +160,29 @@ impl<S: Store, H: Http> Engine<S, H> {
         Ok(Ok(Some(out)))
     }
 
-    /// A server row as the mirror keeps it: references as local ids.
-    pub(crate) async fn to_local(&self, table: &str, server_row: &Row, known: &Row) -> Result<Row, EngineError> {
+    /// A server row as the mirror keeps it: references as local ids. `known` holds the
+    /// local ids this device sent (no lookup needed); `seen` caches parent lookups
+    /// (parent table, server id) → local id across the rows of one page or batch.
+    pub(crate) async fn to_local(&self, table: &str, server_row: &Row, known: &Row, seen: &mut ParentLocalIds) -> Result<Row, EngineError> {
         let decl = self.decl(table)?;
         let mut out = server_row.clone();
         for (col, parent) in &decl.references {
             let Some(v) = server_row.get(col).filter(|v| !v.is_null()) else { continue };
             if let Some(local) = known.get(col).filter(|k| !k.is_null()) {
                 out.insert(col.clone(), local.clone());
-            } else if let Some(p) = self.store.find_by_server_id(parent, v).await? {
-                out.insert(col.clone(), Value::String(p.local_id));
+                continue;
+            }
+            let key = (parent.clone(), v.to_string());
+            let local = match seen.get(&key) {
+                Some(l) => l.clone(),
+                None => {
+                    let l = self.store.find_by_server_id(parent, v).await?.map(|p| p.local_id);
+                    seen.insert(key, l.clone());
+                    l
+                }
+            };
+            if let Some(l) = local {
+                out.insert(col.clone(), Value::String(l));
             }
         }
         Ok(out)
@@ -332,7 +348,7 @@ impl<S: Store, H: Http> Engine<S, H> {
                 continue;
             };
             let OutboxOp::Insert { row: sent } = &e.op else { continue };
-            let mirror = self.to_local(table, server, sent).await?;
+            let mirror = self.to_local(table, server, sent, &mut ParentLocalIds::new()).await?;
             let server_id = server.get(&decl.key).cloned();
             if let Some(id) = &server_id {
                 ctx.parents.insert((table.to_string(), e.local_id.clone()), id.clone());
@@ -464,7 +480,7 @@ impl<S: Store, H: Http> Engine<S, H> {
                 let mut wb = WriteBatch::default();
                 match (&e.op, rows.into_iter().next()) {
                     (OutboxOp::Update { fields }, Some(Value::Object(server))) => {
-                        let mirror = self.to_local(&e.table, &server, fields).await?;
+                        let mirror = self.to_local(&e.table, &server, fields, &mut ParentLocalIds::new()).await?;
                         self.confirm_row(&e.table, &e.local_id, e.seq, None, Some(mirror), fields, ctx, &mut wb).await?;
                         wb.history.push(self.history_line("push", Some(&e.table), 1, started, None, json!({"op": "update"})));
                     }
