@@ -8,6 +8,7 @@
 //!    ≥ 20× faster; supabase-js does 1,000 and the time is scaled to 10k).
 //! 3. Restoring 10k messages on a new device against supabase-js paging through them
 //!    (goal ≥ 5× faster).
+//!
 //! Run: `cargo run --release -p supasync-bench` (needs `npm install` in `bench/`).
 
 use std::path::Path;

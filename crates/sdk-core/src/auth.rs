@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::client::{Client, RequestError};
+use crate::maybe_send::{MaybeSend, MaybeSync};
 use crate::transport::Http;
 
 /// Where the session is kept in the store.
@@ -60,6 +61,31 @@ impl Session {
             user_id,
             email: user.get("email").and_then(Value::as_str).map(str::to_string),
         })
+    }
+}
+
+/// A token handed over by the app's own auth (for example supabase-js's session).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ProvidedToken {
+    pub access_token: String,
+    pub user_id: String,
+}
+
+impl std::fmt::Debug for ProvidedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProvidedToken").field("user_id", &self.user_id).field("access_token", &"<hidden>").finish()
+    }
+}
+
+crate::maybe_async_trait! {
+    /// Tokens from an auth the app already runs. With a provider the engine never signs
+    /// in, refreshes or stores tokens itself: it asks for the current token before each
+    /// request and for a fresh one when the server refuses it (401).
+    pub trait TokenProvider: MaybeSend + MaybeSync {
+        /// The current token, or `None` when the user is signed out.
+        async fn current(&self) -> Option<ProvidedToken>;
+        /// The server refused the current token: refresh it (or `None` if that fails).
+        async fn refresh(&self) -> Option<ProvidedToken>;
     }
 }
 

@@ -7,7 +7,7 @@ use async_lock::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::auth::{self, Session, SESSION_KEY};
+use crate::auth::{self, ProvidedToken, Session, TokenProvider, SESSION_KEY};
 use crate::client::{Client, Project, RequestError};
 use crate::classify::Failure;
 use crate::local_row::{LocalRow, Overlay, RowStatus};
@@ -93,6 +93,8 @@ pub struct Engine<S: Store, H: Http> {
     pub(crate) client: Client<H>,
     pub(crate) cfg: EngineConfig,
     pub(crate) session: Mutex<Option<Session>>,
+    /// When set, tokens come from the app's own auth instead of `session`.
+    pub(crate) provider: Option<Box<dyn TokenProvider>>,
     /// One writer: local writes, push results and pulls apply one at a time.
     pub(crate) writer: Mutex<()>,
 }
@@ -110,8 +112,26 @@ impl<S: Store, H: Http> Engine<S, H> {
             client: Client::new(project, http),
             cfg,
             session: Mutex::new(session),
+            provider: None,
             writer: Mutex::new(()),
         })
+    }
+
+    /// Take tokens from the app's own auth (e.g. supabase-js) instead of the built-in
+    /// client. The engine then never stores a token.
+    pub fn with_token_provider(mut self, provider: impl TokenProvider + 'static) -> Self {
+        self.provider = Some(Box::new(provider));
+        self
+    }
+
+    fn provided(t: ProvidedToken) -> Session {
+        Session {
+            access_token: t.access_token,
+            refresh_token: String::new(),
+            expires_at: i64::MAX,
+            user_id: t.user_id,
+            email: None,
+        }
     }
 
     pub(crate) fn now_ms(&self) -> i64 {
@@ -178,6 +198,9 @@ impl<S: Store, H: Http> Engine<S, H> {
 
     /// The current session, refreshed first if it expires within a minute.
     pub async fn session(&self) -> Result<Session, EngineError> {
+        if let Some(p) = &self.provider {
+            return p.current().await.map(Self::provided).ok_or(EngineError::NotSignedIn);
+        }
         let s = self.session.lock().await.clone().ok_or(EngineError::NotSignedIn)?;
         if s.expires_at - self.now_ms() / 1000 > 60 {
             return Ok(s);
@@ -187,6 +210,9 @@ impl<S: Store, H: Http> Engine<S, H> {
 
     /// Refresh the access token now (refresh-token rotation).
     pub async fn refresh(&self) -> Result<Session, EngineError> {
+        if let Some(p) = &self.provider {
+            return p.refresh().await.map(Self::provided).ok_or(EngineError::NotSignedIn);
+        }
         let s = self.session.lock().await.clone().ok_or(EngineError::NotSignedIn)?;
         let fresh = auth::refresh(&self.client, &s.refresh_token, self.now_ms() / 1000).await?;
         self.keep_session(fresh).await
@@ -293,8 +319,12 @@ impl<S: Store, H: Http> Engine<S, H> {
             }
         }
         let pending: Vec<&OutboxEntry> = ob.iter().filter(|e| e.rejected.is_none()).collect();
+        let signed_in = match &self.provider {
+            Some(p) => p.current().await.map(|t| t.user_id),
+            None => self.session.lock().await.as_ref().map(|s| s.user_id.clone()),
+        };
         Ok(Status {
-            signed_in: self.session.lock().await.as_ref().map(|s| s.user_id.clone()),
+            signed_in,
             pending: pending.len(),
             rejected: ob.len() - pending.len(),
             oldest_pending_ms: pending.iter().map(|e| e.created_at_ms).min(),

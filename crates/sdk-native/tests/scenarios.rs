@@ -494,3 +494,51 @@ async fn a_device_that_pushed_but_never_pulled_still_learns_of_deletes() {
     assert_eq!(a.pull().await.unwrap().deleted, 1);
     assert!(a.get("conversations", &c.local_id).await.unwrap().is_none());
 }
+
+/// An app's own auth (as supabase-js would be in a web app), handing tokens over.
+struct AppAuth {
+    current: std::sync::Mutex<supasync_core::auth::ProvidedToken>,
+    fresh: supasync_core::auth::ProvidedToken,
+    refreshes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+supasync_core::maybe_async_trait! {
+    impl supasync_core::auth::TokenProvider for AppAuth {
+        async fn current(&self) -> Option<supasync_core::auth::ProvidedToken> {
+            Some(self.current.lock().unwrap().clone())
+        }
+        async fn refresh(&self) -> Option<supasync_core::auth::ProvidedToken> {
+            self.refreshes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            *self.current.lock().unwrap() = self.fresh.clone();
+            Some(self.fresh.clone())
+        }
+    }
+}
+
+#[tokio::test]
+async fn tokens_can_come_from_the_apps_own_auth_and_are_refreshed_on_401() {
+    let s = server().await;
+    let signer = device(&s).await;
+    let real = signer.sign_up("provider@example.com", "password-123").await.unwrap();
+    let expired = s.keys().sign(&json!({
+        "sub": real.user_id, "role": "authenticated", "aud": "authenticated",
+        "exp": system_now_ms() / 1000 - 30
+    }));
+    let auth = AppAuth {
+        current: std::sync::Mutex::new(supasync_core::auth::ProvidedToken { access_token: expired, user_id: real.user_id.clone() }),
+        fresh: supasync_core::auth::ProvidedToken { access_token: real.access_token.clone(), user_id: real.user_id.clone() },
+        refreshes: std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+    };
+    let refreshes = auth.refreshes.clone();
+    let app = device(&s).await.with_token_provider(auth);
+    assert_eq!(app.status().await.unwrap().signed_in, Some(real.user_id.clone()));
+    for i in 0..3 {
+        app.insert("memories", &json!({"content": format!("m{i}")})).await.unwrap();
+    }
+    let r = app.push().await.unwrap();
+    assert_eq!((r.pushed, r.rejected), (3, 0), "{r:?}");
+    assert_eq!(server_rows(&s, "memories", "select=content").await.len(), 3);
+    assert_eq!(refreshes.load(std::sync::atomic::Ordering::SeqCst), 1, "refreshed once, on the 401");
+    // The engine stored no token of its own.
+    assert_eq!(app.store.meta("session").await.unwrap(), None);
+}
