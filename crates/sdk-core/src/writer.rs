@@ -121,25 +121,8 @@ impl<S: Store + ?Sized> LocalWriter<'_, S> {
         if changed.is_empty() {
             return Ok(row);
         }
-        let waiting = self.store.last_outbox_entry(table, local_id).await?;
         let mut batch = WriteBatch::default();
-        match coalesce(waiting.as_ref(), OutboxOp::Update { fields: changed.clone() }).map_err(|e| coalesce_error(e, table, local_id))? {
-            Coalesced::Replace(op) => {
-                let mut e = waiting.ok_or_else(|| WriteError::NotFound {
-                    table: table.into(),
-                    local_id: local_id.into(),
-                })?;
-                e.op = op;
-                batch.put_outbox.push(e);
-            }
-            Coalesced::Append(op) => batch.add_outbox.push(NewOutboxEntry {
-                table: table.into(),
-                local_id: local_id.into(),
-                op,
-                created_at_ms: now_ms,
-            }),
-            Coalesced::Cancel => {}
-        }
+        self.queue(table, local_id, OutboxOp::Update { fields: changed.clone() }, now_ms, &mut batch).await?;
         let mut overlay = match row.overlay.take() {
             Some(Overlay::Fields { fields }) => fields,
             _ => Row::new(),
@@ -157,17 +140,28 @@ impl<S: Store + ?Sized> LocalWriter<'_, S> {
     pub async fn delete(&self, table: &str, local_id: &str, now_ms: i64) -> Result<(), WriteError> {
         self.schema.table(table)?;
         let mut row = self.live_row(table, local_id).await?;
-        let waiting = self.store.last_outbox_entry(table, local_id).await?;
         let mut batch = WriteBatch::default();
-        match coalesce(waiting.as_ref(), OutboxOp::Delete).map_err(|e| coalesce_error(e, table, local_id))? {
-            Coalesced::Cancel => {
-                if let Some(w) = waiting {
-                    batch.delete_outbox.push(w.seq);
-                }
-                batch.delete_rows.push((table.into(), local_id.into()));
-                self.store.apply(batch).await?;
-                return Ok(());
-            }
+        if self.queue(table, local_id, OutboxOp::Delete, now_ms, &mut batch).await? {
+            // The queued insert and this delete cancelled out: the row never existed
+            // for the server, so it goes locally too.
+            batch.delete_rows.push((table.into(), local_id.into()));
+            self.store.apply(batch).await?;
+            return Ok(());
+        }
+        row.overlay = Some(Overlay::Deleted);
+        row.status = RowStatus::Pending;
+        batch.put_rows.push(row);
+        self.store.apply(batch).await?;
+        Ok(())
+    }
+}
+
+impl<S: Store + ?Sized> LocalWriter<'_, S> {
+    /// Add `op` to the outbox, coalesced with the row's waiting entry, into `batch`.
+    /// Returns true when the two cancel out (an unpushed insert, then a delete).
+    async fn queue(&self, table: &str, local_id: &str, op: OutboxOp, now_ms: i64, batch: &mut WriteBatch) -> Result<bool, WriteError> {
+        let waiting = self.store.last_outbox_entry(table, local_id).await?;
+        match coalesce(waiting.as_ref(), op).map_err(|e| coalesce_error(e, table, local_id))? {
             Coalesced::Replace(op) => {
                 let mut e = waiting.ok_or_else(|| WriteError::NotFound {
                     table: table.into(),
@@ -175,19 +169,24 @@ impl<S: Store + ?Sized> LocalWriter<'_, S> {
                 })?;
                 e.op = op;
                 batch.put_outbox.push(e);
+                Ok(false)
             }
-            Coalesced::Append(op) => batch.add_outbox.push(NewOutboxEntry {
-                table: table.into(),
-                local_id: local_id.into(),
-                op,
-                created_at_ms: now_ms,
-            }),
+            Coalesced::Append(op) => {
+                batch.add_outbox.push(NewOutboxEntry {
+                    table: table.into(),
+                    local_id: local_id.into(),
+                    op,
+                    created_at_ms: now_ms,
+                });
+                Ok(false)
+            }
+            Coalesced::Cancel => {
+                if let Some(w) = waiting {
+                    batch.delete_outbox.push(w.seq);
+                }
+                Ok(true)
+            }
         }
-        row.overlay = Some(Overlay::Deleted);
-        row.status = RowStatus::Pending;
-        batch.put_rows.push(row);
-        self.store.apply(batch).await?;
-        Ok(())
     }
 }
 

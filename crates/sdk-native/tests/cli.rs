@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::{manifest, server};
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -11,18 +13,6 @@ use common::fault_proxy::{FaultProxy, Mode};
 use serde_json::{json, Value};
 use supasync_devserver::DevServer;
 
-fn manifest() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-async fn server() -> DevServer {
-    DevServer::builder()
-        .migrations(manifest().join("tests/fixtures/scenarios"))
-        .shared_test_cluster()
-        .start()
-        .await
-        .expect("dev server")
-}
 
 struct Cli {
     store: PathBuf,

@@ -3,7 +3,8 @@
 
 mod common;
 
-use std::path::PathBuf;
+use common::{manifest, server};
+
 use std::time::Duration;
 
 use common::fault_proxy::{FaultProxy, Mode};
@@ -17,18 +18,6 @@ use supasync_native::{system_now_ms, ReqwestHttp, SqliteStore};
 
 type Device = Engine<SqliteStore, ReqwestHttp>;
 
-fn manifest() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-async fn server() -> DevServer {
-    DevServer::builder()
-        .migrations(manifest().join("tests/fixtures/scenarios"))
-        .shared_test_cluster()
-        .start()
-        .await
-        .expect("dev server")
-}
 
 fn schema() -> Schema {
     Schema::from_json(&std::fs::read_to_string(manifest().join("tests/chat_schema.json")).unwrap()).unwrap()
