@@ -218,6 +218,7 @@ impl<S: Store, H: Http> Engine<S, H> {
             }
         }
         let mut wb = WriteBatch::default();
+        let outbox = if found.is_empty() { vec![] } else { self.store.outbox().await? };
         for t in found {
             let local = match t.get("local_id").and_then(Value::as_str) {
                 Some(l) => self.store.get_row(&decl.name, l).await?,
@@ -232,7 +233,7 @@ impl<S: Store, H: Http> Engine<S, H> {
             };
             if let Some(r) = row {
                 wb.delete_rows.push((r.table.clone(), r.local_id.clone()));
-                for e in self.store.outbox().await?.iter().filter(|e| e.table == r.table && e.local_id == r.local_id) {
+                for e in outbox.iter().filter(|e| e.table == r.table && e.local_id == r.local_id) {
                     wb.delete_outbox.push(e.seq);
                 }
                 report.deleted += 1;

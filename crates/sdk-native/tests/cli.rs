@@ -49,17 +49,7 @@ impl Cli {
 }
 
 async fn count(server: &DevServer, table: &str) -> usize {
-    let rows: Vec<Value> = reqwest::Client::new()
-        .get(format!("{}/rest/v1/{table}?select=id", server.url()))
-        .header("apikey", server.anon_key())
-        .bearer_auth(server.service_role_key())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    rows.len()
+    common::server_rows(server, table, "select=id").await.len()
 }
 
 fn cli(dir: &Path, server: &DevServer) -> Cli {

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{manifest, server};
+use common::{manifest, server, server_rows};
 
 use std::time::Duration;
 
@@ -40,20 +40,6 @@ async fn device_at(url: &str, anon_key: &str) -> Device {
     )
     .await
     .unwrap()
-}
-
-/// Read a table as a user would see it on the server (service key: the whole truth).
-async fn server_rows(server: &DevServer, table: &str, query: &str) -> Vec<Value> {
-    reqwest::Client::new()
-        .get(format!("{}/rest/v1/{table}?{query}", server.url()))
-        .header("apikey", server.anon_key())
-        .bearer_auth(server.service_role_key())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
 }
 
 #[tokio::test]

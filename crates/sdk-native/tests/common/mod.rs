@@ -6,6 +6,7 @@ pub mod fault_proxy;
 
 use std::path::PathBuf;
 
+use serde_json::Value;
 use supasync_devserver::DevServer;
 
 /// This crate's directory.
@@ -22,4 +23,18 @@ pub async fn server() -> DevServer {
         .start()
         .await
         .expect("dev server")
+}
+
+/// Read a table as the server holds it (service key: the whole truth, past RLS).
+pub async fn server_rows(server: &DevServer, table: &str, query: &str) -> Vec<Value> {
+    reqwest::Client::new()
+        .get(format!("{}/rest/v1/{table}?{query}", server.url()))
+        .header("apikey", server.anon_key())
+        .bearer_auth(server.service_role_key())
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("JSON rows")
 }
