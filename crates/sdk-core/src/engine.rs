@@ -33,6 +33,13 @@ pub enum EngineError {
     NotSignedIn,
     #[error("no rejected write for `{0}`")]
     NoRejected(String),
+    /// `sync_until_settled` ran out of time.
+    #[error("{pending} writes still pending after {rounds} sync rounds{}", .last_error.as_ref().map(|e| format!(": {e}")).unwrap_or_default())]
+    NotSettled {
+        pending: usize,
+        rounds: usize,
+        last_error: Option<String>,
+    },
 }
 
 /// Tunables.
@@ -106,6 +113,11 @@ impl<S: Store, H: Http> Engine<S, H> {
             Some(v) => Some(serde_json::from_value(v).map_err(|e| StoreError::Corrupt(format!("session: {e}")))?),
             None => None,
         };
+        for t in schema.tables() {
+            for col in &t.indexes {
+                store.ensure_index(&t.name, col).await?;
+            }
+        }
         Ok(Engine {
             schema,
             store,
@@ -282,13 +294,20 @@ impl<S: Store, H: Http> Engine<S, H> {
         Ok(self.store.get_row(table, local_id).await?.and_then(|r| self.view(&r)))
     }
 
-    /// Rows of a table matching equality filters, ordered and limited.
+    /// Rows of a table matching equality filters, ordered and limited. A filter on the
+    /// local id reads one row; a filter on a declared index reads through the index;
+    /// otherwise the table is scanned.
     pub async fn query(&self, table: &str, q: &Query) -> Result<Vec<RowView>, EngineError> {
-        self.schema.table(table)?;
-        let mut out: Vec<RowView> = self
-            .store
-            .scan(table)
-            .await?
+        let decl = self.schema.table(table)?;
+        let by_local_id = q.filters.iter().find(|(k, _)| *k == decl.local_id);
+        let by_index = q.filters.iter().find(|(k, _)| decl.indexes.contains(k));
+        let candidates = match (by_local_id, by_index) {
+            (Some((_, Value::String(id))), _) => self.store.get_row(table, id).await?.into_iter().collect(),
+            (Some(_), _) => vec![],
+            (None, Some((col, v))) => self.store.rows_by(table, col, v).await?,
+            (None, None) => self.store.scan(table).await?,
+        };
+        let mut out: Vec<RowView> = candidates
             .iter()
             .filter_map(|r| self.view(r))
             .filter(|v| q.filters.iter().all(|(k, want)| v.row.get(k).unwrap_or(&Value::Null) == want))

@@ -11,6 +11,7 @@
 //! Rows are JSON objects at this boundary ([`Row`]); typed rows are a layer above.
 
 pub mod auth;
+pub mod backoff;
 pub mod classify;
 pub mod client;
 pub mod engine;
@@ -20,7 +21,9 @@ pub mod outbox;
 pub mod pull;
 pub mod push;
 pub mod schema;
+pub mod settle;
 pub mod store;
+pub mod timer;
 pub mod transport;
 pub mod writer;
 
@@ -30,6 +33,9 @@ pub use async_trait;
 /// A row as the app and the server see it: a JSON object.
 pub type Row = serde_json::Map<String, serde_json::Value>;
 
+pub use backoff::Backoff;
+pub use settle::{Settled, SyncRound};
+pub use timer::Timer;
 pub use engine::{Engine, EngineConfig, EngineError, Query, RowView, Status};
 pub use local_row::{LocalRow, RowStatus};
 pub use outbox::{OutboxEntry, OutboxOp};

@@ -4,7 +4,9 @@
 
 pub mod http;
 pub mod store;
+pub mod timer;
 
 pub use http::{system_now_ms, ReqwestHttp};
 pub use store::SqliteStore;
+pub use timer::TokioTimer;
 pub use supasync_core as core;

@@ -12,9 +12,9 @@ use common::fault_proxy::{FaultProxy, Mode};
 use serde_json::{json, Value};
 use supasync_core::client::Project;
 use supasync_core::engine::Query;
-use supasync_core::{Engine, EngineConfig, RowStatus, Schema, Store};
+use supasync_core::{Backoff, Engine, EngineConfig, RowStatus, Schema, Store};
 use supasync_devserver::DevServer;
-use supasync_native::{system_now_ms, ReqwestHttp, SqliteStore};
+use supasync_native::{system_now_ms, ReqwestHttp, SqliteStore, TokioTimer};
 
 type Device = Engine<SqliteStore, ReqwestHttp>;
 
@@ -246,6 +246,19 @@ async fn a_new_device_restores_10k_messages_and_their_conversations() {
         .await
         .unwrap();
     assert_eq!(per_conv.len(), 500, "references mapped back to local ids");
+    // The indexed query follows local writes at once: a moved message and a new one.
+    let moved = &per_conv[0].local_id;
+    b.update("messages", moved, &json!({"conversation_id": convs[4]})).await.unwrap();
+    let new = b.insert("messages", &json!({"conversation_id": convs[3], "role": "user", "content": "new"})).await.unwrap();
+    let by = |c: &str| Query { filters: vec![("conversation_id".into(), json!(c))], ..Default::default() };
+    let on3 = b.query("messages", &by(&convs[3])).await.unwrap();
+    assert_eq!(on3.len(), 500);
+    assert!(on3.iter().all(|m| &m.local_id != moved) && on3.iter().any(|m| m.local_id == new.local_id));
+    assert_eq!(b.query("messages", &by(&convs[4])).await.unwrap().len(), 501);
+    // And answers what a full scan answers.
+    let all = b.query("messages", &Query::default()).await.unwrap();
+    let scanned: Vec<_> = all.iter().filter(|m| m.row["conversation_id"] == json!(convs[3])).cloned().collect();
+    assert_eq!(on3, scanned);
 }
 
 #[tokio::test]
@@ -278,6 +291,43 @@ async fn a_lost_answer_is_retried_without_duplicates_or_overwriting_newer_data()
     let mine = a.get("conversations", &c.local_id).await.unwrap().unwrap();
     assert_eq!(mine.row["title"], json!("newer, from B"), "the device shows the server's newer value");
     assert_eq!(mine.status, RowStatus::Synced);
+}
+
+#[tokio::test]
+async fn an_outage_is_ridden_out_with_growing_jittered_waits() {
+    let s = server().await;
+    let host = s.url().trim_start_matches("http://").to_string();
+    let proxy = FaultProxy::start(host).await;
+    let a = device_at(&proxy.url(), s.anon_key()).await;
+    a.sign_up("s6b@example.com", "password-123").await.unwrap();
+    for i in 0..3 {
+        a.insert("memories", &json!({"content": format!("during the outage {i}")})).await.unwrap();
+    }
+    // Every answer is lost for a while: the writes commit, the device cannot know.
+    proxy.set(Mode::DropAnswers);
+    let backoff = Backoff { initial_ms: 100, max_ms: 800 };
+    let heal = async {
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        proxy.set(Mode::Pass);
+    };
+    let (settled, ()) = tokio::join!(a.sync_until_settled(&TokioTimer, backoff, 30_000), heal);
+    let settled = settled.unwrap();
+    assert_eq!(settled.status.pending, 0);
+    let waits: Vec<u64> = settled.rounds.iter().map(|r| r.waited_ms).filter(|w| *w > 0).collect();
+    assert!(waits.len() >= 2, "it retried more than once: {:?}", settled.rounds);
+    for (n, w) in waits.iter().enumerate() {
+        let ceiling = backoff.ceiling_ms(n as u32 + 1);
+        assert!(*w >= ceiling / 2 && *w <= ceiling, "wait {n} was {w} ms, ceiling {ceiling}");
+    }
+    assert!(settled.rounds.iter().any(|r| r.error.is_some()), "the failures are reported");
+    assert_eq!(server_rows(&s, "memories", "select=content").await.len(), 3, "exactly once");
+
+    // A deadline that passes while the server is gone: a clear error, nothing lost.
+    proxy.set(Mode::DropAnswers);
+    a.insert("memories", &json!({"content": "later"})).await.unwrap();
+    let err = a.sync_until_settled(&TokioTimer, backoff, 700).await.unwrap_err();
+    assert!(err.to_string().starts_with("1 writes still pending after"), "{err}");
+    assert_eq!(a.status().await.unwrap().pending, 1);
 }
 
 #[tokio::test]

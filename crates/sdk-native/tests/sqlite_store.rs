@@ -64,6 +64,26 @@ fn data_survives_a_reopen() {
 }
 
 #[test]
+fn indexes_survive_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("replica.db");
+    block_on(async {
+        let s = SqliteStore::open(&path).unwrap();
+        s.ensure_index("messages", "body").await.unwrap();
+        s.apply(batch("L1")).await.unwrap();
+    });
+    block_on(async {
+        let s = SqliteStore::open(&path).unwrap();
+        assert_eq!(s.rows_by("messages", "body", &json!("kept")).await.unwrap(), vec![a_row("L1")]);
+        // Writes after the reopen keep the index current without declaring it again.
+        s.apply(WriteBatch { delete_rows: vec![("messages".into(), "L1".into())], ..Default::default() })
+            .await
+            .unwrap();
+        assert!(s.rows_by("messages", "body", &json!("kept")).await.unwrap().is_empty());
+    });
+}
+
+#[test]
 fn an_old_format_is_upgraded_in_place() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("replica.db");
@@ -93,6 +113,9 @@ fn an_old_format_is_upgraded_in_place() {
         .await
         .unwrap();
         assert_eq!(s.history(5).await.unwrap().len(), 1, "the new table works");
+        s.ensure_index("messages", "body").await.unwrap();
+        let found = s.rows_by("messages", "body", &json!("kept")).await.unwrap();
+        assert_eq!(found, vec![a_row("L1")], "rows from before the upgrade are indexed");
     });
     let v: u32 = rusqlite::Connection::open(&path).unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
     assert_eq!(v, SCHEMA_VERSION);

@@ -1,12 +1,12 @@
 //! The in-memory store: for the engine's unit tests and as the reference the other
 //! stores are held to by the shared suite. Nothing survives the process.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 use serde_json::Value;
 
-use super::{HistoryEntry, Store, StoreError, WriteBatch};
+use super::{index_key, index_value, HistoryEntry, Store, StoreError, WriteBatch};
 use crate::local_row::LocalRow;
 use crate::outbox::OutboxEntry;
 
@@ -17,6 +17,8 @@ struct Data {
     next_seq: u64,
     meta: BTreeMap<String, Value>,
     history: Vec<HistoryEntry>,
+    /// Indexed (table, column) pairs.
+    indexed: BTreeSet<(String, String)>,
 }
 
 /// A store in memory.
@@ -52,6 +54,25 @@ crate::maybe_async_trait! {
 
         async fn scan(&self, table: &str) -> Result<Vec<LocalRow>, StoreError> {
             Ok(self.lock()?.rows.values().filter(|r| r.table == table).cloned().collect())
+        }
+
+        async fn ensure_index(&self, table: &str, column: &str) -> Result<(), StoreError> {
+            self.lock()?.indexed.insert((table.to_string(), column.to_string()));
+            Ok(())
+        }
+
+        async fn rows_by(&self, table: &str, column: &str, value: &Value) -> Result<Vec<LocalRow>, StoreError> {
+            let d = self.lock()?;
+            if !d.indexed.contains(&(table.to_string(), column.to_string())) {
+                return Err(StoreError::NotFound(format!("no index on {table}.{column}")));
+            }
+            // The reference store answers by scanning; what it answers is the contract.
+            let want = index_value(value);
+            Ok(d.rows
+                .values()
+                .filter(|r| r.table == table && index_key(r, column).as_deref() == Some(want.as_str()))
+                .cloned()
+                .collect())
         }
 
         async fn outbox(&self) -> Result<Vec<OutboxEntry>, StoreError> {

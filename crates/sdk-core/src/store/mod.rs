@@ -15,7 +15,7 @@ use serde_json::Value;
 
 pub use memory::MemoryStore;
 
-use crate::local_row::LocalRow;
+use crate::local_row::{LocalRow, Overlay};
 use crate::maybe_send::{MaybeSend, MaybeSync};
 use crate::outbox::{OutboxEntry, OutboxOp};
 
@@ -89,6 +89,24 @@ impl WriteBatch {
     }
 }
 
+/// The key a row has in the index on `column`: its visible value as JSON text (absent
+/// is null), or `None` for a row that is not visible (deleted locally, or empty). Every
+/// store indexes with this one function, so lookups agree across platforms.
+pub fn index_key(row: &LocalRow, column: &str) -> Option<String> {
+    let value = match (&row.overlay, &row.mirror) {
+        (Some(Overlay::Deleted), _) | (None, None) => return None,
+        (Some(Overlay::Fields { fields }), _) if fields.contains_key(column) => fields.get(column),
+        (_, Some(m)) => m.get(column),
+        (_, None) => None,
+    };
+    Some(index_value(value.unwrap_or(&Value::Null)))
+}
+
+/// A lookup value as index text (see [`index_key`]).
+pub fn index_value(value: &Value) -> String {
+    value.to_string()
+}
+
 crate::maybe_async_trait! {
     /// A device's local database for one user.
     pub trait Store: MaybeSend + MaybeSync {
@@ -98,6 +116,13 @@ crate::maybe_async_trait! {
         async fn find_by_server_id(&self, table: &str, server_id: &Value) -> Result<Option<LocalRow>, StoreError>;
         /// Every row of a table, in local-id order.
         async fn scan(&self, table: &str) -> Result<Vec<LocalRow>, StoreError>;
+        /// Index `column` of `table` from now on (idempotent; rows already stored are
+        /// indexed at once). Indexes survive reopening a persistent store.
+        async fn ensure_index(&self, table: &str, column: &str) -> Result<(), StoreError>;
+        /// The rows whose visible `column` (overlay over mirror; absent counts as null)
+        /// equals `value`, in local-id order, through the index. A column that was
+        /// never indexed is `NotFound`, never a silent scan.
+        async fn rows_by(&self, table: &str, column: &str, value: &Value) -> Result<Vec<LocalRow>, StoreError>;
         /// The outbox in `seq` order.
         async fn outbox(&self) -> Result<Vec<OutboxEntry>, StoreError>;
         /// The newest outbox entry of one row (what a new write coalesces with).

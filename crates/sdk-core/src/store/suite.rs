@@ -258,6 +258,63 @@ pub async fn history_is_newest_first<S: Store>(s: &S) {
     assert_eq!(s.history(10).await.unwrap().len(), 3);
 }
 
+fn synced(table: &str, local_id: &str, mirror: Value) -> LocalRow {
+    LocalRow {
+        table: table.into(),
+        local_id: local_id.into(),
+        server_id: None,
+        mirror: Some(obj(mirror)),
+        overlay: None,
+        status: RowStatus::Synced,
+        last_pushed: None,
+    }
+}
+
+async fn ids_by<S: Store>(s: &S, table: &str, column: &str, value: Value) -> Vec<String> {
+    s.rows_by(table, column, &value).await.unwrap().into_iter().map(|r| r.local_id).collect()
+}
+
+/// An index finds rows by their visible value: stored rows are indexed when the index
+/// is made, local edits and deletes move rows in it, and an unindexed column is refused.
+pub async fn indexes_follow_visible_values<S: Store>(s: &S) {
+    let mut a = synced("messages", "a", json!({"conversation_id": 1, "body": "x"}));
+    let b = synced("messages", "b", json!({"conversation_id": 1}));
+    let other = synced("memories", "a", json!({"conversation_id": 1}));
+    s.apply(WriteBatch { put_rows: vec![a.clone(), b.clone(), other], ..Default::default() }).await.unwrap();
+    assert!(matches!(s.rows_by("messages", "conversation_id", &json!(1)).await, Err(StoreError::NotFound(_))));
+    s.ensure_index("messages", "conversation_id").await.unwrap();
+    s.ensure_index("messages", "conversation_id").await.unwrap();
+    assert_eq!(ids_by(s, "messages", "conversation_id", json!(1)).await, ["a", "b"]);
+    assert!(ids_by(s, "messages", "conversation_id", json!(2)).await.is_empty());
+    assert!(matches!(s.rows_by("messages", "body", &json!("x")).await, Err(StoreError::NotFound(_))));
+
+    // A local edit moves the row; the mirror underneath no longer counts.
+    a.overlay = Some(Overlay::Fields { fields: obj(json!({"conversation_id": 2})) });
+    let c = row("messages", "c", None); // no conversation_id at all: null
+    s.apply(WriteBatch { put_rows: vec![a.clone(), c], ..Default::default() }).await.unwrap();
+    assert_eq!(ids_by(s, "messages", "conversation_id", json!(1)).await, ["b"]);
+    assert_eq!(ids_by(s, "messages", "conversation_id", json!(2)).await, ["a"]);
+    assert_eq!(ids_by(s, "messages", "conversation_id", Value::Null).await, ["c"]);
+    assert_eq!(s.rows_by("messages", "conversation_id", &json!(2)).await.unwrap(), vec![a.clone()]);
+
+    // Deleted locally: in no index entry; deleted from the store: gone.
+    a.overlay = Some(Overlay::Deleted);
+    s.apply(WriteBatch { put_rows: vec![a], delete_rows: vec![("messages".into(), "b".into())], ..Default::default() })
+        .await
+        .unwrap();
+    assert!(ids_by(s, "messages", "conversation_id", json!(1)).await.is_empty());
+    assert!(ids_by(s, "messages", "conversation_id", json!(2)).await.is_empty());
+    // A batch that fails changes no index either.
+    let d = synced("messages", "d", json!({"conversation_id": 1}));
+    let bad = WriteBatch {
+        put_rows: vec![d],
+        put_outbox: vec![crate::outbox::OutboxEntry::new(999, new_entry("t", "x"))],
+        ..Default::default()
+    };
+    assert!(s.apply(bad).await.is_err());
+    assert!(ids_by(s, "messages", "conversation_id", json!(1)).await.is_empty());
+}
+
 /// Run every case of the store suite as a `#[test]` against stores made by `$make`
 /// (an expression evaluated once per case, giving a fresh empty store). With
 /// `guarded:`, `$make` gives `(guard, store)` and the guard (a temporary directory, say)
@@ -275,7 +332,8 @@ macro_rules! store_suite {
             rows_are_replaced_and_deleted,
             json_round_trips_exactly,
             metadata_is_set_replaced_and_deleted,
-            history_is_newest_first
+            history_is_newest_first,
+            indexes_follow_visible_values
         );
     };
     ($make:expr) => {
@@ -291,7 +349,8 @@ macro_rules! store_suite {
             rows_are_replaced_and_deleted,
             json_round_trips_exactly,
             metadata_is_set_replaced_and_deleted,
-            history_is_newest_first
+            history_is_newest_first,
+            indexes_follow_visible_values
         );
     };
     (@browser $make:expr; $($case:ident),*) => {

@@ -6,15 +6,15 @@
 //! (`DIR/users/<user id>.db`) and `DIR/active_user`, the user signed in on this device.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use serde_json::{json, Value};
 use supasync_core::auth;
 use supasync_core::client::{Client, Project};
 use supasync_core::engine::Query;
-use supasync_core::{Engine, EngineConfig, EngineError, Schema};
-use supasync_native::{system_now_ms, ReqwestHttp, SqliteStore};
+use supasync_core::{Backoff, Engine, EngineConfig, EngineError, Schema};
+use supasync_native::{system_now_ms, ReqwestHttp, SqliteStore, TokioTimer};
 
 #[derive(Parser)]
 #[command(name = "supasync", version, about = "Inspect and drive a supasync replica")]
@@ -100,6 +100,7 @@ impl From<EngineError> for Failure {
             EngineError::Request(_) => "server",
             EngineError::NotSignedIn => "auth",
             EngineError::NoRejected(_) => "not_found",
+            EngineError::NotSettled { .. } => "timeout",
         };
         Failure { kind, message: e.to_string() }
     }
@@ -208,30 +209,9 @@ async fn run(cli: Cli) -> Result<Value, Failure> {
             json!(e.query(&table, &q).await?)
         }
         Cmd::Sync { timeout } => {
-            let deadline = Instant::now() + Duration::from_secs_f64(timeout);
-            let mut delay = Duration::from_millis(200);
-            let mut rounds = vec![];
-            loop {
-                let attempt = e.sync().await;
-                let status = e.status().await?;
-                match attempt {
-                    Ok((push, pull)) => {
-                        rounds.push(json!({"push": push, "pull": pull}));
-                        if status.pending == 0 {
-                            break json!({"rounds": rounds, "status": status});
-                        }
-                    }
-                    Err(err) => rounds.push(json!({"error": err.to_string()})),
-                }
-                if Instant::now() + delay > deadline {
-                    return Err(fail(
-                        "timeout",
-                        format!("{} writes still pending after {timeout} s: {}", status.pending, rounds.last().cloned().unwrap_or_default()),
-                    ));
-                }
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
-            }
+            let timeout_ms = (timeout.max(0.0) * 1000.0) as u64;
+            let backoff = Backoff { initial_ms: 200, max_ms: 5_000 };
+            json!(e.sync_until_settled(&TokioTimer, backoff, timeout_ms).await?)
         }
         Cmd::Status => json!(e.status().await?),
         Cmd::Rejected => json!(e.rejected().await?),

@@ -6,9 +6,9 @@ use rusqlite::Connection;
 use supasync_core::store::StoreError;
 
 /// The format this build writes.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     // 1: rows, outbox, metadata.
     "CREATE TABLE rows (
         tbl TEXT NOT NULL,
@@ -28,6 +28,16 @@ const MIGRATIONS: [&str; 2] = [
     // 2: sync history, and the per-row outbox lookup used by every local write.
     "CREATE TABLE history (id INTEGER PRIMARY KEY AUTOINCREMENT, data TEXT NOT NULL);
      CREATE INDEX outbox_by_row ON outbox (tbl, local_id, seq);",
+    // 3: per-column indexes for local queries: which columns, and one entry per row.
+    "CREATE TABLE indexed_columns (tbl TEXT NOT NULL, col TEXT NOT NULL, PRIMARY KEY (tbl, col)) WITHOUT ROWID;
+     CREATE TABLE row_index (
+        tbl TEXT NOT NULL,
+        col TEXT NOT NULL,
+        val TEXT NOT NULL,
+        local_id TEXT NOT NULL,
+        PRIMARY KEY (tbl, col, val, local_id)
+     ) WITHOUT ROWID;
+     CREATE INDEX row_index_by_row ON row_index (tbl, local_id);",
 ];
 
 fn err(e: rusqlite::Error) -> StoreError {

@@ -3,18 +3,22 @@
 //! WAL journal with `synchronous=NORMAL` (a commit is durable against a process crash,
 //! and costs microseconds instead of an fsync), one connection behind a mutex (one
 //! writer), rows and outbox entries kept as JSON documents next to the columns the
-//! lookups need (table, local id, server id, seq). The file format is versioned with
+//! lookups need (table, local id, server id, seq). Declared indexes are a side table
+//! (`row_index`: table, column, value, local id) kept in the same transaction as the
+//! rows, because a row's visible value is the overlay over the mirror and no SQLite
+//! expression index over the JSON document can say that. The file format is versioned with
 //! `PRAGMA user_version` and upgraded by numbered migrations ([`migrations`]).
 
 mod migrations;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
 use supasync_core::outbox::OutboxEntry;
-use supasync_core::store::{HistoryEntry, Store, StoreError, WriteBatch};
+use supasync_core::store::{index_key, index_value, HistoryEntry, Store, StoreError, WriteBatch};
 use supasync_core::LocalRow;
 
 pub use migrations::SCHEMA_VERSION;
@@ -22,6 +26,8 @@ pub use migrations::SCHEMA_VERSION;
 /// A store in one SQLite file.
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    /// Indexed columns per table (a copy of `indexed_columns`, read at open).
+    indexed: Mutex<BTreeMap<String, Vec<String>>>,
 }
 
 fn sql_err(e: rusqlite::Error) -> StoreError {
@@ -61,7 +67,23 @@ impl SqliteStore {
         conn.pragma_update(None, "foreign_keys", "ON").map_err(sql_err)?;
         let mut conn = conn;
         migrations::upgrade(&mut conn, target)?;
-        Ok(SqliteStore { conn: Mutex::new(conn) })
+        let mut indexed: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        if target >= 3 {
+            let mut st = conn.prepare("SELECT tbl, col FROM indexed_columns ORDER BY tbl, col").map_err(sql_err)?;
+            let pairs = st
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                .map_err(sql_err)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(sql_err)?;
+            drop(st);
+            for (t, c) in pairs {
+                indexed.entry(t).or_default().push(c);
+            }
+        }
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+            indexed: Mutex::new(indexed),
+        })
     }
 
     #[doc(hidden)]
@@ -72,6 +94,10 @@ impl SqliteStore {
 
     fn lock(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
         self.conn.lock().map_err(|_| StoreError::Io("store connection lock poisoned".into()))
+    }
+
+    fn indexed(&self) -> Result<MutexGuard<'_, BTreeMap<String, Vec<String>>>, StoreError> {
+        self.indexed.lock().map_err(|_| StoreError::Io("store index lock poisoned".into()))
     }
 
     fn rows_where(&self, sql: &str, params: &[&dyn rusqlite::ToSql]) -> Result<Vec<LocalRow>, StoreError> {
@@ -101,6 +127,48 @@ supasync_core::maybe_async_trait! {
 
         async fn scan(&self, table: &str) -> Result<Vec<LocalRow>, StoreError> {
             self.rows_where("SELECT data FROM rows WHERE tbl = ?1 ORDER BY local_id", &[&table])
+        }
+
+        async fn ensure_index(&self, table: &str, column: &str) -> Result<(), StoreError> {
+            let mut c = self.lock()?;
+            let mut indexed = self.indexed()?;
+            if indexed.get(table).is_some_and(|cols| cols.iter().any(|c| c == column)) {
+                return Ok(());
+            }
+            let tx = c.transaction().map_err(sql_err)?;
+            tx.execute("INSERT OR IGNORE INTO indexed_columns (tbl, col) VALUES (?1, ?2)", params![table, column])
+                .map_err(sql_err)?;
+            {
+                let mut read = tx.prepare("SELECT data FROM rows WHERE tbl = ?1").map_err(sql_err)?;
+                let texts = read
+                    .query_map([table], |r| r.get::<_, String>(0))
+                    .map_err(sql_err)?
+                    .collect::<Result<Vec<String>, _>>()
+                    .map_err(sql_err)?;
+                let mut add = tx
+                    .prepare("INSERT OR REPLACE INTO row_index (tbl, col, val, local_id) VALUES (?1, ?2, ?3, ?4)")
+                    .map_err(sql_err)?;
+                for t in texts {
+                    let r: LocalRow = decode("row", &t)?;
+                    if let Some(key) = index_key(&r, column) {
+                        add.execute(params![table, column, key, r.local_id]).map_err(sql_err)?;
+                    }
+                }
+            }
+            tx.commit().map_err(sql_err)?;
+            indexed.entry(table.to_string()).or_default().push(column.to_string());
+            Ok(())
+        }
+
+        async fn rows_by(&self, table: &str, column: &str, value: &Value) -> Result<Vec<LocalRow>, StoreError> {
+            if !self.indexed()?.get(table).is_some_and(|cols| cols.iter().any(|c| c == column)) {
+                return Err(StoreError::NotFound(format!("no index on {table}.{column}")));
+            }
+            self.rows_where(
+                "SELECT r.data FROM row_index i JOIN rows r ON r.tbl = i.tbl AND r.local_id = i.local_id
+                 WHERE i.tbl = ?1 AND i.col = ?2 AND i.val = ?3 ORDER BY i.local_id",
+                &[&table, &column, &index_value(value)],
+            )
         }
 
         async fn outbox(&self) -> Result<Vec<OutboxEntry>, StoreError> {
@@ -158,8 +226,32 @@ supasync_core::maybe_async_trait! {
                 return Ok(());
             }
             let mut c = self.lock()?;
+            let indexed = self.indexed()?;
             let tx = c.transaction().map_err(sql_err)?;
             {
+                let touches_index = batch.put_rows.iter().any(|r| indexed.contains_key(&r.table))
+                    || batch.delete_rows.iter().any(|(t, _)| indexed.contains_key(t));
+                if touches_index {
+                    // Index entries first: the row's old entries go, its new ones come.
+                    let mut drop_keys = tx.prepare_cached("DELETE FROM row_index WHERE tbl = ?1 AND local_id = ?2").map_err(sql_err)?;
+                    let mut add_key = tx
+                        .prepare_cached("INSERT OR REPLACE INTO row_index (tbl, col, val, local_id) VALUES (?1, ?2, ?3, ?4)")
+                        .map_err(sql_err)?;
+                    for r in &batch.put_rows {
+                        let Some(cols) = indexed.get(&r.table) else { continue };
+                        drop_keys.execute(params![r.table, r.local_id]).map_err(sql_err)?;
+                        for col in cols {
+                            if let Some(key) = index_key(r, col) {
+                                add_key.execute(params![r.table, col, key, r.local_id]).map_err(sql_err)?;
+                            }
+                        }
+                    }
+                    for (t, l) in &batch.delete_rows {
+                        if indexed.contains_key(t) {
+                            drop_keys.execute(params![t, l]).map_err(sql_err)?;
+                        }
+                    }
+                }
                 if !batch.put_rows.is_empty() {
                     let mut put_row = tx
                         .prepare_cached("INSERT OR REPLACE INTO rows (tbl, local_id, server_id, data) VALUES (?1, ?2, ?3, ?4)")
