@@ -20,6 +20,7 @@ pub mod maybe_send;
 pub mod outbox;
 pub mod pull;
 pub mod push;
+pub mod realtime;
 pub mod schema;
 pub mod settle;
 pub mod store;

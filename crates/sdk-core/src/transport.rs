@@ -43,3 +43,36 @@ crate::maybe_async_trait! {
         async fn send(&self, req: HttpRequest) -> Result<HttpResponse, TransportError>;
     }
 }
+
+/// One WebSocket message, as the Realtime client reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WsMessage {
+    Text(String),
+    Binary(Vec<u8>),
+}
+
+crate::maybe_async_trait! {
+    /// Opens WebSockets (tokio-tungstenite natively, `web-sys` in the browser).
+    pub trait WsConnector: MaybeSend + MaybeSync {
+        /// Connect; the halves are used concurrently (one task reads while it writes).
+        async fn connect(&self, url: &str) -> Result<(Box<dyn WsSink>, Box<dyn WsStream>), TransportError>;
+    }
+}
+
+crate::maybe_async_trait! {
+    /// The writing half of a WebSocket.
+    pub trait WsSink: MaybeSend {
+        async fn send(&mut self, text: String) -> Result<(), TransportError>;
+        /// Close cleanly (best effort).
+        async fn close(&mut self);
+    }
+}
+
+crate::maybe_async_trait! {
+    /// The reading half of a WebSocket. Cancel-safe: a `next()` dropped before it
+    /// finished loses no message.
+    pub trait WsStream: MaybeSend {
+        /// The next message; `None` once the socket is closed.
+        async fn next(&mut self) -> Option<Result<WsMessage, TransportError>>;
+    }
+}

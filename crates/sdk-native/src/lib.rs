@@ -3,10 +3,12 @@
 //! store ([`store::SqliteStore`]) and, next, tokio transports and the app-facing API.
 
 pub mod http;
+pub mod realtime;
 pub mod store;
 pub mod timer;
 
 pub use http::{system_now_ms, ReqwestHttp};
+pub use realtime::{start_realtime, TungsteniteConnector};
 pub use store::SqliteStore;
 pub use timer::TokioTimer;
 pub use supasync_core as core;

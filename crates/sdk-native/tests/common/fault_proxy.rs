@@ -1,6 +1,7 @@
 //! A TCP proxy that lies between a device and the dev server and misbehaves on demand:
 //! it can pass traffic, delay the server's answers, or let a request through and cut
-//! the connection before the answer reaches the device (the "lost acknowledgement").
+//! the connection before the answer reaches the device (the "lost acknowledgement"),
+//! refuse new connections, or cut every open one (a dropped WebSocket).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,11 +17,14 @@ pub enum Mode {
     DelayAnswers(Duration),
     /// Forward the request; drop the answer and close the connection.
     DropAnswers,
+    /// Close new connections at once (the server is unreachable).
+    Refuse,
 }
 
 pub struct FaultProxy {
     pub port: u16,
     mode: Arc<Mutex<Mode>>,
+    cut: Arc<tokio::sync::Notify>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -31,51 +35,32 @@ impl FaultProxy {
         let port = listener.local_addr().expect("addr").port();
         let mode = Arc::new(Mutex::new(Mode::Pass));
         let m = mode.clone();
+        let cut = Arc::new(tokio::sync::Notify::new());
+        let cut_all = cut.clone();
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let (up, m) = (upstream.clone(), m.clone());
+                if *m.lock().expect("mode") == Mode::Refuse {
+                    drop(client);
+                    continue;
+                }
+                let (up, m, cut) = (upstream.clone(), m.clone(), cut_all.clone());
                 tokio::spawn(async move {
-                    let Ok(server) = TcpStream::connect(&up).await else { return };
-                    let _ = client.set_nodelay(true);
-                    let _ = server.set_nodelay(true);
-                    let (mut cr, mut cw) = client.into_split();
-                    let (mut sr, mut sw) = server.into_split();
-                    let to_server = tokio::spawn(async move {
-                        let mut buf = vec![0u8; 64 * 1024];
-                        loop {
-                            match cr.read(&mut buf).await {
-                                Ok(0) | Err(_) => break,
-                                Ok(n) => {
-                                    if sw.write_all(&buf[..n]).await.is_err() {
-                                        break;
-                                    }
-                                }
-                            }
-                        }
-                        let _ = sw.shutdown().await;
-                    });
-                    let mut buf = vec![0u8; 64 * 1024];
-                    loop {
-                        let n = match sr.read(&mut buf).await {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => n,
-                        };
-                        let mode = *m.lock().expect("mode");
-                        match mode {
-                            Mode::Pass => {}
-                            Mode::DelayAnswers(d) => tokio::time::sleep(d).await,
-                            Mode::DropAnswers => break,
-                        }
-                        if cw.write_all(&buf[..n]).await.is_err() {
-                            break;
-                        }
+                    let cut = cut.notified();
+                    tokio::pin!(cut);
+                    cut.as_mut().enable();
+                    tokio::select! {
+                        _ = relay(client, up, m) => {}
+                        _ = cut => {}
                     }
-                    let _ = cw.shutdown().await;
-                    to_server.abort();
                 });
             }
         });
-        FaultProxy { port, mode, task }
+        FaultProxy { port, mode, cut, task }
+    }
+
+    /// Close every open connection now (both directions).
+    pub fn cut(&self) {
+        self.cut.notify_waiters();
     }
 
     pub fn set(&self, mode: Mode) {
@@ -90,5 +75,54 @@ impl FaultProxy {
 impl Drop for FaultProxy {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+async fn relay(client: TcpStream, up: String, m: Arc<Mutex<Mode>>) {
+    let Ok(server) = TcpStream::connect(&up).await else { return };
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    let (mut cr, mut cw) = client.into_split();
+    let (mut sr, mut sw) = server.into_split();
+    let to_server = AbortOnDrop(tokio::spawn(async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match cr.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if sw.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = sw.shutdown().await;
+    }));
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match sr.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let mode = *m.lock().expect("mode");
+        match mode {
+            Mode::Pass => {}
+            Mode::DelayAnswers(d) => tokio::time::sleep(d).await,
+            Mode::DropAnswers | Mode::Refuse => break,
+        }
+        if cw.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
+    let _ = cw.shutdown().await;
+    drop(to_server);
+}
+
+/// A relay task that ends with the connection that spawned it, however it ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
