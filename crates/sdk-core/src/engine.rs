@@ -104,6 +104,7 @@ pub struct Engine<S: Store, H: Http> {
     pub(crate) provider: Option<Box<dyn TokenProvider>>,
     /// One writer: local writes, push results and pulls apply one at a time.
     pub(crate) writer: Mutex<()>,
+    pub(crate) events: crate::events::Notifier,
 }
 
 impl<S: Store, H: Http> Engine<S, H> {
@@ -126,6 +127,7 @@ impl<S: Store, H: Http> Engine<S, H> {
             session: Mutex::new(session),
             provider: None,
             writer: Mutex::new(()),
+            events: Default::default(),
         })
     }
 
@@ -144,6 +146,11 @@ impl<S: Store, H: Http> Engine<S, H> {
             user_id: t.user_id,
             email: None,
         }
+    }
+
+    /// Change notifications (see [`crate::events`]).
+    pub fn subscribe(&self) -> futures_channel::mpsc::UnboundedReceiver<crate::events::EngineEvent> {
+        self.events.subscribe()
     }
 
     pub(crate) fn now_ms(&self) -> i64 {
@@ -205,6 +212,9 @@ impl<S: Store, H: Http> Engine<S, H> {
         }
         self.store.apply(batch).await?;
         *self.session.lock().await = None;
+        if wipe {
+            self.events.changed(self.schema.tables().iter().map(|t| t.name.clone()).collect(), false);
+        }
         Ok(())
     }
 
@@ -261,6 +271,7 @@ impl<S: Store, H: Http> Engine<S, H> {
         let _w = self.writer.lock().await;
         let w = LocalWriter { schema: &self.schema, store: &self.store };
         let r = w.insert(table, row, self.now_ms()).await?;
+        self.events.changed(vec![table.to_string()], true);
         self.view(&r).ok_or_else(|| StoreError::NotFound(r.local_id.clone()).into())
     }
 
@@ -269,6 +280,7 @@ impl<S: Store, H: Http> Engine<S, H> {
         let _w = self.writer.lock().await;
         let w = LocalWriter { schema: &self.schema, store: &self.store };
         let r = w.update(table, local_id, fields, self.now_ms()).await?;
+        self.events.changed(vec![table.to_string()], true);
         self.view(&r).ok_or_else(|| StoreError::NotFound(r.local_id.clone()).into())
     }
 
@@ -276,7 +288,9 @@ impl<S: Store, H: Http> Engine<S, H> {
     pub async fn delete(&self, table: &str, local_id: &str) -> Result<(), EngineError> {
         let _w = self.writer.lock().await;
         let w = LocalWriter { schema: &self.schema, store: &self.store };
-        Ok(w.delete(table, local_id, self.now_ms()).await?)
+        w.delete(table, local_id, self.now_ms()).await?;
+        self.events.changed(vec![table.to_string()], true);
+        Ok(())
     }
 
     pub(crate) fn view(&self, r: &LocalRow) -> Option<RowView> {
@@ -402,7 +416,9 @@ impl<S: Store, H: Http> Engine<S, H> {
         row.overlay = Some(if deleted { Overlay::Deleted } else { Overlay::Fields { fields: overlay } });
         row.status = RowStatus::Pending;
         batch.put_rows.push(row);
-        Ok(self.store.apply(batch).await?)
+        self.store.apply(batch).await?;
+        self.events.changed(vec![table], true);
+        Ok(())
     }
 
     /// Drop a rejected write for good: the row shows the server's version again (or
@@ -417,14 +433,16 @@ impl<S: Store, H: Http> Engine<S, H> {
         };
         if let Some(mut row) = self.store.get_row(&table, local_id).await? {
             if row.mirror.is_none() {
-                batch.delete_rows.push((table, local_id.into()));
+                batch.delete_rows.push((table.clone(), local_id.into()));
             } else {
                 row.overlay = None;
                 row.status = RowStatus::Synced;
                 batch.put_rows.push(row);
             }
         }
-        Ok(self.store.apply(batch).await?)
+        self.store.apply(batch).await?;
+        self.events.changed(vec![table], false);
+        Ok(())
     }
 
     /// Push, then pull.

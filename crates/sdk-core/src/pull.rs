@@ -107,6 +107,9 @@ impl<S: Store, H: Http> Engine<S, H> {
                 json!({"rows": rows, "deleted": deleted}),
             ));
             self.store.apply(wb).await?;
+            if rows + deleted > 0 {
+                self.events.changed(vec![decl.name.clone()], false);
+            }
         }
         Ok(report)
     }
@@ -220,18 +223,7 @@ impl<S: Store, H: Http> Engine<S, H> {
         let mut wb = WriteBatch::default();
         let outbox = if found.is_empty() { vec![] } else { self.store.outbox().await? };
         for t in found {
-            let local = match t.get("local_id").and_then(Value::as_str) {
-                Some(l) => self.store.get_row(&decl.name, l).await?,
-                None => None,
-            };
-            let row = match local {
-                Some(r) => Some(r),
-                None => match t.get("row_id").and_then(Value::as_str) {
-                    Some(id) => self.find_by_server_text(decl, id).await?,
-                    None => None,
-                },
-            };
-            if let Some(r) = row {
+            if let Some(r) = self.tombstone_target(decl, &t).await? {
                 wb.delete_rows.push((r.table.clone(), r.local_id.clone()));
                 for e in outbox.iter().filter(|e| e.table == r.table && e.local_id == r.local_id) {
                     wb.delete_outbox.push(e.seq);
@@ -250,8 +242,21 @@ impl<S: Store, H: Http> Engine<S, H> {
         Ok(())
     }
 
+    /// The local row a tombstone (`local_id`, `row_id`) names, if this device has it.
+    pub(crate) async fn tombstone_target(&self, decl: &TableDecl, t: &Row) -> Result<Option<LocalRow>, EngineError> {
+        if let Some(l) = t.get("local_id").and_then(Value::as_str) {
+            if let Some(r) = self.store.get_row(&decl.name, l).await? {
+                return Ok(Some(r));
+            }
+        }
+        match t.get("row_id").and_then(Value::as_str) {
+            Some(id) => self.find_by_server_text(decl, id).await,
+            None => Ok(None),
+        }
+    }
+
     /// A row by its server id given as text (tombstones store ids as text).
-    async fn find_by_server_text(&self, decl: &TableDecl, id: &str) -> Result<Option<LocalRow>, EngineError> {
+    pub(crate) async fn find_by_server_text(&self, decl: &TableDecl, id: &str) -> Result<Option<LocalRow>, EngineError> {
         if let Some(r) = self.store.find_by_server_id(&decl.name, &Value::String(id.into())).await? {
             return Ok(Some(r));
         }
@@ -262,7 +267,7 @@ impl<S: Store, H: Http> Engine<S, H> {
     }
 
     /// Apply pulled rows in one batch; returns how many.
-    async fn apply_server_rows(&self, decl: &TableDecl, rows: Vec<Row>, mut wb: WriteBatch) -> Result<usize, EngineError> {
+    pub(crate) async fn apply_server_rows(&self, decl: &TableDecl, rows: Vec<Row>, mut wb: WriteBatch) -> Result<usize, EngineError> {
         let n = rows.len();
         let mut seen: std::collections::HashMap<String, LocalRow> = std::collections::HashMap::new();
         // Parent server id → local id, looked up once per page.

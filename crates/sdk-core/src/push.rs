@@ -117,6 +117,12 @@ impl<S: Store, H: Http> Engine<S, H> {
                 }
             }
         }
+        if report.pushed + report.rejected > 0 {
+            let mut tables: Vec<String> = outbox.iter().map(|e| e.table.clone()).collect();
+            tables.sort();
+            tables.dedup();
+            self.events.changed(tables, false);
+        }
         Ok(report)
     }
 

@@ -8,7 +8,7 @@ pub mod store;
 pub mod timer;
 
 pub use http::{system_now_ms, ReqwestHttp};
-pub use realtime::{start_realtime, TungsteniteConnector};
+pub use realtime::{start_live, start_realtime, TungsteniteConnector};
 pub use store::SqliteStore;
 pub use timer::TokioTimer;
 pub use supasync_core as core;

@@ -74,3 +74,28 @@ pub fn start_realtime(project_url: &str, anon_key: &str, cfg: RealtimeConfig, to
     tokio::spawn(driver.run(TungsteniteConnector, TokioTimer, tokens));
     client
 }
+
+/// Start live sync for `engine`: a Realtime client whose tokens come from the engine's
+/// session, and the live-sync task, both on the current tokio runtime.
+pub fn start_live<S, H>(
+    engine: Arc<supasync_core::Engine<S, H>>,
+    project_url: &str,
+    anon_key: &str,
+    realtime: RealtimeConfig,
+    cfg: supasync_core::live::LiveConfig,
+) -> (supasync_core::live::LiveSync, RealtimeClient)
+where
+    S: supasync_core::Store + 'static,
+    H: supasync_core::transport::Http + 'static,
+{
+    let (client, driver) = RealtimeClient::new(project_url, anon_key, realtime);
+    let (live, live_driver) = supasync_core::live::LiveSync::new(engine.clone(), client.clone(), cfg);
+    let tokens = live.token_source(engine);
+    tokio::spawn(driver.run(TungsteniteConnector, TokioTimer, Some(tokens)));
+    tokio::spawn(async move {
+        if let Err(e) = live_driver.run(TokioTimer).await {
+            tracing::warn!(target: "supasync::live", "live sync ended: {e}");
+        }
+    });
+    (live, client)
+}

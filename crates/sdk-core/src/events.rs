@@ -1,0 +1,40 @@
+//! Change notifications out of the engine: which tables changed, and whether by a local
+//! write. Live queries re-run on them, the live sync pushes on local ones, status
+//! streams recompute on them. Subscribers that went away are dropped on the next send.
+
+use std::sync::Mutex;
+
+use futures_channel::mpsc;
+
+/// Something changed in the replica.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EngineEvent {
+    /// Rows of these tables changed (what queries see, or their sync status).
+    Changed { tables: Vec<String>, local: bool },
+}
+
+/// The engine's subscriber list.
+#[derive(Default)]
+pub struct Notifier {
+    subs: Mutex<Vec<mpsc::UnboundedSender<EngineEvent>>>,
+}
+
+impl Notifier {
+    pub fn subscribe(&self) -> mpsc::UnboundedReceiver<EngineEvent> {
+        let (tx, rx) = mpsc::unbounded();
+        if let Ok(mut s) = self.subs.lock() {
+            s.push(tx);
+        }
+        rx
+    }
+
+    pub fn changed(&self, tables: Vec<String>, local: bool) {
+        if tables.is_empty() {
+            return;
+        }
+        let e = EngineEvent::Changed { tables, local };
+        if let Ok(mut s) = self.subs.lock() {
+            s.retain(|tx| tx.unbounded_send(e.clone()).is_ok());
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! Live sync between devices of one user, against the dev server: a write on one
+//! device reaches another's live query within moments; the writer's own echo does not
+//! flicker its list; a device that was cut off catches up on what it missed, deletes
+//! included; local writes made offline go out on reconnect; B's devices never see A's.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::fault_proxy::{FaultProxy, Mode};
+use common::{manifest, server, server_rows};
+use serde_json::json;
+use supasync_core::client::Project;
+use supasync_core::engine::{Query, RowView};
+use supasync_core::live::{LiveConfig, LiveStatus, LiveSync, Phase};
+use supasync_core::live_query::{live_query, LiveQuery};
+use supasync_core::realtime::RealtimeConfig;
+use supasync_core::{Backoff, Engine, EngineConfig, RowStatus, Schema};
+use supasync_native::{start_live, system_now_ms, ReqwestHttp, SqliteStore};
+use tokio::time::timeout;
+
+type Device = Arc<Engine<SqliteStore, ReqwestHttp>>;
+
+async fn device(url: &str, key: &str) -> Device {
+    let schema = Schema::from_json(&std::fs::read_to_string(manifest().join("tests/chat_schema.json")).unwrap()).unwrap();
+    Arc::new(
+        Engine::open(
+            schema,
+            SqliteStore::in_memory().unwrap(),
+            ReqwestHttp::with_timeout(Duration::from_secs(5)).unwrap(),
+            Project { url: url.into(), anon_key: key.into() },
+            EngineConfig::with_clock(system_now_ms),
+        )
+        .await
+        .unwrap(),
+    )
+}
+
+fn fast_realtime() -> RealtimeConfig {
+    RealtimeConfig {
+        reconnect: Backoff { initial_ms: 100, max_ms: 500 },
+        rejoin: Backoff { initial_ms: 100, max_ms: 500 },
+        ..RealtimeConfig::with_clock(system_now_ms)
+    }
+}
+
+fn fast_live() -> LiveConfig {
+    LiveConfig {
+        retry: Backoff { initial_ms: 100, max_ms: 500 },
+        ..Default::default()
+    }
+}
+
+fn live(d: &Device, url: &str, key: &str) -> LiveSync {
+    start_live(d.clone(), url, key, fast_realtime(), fast_live()).0
+}
+
+async fn until_live(l: &LiveSync) {
+    let mut st = l.statuses();
+    timeout(Duration::from_secs(15), async {
+        use futures_util::StreamExt;
+        while let Some(s) = st.next().await {
+            if s.phase == Phase::Live {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("live in time");
+}
+
+/// The next result of `q` that `ok` accepts.
+async fn until_rows(q: &mut LiveQuery<SqliteStore, ReqwestHttp>, secs: u64, ok: impl Fn(&[RowView]) -> bool) -> Vec<RowView> {
+    timeout(Duration::from_secs(secs), async {
+        loop {
+            let rows = q.next().await.expect("engine alive").expect("query");
+            if ok(&rows) {
+                return rows;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no result in time; the last one was {:?}", q_last(q)))
+}
+
+fn q_last(q: &LiveQuery<SqliteStore, ReqwestHttp>) -> String {
+    format!("{:?}", q.last().map(|rows| rows.iter().map(|r| (r.row.get("content").cloned(), r.status.clone())).collect::<Vec<_>>()))
+}
+
+fn by_content() -> Query {
+    Query {
+        order: Some(("content".into(), false)),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn a_write_on_one_device_reaches_the_others_live_query_without_flicker() {
+    let s = server().await;
+    let (url, key) = (s.url(), s.anon_key());
+    let a = device(url, key).await;
+    let b = device(url, key).await;
+    a.sign_up("live1@example.com", "password-123").await.unwrap();
+    b.sign_in("live1@example.com", "password-123").await.unwrap();
+    let (la, lb) = (live(&a, url, key), live(&b, url, key));
+    until_live(&la).await;
+    until_live(&lb).await;
+
+    let mut on_a = live_query(&a, "memories", by_content());
+    let mut on_b = live_query(&b, "memories", by_content());
+    assert!(on_a.next().await.unwrap().unwrap().is_empty());
+    assert!(on_b.next().await.unwrap().unwrap().is_empty());
+
+    let m = a.insert("memories", &json!({"content": "m1"})).await.unwrap();
+    // B sees it, synced, with A's local id.
+    let rows = until_rows(&mut on_b, 10, |r| r.len() == 1).await;
+    assert_eq!((rows[0].local_id.as_str(), rows[0].row["content"].clone()), (m.local_id.as_str(), json!("m1")));
+    assert_eq!(rows[0].status, RowStatus::Synced);
+
+    // What A's list showed meanwhile: the row from the start (pending until the push
+    // confirmed it), never gone, never duplicated. The echo from Realtime changes
+    // nothing the app sees, so it yields no result of its own.
+    let mut seen = vec![];
+    while let Ok(Some(Ok(rows))) = timeout(Duration::from_millis(1_500), on_a.next()).await {
+        seen.push(rows);
+    }
+    assert!(!seen.is_empty());
+    assert!(seen.iter().all(|r| r.len() == 1 && r[0].local_id == m.local_id && r[0].row["content"] == json!("m1")), "{seen:?}");
+    let statuses: Vec<_> = seen.iter().map(|r| r[0].status.clone()).collect();
+    assert_eq!(statuses.last(), Some(&RowStatus::Synced), "{statuses:?}");
+    assert!(statuses.iter().filter(|s| **s == RowStatus::Synced).count() == 1, "one confirmation, no flicker: {statuses:?}");
+
+    // An edit and a delete on B reach A.
+    b.update("memories", &m.local_id, &json!({"content": "m1 edited"})).await.unwrap();
+    until_rows(&mut on_a, 10, |r| r.len() == 1 && r[0].row["content"] == json!("m1 edited")).await;
+    b.delete("memories", &m.local_id).await.unwrap();
+    until_rows(&mut on_a, 10, |r| r.is_empty()).await;
+    la.stop();
+    lb.stop();
+}
+
+#[tokio::test]
+async fn a_device_cut_off_catches_up_on_everything_it_missed() {
+    let s = server().await;
+    let (url, key) = (s.url(), s.anon_key());
+    let proxy = FaultProxy::start(url.trim_start_matches("http://").to_string()).await;
+    let a = device(url, key).await;
+    let b = device(&proxy.url(), key).await;
+    a.sign_up("live2@example.com", "password-123").await.unwrap();
+    b.sign_in("live2@example.com", "password-123").await.unwrap();
+    let keep = a.insert("memories", &json!({"content": "keep"})).await.unwrap();
+    let gone = a.insert("memories", &json!({"content": "to delete"})).await.unwrap();
+    let (la, lb) = (live(&a, url, key), live(&b, &proxy.url(), key));
+    until_live(&la).await;
+    until_live(&lb).await;
+    let mut on_b = live_query(&b, "memories", by_content());
+    until_rows(&mut on_b, 10, |r| r.len() == 2).await;
+
+    // B loses the network. While it is away, A edits, deletes and adds; B writes too.
+    let mut b_status = lb.statuses();
+    proxy.set(Mode::Refuse);
+    proxy.cut();
+    wait_for_phase(&mut b_status, Phase::Offline).await;
+    a.update("memories", &keep.local_id, &json!({"content": "keep (edited)"})).await.unwrap();
+    a.delete("memories", &gone.local_id).await.unwrap();
+    a.insert("memories", &json!({"content": "new while B away"})).await.unwrap();
+    let from_b = b.insert("memories", &json!({"content": "written on B offline"})).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(b.status().await.unwrap().pending, 1, "B's write waits");
+
+    // Back online: B pushes its write and pulls what it missed (Realtime replays nothing).
+    proxy.set(Mode::Pass);
+    let rows = until_rows(&mut on_b, 20, |r| {
+        r.len() == 3 && r.iter().all(|x| x.status == RowStatus::Synced) && r.iter().any(|x| x.row["content"] == json!("new while B away"))
+    })
+    .await;
+    let contents: Vec<_> = rows.iter().map(|r| r.row["content"].clone()).collect();
+    assert_eq!(contents, [json!("keep (edited)"), json!("new while B away"), json!("written on B offline")]);
+    // And A hears of B's write live.
+    let mut on_a = live_query(&a, "memories", by_content());
+    until_rows(&mut on_a, 10, |r| r.iter().any(|x| x.local_id == from_b.local_id)).await;
+    // The server holds exactly this, once each.
+    let on_server = server_rows(&s, "memories", "select=content&order=content").await;
+    assert_eq!(on_server, vec![json!({"content": "keep (edited)"}), json!({"content": "new while B away"}), json!({"content": "written on B offline"})]);
+    la.stop();
+    lb.stop();
+}
+
+async fn wait_for_phase(st: &mut futures_channel::mpsc::UnboundedReceiver<LiveStatus>, phase: Phase) {
+    use futures_util::StreamExt;
+    timeout(Duration::from_secs(10), async {
+        while let Some(s) = st.next().await {
+            if s.phase == phase {
+                return;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("phase {phase:?} in time"));
+}
+
+#[tokio::test]
+async fn another_users_devices_never_receive_a_change() {
+    let s = server().await;
+    let (url, key) = (s.url(), s.anon_key());
+    let a = device(url, key).await;
+    let b = device(url, key).await;
+    a.sign_up("live3a@example.com", "password-123").await.unwrap();
+    b.sign_up("live3b@example.com", "password-123").await.unwrap();
+    let (la, lb) = (live(&a, url, key), live(&b, url, key));
+    until_live(&la).await;
+    until_live(&lb).await;
+    let mut on_b = live_query(&b, "memories", Query::default());
+    assert!(on_b.next().await.unwrap().unwrap().is_empty());
+    let m = a.insert("memories", &json!({"content": "private"})).await.unwrap();
+    a.delete("memories", &m.local_id).await.unwrap();
+    a.insert("memories", &json!({"content": "private too"})).await.unwrap();
+    let mut on_a = live_query(&a, "memories", Query::default());
+    until_rows(&mut on_a, 10, |r| r.len() == 1 && r[0].status == RowStatus::Synced).await;
+    assert!(timeout(Duration::from_millis(1_000), on_b.next()).await.is_err(), "B saw something");
+    lb.sync_now().await.unwrap();
+    assert!(b.query("memories", &Query::default()).await.unwrap().is_empty());
+    la.stop();
+    lb.stop();
+}
