@@ -170,3 +170,67 @@ async fn bad_input_gets_clear_errors_and_loses_nothing() {
     assert!(err["error"].as_str().unwrap().contains("corrupt"), "{err}");
     assert_eq!(std::fs::read(&db).unwrap(), garbage);
 }
+
+/// A streaming command's stdout, line by line, on a thread (the tests' runtime must not block).
+fn lines_of(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<Value> {
+    use std::io::BufRead;
+    let out = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(out).lines() {
+            let Ok(l) = l else { break };
+            let v = serde_json::from_str(&l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}"));
+            if tx.send(v).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn next_line(rx: &std::sync::mpsc::Receiver<Value>, what: &str) -> Value {
+    rx.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| panic!("no line in time: {what}"))
+}
+
+fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    child.wait().expect("wait")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_prints_each_change_from_another_device_and_status_follows_live() {
+    let s = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let a = cli(&dir.path().join("a"), &s);
+    let b = cli(&dir.path().join("b"), &s);
+    a.ok(&["signup", "--email", "watch@example.com", "--password", "password-123"]);
+    b.ok(&["login", "--email", "watch@example.com", "--password", "password-123"]);
+    let mut watching = b.cmd(&["watch", "memories"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut following = b.cmd(&["status", "--follow"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let w = lines_of(&mut watching);
+    let f = lines_of(&mut following);
+    assert_eq!(next_line(&w, "ready"), json!({"watching": "memories", "rows": 0}));
+    loop {
+        if next_line(&f, "status")["phase"] == json!("live") {
+            break;
+        }
+    }
+
+    let row = a.ok(&["insert", "memories", r#"{"content":"hello from A"}"#]);
+    let id = row["local_id"].as_str().unwrap().to_string();
+    a.ok(&["sync", "--timeout", "20"]);
+    let ins = next_line(&w, "insert");
+    assert_eq!((ins["op"].clone(), ins["local_id"].clone(), ins["row"]["content"].clone()), (json!("insert"), json!(id), json!("hello from A")));
+    a.ok(&["update", "memories", &id, r#"{"content":"edited"}"#]);
+    a.ok(&["sync", "--timeout", "20"]);
+    let upd = next_line(&w, "update");
+    assert_eq!((upd["op"].clone(), upd["row"]["content"].clone()), (json!("update"), json!("edited")));
+    a.ok(&["delete", "memories", &id]);
+    a.ok(&["sync", "--timeout", "20"]);
+    assert_eq!(next_line(&w, "delete"), json!({"table": "memories", "op": "delete", "local_id": id}));
+
+    assert!(terminate(&mut watching).success(), "watch stops cleanly");
+    assert!(terminate(&mut following).success(), "status --follow stops cleanly");
+    // What watch saw is in B's replica.
+    assert_eq!(b.ok(&["query", "memories"]), json!([]));
+}

@@ -5,7 +5,10 @@
 //! The replica lives in `--store DIR`: one SQLite file per user
 //! (`DIR/users/<user id>.db`) and `DIR/active_user`, the user signed in on this device.
 
+use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
@@ -13,8 +16,14 @@ use serde_json::{json, Value};
 use supasync_core::auth;
 use supasync_core::client::{Client, Project};
 use supasync_core::engine::Query;
+use supasync_core::engine::RowView;
+use supasync_core::live::{LiveConfig, LiveSync};
+use supasync_core::live_query::live_query;
+use supasync_core::realtime::RealtimeConfig;
 use supasync_core::{Backoff, Engine, EngineConfig, EngineError, Schema};
-use supasync_native::{system_now_ms, ReqwestHttp, SqliteStore, TokioTimer};
+use supasync_native::{start_live, system_now_ms, ReqwestHttp, SqliteStore, TokioTimer};
+
+type Replica = Arc<Engine<SqliteStore, ReqwestHttp>>;
 
 #[derive(Parser)]
 #[command(name = "supasync", version, about = "Inspect and drive a supasync replica")]
@@ -71,8 +80,15 @@ enum Cmd {
         #[arg(long, default_value_t = 60.0)]
         timeout: f64,
     },
-    /// Pending and rejected counts, last sync per table.
-    Status,
+    /// Pending and rejected counts, last sync per table; with --follow, keep syncing
+    /// live and print each change of status as a JSON line until stopped.
+    Status {
+        #[arg(long)]
+        follow: bool,
+    },
+    /// Sync live and print one JSON line per change to TABLE (from any device) until
+    /// stopped; the first line says when it is listening.
+    Watch { table: String },
     /// Writes the server refused, with the reasons.
     Rejected,
     /// The sync history, newest first.
@@ -213,7 +229,15 @@ async fn run(cli: Cli) -> Result<Value, Failure> {
             let backoff = Backoff { initial_ms: 200, max_ms: 5_000 };
             json!(e.sync_until_settled(&TokioTimer, backoff, timeout_ms).await?)
         }
-        Cmd::Status => json!(e.status().await?),
+        Cmd::Status { follow: false } => json!(e.status().await?),
+        Cmd::Status { follow: true } => {
+            follow_status(Arc::new(e)).await?;
+            return Ok(Value::Null);
+        }
+        Cmd::Watch { table } => {
+            watch(Arc::new(e), &table).await?;
+            return Ok(Value::Null);
+        }
         Cmd::Rejected => json!(e.rejected().await?),
         Cmd::History { limit } => json!(e.history(limit).await?),
         Cmd::Retry { local_id } => {
@@ -227,6 +251,99 @@ async fn run(cli: Cli) -> Result<Value, Failure> {
     })
 }
 
+/// One JSON line on stdout, flushed (streaming commands feed scripts line by line).
+fn line(v: &Value) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{v}").and_then(|_| out.flush()).map_err(|e| fail("io", e.to_string()))
+}
+
+fn start(e: &Replica) -> Result<LiveSync, Failure> {
+    let p = project()?;
+    Ok(start_live(e.clone(), &p.url, &p.anon_key, RealtimeConfig::with_clock(system_now_ms), LiveConfig::default()).0)
+}
+
+/// Until SIGINT or SIGTERM.
+async fn stopped() {
+    #[cfg(unix)]
+    {
+        if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+async fn follow_status(e: Replica) -> Result<(), Failure> {
+    use futures_util::StreamExt;
+    let live = start(&e)?;
+    let mut statuses = live.statuses();
+    let printing = async {
+        while let Some(s) = statuses.next().await {
+            line(&json!(s))?;
+        }
+        Ok::<(), Failure>(())
+    };
+    tokio::select! {
+        r = printing => r?,
+        _ = stopped() => {}
+    }
+    live.stop();
+    Ok(())
+}
+
+/// Diff two results of the watched table into change lines.
+fn changes(table: &str, before: &BTreeMap<String, RowView>, after: &BTreeMap<String, RowView>) -> Vec<Value> {
+    let mut out = vec![];
+    for (id, now) in after {
+        match before.get(id) {
+            None => out.push(json!({"table": table, "op": "insert", "local_id": id, "row": now.row, "status": now.status})),
+            Some(was) if was != now => out.push(json!({"table": table, "op": "update", "local_id": id, "row": now.row, "status": now.status})),
+            Some(_) => {}
+        }
+    }
+    for id in before.keys().filter(|id| !after.contains_key(*id)) {
+        out.push(json!({"table": table, "op": "delete", "local_id": id}));
+    }
+    out
+}
+
+async fn watch(e: Replica, table: &str) -> Result<(), Failure> {
+    use futures_util::StreamExt;
+    e.schema.table(table).map_err(|err| fail("invalid", err.to_string()))?;
+    let live = start(&e)?;
+    let mut statuses = live.statuses();
+    let mut q = live_query(&e, table, Query::default());
+    let index = |rows: Vec<RowView>| rows.into_iter().map(|r| (r.local_id.clone(), r)).collect::<BTreeMap<_, _>>();
+    let printing = async {
+        // Listening once the first catch-up is done.
+        while let Some(s) = statuses.next().await {
+            if s.phase == supasync_core::live::Phase::Live {
+                break;
+            }
+        }
+        let mut seen = index(q.next().await.ok_or_else(|| fail("store", "the replica closed"))??);
+        line(&json!({"watching": table, "rows": seen.len()}))?;
+        while let Some(rows) = q.next().await {
+            let now = index(rows?);
+            for c in changes(table, &seen, &now) {
+                line(&c)?;
+            }
+            seen = now;
+        }
+        Ok::<(), Failure>(())
+    };
+    tokio::select! {
+        r = printing => r?,
+        _ = stopped() => {}
+    }
+    live.stop();
+    Ok(())
+}
+
 fn main() {
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -237,6 +354,7 @@ fn main() {
         }
     };
     match rt.block_on(run(cli)) {
+        Ok(Value::Null) => {}
         Ok(v) => println!("{v}"),
         Err(f) => {
             eprintln!("{}", json!({"error": f.message, "kind": f.kind}));
