@@ -26,11 +26,14 @@ export SUPASYNC_DEV_BIN="$PWD/target/debug/supasync-dev"
 js_passed=$(grep -E '^# pass' /tmp/supasync-conformance.tap | awk '{print $3}')
 js_failed=$(grep -E '^# fail' /tmp/supasync-conformance.tap | awk '{print $3}')
 
-echo "== the README's demo command (smoke mode)" >&2
-demo_port=$(node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")
-if DEMO_SMOKE=1 PORT=$demo_port ./scripts/demo.sh; then demo_passed=1; demo_failed=0; else demo_passed=0; demo_failed=1; fi
+echo "== the README's demo command" >&2
+if ./scripts/demo.sh; then demo_passed=1; demo_failed=0; else demo_passed=0; demo_failed=1; fi
+echo "== the dev server script (smoke mode)" >&2
+dev_port=$(node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")
+if DEMO_SMOKE=1 PORT=$dev_port ./scripts/dev-server.sh; then dev_passed=1; dev_failed=0; else dev_passed=0; dev_failed=1; fi
+demo_passed=$((demo_passed + dev_passed)); demo_failed=$((demo_failed + dev_failed))
 
 echo
-echo "rust: $rust_passed passed, $rust_failed failed; browser: $browser_passed passed, $browser_failed failed; supabase-js conformance: $js_passed passed, $js_failed failed; demo smoke: $demo_passed passed"
+echo "rust: $rust_passed passed, $rust_failed failed; browser: $browser_passed passed, $browser_failed failed; supabase-js conformance: $js_passed passed, $js_failed failed; demo and dev-server smoke: $demo_passed passed, $demo_failed failed"
 echo "$((rust_passed + browser_passed + js_passed + demo_passed)) passed, $((rust_failed + browser_failed + js_failed + demo_failed)) failed"
 [ "$demo_failed" = 0 ]

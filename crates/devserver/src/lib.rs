@@ -26,6 +26,7 @@ pub mod auth;
 pub mod cluster;
 pub mod database;
 mod error;
+pub mod fault_proxy;
 pub mod gateway;
 pub mod jwt;
 mod pgerr;

@@ -100,7 +100,7 @@ async fn a_process_killed_mid_push_delivers_everything_exactly_once_after_restar
         c.ok(&["insert", "messages", &json!({"conversation_id": cid, "role": "user", "content": format!("m{i}")}).to_string()]);
     }
     // Answers crawl through a slow proxy; the sync is killed while requests are out.
-    let proxy = FaultProxy::start(s.url().trim_start_matches("http://").to_string()).await;
+    let proxy = FaultProxy::start(s.url().trim_start_matches("http://").to_string()).await.unwrap();
     proxy.set(Mode::DelayAnswers(Duration::from_millis(400)));
     c.url = proxy.url();
     let mut child = c.cmd(&["sync", "--timeout", "30"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();

@@ -144,7 +144,7 @@ async fn a_write_on_one_device_reaches_the_others_live_query_without_flicker() {
 async fn a_device_cut_off_catches_up_on_everything_it_missed() {
     let s = server().await;
     let (url, key) = (s.url(), s.anon_key());
-    let proxy = FaultProxy::start(url.trim_start_matches("http://").to_string()).await;
+    let proxy = FaultProxy::start(url.trim_start_matches("http://").to_string()).await.unwrap();
     let a = device(url, key).await;
     let b = device(&proxy.url(), key).await;
     a.sign_up("live2@example.com", "password-123").await.unwrap();

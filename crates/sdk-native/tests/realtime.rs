@@ -197,7 +197,7 @@ async fn owner_filtered_changes_flow_after_ready_and_never_cross_users() {
 #[tokio::test]
 async fn a_cut_socket_reconnects_rejoins_and_delivers_buffered_pushes() {
     let s = server().await;
-    let proxy = FaultProxy::start(s.url().trim_start_matches("http://").to_string()).await;
+    let proxy = FaultProxy::start(s.url().trim_start_matches("http://").to_string()).await.unwrap();
     let (tok, uid) = token(s.url(), s.anon_key(), "rt3@example.com").await;
     let src: Arc<dyn AccessTokenSource> = Arc::new(Fixed(tok.clone()));
     let a = start_realtime(&proxy.url(), s.anon_key(), fast(), Some(src.clone()));

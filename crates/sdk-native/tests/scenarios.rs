@@ -265,7 +265,7 @@ async fn a_new_device_restores_10k_messages_and_their_conversations() {
 async fn a_lost_answer_is_retried_without_duplicates_or_overwriting_newer_data() {
     let s = server().await;
     let host = s.url().trim_start_matches("http://").to_string();
-    let proxy = FaultProxy::start(host).await;
+    let proxy = FaultProxy::start(host).await.unwrap();
     let a = device_at(&proxy.url(), s.anon_key()).await;
     a.sign_up("s6@example.com", "password-123").await.unwrap();
     let c = a.insert("conversations", &json!({"title": "first"})).await.unwrap();
@@ -297,7 +297,7 @@ async fn a_lost_answer_is_retried_without_duplicates_or_overwriting_newer_data()
 async fn an_outage_is_ridden_out_with_growing_jittered_waits() {
     let s = server().await;
     let host = s.url().trim_start_matches("http://").to_string();
-    let proxy = FaultProxy::start(host).await;
+    let proxy = FaultProxy::start(host).await.unwrap();
     let a = device_at(&proxy.url(), s.anon_key()).await;
     a.sign_up("s6b@example.com", "password-123").await.unwrap();
     for i in 0..3 {

@@ -36,6 +36,9 @@ struct Slot {
     rejoin_at: Option<i64>,
     rejoin_failures: u32,
     presence: PresenceSync,
+    /// The last `track` payload: tracked again after every rejoin, so a device that
+    /// reconnects shows up again without the app doing anything.
+    tracked: Option<Value>,
 }
 
 impl Slot {
@@ -213,6 +216,7 @@ impl RealtimeDriver {
             rejoin_at: None,
             rejoin_failures: 0,
             presence: PresenceSync::default(),
+            tracked: None,
         };
         slot.emit(ChannelEvent::State(ChannelState::Joining));
         if let Some(old) = self.channels.insert(topic, slot) {
@@ -259,6 +263,15 @@ impl RealtimeDriver {
     }
 
     async fn push_now(&mut self, sink: &mut Box<dyn WsSink>, topic: &str, p: Pending) -> Result<(), End> {
+        if p.event == "presence" {
+            if let Some(slot) = self.channels.get_mut(topic) {
+                match p.payload.get("event").and_then(Value::as_str) {
+                    Some("track") => slot.tracked = Some(p.payload.clone()),
+                    Some("untrack") => slot.tracked = None,
+                    _ => {}
+                }
+            }
+        }
         let r = self.make_ref();
         let join_ref = self.channels.get(topic).and_then(|s| s.join_ref.clone());
         let frame = Frame::new(join_ref.as_deref(), &r, topic, &p.event, p.payload);
@@ -538,7 +551,12 @@ impl RealtimeDriver {
                 let Some(slot) = self.channels.get_mut(&topic) else { return Ok(()) };
                 slot.rejoin_failures = 0;
                 slot.set_state(ChannelState::Joined);
+                let retrack = slot.tracked.clone();
                 let waiting: Vec<Pending> = slot.buffer.drain(..).collect();
+                if let (Some(payload), false) = (retrack, waiting.iter().any(|p| p.event == "presence")) {
+                    let (reply, _) = oneshot::channel();
+                    self.push_now(sink, &topic, Pending { event: "presence".into(), payload, reply, wants_reply: false }).await?;
+                }
                 for p in waiting {
                     self.push_now(sink, &topic, p).await?;
                 }

@@ -16,6 +16,7 @@
 //!   and pushed to joined channels (`access_token`) whenever it changed;
 //! - pushes made while a channel is not joined wait in a buffer (100 per channel, the
 //!   oldest dropped with an error to its caller) and go out after the join;
+//! - presence tracked on a channel is tracked again after every rejoin;
 //! - a channel the *server* closes (an expired token, a crash) is rejoined with backoff
 //!   and a fresh token, where realtime-js gives up; only `leave` ends a channel;
 //! - malformed or unexpected frames are logged (without payloads: they may hold user

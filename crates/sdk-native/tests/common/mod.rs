@@ -2,7 +2,7 @@
 
 #![allow(dead_code)]
 
-pub mod fault_proxy;
+pub use supasync_devserver::fault_proxy;
 
 use std::path::PathBuf;
 

@@ -1,4 +1,5 @@
-//! A TCP proxy that lies between a device and the dev server and misbehaves on demand:
+//! A TCP proxy that lies between a device and the dev server and misbehaves on demand
+//! (tests and the demo use it to take a device offline):
 //! it can pass traffic, delay the server's answers, or let a request through and cut
 //! the connection before the answer reaches the device (the "lost acknowledgement"),
 //! refuse new connections, or cut every open one (a dropped WebSocket).
@@ -30,16 +31,16 @@ pub struct FaultProxy {
 
 impl FaultProxy {
     /// Proxy 127.0.0.1:<free port> to `upstream` (host:port).
-    pub async fn start(upstream: String) -> FaultProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let port = listener.local_addr().expect("addr").port();
+    pub async fn start(upstream: String) -> std::io::Result<FaultProxy> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
         let mode = Arc::new(Mutex::new(Mode::Pass));
         let m = mode.clone();
         let cut = Arc::new(tokio::sync::Notify::new());
         let cut_all = cut.clone();
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                if *m.lock().expect("mode") == Mode::Refuse {
+                if *m.lock().unwrap_or_else(|e| e.into_inner()) == Mode::Refuse {
                     drop(client);
                     continue;
                 }
@@ -55,7 +56,7 @@ impl FaultProxy {
                 });
             }
         });
-        FaultProxy { port, mode, cut, task }
+        Ok(FaultProxy { port, mode, cut, task })
     }
 
     /// Close every open connection now (both directions).
@@ -64,7 +65,7 @@ impl FaultProxy {
     }
 
     pub fn set(&self, mode: Mode) {
-        *self.mode.lock().expect("mode") = mode;
+        *self.mode.lock().unwrap_or_else(|e| e.into_inner()) = mode;
     }
 
     pub fn url(&self) -> String {
@@ -104,7 +105,7 @@ async fn relay(client: TcpStream, up: String, m: Arc<Mutex<Mode>>) {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        let mode = *m.lock().expect("mode");
+        let mode = *m.lock().unwrap_or_else(|e| e.into_inner());
         match mode {
             Mode::Pass => {}
             Mode::DelayAnswers(d) => tokio::time::sleep(d).await,
