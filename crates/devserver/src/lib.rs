@@ -137,6 +137,7 @@ pub struct DevServer {
     database_url: String,
     keys: JwtKeys,
     shutdown: Option<oneshot::Sender<()>>,
+    stop: tokio::sync::watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     state: Arc<AppState>,
     _cluster: Option<Arc<PgCluster>>,
@@ -246,12 +247,14 @@ impl DevServer {
             schema::SchemaCache::load(&client, &settings.schemas).await?
         };
         let keys = JwtKeys::new(&b.jwt_secret);
+        let (stop, stopping) = tokio::sync::watch::channel(false);
         let state = Arc::new(AppState {
             pool,
             keys: keys.clone(),
             settings,
             schema: RwLock::new(Arc::new(cache)),
             realtime: realtime::hub::Hub::default(),
+            stopping,
         });
 
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", b.port))
@@ -297,6 +300,7 @@ impl DevServer {
             database_url: db_url,
             keys,
             shutdown: Some(tx),
+            stop,
             tasks,
             state,
             _cluster: cluster,
@@ -334,6 +338,7 @@ impl Drop for DevServer {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+        let _ = self.stop.send(true);
         for t in &self.tasks {
             t.abort();
         }

@@ -26,6 +26,9 @@ pub struct AppState {
     pub settings: Settings,
     pub schema: RwLock<Arc<SchemaCache>>,
     pub realtime: crate::realtime::hub::Hub,
+    /// Turns true when the server stops: open sockets close (they outlive the HTTP
+    /// server's graceful shutdown, being upgraded connections).
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl AppState {

@@ -5,7 +5,10 @@
 //! insert then updates is still one insert; updates merge into one PATCH of the changed
 //! fields; an update then a delete is a delete; and an insert deleted before it was
 //! pushed is never sent at all. An entry already being pushed is never merged into: the
-//! new write queues behind it.
+//! new write queues behind it. Nor is an entry whose push was already tried: the server
+//! may have committed it with the answer lost, so merging would lose the new write (a
+//! retried insert is ignored as a duplicate, with whatever fields were merged into it)
+//! or leave the server's row behind forever (an insert "cancelled" by a delete).
 
 use serde::{Deserialize, Serialize};
 
@@ -90,7 +93,7 @@ pub fn coalesce(waiting: Option<&OutboxEntry>, new: OutboxOp) -> Result<Coalesce
         (_, Insert { .. }) => return Err(CoalesceError::InsertOverExisting),
         _ => {}
     }
-    if w.in_flight || w.rejected.is_some() {
+    if w.in_flight || w.rejected.is_some() || w.attempts > 0 {
         return Ok(Coalesced::Append(new));
     }
     Ok(match (&w.op, new) {
@@ -114,6 +117,24 @@ pub fn coalesce(waiting: Option<&OutboxEntry>, new: OutboxOp) -> Result<Coalesce
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_write_after_a_tried_push_queues_behind_it() {
+        let mut insert = OutboxEntry::new(
+            1,
+            crate::store::NewOutboxEntry {
+                table: "t".into(),
+                local_id: "L".into(),
+                op: OutboxOp::Insert { row: Row::new() },
+                created_at_ms: 0,
+            },
+        );
+        assert_eq!(coalesce(Some(&insert), OutboxOp::Delete), Ok(Coalesced::Cancel));
+        insert.attempts = 1; // the answer was lost: the server may have the row
+        assert_eq!(coalesce(Some(&insert), OutboxOp::Delete), Ok(Coalesced::Append(OutboxOp::Delete)));
+        let upd = OutboxOp::Update { fields: row(json!({"a": 1})) };
+        assert_eq!(coalesce(Some(&insert), upd.clone()), Ok(Coalesced::Append(upd)));
+    }
 
     fn row(v: serde_json::Value) -> Row {
         v.as_object().cloned().unwrap_or_default()

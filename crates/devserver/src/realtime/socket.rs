@@ -80,8 +80,14 @@ pub async fn serve(ws: WebSocket, st: Arc<AppState>, vsn: Vsn, connect_token: St
     };
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     let mut last_seen = Instant::now();
+    let mut stopping = conn.st.stopping.clone();
     loop {
         tokio::select! {
+            // The only change ever sent is "stopping" (or the server is gone).
+            _ = stopping.changed() => {
+                let _ = tx.send(Outbound::Close(Some((1001, "server shutting down"))));
+                break;
+            }
             frame = stream.next() => {
                 let frame = match frame {
                     Some(Ok(f)) => f,
