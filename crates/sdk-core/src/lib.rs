@@ -24,6 +24,7 @@ pub mod outbox;
 pub mod pull;
 pub mod push;
 pub mod realtime;
+pub mod references;
 pub mod remote_change;
 pub mod schema;
 pub mod settle;

@@ -272,6 +272,8 @@ impl<S: Store, H: Http> Engine<S, H> {
         let mut seen: std::collections::HashMap<String, LocalRow> = std::collections::HashMap::new();
         // Parent server id → local id, looked up once per page.
         let mut parents = crate::push::ParentLocalIds::new();
+        // Rows whose server id this device learns now (children may wait for it).
+        let mut learned: Vec<(Value, String)> = vec![];
         for server in rows {
             let server_id = server.get(&decl.key).cloned();
             let local_id = match server.get(&decl.local_id) {
@@ -288,6 +290,9 @@ impl<S: Store, H: Http> Engine<S, H> {
                 Some(r) => Some(r),
                 None => self.store.get_row(&decl.name, &local_id).await?,
             };
+            if let (None | Some(LocalRow { server_id: None, .. }), Some(sid)) = (&existing, &server_id) {
+                learned.push((sid.clone(), local_id.clone()));
+            }
             let row = match existing {
                 Some(mut r) => {
                     if let Some(mine) = r.last_pushed.as_mut() {
@@ -334,6 +339,7 @@ impl<S: Store, H: Http> Engine<S, H> {
             seen.insert(local_id, row);
         }
         wb.put_rows.extend(seen.into_values());
+        self.adopt_children(&decl.name, &learned, &mut wb).await?;
         self.store.apply(wb).await?;
         Ok(n)
     }

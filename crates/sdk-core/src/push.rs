@@ -362,6 +362,12 @@ impl<S: Store, H: Http> Engine<S, H> {
             self.confirm_row(table, &e.local_id, e.seq, server_id, Some(mirror), sent, true, ctx, &mut wb).await?;
             confirmed += 1;
         }
+        let learned: Vec<(Value, String)> = wb
+            .put_rows
+            .iter()
+            .filter_map(|r| Some((r.server_id.clone()?, r.local_id.clone())))
+            .collect();
+        self.adopt_children(table, &learned, &mut wb).await?;
         wb.history.push(self.history_line("push", Some(table), confirmed as u64, started, None, json!({"op": "insert"})));
         self.store.apply(wb).await?;
         Ok(confirmed)

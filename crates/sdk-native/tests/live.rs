@@ -16,7 +16,7 @@ use supasync_core::engine::{Query, RowView};
 use supasync_core::live::{LiveConfig, LiveStatus, LiveSync, Phase};
 use supasync_core::live_query::{live_query, LiveQuery};
 use supasync_core::realtime::RealtimeConfig;
-use supasync_core::{Backoff, Engine, EngineConfig, RowStatus, Schema};
+use supasync_core::{Backoff, Engine, EngineConfig, RowStatus, Schema, Store};
 use supasync_native::{start_live, system_now_ms, ReqwestHttp, SqliteStore};
 use tokio::time::timeout;
 
@@ -221,6 +221,73 @@ async fn another_users_devices_never_receive_a_change() {
     assert!(timeout(Duration::from_millis(1_000), on_b.next()).await.is_err(), "B saw something");
     lb.sync_now().await.unwrap();
     assert!(b.query("memories", &Query::default()).await.unwrap().is_empty());
+    la.stop();
+    lb.stop();
+}
+
+#[tokio::test]
+async fn sync_modes_pause_and_resume() {
+    use supasync_core::live::SyncMode;
+    let s = server().await;
+    let (url, key) = (s.url(), s.anon_key());
+    let a = device(url, key).await;
+    let b = device(url, key).await;
+    a.sign_up("modes@example.com", "password-123").await.unwrap();
+    b.sign_in("modes@example.com", "password-123").await.unwrap();
+    let la = live(&a, url, key);
+    until_live(&la).await;
+    // B polls every 300 ms, with no channel at all.
+    let (lb, _) = start_live(b.clone(), url, key, fast_realtime(), LiveConfig { mode: SyncMode::Every { ms: 300 }, ..fast_live() });
+    let joined_before = s.realtime_channels();
+    a.insert("memories", &json!({"content": "polled"})).await.unwrap();
+    let mut on_b = live_query(&b, "memories", Query::default());
+    until_rows(&mut on_b, 10, |r| r.len() == 1).await;
+    assert_eq!(s.realtime_channels(), joined_before, "polling joins no channel");
+
+    // Manual: nothing moves until sync_now.
+    lb.set_mode(SyncMode::Manual);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    a.insert("memories", &json!({"content": "manual"})).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    assert_eq!(b.query("memories", &Query::default()).await.unwrap().len(), 1, "manual mode waits");
+    let mine = b.insert("memories", &json!({"content": "from B, manual"})).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(b.status().await.unwrap().pending, 1, "manual mode does not push by itself");
+    lb.sync_now().await.unwrap();
+    assert_eq!(b.query("memories", &Query::default()).await.unwrap().len(), 3);
+    assert_eq!(b.status().await.unwrap().pending, 0);
+
+    // Realtime, then paused: changes wait; resumed: they arrive.
+    lb.set_mode(SyncMode::Realtime);
+    until_live(&lb).await;
+    lb.pause();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    a.insert("memories", &json!({"content": "while paused"})).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    assert_eq!(b.query("memories", &Query::default()).await.unwrap().len(), 3, "paused");
+    lb.resume();
+    let mut on_b = live_query(&b, "memories", Query::default());
+    until_rows(&mut on_b, 10, |r| r.len() == 4).await;
+    // A remote change to a row with a pending local edit moves the mirror under it.
+    lb.pause();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    b.update("memories", &mine.local_id, &json!({"content": "B's pending edit"})).await.unwrap();
+    a.update("memories", &mine.local_id, &json!({"content": "A's edit"})).await.unwrap();
+    let mut on_a = live_query(&a, "memories", Query::default());
+    until_rows(&mut on_a, 10, |r| r.iter().any(|x| x.local_id == mine.local_id && x.status == RowStatus::Synced && x.row["content"] == json!("A's edit"))).await;
+    let change = supasync_core::realtime::PgChange {
+        schema: "public".into(),
+        table: "memories".into(),
+        kind: "UPDATE".into(),
+        record: server_rows(&s, "memories", &format!("select=*&local_id=eq.{}", mine.local_id)).await[0].as_object().unwrap().clone(),
+        old_record: Default::default(),
+        commit_timestamp: None,
+        errors: None,
+    };
+    b.apply_change(&change).await.unwrap();
+    let row = b.get("memories", &mine.local_id).await.unwrap().unwrap();
+    assert_eq!((row.row["content"].clone(), row.status.clone()), (json!("B's pending edit"), RowStatus::Pending), "the pending edit stays on top");
+    assert_eq!(b.store.get_row("memories", &mine.local_id).await.unwrap().unwrap().mirror.unwrap()["content"], json!("A's edit"), "the mirror moved");
     la.stop();
     lb.stop();
 }

@@ -294,6 +294,50 @@ async fn a_lost_answer_is_retried_without_duplicates_or_overwriting_newer_data()
 }
 
 #[tokio::test]
+async fn a_child_that_arrives_before_its_parents_server_id_is_known_is_mapped_later() {
+    let s = server().await;
+    let proxy = FaultProxy::start(s.url().trim_start_matches("http://").to_string()).await.unwrap();
+    let a = device_at(&proxy.url(), s.anon_key()).await;
+    a.sign_up("late-ref@example.com", "password-123").await.unwrap();
+    let conv = a.insert("conversations", &json!({"title": "mine"})).await.unwrap();
+    // The conversation commits, but A never hears its server id.
+    proxy.set(Mode::DropAnswers);
+    assert_eq!(a.push().await.unwrap().pushed, 0);
+    proxy.set(Mode::Pass);
+    // Another device writes a message in it; A pulls the message first.
+    let b = device(&s).await;
+    b.sign_in("late-ref@example.com", "password-123").await.unwrap();
+    b.pull().await.unwrap();
+    b.insert("messages", &json!({"conversation_id": conv.local_id, "role": "user", "content": "from B"})).await.unwrap();
+    b.push().await.unwrap();
+    // Realtime delivers the message alone (its conversation's change went by while A
+    // was away): A cannot map the reference yet and keeps the server id.
+    let record = server_rows(&s, "messages", "select=*").await[0].as_object().unwrap().clone();
+    let change = supasync_core::realtime::PgChange {
+        schema: "public".into(),
+        table: "messages".into(),
+        kind: "INSERT".into(),
+        record,
+        old_record: Default::default(),
+        commit_timestamp: None,
+        errors: None,
+    };
+    a.apply_change(&change).await.unwrap();
+    let before = a.query("messages", &Query::default()).await.unwrap();
+    assert_ne!(before[0].row["conversation_id"], json!(conv.local_id), "precondition: unmapped");
+    // Now A's retried push learns the conversation's server id: the message is adopted.
+    a.push().await.unwrap();
+    let on_a = a.query("messages", &Query::default()).await.unwrap();
+    assert_eq!(on_a.len(), 1);
+    assert_eq!(on_a[0].row["conversation_id"], json!(conv.local_id), "the reference is the conversation's local id");
+    let by_conv = a
+        .query("messages", &Query { filters: vec![("conversation_id".into(), json!(conv.local_id))], ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(by_conv.len(), 1, "and the index agrees");
+}
+
+#[tokio::test]
 async fn an_outage_is_ridden_out_with_growing_jittered_waits() {
     let s = server().await;
     let host = s.url().trim_start_matches("http://").to_string();
