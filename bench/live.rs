@@ -212,8 +212,8 @@ async fn memory(server: &DevServer, dir: &Path) -> Result<(), Fail> {
     };
     let sampler = tokio::task::spawn_blocking(move || sample_for(pid, 8_000));
     writing.await?;
-    let (streaming, _) = sampler.await?;
     let write_s = t.elapsed().as_secs_f64();
+    let (streaming, _) = sampler.await?;
     if let Some(mut stdin) = child.stdin.take() {
         let _ = stdin.write_all(b"count\n");
     }
