@@ -30,31 +30,27 @@ impl<S: Store, H: Http> LiveQuery<S, H> {
     /// The first call returns the current result; later calls wait for a different one.
     /// `None` once the engine is gone.
     pub async fn next(&mut self) -> Option<Result<Vec<RowView>, EngineError>> {
-        if self.last.is_some() {
-            loop {
+        let mut wait = self.last.is_some();
+        loop {
+            if wait {
                 match self.events.next().await? {
                     EngineEvent::Changed { tables, .. } if tables.contains(&self.table) => {
                         // Several changes may be queued: one query answers them all.
                         while self.events.try_recv().is_ok() {}
-                        let now = match self.engine.query(&self.table, &self.query).await {
-                            Ok(r) => r,
-                            Err(e) => return Some(Err(e)),
-                        };
-                        if self.last.as_ref() != Some(&now) {
-                            self.last = Some(now.clone());
-                            return Some(Ok(now));
-                        }
                     }
-                    _ => {}
+                    _ => continue,
                 }
             }
+            wait = true;
+            let now = match self.engine.query(&self.table, &self.query).await {
+                Ok(r) => r,
+                Err(e) => return Some(Err(e)),
+            };
+            if self.last.as_ref() != Some(&now) {
+                self.last = Some(now.clone());
+                return Some(Ok(now));
+            }
         }
-        let now = match self.engine.query(&self.table, &self.query).await {
-            Ok(r) => r,
-            Err(e) => return Some(Err(e)),
-        };
-        self.last = Some(now.clone());
-        Some(Ok(now))
     }
 }
 

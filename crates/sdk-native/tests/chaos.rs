@@ -7,22 +7,17 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::fault_proxy::{FaultProxy, Mode};
-use common::{manifest, server, server_rows};
+use common::{go_live, manifest, replica, server, server_rows, until_phase, Replica};
 use serde_json::{json, Value};
-use supasync_core::client::Project;
 use supasync_core::engine::Query;
-use supasync_core::live::{LiveConfig, LiveSync, Phase};
-use supasync_core::realtime::RealtimeConfig;
-use supasync_core::{Backoff, Engine, EngineConfig, EngineError, Schema, WriteError};
+use supasync_core::live::{LiveSync, Phase};
+use supasync_core::{EngineError, WriteError};
 use supasync_devserver::DevServer;
-use supasync_native::{start_live, system_now_ms, ReqwestHttp, SqliteStore};
 use tokio::time::{sleep, timeout};
 
-type Replica = Arc<Engine<SqliteStore, ReqwestHttp>>;
 
 /// splitmix64: a seeded, reproducible sequence (the seed is printed on failure).
 struct Rng(u64);
@@ -38,50 +33,6 @@ impl Rng {
     fn below(&mut self, n: usize) -> usize {
         (self.next() % n as u64) as usize
     }
-}
-
-async fn replica(url: &str, key: &str) -> Replica {
-    let schema = Schema::from_json(&std::fs::read_to_string(manifest().join("tests/chat_schema.json")).unwrap()).unwrap();
-    Arc::new(
-        Engine::open(
-            schema,
-            SqliteStore::in_memory().unwrap(),
-            ReqwestHttp::with_timeout(Duration::from_secs(3)).unwrap(),
-            Project { url: url.into(), anon_key: key.into() },
-            EngineConfig::with_clock(system_now_ms),
-        )
-        .await
-        .unwrap(),
-    )
-}
-
-fn go_live(db: &Replica, url: &str, key: &str, heartbeat_ms: u64) -> LiveSync {
-    let rt = RealtimeConfig {
-        heartbeat_ms,
-        push_timeout_ms: 3_000,
-        reconnect: Backoff { initial_ms: 100, max_ms: 800 },
-        rejoin: Backoff { initial_ms: 100, max_ms: 800 },
-        ..RealtimeConfig::with_clock(system_now_ms)
-    };
-    let cfg = LiveConfig {
-        retry: Backoff { initial_ms: 100, max_ms: 800 },
-        ..Default::default()
-    };
-    start_live(db.clone(), url, key, rt, cfg).0
-}
-
-async fn until_phase(l: &LiveSync, want: Phase, secs: u64) {
-    use futures_util::StreamExt;
-    let mut st = l.statuses();
-    timeout(Duration::from_secs(secs), async {
-        while let Some(s) = st.next().await {
-            if s.phase == want {
-                return;
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("phase {want:?} not reached in {secs} s"));
 }
 
 /// What one replica shows, in server terms: (table, local id) → the synced fields, with

@@ -203,10 +203,14 @@ async fn watch_prints_each_change_from_another_device_and_status_follows_live() 
     let dir = tempfile::tempdir().unwrap();
     let a = cli(&dir.path().join("a"), &s);
     let b = cli(&dir.path().join("b"), &s);
+    // A third device follows its status (two live processes on one replica would race
+    // each other to apply the same changes).
+    let c = cli(&dir.path().join("c"), &s);
     a.ok(&["signup", "--email", "watch@example.com", "--password", "password-123"]);
     b.ok(&["login", "--email", "watch@example.com", "--password", "password-123"]);
+    c.ok(&["login", "--email", "watch@example.com", "--password", "password-123"]);
     let mut watching = b.cmd(&["watch", "memories"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
-    let mut following = b.cmd(&["status", "--follow"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut following = c.cmd(&["status", "--follow"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     let w = lines_of(&mut watching);
     let f = lines_of(&mut following);
     assert_eq!(next_line(&w, "ready"), json!({"watching": "memories", "rows": 0}));

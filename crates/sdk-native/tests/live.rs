@@ -5,69 +5,30 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::fault_proxy::{FaultProxy, Mode};
-use common::{manifest, server, server_rows};
+use common::{server, server_rows};
 use serde_json::json;
-use supasync_core::client::Project;
 use supasync_core::engine::{Query, RowView};
-use supasync_core::live::{LiveConfig, LiveStatus, LiveSync, Phase};
+use supasync_core::live::{LiveStatus, LiveSync, Phase};
 use supasync_core::live_query::{live_query, LiveQuery};
-use supasync_core::realtime::RealtimeConfig;
-use supasync_core::{Backoff, Engine, EngineConfig, RowStatus, Schema, Store};
-use supasync_native::{start_live, system_now_ms, ReqwestHttp, SqliteStore};
+use supasync_core::{RowStatus, Store};
+use supasync_native::{ReqwestHttp, SqliteStore};
 use tokio::time::timeout;
 
-type Device = Arc<Engine<SqliteStore, ReqwestHttp>>;
+type Device = common::Replica;
 
 async fn device(url: &str, key: &str) -> Device {
-    let schema = Schema::from_json(&std::fs::read_to_string(manifest().join("tests/chat_schema.json")).unwrap()).unwrap();
-    Arc::new(
-        Engine::open(
-            schema,
-            SqliteStore::in_memory().unwrap(),
-            ReqwestHttp::with_timeout(Duration::from_secs(5)).unwrap(),
-            Project { url: url.into(), anon_key: key.into() },
-            EngineConfig::with_clock(system_now_ms),
-        )
-        .await
-        .unwrap(),
-    )
-}
-
-fn fast_realtime() -> RealtimeConfig {
-    RealtimeConfig {
-        reconnect: Backoff { initial_ms: 100, max_ms: 500 },
-        rejoin: Backoff { initial_ms: 100, max_ms: 500 },
-        ..RealtimeConfig::with_clock(system_now_ms)
-    }
-}
-
-fn fast_live() -> LiveConfig {
-    LiveConfig {
-        retry: Backoff { initial_ms: 100, max_ms: 500 },
-        ..Default::default()
-    }
+    common::replica(url, key).await
 }
 
 fn live(d: &Device, url: &str, key: &str) -> LiveSync {
-    start_live(d.clone(), url, key, fast_realtime(), fast_live()).0
+    common::go_live(d, url, key, 25_000)
 }
 
 async fn until_live(l: &LiveSync) {
-    let mut st = l.statuses();
-    timeout(Duration::from_secs(15), async {
-        use futures_util::StreamExt;
-        while let Some(s) = st.next().await {
-            if s.phase == Phase::Live {
-                return;
-            }
-        }
-    })
-    .await
-    .expect("live in time");
+    common::until_phase(l, Phase::Live, 15).await
 }
 
 /// The next result of `q` that `ok` accepts.
@@ -237,8 +198,11 @@ async fn sync_modes_pause_and_resume() {
     let la = live(&a, url, key);
     until_live(&la).await;
     // B polls every 300 ms, with no channel at all.
-    let (lb, _) = start_live(b.clone(), url, key, fast_realtime(), LiveConfig { mode: SyncMode::Every { ms: 300 }, ..fast_live() });
+    let lb = live(&b, url, key);
+    lb.set_mode(SyncMode::Every { ms: 300 });
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let joined_before = s.realtime_channels();
+    assert_eq!(joined_before, 1, "A's channel only");
     a.insert("memories", &json!({"content": "polled"})).await.unwrap();
     let mut on_b = live_query(&b, "memories", Query::default());
     until_rows(&mut on_b, 10, |r| r.len() == 1).await;

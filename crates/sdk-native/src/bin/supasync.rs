@@ -277,6 +277,16 @@ async fn stopped() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
+/// Run `printing` until it ends or the process is told to stop; then stop live sync.
+async fn print_until_stopped(live: &LiveSync, printing: impl std::future::Future<Output = Result<(), Failure>>) -> Result<(), Failure> {
+    let r = tokio::select! {
+        r = printing => r,
+        _ = stopped() => Ok(()),
+    };
+    live.stop();
+    r
+}
+
 async fn follow_status(e: Replica) -> Result<(), Failure> {
     use futures_util::StreamExt;
     let live = start(&e)?;
@@ -285,14 +295,9 @@ async fn follow_status(e: Replica) -> Result<(), Failure> {
         while let Some(s) = statuses.next().await {
             line(&json!(s))?;
         }
-        Ok::<(), Failure>(())
+        Ok(())
     };
-    tokio::select! {
-        r = printing => r?,
-        _ = stopped() => {}
-    }
-    live.stop();
-    Ok(())
+    print_until_stopped(&live, printing).await
 }
 
 /// Diff two results of the watched table into change lines.
@@ -334,14 +339,9 @@ async fn watch(e: Replica, table: &str) -> Result<(), Failure> {
             }
             seen = now;
         }
-        Ok::<(), Failure>(())
+        Ok(())
     };
-    tokio::select! {
-        r = printing => r?,
-        _ = stopped() => {}
-    }
-    live.stop();
-    Ok(())
+    print_until_stopped(&live, printing).await
 }
 
 fn main() {

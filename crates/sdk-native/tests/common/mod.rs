@@ -38,3 +38,52 @@ pub async fn server_rows(server: &DevServer, table: &str, query: &str) -> Vec<Va
         .await
         .expect("JSON rows")
 }
+
+/// A device with live sync: an engine on an in-memory SQLite store, shareable.
+pub type Replica = std::sync::Arc<supasync_core::Engine<supasync_native::SqliteStore, supasync_native::ReqwestHttp>>;
+
+/// A device of the chat schema talking to `url`.
+pub async fn replica(url: &str, key: &str) -> Replica {
+    use supasync_core::{client::Project, Engine, EngineConfig, Schema};
+    let schema = Schema::from_json(&std::fs::read_to_string(manifest().join("tests/chat_schema.json")).expect("schema")).expect("schema");
+    std::sync::Arc::new(
+        Engine::open(
+            schema,
+            supasync_native::SqliteStore::in_memory().expect("store"),
+            supasync_native::ReqwestHttp::with_timeout(std::time::Duration::from_secs(5)).expect("http"),
+            Project { url: url.into(), anon_key: key.into() },
+            EngineConfig::with_clock(supasync_native::system_now_ms),
+        )
+        .await
+        .expect("engine"),
+    )
+}
+
+/// Start live sync with test pacing: quick reconnects and retries, this heartbeat.
+pub fn go_live(d: &Replica, url: &str, key: &str, heartbeat_ms: u64) -> supasync_core::live::LiveSync {
+    use supasync_core::{live::LiveConfig, realtime::RealtimeConfig, Backoff};
+    let fast = Backoff { initial_ms: 100, max_ms: 500 };
+    let rt = RealtimeConfig {
+        heartbeat_ms,
+        push_timeout_ms: 3_000,
+        reconnect: fast,
+        rejoin: fast,
+        ..RealtimeConfig::with_clock(supasync_native::system_now_ms)
+    };
+    supasync_native::start_live(d.clone(), url, key, rt, LiveConfig { retry: fast, ..Default::default() }).0
+}
+
+/// Wait until the live sync reports `want`.
+pub async fn until_phase(l: &supasync_core::live::LiveSync, want: supasync_core::live::Phase, secs: u64) {
+    use futures_util::StreamExt;
+    let mut st = l.statuses();
+    tokio::time::timeout(std::time::Duration::from_secs(secs), async {
+        while let Some(s) = st.next().await {
+            if s.phase == want {
+                return;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("phase {want:?} not reached in {secs} s"));
+}
