@@ -323,24 +323,17 @@ pub async fn indexes_follow_visible_values<S: Store>(s: &S) {
 #[macro_export]
 macro_rules! store_suite {
     (guarded: $make:expr) => {
-        $crate::store_suite!(@cases $make;
-            empty_store_reads_nothing,
-            a_row_and_its_outbox_entry_land_together,
-            the_outbox_keeps_order,
-            a_failed_batch_applies_nothing,
-            rows_are_found_by_server_id,
-            rows_are_replaced_and_deleted,
-            json_round_trips_exactly,
-            metadata_is_set_replaced_and_deleted,
-            history_is_newest_first,
-            indexes_follow_visible_values
-        );
+        $crate::store_suite!(@each [@cases] $make);
     };
     ($make:expr) => {
         $crate::store_suite!(guarded: ((), $make));
     };
     (browser: $make:expr) => {
-        $crate::store_suite!(@browser $make;
+        $crate::store_suite!(@each [@browser] $make);
+    };
+    // The one list of cases, handed to the arm that makes the tests.
+    (@each [$($arm:tt)*] $make:expr) => {
+        $crate::store_suite!($($arm)* $make;
             empty_store_reads_nothing,
             a_row_and_its_outbox_entry_land_together,
             the_outbox_keeps_order,
