@@ -21,6 +21,10 @@
 --   were away learn of deletes. The tombstone table is in the Realtime publication, so a
 --   subscription filtered by owner also hears of deletes (Realtime's own DELETE events
 --   carry only the key and fail owner filters).
+-- * Deleted rows stay deleted: an insert whose (owner, local_id) has a tombstone is
+--   skipped (a device retrying an insert whose answer it lost, after another device
+--   deleted the row, must not bring it back). The SDK sees the row missing from the
+--   answer, finds the tombstone, and lets the delete win.
 -- * An index for keyset pulls, and membership of the `supabase_realtime` publication.
 -- Requirements: a single-column primary key and an owner column (uuid, compared with
 -- auth.uid() by the app's RLS policies).
@@ -40,6 +44,12 @@ create table if not exists public.supasync_tombstones (
 -- Pulls read one owner's tombstones of one table in (sync_txid, id) order.
 create index if not exists supasync_tombstones_by_owner
   on public.supasync_tombstones (owner_id, table_name, sync_txid, id);
+-- The resurrection guard looks tombstones up by (table, owner, local_id); a push whose
+-- update or delete matched nothing asks for one by (table, row_id).
+create index if not exists supasync_tombstones_by_local_id
+  on public.supasync_tombstones (table_name, owner_id, local_id);
+create index if not exists supasync_tombstones_by_row_id
+  on public.supasync_tombstones (table_name, row_id);
 alter table public.supasync_tombstones enable row level security;
 drop policy if exists "owners read their tombstones" on public.supasync_tombstones;
 create policy "owners read their tombstones" on public.supasync_tombstones
@@ -80,6 +90,24 @@ begin
 end
 $$;
 
+-- Trigger argument: the owner column. Skips (returns null for) an insert of a row
+-- that was deleted before: same table, owner and local_id as a tombstone.
+create or replace function supasync.keep_deleted() returns trigger
+language plpgsql security definer set search_path = pg_catalog, public as $$
+declare
+  new_row jsonb := to_jsonb(new);
+begin
+  if new_row ->> 'local_id' is not null and exists (
+       select 1 from public.supasync_tombstones t
+       where t.table_name = tg_table_name
+         and t.owner_id = nullif(new_row ->> tg_argv[0], '')::uuid
+         and t.local_id = new_row ->> 'local_id') then
+    return null;
+  end if;
+  return new;
+end
+$$;
+
 create or replace function supasync.enable_sync(tbl regclass, owner_column text default 'user_id')
 returns void language plpgsql as $$
 declare
@@ -111,6 +139,10 @@ begin
   execute format('drop trigger if exists supasync_tombstone on %s', tbl);
   execute format('create trigger supasync_tombstone after delete on %s
                   for each row execute function supasync.record_tombstone(%L, %L)', tbl, pk_col, owner_column);
+
+  execute format('drop trigger if exists supasync_keep_deleted on %s', tbl);
+  execute format('create trigger supasync_keep_deleted before insert on %s
+                  for each row execute function supasync.keep_deleted(%L)', tbl, owner_column);
 
   select oid into pub from pg_publication where pubname = 'supabase_realtime';
   if pub is null then

@@ -2,7 +2,9 @@
 //! (tests and the demo use it to take a device offline):
 //! it can pass traffic, delay the server's answers, or let a request through and cut
 //! the connection before the answer reaches the device (the "lost acknowledgement"),
-//! refuse new connections, or cut every open one (a dropped WebSocket).
+//! refuse new connections, or cut every open one (a dropped WebSocket); and it can play
+//! a failing gateway: answer new connections 503 without forwarding them, or forward a
+//! request and answer 500 in place of the server's answer (the write may have landed).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,6 +22,21 @@ pub enum Mode {
     DropAnswers,
     /// Close new connections at once (the server is unreachable).
     Refuse,
+    /// Answer new connections `503 Service Unavailable` without forwarding them.
+    Unavailable,
+    /// Forward the request; answer `500 Internal Server Error` instead of the server's
+    /// answer, and close.
+    FailAnswers,
+}
+
+/// An HTTP error answer as a failing gateway gives it.
+fn error_answer(status: &str) -> Vec<u8> {
+    let body = format!("{{\"message\":\"{status} (injected by the fault proxy)\"}}");
+    format!(
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
 }
 
 pub struct FaultProxy {
@@ -79,7 +96,15 @@ impl Drop for FaultProxy {
     }
 }
 
-async fn relay(client: TcpStream, up: String, m: Arc<Mutex<Mode>>) {
+async fn relay(mut client: TcpStream, up: String, m: Arc<Mutex<Mode>>) {
+    if *m.lock().unwrap_or_else(|e| e.into_inner()) == Mode::Unavailable {
+        // Take the request (so the client is not reset mid-write), answer, close.
+        let mut buf = vec![0u8; 64 * 1024];
+        let _ = tokio::time::timeout(Duration::from_secs(2), client.read(&mut buf)).await;
+        let _ = client.write_all(&error_answer("503 Service Unavailable")).await;
+        let _ = client.shutdown().await;
+        return;
+    }
     let Ok(server) = TcpStream::connect(&up).await else { return };
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
@@ -110,6 +135,10 @@ async fn relay(client: TcpStream, up: String, m: Arc<Mutex<Mode>>) {
             Mode::Pass => {}
             Mode::DelayAnswers(d) => tokio::time::sleep(d).await,
             Mode::DropAnswers | Mode::Refuse => break,
+            Mode::FailAnswers | Mode::Unavailable => {
+                let _ = cw.write_all(&error_answer("500 Internal Server Error")).await;
+                break;
+            }
         }
         if cw.write_all(&buf[..n]).await.is_err() {
             break;

@@ -40,6 +40,9 @@ pub struct JwtKeys {
     dec: DecodingKey,
     pub anon_key: String,
     pub service_role_key: String,
+    /// Tokens issued (`iat`) before this second count as expired: tests use it to make
+    /// every session's access token expire at once ([`crate::DevServer::expire_tokens`]).
+    expired_before: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl std::fmt::Debug for JwtKeys {
@@ -58,6 +61,7 @@ impl JwtKeys {
             dec,
             anon_key: String::new(),
             service_role_key: String::new(),
+            expired_before: Default::default(),
         };
         if secret == DEMO_SECRET {
             keys.anon_key = DEMO_ANON_KEY.into();
@@ -105,11 +109,21 @@ impl JwtKeys {
         if exp <= now {
             return Err(JwtError::Expired { seconds_ago: now - exp });
         }
+        let cutoff = self.expired_before.load(std::sync::atomic::Ordering::Relaxed);
+        if claims.get("iat").and_then(Value::as_i64).is_some_and(|iat| iat < cutoff) {
+            return Err(JwtError::Expired { seconds_ago: 0 });
+        }
         match claims.get("role") {
             Some(Value::String(r)) if !r.is_empty() => {}
             _ => return Err(JwtError::Claims("Fields `role` and `exp` are required in JWT".into())),
         }
         Ok(claims)
+    }
+
+    /// From now on, every token issued before this second is expired (refresh tokens
+    /// stay valid, as when access tokens run out on their own).
+    pub fn expire_issued_tokens(&self) {
+        self.expired_before.store(now_secs(), std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Whether `key` is one of the two API keys (what the gateway accepts as `apikey`).

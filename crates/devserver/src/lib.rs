@@ -323,6 +323,12 @@ impl DevServer {
     pub fn database_url(&self) -> &str {
         &self.database_url
     }
+    /// Expire every access token issued so far, as if they all ran out at once (tests:
+    /// a token expiring mid-push). Refresh tokens stay valid.
+    pub fn expire_tokens(&self) {
+        self.keys.expire_issued_tokens();
+    }
+
     /// The signing keys, so tests can mint their own tokens (expired, odd claims…).
     pub fn keys(&self) -> &JwtKeys {
         &self.keys

@@ -105,6 +105,8 @@ pub struct Engine<S: Store, H: Http> {
     /// One writer: local writes, push results and pulls apply one at a time.
     pub(crate) writer: Mutex<()>,
     pub(crate) events: crate::events::Notifier,
+    /// Rows the server deleted, so that stale Realtime changes cannot revive them.
+    pub(crate) graveyard: crate::server_delete::Graveyard,
 }
 
 impl<S: Store, H: Http> Engine<S, H> {
@@ -128,6 +130,7 @@ impl<S: Store, H: Http> Engine<S, H> {
             provider: None,
             writer: Mutex::new(()),
             events: Default::default(),
+            graveyard: Default::default(),
         })
     }
 

@@ -27,6 +27,7 @@ pub mod realtime;
 pub mod references;
 pub mod remote_change;
 pub mod schema;
+pub mod server_delete;
 pub mod settle;
 pub mod store;
 pub mod timer;

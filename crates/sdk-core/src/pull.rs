@@ -222,12 +222,13 @@ impl<S: Store, H: Http> Engine<S, H> {
         }
         let mut wb = WriteBatch::default();
         let outbox = if found.is_empty() { vec![] } else { self.store.outbox().await? };
+        let mut settled = std::collections::HashSet::new();
         for t in found {
             if let Some(r) = self.tombstone_target(decl, &t).await? {
-                wb.delete_rows.push((r.table.clone(), r.local_id.clone()));
-                for e in outbox.iter().filter(|e| e.table == r.table && e.local_id == r.local_id) {
-                    wb.delete_outbox.push(e.seq);
+                if settled.contains(&(r.table.clone(), r.local_id.clone())) {
+                    continue;
                 }
+                self.server_deleted(&r, "deleted on the server", &outbox, &mut settled, &mut wb).await?;
                 report.deleted += 1;
             }
         }

@@ -22,6 +22,7 @@ use crate::client::{enc, RequestError};
 use crate::engine::{Engine, EngineError};
 use crate::local_row::{LocalRow, RowStatus};
 use crate::outbox::{OutboxEntry, OutboxOp};
+use crate::server_delete::TombstoneKey;
 use crate::store::{Store, WriteBatch};
 use crate::transport::Http;
 use crate::Row;
@@ -229,36 +230,48 @@ impl<S: Store, H: Http> Engine<S, H> {
         // Bisect on non-transient failures, preserving order: a stack of runs.
         let mut stack: Vec<Vec<(OutboxEntry, Row)>> = vec![ready];
         while let Some(batch) = stack.pop() {
+            // Rows settled meanwhile (rejected, or gone with a parent) are not sent.
+            let batch: Vec<(OutboxEntry, Row)> =
+                batch.into_iter().filter(|(e, _)| !refused.contains(&(e.table.clone(), e.local_id.clone()))).collect();
             if batch.is_empty() {
                 continue;
             }
             report.requests += 1;
-            match self.send_inserts(&table, &decl, &batch).await {
-                Ok(rows) => {
-                    let confirmed = self.confirm_inserts(&table, &decl, &batch, rows, report, ctx).await?;
+            let e = match self.send_inserts(&table, &decl, &batch).await {
+                Ok((rows, gone)) => {
+                    let confirmed = self.confirm_inserts(&table, &decl, &batch, rows, gone, report, refused, ctx).await?;
                     report.pushed += confirmed;
+                    continue;
                 }
-                Err(e) => match e.failure() {
-                    Failure::Transient | Failure::Unauthorized => {
-                        self.note_attempt(&batch, &e).await?;
-                        return Ok(RunOutcome::Stop(e.to_string()));
-                    }
-                    _ if batch.len() > 1 => {
-                        let mut first = batch;
-                        let second = first.split_off(first.len() / 2);
-                        stack.push(second);
-                        stack.push(first);
-                    }
-                    Failure::MissingParent if batch[0].0.attempts + 1 < self.cfg.max_parent_waits => {
-                        self.note_attempt(&batch, &e).await?;
-                        return Ok(RunOutcome::Stop(e.to_string()));
-                    }
-                    _ => {
-                        let reason = e.to_string();
-                        report.rejected += self.reject(&batch[0].0, &reason, refused).await?;
-                    }
-                },
+                Err(e) => e,
+            };
+            let failure = e.failure();
+            if matches!(failure, Failure::Transient | Failure::Unauthorized) {
+                self.note_attempt(&batch, &e).await?;
+                return Ok(RunOutcome::Stop(e.to_string()));
             }
+            if batch.len() > 1 {
+                let mut first = batch;
+                let second = first.split_off(first.len() / 2);
+                stack.push(second);
+                stack.push(first);
+                continue;
+            }
+            if failure == Failure::MissingParent {
+                // Its parent may be gone from the server (deleted on another device):
+                // then the delete wins and this insert is rejected with that reason.
+                let gone = self.parents_deleted(&table, &batch[0].0, refused).await?;
+                if gone > 0 {
+                    report.rejected += gone;
+                    continue;
+                }
+                if batch[0].0.attempts + 1 < self.cfg.max_parent_waits {
+                    self.note_attempt(&batch, &e).await?;
+                    return Ok(RunOutcome::Stop(e.to_string()));
+                }
+            }
+            let reason = e.to_string();
+            report.rejected += self.reject(&batch[0].0, &reason, refused).await?;
         }
         Ok(if waiting {
             RunOutcome::Stop("a row waits for its parent to be pushed".into())
@@ -267,7 +280,15 @@ impl<S: Store, H: Http> Engine<S, H> {
         })
     }
 
-    async fn send_inserts(&self, table: &str, decl: &crate::schema::TableDecl, batch: &[(OutboxEntry, Row)]) -> Result<Vec<Value>, RequestError> {
+    /// Send one batch of inserts. Returns the server's rows, and the rows of the batch
+    /// the server skipped because they were deleted there after an earlier attempt
+    /// landed (local id → the deleting transaction).
+    async fn send_inserts(
+        &self,
+        table: &str,
+        decl: &crate::schema::TableDecl,
+        batch: &[(OutboxEntry, Row)],
+    ) -> Result<(Vec<Value>, HashMap<String, Option<i64>>), RequestError> {
         let mut cols: Vec<&str> = vec![];
         for (_, r) in batch {
             for k in r.keys() {
@@ -324,7 +345,15 @@ impl<S: Store, H: Http> Engine<S, H> {
             }
             rows.extend(existing);
         }
-        Ok(rows)
+        // Still missing: the SQL kit skips an insert whose row was deleted (a retry
+        // after a lost answer, the row deleted meanwhile elsewhere). Its tombstone says so.
+        let mut gone = HashMap::new();
+        if rows.len() < batch.len() {
+            let got: HashSet<&str> = rows.iter().filter_map(|r| r.get(&decl.local_id).and_then(Value::as_str)).collect();
+            let missing: Vec<String> = batch.iter().map(|(e, _)| e.local_id.clone()).filter(|l| !got.contains(l.as_str())).collect();
+            gone = self.tombstones_of(table, TombstoneKey::LocalIds(&missing)).await?;
+        }
+        Ok((rows, gone))
     }
 
     async fn confirm_inserts(
@@ -333,7 +362,9 @@ impl<S: Store, H: Http> Engine<S, H> {
         decl: &crate::schema::TableDecl,
         batch: &[(OutboxEntry, Row)],
         rows: Vec<Value>,
+        gone: HashMap<String, Option<i64>>,
         report: &mut PushReport,
+        refused: &mut HashSet<(String, String)>,
         ctx: &mut RunContext,
     ) -> Result<usize, EngineError> {
         let started = self.now_ms();
@@ -346,7 +377,19 @@ impl<S: Store, H: Http> Engine<S, H> {
             .collect();
         let mut wb = WriteBatch::default();
         let mut confirmed = 0;
+        if !gone.is_empty() {
+            let outbox = self.store.outbox().await?;
+            for (e, _) in batch.iter().filter(|(e, _)| gone.contains_key(&e.local_id)) {
+                if let Some(row) = self.store.get_row(table, &e.local_id).await? {
+                    self.server_deleted(&row, "deleted on another device after an earlier attempt landed", &outbox, refused, &mut wb)
+                        .await?;
+                }
+            }
+        }
         for (e, _) in batch {
+            if gone.contains_key(&e.local_id) {
+                continue;
+            }
             let Some(server) = by_local.get(&e.local_id) else {
                 // Neither inserted nor found: the server hides it (RLS on select).
                 let reason = "the server accepted the row but does not let this user read it back".to_string();
@@ -449,6 +492,12 @@ impl<S: Store, H: Http> Engine<S, H> {
     ) -> Result<RunOutcome, EngineError> {
         let decl = self.decl(&e.table)?.clone();
         let row = self.store.get_row(&e.table, &e.local_id).await?;
+        if row.is_none() {
+            // The row is gone here (removed with its writes when the server deleted it;
+            // an entry left behind by an older build): nothing can be sent for it.
+            self.store.apply(WriteBatch { delete_outbox: vec![e.seq], ..Default::default() }).await?;
+            return Ok(RunOutcome::Done);
+        }
         let Some(server_id) = row.as_ref().and_then(|r| r.server_id.clone()) else {
             if matches!(e.op, OutboxOp::Delete) && row.as_ref().is_some_and(|r| r.mirror.is_none()) {
                 // Never reached the server: nothing to delete there.
@@ -514,22 +563,39 @@ impl<S: Store, H: Http> Engine<S, H> {
                         self.confirm_row(&e.table, &e.local_id, e.seq, None, Some(mirror), fields, false, ctx, &mut wb).await?;
                         wb.history.push(self.history_line("push", Some(&e.table), 1, started, None, json!({"op": "update"})));
                     }
-                    (OutboxOp::Update { .. }, _) => {
-                        // The row is gone on the server (deleted elsewhere): it goes here too.
-                        wb.delete_outbox.push(e.seq);
-                        wb.delete_rows.push((e.table.clone(), e.local_id.clone()));
-                        wb.history.push(self.history_line(
-                            "conflict",
-                            Some(&e.table),
-                            1,
-                            started,
-                            None,
-                            json!({"local_id": e.local_id, "what": "updated locally, deleted on the server: the delete wins"}),
-                        ));
+                    (_, None) => {
+                        // Nothing matched: deleted elsewhere (its tombstone says so), or
+                        // a policy hides the row from this user (a refusal).
+                        let gone = self.tombstones_of(&e.table, TombstoneKey::RowIds(&[id.clone()])).await;
+                        let gone = match gone {
+                            Ok(g) => !g.is_empty(),
+                            Err(err) => return self.retry_later(&e, &err).await,
+                        };
+                        if !gone {
+                            let verb = if matches!(e.op, OutboxOp::Delete) { "delete" } else { "change" };
+                            let why = format!("the server did not let this user {verb} the row (no row matched; a policy hides it)");
+                            report.rejected += self.reject(&e, &why, refused).await?;
+                            return Ok(RunOutcome::Done);
+                        }
+                        let outbox = self.store.outbox().await?;
+                        if let Some(row) = &row {
+                            self.server_deleted(row, "deleted on another device", &outbox, refused, &mut wb).await?;
+                        }
+                        if matches!(e.op, OutboxOp::Delete) {
+                            wb.history.push(self.history_line(
+                                "push",
+                                Some(&e.table),
+                                1,
+                                started,
+                                None,
+                                json!({"op": "delete", "local_id": e.local_id, "note": "already deleted on the server"}),
+                            ));
+                        }
                     }
                     _ => {
                         wb.delete_outbox.push(e.seq);
                         wb.delete_rows.push((e.table.clone(), e.local_id.clone()));
+                        self.graveyard.bury(&e.table, &e.local_id);
                         wb.history.push(self.history_line("push", Some(&e.table), 1, started, None, json!({"op": "delete"})));
                     }
                 }
@@ -538,13 +604,7 @@ impl<S: Store, H: Http> Engine<S, H> {
                 Ok(RunOutcome::Done)
             }
             Err(err) => match err.failure() {
-                Failure::Transient | Failure::Unauthorized => {
-                    let mut entry = e.clone();
-                    entry.attempts += 1;
-                    entry.last_error = Some(err.to_string());
-                    self.store.apply(WriteBatch { put_outbox: vec![entry], ..Default::default() }).await?;
-                    Ok(RunOutcome::Stop(err.to_string()))
-                }
+                Failure::Transient | Failure::Unauthorized => self.retry_later(&e, &err).await,
                 _ => {
                     report.rejected += self.reject(&e, &err.to_string(), refused).await?;
                     Ok(RunOutcome::Done)
@@ -553,14 +613,68 @@ impl<S: Store, H: Http> Engine<S, H> {
         }
     }
 
+    /// A transient failure of one entry: count the attempt, stop this run.
+    async fn retry_later(&self, e: &OutboxEntry, err: &RequestError) -> Result<RunOutcome, EngineError> {
+        let mut entry = e.clone();
+        entry.attempts += 1;
+        entry.last_error = Some(err.to_string());
+        self.store.apply(WriteBatch { put_outbox: vec![entry], ..Default::default() }).await?;
+        Ok(RunOutcome::Stop(err.to_string()))
+    }
+
+    /// A child's insert was refused for a missing parent: if a parent it references is
+    /// gone from the server (a tombstone), the delete wins: the parent goes here too and
+    /// the child is rejected with that reason. Returns how many rows were rejected.
+    async fn parents_deleted(&self, table: &str, e: &OutboxEntry, refused: &mut HashSet<(String, String)>) -> Result<usize, EngineError> {
+        let OutboxOp::Insert { row } = &e.op else { return Ok(0) };
+        let decl = self.decl(table)?.clone();
+        let mut wb = WriteBatch::default();
+        let mut outbox: Option<Vec<OutboxEntry>> = None;
+        for (col, parent) in &decl.references {
+            let Some(local) = row.get(col).and_then(Value::as_str) else { continue };
+            let Some(p) = self.store.get_row(parent, local).await? else { continue };
+            let Some(sid) = &p.server_id else { continue };
+            let id = match sid {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            if self.tombstones_of(parent, TombstoneKey::RowIds(&[id])).await?.is_empty() {
+                continue;
+            }
+            if outbox.is_none() {
+                outbox = Some(self.store.outbox().await?);
+            }
+            self.server_deleted(&p, "deleted on another device", outbox.as_deref().unwrap_or_default(), refused, &mut wb).await?;
+        }
+        let rejected = wb.put_outbox.iter().filter(|x| x.rejected.is_some()).map(|x| (&x.table, &x.local_id)).collect::<HashSet<_>>().len();
+        if !wb.is_empty() {
+            self.store.apply(wb).await?;
+        }
+        Ok(rejected)
+    }
+
     /// Refuse a write for good: keep it (with the reason) in the rejected list, roll the
     /// row back to the server's version, and reject the writes that depend on it (the
     /// row's later writes, and inserts of rows that reference it).
     /// Returns how many rows were rejected (the row and its dependents).
     pub(crate) async fn reject(&self, e: &OutboxEntry, reason: &str, refused: &mut HashSet<(String, String)>) -> Result<usize, EngineError> {
-        let started = self.now_ms();
-        let mut wb = WriteBatch::default();
         let outbox = self.store.outbox().await?;
+        let mut wb = WriteBatch::default();
+        let n = self.reject_into(e, reason, refused, &outbox, &mut wb).await?;
+        self.store.apply(wb).await?;
+        Ok(n)
+    }
+
+    /// [`Engine::reject`] into a batch the caller applies, with the outbox it loaded.
+    pub(crate) async fn reject_into(
+        &self,
+        e: &OutboxEntry,
+        reason: &str,
+        refused: &mut HashSet<(String, String)>,
+        outbox: &[OutboxEntry],
+        wb: &mut WriteBatch,
+    ) -> Result<usize, EngineError> {
+        let started = self.now_ms();
         let mut queue = vec![(e.table.clone(), e.local_id.clone(), reason.to_string())];
         let mut done: HashSet<(String, String)> = HashSet::new();
         while let Some((table, local_id, why)) = queue.pop() {
@@ -569,6 +683,9 @@ impl<S: Store, H: Http> Engine<S, H> {
             }
             refused.insert((table.clone(), local_id.clone()));
             for entry in outbox.iter().filter(|x| x.table == table && x.local_id == local_id && x.rejected.is_none()) {
+                if wb.delete_outbox.contains(&entry.seq) {
+                    continue;
+                }
                 let mut x = entry.clone();
                 x.rejected = Some(why.clone());
                 x.in_flight = false;
@@ -593,7 +710,7 @@ impl<S: Store, H: Http> Engine<S, H> {
                     if *parent != table {
                         continue;
                     }
-                    for x in &outbox {
+                    for x in outbox {
                         if let (true, OutboxOp::Insert { row }) = (x.table == child.name && x.rejected.is_none(), &x.op) {
                             if row.get(col).and_then(Value::as_str) == Some(local_id.as_str()) {
                                 queue.push((
@@ -609,7 +726,6 @@ impl<S: Store, H: Http> Engine<S, H> {
         }
         // A rolled-back insert keeps its row as a marker (status rejected, no mirror):
         // queries hide it, `rejected()` lists its entry with the reason.
-        self.store.apply(wb).await?;
         Ok(done.len())
     }
 }

@@ -80,7 +80,14 @@ impl<S: Store, H: Http> Engine<S, H> {
                     self.delete_locally(&decl, &t).await?
                 }
                 "INSERT" | "UPDATE" if !c.record.is_empty() => {
-                    let mut held = match c.record.get(&decl.local_id).and_then(Value::as_str) {
+                    let local = match c.record.get(&decl.local_id).and_then(Value::as_str) {
+                        Some(l) if !l.is_empty() => Some(l.to_string()),
+                        _ => c.record.get(&decl.key).map(|id| match id {
+                            Value::String(s) => format!("srv:{s}"),
+                            v => format!("srv:{v}"),
+                        }),
+                    };
+                    let mut held = match &local {
                         Some(l) => self.store.get_row(&decl.name, l).await?,
                         None => None,
                     };
@@ -90,7 +97,11 @@ impl<S: Store, H: Http> Engine<S, H> {
                         }
                     }
                     let mine = held.as_ref().and_then(|r| txid(r.mirror.as_ref()?.get("sync_txid")));
+                    let buried = held.is_none() && local.as_deref().is_some_and(|l| self.graveyard.holds(&decl.name, l));
                     match (mine, txid(c.record.get("sync_txid"))) {
+                        // A change from before the row's delete (queued during a
+                        // catch-up, or in flight): deleted rows never come back.
+                        _ if buried => Applied::Skipped,
                         (Some(have), Some(got)) if got < have => Applied::Skipped,
                         _ => {
                             self.apply_server_rows(&decl, vec![c.record.clone()], WriteBatch::default()).await?;
@@ -109,24 +120,12 @@ impl<S: Store, H: Http> Engine<S, H> {
     }
 
     /// Remove the row a tombstone names, with any writes of it still waiting (the
-    /// server's delete wins, as in a pull).
+    /// server's delete wins, as in a pull; see [`crate::server_delete`]).
     async fn delete_locally(&self, decl: &crate::schema::TableDecl, tombstone: &crate::Row) -> Result<Applied, EngineError> {
         let Some(r) = self.tombstone_target(decl, tombstone).await? else { return Ok(Applied::Skipped) };
         let mut wb = WriteBatch::default();
-        for e in self.store.outbox().await?.iter().filter(|e| e.table == r.table && e.local_id == r.local_id) {
-            wb.delete_outbox.push(e.seq);
-        }
-        if !wb.delete_outbox.is_empty() {
-            wb.history.push(self.history_line(
-                "conflict",
-                Some(&r.table),
-                1,
-                self.now_ms(),
-                None,
-                serde_json::json!({"local_id": r.local_id, "what": "changed locally, deleted on the server: the delete wins"}),
-            ));
-        }
-        wb.delete_rows.push((r.table, r.local_id));
+        let outbox = self.store.outbox().await?;
+        self.server_deleted(&r, "deleted on the server", &outbox, &mut Default::default(), &mut wb).await?;
         self.store.apply(wb).await?;
         Ok(Applied::Deleted)
     }

@@ -10,10 +10,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use common::fault_proxy::{FaultProxy, Mode};
-use common::{go_live, manifest, replica, server, server_rows, until_phase, Replica};
+use common::{go_live, go_live_killable, manifest, replica, replica_at, server, server_rows, until_phase, KillableLive, Replica};
 use serde_json::{json, Value};
 use supasync_core::engine::Query;
-use supasync_core::live::{LiveSync, Phase};
+use supasync_core::live::Phase;
+use supasync_core::Store;
 use supasync_core::{EngineError, WriteError};
 use supasync_devserver::DevServer;
 use tokio::time::{sleep, timeout};
@@ -65,45 +66,143 @@ async fn server_view(s: &DevServer) -> BTreeMap<(String, String), Value> {
     out
 }
 
-async fn chaos(seed: u64) {
-    let s = server().await;
-    let (url, key) = (s.url().to_string(), s.anon_key().to_string());
+/// One device of the chaos: its replica file, the proxy it talks through, and, while it
+/// runs, its engine and live sync (killed and reopened from the file as a process kill
+/// would).
+struct Device {
+    path: std::path::PathBuf,
+    proxy: FaultProxy,
+    /// `None` only between a kill and the reopen.
+    replica: Option<Replica>,
+    live: KillableLive,
+}
+
+impl Device {
+    fn r(&self) -> &Replica {
+        self.replica.as_ref().expect("a running device")
+    }
+
+    /// Kill the engine wherever it is (mid-push, typically), then reopen the replica
+    /// from its file and go live again, as a restarted app process would.
+    async fn kill_and_reopen(&mut self, key: &str) {
+        self.live.kill().await;
+        let old = self.replica.take().expect("a running device");
+        assert_eq!(std::sync::Arc::strong_count(&old), 1, "the killed engine is held by nothing else");
+        drop(old); // closes its SQLite connection
+        let fresh = replica_at(&self.proxy.url(), key, &self.path).await;
+        self.live = go_live_killable(&fresh, &self.proxy.url(), key, 2_000);
+        self.replica = Some(fresh);
+    }
+}
+
+/// How many faults of each kind a run injected.
+#[derive(Debug, Default, Clone, Copy)]
+struct Injected {
+    cuts: u32,
+    refusals: u32,
+    delays: u32,
+    unavailable_503: u32,
+    failed_answers_500: u32,
+    kills: u32,
+    server_restarts: u32,
+    token_expiries: u32,
+}
+
+async fn start_server(db: Option<(&str, u16)>) -> DevServer {
+    let b = DevServer::builder();
+    let b = match db {
+        None => b.migrations(manifest().join("tests/fixtures/scenarios")).shared_test_cluster(),
+        Some((url, port)) => b.database_url(url).port(port),
+    };
+    b.start().await.expect("dev server")
+}
+
+/// What the server holds, with the pending writes of each device when they do not drain.
+async fn pending_detail(devices: &[Device]) -> String {
+    let mut out = vec![];
+    for (i, d) in devices.iter().enumerate() {
+        let ob = d.r().store.outbox().await.unwrap_or_default();
+        for e in ob.iter().filter(|e| e.rejected.is_none()).take(3) {
+            let op = match &e.op {
+                supasync_core::OutboxOp::Insert { .. } => "insert",
+                supasync_core::OutboxOp::Update { .. } => "update",
+                supasync_core::OutboxOp::Delete => "delete",
+            };
+            let row = d.r().store.get_row(&e.table, &e.local_id).await.ok().flatten();
+            out.push(format!(
+                "device {i}: {op} {}/{} (attempts {}, last error {:?}, row here: {})",
+                e.table,
+                e.local_id,
+                e.attempts,
+                e.last_error,
+                row.map(|r| format!("server id {:?}, status {:?}", r.server_id, r.status)).unwrap_or("none".into())
+            ));
+        }
+    }
+    out.join("; ")
+}
+
+async fn chaos(seed: u64) -> Injected {
+    let mut s = start_server(None).await;
+    let (url, key, db) = (s.url().to_string(), s.anon_key().to_string(), s.database_url().to_string());
+    let port: u16 = url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
+    let dir = tempfile::tempdir().expect("temp dir");
     let mut rng = Rng(seed);
-    let mut proxies = vec![];
-    let mut devices: Vec<(Replica, LiveSync)> = vec![];
+    let mut injected = Injected::default();
+    let mut devices: Vec<Device> = vec![];
     for i in 0..3 {
-        let p = FaultProxy::start(url.trim_start_matches("http://").to_string()).await.unwrap();
-        let d = replica(&p.url(), &key).await;
+        let proxy = FaultProxy::start(url.trim_start_matches("http://").to_string()).await.unwrap();
+        let path = dir.path().join(format!("device{i}.db"));
+        let d = replica_at(&proxy.url(), &key, &path).await;
         if i == 0 {
             d.sign_up(&format!("chaos{seed}@example.com"), "password-123").await.unwrap();
         } else {
             d.sign_in(&format!("chaos{seed}@example.com"), "password-123").await.unwrap();
         }
-        let l = go_live(&d, &p.url(), &key, 2_000);
-        proxies.push(p);
-        devices.push((d, l));
+        let live = go_live_killable(&d, &proxy.url(), &key, 2_000);
+        devices.push(Device { path, proxy, replica: Some(d), live });
     }
-    for (_, l) in &devices {
-        until_phase(l, Phase::Live, 20).await;
+    for d in &devices {
+        until_phase(&d.live.live, Phase::Live, 20).await;
     }
-    // Conversations are never deleted (a message whose conversation is gone is refused,
-    // rightly; that is scenario 5's subject, not this one's).
+    // Conversations are never deleted here (a message under a conversation deleted
+    // elsewhere is rejected, rightly: `races.rs` covers that race on its own).
     let mut inserted: BTreeSet<(String, String)> = BTreeSet::new();
     let mut deleted: BTreeSet<(String, String)> = BTreeSet::new();
+    // A fault that strikes right after the next write (while its push is in flight).
+    let mut after_write: Option<usize> = None;
     for op in 0..500 {
         if op % 20 == 0 {
-            let p = &proxies[rng.below(3)];
-            match rng.below(4) {
+            let p = &devices[rng.below(3)].proxy;
+            match rng.below(8) {
                 0 => {
                     p.set(Mode::Refuse);
                     p.cut();
+                    injected.refusals += 1;
                 }
-                1 => p.set(Mode::DelayAnswers(Duration::from_millis(rng.below(150) as u64))),
-                2 => p.cut(),
+                1 => {
+                    p.set(Mode::DelayAnswers(Duration::from_millis(rng.below(150) as u64)));
+                    injected.delays += 1;
+                }
+                2 => {
+                    p.cut();
+                    injected.cuts += 1;
+                }
+                3 => {
+                    p.set(Mode::Unavailable);
+                    p.cut();
+                    injected.unavailable_503 += 1;
+                }
+                4 => {
+                    p.set(Mode::FailAnswers);
+                    injected.failed_answers_500 += 1;
+                }
+                5 => after_write = Some(rng.below(4)),
                 _ => p.set(Mode::Pass),
             }
         }
-        let (d, _) = &devices[rng.below(3)];
+        let di = rng.below(3);
+        let d = devices[di].r().clone();
         let convs = d.query("conversations", &Query::default()).await.unwrap();
         match rng.below(10) {
             0 | 1 if convs.len() < 8 || rng.below(4) == 0 => {
@@ -150,18 +249,39 @@ async fn chaos(seed: u64) {
                 }
             }
         }
+        drop(d);
+        if let Some(kind) = after_write.take() {
+            // Give the push a moment to be on its way, then strike.
+            sleep(Duration::from_millis(rng.below(40) as u64)).await;
+            match kind {
+                0 | 1 => {
+                    devices[di].kill_and_reopen(&key).await;
+                    injected.kills += 1;
+                }
+                2 => {
+                    drop(s);
+                    sleep(Duration::from_millis(rng.below(300) as u64)).await;
+                    s = start_server(Some((&db, port))).await;
+                    injected.server_restarts += 1;
+                }
+                _ => {
+                    s.expire_tokens();
+                    injected.token_expiries += 1;
+                }
+            }
+        }
         sleep(Duration::from_millis(rng.below(8) as u64)).await;
     }
 
     // Heal, and let everything settle.
-    for p in &proxies {
-        p.set(Mode::Pass);
+    for d in &devices {
+        d.proxy.set(Mode::Pass);
     }
-    timeout(Duration::from_secs(60), async {
+    let drained = timeout(Duration::from_secs(60), async {
         loop {
             let mut idle = true;
-            for (d, _) in &devices {
-                idle &= d.status().await.unwrap().pending == 0;
+            for d in &devices {
+                idle &= d.r().status().await.unwrap().pending == 0;
             }
             if idle {
                 return;
@@ -169,46 +289,120 @@ async fn chaos(seed: u64) {
             sleep(Duration::from_millis(100)).await;
         }
     })
-    .await
-    .unwrap_or_else(|_| panic!("seed {seed}: writes still pending a minute after healing"));
-    for (d, l) in &devices {
-        l.sync_now().await.unwrap_or_else(|e| panic!("seed {seed}: {e}"));
-        assert!(d.rejected().await.unwrap().is_empty(), "seed {seed}: a write was refused: {:?}", d.rejected().await);
+    .await;
+    if drained.is_err() {
+        panic!("seed {seed}: writes still pending a minute after healing: {}", pending_detail(&devices).await);
+    }
+    for d in &devices {
+        d.live.live.sync_now().await.unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        let rejected = d.r().rejected().await.unwrap();
+        assert!(rejected.is_empty(), "seed {seed}: a write was refused: {:?}", rejected.first());
     }
     let truth = server_view(&s).await;
     let expected: BTreeSet<(String, String)> = inserted.difference(&deleted).cloned().collect();
     let on_server: BTreeSet<(String, String)> = truth.keys().cloned().collect();
     let lost: Vec<_> = expected.difference(&on_server).collect();
     let kept: Vec<_> = on_server.difference(&expected).collect();
-    assert!(lost.is_empty() && kept.is_empty(), "seed {seed}: lost {lost:?}; kept though deleted {kept:?}");
-    for (i, (d, l)) in devices.iter().enumerate() {
-        let view = device_view(d).await;
+    assert!(
+        lost.is_empty() && kept.is_empty(),
+        "seed {seed}: {} lost, {} kept though deleted; first lost {:?}; first kept though deleted {:?}",
+        lost.len(),
+        kept.len(),
+        lost.first(),
+        kept.first()
+    );
+    for (i, d) in devices.iter().enumerate() {
+        let view = device_view(d.r()).await;
         let differ: Vec<_> = view
             .iter()
             .filter(|(k, v)| truth.get(*k) != Some(*v))
             .map(|(k, v)| (k.clone(), v.clone(), truth.get(k).cloned()))
             .chain(truth.iter().filter(|(k, _)| !view.contains_key(*k)).map(|(k, v)| (k.clone(), Value::Null, Some(v.clone()))))
             .collect();
-        assert!(differ.is_empty(), "seed {seed}: device {i} differs from the server (row, device, server): {differ:?}");
-        l.stop();
+        assert!(
+            differ.is_empty(),
+            "seed {seed}: device {i} differs from the server in {} rows; first (row, device, server): {:?}",
+            differ.len(),
+            differ.first()
+        );
     }
     let n = server_rows(&s, "messages", "select=local_id").await.len();
     assert_eq!(n, truth.keys().filter(|(t, _)| t == "messages").count(), "seed {seed}: no duplicates");
+    for mut d in devices {
+        d.live.kill().await;
+    }
+    injected
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_devices_under_random_faults_converge_seed_1() {
-    chaos(1).await;
+/// The seeds to run: `CHAOS_SEEDS` as `A..B` (both included), `A..=B`, or a comma list
+/// of numbers and ranges; by default a handful.
+fn seeds() -> Vec<u64> {
+    let spec = std::env::var("CHAOS_SEEDS").unwrap_or_else(|_| "1,2,24301,7,11".into());
+    let mut out = vec![];
+    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let num = |s: &str| s.trim().parse::<u64>().unwrap_or_else(|_| panic!("CHAOS_SEEDS: `{s}` is not a number (try 1..200 or 1,5,9)"));
+        match part.split_once("..") {
+            Some((a, b)) => out.extend(num(a)..=num(b.trim_start_matches('='))),
+            None => out.push(num(part)),
+        }
+    }
+    out
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_devices_under_random_faults_converge_seed_2() {
-    chaos(2).await;
+fn panic_text(e: tokio::task::JoinError) -> String {
+    match e.try_into_panic() {
+        Ok(p) => p
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "a panic without a message".into()),
+        Err(e) => e.to_string(),
+    }
 }
 
+/// The soak: every seed runs to its end (a failing one does not stop the others), at
+/// most `CHAOS_PARALLEL` at a time (default 2), and the summary names each seed that
+/// diverged with its first difference.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_devices_under_random_faults_converge_seed_3() {
-    chaos(0x5eed).await;
+async fn three_devices_under_random_faults_converge() {
+    let seeds = seeds();
+    let parallel: usize = std::env::var("CHAOS_PARALLEL").ok().and_then(|p| p.parse().ok()).unwrap_or(2).max(1);
+    let started = std::time::Instant::now();
+    let mut failures: Vec<(u64, String)> = vec![];
+    let mut total = Injected::default();
+    for chunk in seeds.chunks(parallel) {
+        let runs: Vec<_> = chunk.iter().map(|&seed| (seed, tokio::spawn(chaos(seed)))).collect();
+        for (seed, run) in runs {
+            match run.await {
+                Ok(i) => {
+                    eprintln!("chaos seed {seed}: converged ({i:?})");
+                    total.cuts += i.cuts;
+                    total.refusals += i.refusals;
+                    total.delays += i.delays;
+                    total.unavailable_503 += i.unavailable_503;
+                    total.failed_answers_500 += i.failed_answers_500;
+                    total.kills += i.kills;
+                    total.server_restarts += i.server_restarts;
+                    total.token_expiries += i.token_expiries;
+                }
+                Err(e) => {
+                    let why = panic_text(e);
+                    eprintln!("chaos seed {seed}: DIVERGED: {why}");
+                    failures.push((seed, why));
+                }
+            }
+        }
+    }
+    eprintln!(
+        "chaos: {} seeds, {} divergences, in {:.0} s; faults injected: {total:?}",
+        seeds.len(),
+        failures.len(),
+        started.elapsed().as_secs_f64()
+    );
+    for (seed, why) in &failures {
+        eprintln!("  seed {seed}: {why}");
+    }
+    assert!(failures.is_empty(), "{} of {} seeds diverged: {:?}", failures.len(), seeds.len(), failures.iter().map(|f| f.0).collect::<Vec<_>>());
 }
 
 #[tokio::test]

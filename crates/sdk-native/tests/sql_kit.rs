@@ -170,7 +170,7 @@ async fn the_kit_is_idempotent_and_refuses_unsuitable_tables() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(n, 2, "one version trigger and one tombstone trigger");
+    assert_eq!(n, 3, "the version, tombstone and keep-deleted triggers, once each");
     let in_pub: i64 = db
         .query_one("select count(*) from pg_publication_tables where pubname = 'supabase_realtime' and tablename in ('items', 'supasync_tombstones')", &[])
         .await
@@ -181,4 +181,28 @@ async fn the_kit_is_idempotent_and_refuses_unsuitable_tables() {
     assert!(e.as_db_error().unwrap().message().contains("single-column primary key"), "{e}");
     let e = db.batch_execute("select supasync.enable_sync('public.no_owner')").await.unwrap_err();
     assert!(e.as_db_error().unwrap().message().contains("owner column \"user_id\" does not exist"), "{e}");
+}
+
+#[tokio::test]
+async fn a_deleted_row_is_not_inserted_again_under_its_local_id() {
+    // A device that retries an insert whose answer it lost, after another device
+    // deleted the row, must not bring the row back.
+    let s = server().await;
+    let (a, b) = (signup(&s, "keep-a").await, signup(&s, "keep-b").await);
+    let row = json!({"local_id": "L1", "body": "first"});
+    let (st, v) = rest(&s, &a, reqwest::Method::POST, "items", Some(row.clone())).await;
+    assert_eq!((st, v.as_array().map(Vec::len)), (201, Some(1)));
+    let (st, _) = rest(&s, &a, reqwest::Method::DELETE, "items?local_id=eq.L1", None).await;
+    assert_eq!(st, 200);
+    // The retried insert (as the SDK sends it: an upsert that ignores duplicates) is
+    // skipped: no error, no row.
+    let (st, v) = rest(&s, &a, reqwest::Method::POST, "items?on_conflict=user_id,local_id", Some(row.clone())).await;
+    assert_eq!((st, v), (201, json!([])));
+    let (_, v) = rest(&s, &a, reqwest::Method::GET, "items?select=local_id", None).await;
+    assert_eq!(v, json!([]), "still deleted");
+    // Other local ids, and the same local id for another owner, insert as usual.
+    let (_, v) = rest(&s, &a, reqwest::Method::POST, "items", Some(json!({"local_id": "L2", "body": "second"}))).await;
+    assert_eq!(v[0]["local_id"], json!("L2"));
+    let (_, v) = rest(&s, &b, reqwest::Method::POST, "items", Some(row)).await;
+    assert_eq!(v[0]["local_id"], json!("L1"), "tombstones are per owner");
 }

@@ -87,3 +87,64 @@ pub async fn until_phase(l: &supasync_core::live::LiveSync, want: supasync_core:
     .await
     .unwrap_or_else(|_| panic!("phase {want:?} not reached in {secs} s"));
 }
+
+/// A device of the chat schema whose replica is the SQLite file at `path` (reopened as
+/// it was when the file exists: the session and the outbox included).
+pub async fn replica_at(url: &str, key: &str, path: &std::path::Path) -> Replica {
+    use supasync_core::{client::Project, Engine, EngineConfig, Schema};
+    let schema = Schema::from_json(&std::fs::read_to_string(manifest().join("tests/chat_schema.json")).expect("schema")).expect("schema");
+    std::sync::Arc::new(
+        Engine::open(
+            schema,
+            supasync_native::SqliteStore::open(path).expect("store"),
+            supasync_native::ReqwestHttp::with_timeout(std::time::Duration::from_secs(5)).expect("http"),
+            Project { url: url.into(), anon_key: key.into() },
+            EngineConfig::with_clock(supasync_native::system_now_ms),
+        )
+        .await
+        .expect("engine"),
+    )
+}
+
+/// Live sync whose tasks the test can kill as a process kill would: aborted wherever
+/// they are (mid-push included), with no goodbye to the server.
+pub struct KillableLive {
+    pub live: supasync_core::live::LiveSync,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl KillableLive {
+    /// Abort both tasks and wait until they are gone (their hold on the engine too).
+    pub async fn kill(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        for t in self.tasks.drain(..) {
+            let _ = t.await;
+        }
+    }
+}
+
+/// [`go_live`], with the tasks' handles kept for [`KillableLive::kill`].
+pub fn go_live_killable(d: &Replica, url: &str, key: &str, heartbeat_ms: u64) -> KillableLive {
+    use supasync_core::{live::LiveConfig, live::LiveSync, realtime::RealtimeClient, realtime::RealtimeConfig, Backoff};
+    use supasync_native::{TokioTimer, TungsteniteConnector};
+    let fast = Backoff { initial_ms: 100, max_ms: 500 };
+    let rt = RealtimeConfig {
+        heartbeat_ms,
+        push_timeout_ms: 3_000,
+        reconnect: fast,
+        rejoin: fast,
+        ..RealtimeConfig::with_clock(supasync_native::system_now_ms)
+    };
+    let (client, driver) = RealtimeClient::new(url, key, rt);
+    let (live, live_driver) = LiveSync::new(d.clone(), client, LiveConfig { retry: fast, ..Default::default() });
+    let tokens = live.token_source(d.clone());
+    let tasks = vec![
+        tokio::spawn(driver.run(TungsteniteConnector, TokioTimer, Some(tokens))),
+        tokio::spawn(async move {
+            let _ = live_driver.run(TokioTimer).await;
+        }),
+    ];
+    KillableLive { live, tasks }
+}

@@ -1,0 +1,323 @@
+//! Writes that race a delete (issue 8 §1), each made deterministic: the devices push
+//! and pull by hand, answers are lost through the fault proxy on purpose, and a stale
+//! Realtime change is handed to the engine directly. The rule under test, written down
+//! in docs/ARCHITECTURE.md: the delete wins everywhere; an edit it overwrote is in the
+//! history with what was lost; a child that can no longer be created is rejected with
+//! the reason; a row a policy hides is a refusal, not a delete; nothing stalls.
+
+mod common;
+
+use std::time::Duration;
+
+use common::fault_proxy::{FaultProxy, Mode};
+use common::{go_live, replica, server, server_rows, until_phase, Replica};
+use serde_json::{json, Value};
+use supasync_core::live::Phase;
+use supasync_core::realtime::PgChange;
+use supasync_core::remote_change::Applied;
+use supasync_core::{RowStatus, Store};
+use tokio::time::{sleep, timeout};
+
+/// Two devices of one new user, A through a fault proxy, B direct.
+async fn pair(s: &supasync_devserver::DevServer, who: &str) -> (Replica, Replica, FaultProxy) {
+    let proxy = FaultProxy::start(s.url().trim_start_matches("http://").to_string()).await.unwrap();
+    let a = replica(&proxy.url(), s.anon_key()).await;
+    let b = replica(s.url(), s.anon_key()).await;
+    a.sign_up(&format!("{who}@example.com"), "password-123").await.unwrap();
+    b.sign_in(&format!("{who}@example.com"), "password-123").await.unwrap();
+    (a, b, proxy)
+}
+
+/// The conflict lines of the history about one row.
+async fn conflicts(d: &Replica, local_id: &str) -> Vec<Value> {
+    d.history(100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|h| h.kind == "conflict" && h.detail["local_id"] == json!(local_id))
+        .map(|h| h.detail)
+        .collect()
+}
+
+/// A memory written on A and known to both devices.
+async fn shared_memory(a: &Replica, b: &Replica, content: &str) -> String {
+    let m = a.insert("memories", &json!({"content": content})).await.unwrap();
+    assert_eq!(a.push().await.unwrap().pushed, 1);
+    b.pull().await.unwrap();
+    assert!(b.get("memories", &m.local_id).await.unwrap().is_some());
+    m.local_id
+}
+
+async fn on_server(s: &supasync_devserver::DevServer, table: &str, local_id: &str) -> usize {
+    server_rows(s, table, &format!("select=id&local_id=eq.{local_id}")).await.len()
+}
+
+#[tokio::test]
+async fn an_update_pushed_for_a_row_deleted_elsewhere_loses_to_the_delete_and_is_kept_in_the_history() {
+    let s = server().await;
+    let (a, b, _p) = pair(&s, "race-update").await;
+    let m = shared_memory(&a, &b, "original").await;
+    b.delete("memories", &m).await.unwrap();
+    b.push().await.unwrap();
+    a.update("memories", &m, &json!({"content": "edited on A"})).await.unwrap();
+    let r = a.push().await.unwrap();
+    assert_eq!((r.rejected, r.stopped.as_deref()), (0, None), "{r:?}");
+    assert!(a.get("memories", &m).await.unwrap().is_none(), "the delete wins on A");
+    assert_eq!(a.status().await.unwrap().pending, 0);
+    assert!(a.rejected().await.unwrap().is_empty(), "a lost race is not a refusal");
+    let c = conflicts(&a, &m).await;
+    assert_eq!(c.len(), 1, "{c:?}");
+    assert_eq!(c[0]["lost"], json!({"content": "edited on A"}));
+    assert_eq!(c[0]["was"]["content"], json!("original"));
+    assert_eq!(on_server(&s, "memories", &m).await, 0);
+}
+
+#[tokio::test]
+async fn writes_queued_behind_a_tried_update_do_not_stall_when_the_row_is_gone() {
+    // The "writes stuck" class of the soak: an update whose answer was lost, a second
+    // write queued behind it, the row deleted elsewhere; the first PATCH then matches
+    // nothing, and the write behind it must not wait forever for a row that is gone.
+    let s = server().await;
+    let (a, b, proxy) = pair(&s, "race-stuck").await;
+    for delete_behind in [false, true] {
+        let m = shared_memory(&a, &b, "original").await;
+        a.update("memories", &m, &json!({"content": "first edit"})).await.unwrap();
+        proxy.set(Mode::DropAnswers);
+        assert_eq!(a.push().await.unwrap().pushed, 0, "the PATCH lands, its answer is lost");
+        proxy.set(Mode::Pass);
+        // Behind the tried update: a second update, or a delete.
+        if delete_behind {
+            a.delete("memories", &m).await.unwrap();
+        } else {
+            a.update("memories", &m, &json!({"content": "second edit"})).await.unwrap();
+        }
+        assert_eq!(a.status().await.unwrap().pending, 2, "queued behind, not merged");
+        b.pull().await.unwrap();
+        b.delete("memories", &m).await.unwrap();
+        b.push().await.unwrap();
+        let r = a.push().await.unwrap();
+        assert_eq!((r.rejected, r.stopped.as_deref()), (0, None), "{r:?}");
+        assert_eq!(a.status().await.unwrap().pending, 0, "nothing left waiting");
+        assert!(a.get("memories", &m).await.unwrap().is_none());
+        let lost = conflicts(&a, &m).await;
+        if delete_behind {
+            assert_eq!(lost[0]["lost"], json!({"content": "first edit"}), "{lost:?}");
+        } else {
+            assert_eq!(lost[0]["lost"], json!({"content": "second edit"}), "the newest lost value: {lost:?}");
+        }
+        // The next push has nothing to do.
+        assert_eq!(a.push().await.unwrap().requests, 0);
+    }
+}
+
+#[tokio::test]
+async fn a_delete_pushed_for_a_row_already_deleted_elsewhere_or_answered_late_converges() {
+    let s = server().await;
+    let (a, b, proxy) = pair(&s, "race-delete").await;
+    let m = shared_memory(&a, &b, "both delete me").await;
+    b.delete("memories", &m).await.unwrap();
+    b.push().await.unwrap();
+    a.delete("memories", &m).await.unwrap();
+    let r = a.push().await.unwrap();
+    assert_eq!((r.pushed, r.rejected, r.stopped.as_deref()), (1, 0, None), "{r:?}");
+    assert!(a.get("memories", &m).await.unwrap().is_none());
+    assert!(conflicts(&a, &m).await.is_empty(), "both wanted it gone: nothing was lost");
+    let note = a.history(20).await.unwrap().into_iter().find(|h| h.detail["local_id"] == json!(m)).unwrap();
+    assert_eq!(note.detail["note"], json!("already deleted on the server"));
+
+    // A delete whose answer is lost is retried: it then matches nothing, and its own
+    // tombstone says it is done.
+    let m = shared_memory(&a, &b, "delete me once").await;
+    a.delete("memories", &m).await.unwrap();
+    proxy.set(Mode::DropAnswers);
+    assert_eq!(a.push().await.unwrap().pushed, 0);
+    assert_eq!(on_server(&s, "memories", &m).await, 0, "the DELETE landed");
+    proxy.set(Mode::Pass);
+    let r = a.push().await.unwrap();
+    assert_eq!((r.pushed, r.rejected), (1, 0), "{r:?}");
+    assert_eq!(a.status().await.unwrap().pending, 0);
+}
+
+#[tokio::test]
+async fn an_edit_waiting_when_the_tombstone_is_pulled_loses_to_the_delete() {
+    let s = server().await;
+    let (a, b, _p) = pair(&s, "race-pulled").await;
+    let m = shared_memory(&a, &b, "original").await;
+    a.update("memories", &m, &json!({"content": "offline edit", "tag": "t"})).await.unwrap();
+    b.delete("memories", &m).await.unwrap();
+    b.push().await.unwrap();
+    let pulled = a.pull().await.unwrap();
+    assert_eq!(pulled.deleted, 1);
+    assert!(a.get("memories", &m).await.unwrap().is_none());
+    assert_eq!(a.status().await.unwrap().pending, 0, "the waiting update went with the row");
+    assert_eq!(conflicts(&a, &m).await[0]["lost"], json!({"content": "offline edit", "tag": "t"}));
+    assert_eq!(a.push().await.unwrap().requests, 0, "nothing is sent for a row that is gone");
+}
+
+#[tokio::test]
+async fn an_edit_waiting_when_the_delete_arrives_over_realtime_loses_to_the_delete() {
+    let s = server().await;
+    let (a, b, proxy) = pair(&s, "race-live").await;
+    let m = shared_memory(&a, &b, "original").await;
+    // A's REST goes through a proxy that refuses, so its edit waits; its Realtime does not.
+    let live = go_live(&a, s.url(), s.anon_key(), 1_000);
+    until_phase(&live, Phase::Live, 20).await;
+    proxy.set(Mode::Refuse);
+    proxy.cut();
+    a.update("memories", &m, &json!({"content": "edit that waits"})).await.unwrap();
+    assert_eq!(a.status().await.unwrap().pending, 1);
+    b.delete("memories", &m).await.unwrap();
+    b.push().await.unwrap();
+    timeout(Duration::from_secs(10), async {
+        while a.get("memories", &m).await.unwrap().is_some() {
+            sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the tombstone arrives over Realtime");
+    assert_eq!(a.status().await.unwrap().pending, 0);
+    assert_eq!(conflicts(&a, &m).await[0]["lost"], json!({"content": "edit that waits"}));
+    live.stop();
+}
+
+#[tokio::test]
+async fn an_insert_retried_after_its_row_was_deleted_elsewhere_does_not_come_back() {
+    // The "delete lost" class of the soak: A's insert lands but its answer is lost; B
+    // sees the row and deletes it; A's retry must not create it again.
+    let s = server().await;
+    let (a, b, proxy) = pair(&s, "race-resurrect").await;
+    let m = a.insert("memories", &json!({"content": "short-lived"})).await.unwrap().local_id;
+    proxy.set(Mode::DropAnswers);
+    assert_eq!(a.push().await.unwrap().pushed, 0);
+    proxy.set(Mode::Pass);
+    a.update("memories", &m, &json!({"content": "edited after the lost answer"})).await.unwrap();
+    b.pull().await.unwrap();
+    b.delete("memories", &m).await.unwrap();
+    assert_eq!(b.push().await.unwrap().pushed, 1);
+    assert_eq!(on_server(&s, "memories", &m).await, 0);
+
+    let r = a.push().await.unwrap();
+    assert_eq!((r.rejected, r.stopped.as_deref()), (0, None), "{r:?}");
+    assert_eq!(on_server(&s, "memories", &m).await, 0, "the retried insert did not bring it back");
+    assert!(a.get("memories", &m).await.unwrap().is_none(), "the delete wins on A");
+    assert_eq!(a.status().await.unwrap().pending, 0);
+    let c = conflicts(&a, &m).await;
+    assert_eq!(c[0]["lost"]["content"], json!("edited after the lost answer"), "{c:?}");
+    // B, pulling again, still has nothing.
+    b.pull().await.unwrap();
+    assert!(b.get("memories", &m).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_child_written_under_a_parent_deleted_elsewhere_is_rejected_with_the_reason() {
+    let s = server().await;
+    let (a, b, _p) = pair(&s, "race-child").await;
+    let c1 = a.insert("conversations", &json!({"title": "gone soon"})).await.unwrap().local_id;
+    let c2 = a.insert("conversations", &json!({"title": "also gone"})).await.unwrap().local_id;
+    a.push().await.unwrap();
+    b.pull().await.unwrap();
+    // A writes into both while B deletes them.
+    let m1 = a
+        .insert("messages", &json!({"conversation_id": c1, "role": "user", "content": "into the void"}))
+        .await
+        .unwrap()
+        .local_id;
+    let m2 = a
+        .insert("messages", &json!({"conversation_id": c2, "role": "user", "content": "also lost"}))
+        .await
+        .unwrap()
+        .local_id;
+    for c in [&c1, &c2] {
+        b.delete("conversations", c).await.unwrap();
+    }
+    b.push().await.unwrap();
+
+    // 1. A pushes before it knows: the foreign key fails, the parent's tombstone
+    //    explains why, and the child is rejected with that reason (not retried).
+    let r = a.push().await.unwrap();
+    assert_eq!((r.pushed, r.rejected, r.stopped.as_deref()), (0, 2, None), "{r:?}");
+    let rejected = a.rejected().await.unwrap();
+    assert_eq!(rejected.len(), 2, "{rejected:?}");
+    let why = rejected.iter().find(|e| e.local_id == m1).and_then(|e| e.rejected.clone()).unwrap();
+    assert!(why.contains(&format!("conversations/{c1}")) && why.contains("deleted"), "{why}");
+    assert!(a.get("conversations", &c1).await.unwrap().is_none(), "the parent's delete won");
+    assert!(a.get("messages", &m1).await.unwrap().is_none(), "the child is not shown");
+    assert!(matches!(
+        a.store.get_row("messages", &m2).await.unwrap().map(|r| r.status),
+        Some(RowStatus::Rejected { .. })
+    ));
+    a.discard(&m1).await.unwrap();
+    a.discard(&m2).await.unwrap();
+    assert_eq!(a.status().await.unwrap().pending + a.status().await.unwrap().rejected, 0);
+    assert_eq!(server_rows(&s, "messages", "select=id").await.len(), 0);
+
+    // 2. A learns of the delete first (a pull): the unsent child is rejected at once.
+    let c3 = a.insert("conversations", &json!({"title": "third"})).await.unwrap().local_id;
+    a.push().await.unwrap();
+    b.pull().await.unwrap();
+    let m3 = a
+        .insert("messages", &json!({"conversation_id": c3, "role": "user", "content": "written offline"}))
+        .await
+        .unwrap()
+        .local_id;
+    b.delete("conversations", &c3).await.unwrap();
+    b.push().await.unwrap();
+    a.pull().await.unwrap();
+    let rejected = a.rejected().await.unwrap();
+    assert_eq!(rejected.iter().map(|e| e.local_id.as_str()).collect::<Vec<_>>(), vec![m3.as_str()]);
+    assert_eq!(a.status().await.unwrap().pending, 0);
+    assert_eq!(a.push().await.unwrap().requests, 0, "nothing is sent for it");
+}
+
+#[tokio::test]
+async fn a_stale_realtime_change_does_not_revive_a_deleted_row() {
+    // The "ghost row" class of the soak: an UPDATE from before a delete, still queued
+    // when the delete was applied (by a pull during a catch-up), arrives afterwards.
+    let s = server().await;
+    let (a, b, _p) = pair(&s, "race-ghost").await;
+    let m = shared_memory(&a, &b, "original").await;
+    b.update("memories", &m, &json!({"content": "edited 462"})).await.unwrap();
+    b.push().await.unwrap();
+    let record = server_rows(&s, "memories", &format!("select=*&local_id=eq.{m}")).await.remove(0);
+    b.delete("memories", &m).await.unwrap();
+    b.push().await.unwrap();
+    a.pull().await.unwrap();
+    assert!(a.get("memories", &m).await.unwrap().is_none());
+    let stale = PgChange {
+        schema: "public".into(),
+        table: "memories".into(),
+        kind: "UPDATE".into(),
+        record: record.as_object().cloned().unwrap(),
+        old_record: Default::default(),
+        commit_timestamp: None,
+        errors: None,
+    };
+    assert_eq!(a.apply_change(&stale).await.unwrap(), Applied::Skipped);
+    assert!(a.get("memories", &m).await.unwrap().is_none(), "no ghost");
+    // A row the device never deleted still arrives the same way.
+    let fresh = b.insert("memories", &json!({"content": "new"})).await.unwrap().local_id;
+    b.push().await.unwrap();
+    let record = server_rows(&s, "memories", &format!("select=*&local_id=eq.{fresh}")).await.remove(0);
+    let change = PgChange { kind: "INSERT".into(), record: record.as_object().cloned().unwrap(), ..stale };
+    assert_eq!(a.apply_change(&change).await.unwrap(), Applied::Row);
+    assert_eq!(a.get("memories", &fresh).await.unwrap().unwrap().row["content"], json!("new"));
+}
+
+#[tokio::test]
+async fn a_change_a_policy_hides_is_rejected_and_rolled_back_not_taken_for_a_delete() {
+    let s = server().await;
+    let (a, b, _p) = pair(&s, "race-policy").await;
+    let m = a.insert("memories", &json!({"content": "fixed", "tag": "locked"})).await.unwrap().local_id;
+    a.push().await.unwrap();
+    a.update("memories", &m, &json!({"content": "changed"})).await.unwrap();
+    let r = a.push().await.unwrap();
+    assert_eq!(r.rejected, 1, "{r:?}");
+    let why = a.rejected().await.unwrap()[0].rejected.clone().unwrap();
+    assert!(why.contains("did not let this user change the row"), "{why}");
+    let shown = a.get("memories", &m).await.unwrap().expect("the row is still there");
+    assert_eq!(shown.row["content"], json!("fixed"), "rolled back to the server's version");
+    assert!(matches!(shown.status, RowStatus::Rejected { .. }));
+    assert_eq!(on_server(&s, "memories", &m).await, 1);
+    b.pull().await.unwrap();
+    assert_eq!(b.get("memories", &m).await.unwrap().unwrap().row["content"], json!("fixed"));
+}
