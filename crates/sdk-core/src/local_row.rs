@@ -48,6 +48,23 @@ pub struct LocalRow {
     pub last_pushed: Option<Row>,
 }
 
+/// A server id as text, the way URLs and tombstones carry it.
+pub fn id_text(id: &Value) -> String {
+    match id {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The local key of a row as the server sends it: its local id, or, for a row created
+/// on the server without one, a key derived from its server id (`srv:<id>`).
+pub fn row_key(decl: &crate::schema::TableDecl, server_row: &Row) -> Option<String> {
+    match server_row.get(&decl.local_id) {
+        Some(Value::String(l)) if !l.is_empty() => Some(l.clone()),
+        _ => server_row.get(&decl.key).map(|id| format!("srv:{}", id_text(id))),
+    }
+}
+
 impl LocalRow {
     /// The row the app sees (overlay over mirror), with its local id; `None` when the row
     /// is deleted locally or has no content.

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use crate::client::enc;
 use crate::engine::{Engine, EngineError};
-use crate::local_row::{LocalRow, Overlay, RowStatus};
+use crate::local_row::{row_key, LocalRow, Overlay, RowStatus};
 use crate::schema::TableDecl;
 use crate::store::{Store, StoreError, WriteBatch};
 use crate::transport::Http;
@@ -277,15 +277,7 @@ impl<S: Store, H: Http> Engine<S, H> {
         let mut learned: Vec<(Value, String)> = vec![];
         for server in rows {
             let server_id = server.get(&decl.key).cloned();
-            let local_id = match server.get(&decl.local_id) {
-                Some(Value::String(l)) if !l.is_empty() => l.clone(),
-                // Created on the server without a local id: a key derived from its id.
-                _ => match &server_id {
-                    Some(Value::String(s)) => format!("srv:{s}"),
-                    Some(v) => format!("srv:{v}"),
-                    None => continue,
-                },
-            };
+            let Some(local_id) = row_key(decl, &server) else { continue };
             let mirror = self.to_local(&decl.name, &server, &Row::new(), &mut parents).await?;
             let existing = match seen.remove(&local_id) {
                 Some(r) => Some(r),

@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 use crate::classify::Failure;
 use crate::client::{enc, RequestError};
 use crate::engine::{Engine, EngineError};
-use crate::local_row::{LocalRow, RowStatus};
+use crate::local_row::{id_text, LocalRow, RowStatus};
 use crate::outbox::{OutboxEntry, OutboxOp};
 use crate::server_delete::TombstoneKey;
 use crate::store::{Store, WriteBatch};
@@ -53,6 +53,14 @@ struct RunContext {
 /// (parent table, server id as JSON text) → the parent's local id, if this device has it.
 pub(crate) type ParentLocalIds = HashMap<(String, String), Option<String>>;
 
+/// The server's answer to one batch of inserts: its rows, and the rows of the batch it
+/// skipped because they were deleted there after an earlier attempt landed (local id →
+/// the deleting transaction).
+struct InsertAnswer {
+    rows: Vec<Value>,
+    gone: HashMap<String, Option<i64>>,
+}
+
 /// The result of sending one run of inserts.
 enum RunOutcome {
     Done,
@@ -65,7 +73,7 @@ fn short_json(rows: &[Value]) -> String {
 }
 
 /// `"a","b"` quoting for `in.(…)` and `columns=`.
-fn quoted_list<'a>(items: impl Iterator<Item = &'a str>) -> String {
+pub(crate) fn quoted_list<'a>(items: impl Iterator<Item = &'a str>) -> String {
     items
         .map(|s| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"")))
         .collect::<Vec<_>>()
@@ -238,8 +246,8 @@ impl<S: Store, H: Http> Engine<S, H> {
             }
             report.requests += 1;
             let e = match self.send_inserts(&table, &decl, &batch).await {
-                Ok((rows, gone)) => {
-                    let confirmed = self.confirm_inserts(&table, &decl, &batch, rows, gone, report, refused, ctx).await?;
+                Ok(answer) => {
+                    let confirmed = self.confirm_inserts(&table, &batch, answer, report, refused, ctx).await?;
                     report.pushed += confirmed;
                     continue;
                 }
@@ -280,15 +288,8 @@ impl<S: Store, H: Http> Engine<S, H> {
         })
     }
 
-    /// Send one batch of inserts. Returns the server's rows, and the rows of the batch
-    /// the server skipped because they were deleted there after an earlier attempt
-    /// landed (local id → the deleting transaction).
-    async fn send_inserts(
-        &self,
-        table: &str,
-        decl: &crate::schema::TableDecl,
-        batch: &[(OutboxEntry, Row)],
-    ) -> Result<(Vec<Value>, HashMap<String, Option<i64>>), RequestError> {
+    /// Send one batch of inserts.
+    async fn send_inserts(&self, table: &str, decl: &crate::schema::TableDecl, batch: &[(OutboxEntry, Row)]) -> Result<InsertAnswer, RequestError> {
         let mut cols: Vec<&str> = vec![];
         for (_, r) in batch {
             for k in r.keys() {
@@ -353,21 +354,21 @@ impl<S: Store, H: Http> Engine<S, H> {
             let missing: Vec<String> = batch.iter().map(|(e, _)| e.local_id.clone()).filter(|l| !got.contains(l.as_str())).collect();
             gone = self.tombstones_of(table, TombstoneKey::LocalIds(&missing)).await?;
         }
-        Ok((rows, gone))
+        Ok(InsertAnswer { rows, gone })
     }
 
     async fn confirm_inserts(
         &self,
         table: &str,
-        decl: &crate::schema::TableDecl,
         batch: &[(OutboxEntry, Row)],
-        rows: Vec<Value>,
-        gone: HashMap<String, Option<i64>>,
+        answer: InsertAnswer,
         report: &mut PushReport,
         refused: &mut HashSet<(String, String)>,
         ctx: &mut RunContext,
     ) -> Result<usize, EngineError> {
         let started = self.now_ms();
+        let InsertAnswer { rows, gone } = answer;
+        let decl = self.decl(table)?;
         let by_local: HashMap<String, Row> = rows
             .into_iter()
             .filter_map(|r| match r {
@@ -512,10 +513,7 @@ impl<S: Store, H: Http> Engine<S, H> {
             }
             return Ok(RunOutcome::Stop(format!("{}/{} waits for its insert", e.table, e.local_id)));
         };
-        let id = match &server_id {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
+        let id = id_text(&server_id);
         let q = format!("{}=eq.{}&select=*", enc(&decl.key), enc(&id));
         let started = self.now_ms();
         report.requests += 1;
@@ -566,7 +564,7 @@ impl<S: Store, H: Http> Engine<S, H> {
                     (_, None) => {
                         // Nothing matched: deleted elsewhere (its tombstone says so), or
                         // a policy hides the row from this user (a refusal).
-                        let gone = self.tombstones_of(&e.table, TombstoneKey::RowIds(&[id.clone()])).await;
+                        let gone = self.tombstones_of(&e.table, TombstoneKey::RowIds(std::slice::from_ref(&id))).await;
                         let gone = match gone {
                             Ok(g) => !g.is_empty(),
                             Err(err) => return self.retry_later(&e, &err).await,
@@ -633,11 +631,7 @@ impl<S: Store, H: Http> Engine<S, H> {
         for (col, parent) in &decl.references {
             let Some(local) = row.get(col).and_then(Value::as_str) else { continue };
             let Some(p) = self.store.get_row(parent, local).await? else { continue };
-            let Some(sid) = &p.server_id else { continue };
-            let id = match sid {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
+            let Some(id) = p.server_id.as_ref().map(id_text) else { continue };
             if self.tombstones_of(parent, TombstoneKey::RowIds(&[id])).await?.is_empty() {
                 continue;
             }

@@ -16,6 +16,7 @@
 use serde_json::Value;
 
 use crate::engine::{Engine, EngineError};
+use crate::local_row::{id_text, row_key};
 use crate::realtime::PgChange;
 use crate::store::{Store, WriteBatch};
 use crate::transport::Http;
@@ -68,11 +69,7 @@ impl<S: Store, H: Http> Engine<S, H> {
                 "DELETE" => {
                     let mut t = serde_json::Map::new();
                     if let Some(id) = c.old_record.get(&decl.key) {
-                        let text = match id {
-                            Value::String(s) => s.clone(),
-                            other => other.to_string(),
-                        };
-                        t.insert("row_id".into(), Value::String(text));
+                        t.insert("row_id".into(), Value::String(id_text(id)));
                     }
                     if let Some(l) = c.old_record.get(&decl.local_id) {
                         t.insert("local_id".into(), l.clone());
@@ -80,13 +77,7 @@ impl<S: Store, H: Http> Engine<S, H> {
                     self.delete_locally(&decl, &t).await?
                 }
                 "INSERT" | "UPDATE" if !c.record.is_empty() => {
-                    let local = match c.record.get(&decl.local_id).and_then(Value::as_str) {
-                        Some(l) if !l.is_empty() => Some(l.to_string()),
-                        _ => c.record.get(&decl.key).map(|id| match id {
-                            Value::String(s) => format!("srv:{s}"),
-                            v => format!("srv:{v}"),
-                        }),
-                    };
+                    let local = row_key(&decl, &c.record);
                     let mut held = match &local {
                         Some(l) => self.store.get_row(&decl.name, l).await?,
                         None => None,

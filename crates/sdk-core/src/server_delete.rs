@@ -44,18 +44,26 @@ const GRAVEYARD_SIZE: usize = 20_000;
 /// after a restart the channel is joined afresh and the pull is the truth.
 #[derive(Default)]
 pub(crate) struct Graveyard {
-    rows: Mutex<(HashSet<(String, String)>, VecDeque<(String, String)>)>,
+    rows: Mutex<Recent>,
+}
+
+/// (table, local id) of deleted rows: a set to look up, and their order to forget the
+/// oldest.
+#[derive(Default)]
+struct Recent {
+    set: HashSet<(String, String)>,
+    order: VecDeque<(String, String)>,
 }
 
 impl Graveyard {
     pub(crate) fn bury(&self, table: &str, local_id: &str) {
         let mut g = self.rows.lock().unwrap_or_else(|e| e.into_inner());
         let key = (table.to_string(), local_id.to_string());
-        if g.0.insert(key.clone()) {
-            g.1.push_back(key);
-            while g.1.len() > GRAVEYARD_SIZE {
-                if let Some(old) = g.1.pop_front() {
-                    g.0.remove(&old);
+        if g.set.insert(key.clone()) {
+            g.order.push_back(key);
+            while g.order.len() > GRAVEYARD_SIZE {
+                if let Some(old) = g.order.pop_front() {
+                    g.set.remove(&old);
                 }
             }
         }
@@ -63,7 +71,7 @@ impl Graveyard {
 
     pub(crate) fn holds(&self, table: &str, local_id: &str) -> bool {
         let g = self.rows.lock().unwrap_or_else(|e| e.into_inner());
-        g.0.contains(&(table.to_string(), local_id.to_string()))
+        g.set.contains(&(table.to_string(), local_id.to_string()))
     }
 }
 
@@ -86,11 +94,7 @@ impl<S: Store, H: Http> Engine<S, H> {
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
-        let list = ids
-            .iter()
-            .map(|s| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"")))
-            .collect::<Vec<_>>()
-            .join(",");
+        let list = crate::push::quoted_list(ids.iter().map(String::as_str));
         let q = format!("select={col},sync_txid&table_name=eq.{}&{col}=in.({})", enc(table), enc(&list));
         let rows = self
             .authed(|t| {
