@@ -291,7 +291,15 @@ impl<S: Store, H: Http> Engine<S, H> {
     pub async fn delete(&self, table: &str, local_id: &str) -> Result<(), EngineError> {
         let _w = self.writer.lock().await;
         let w = LocalWriter { schema: &self.schema, store: &self.store };
-        w.delete(table, local_id, self.now_ms()).await?;
+        let (mut batch, cancelled) = w.delete_batch(table, local_id, self.now_ms()).await?;
+        if cancelled {
+            // Children written under a row that never reached the server cannot reach
+            // it either: rejected with the reason, in the same batch.
+            let outbox = self.store.outbox().await?;
+            let reason = format!("its parent {table}/{local_id} was deleted on this device before it reached the server");
+            self.reject_unsent_children(table, local_id, &reason, &outbox, &mut Default::default(), &mut batch).await?;
+        }
+        self.store.apply(batch).await?;
         self.events.changed(vec![table.to_string()], true);
         Ok(())
     }

@@ -162,6 +162,20 @@ impl<S: Store, H: Http> Engine<S, H> {
         // Children inserted here under it that never reached the server cannot be
         // created now: they are rejected, with the reason, for the app to show.
         let reason = format!("its parent {table}/{local_id} was deleted on the server ({how})");
+        self.reject_unsent_children(table, local_id, &reason, outbox, settled, wb).await
+    }
+
+    /// Reject the waiting inserts of rows that reference `table`/`local_id` (and, through
+    /// [`Engine::reject_into`], their own dependents), into `wb`.
+    pub(crate) async fn reject_unsent_children(
+        &self,
+        table: &str,
+        local_id: &str,
+        reason: &str,
+        outbox: &[OutboxEntry],
+        settled: &mut HashSet<(String, String)>,
+        wb: &mut WriteBatch,
+    ) -> Result<(), EngineError> {
         for child in self.schema.tables() {
             for (col, parent) in &child.references {
                 if parent != table {
@@ -170,7 +184,7 @@ impl<S: Store, H: Http> Engine<S, H> {
                 for x in outbox.iter().filter(|x| x.table == child.name && x.rejected.is_none()) {
                     if let OutboxOp::Insert { row } = &x.op {
                         if row.get(col).and_then(Value::as_str) == Some(local_id) {
-                            self.reject_into(x, &reason, settled, outbox, wb).await?;
+                            self.reject_into(x, reason, settled, outbox, wb).await?;
                         }
                     }
                 }

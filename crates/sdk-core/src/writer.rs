@@ -138,6 +138,15 @@ impl<S: Store + ?Sized> LocalWriter<'_, S> {
     /// Delete a row. A row never pushed disappears with its queued insert; otherwise it
     /// is hidden at once and its delete waits in the outbox.
     pub async fn delete(&self, table: &str, local_id: &str, now_ms: i64) -> Result<(), WriteError> {
+        let (batch, _) = self.delete_batch(table, local_id, now_ms).await?;
+        self.store.apply(batch).await?;
+        Ok(())
+    }
+
+    /// The batch a delete writes, and whether it cancelled an insert that was never
+    /// sent (the row is then gone for good, and so is any chance for children written
+    /// under it to reach the server).
+    pub async fn delete_batch(&self, table: &str, local_id: &str, now_ms: i64) -> Result<(WriteBatch, bool), WriteError> {
         self.schema.table(table)?;
         let mut row = self.live_row(table, local_id).await?;
         let mut batch = WriteBatch::default();
@@ -145,14 +154,12 @@ impl<S: Store + ?Sized> LocalWriter<'_, S> {
             // The queued insert and this delete cancelled out: the row never existed
             // for the server, so it goes locally too.
             batch.delete_rows.push((table.into(), local_id.into()));
-            self.store.apply(batch).await?;
-            return Ok(());
+            return Ok((batch, true));
         }
         row.overlay = Some(Overlay::Deleted);
         row.status = RowStatus::Pending;
         batch.put_rows.push(row);
-        self.store.apply(batch).await?;
-        Ok(())
+        Ok((batch, false))
     }
 }
 

@@ -321,3 +321,30 @@ async fn a_change_a_policy_hides_is_rejected_and_rolled_back_not_taken_for_a_del
     b.pull().await.unwrap();
     assert_eq!(b.get("memories", &m).await.unwrap().unwrap().row["content"], json!("fixed"));
 }
+
+#[tokio::test]
+async fn a_child_of_a_parent_deleted_before_it_was_sent_is_rejected_with_the_reason() {
+    // Not a race with another device, but the same question: a child whose parent will
+    // never exist on the server. It must not go out with a reference the server cannot
+    // read (and come back refused for a reason nobody understands).
+    let s = server().await;
+    let (a, _b, _p) = pair(&s, "race-local-parent").await;
+    let c = a.insert("conversations", &json!({"title": "draft"})).await.unwrap().local_id;
+    let m = a
+        .insert("messages", &json!({"conversation_id": c, "role": "user", "content": "draft message"}))
+        .await
+        .unwrap()
+        .local_id;
+    a.delete("conversations", &c).await.unwrap();
+    let rejected = a.rejected().await.unwrap();
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    assert_eq!(rejected[0].local_id, m);
+    let why = rejected[0].rejected.clone().unwrap();
+    assert!(why.contains(&format!("conversations/{c}")) && why.contains("deleted on this device"), "{why}");
+    assert!(a.get("messages", &m).await.unwrap().is_none());
+    assert_eq!(a.status().await.unwrap().pending, 0);
+    assert_eq!(a.push().await.unwrap().requests, 0, "nothing is sent");
+    a.discard(&m).await.unwrap();
+    assert_eq!(a.status().await.unwrap().rejected, 0);
+    assert!(server_rows(&s, "messages", "select=id").await.is_empty());
+}
