@@ -57,7 +57,7 @@ impl<S: Store, H: Http> Engine<S, H> {
         }
     }
 
-    async fn cursor(&self, key: &str) -> Result<Cursor, EngineError> {
+    pub(crate) async fn cursor(&self, key: &str) -> Result<Cursor, EngineError> {
         match self.store.meta(key).await? {
             Some(v) => Ok(serde_json::from_value(v).map_err(|e| StoreError::Corrupt(format!("{key}: {e}")))?),
             None => Ok(Cursor::default()),
@@ -224,6 +224,7 @@ impl<S: Store, H: Http> Engine<S, H> {
         let outbox = if found.is_empty() { vec![] } else { self.store.outbox().await? };
         let mut settled = std::collections::HashSet::new();
         for t in found {
+            self.graveyard.bury_tombstone(&decl.name, &t);
             if let Some(r) = self.tombstone_target(decl, &t).await? {
                 if settled.contains(&(r.table.clone(), r.local_id.clone())) {
                     continue;

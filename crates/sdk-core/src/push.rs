@@ -630,15 +630,30 @@ impl<S: Store, H: Http> Engine<S, H> {
         let mut outbox: Option<Vec<OutboxEntry>> = None;
         for (col, parent) in &decl.references {
             let Some(local) = row.get(col).and_then(Value::as_str) else { continue };
-            let Some(p) = self.store.get_row(parent, local).await? else { continue };
-            let Some(id) = p.server_id.as_ref().map(id_text) else { continue };
-            if self.tombstones_of(parent, TombstoneKey::RowIds(&[id])).await?.is_empty() {
-                continue;
-            }
             if outbox.is_none() {
                 outbox = Some(self.store.outbox().await?);
             }
-            self.server_deleted(&p, "deleted on another device", outbox.as_deref().unwrap_or_default(), refused, &mut wb).await?;
+            let outbox = outbox.as_deref().unwrap_or_default();
+            match self.store.get_row(parent, local).await? {
+                Some(p) => {
+                    let Some(id) = p.server_id.as_ref().map(id_text) else { continue };
+                    if !self.tombstones_of(parent, TombstoneKey::RowIds(&[id])).await?.is_empty() {
+                        self.server_deleted(&p, "deleted on another device", outbox, refused, &mut wb).await?;
+                    }
+                }
+                None => {
+                    // Gone here already (the child was written as its tombstone came in,
+                    // or it never was here): the reference went out as it is, so ask
+                    // for a tombstone under that id, local or server.
+                    let key = [local.to_string()];
+                    let gone = !self.tombstones_of(parent, TombstoneKey::LocalIds(&key)).await?.is_empty()
+                        || !self.tombstones_of(parent, TombstoneKey::RowIds(&key)).await?.is_empty();
+                    if gone {
+                        let reason = format!("its parent {parent}/{local} was deleted on the server");
+                        self.reject_into(e, &reason, refused, outbox, &mut wb).await?;
+                    }
+                }
+            }
         }
         let rejected = wb.put_outbox.iter().filter(|x| x.rejected.is_some()).map(|x| (&x.table, &x.local_id)).collect::<HashSet<_>>().len();
         if !wb.is_empty() {

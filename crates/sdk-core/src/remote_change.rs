@@ -88,11 +88,14 @@ impl<S: Store, H: Http> Engine<S, H> {
                         }
                     }
                     let mine = held.as_ref().and_then(|r| txid(r.mirror.as_ref()?.get("sync_txid")));
-                    let buried = held.is_none() && local.as_deref().is_some_and(|l| self.graveyard.holds(&decl.name, l));
-                    match (mine, txid(c.record.get("sync_txid"))) {
+                    let got = txid(c.record.get("sync_txid"));
+                    let stale = held.is_none()
+                        && (self.graveyard.holds_change(&decl.name, local.as_deref(), c.record.get(&decl.key))
+                            || self.pulled_past(&decl.name, got).await?);
+                    match (mine, got) {
                         // A change from before the row's delete (queued during a
                         // catch-up, or in flight): deleted rows never come back.
-                        _ if buried => Applied::Skipped,
+                        _ if stale => Applied::Skipped,
                         (Some(have), Some(got)) if got < have => Applied::Skipped,
                         _ => {
                             self.apply_server_rows(&decl, vec![c.record.clone()], WriteBatch::default()).await?;
@@ -110,9 +113,20 @@ impl<S: Store, H: Http> Engine<S, H> {
         Ok(applied)
     }
 
+    /// Whether a change of transaction `txid` to a row this device does not hold is older
+    /// than the last pull of `table`, which would have brought the row had it still
+    /// existed then (transactions still running at that pull excepted): so the row was
+    /// deleted since, or written again later (and that later change comes on its own).
+    async fn pulled_past(&self, table: &str, txid: Option<i64>) -> Result<bool, EngineError> {
+        let Some(t) = txid else { return Ok(false) };
+        let cur = self.cursor(&format!("cursor:{table}")).await?;
+        Ok(t < cur.next_txid && !cur.pending.contains(&t))
+    }
+
     /// Remove the row a tombstone names, with any writes of it still waiting (the
     /// server's delete wins, as in a pull; see [`crate::server_delete`]).
     async fn delete_locally(&self, decl: &crate::schema::TableDecl, tombstone: &crate::Row) -> Result<Applied, EngineError> {
+        self.graveyard.bury_tombstone(&decl.name, tombstone);
         let Some(r) = self.tombstone_target(decl, tombstone).await? else { return Ok(Applied::Skipped) };
         let mut wb = WriteBatch::default();
         let outbox = self.store.outbox().await?;

@@ -69,6 +69,24 @@ impl Graveyard {
         }
     }
 
+    /// Remember the row a tombstone names, whether this device holds it or not (a stale
+    /// change may be about a row that never reached this device): by its local id and
+    /// by its server id, as changes may carry either.
+    pub(crate) fn bury_tombstone(&self, table: &str, tombstone: &Row) {
+        if let Some(l) = tombstone.get("local_id").and_then(Value::as_str) {
+            self.bury(table, l);
+        }
+        if let Some(id) = tombstone.get("row_id").and_then(Value::as_str) {
+            self.bury(table, &format!("srv:{id}"));
+        }
+    }
+
+    /// Whether a change with this local key (and server id) is about a buried row.
+    pub(crate) fn holds_change(&self, table: &str, local_key: Option<&str>, server_id: Option<&Value>) -> bool {
+        local_key.is_some_and(|l| self.holds(table, l))
+            || server_id.is_some_and(|id| self.holds(table, &format!("srv:{}", crate::local_row::id_text(id))))
+    }
+
     pub(crate) fn holds(&self, table: &str, local_id: &str) -> bool {
         let g = self.rows.lock().unwrap_or_else(|e| e.into_inner());
         g.set.contains(&(table.to_string(), local_id.to_string()))
@@ -159,6 +177,9 @@ impl<S: Store, H: Http> Engine<S, H> {
             ));
         }
         self.graveyard.bury(table, local_id);
+        if let Some(id) = &row.server_id {
+            self.graveyard.bury(table, &format!("srv:{}", crate::local_row::id_text(id)));
+        }
         // Children inserted here under it that never reached the server cannot be
         // created now: they are rejected, with the reason, for the app to show.
         let reason = format!("its parent {table}/{local_id} was deleted on the server ({how})");

@@ -32,6 +32,10 @@ pub enum WriteError {
     BadLocalId { table: String, column: String },
     #[error("the local id of row `{local_id}` cannot change")]
     LocalIdChange { local_id: String },
+    /// The server refused the row's insert: retry or discard it before writing to it
+    /// again (a write queued behind a refused insert could never be sent).
+    #[error("row `{local_id}` of `{table}` was refused by the server ({reason}); retry or discard it first")]
+    Rejected { table: String, local_id: String, reason: String },
 }
 
 /// A fresh local id: a UUIDv7, so ids sort by creation time.
@@ -101,6 +105,13 @@ impl<S: Store + ?Sized> LocalWriter<'_, S> {
             return Err(WriteError::Deleted {
                 table: table.into(),
                 local_id: local_id.into(),
+            });
+        }
+        if let (None, RowStatus::Rejected { reason }) = (&row.mirror, &row.status) {
+            return Err(WriteError::Rejected {
+                table: table.into(),
+                local_id: local_id.into(),
+                reason: reason.clone(),
             });
         }
         Ok(row)

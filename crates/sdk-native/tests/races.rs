@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use supasync_core::live::Phase;
 use supasync_core::realtime::PgChange;
 use supasync_core::remote_change::Applied;
-use supasync_core::{RowStatus, Store};
+use supasync_core::{EngineError, RowStatus, Store, WriteError};
 use tokio::time::{sleep, timeout};
 
 /// Two devices of one new user, A through a fault proxy, B direct.
@@ -246,6 +246,11 @@ async fn a_child_written_under_a_parent_deleted_elsewhere_is_rejected_with_the_r
         a.store.get_row("messages", &m2).await.unwrap().map(|r| r.status),
         Some(RowStatus::Rejected { .. })
     ));
+    // Writing to a refused row says so (a write behind it could never be sent).
+    let e = a.update("messages", &m1, &json!({"content": "edited"})).await.unwrap_err();
+    assert!(matches!(e, EngineError::Write(WriteError::Rejected { .. })), "{e}");
+    let e = a.delete("messages", &m1).await.unwrap_err();
+    assert!(e.to_string().contains("retry or discard it first"), "{e}");
     a.discard(&m1).await.unwrap();
     a.discard(&m2).await.unwrap();
     assert_eq!(a.status().await.unwrap().pending + a.status().await.unwrap().rejected, 0);
@@ -347,4 +352,66 @@ async fn a_child_of_a_parent_deleted_before_it_was_sent_is_rejected_with_the_rea
     a.discard(&m).await.unwrap();
     assert_eq!(a.status().await.unwrap().rejected, 0);
     assert!(server_rows(&s, "messages", "select=id").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_child_written_just_as_its_parents_tombstone_arrived_is_rejected_with_the_reason() {
+    // Found by the soak: the app read the conversation, the tombstone removed it, then
+    // the app wrote a message into it. The message goes out with a reference the server
+    // no longer has; the refusal must say that the parent was deleted.
+    let s = server().await;
+    let (a, b, _p) = pair(&s, "race-late-child").await;
+    let c = a.insert("conversations", &json!({"title": "about to go"})).await.unwrap().local_id;
+    a.push().await.unwrap();
+    b.pull().await.unwrap();
+    b.delete("conversations", &c).await.unwrap();
+    b.push().await.unwrap();
+    a.pull().await.unwrap();
+    assert!(a.get("conversations", &c).await.unwrap().is_none());
+    let m = a
+        .insert("messages", &json!({"conversation_id": c, "role": "user", "content": "too late"}))
+        .await
+        .unwrap()
+        .local_id;
+    let r = a.push().await.unwrap();
+    assert_eq!((r.pushed, r.rejected, r.stopped.as_deref()), (0, 1, None), "{r:?}");
+    let why = a.rejected().await.unwrap()[0].rejected.clone().unwrap();
+    assert!(why.contains(&format!("conversations/{c} was deleted on the server")), "{why}");
+    assert_eq!(a.status().await.unwrap().pending, 0);
+    assert!(a.get("messages", &m).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_stale_change_for_a_row_this_device_never_held_does_not_create_it() {
+    // Found by the soak: a message written and deleted (with its conversation) while a
+    // device caught up; the device's pull applied the tombstones of rows it never held,
+    // then the queued INSERT arrived. It must not create a row the server no longer has,
+    // neither right away nor after a restart (where nothing is remembered in memory).
+    let s = server().await;
+    let (a, b, _p) = pair(&s, "race-never-held").await;
+    a.pull().await.unwrap(); // A has pulled before: its cursors are past the start
+    let m = b.insert("memories", &json!({"content": "here and gone"})).await.unwrap().local_id;
+    b.push().await.unwrap();
+    let record = server_rows(&s, "memories", &format!("select=*&local_id=eq.{m}")).await.remove(0);
+    b.delete("memories", &m).await.unwrap();
+    b.push().await.unwrap();
+    a.pull().await.unwrap();
+    let insert = PgChange {
+        schema: "public".into(),
+        table: "memories".into(),
+        kind: "INSERT".into(),
+        record: record.as_object().cloned().unwrap(),
+        old_record: Default::default(),
+        commit_timestamp: None,
+        errors: None,
+    };
+    assert_eq!(a.apply_change(&insert).await.unwrap(), Applied::Skipped);
+    assert!(a.get("memories", &m).await.unwrap().is_none(), "no ghost");
+    // A third device that pulled after the delete and never saw the tombstone in this
+    // process: its cursor says the change is older than what it pulled.
+    let c = replica(s.url(), s.anon_key()).await;
+    c.sign_in("race-never-held@example.com", "password-123").await.unwrap();
+    c.pull().await.unwrap();
+    assert_eq!(c.apply_change(&insert).await.unwrap(), Applied::Skipped);
+    assert!(c.get("memories", &m).await.unwrap().is_none(), "no ghost without a memory of the delete either");
 }
