@@ -48,6 +48,19 @@ async fn shared_memory(a: &Replica, b: &Replica, content: &str) -> String {
     m.local_id
 }
 
+/// A Realtime change of `memories` as the server would send it.
+fn memory_change(kind: &str, record: &Value) -> PgChange {
+    PgChange {
+        schema: "public".into(),
+        table: "memories".into(),
+        kind: kind.into(),
+        record: record.as_object().cloned().unwrap_or_default(),
+        old_record: Default::default(),
+        commit_timestamp: None,
+        errors: None,
+    }
+}
+
 async fn on_server(s: &supasync_devserver::DevServer, table: &str, local_id: &str) -> usize {
     server_rows(s, table, &format!("select=id&local_id=eq.{local_id}")).await.len()
 }
@@ -288,22 +301,14 @@ async fn a_stale_realtime_change_does_not_revive_a_deleted_row() {
     b.push().await.unwrap();
     a.pull().await.unwrap();
     assert!(a.get("memories", &m).await.unwrap().is_none());
-    let stale = PgChange {
-        schema: "public".into(),
-        table: "memories".into(),
-        kind: "UPDATE".into(),
-        record: record.as_object().cloned().unwrap(),
-        old_record: Default::default(),
-        commit_timestamp: None,
-        errors: None,
-    };
+    let stale = memory_change("UPDATE", &record);
     assert_eq!(a.apply_change(&stale).await.unwrap(), Applied::Skipped);
     assert!(a.get("memories", &m).await.unwrap().is_none(), "no ghost");
     // A row the device never deleted still arrives the same way.
     let fresh = b.insert("memories", &json!({"content": "new"})).await.unwrap().local_id;
     b.push().await.unwrap();
     let record = server_rows(&s, "memories", &format!("select=*&local_id=eq.{fresh}")).await.remove(0);
-    let change = PgChange { kind: "INSERT".into(), record: record.as_object().cloned().unwrap(), ..stale };
+    let change = memory_change("INSERT", &record);
     assert_eq!(a.apply_change(&change).await.unwrap(), Applied::Row);
     assert_eq!(a.get("memories", &fresh).await.unwrap().unwrap().row["content"], json!("new"));
 }
@@ -396,15 +401,7 @@ async fn a_stale_change_for_a_row_this_device_never_held_does_not_create_it() {
     b.delete("memories", &m).await.unwrap();
     b.push().await.unwrap();
     a.pull().await.unwrap();
-    let insert = PgChange {
-        schema: "public".into(),
-        table: "memories".into(),
-        kind: "INSERT".into(),
-        record: record.as_object().cloned().unwrap(),
-        old_record: Default::default(),
-        commit_timestamp: None,
-        errors: None,
-    };
+    let insert = memory_change("INSERT", &record);
     assert_eq!(a.apply_change(&insert).await.unwrap(), Applied::Skipped);
     assert!(a.get("memories", &m).await.unwrap().is_none(), "no ghost");
     // A third device that pulled after the delete and never saw the tombstone in this

@@ -44,12 +44,22 @@ pub type Replica = std::sync::Arc<supasync_core::Engine<supasync_native::SqliteS
 
 /// A device of the chat schema talking to `url`.
 pub async fn replica(url: &str, key: &str) -> Replica {
+    replica_on(url, key, supasync_native::SqliteStore::in_memory().expect("store")).await
+}
+
+/// A device of the chat schema whose replica is the SQLite file at `path` (reopened as
+/// it was when the file exists: the session and the outbox included).
+pub async fn replica_at(url: &str, key: &str, path: &std::path::Path) -> Replica {
+    replica_on(url, key, supasync_native::SqliteStore::open(path).expect("store")).await
+}
+
+async fn replica_on(url: &str, key: &str, store: supasync_native::SqliteStore) -> Replica {
     use supasync_core::{client::Project, Engine, EngineConfig, Schema};
     let schema = Schema::from_json(&std::fs::read_to_string(manifest().join("tests/chat_schema.json")).expect("schema")).expect("schema");
     std::sync::Arc::new(
         Engine::open(
             schema,
-            supasync_native::SqliteStore::in_memory().expect("store"),
+            store,
             supasync_native::ReqwestHttp::with_timeout(std::time::Duration::from_secs(5)).expect("http"),
             Project { url: url.into(), anon_key: key.into() },
             EngineConfig::with_clock(supasync_native::system_now_ms),
@@ -59,8 +69,8 @@ pub async fn replica(url: &str, key: &str) -> Replica {
     )
 }
 
-/// Start live sync with test pacing: quick reconnects and retries, this heartbeat.
-pub fn go_live(d: &Replica, url: &str, key: &str, heartbeat_ms: u64) -> supasync_core::live::LiveSync {
+/// Test pacing: quick reconnects and retries, this heartbeat.
+fn test_pacing(heartbeat_ms: u64) -> (supasync_core::realtime::RealtimeConfig, supasync_core::live::LiveConfig) {
     use supasync_core::{live::LiveConfig, realtime::RealtimeConfig, Backoff};
     let fast = Backoff { initial_ms: 100, max_ms: 500 };
     let rt = RealtimeConfig {
@@ -70,7 +80,13 @@ pub fn go_live(d: &Replica, url: &str, key: &str, heartbeat_ms: u64) -> supasync
         rejoin: fast,
         ..RealtimeConfig::with_clock(supasync_native::system_now_ms)
     };
-    supasync_native::start_live(d.clone(), url, key, rt, LiveConfig { retry: fast, ..Default::default() }).0
+    (rt, LiveConfig { retry: fast, ..Default::default() })
+}
+
+/// Start live sync with test pacing: quick reconnects and retries, this heartbeat.
+pub fn go_live(d: &Replica, url: &str, key: &str, heartbeat_ms: u64) -> supasync_core::live::LiveSync {
+    let (rt, live) = test_pacing(heartbeat_ms);
+    supasync_native::start_live(d.clone(), url, key, rt, live).0
 }
 
 /// Wait until the live sync reports `want`.
@@ -86,24 +102,6 @@ pub async fn until_phase(l: &supasync_core::live::LiveSync, want: supasync_core:
     })
     .await
     .unwrap_or_else(|_| panic!("phase {want:?} not reached in {secs} s"));
-}
-
-/// A device of the chat schema whose replica is the SQLite file at `path` (reopened as
-/// it was when the file exists: the session and the outbox included).
-pub async fn replica_at(url: &str, key: &str, path: &std::path::Path) -> Replica {
-    use supasync_core::{client::Project, Engine, EngineConfig, Schema};
-    let schema = Schema::from_json(&std::fs::read_to_string(manifest().join("tests/chat_schema.json")).expect("schema")).expect("schema");
-    std::sync::Arc::new(
-        Engine::open(
-            schema,
-            supasync_native::SqliteStore::open(path).expect("store"),
-            supasync_native::ReqwestHttp::with_timeout(std::time::Duration::from_secs(5)).expect("http"),
-            Project { url: url.into(), anon_key: key.into() },
-            EngineConfig::with_clock(supasync_native::system_now_ms),
-        )
-        .await
-        .expect("engine"),
-    )
 }
 
 /// Live sync whose tasks the test can kill as a process kill would: aborted wherever
@@ -127,18 +125,11 @@ impl KillableLive {
 
 /// [`go_live`], with the tasks' handles kept for [`KillableLive::kill`].
 pub fn go_live_killable(d: &Replica, url: &str, key: &str, heartbeat_ms: u64) -> KillableLive {
-    use supasync_core::{live::LiveConfig, live::LiveSync, realtime::RealtimeClient, realtime::RealtimeConfig, Backoff};
+    use supasync_core::{live::LiveSync, realtime::RealtimeClient};
     use supasync_native::{TokioTimer, TungsteniteConnector};
-    let fast = Backoff { initial_ms: 100, max_ms: 500 };
-    let rt = RealtimeConfig {
-        heartbeat_ms,
-        push_timeout_ms: 3_000,
-        reconnect: fast,
-        rejoin: fast,
-        ..RealtimeConfig::with_clock(supasync_native::system_now_ms)
-    };
+    let (rt, cfg) = test_pacing(heartbeat_ms);
     let (client, driver) = RealtimeClient::new(url, key, rt);
-    let (live, live_driver) = LiveSync::new(d.clone(), client, LiveConfig { retry: fast, ..Default::default() });
+    let (live, live_driver) = LiveSync::new(d.clone(), client, cfg);
     let tokens = live.token_source(d.clone());
     let tasks = vec![
         tokio::spawn(driver.run(TungsteniteConnector, TokioTimer, Some(tokens))),
