@@ -99,7 +99,8 @@ declare
 begin
   if new_row ->> 'local_id' is not null and exists (
        select 1 from public.supasync_tombstones t
-       where t.table_name = tg_table_name
+       -- As text in the default collation (a name is "C"), so that the index applies.
+       where t.table_name = tg_table_name::text collate "default"
          and t.owner_id = nullif(new_row ->> tg_argv[0], '')::uuid
          and t.local_id = new_row ->> 'local_id') then
     return null;
