@@ -422,6 +422,7 @@ impl<S: Store, H: Http> Engine<S, H> {
             e.rejected = None;
             e.attempts = 0;
             e.last_error = None;
+            e.known_unsent = true;
             batch.put_outbox.push(e);
         }
         row.overlay = Some(if deleted { Overlay::Deleted } else { Overlay::Fields { fields: overlay } });

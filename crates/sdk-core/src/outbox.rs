@@ -9,6 +9,13 @@
 //! may have committed it with the answer lost, so merging would lose the new write (a
 //! retried insert is ignored as a duplicate, with whatever fields were merged into it)
 //! or leave the server's row behind forever (an insert "cancelled" by a delete).
+//!
+//! "Tried" must survive a crash in the middle of a request (the process killed after the
+//! server committed, before the attempt was counted). So before each request the push
+//! records the highest `seq` it is sending ([`SENT_THROUGH`]), one small write; every
+//! entry at or below it may be on the server. That is conservative (an entry of a batch
+//! skipped for a missing parent counts as tried too), which costs at most a request,
+//! never a write.
 
 use serde::{Deserialize, Serialize};
 
@@ -43,6 +50,10 @@ pub struct OutboxEntry {
     pub in_flight: bool,
     /// Refused by the server (permanent): kept for retry, edit or discard.
     pub rejected: Option<String>,
+    /// Refused, then queued again by the app: the refusal proves the server holds none
+    /// of it, whatever [`SENT_THROUGH`] says, until it is sent again.
+    #[serde(default)]
+    pub known_unsent: bool,
 }
 
 impl OutboxEntry {
@@ -58,7 +69,24 @@ impl OutboxEntry {
             last_error: None,
             in_flight: false,
             rejected: None,
+            known_unsent: false,
         }
+    }
+}
+
+/// The metadata key under which the push records the highest `seq` it has sent.
+pub const SENT_THROUGH: &str = "outbox:sent_through";
+
+/// The highest `seq` a push may have sent (0 if none).
+pub async fn sent_through<S: crate::store::Store + ?Sized>(store: &S) -> Result<u64, crate::store::StoreError> {
+    Ok(store.meta(SENT_THROUGH).await?.and_then(|v| v.as_u64()).unwrap_or(0))
+}
+
+impl OutboxEntry {
+    /// Whether the server may already hold this write: being pushed, pushed with the
+    /// answer lost, or sent by a process that died before it heard back.
+    pub fn may_be_on_server(&self, sent_through: u64) -> bool {
+        self.in_flight || self.attempts > 0 || (self.seq <= sent_through && !self.known_unsent)
     }
 }
 
@@ -82,8 +110,9 @@ pub enum CoalesceError {
     InsertOverExisting,
 }
 
-/// Combine `new` with `waiting` (the row's last entry, if any).
-pub fn coalesce(waiting: Option<&OutboxEntry>, new: OutboxOp) -> Result<Coalesced, CoalesceError> {
+/// Combine `new` with `waiting` (the row's last entry, if any); `sent_through` is the
+/// store's [`SENT_THROUGH`].
+pub fn coalesce(waiting: Option<&OutboxEntry>, sent_through: u64, new: OutboxOp) -> Result<Coalesced, CoalesceError> {
     use OutboxOp::*;
     let Some(w) = waiting else {
         return Ok(Coalesced::Append(new));
@@ -93,7 +122,7 @@ pub fn coalesce(waiting: Option<&OutboxEntry>, new: OutboxOp) -> Result<Coalesce
         (_, Insert { .. }) => return Err(CoalesceError::InsertOverExisting),
         _ => {}
     }
-    if w.in_flight || w.rejected.is_some() || w.attempts > 0 {
+    if w.rejected.is_some() || w.may_be_on_server(sent_through) {
         return Ok(Coalesced::Append(new));
     }
     Ok(match (&w.op, new) {
@@ -129,11 +158,16 @@ mod tests {
                 created_at_ms: 0,
             },
         );
-        assert_eq!(coalesce(Some(&insert), OutboxOp::Delete), Ok(Coalesced::Cancel));
+        assert_eq!(coalesce(Some(&insert), 0, OutboxOp::Delete), Ok(Coalesced::Cancel));
+        // Sent by a push that died before it counted the attempt: it may be there.
+        assert_eq!(coalesce(Some(&insert), 1, OutboxOp::Delete), Ok(Coalesced::Append(OutboxOp::Delete)));
+        // Unless the server refused it since (and the app queued it again).
+        insert.known_unsent = true;
+        assert_eq!(coalesce(Some(&insert), 1, OutboxOp::Delete), Ok(Coalesced::Cancel));
         insert.attempts = 1; // the answer was lost: the server may have the row
-        assert_eq!(coalesce(Some(&insert), OutboxOp::Delete), Ok(Coalesced::Append(OutboxOp::Delete)));
+        assert_eq!(coalesce(Some(&insert), 0, OutboxOp::Delete), Ok(Coalesced::Append(OutboxOp::Delete)));
         let upd = OutboxOp::Update { fields: row(json!({"a": 1})) };
-        assert_eq!(coalesce(Some(&insert), upd.clone()), Ok(Coalesced::Append(upd)));
+        assert_eq!(coalesce(Some(&insert), 0, upd.clone()), Ok(Coalesced::Append(upd)));
     }
 
     fn row(v: serde_json::Value) -> Row {
@@ -151,6 +185,7 @@ mod tests {
             last_error: None,
             in_flight: false,
             rejected: None,
+            known_unsent: false,
         }
     }
 
@@ -158,17 +193,17 @@ mod tests {
     fn writes_to_one_row_coalesce() {
         let ins = entry(OutboxOp::Insert { row: row(json!({"a": 1, "b": 1})) });
         assert_eq!(
-            coalesce(Some(&ins), OutboxOp::Update { fields: row(json!({"b": 2})) }),
+            coalesce(Some(&ins), 0, OutboxOp::Update { fields: row(json!({"b": 2})) }),
             Ok(Coalesced::Replace(OutboxOp::Insert { row: row(json!({"a": 1, "b": 2})) }))
         );
-        assert_eq!(coalesce(Some(&ins), OutboxOp::Delete), Ok(Coalesced::Cancel));
+        assert_eq!(coalesce(Some(&ins), 0, OutboxOp::Delete), Ok(Coalesced::Cancel));
         let upd = entry(OutboxOp::Update { fields: row(json!({"a": 1})) });
         assert_eq!(
-            coalesce(Some(&upd), OutboxOp::Update { fields: row(json!({"b": 2})) }),
+            coalesce(Some(&upd), 0, OutboxOp::Update { fields: row(json!({"b": 2})) }),
             Ok(Coalesced::Replace(OutboxOp::Update { fields: row(json!({"a": 1, "b": 2})) }))
         );
-        assert_eq!(coalesce(Some(&upd), OutboxOp::Delete), Ok(Coalesced::Replace(OutboxOp::Delete)));
-        assert_eq!(coalesce(None, OutboxOp::Delete), Ok(Coalesced::Append(OutboxOp::Delete)));
+        assert_eq!(coalesce(Some(&upd), 0, OutboxOp::Delete), Ok(Coalesced::Replace(OutboxOp::Delete)));
+        assert_eq!(coalesce(None, 0, OutboxOp::Delete), Ok(Coalesced::Append(OutboxOp::Delete)));
     }
 
     #[test]
@@ -176,15 +211,15 @@ mod tests {
         let mut ins = entry(OutboxOp::Insert { row: row(json!({"a": 1})) });
         ins.in_flight = true;
         let upd = OutboxOp::Update { fields: row(json!({"a": 2})) };
-        assert_eq!(coalesce(Some(&ins), upd.clone()), Ok(Coalesced::Append(upd)));
-        assert_eq!(coalesce(Some(&ins), OutboxOp::Delete), Ok(Coalesced::Append(OutboxOp::Delete)));
+        assert_eq!(coalesce(Some(&ins), 0, upd.clone()), Ok(Coalesced::Append(upd)));
+        assert_eq!(coalesce(Some(&ins), 0, OutboxOp::Delete), Ok(Coalesced::Append(OutboxOp::Delete)));
     }
 
     #[test]
     fn impossible_sequences_are_errors() {
         let del = entry(OutboxOp::Delete);
-        assert_eq!(coalesce(Some(&del), OutboxOp::Update { fields: Row::new() }), Err(CoalesceError::AfterDelete));
+        assert_eq!(coalesce(Some(&del), 0, OutboxOp::Update { fields: Row::new() }), Err(CoalesceError::AfterDelete));
         let ins = entry(OutboxOp::Insert { row: Row::new() });
-        assert_eq!(coalesce(Some(&ins), OutboxOp::Insert { row: Row::new() }), Err(CoalesceError::InsertOverExisting));
+        assert_eq!(coalesce(Some(&ins), 0, OutboxOp::Insert { row: Row::new() }), Err(CoalesceError::InsertOverExisting));
     }
 }

@@ -245,6 +245,7 @@ impl<S: Store, H: Http> Engine<S, H> {
                 continue;
             }
             report.requests += 1;
+            self.note_sending(batch.iter().map(|(e, _)| e)).await?;
             let e = match self.send_inserts(&table, &decl, &batch).await {
                 Ok(answer) => {
                     let confirmed = self.confirm_inserts(&table, &batch, answer, report, refused, ctx).await?;
@@ -517,6 +518,7 @@ impl<S: Store, H: Http> Engine<S, H> {
         let q = format!("{}=eq.{}&select=*", enc(&decl.key), enc(&id));
         let started = self.now_ms();
         report.requests += 1;
+        self.note_sending(std::iter::once(&e)).await?;
         let res = match &e.op {
             OutboxOp::Update { fields } => {
                 let body = match self.to_server(&e.table, fields, ctx).await? {
@@ -609,6 +611,27 @@ impl<S: Store, H: Http> Engine<S, H> {
                 }
             },
         }
+    }
+
+    /// Record, before a request goes out, that these entries may reach the server (see
+    /// [`crate::outbox::SENT_THROUGH`]): a crash mid-request must not let a later write
+    /// merge into one the server already has.
+    async fn note_sending<'a>(&self, entries: impl Iterator<Item = &'a OutboxEntry>) -> Result<(), EngineError> {
+        let mut wb = WriteBatch::default();
+        let mut max = 0;
+        for e in entries {
+            max = max.max(e.seq);
+            if e.known_unsent {
+                wb.put_outbox.push(OutboxEntry { known_unsent: false, ..e.clone() });
+            }
+        }
+        if max > crate::outbox::sent_through(&self.store).await? {
+            wb.meta.push((crate::outbox::SENT_THROUGH.to_string(), Some(json!(max))));
+        }
+        if !wb.is_empty() {
+            self.store.apply(wb).await?;
+        }
+        Ok(())
     }
 
     /// A transient failure of one entry: count the attempt, stop this run.

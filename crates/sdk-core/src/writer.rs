@@ -10,7 +10,7 @@
 use serde_json::Value;
 
 use crate::local_row::{LocalRow, Overlay, RowStatus};
-use crate::outbox::{coalesce, CoalesceError, Coalesced, OutboxOp};
+use crate::outbox::{coalesce, sent_through, CoalesceError, Coalesced, OutboxOp};
 use crate::schema::{Schema, SchemaError};
 use crate::store::{NewOutboxEntry, Store, StoreError, WriteBatch};
 use crate::Row;
@@ -179,7 +179,11 @@ impl<S: Store + ?Sized> LocalWriter<'_, S> {
     /// Returns true when the two cancel out (an unpushed insert, then a delete).
     async fn queue(&self, table: &str, local_id: &str, op: OutboxOp, now_ms: i64, batch: &mut WriteBatch) -> Result<bool, WriteError> {
         let waiting = self.store.last_outbox_entry(table, local_id).await?;
-        match coalesce(waiting.as_ref(), op).map_err(|e| coalesce_error(e, table, local_id))? {
+        let sent = match &waiting {
+            Some(_) => sent_through(self.store).await?,
+            None => 0,
+        };
+        match coalesce(waiting.as_ref(), sent, op).map_err(|e| coalesce_error(e, table, local_id))? {
             Coalesced::Replace(op) => {
                 let mut e = waiting.ok_or_else(|| WriteError::NotFound {
                     table: table.into(),

@@ -412,3 +412,44 @@ async fn a_stale_change_for_a_row_this_device_never_held_does_not_create_it() {
     assert_eq!(c.apply_change(&insert).await.unwrap(), Applied::Skipped);
     assert!(c.get("memories", &m).await.unwrap().is_none(), "no ghost without a memory of the delete either");
 }
+
+#[tokio::test]
+async fn a_push_killed_after_its_request_landed_still_counts_as_tried() {
+    // Found by the soak: the engine was killed mid-push after the server committed an
+    // insert, before the attempt was recorded; reopened, the app deleted the row, and
+    // the delete "cancelled" the insert as if it had never been sent: the server kept it.
+    let s = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.db");
+    let proxy = FaultProxy::start(s.url().trim_start_matches("http://").to_string()).await.unwrap();
+    let a = common::replica_at(&proxy.url(), s.anon_key(), &path).await;
+    a.sign_up("race-killed@example.com", "password-123").await.unwrap();
+    let c = a.insert("conversations", &json!({"title": "sent, then killed"})).await.unwrap().local_id;
+    let m = a.insert("conversations", &json!({"title": "sent too"})).await.unwrap().local_id;
+    // One request carries both. Its answer is held back; once the server has both rows
+    // (the HTTP timeout is 5 s, far longer), the push is dropped where
+    // it stands (awaiting the answer), as a killed process would leave it.
+    proxy.set(Mode::DelayAnswers(Duration::from_secs(30)));
+    tokio::select! {
+        r = a.push() => panic!("the push finished: {r:?}"),
+        _ = async {
+            while on_server(&s, "conversations", &c).await == 0 || on_server(&s, "conversations", &m).await == 0 {
+                sleep(Duration::from_millis(10)).await;
+            }
+        } => {}
+    }
+    proxy.set(Mode::Pass);
+    proxy.cut();
+    drop(a);
+    let a = common::replica_at(&proxy.url(), s.anon_key(), &path).await;
+    assert_eq!(a.status().await.unwrap().pending, 2);
+    // The app deletes one and edits the other: both queue behind the inserts.
+    a.delete("conversations", &c).await.unwrap();
+    a.update("conversations", &m, &json!({"title": "edited after the restart"})).await.unwrap();
+    assert_eq!(a.status().await.unwrap().pending, 4, "queued behind, neither cancelled nor merged");
+    let r = a.push().await.unwrap();
+    assert_eq!((r.rejected, r.stopped.as_deref()), (0, None), "{r:?}");
+    assert_eq!(on_server(&s, "conversations", &c).await, 0, "the delete reached the server");
+    let kept = server_rows(&s, "conversations", &format!("select=title&local_id=eq.{m}")).await;
+    assert_eq!(kept, vec![json!({"title": "edited after the restart"})], "the edit was not lost in a duplicate insert");
+}
