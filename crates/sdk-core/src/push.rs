@@ -53,12 +53,12 @@ struct RunContext {
 /// (parent table, server id as JSON text) → the parent's local id, if this device has it.
 pub(crate) type ParentLocalIds = HashMap<(String, String), Option<String>>;
 
-/// The server's answer to one batch of inserts: its rows, and the rows of the batch it
-/// skipped because they were deleted there after an earlier attempt landed (local id →
-/// the deleting transaction).
+/// The server's answer to one batch of inserts: its rows, and the local ids of the rows
+/// of the batch it skipped because they were deleted there after an earlier attempt
+/// landed.
 struct InsertAnswer {
     rows: Vec<Value>,
-    gone: HashMap<String, Option<i64>>,
+    gone: HashSet<String>,
 }
 
 /// The result of sending one run of inserts.
@@ -349,7 +349,7 @@ impl<S: Store, H: Http> Engine<S, H> {
         }
         // Still missing: the SQL kit skips an insert whose row was deleted (a retry
         // after a lost answer, the row deleted meanwhile elsewhere). Its tombstone says so.
-        let mut gone = HashMap::new();
+        let mut gone = HashSet::new();
         if rows.len() < batch.len() {
             let got: HashSet<&str> = rows.iter().filter_map(|r| r.get(&decl.local_id).and_then(Value::as_str)).collect();
             let missing: Vec<String> = batch.iter().map(|(e, _)| e.local_id.clone()).filter(|l| !got.contains(l.as_str())).collect();
@@ -381,7 +381,7 @@ impl<S: Store, H: Http> Engine<S, H> {
         let mut confirmed = 0;
         if !gone.is_empty() {
             let outbox = self.store.outbox().await?;
-            for (e, _) in batch.iter().filter(|(e, _)| gone.contains_key(&e.local_id)) {
+            for (e, _) in batch.iter().filter(|(e, _)| gone.contains(&e.local_id)) {
                 if let Some(row) = self.store.get_row(table, &e.local_id).await? {
                     self.server_deleted(&row, "deleted on another device after an earlier attempt landed", &outbox, refused, &mut wb)
                         .await?;
@@ -389,7 +389,7 @@ impl<S: Store, H: Http> Engine<S, H> {
             }
         }
         for (e, _) in batch {
-            if gone.contains_key(&e.local_id) {
+            if gone.contains(&e.local_id) {
                 continue;
             }
             let Some(server) = by_local.get(&e.local_id) else {

@@ -22,7 +22,7 @@
 //! DELETE can also match nothing because a policy hides the row, and that is a refusal
 //! (rejected with its reason), not a delete.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;
 
 use serde_json::{json, Value};
@@ -102,32 +102,30 @@ pub(crate) enum TombstoneKey<'a> {
 }
 
 impl<S: Store, H: Http> Engine<S, H> {
-    /// Which of these rows of `table` have a tombstone on the server: the key asked
-    /// for (row id or local id) → the deleting transaction's id.
-    pub(crate) async fn tombstones_of(&self, table: &str, key: TombstoneKey<'_>) -> Result<HashMap<String, Option<i64>>, RequestError> {
+    /// Which of these rows of `table` have a tombstone on the server (the ids asked
+    /// for, row ids or local ids).
+    pub(crate) async fn tombstones_of(&self, table: &str, key: TombstoneKey<'_>) -> Result<HashSet<String>, RequestError> {
         let (col, ids) = match key {
             TombstoneKey::RowIds(ids) => ("row_id", ids),
             TombstoneKey::LocalIds(ids) => ("local_id", ids),
         };
         if ids.is_empty() {
-            return Ok(HashMap::new());
+            return Ok(HashSet::new());
         }
         let list = crate::push::quoted_list(ids.iter().map(String::as_str));
-        let q = format!("select={col},sync_txid&table_name=eq.{}&{col}=in.({})", enc(table), enc(&list));
+        let q = format!("select={col}&table_name=eq.{}&{col}=in.({})", enc(table), enc(&list));
         let rows = self
             .authed(|t| {
                 let q = q.clone();
                 async move { self.client.select(TOMBSTONES, &q, &t).await }
             })
             .await?;
-        let mut out = HashMap::new();
-        for r in rows {
-            let Some(id) = r.get(col).and_then(Value::as_str) else {
-                return Err(RequestError::BadAnswer(format!("a tombstone without `{col}`: {r}")));
-            };
-            out.insert(id.to_string(), r.get("sync_txid").and_then(Value::as_i64));
-        }
-        Ok(out)
+        rows.iter()
+            .map(|r| match r.get(col).and_then(Value::as_str) {
+                Some(id) => Ok(id.to_string()),
+                None => Err(RequestError::BadAnswer(format!("a tombstone without `{col}`: {r}"))),
+            })
+            .collect()
     }
 
     /// The server deleted `row`: remove it here with every waiting write of it, record
