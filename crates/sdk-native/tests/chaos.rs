@@ -1,8 +1,13 @@
-//! Live sync under faults (issue 4 §6): three devices of one user writing at random
-//! while their connections are cut, refused and slowed at random, for several seeds;
-//! a dev server restarted under connected devices; access tokens that expire while
-//! channels are joined. After healing, every device holds exactly what the server
-//! holds, and every write that was not deleted is there once.
+//! Live sync under faults (issue 4 §6, widened by issue 8 §2): three devices of one user
+//! writing at random (conversations deleted with their messages included) while their
+//! connections are cut, refused, slowed, answered 503, or forwarded and answered 500;
+//! engines killed mid-push and reopened from their files; the dev server restarted
+//! mid-push; every access token expired at once. After healing, every device holds
+//! exactly what the server holds, every write that was not deleted is there once, and
+//! the only refusals are messages whose conversation was deleted, each saying so.
+//! Seeds come from `CHAOS_SEEDS` (see [`seeds`]); the soak runs them all and names the
+//! ones that diverged. Also: a dev server restarted under connected devices, and access
+//! tokens that expire while channels are joined.
 
 mod common;
 
