@@ -44,8 +44,13 @@ create table if not exists public.supasync_tombstones (
 -- Pulls read one owner's tombstones of one table in (sync_txid, id) order.
 create index if not exists supasync_tombstones_by_owner
   on public.supasync_tombstones (owner_id, table_name, sync_txid, id);
--- The resurrection guard looks tombstones up by (table, owner, local_id); a push whose
--- update or delete matched nothing asks for one by (table, row_id).
+-- The resurrection guard looks tombstones up by one key, 'table:owner:local_id', whose
+-- index no other can stand in for: a trigger's plan is made once per connection, maybe
+-- when the table was empty, and with a choice of indexes it kept a poor one (a scan of
+-- every tombstone of the owner for each inserted row). The SDK asks by (table, local_id)
+-- after a skipped insert, and by (table, row_id) after an update or delete matched nothing.
+create index if not exists supasync_tombstones_by_key
+  on public.supasync_tombstones ((table_name || ':' || owner_id::text || ':' || local_id));
 create index if not exists supasync_tombstones_by_local_id
   on public.supasync_tombstones (table_name, owner_id, local_id);
 create index if not exists supasync_tombstones_by_row_id
@@ -91,18 +96,19 @@ end
 $$;
 
 -- Trigger argument: the owner column. Skips (returns null for) an insert of a row
--- that was deleted before: same table, owner and local_id as a tombstone.
+-- that was deleted before: same table, owner and local_id as a tombstone. One index
+-- probe per inserted row; seq scans are off so that a plan made while the table was
+-- small cannot stay a scan.
 create or replace function supasync.keep_deleted() returns trigger
-language plpgsql security definer set search_path = pg_catalog, public as $$
+language plpgsql security definer set search_path = pg_catalog, public set enable_seqscan = off as $$
 declare
   new_row jsonb := to_jsonb(new);
 begin
   if new_row ->> 'local_id' is not null and exists (
        select 1 from public.supasync_tombstones t
-       -- As text in the default collation (a name is "C"), so that the index applies.
-       where t.table_name = tg_table_name::text collate "default"
-         and t.owner_id = nullif(new_row ->> tg_argv[0], '')::uuid
-         and t.local_id = new_row ->> 'local_id') then
+       where (t.table_name || ':' || t.owner_id::text || ':' || t.local_id)
+           -- the table's name as text in the default collation (a name is "C")
+           = ((tg_table_name::text collate "default") || ':' || (new_row ->> tg_argv[0]) || ':' || (new_row ->> 'local_id'))) then
     return null;
   end if;
   return new;
