@@ -57,12 +57,17 @@ pub fn id_text(id: &Value) -> String {
 }
 
 /// The local key of a row as the server sends it: its local id, or, for a row created
-/// on the server without one, a key derived from its server id (`srv:<id>`).
+/// on the server without one, a key derived from its server id ([`server_key`]).
 pub fn row_key(decl: &crate::schema::TableDecl, server_row: &Row) -> Option<String> {
     match server_row.get(&decl.local_id) {
         Some(Value::String(l)) if !l.is_empty() => Some(l.clone()),
-        _ => server_row.get(&decl.key).map(|id| format!("srv:{}", id_text(id))),
+        _ => server_row.get(&decl.key).map(|id| server_key(&id_text(id))),
     }
+}
+
+/// The local key derived from a server id given as text: `srv:<id>`.
+pub fn server_key(id_text: &str) -> String {
+    format!("srv:{id_text}")
 }
 
 impl LocalRow {

@@ -737,23 +737,8 @@ impl<S: Store, H: Http> Engine<S, H> {
                 json!({"local_id": local_id}),
             ));
             // Dependents: waiting inserts whose references point at this row.
-            for child in self.schema.tables() {
-                for (col, parent) in &child.references {
-                    if *parent != table {
-                        continue;
-                    }
-                    for x in outbox {
-                        if let (true, OutboxOp::Insert { row }) = (x.table == child.name && x.rejected.is_none(), &x.op) {
-                            if row.get(col).and_then(Value::as_str) == Some(local_id.as_str()) {
-                                queue.push((
-                                    x.table.clone(),
-                                    x.local_id.clone(),
-                                    format!("its parent {table}/{local_id} was rejected: {why}"),
-                                ));
-                            }
-                        }
-                    }
-                }
+            for x in self.unsent_children(&table, &local_id, outbox) {
+                queue.push((x.table.clone(), x.local_id.clone(), format!("its parent {table}/{local_id} was rejected: {why}")));
             }
         }
         // A rolled-back insert keeps its row as a marker (status rejected, no mirror):

@@ -29,7 +29,7 @@ use serde_json::{json, Value};
 
 use crate::client::{enc, RequestError};
 use crate::engine::{Engine, EngineError};
-use crate::local_row::{LocalRow, Overlay};
+use crate::local_row::{id_text, server_key, LocalRow, Overlay};
 use crate::outbox::{OutboxEntry, OutboxOp};
 use crate::remote_change::TOMBSTONES;
 use crate::store::{Store, WriteBatch};
@@ -77,14 +77,14 @@ impl Graveyard {
             self.bury(table, l);
         }
         if let Some(id) = tombstone.get("row_id").and_then(Value::as_str) {
-            self.bury(table, &format!("srv:{id}"));
+            self.bury(table, &server_key(id));
         }
     }
 
     /// Whether a change with this local key (and server id) is about a buried row.
     pub(crate) fn holds_change(&self, table: &str, local_key: Option<&str>, server_id: Option<&Value>) -> bool {
         local_key.is_some_and(|l| self.holds(table, l))
-            || server_id.is_some_and(|id| self.holds(table, &format!("srv:{}", crate::local_row::id_text(id))))
+            || server_id.is_some_and(|id| self.holds(table, &server_key(&id_text(id))))
     }
 
     pub(crate) fn holds(&self, table: &str, local_id: &str) -> bool {
@@ -176,7 +176,7 @@ impl<S: Store, H: Http> Engine<S, H> {
         }
         self.graveyard.bury(table, local_id);
         if let Some(id) = &row.server_id {
-            self.graveyard.bury(table, &format!("srv:{}", crate::local_row::id_text(id)));
+            self.graveyard.bury(table, &server_key(&id_text(id)));
         }
         // Children inserted here under it that never reached the server cannot be
         // created now: they are rejected, with the reason, for the app to show.
@@ -195,20 +195,28 @@ impl<S: Store, H: Http> Engine<S, H> {
         settled: &mut HashSet<(String, String)>,
         wb: &mut WriteBatch,
     ) -> Result<(), EngineError> {
+        for x in self.unsent_children(table, local_id, outbox) {
+            self.reject_into(x, reason, settled, outbox, wb).await?;
+        }
+        Ok(())
+    }
+
+    /// The waiting (not rejected) inserts of rows whose references point at
+    /// `table`/`local_id`.
+    pub(crate) fn unsent_children<'a>(&self, table: &str, local_id: &str, outbox: &'a [OutboxEntry]) -> Vec<&'a OutboxEntry> {
+        let mut out = vec![];
         for child in self.schema.tables() {
             for (col, parent) in &child.references {
                 if parent != table {
                     continue;
                 }
-                for x in outbox.iter().filter(|x| x.table == child.name && x.rejected.is_none()) {
-                    if let OutboxOp::Insert { row } = &x.op {
-                        if row.get(col).and_then(Value::as_str) == Some(local_id) {
-                            self.reject_into(x, reason, settled, outbox, wb).await?;
-                        }
-                    }
-                }
+                out.extend(outbox.iter().filter(|x| {
+                    x.table == child.name
+                        && x.rejected.is_none()
+                        && matches!(&x.op, OutboxOp::Insert { row } if row.get(col).and_then(Value::as_str) == Some(local_id))
+                }));
             }
         }
-        Ok(())
+        out
     }
 }
