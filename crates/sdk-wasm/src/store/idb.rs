@@ -1,0 +1,253 @@
+//! IndexedDB's callbacks as futures: one request's result, one transaction's end, one
+//! open request with its upgrade and blocked events. This is all the store needs of
+//! an IndexedDB wrapper, written on `web-sys` directly (see the crate docs for why not
+//! `indexed_db_futures`).
+//!
+//! A transaction stays active while the microtasks queued by a request's success
+//! callback run, and `wasm-bindgen-futures` wakes futures in microtasks, so a store
+//! method can `await` one request and issue the next in the same transaction.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use futures_channel::oneshot;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{DomException, IdbDatabase, IdbOpenDbRequest, IdbRequest, IdbTransaction, IdbVersionChangeEvent};
+
+/// What IndexedDB failed with: the `DOMException`'s name (`QuotaExceededError`,
+/// `InvalidStateError`, `VersionError`, …) and message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdbError {
+    pub name: String,
+    pub message: String,
+}
+
+impl IdbError {
+    pub fn new(name: &str, message: impl Into<String>) -> IdbError {
+        IdbError { name: name.into(), message: message.into() }
+    }
+
+    /// From a thrown value or an `error` property.
+    pub fn from_js(v: &JsValue) -> IdbError {
+        if let Some(d) = v.dyn_ref::<DomException>() {
+            return IdbError::new(&d.name(), d.message());
+        }
+        if let Some(e) = v.dyn_ref::<js_sys::Error>() {
+            return IdbError::new(&String::from(e.name()), String::from(e.message()));
+        }
+        IdbError::new("Error", format!("{v:?}"))
+    }
+
+    /// The connection was closed under us (by the browser, or for a newer version):
+    /// reopening and trying again is safe.
+    pub fn is_closed_connection(&self) -> bool {
+        self.name == "InvalidStateError" || (self.name == "UnknownError" && self.message.contains("closed"))
+    }
+}
+
+impl std::fmt::Display for IdbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.name, self.message)
+    }
+}
+
+/// Wait for one request's result.
+pub async fn request(req: IdbRequest) -> Result<JsValue, IdbError> {
+    let (tx, rx) = oneshot::channel::<Result<JsValue, IdbError>>();
+    let tx = Rc::new(RefCell::new(Some(tx)));
+    let ok_tx = tx.clone();
+    let ok_req = req.clone();
+    let on_ok = Closure::once(move |_: web_sys::Event| {
+        if let Some(t) = ok_tx.borrow_mut().take() {
+            let _ = t.send(ok_req.result().map_err(|e| IdbError::from_js(&e)));
+        }
+    });
+    let err_req = req.clone();
+    let on_err = Closure::once(move |ev: web_sys::Event| {
+        // Handled here: the error still aborts the transaction, which its owner sees.
+        ev.prevent_default();
+        ev.stop_propagation();
+        let e = match err_req.error() {
+            Ok(Some(d)) => IdbError::new(&d.name(), d.message()),
+            _ => IdbError::new("UnknownError", "the request failed"),
+        };
+        if let Some(t) = tx.borrow_mut().take() {
+            let _ = t.send(Err(e));
+        }
+    });
+    req.set_onsuccess(Some(on_ok.as_ref().unchecked_ref()));
+    req.set_onerror(Some(on_err.as_ref().unchecked_ref()));
+    let out = rx.await.unwrap_or_else(|_| Err(IdbError::new("AbortError", "the request was dropped")));
+    req.set_onsuccess(None);
+    req.set_onerror(None);
+    out
+}
+
+/// Issue a request (or report why it could not be issued).
+pub fn issue(r: Result<IdbRequest, JsValue>) -> Result<IdbRequest, IdbError> {
+    r.map_err(|e| IdbError::from_js(&e))
+}
+
+/// Wait until a transaction commits; its error if it aborts. Commits at once when
+/// nothing more is requested (`commit()` where the browser has it).
+pub async fn commit(t: &IdbTransaction) -> Result<(), IdbError> {
+    let (tx, rx) = oneshot::channel::<Result<(), IdbError>>();
+    let tx = Rc::new(RefCell::new(Some(tx)));
+    let done_tx = tx.clone();
+    let on_done = Closure::once(move |_: web_sys::Event| {
+        if let Some(t) = done_tx.borrow_mut().take() {
+            let _ = t.send(Ok(()));
+        }
+    });
+    let t2 = t.clone();
+    let fail = move |_: web_sys::Event| {
+        let e = match t2.error() {
+            Some(d) => IdbError::new(&d.name(), d.message()),
+            None => IdbError::new("AbortError", "the transaction was aborted"),
+        };
+        if let Some(s) = tx.borrow_mut().take() {
+            let _ = s.send(Err(e));
+        }
+    };
+    let fail = Rc::new(RefCell::new(Some(fail)));
+    let f2 = fail.clone();
+    let on_abort = Closure::once(move |ev: web_sys::Event| {
+        if let Some(f) = fail.borrow_mut().take() {
+            f(ev)
+        }
+    });
+    let on_error = Closure::once(move |ev: web_sys::Event| {
+        if let Some(f) = f2.borrow_mut().take() {
+            f(ev)
+        }
+    });
+    t.set_oncomplete(Some(on_done.as_ref().unchecked_ref()));
+    t.set_onabort(Some(on_abort.as_ref().unchecked_ref()));
+    t.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+    // web-sys marks `commit` deprecated only because older browsers lack it; where it
+    // is missing the transaction still commits once no request is pending.
+    #[allow(deprecated)]
+    let _ = t.commit();
+    let out = rx.await.unwrap_or_else(|_| Err(IdbError::new("AbortError", "the transaction was dropped")));
+    t.set_oncomplete(None);
+    t.set_onabort(None);
+    t.set_onerror(None);
+    out
+}
+
+/// How an open request ended.
+pub enum Opened {
+    Db(IdbDatabase),
+    /// Another connection holds an older version open and did not close it.
+    Blocked,
+}
+
+/// Open `name` at `version`, running `upgrade(db, tx, old, new)` in the
+/// `versionchange` transaction when the stored version is older.
+pub async fn open(
+    name: &str,
+    version: u32,
+    upgrade: impl FnOnce(&IdbDatabase, &IdbTransaction, u32, u32) -> Result<(), JsValue> + 'static,
+) -> Result<Opened, IdbError> {
+    let factory = factory()?;
+    let req: IdbOpenDbRequest = factory.open_with_u32(name, version).map_err(|e| IdbError::from_js(&e))?;
+    let (tx, rx) = oneshot::channel::<Result<Opened, IdbError>>();
+    let tx = Rc::new(RefCell::new(Some(tx)));
+    let send = move |r: Result<Opened, IdbError>| {
+        if let Some(t) = tx.borrow_mut().take() {
+            let _ = t.send(r);
+        }
+    };
+    let send = Rc::new(send);
+
+    let (s1, r1) = (send.clone(), req.clone());
+    let on_ok = Closure::once(move |_: web_sys::Event| {
+        s1(r1.result().map(|v| Opened::Db(v.unchecked_into())).map_err(|e| IdbError::from_js(&e)))
+    });
+    let (s2, r2) = (send.clone(), req.clone());
+    let on_err = Closure::once(move |ev: web_sys::Event| {
+        ev.prevent_default();
+        let e = match r2.error() {
+            Ok(Some(d)) => IdbError::new(&d.name(), d.message()),
+            _ => IdbError::new("UnknownError", "opening the database failed"),
+        };
+        s2(Err(e))
+    });
+    let s3 = send.clone();
+    let on_blocked = Closure::once(move |_: web_sys::Event| s3(Ok(Opened::Blocked)));
+    let r4 = req.clone();
+    let on_upgrade = Closure::once(move |ev: IdbVersionChangeEvent| {
+        let old = ev.old_version() as u32;
+        let new = ev.new_version().unwrap_or(0.0) as u32;
+        let (Ok(db), Some(t)) = (r4.result(), r4.transaction()) else { return };
+        let db: IdbDatabase = db.unchecked_into();
+        if let Err(e) = upgrade(&db, &t, old, new) {
+            // Abort: the database keeps its old version and data; the open fails.
+            let _ = t.abort();
+            send(Err(IdbError::new("UpgradeError", IdbError::from_js(&e).to_string())));
+        }
+    });
+    req.set_onsuccess(Some(on_ok.as_ref().unchecked_ref()));
+    req.set_onerror(Some(on_err.as_ref().unchecked_ref()));
+    req.set_onblocked(Some(on_blocked.as_ref().unchecked_ref()));
+    req.set_onupgradeneeded(Some(on_upgrade.as_ref().unchecked_ref()));
+    let out = rx.await.unwrap_or_else(|_| Err(IdbError::new("AbortError", "the open request was dropped")));
+    if matches!(out, Ok(Opened::Blocked)) {
+        // If the other connection closes later, the open goes on; close what it opens.
+        let late = req.clone();
+        let close_late = Closure::once_into_js(move |_: web_sys::Event| {
+            if let Ok(db) = late.result() {
+                db.unchecked_into::<IdbDatabase>().close();
+            }
+        });
+        req.set_onsuccess(Some(close_late.unchecked_ref()));
+        // This open was given up: if it proceeds once unblocked, it must not upgrade
+        // (the next open does, with its migrations), so abort its upgrade.
+        let late = req.clone();
+        let abort_late = Closure::once_into_js(move |_: web_sys::Event| {
+            if let Some(t) = late.transaction() {
+                let _ = t.abort();
+            }
+        });
+        req.set_onupgradeneeded(Some(abort_late.unchecked_ref()));
+    } else {
+        req.set_onsuccess(None);
+        req.set_onupgradeneeded(None);
+    }
+    req.set_onerror(None);
+    req.set_onblocked(None);
+    // The closures must outlive the request's callbacks (they are removed above).
+    drop((on_ok, on_err, on_blocked, on_upgrade));
+    out
+}
+
+/// The stored version of `name` without upgrading it (0 when it does not exist).
+pub async fn stored_version(name: &str) -> Result<u32, IdbError> {
+    let factory = factory()?;
+    let req: IdbOpenDbRequest = factory.open(name).map_err(|e| IdbError::from_js(&e))?;
+    let db: IdbDatabase = request(req.unchecked_into()).await?.unchecked_into();
+    let v = db.version() as u32;
+    db.close();
+    Ok(v)
+}
+
+/// Delete a database (used by sign-out with wipe, and tests).
+pub async fn delete_database(name: &str) -> Result<(), IdbError> {
+    let factory = factory()?;
+    let req = factory.delete_database(name).map_err(|e| IdbError::from_js(&e))?;
+    request(req.unchecked_into()).await.map(|_| ())
+}
+
+/// `indexedDB` of the window or worker, or a clear error where there is none (Node).
+pub fn factory() -> Result<web_sys::IdbFactory, IdbError> {
+    let global = js_sys::global();
+    let idb = js_sys::Reflect::get(&global, &JsValue::from_str("indexedDB")).unwrap_or(JsValue::UNDEFINED);
+    if idb.is_undefined() || idb.is_null() {
+        return Err(IdbError::new(
+            "NotSupportedError",
+            "IndexedDB is not available here (Node or a sandboxed frame); pass `store: 'memory'` to openReplica for an in-memory replica",
+        ));
+    }
+    Ok(idb.unchecked_into())
+}

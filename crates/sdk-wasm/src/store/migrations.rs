@@ -1,0 +1,72 @@
+//! Numbered upgrades of the IndexedDB layout, run in `onupgradeneeded`. IndexedDB runs
+//! the whole upgrade in one `versionchange` transaction: if a step fails, the database
+//! keeps its old version and data. The steps mirror the SQLite store's migrations, so
+//! both stores grew alike. A database written by a newer build is refused with
+//! [`StoreError::TooNew`](supasync_core::StoreError::TooNew), never guessed at.
+
+use wasm_bindgen::JsValue;
+use web_sys::{IdbDatabase, IdbIndexParameters, IdbObjectStoreParameters, IdbTransaction};
+
+/// The layout this build writes.
+pub const SCHEMA_VERSION: u32 = 3;
+
+/// Object stores. Each record keeps its JSON document in `d`, as text: one string is
+/// the cheapest thing to put through IndexedDB's structured clone, and it is the same
+/// document the SQLite store keeps.
+pub const ROWS: &str = "rows";
+pub const OUTBOX: &str = "outbox";
+pub const META: &str = "meta";
+pub const HISTORY: &str = "history";
+pub const INDEXED: &str = "indexed_columns";
+
+/// Indexes.
+pub const ROWS_BY_SERVER_ID: &str = "by_server_id";
+pub const ROWS_BY_VALUE: &str = "by_value";
+pub const OUTBOX_BY_ROW: &str = "by_row";
+
+fn path(parts: &[&str]) -> JsValue {
+    parts.iter().map(|p| JsValue::from_str(p)).collect::<js_sys::Array>().into()
+}
+
+/// Run the steps from `old` up to `new` inside the upgrade transaction `tx`.
+pub fn upgrade(db: &IdbDatabase, tx: &IdbTransaction, old: u32, new: u32) -> Result<(), JsValue> {
+    for step in old..new.min(SCHEMA_VERSION) {
+        match step {
+            // 1: rows keyed (table, local id) with the server-id map; the outbox in
+            // write order (seq = the auto-increment key, never reused); metadata.
+            0 => {
+                let p = IdbObjectStoreParameters::new();
+                p.set_key_path(&path(&["t", "l"]));
+                let rows = db.create_object_store_with_optional_parameters(ROWS, &p)?;
+                // Rows without a server id (no `s`) are left out of this index.
+                rows.create_index_with_str_sequence(ROWS_BY_SERVER_ID, &path(&["t", "s"]))?;
+                let p = IdbObjectStoreParameters::new();
+                p.set_key_path(&JsValue::from_str("k"));
+                p.set_auto_increment(true);
+                db.create_object_store_with_optional_parameters(OUTBOX, &p)?;
+                db.create_object_store(META)?;
+            }
+            // 2: the sync history, and the per-row outbox lookup every local write makes.
+            1 => {
+                let p = IdbObjectStoreParameters::new();
+                p.set_key_path(&JsValue::from_str("id"));
+                p.set_auto_increment(true);
+                db.create_object_store_with_optional_parameters(HISTORY, &p)?;
+                tx.object_store(OUTBOX)?.create_index_with_str_sequence(OUTBOX_BY_ROW, &path(&["t", "l"]))?;
+            }
+            // 3: declared per-column indexes for local queries. Each row carries its
+            // keys (`ix`: "table\0column\0value", one per declared column; the value is
+            // the row's visible one, see `supasync_core::store::index_key`) and one
+            // multi-entry index finds rows by them, kept by IndexedDB in the same
+            // transaction as the row.
+            2 => {
+                db.create_object_store(INDEXED)?;
+                let p = IdbIndexParameters::new();
+                p.set_multi_entry(true);
+                tx.object_store(ROWS)?.create_index_with_str_and_optional_parameters(ROWS_BY_VALUE, "ix", &p)?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,474 @@
+//! The core's [`Store`] on IndexedDB: one database per replica, every
+//! [`apply`](Store::apply) one `readwrite` transaction (all or nothing, and done when
+//! the transaction's `complete` event has fired, which is when the browser has written
+//! it), reads in their own `readonly` transactions.
+//!
+//! Records keep the same JSON documents the SQLite store keeps, as text in `d`, beside
+//! the few fields IndexedDB must see to index them: `t`/`l` (table, local id), `s` (the
+//! server id as index text), `ix` (declared-column keys). See [`migrations`] for the
+//! layout.
+//!
+//! Connections end under an app: WebKit closes IndexedDB connections of background
+//! tabs, and a newer version of the app in another tab asks older connections to close
+//! (`versionchange`, which this store obeys at once so the upgrade is never blocked by
+//! it). Every operation that finds its connection closed opens a new one and runs
+//! again, once; that is safe because a transaction that failed applied nothing.
+
+mod idb;
+pub mod migrations;
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::rc::Rc;
+
+use js_sys::{Array, Object, Reflect};
+use serde_json::Value;
+use supasync_core::local_row::LocalRow;
+use supasync_core::outbox::OutboxEntry;
+use supasync_core::store::{index_key, index_value, HistoryEntry, Store, StoreError, WriteBatch};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{IdbCursorDirection, IdbDatabase, IdbKeyRange, IdbObjectStore, IdbTransaction, IdbTransactionMode};
+
+pub use idb::{delete_database, stored_version, IdbError};
+use idb::{commit, issue, request, Opened};
+use migrations::*;
+
+/// A replica's store in IndexedDB.
+pub struct IdbStore {
+    name: String,
+    version: u32,
+    db: Rc<RefCell<Option<IdbDatabase>>>,
+    /// Declared (table → columns) indexes; persisted in `indexed_columns`.
+    indexed: RefCell<BTreeMap<String, BTreeSet<String>>>,
+}
+
+impl std::fmt::Debug for IdbStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdbStore").field("name", &self.name).field("version", &self.version).finish()
+    }
+}
+
+/// An IndexedDB failure as a store error, with what the app can do about it.
+fn store_err(e: IdbError) -> StoreError {
+    match e.name.as_str() {
+        "QuotaExceededError" => StoreError::Io(format!(
+            "the browser's storage quota for this site is used up ({e}); nothing of this write was stored: free space (or ask for persistent storage) and write again"
+        )),
+        "NotSupportedError" => StoreError::Io(e.message),
+        _ => StoreError::Io(format!("IndexedDB: {e}")),
+    }
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+fn key(parts: &[&str]) -> JsValue {
+    parts.iter().map(|p| JsValue::from_str(p)).collect::<Array>().into()
+}
+
+/// All keys `[table, *]`: strings sort before arrays, so `[table, []]` bounds them.
+fn table_range(table: &str) -> Result<IdbKeyRange, IdbError> {
+    let upper: Array = [JsValue::from_str(table), Array::new().into()].into_iter().collect();
+    IdbKeyRange::bound(&key(&[table]), &upper).map_err(|e| IdbError::from_js(&e))
+}
+
+fn field(rec: &JsValue, name: &str) -> JsValue {
+    Reflect::get(rec, &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED)
+}
+
+fn set(obj: &Object, name: &str, v: &JsValue) {
+    // Setting a data property on a plain object cannot throw.
+    let _ = Reflect::set(obj, &JsValue::from_str(name), v);
+}
+
+fn doc(rec: &JsValue, what: &str) -> Result<String, StoreError> {
+    field(rec, "d").as_string().ok_or_else(|| corrupt(what, "a record without its document"))
+}
+
+fn row_from(rec: &JsValue) -> Result<LocalRow, StoreError> {
+    serde_json::from_str(&doc(rec, "row")?).map_err(|e| corrupt("row", e))
+}
+
+fn outbox_from(rec: &JsValue) -> Result<OutboxEntry, StoreError> {
+    let mut e: OutboxEntry = serde_json::from_str(&doc(rec, "outbox entry")?).map_err(|e| corrupt("outbox entry", e))?;
+    e.seq = field(rec, "k").as_f64().ok_or_else(|| corrupt("outbox entry", "no key"))? as u64;
+    Ok(e)
+}
+
+fn index_entry(table: &str, column: &str, value_text: &str) -> String {
+    format!("{table}\0{column}\0{value_text}")
+}
+
+impl IdbStore {
+    /// Open (or create) the database `name`, upgrading an older layout.
+    pub async fn open(name: &str) -> Result<IdbStore, StoreError> {
+        IdbStore::open_at_version(name, SCHEMA_VERSION).await
+    }
+
+    /// Open at an older layout version: for upgrade tests.
+    #[doc(hidden)]
+    pub async fn open_at_version(name: &str, version: u32) -> Result<IdbStore, StoreError> {
+        let store = IdbStore {
+            name: name.to_string(),
+            version,
+            db: Rc::new(RefCell::new(None)),
+            indexed: RefCell::new(BTreeMap::new()),
+        };
+        let db = store.connect().await?;
+        if version >= 3 {
+            store.load_indexed(&db).await.map_err(store_err)?;
+        }
+        Ok(store)
+    }
+
+    /// The database's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Delete the database `name` (a wiped sign-out). Waits for other connections to
+    /// close.
+    pub async fn delete(name: &str) -> Result<(), StoreError> {
+        delete_database(name).await.map_err(store_err)
+    }
+
+    /// Close the connection, as browsers do to background tabs; the next operation
+    /// reopens it.
+    pub fn close_connection(&self) {
+        if let Some(db) = self.db.borrow_mut().take() {
+            db.close();
+        }
+    }
+
+    async fn connect(&self) -> Result<IdbDatabase, StoreError> {
+        if let Some(db) = self.db.borrow().as_ref() {
+            return Ok(db.clone());
+        }
+        let db = match idb::open(&self.name, self.version, upgrade).await {
+            Ok(Opened::Db(db)) => db,
+            Ok(Opened::Blocked) => {
+                return Err(StoreError::Io(format!(
+                    "IndexedDB database `{}` needs an upgrade, and another tab keeps it open with an older version of the app: reload or close the other tabs of this app",
+                    self.name
+                )))
+            }
+            Err(e) if e.name == "VersionError" => {
+                let found = stored_version(&self.name).await.unwrap_or(0);
+                return Err(StoreError::TooNew { found, supported: SCHEMA_VERSION });
+            }
+            Err(e) => return Err(store_err(e)),
+        };
+        // A newer version of the app in another tab wants to upgrade: let it.
+        let cell = self.db.clone();
+        let on_change = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
+            if let Some(db) = cell.borrow_mut().take() {
+                db.close();
+            }
+        });
+        db.set_onversionchange(Some(on_change.as_ref().unchecked_ref()));
+        // The browser closed it (WebKit does so to background tabs): reopen on next use.
+        let cell = self.db.clone();
+        let on_close = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
+            cell.borrow_mut().take();
+        });
+        db.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+        // They live as long as the connection, which IndexedDB keeps alive itself.
+        on_change.forget();
+        on_close.forget();
+        *self.db.borrow_mut() = Some(db.clone());
+        Ok(db)
+    }
+
+    /// Run `op` on the open connection; if the connection turns out closed, reopen and
+    /// run it once more.
+    async fn run<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
+    where
+        F: Fn(IdbDatabase) -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        let db = self.connect().await?;
+        match op(db.clone()).await {
+            Err(StoreError::Io(m)) if m.contains("InvalidStateError") => {
+                // Only forget the connection that failed (another call may have reopened).
+                let stale = self.db.borrow().as_ref().map(|d| d == &db).unwrap_or(false);
+                if stale {
+                    self.db.borrow_mut().take();
+                }
+                let db = self.connect().await?;
+                op(db).await
+            }
+            other => other,
+        }
+    }
+
+    async fn load_indexed(&self, db: &IdbDatabase) -> Result<(), IdbError> {
+        let t = tx(db, &[INDEXED], IdbTransactionMode::Readonly)?;
+        let keys = request(issue(obj_store(&t, INDEXED)?.get_all_keys())?).await?;
+        let mut m = self.indexed.borrow_mut();
+        for k in Array::from(&keys).iter() {
+            let k = Array::from(&k);
+            if let (Some(t), Some(c)) = (k.get(0).as_string(), k.get(1).as_string()) {
+                m.entry(t).or_default().insert(c);
+            }
+        }
+        Ok(())
+    }
+
+    /// A row as its record: `{t, l, s?, ix?, d}`.
+    fn row_record(&self, r: &LocalRow, columns: Option<&BTreeSet<String>>) -> Result<JsValue, StoreError> {
+        let o = Object::new();
+        set(&o, "t", &JsValue::from_str(&r.table));
+        set(&o, "l", &JsValue::from_str(&r.local_id));
+        if let Some(sid) = &r.server_id {
+            set(&o, "s", &JsValue::from_str(&index_value(sid)));
+        }
+        if let Some(cols) = columns {
+            let ix: Array = cols
+                .iter()
+                .filter_map(|c| index_key(r, c).map(|k| JsValue::from_str(&index_entry(&r.table, c, &k))))
+                .collect();
+            set(&o, "ix", &ix);
+        }
+        let d = serde_json::to_string(r).map_err(|e| corrupt("row", e))?;
+        set(&o, "d", &JsValue::from_str(&d));
+        Ok(o.into())
+    }
+}
+
+fn upgrade(db: &IdbDatabase, t: &IdbTransaction, old: u32, new: u32) -> Result<(), JsValue> {
+    migrations::upgrade(db, t, old, new)
+}
+
+fn tx(db: &IdbDatabase, stores: &[&str], mode: IdbTransactionMode) -> Result<IdbTransaction, IdbError> {
+    let names: Array = stores.iter().map(|s| JsValue::from_str(s)).collect();
+    db.transaction_with_str_sequence_and_mode(&names, mode).map_err(|e| IdbError::from_js(&e))
+}
+
+fn obj_store(t: &IdbTransaction, name: &str) -> Result<IdbObjectStore, IdbError> {
+    t.object_store(name).map_err(|e| IdbError::from_js(&e))
+}
+
+/// One read in its own read-only transaction.
+async fn read(db: &IdbDatabase, store: &str, f: impl FnOnce(&IdbObjectStore) -> Result<web_sys::IdbRequest, JsValue>) -> Result<JsValue, StoreError> {
+    let t = tx(db, &[store], IdbTransactionMode::Readonly).map_err(store_err)?;
+    let s = obj_store(&t, store).map_err(store_err)?;
+    request(issue(f(&s))?).await.map_err(store_err)
+}
+
+supasync_core::maybe_async_trait! {
+    impl Store for IdbStore {
+        async fn get_row(&self, table: &str, local_id: &str) -> Result<Option<LocalRow>, StoreError> {
+            self.run(|db| async move {
+                let rec = read(&db, ROWS, |s| s.get(&key(&[table, local_id]))).await?;
+                if rec.is_undefined() { Ok(None) } else { row_from(&rec).map(Some) }
+            }).await
+        }
+
+        async fn find_by_server_id(&self, table: &str, server_id: &Value) -> Result<Option<LocalRow>, StoreError> {
+            let sid = index_value(server_id);
+            self.run(|db| { let sid = sid.clone(); async move {
+                let rec = read(&db, ROWS, |s| s.index(ROWS_BY_SERVER_ID)?.get(&key(&[table, &sid]))).await?;
+                if rec.is_undefined() { Ok(None) } else { row_from(&rec).map(Some) }
+            }}).await
+        }
+
+        async fn scan(&self, table: &str) -> Result<Vec<LocalRow>, StoreError> {
+            self.run(|db| async move {
+                let range = table_range(table).map_err(store_err)?;
+                let all = read(&db, ROWS, |s| s.get_all_with_key(&range)).await?;
+                Array::from(&all).iter().map(|r| row_from(&r)).collect()
+            }).await
+        }
+
+        async fn ensure_index(&self, table: &str, column: &str) -> Result<(), StoreError> {
+            if self.indexed.borrow().get(table).is_some_and(|c| c.contains(column)) {
+                return Ok(());
+            }
+            let mut cols = self.indexed.borrow().get(table).cloned().unwrap_or_default();
+            cols.insert(column.to_string());
+            let cols = &cols;
+            self.run(|db| async move {
+                let t = tx(&db, &[ROWS, INDEXED], IdbTransactionMode::Readwrite).map_err(store_err)?;
+                let rows = obj_store(&t, ROWS).map_err(store_err)?;
+                issue(obj_store(&t, INDEXED).map_err(store_err)?.put_with_key(&JsValue::from(1), &key(&[table, column])))?;
+                let range = table_range(table).map_err(store_err)?;
+                let all = request(issue(rows.get_all_with_key(&range))?).await.map_err(store_err)?;
+                for rec in Array::from(&all).iter() {
+                    let r = row_from(&rec)?;
+                    issue(rows.put(&self.row_record(&r, Some(cols))?))?;
+                }
+                commit(&t).await.map_err(store_err)
+            }).await?;
+            self.indexed.borrow_mut().insert(table.to_string(), cols.clone());
+            Ok(())
+        }
+
+        async fn rows_by(&self, table: &str, column: &str, value: &Value) -> Result<Vec<LocalRow>, StoreError> {
+            if !self.indexed.borrow().get(table).is_some_and(|c| c.contains(column)) {
+                return Err(StoreError::NotFound(format!("no index on {table}.{column}")));
+            }
+            let k = JsValue::from_str(&index_entry(table, column, &index_value(value)));
+            self.run(|db| { let k = k.clone(); async move {
+                let all = read(&db, ROWS, |s| s.index(ROWS_BY_VALUE)?.get_all_with_key(&k)).await?;
+                Array::from(&all).iter().map(|r| row_from(&r)).collect()
+            }}).await
+        }
+
+        async fn outbox(&self) -> Result<Vec<OutboxEntry>, StoreError> {
+            self.run(|db| async move {
+                let all = read(&db, OUTBOX, |s| s.get_all()).await?;
+                Array::from(&all).iter().map(|r| outbox_from(&r)).collect()
+            }).await
+        }
+
+        async fn last_outbox_entry(&self, table: &str, local_id: &str) -> Result<Option<OutboxEntry>, StoreError> {
+            self.run(|db| async move {
+                let all = read(&db, OUTBOX, |s| s.index(OUTBOX_BY_ROW)?.get_all_with_key(&key(&[table, local_id]))).await?;
+                let all = Array::from(&all);
+                match all.length() {
+                    0 => Ok(None),
+                    n => outbox_from(&all.get(n - 1)).map(Some),
+                }
+            }).await
+        }
+
+        async fn meta(&self, name: &str) -> Result<Option<Value>, StoreError> {
+            self.run(|db| async move {
+                let v = read(&db, META, |s| s.get(&JsValue::from_str(name))).await?;
+                match v.as_string() {
+                    None => Ok(None),
+                    Some(text) => serde_json::from_str(&text).map(Some).map_err(|e| corrupt("metadata", e)),
+                }
+            }).await
+        }
+
+        async fn history(&self, limit: usize) -> Result<Vec<HistoryEntry>, StoreError> {
+            self.run(|db| async move {
+                let t = tx(&db, &[HISTORY], IdbTransactionMode::Readonly).map_err(store_err)?;
+                let s = obj_store(&t, HISTORY).map_err(store_err)?;
+                let req = issue(s.open_cursor_with_range_and_direction(&JsValue::UNDEFINED, IdbCursorDirection::Prev))?;
+                let mut out = Vec::new();
+                while out.len() < limit {
+                    let c = request(req.clone()).await.map_err(store_err)?;
+                    let Some(c) = c.dyn_ref::<web_sys::IdbCursorWithValue>() else { break };
+                    let rec = c.value().map_err(|e| store_err(IdbError::from_js(&e)))?;
+                    let mut h: HistoryEntry = serde_json::from_str(&doc(&rec, "history")?).map_err(|e| corrupt("history", e))?;
+                    h.id = field(&rec, "id").as_f64().unwrap_or(0.0) as u64;
+                    out.push(h);
+                    if out.len() < limit {
+                        c.continue_().map_err(|e| store_err(IdbError::from_js(&e)))?;
+                    }
+                }
+                Ok(out)
+            }).await
+        }
+
+        async fn apply(&self, batch: WriteBatch) -> Result<(), StoreError> {
+            if batch.is_empty() {
+                return Ok(());
+            }
+            let batch = &batch;
+            self.run(|db| async move { self.apply_once(&db, batch).await }).await
+        }
+    }
+}
+
+impl IdbStore {
+    async fn apply_once(&self, db: &IdbDatabase, b: &WriteBatch) -> Result<(), StoreError> {
+        let mut names = Vec::with_capacity(4);
+        if !b.put_rows.is_empty() || !b.delete_rows.is_empty() {
+            names.push(ROWS);
+        }
+        if !b.add_outbox.is_empty() || !b.put_outbox.is_empty() || !b.delete_outbox.is_empty() {
+            names.push(OUTBOX);
+        }
+        if !b.meta.is_empty() {
+            names.push(META);
+        }
+        if !b.history.is_empty() {
+            names.push(HISTORY);
+        }
+        let t = tx(db, &names, IdbTransactionMode::Readwrite).map_err(store_err)?;
+        let st = |n: &str| obj_store(&t, n).map_err(store_err);
+
+        // Replaced outbox entries must exist: check first (nothing is written yet, so
+        // failing here applies nothing).
+        if !b.put_outbox.is_empty() {
+            let outbox = st(OUTBOX)?;
+            let checks = b
+                .put_outbox
+                .iter()
+                .map(|e| issue(outbox.count_with_key(&JsValue::from_f64(e.seq as f64))))
+                .collect::<Result<Vec<_>, _>>()?;
+            for (req, e) in checks.into_iter().zip(&b.put_outbox) {
+                if request(req).await.map_err(store_err)?.as_f64() != Some(1.0) {
+                    let _ = t.abort();
+                    return Err(StoreError::NotFound(format!("outbox entry {}", e.seq)));
+                }
+            }
+        }
+        if !b.put_rows.is_empty() || !b.delete_rows.is_empty() {
+            let rows = st(ROWS)?;
+            let indexed = self.indexed.borrow().clone();
+            for r in &b.put_rows {
+                issue(rows.put(&self.row_record(r, indexed.get(&r.table))?))?;
+            }
+            for (table, local_id) in &b.delete_rows {
+                issue(rows.delete(&key(&[table, local_id])))?;
+            }
+        }
+        if !b.add_outbox.is_empty() || !b.put_outbox.is_empty() || !b.delete_outbox.is_empty() {
+            let outbox = st(OUTBOX)?;
+            let record = |e: &OutboxEntry, with_key: bool| -> Result<JsValue, StoreError> {
+                let o = Object::new();
+                if with_key {
+                    set(&o, "k", &JsValue::from_f64(e.seq as f64));
+                }
+                set(&o, "t", &JsValue::from_str(&e.table));
+                set(&o, "l", &JsValue::from_str(&e.local_id));
+                let d = serde_json::to_string(e).map_err(|x| corrupt("outbox entry", x))?;
+                set(&o, "d", &JsValue::from_str(&d));
+                Ok(o.into())
+            };
+            for e in &b.put_outbox {
+                issue(outbox.put(&record(e, true)?))?;
+            }
+            for seq in &b.delete_outbox {
+                issue(outbox.delete(&JsValue::from_f64(*seq as f64)))?;
+            }
+            for n in &b.add_outbox {
+                // The key generator assigns the seq: increasing, never reused.
+                issue(outbox.add(&record(&OutboxEntry::new(0, n.clone()), false)?))?;
+            }
+        }
+        if !b.meta.is_empty() {
+            let meta = st(META)?;
+            for (k, v) in &b.meta {
+                let k = JsValue::from_str(k);
+                match v {
+                    Some(v) => issue(meta.put_with_key(&JsValue::from_str(&v.to_string()), &k))?,
+                    None => issue(meta.delete(&k))?,
+                };
+            }
+        }
+        if !b.history.is_empty() {
+            let history = st(HISTORY)?;
+            for h in &b.history {
+                let o = Object::new();
+                let d = serde_json::to_string(h).map_err(|e| corrupt("history", e))?;
+                set(&o, "d", &JsValue::from_str(&d));
+                issue(history.add(&o))?;
+            }
+        }
+        commit(&t).await.map_err(store_err)
+    }
+}
+
+impl From<IdbError> for StoreError {
+    fn from(e: IdbError) -> StoreError {
+        store_err(e)
+    }
+}
