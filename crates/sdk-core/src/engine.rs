@@ -33,6 +33,12 @@ pub enum EngineError {
     NotSignedIn,
     #[error("no rejected write for `{0}`")]
     NoRejected(String),
+    /// The replica was closed; open it again to go on.
+    #[error("the replica is closed")]
+    Closed,
+    /// Live sync stopped while a call waited for it.
+    #[error("live sync: {0}")]
+    Live(String),
     /// `sync_until_settled` ran out of time.
     #[error("{pending} writes still pending after {rounds} sync rounds{}", .last_error.as_ref().map(|e| format!(": {e}")).unwrap_or_default())]
     NotSettled {
@@ -40,6 +46,23 @@ pub enum EngineError {
         rounds: usize,
         last_error: Option<String>,
     },
+}
+
+impl EngineError {
+    /// A stable name for the kind of failure, the same in the CLI's JSON errors and in
+    /// every language's error type: `invalid`, `store`, `server`, `auth`, `not_found`,
+    /// `timeout`, `closed`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EngineError::Schema(_) | EngineError::Write(_) => "invalid",
+            EngineError::Store(_) => "store",
+            EngineError::Request(_) => "server",
+            EngineError::NotSignedIn => "auth",
+            EngineError::NoRejected(_) => "not_found",
+            EngineError::NotSettled { .. } => "timeout",
+            EngineError::Closed | EngineError::Live(_) => "closed",
+        }
+    }
 }
 
 /// Tunables.
@@ -81,6 +104,18 @@ pub struct Query {
     pub filters: Vec<(String, Value)>,
     pub order: Option<(String, bool)>,
     pub limit: Option<usize>,
+}
+
+impl Query {
+    /// The order as the CLI and the JavaScript API spell it: `col`, `col.asc` or
+    /// `col.desc` (PostgREST's spelling).
+    pub fn order_by(mut self, spec: &str) -> Query {
+        self.order = Some(match spec.strip_suffix(".desc") {
+            Some(c) => (c.into(), true),
+            None => (spec.trim_end_matches(".asc").into(), false),
+        });
+        self
+    }
 }
 
 /// What the app shows about sync.
@@ -139,6 +174,19 @@ impl<S: Store, H: Http> Engine<S, H> {
     pub fn with_token_provider(mut self, provider: impl TokenProvider + 'static) -> Self {
         self.provider = Some(Box::new(provider));
         self
+    }
+
+    /// [`Engine::with_token_provider`] for a provider already boxed.
+    pub fn with_boxed_token_provider(mut self, provider: Box<dyn TokenProvider>) -> Self {
+        self.provider = Some(provider);
+        self
+    }
+
+    /// Tell this engine's subscribers that `tables` changed elsewhere (another tab of
+    /// the same replica wrote them): live queries re-run, and with `local` live sync
+    /// pushes as after a local write.
+    pub fn notify_changed(&self, tables: Vec<String>, local: bool) {
+        self.events.changed_elsewhere(tables, local);
     }
 
     fn provided(t: ProvidedToken) -> Session {

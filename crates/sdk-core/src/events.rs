@@ -10,7 +10,9 @@ use futures_channel::mpsc;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EngineEvent {
     /// Rows of these tables changed (what queries see, or their sync status).
-    Changed { tables: Vec<String>, local: bool },
+    /// `elsewhere`: reported by another process or tab sharing this replica's store
+    /// (so it is not passed on again).
+    Changed { tables: Vec<String>, local: bool, elsewhere: bool },
 }
 
 /// The engine's subscriber list.
@@ -29,10 +31,18 @@ impl Notifier {
     }
 
     pub fn changed(&self, tables: Vec<String>, local: bool) {
-        if tables.is_empty() {
+        self.send(EngineEvent::Changed { tables, local, elsewhere: false });
+    }
+
+    /// A change another tab or process made to the shared store.
+    pub fn changed_elsewhere(&self, tables: Vec<String>, local: bool) {
+        self.send(EngineEvent::Changed { tables, local, elsewhere: true });
+    }
+
+    fn send(&self, e: EngineEvent) {
+        if matches!(&e, EngineEvent::Changed { tables, .. } if tables.is_empty()) {
             return;
         }
-        let e = EngineEvent::Changed { tables, local };
         if let Ok(mut s) = self.subs.lock() {
             s.retain(|tx| tx.unbounded_send(e.clone()).is_ok());
         }

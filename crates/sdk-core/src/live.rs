@@ -174,6 +174,11 @@ impl LiveSync {
         rx
     }
 
+    /// The access token changed: writes held back by the old one go out now.
+    pub fn token_changed(&self) {
+        let _ = self.cmds.unbounded_send(LiveCmd::TokenChanged);
+    }
+
     /// Leave the channel and end the task.
     pub fn stop(&self) {
         let _ = self.cmds.unbounded_send(LiveCmd::Stop);

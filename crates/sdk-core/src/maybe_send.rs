@@ -36,3 +36,11 @@ macro_rules! maybe_async_trait {
         $($item)*
     };
 }
+
+/// A spawned background task: `Send` off wasm, not on wasm.
+#[cfg(not(target_family = "wasm"))]
+pub type BoxTask = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>>;
+
+/// A spawned background task: `Send` off wasm, not on wasm.
+#[cfg(target_family = "wasm")]
+pub type BoxTask = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'static>>;

@@ -241,9 +241,7 @@ impl RealtimeClient {
             events: tx,
         });
         Channel {
-            topic,
-            ack: config.broadcast_ack,
-            cmds: self.cmds.clone(),
+            handle: ChannelHandle { topic, ack: config.broadcast_ack, cmds: self.cmds.clone() },
             events: rx,
         }
     }
@@ -266,23 +264,55 @@ impl RealtimeClient {
     }
 }
 
-/// One joined channel: its events, broadcast and presence.
+/// One joined channel: its events, broadcast and presence. Sending goes through the
+/// [`ChannelHandle`] it derefs to; [`Channel::split`] separates the two when one task
+/// reads events while others send.
 pub struct Channel {
-    topic: String,
-    ack: bool,
-    cmds: mpsc::UnboundedSender<Command>,
+    handle: ChannelHandle,
     events: mpsc::UnboundedReceiver<ChannelEvent>,
 }
 
+/// The sending side of a channel (cheap to clone).
+#[derive(Clone)]
+pub struct ChannelHandle {
+    topic: String,
+    ack: bool,
+    cmds: mpsc::UnboundedSender<Command>,
+}
+
+impl std::ops::Deref for Channel {
+    type Target = ChannelHandle;
+    fn deref(&self) -> &ChannelHandle {
+        &self.handle
+    }
+}
+
 impl Channel {
+    /// The next event; `None` once the channel is left or the client is gone.
+    pub async fn next(&mut self) -> Option<ChannelEvent> {
+        self.events.next().await
+    }
+
+    /// The sending handle and the event stream, apart.
+    pub fn split(self) -> (ChannelHandle, mpsc::UnboundedReceiver<ChannelEvent>) {
+        (self.handle, self.events)
+    }
+
+    /// Leave the channel.
+    pub fn leave(self) {
+        self.handle.leave();
+    }
+}
+
+impl ChannelHandle {
     /// `realtime:<name>`.
     pub fn topic(&self) -> &str {
         &self.topic
     }
 
-    /// The next event; `None` once the channel is left or the client is gone.
-    pub async fn next(&mut self) -> Option<ChannelEvent> {
-        self.events.next().await
+    /// Leave the channel (its event stream ends).
+    pub fn leave(&self) {
+        let _ = self.cmds.unbounded_send(Command::Leave { topic: self.topic.clone() });
     }
 
     async fn push(&self, event: &str, payload: Value, wants_reply: bool) -> Result<Value, RealtimeError> {
@@ -316,8 +346,4 @@ impl Channel {
         self.push("presence", json!({"type": "presence", "event": "untrack"}), true).await.map(|_| ())
     }
 
-    /// Leave the channel.
-    pub fn leave(self) {
-        let _ = self.cmds.unbounded_send(Command::Leave { topic: self.topic.clone() });
-    }
 }

@@ -110,15 +110,7 @@ struct Failure {
 
 impl From<EngineError> for Failure {
     fn from(e: EngineError) -> Self {
-        let kind = match &e {
-            EngineError::Schema(_) | EngineError::Write(_) => "invalid",
-            EngineError::Store(_) => "store",
-            EngineError::Request(_) => "server",
-            EngineError::NotSignedIn => "auth",
-            EngineError::NoRejected(_) => "not_found",
-            EngineError::NotSettled { .. } => "timeout",
-        };
-        Failure { kind, message: e.to_string() }
+        Failure { kind: e.kind(), message: e.to_string() }
     }
 }
 
@@ -217,10 +209,7 @@ async fn run(cli: Cli) -> Result<Value, Failure> {
                 q.filters.push((k.into(), v));
             }
             if let Some(o) = order {
-                q.order = Some(match o.strip_suffix(".desc") {
-                    Some(c) => (c.into(), true),
-                    None => (o.trim_end_matches(".asc").into(), false),
-                });
+                q = q.order_by(&o);
             }
             json!(e.query(&table, &q).await?)
         }

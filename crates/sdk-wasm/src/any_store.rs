@@ -1,0 +1,59 @@
+//! The store a browser replica runs on, chosen at open: IndexedDB, or memory when the
+//! app asks for it (tests, server-side rendering, Node without IndexedDB). One enum
+//! rather than a type parameter keeps the exported JavaScript classes concrete.
+
+use serde_json::Value;
+use supasync_core::local_row::LocalRow;
+use supasync_core::outbox::OutboxEntry;
+use supasync_core::store::{HistoryEntry, MemoryStore, Store, StoreError, WriteBatch};
+
+use crate::IdbStore;
+
+pub enum AnyStore {
+    Idb(IdbStore),
+    Memory(MemoryStore),
+}
+
+macro_rules! each {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            AnyStore::Idb($s) => $e,
+            AnyStore::Memory($s) => $e,
+        }
+    };
+}
+
+supasync_core::maybe_async_trait! {
+    impl Store for AnyStore {
+        async fn get_row(&self, table: &str, local_id: &str) -> Result<Option<LocalRow>, StoreError> {
+            each!(self, s => s.get_row(table, local_id).await)
+        }
+        async fn find_by_server_id(&self, table: &str, server_id: &Value) -> Result<Option<LocalRow>, StoreError> {
+            each!(self, s => s.find_by_server_id(table, server_id).await)
+        }
+        async fn scan(&self, table: &str) -> Result<Vec<LocalRow>, StoreError> {
+            each!(self, s => s.scan(table).await)
+        }
+        async fn ensure_index(&self, table: &str, column: &str) -> Result<(), StoreError> {
+            each!(self, s => s.ensure_index(table, column).await)
+        }
+        async fn rows_by(&self, table: &str, column: &str, value: &Value) -> Result<Vec<LocalRow>, StoreError> {
+            each!(self, s => s.rows_by(table, column, value).await)
+        }
+        async fn outbox(&self) -> Result<Vec<OutboxEntry>, StoreError> {
+            each!(self, s => s.outbox().await)
+        }
+        async fn last_outbox_entry(&self, table: &str, local_id: &str) -> Result<Option<OutboxEntry>, StoreError> {
+            each!(self, s => s.last_outbox_entry(table, local_id).await)
+        }
+        async fn meta(&self, key: &str) -> Result<Option<Value>, StoreError> {
+            each!(self, s => s.meta(key).await)
+        }
+        async fn history(&self, limit: usize) -> Result<Vec<HistoryEntry>, StoreError> {
+            each!(self, s => s.history(limit).await)
+        }
+        async fn apply(&self, batch: WriteBatch) -> Result<(), StoreError> {
+            each!(self, s => s.apply(batch).await)
+        }
+    }
+}

@@ -1,0 +1,547 @@
+//! The wasm-bindgen surface: a thin translation of the core's [`Replica`] into
+//! JavaScript values. The npm package's TypeScript module (`js/index.ts`) wraps these
+//! classes into the documented API (`openReplica`, `SupaSyncError`, several tabs);
+//! nothing here decides anything about sync.
+//!
+//! Values cross as plain JS objects (serde-wasm-bindgen, maps as objects). Errors are
+//! thrown as `{kind, message}` objects, with the same kinds as the CLI's JSON errors.
+
+use std::rc::Rc;
+
+use futures_channel::oneshot;
+use futures_util::{FutureExt, StreamExt};
+use serde::Serialize;
+use serde_json::Value;
+use supasync_core::auth::{ProvidedToken, Session, TokenProvider};
+use supasync_core::events::EngineEvent;
+use supasync_core::live::SyncMode;
+use supasync_core::live_query::live_query;
+use supasync_core::realtime::{ChannelEvent, ChannelHandle, PresenceChange};
+use supasync_core::store::MemoryStore;
+use supasync_core::{EngineError, Query, Replica, ReplicaConfig, Schema};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::{future_to_promise, spawn_local, JsFuture};
+
+use crate::any_store::AnyStore;
+use crate::http::FetchHttp;
+use crate::runtime::BrowserRuntime;
+use crate::IdbStore;
+
+type Inner = Replica<AnyStore, FetchHttp, BrowserRuntime>;
+
+/// A thrown error: `{kind, message}`.
+fn error(kind: &str, message: impl std::fmt::Display) -> JsValue {
+    let o = js_sys::Object::new();
+    let _ = js_sys::Reflect::set(&o, &"kind".into(), &kind.into());
+    let _ = js_sys::Reflect::set(&o, &"message".into(), &message.to_string().into());
+    o.into()
+}
+
+fn engine_err(e: EngineError) -> JsValue {
+    error(e.kind(), e)
+}
+
+fn invalid(message: impl std::fmt::Display) -> JsValue {
+    error("invalid", message)
+}
+
+fn to_js<T: Serialize + ?Sized>(v: &T) -> Result<JsValue, JsValue> {
+    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(|e| error("invalid", e))
+}
+
+fn from_js(v: JsValue, what: &str) -> Result<Value, JsValue> {
+    serde_wasm_bindgen::from_value(v).map_err(|e| invalid(format!("{what}: {e}")))
+}
+
+fn str_field(o: &JsValue, name: &str) -> Option<String> {
+    js_sys::Reflect::get(o, &name.into()).ok().and_then(|v| v.as_string())
+}
+
+/// Options of [`WasmReplica::open`] (the TypeScript wrapper checks and documents them).
+struct OpenOptions {
+    url: String,
+    anon_key: String,
+    schema: Schema,
+    /// IndexedDB database name; `None`: an in-memory store.
+    database: Option<String>,
+    access_token: Option<js_sys::Function>,
+    mode: SyncMode,
+    network: bool,
+}
+
+fn parse_mode(v: &JsValue) -> Result<SyncMode, JsValue> {
+    if v.is_undefined() || v.is_null() {
+        return Ok(SyncMode::Realtime);
+    }
+    if let Some(s) = v.as_string() {
+        return match s.as_str() {
+            "realtime" => Ok(SyncMode::Realtime),
+            "manual" => Ok(SyncMode::Manual),
+            other => Err(invalid(format!("unknown sync mode `{other}` (realtime, manual, or {{ everyMs }})"))),
+        };
+    }
+    match js_sys::Reflect::get(v, &"everyMs".into()).ok().and_then(|n| n.as_f64()) {
+        Some(ms) if ms >= 1.0 => Ok(SyncMode::Every { ms: ms as u64 }),
+        _ => Err(invalid("a sync mode is 'realtime', 'manual' or { everyMs: N } with N ≥ 1")),
+    }
+}
+
+impl OpenOptions {
+    fn parse(o: &JsValue) -> Result<OpenOptions, JsValue> {
+        let url = str_field(o, "url").ok_or_else(|| invalid("openReplica needs `url`, the project's URL"))?;
+        let anon_key = str_field(o, "anonKey").ok_or_else(|| invalid("openReplica needs `anonKey`, the project's anon key"))?;
+        let schema_v = js_sys::Reflect::get(o, &"schema".into()).unwrap_or(JsValue::UNDEFINED);
+        let schema_text = match schema_v.as_string() {
+            Some(s) => s,
+            None if schema_v.is_object() => js_sys::JSON::stringify(&schema_v).map(String::from).map_err(|_| invalid("schema: not JSON"))?,
+            None => return Err(invalid("openReplica needs `schema`: the tables to sync, as the CLI's JSON schema")),
+        };
+        let schema = Schema::from_json(&schema_text).map_err(|e| invalid(format!("schema: {e}")))?;
+        let access_token = js_sys::Reflect::get(o, &"accessToken".into()).ok().and_then(|f| f.dyn_into::<js_sys::Function>().ok());
+        let mode = parse_mode(&js_sys::Reflect::get(o, &"mode".into()).unwrap_or(JsValue::UNDEFINED))?;
+        let network = js_sys::Reflect::get(o, &"network".into()).ok().and_then(|v| v.as_bool()).unwrap_or(true);
+        Ok(OpenOptions { url, anon_key, schema, database: str_field(o, "database"), access_token, mode, network })
+    }
+}
+
+/// Tokens from the app's own auth: `accessToken()` as supabase-js's option (an async
+/// function returning the current JWT, or null when signed out).
+struct JsTokens(js_sys::Function);
+
+impl JsTokens {
+    async fn ask(&self) -> Option<ProvidedToken> {
+        let v = self.0.call0(&JsValue::NULL).ok()?;
+        let v = match v.dyn_into::<js_sys::Promise>() {
+            Ok(p) => JsFuture::from(p).await.ok()?,
+            Err(v) => v,
+        };
+        let token = v.as_string()?;
+        let user_id = jwt_subject(&token)?;
+        Some(ProvidedToken { access_token: token, user_id })
+    }
+}
+
+supasync_core::maybe_async_trait! {
+    impl TokenProvider for JsTokens {
+        async fn current(&self) -> Option<ProvidedToken> {
+            self.ask().await
+        }
+
+        async fn refresh(&self) -> Option<ProvidedToken> {
+            // supabase-js refreshes on its own; asking again gets its newest token.
+            self.ask().await
+        }
+    }
+}
+
+/// The `sub` claim of a JWT (the user id), read without verifying: the server
+/// verifies; this only names whose replica it is.
+pub fn jwt_subject(token: &str) -> Option<String> {
+    let payload = token.split('.').nth(1)?;
+    let mut b64 = payload.replace('-', "+").replace('_', "/");
+    while b64.len() % 4 != 0 {
+        b64.push('=');
+    }
+    let atob = js_sys::Reflect::get(&js_sys::global(), &"atob".into()).ok()?.dyn_into::<js_sys::Function>().ok()?;
+    let text = atob.call1(&JsValue::NULL, &b64.into()).ok()?.as_string()?;
+    let claims: Value = serde_json::from_str(&text).ok()?;
+    claims.get("sub")?.as_str().map(str::to_string)
+}
+
+/// A signed-in session, opaque to JavaScript: tokens never become JS strings, so an
+/// app cannot log them by accident. It can be handed to another replica
+/// ([`WasmReplica::adopt_session`]) when the wrapper moves to the user's database.
+#[wasm_bindgen]
+pub struct WasmSession(Session);
+
+#[wasm_bindgen]
+impl WasmSession {
+    #[wasm_bindgen(getter, js_name = userId)]
+    pub fn user_id(&self) -> String {
+        self.0.user_id.clone()
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn email(&self) -> Option<String> {
+        self.0.email.clone()
+    }
+}
+
+/// One replica (the wrapper's `Replica` class forwards to it).
+#[wasm_bindgen]
+pub struct WasmReplica {
+    inner: Rc<Inner>,
+    database: Option<String>,
+}
+
+/// Open a replica: `{url, anonKey, schema, database?, accessToken?, mode?, network?}`.
+/// Without `database` the store is in memory.
+#[wasm_bindgen(js_name = openWasmReplica)]
+pub fn open_wasm_replica(options: JsValue) -> js_sys::Promise {
+    future_to_promise(async move {
+        let o = OpenOptions::parse(&options)?;
+        let store = match &o.database {
+            Some(name) => AnyStore::Idb(IdbStore::open(name).await.map_err(|e| error("store", e))?),
+            None => AnyStore::Memory(MemoryStore::new()),
+        };
+        let mut cfg = ReplicaConfig::new(&o.url, &o.anon_key);
+        cfg.live.mode = o.mode;
+        let tokens = o.access_token.map(|f| Box::new(JsTokens(f)) as Box<dyn TokenProvider>);
+        let http = FetchHttp::default();
+        let inner = Replica::open(o.schema, store, http, BrowserRuntime, cfg, tokens).await.map_err(engine_err)?;
+        if !o.network {
+            inner.set_network(false).await;
+        }
+        Ok(WasmReplica { inner: Rc::new(inner), database: o.database }.into())
+    })
+}
+
+/// Delete a replica's IndexedDB database (sign-out with wipe).
+#[wasm_bindgen(js_name = deleteDatabase)]
+pub fn delete_database(name: String) -> js_sys::Promise {
+    future_to_promise(async move {
+        IdbStore::delete(&name).await.map_err(|e| error("store", e))?;
+        Ok(JsValue::UNDEFINED)
+    })
+}
+
+fn parse_query(q: &JsValue) -> Result<Query, JsValue> {
+    let mut query = Query::default();
+    if q.is_undefined() || q.is_null() {
+        return Ok(query);
+    }
+    let w = js_sys::Reflect::get(q, &"where".into()).unwrap_or(JsValue::UNDEFINED);
+    if !w.is_undefined() && !w.is_null() {
+        match from_js(w, "where")? {
+            Value::Object(m) => query.filters = m.into_iter().collect(),
+            _ => return Err(invalid("`where` is an object of column: value")),
+        }
+    }
+    if let Some(o) = str_field(q, "order") {
+        query = query.order_by(&o);
+    }
+    let limit = js_sys::Reflect::get(q, &"limit".into()).unwrap_or(JsValue::UNDEFINED);
+    if !limit.is_undefined() && !limit.is_null() {
+        match limit.as_f64() {
+            Some(n) if n >= 0.0 && n.fract() == 0.0 => query.limit = Some(n as usize),
+            _ => return Err(invalid("`limit` is a whole number ≥ 0")),
+        }
+    }
+    Ok(query)
+}
+
+#[wasm_bindgen]
+impl WasmReplica {
+    fn promise<F>(&self, f: impl FnOnce(Rc<Inner>) -> F) -> js_sys::Promise
+    where
+        F: std::future::Future<Output = Result<JsValue, JsValue>> + 'static,
+    {
+        future_to_promise(f(self.inner.clone()))
+    }
+
+    /// The IndexedDB database name, or undefined for an in-memory replica.
+    #[wasm_bindgen(getter)]
+    pub fn database(&self) -> Option<String> {
+        self.database.clone()
+    }
+
+    #[wasm_bindgen(js_name = signUp)]
+    pub fn sign_up(&self, email: String, password: String) -> js_sys::Promise {
+        self.promise(|r| async move { Ok(WasmSession(r.sign_up(&email, &password).await.map_err(engine_err)?).into()) })
+    }
+
+    #[wasm_bindgen(js_name = signIn)]
+    pub fn sign_in(&self, email: String, password: String) -> js_sys::Promise {
+        self.promise(|r| async move { Ok(WasmSession(r.sign_in(&email, &password).await.map_err(engine_err)?).into()) })
+    }
+
+    /// Keep a session signed in elsewhere (another replica of this page).
+    #[wasm_bindgen(js_name = adoptSession)]
+    pub fn adopt_session(&self, session: &WasmSession) -> js_sys::Promise {
+        let s = session.0.clone();
+        self.promise(|r| async move {
+            r.engine().set_session(s).await.map_err(engine_err)?;
+            r.set_network(true).await;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// The signed-in session (`undefined` when signed out).
+    pub fn session(&self) -> js_sys::Promise {
+        self.promise(|r| async move {
+            Ok(match r.engine().session().await {
+                Ok(s) => WasmSession(s).into(),
+                Err(EngineError::NotSignedIn) => JsValue::UNDEFINED,
+                Err(e) => return Err(engine_err(e)),
+            })
+        })
+    }
+
+    #[wasm_bindgen(js_name = signOut)]
+    pub fn sign_out(&self, wipe: bool) -> js_sys::Promise {
+        self.promise(|r| async move {
+            r.sign_out(wipe).await.map_err(engine_err)?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    pub fn insert(&self, table: String, row: JsValue) -> js_sys::Promise {
+        self.promise(|r| async move {
+            let row = from_js(row, "row")?;
+            to_js(&r.engine().insert(&table, &row).await.map_err(engine_err)?)
+        })
+    }
+
+    pub fn update(&self, table: String, local_id: String, fields: JsValue) -> js_sys::Promise {
+        self.promise(|r| async move {
+            let fields = from_js(fields, "fields")?;
+            to_js(&r.engine().update(&table, &local_id, &fields).await.map_err(engine_err)?)
+        })
+    }
+
+    pub fn delete(&self, table: String, local_id: String) -> js_sys::Promise {
+        self.promise(|r| async move {
+            r.engine().delete(&table, &local_id).await.map_err(engine_err)?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    pub fn get(&self, table: String, local_id: String) -> js_sys::Promise {
+        self.promise(|r| async move { to_js(&r.engine().get(&table, &local_id).await.map_err(engine_err)?) })
+    }
+
+    pub fn query(&self, table: String, query: JsValue) -> js_sys::Promise {
+        self.promise(|r| async move {
+            let q = parse_query(&query)?;
+            to_js(&r.engine().query(&table, &q).await.map_err(engine_err)?)
+        })
+    }
+
+    /// Call `callback(rows)` with the query's result now and after every change that
+    /// alters it; returns the function that stops it.
+    pub fn live(&self, table: String, query: JsValue, callback: js_sys::Function, on_error: js_sys::Function) -> Result<js_sys::Function, JsValue> {
+        let q = parse_query(&query)?;
+        self.inner.engine().schema.table(&table).map_err(|e| invalid(e))?;
+        let mut lq = live_query(self.inner.engine(), &table, q);
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        spawn_local(async move {
+            let mut stop_rx = stop_rx.fuse();
+            loop {
+                let next = futures_util::select! {
+                    n = lq.next().fuse() => n,
+                    _ = stop_rx => None,
+                };
+                match next {
+                    Some(Ok(rows)) => {
+                        if let Ok(v) = to_js(&rows) {
+                            let _ = callback.call1(&JsValue::NULL, &v);
+                        }
+                    }
+                    Some(Err(e)) => {
+                        let _ = on_error.call1(&JsValue::NULL, &engine_err(e));
+                    }
+                    None => break,
+                }
+            }
+        });
+        let stop = std::cell::RefCell::new(Some(stop_tx));
+        let f = Closure::<dyn FnMut()>::new(move || {
+            if let Some(t) = stop.borrow_mut().take() {
+                let _ = t.send(());
+            }
+        });
+        Ok(f.into_js_value().unchecked_into())
+    }
+
+    /// `callback({tables, local})` after every change this replica makes (not those
+    /// reported by [`WasmReplica::changed_elsewhere`]): the wrapper tells the other tabs.
+    #[wasm_bindgen(js_name = onChange)]
+    pub fn on_change(&self, callback: js_sys::Function) {
+        let mut events = self.inner.engine().subscribe();
+        spawn_local(async move {
+            while let Some(EngineEvent::Changed { tables, local, elsewhere }) = events.next().await {
+                if elsewhere {
+                    continue;
+                }
+                if let Ok(v) = to_js(&serde_json::json!({"tables": tables, "local": local})) {
+                    let _ = callback.call1(&JsValue::NULL, &v);
+                }
+            }
+        });
+    }
+
+    /// Another tab changed these tables in the shared store.
+    #[wasm_bindgen(js_name = changedElsewhere)]
+    pub fn changed_elsewhere(&self, tables: Vec<String>, local: bool) {
+        self.inner.changed_elsewhere(tables, local);
+    }
+
+    /// Background network work on or off (the leading tab has it on).
+    #[wasm_bindgen(js_name = setNetwork)]
+    pub fn set_network(&self, on: bool) -> js_sys::Promise {
+        self.promise(|r| async move {
+            r.set_network(on).await;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    #[wasm_bindgen(js_name = isLive)]
+    pub fn is_live(&self) -> bool {
+        self.inner.is_live()
+    }
+
+    pub fn sync(&self, timeout_ms: f64) -> js_sys::Promise {
+        self.promise(|r| async move { to_js(&r.sync(timeout_ms.max(0.0) as u64).await.map_err(engine_err)?) })
+    }
+
+    #[wasm_bindgen(js_name = syncNow)]
+    pub fn sync_now(&self) -> js_sys::Promise {
+        self.promise(|r| async move {
+            r.sync_now().await.map_err(engine_err)?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    pub fn status(&self) -> js_sys::Promise {
+        self.promise(|r| async move { to_js(&r.status().await.map_err(engine_err)?) })
+    }
+
+    /// `callback(status)` now and on every change of status; returns the stop function.
+    #[wasm_bindgen(js_name = onStatus)]
+    pub fn on_status(&self, callback: js_sys::Function) -> js_sys::Function {
+        let mut statuses = self.inner.statuses();
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        spawn_local(async move {
+            let mut stop_rx = stop_rx.fuse();
+            loop {
+                let next = futures_util::select! {
+                    s = statuses.next() => s,
+                    _ = stop_rx => None,
+                };
+                let Some(s) = next else { break };
+                if let Ok(v) = to_js(&s) {
+                    let _ = callback.call1(&JsValue::NULL, &v);
+                }
+            }
+        });
+        let stop = std::cell::RefCell::new(Some(stop_tx));
+        Closure::<dyn FnMut()>::new(move || {
+            if let Some(t) = stop.borrow_mut().take() {
+                let _ = t.send(());
+            }
+        })
+        .into_js_value()
+        .unchecked_into()
+    }
+
+    pub fn rejected(&self) -> js_sys::Promise {
+        self.promise(|r| async move { to_js(&r.engine().rejected().await.map_err(engine_err)?) })
+    }
+
+    pub fn retry(&self, local_id: String) -> js_sys::Promise {
+        self.promise(|r| async move {
+            r.engine().retry(&local_id).await.map_err(engine_err)?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    pub fn discard(&self, local_id: String) -> js_sys::Promise {
+        self.promise(|r| async move {
+            r.engine().discard(&local_id).await.map_err(engine_err)?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    pub fn history(&self, limit: f64) -> js_sys::Promise {
+        self.promise(|r| async move { to_js(&r.engine().history(limit.max(0.0) as usize).await.map_err(engine_err)?) })
+    }
+
+    #[wasm_bindgen(js_name = setMode)]
+    pub fn set_mode(&self, mode: JsValue) -> Result<(), JsValue> {
+        self.inner.set_mode(parse_mode(&mode)?);
+        Ok(())
+    }
+
+    pub fn pause(&self) {
+        self.inner.pause();
+    }
+
+    pub fn resume(&self) {
+        self.inner.resume();
+    }
+
+    /// A broadcast and presence channel on the replica's socket.
+    pub fn channel(&self, name: String, presence_key: Option<String>) -> Result<WasmChannel, JsValue> {
+        let (handle, events) = self.inner.channel(&name, presence_key).map_err(engine_err)?.split();
+        Ok(WasmChannel { handle, events: std::cell::RefCell::new(Some(events)) })
+    }
+
+    pub fn close(&self) {
+        self.inner.close();
+    }
+}
+
+/// A Realtime channel for broadcast (acknowledged) and presence.
+#[wasm_bindgen]
+pub struct WasmChannel {
+    handle: ChannelHandle,
+    events: std::cell::RefCell<Option<futures_channel::mpsc::UnboundedReceiver<ChannelEvent>>>,
+}
+
+#[wasm_bindgen]
+impl WasmChannel {
+    /// Broadcast `payload` as `event`; resolves when the server acknowledged it.
+    pub fn send(&self, event: String, payload: JsValue) -> js_sys::Promise {
+        let ch = self.handle.clone();
+        future_to_promise(async move {
+            let p = from_js(payload, "payload")?;
+            ch.broadcast(&event, p).await.map_err(|e| error("server", e))?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    pub fn track(&self, payload: JsValue) -> js_sys::Promise {
+        let ch = self.handle.clone();
+        future_to_promise(async move {
+            let p = from_js(payload, "presence payload")?;
+            ch.track(p).await.map_err(|e| error("server", e))?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    pub fn untrack(&self) -> js_sys::Promise {
+        let ch = self.handle.clone();
+        future_to_promise(async move {
+            ch.untrack().await.map_err(|e| error("server", e))?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// `callback(event)` for each event: `{type: 'state', state}`,
+    /// `{type: 'broadcast', event, payload}`, `{type: 'presence', state}` (the whole
+    /// picture), `{type: 'join' | 'leave', key, metas}`. Once per channel.
+    pub fn listen(&self, callback: js_sys::Function) -> Result<(), JsValue> {
+        let mut events = self.events.borrow_mut().take().ok_or_else(|| invalid("listen() is called once per channel"))?;
+        spawn_local(async move {
+            while let Some(ev) = events.next().await {
+                let v = match ev {
+                    ChannelEvent::State(s) => serde_json::json!({"type": "state", "state": s}),
+                    ChannelEvent::Broadcast { event, payload } => serde_json::json!({"type": "broadcast", "event": event, "payload": payload}),
+                    ChannelEvent::PresenceSync(state) => serde_json::json!({"type": "presence", "state": state}),
+                    ChannelEvent::Presence(PresenceChange::Join { key, metas }) => serde_json::json!({"type": "join", "key": key, "metas": metas}),
+                    ChannelEvent::Presence(PresenceChange::Leave { key, metas }) => serde_json::json!({"type": "leave", "key": key, "metas": metas}),
+                    _ => continue,
+                };
+                if let Ok(v) = to_js(&v) {
+                    let _ = callback.call1(&JsValue::NULL, &v);
+                }
+            }
+        });
+        Ok(())
+    }
+
+    pub fn leave(&self) {
+        self.handle.leave();
+    }
+}
