@@ -138,7 +138,7 @@ pub struct Engine<S: Store, H: Http> {
     /// When set, tokens come from the app's own auth instead of `session`.
     pub(crate) provider: Option<Box<dyn TokenProvider>>,
     /// One writer: local writes, push results and pulls apply one at a time.
-    pub(crate) writer: Mutex<()>,
+    pub(crate) writer: crate::write_lock::WriterLock,
     pub(crate) events: crate::events::Notifier,
     /// Rows the server deleted, so that stale Realtime changes cannot revive them.
     pub(crate) graveyard: crate::server_delete::Graveyard,
@@ -163,7 +163,7 @@ impl<S: Store, H: Http> Engine<S, H> {
             cfg,
             session: Mutex::new(session),
             provider: None,
-            writer: Mutex::new(()),
+            writer: Default::default(),
             events: Default::default(),
             graveyard: Default::default(),
         })
@@ -174,6 +174,27 @@ impl<S: Store, H: Http> Engine<S, H> {
     pub fn with_token_provider(mut self, provider: impl TokenProvider + 'static) -> Self {
         self.provider = Some(Box::new(provider));
         self
+    }
+
+    /// Share the one-writer rule with other processes using the same store (browser
+    /// tabs on one IndexedDB database): see [`crate::write_lock`].
+    pub fn with_shared_writer_lock(mut self, lock: Box<dyn crate::write_lock::SharedLock>) -> Self {
+        self.writer = crate::write_lock::WriterLock::with_shared(lock);
+        self
+    }
+
+    /// Read the session again from the store: another process sharing it (the tab
+    /// that led before) may have refreshed it, and its old refresh token is spent.
+    pub async fn reload_session(&self) -> Result<(), EngineError> {
+        if self.provider.is_some() {
+            return Ok(());
+        }
+        let s = match self.store.meta(SESSION_KEY).await? {
+            Some(v) => Some(serde_json::from_value(v).map_err(|e| StoreError::Corrupt(format!("session: {e}")))?),
+            None => None,
+        };
+        *self.session.lock().await = s;
+        Ok(())
     }
 
     /// [`Engine::with_token_provider`] for a provider already boxed.

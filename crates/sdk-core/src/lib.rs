@@ -33,6 +33,7 @@ pub mod settle;
 pub mod store;
 pub mod timer;
 pub mod transport;
+pub mod write_lock;
 pub mod writer;
 
 #[doc(hidden)]

@@ -30,6 +30,7 @@ use crate::settle::Settled;
 use crate::store::Store;
 use crate::timer::Timer;
 use crate::transport::{Http, WsConnector};
+use crate::write_lock::SharedLock;
 
 /// What a platform gives a replica to run on.
 pub trait Runtime: MaybeSend + MaybeSync + Clone + 'static {
@@ -50,6 +51,8 @@ pub struct ReplicaConfig {
     pub live: LiveConfig,
     /// Tunables; the clock is the runtime's.
     pub batch_size: Option<usize>,
+    /// Whether background network work may start at open (see [`Replica::set_network`]).
+    pub network: bool,
 }
 
 impl ReplicaConfig {
@@ -58,6 +61,7 @@ impl ReplicaConfig {
             project: Project { url: url.trim_end_matches('/').to_string(), anon_key: anon_key.to_string() },
             live: LiveConfig::default(),
             batch_size: None,
+            network: true,
         }
     }
 }
@@ -96,6 +100,20 @@ impl<S: Store + 'static, H: Http + 'static, R: Runtime> Replica<S, H, R> {
     /// Open a replica. With `tokens`, the app's own auth hands over tokens (the engine
     /// stores none). Live sync starts at once if a user is signed in.
     pub async fn open(schema: Schema, store: S, http: H, runtime: R, cfg: ReplicaConfig, tokens: Option<Box<dyn TokenProvider>>) -> Result<Self, EngineError> {
+        Self::open_shared(schema, store, http, runtime, cfg, tokens, None).await
+    }
+
+    /// [`Replica::open`] on a store other processes share (browser tabs): `lock` keeps
+    /// their writes one at a time (see [`crate::write_lock`]).
+    pub async fn open_shared(
+        schema: Schema,
+        store: S,
+        http: H,
+        runtime: R,
+        cfg: ReplicaConfig,
+        tokens: Option<Box<dyn TokenProvider>>,
+        lock: Option<Box<dyn SharedLock>>,
+    ) -> Result<Self, EngineError> {
         let mut ecfg = EngineConfig::with_clock(R::now_ms);
         if let Some(b) = cfg.batch_size {
             ecfg.batch_size = b;
@@ -104,13 +122,16 @@ impl<S: Store + 'static, H: Http + 'static, R: Runtime> Replica<S, H, R> {
         if let Some(p) = tokens {
             engine = engine.with_boxed_token_provider(p);
         }
-        let mode = cfg.live.mode;
+        if let Some(l) = lock {
+            engine = engine.with_shared_writer_lock(l);
+        }
+        let (mode, network) = (cfg.live.mode, cfg.network);
         let r = Replica {
             engine: Arc::new(engine),
             runtime,
             cfg,
             state: Arc::new(Mutex::new(State {
-                network: true,
+                network,
                 net: None,
                 mode,
                 paused: false,
@@ -170,9 +191,14 @@ impl<S: Store + 'static, H: Http + 'static, R: Runtime> Replica<S, H, R> {
     /// Allow or forbid background network work (push, pull, Realtime). A browser tab
     /// that does not lead its replica turns it off; the leading tab turns it on.
     pub async fn set_network(&self, on: bool) {
-        self.lock().network = on;
+        let was = std::mem::replace(&mut self.lock().network, on);
         if !on {
             self.stop_net();
+        } else if !was {
+            // Taking over from another process: its session may be newer than ours.
+            if let Err(e) = self.engine.reload_session().await {
+                tracing::warn!(target: "supasync::live", "reloading the session: {e}");
+            }
         }
         self.reconcile().await;
     }

@@ -26,6 +26,7 @@ use wasm_bindgen_futures::{future_to_promise, spawn_local, JsFuture};
 use crate::any_store::AnyStore;
 use crate::http::FetchHttp;
 use crate::runtime::BrowserRuntime;
+use crate::web_lock::WebLock;
 use crate::IdbStore;
 
 type Inner = Replica<AnyStore, FetchHttp, BrowserRuntime>;
@@ -187,12 +188,16 @@ pub fn open_wasm_replica(options: JsValue) -> js_sys::Promise {
         };
         let mut cfg = ReplicaConfig::new(&o.url, &o.anon_key);
         cfg.live.mode = o.mode;
+        cfg.network = o.network;
         let tokens = o.access_token.map(|f| Box::new(JsTokens(f)) as Box<dyn TokenProvider>);
         let http = FetchHttp::default();
-        let inner = Replica::open(o.schema, store, http, BrowserRuntime, cfg, tokens).await.map_err(engine_err)?;
-        if !o.network {
-            inner.set_network(false).await;
-        }
+        // Tabs sharing the database take turns writing (Web Locks, by database name).
+        let lock = o
+            .database
+            .as_ref()
+            .and_then(|d| WebLock::new(format!("supasync-writer:{d}")))
+            .map(|l| Box::new(l) as Box<dyn supasync_core::write_lock::SharedLock>);
+        let inner = Replica::open_shared(o.schema, store, http, BrowserRuntime, cfg, tokens, lock).await.map_err(engine_err)?;
         Ok(WasmReplica { inner: Rc::new(inner), database: o.database }.into())
     })
 }

@@ -11,6 +11,7 @@ pub mod api;
 pub mod http;
 pub mod runtime;
 pub mod store;
+pub mod web_lock;
 pub mod ws;
 
 pub use store::IdbStore;

@@ -1,0 +1,52 @@
+//! The engine's one-writer rule, across everything that shares a store. Every local
+//! write, push result and pull reads the store and then applies a batch; two of them
+//! interleaved could coalesce into an entry that is being sent, or undo each other.
+//! Inside one process an async mutex serialises them. Where several processes share
+//! one store (browser tabs on one IndexedDB database), the platform adds a
+//! [`SharedLock`] (Web Locks in the browser) taken after the in-process mutex, so the
+//! rule holds across them too.
+
+use async_lock::{Mutex, MutexGuard};
+
+use crate::maybe_send::{MaybeSend, MaybeSync};
+
+/// Something held until dropped.
+pub trait Held: MaybeSend {}
+impl<T: MaybeSend> Held for T {}
+
+crate::maybe_async_trait! {
+    /// A lock shared with other processes using the same store.
+    pub trait SharedLock: MaybeSend + MaybeSync {
+        /// Wait for the lock; it is released when the returned value is dropped.
+        async fn acquire(&self) -> Box<dyn Held>;
+    }
+}
+
+/// The writer lock: in-process, plus the shared one when the platform has it.
+#[derive(Default)]
+pub struct WriterLock {
+    local: Mutex<()>,
+    shared: Option<Box<dyn SharedLock>>,
+}
+
+/// Held while one write runs.
+pub struct WriterGuard<'a> {
+    // Dropped first: the shared lock, then the local one.
+    _shared: Option<Box<dyn Held>>,
+    _local: MutexGuard<'a, ()>,
+}
+
+impl WriterLock {
+    pub fn with_shared(shared: Box<dyn SharedLock>) -> WriterLock {
+        WriterLock { local: Mutex::new(()), shared: Some(shared) }
+    }
+
+    pub async fn lock(&self) -> WriterGuard<'_> {
+        let local = self.local.lock().await;
+        let shared = match &self.shared {
+            Some(s) => Some(s.acquire().await),
+            None => None,
+        };
+        WriterGuard { _shared: shared, _local: local }
+    }
+}
