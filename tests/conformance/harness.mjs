@@ -20,11 +20,11 @@ function freePort() {
   });
 }
 
-/** Start a dev server with the conformance migrations. */
-export async function startServer(extraArgs = []) {
+/** Start a dev server with the conformance migrations (or `migrations`, a folder). */
+export async function startServer(extraArgs = [], { migrations = path.join(here, 'migrations') } = {}) {
   const bin = process.env.SUPASYNC_DEV_BIN || path.join(root, 'target/debug/supasync-dev');
   const port = await freePort();
-  const child = spawn(bin, ['--port', String(port), '--migrations', path.join(here, 'migrations'), ...extraArgs], {
+  const child = spawn(bin, ['--port', String(port), '--migrations', migrations, ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let err = '';

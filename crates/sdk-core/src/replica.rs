@@ -179,6 +179,15 @@ impl<S: Store + 'static, H: Http + 'static, R: Runtime> Replica<S, H, R> {
         Ok(s)
     }
 
+    /// Keep a session signed in elsewhere (another replica of the same page, before it
+    /// moved to this user's store); live sync starts if this replica may talk.
+    pub async fn adopt_session(&self, s: Session) -> Result<(), EngineError> {
+        self.check_open()?;
+        self.engine.set_session(s).await?;
+        self.reconcile().await;
+        Ok(())
+    }
+
     /// Sign out: live sync stops; `wipe` also deletes the replica's rows and outbox.
     pub async fn sign_out(&self, wipe: bool) -> Result<(), EngineError> {
         self.check_open()?;

@@ -266,8 +266,7 @@ impl WasmReplica {
     pub fn adopt_session(&self, session: &WasmSession) -> js_sys::Promise {
         let s = session.0.clone();
         self.promise(|r| async move {
-            r.engine().set_session(s).await.map_err(engine_err)?;
-            r.set_network(true).await;
+            r.adopt_session(s).await.map_err(engine_err)?;
             Ok(JsValue::UNDEFINED)
         })
     }
@@ -325,6 +324,7 @@ impl WasmReplica {
 
     /// Call `callback(rows)` with the query's result now and after every change that
     /// alters it; returns the function that stops it.
+    #[wasm_bindgen(unchecked_return_type = "() => void")]
     pub fn live(&self, table: String, query: JsValue, callback: js_sys::Function, on_error: js_sys::Function) -> Result<js_sys::Function, JsValue> {
         let q = parse_query(&query)?;
         self.inner.engine().schema.table(&table).map_err(|e| invalid(e))?;
@@ -413,7 +413,7 @@ impl WasmReplica {
     }
 
     /// `callback(status)` now and on every change of status; returns the stop function.
-    #[wasm_bindgen(js_name = onStatus)]
+    #[wasm_bindgen(js_name = onStatus, unchecked_return_type = "() => void")]
     pub fn on_status(&self, callback: js_sys::Function) -> js_sys::Function {
         let mut statuses = self.inner.statuses();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();

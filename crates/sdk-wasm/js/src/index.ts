@@ -1,0 +1,546 @@
+// supasync for the browser: the public API of the npm package.
+//
+// A thin layer over the wasm module (crates/sdk-wasm/src/api.rs), which runs the same
+// Rust core as the native SDK. What lives here is only what is about the page:
+//  - which IndexedDB database holds whose replica (one per project, name and user),
+//    and moving to the right one when a user signs in or out;
+//  - several tabs of one replica (see tabs.ts): one leads and talks to the server,
+//    all write, all see each other's writes;
+//  - JavaScript shapes: promises, callbacks, one SupaSyncError class.
+
+import init, { openWasmReplica, deleteDatabase, WasmReplica, WasmChannel, WasmSession } from './wasm/supasync_wasm.js';
+import { Tabs } from './tabs.js';
+
+/** A row as the app and the server see it. */
+export type Row = Record<string, unknown>;
+
+/** Where a row stands with the server. */
+export type RowStatus =
+  | { state: 'synced' }
+  | { state: 'pending' }
+  | { state: 'syncing' }
+  | { state: 'rejected'; reason: string };
+
+/** A row as queries return it (the shape `supasync query` prints). */
+export interface RowView<T extends Row = Row> {
+  local_id: string;
+  row: T;
+  status: RowStatus;
+}
+
+/** A local query: equality filters, one order (`col`, `col.asc`, `col.desc`), a limit. */
+export interface Query {
+  where?: Record<string, unknown>;
+  order?: string;
+  limit?: number;
+}
+
+/** How the replica keeps up: Realtime, polling every N ms, or only on syncNow(). */
+export type SyncMode = 'realtime' | 'manual' | { everyMs: number };
+
+/** What live sync is doing. */
+export type Phase = 'connecting' | 'catching_up' | 'live' | 'polling' | 'paused' | 'offline';
+
+/** A snapshot for the app's sync indicator. */
+export interface Status {
+  phase: Phase;
+  mode: { mode: 'realtime' } | { mode: 'every'; ms: number } | { mode: 'manual' };
+  /** Writes waiting to reach the server. */
+  pending: number;
+  /** Writes the server refused (see rejected()). */
+  rejected: number;
+  last_sync: Record<string, unknown>;
+  /** The last failure, cleared by the next success. */
+  last_error: string | null;
+  /** Whether this tab is the one talking to the server. */
+  leader: boolean;
+}
+
+/** A write waiting in the outbox (or refused: then `rejected` says why). */
+export interface OutboxEntry {
+  seq: number;
+  table: string;
+  local_id: string;
+  op: { op: 'insert'; row: Row } | { op: 'update'; fields: Row } | { op: 'delete' };
+  created_at_ms: number;
+  attempts: number;
+  last_error: string | null;
+  in_flight: boolean;
+  rejected: string | null;
+  known_unsent: boolean;
+}
+
+/** One line of the sync history. */
+export interface HistoryEntry {
+  id: number;
+  at_ms: number;
+  kind: string;
+  table: string | null;
+  rows: number;
+  duration_ms: number;
+  error: string | null;
+  detail: unknown;
+}
+
+/** What `sync()` did. */
+export interface Settled {
+  rounds: Array<{ push: unknown; pull: unknown; error: string | null; waited_ms: number }>;
+  status: { signed_in: string | null; pending: number; rejected: number; oldest_pending_ms: number | null; last_sync: Record<string, unknown> };
+}
+
+/** The tables to sync, as the CLI's JSON schema file. */
+export interface Schema {
+  tables: Array<{
+    name: string;
+    primary_key?: string;
+    owner_column?: string;
+    references?: Record<string, string>;
+    indexes?: string[];
+    [k: string]: unknown;
+  }>;
+}
+
+export interface OpenOptions {
+  /** The project's URL, e.g. https://xyz.supabase.co */
+  url: string;
+  anonKey: string;
+  schema: Schema | string;
+  /** Tells replicas of one project apart (default "default"). */
+  name?: string;
+  /** Tokens from the app's own auth (supabase-js): `async () => session?.access_token ?? null`. */
+  accessToken?: () => Promise<string | null | undefined> | string | null | undefined;
+  mode?: SyncMode;
+  /** 'indexeddb' (the default in browsers) or 'memory' (tests, SSR, Node). */
+  store?: 'indexeddb' | 'memory';
+  /** Where the .wasm is, or its bytes, when the default (next to this module) does not fit. */
+  wasm?: URL | string | BufferSource | WebAssembly.Module;
+}
+
+export type ErrorKind = 'invalid' | 'store' | 'server' | 'auth' | 'not_found' | 'timeout' | 'closed' | 'unsupported';
+
+/** Every failure, with the same kinds as the CLI's JSON errors. */
+export class SupaSyncError extends Error {
+  readonly kind: ErrorKind;
+  constructor(kind: ErrorKind, message: string) {
+    super(message);
+    this.name = 'SupaSyncError';
+    this.kind = kind;
+  }
+}
+
+function wrap(e: unknown): SupaSyncError {
+  if (e instanceof SupaSyncError) return e;
+  if (e && typeof e === 'object' && 'kind' in e && 'message' in e) {
+    const o = e as { kind: ErrorKind; message: string };
+    return new SupaSyncError(o.kind, o.message);
+  }
+  return new SupaSyncError('store', e instanceof Error ? e.message : String(e));
+}
+
+async function call<T>(f: () => Promise<T> | T): Promise<T> {
+  try {
+    return await f();
+  } catch (e) {
+    throw wrap(e);
+  }
+}
+
+export interface User {
+  id: string;
+  email: string | null;
+}
+
+/** A broadcast and presence channel (acknowledged broadcasts). */
+export interface SyncChannel {
+  send(event: string, payload: unknown): Promise<void>;
+  onBroadcast(callback: (event: string, payload: unknown) => void): void;
+  track(payload: Record<string, unknown>): Promise<void>;
+  untrack(): Promise<void>;
+  onPresence(callback: (state: Record<string, unknown[]>) => void): void;
+  leave(): void;
+}
+
+let wasmReady: Promise<unknown> | undefined;
+
+function loadWasm(source?: OpenOptions['wasm']): Promise<unknown> {
+  wasmReady ??= init(source === undefined ? undefined : { module_or_path: source as never });
+  return wasmReady;
+}
+
+function projectKey(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    throw new SupaSyncError('invalid', `url: not a URL: ${url}`);
+  }
+}
+
+function jwtSubject(token: string): string | undefined {
+  try {
+    const part = token.split('.')[1] ?? '';
+    const json = atob(part.replace(/-/g, '+').replace(/_/g, '/'));
+    const sub = (JSON.parse(json) as { sub?: unknown }).sub;
+    return typeof sub === 'string' ? sub : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function storage(): Storage | undefined {
+  try {
+    return typeof localStorage === 'undefined' ? undefined : localStorage;
+  } catch {
+    return undefined;
+  }
+}
+
+interface LiveReg {
+  table: string;
+  query: Query;
+  callback: (rows: RowView[]) => void;
+  onError?: (e: SupaSyncError) => void;
+  stop?: () => void;
+}
+
+/** One user's replica in this page. */
+export class Replica {
+  private inner!: WasmReplica;
+  private tabs?: Tabs;
+  private closed = false;
+  private readonly lives = new Set<LiveReg>();
+  private readonly statusWatchers = new Set<(s: Status) => void>();
+  private last: Status;
+  private stopInnerStatus?: () => void;
+  private user?: User;
+
+  /** Sign up, in and out (the built-in Auth client; with `accessToken`, supabase-js does this). */
+  readonly auth = {
+    signUp: (c: { email: string; password: string }) => this.signInWith((r) => r.signUp(c.email, c.password)),
+    signIn: (c: { email: string; password: string }) => this.signInWith((r) => r.signIn(c.email, c.password)),
+    signOut: (o: { wipe?: boolean } = {}) => this.signOut(o.wipe ?? false),
+    /** The signed-in user, if any. */
+    user: (): User | undefined => this.user,
+    /** With `accessToken`: ask it again and move to the user it names (after the app signed in or out). */
+    refreshUser: () => call(() => this.followToken()),
+  };
+
+  private constructor(private readonly opts: OpenOptions, private readonly key: string, private readonly replicaName: string) {
+    this.last = { phase: 'paused', mode: { mode: 'realtime' }, pending: 0, rejected: 0, last_sync: {}, last_error: null, leader: false };
+  }
+
+  /** @internal */
+  static async open(opts: OpenOptions): Promise<Replica> {
+    if (!opts || typeof opts !== 'object') throw new SupaSyncError('invalid', 'openReplica needs options: { url, anonKey, schema }');
+    if (typeof opts.url !== 'string') throw new SupaSyncError('invalid', 'openReplica needs `url`, the project URL');
+    if (typeof opts.anonKey !== 'string') throw new SupaSyncError('invalid', 'openReplica needs `anonKey`, the project anon key');
+    const wantIdb = (opts.store ?? 'indexeddb') === 'indexeddb';
+    if (wantIdb && typeof indexedDB === 'undefined') {
+      throw new SupaSyncError(
+        'unsupported',
+        "IndexedDB is not available here (Node, or a sandboxed frame): pass { store: 'memory' } for an in-memory replica",
+      );
+    }
+    await call(() => loadWasm(opts.wasm));
+    const r = new Replica(opts, projectKey(opts.url), opts.name ?? 'default');
+    await r.switchTo(await r.initialUser());
+    return r;
+  }
+
+  private get persistent(): boolean {
+    return (this.opts.store ?? 'indexeddb') === 'indexeddb';
+  }
+
+  private activeUserKey(): string {
+    return `supasync:${this.key}:${this.replicaName}:user`;
+  }
+
+  /** The IndexedDB database of one user's replica. */
+  databaseFor(userId: string): string {
+    return `supasync:${this.key}:${this.replicaName}:${userId}`;
+  }
+
+  private async initialUser(): Promise<string | undefined> {
+    if (this.opts.accessToken) {
+      const t = await this.opts.accessToken();
+      return t ? jwtSubject(t) : undefined;
+    }
+    return storage()?.getItem(this.activeUserKey()) ?? undefined;
+  }
+
+  /** Open the replica of `userId` (or a signed-out one in memory) and move everything to it. */
+  private async switchTo(userId: string | undefined, session?: WasmSession): Promise<void> {
+    const database = this.persistent && userId ? this.databaseFor(userId) : undefined;
+    if (this.inner && this.inner.database === database && database) return;
+    const old = this.inner;
+    const oldTabs = this.tabs;
+    this.stopInnerStatus?.();
+    for (const l of this.lives) l.stop?.();
+    oldTabs?.close();
+    old?.close();
+    const schema = typeof this.opts.schema === 'string' ? this.opts.schema : JSON.stringify(this.opts.schema);
+    const inner: WasmReplica = await call(() =>
+      openWasmReplica({
+        url: this.opts.url,
+        anonKey: this.opts.anonKey,
+        schema,
+        database,
+        accessToken: this.opts.accessToken,
+        mode: this.opts.mode,
+        // Tabs sharing a database decide who talks to the server.
+        network: database === undefined,
+      }),
+    );
+    if (session) await call(() => inner.adoptSession(session));
+    this.inner = inner;
+    const s: WasmSession | undefined = await call(() => inner.session());
+    this.user = s ? { id: s.userId, email: s.email ?? null } : undefined;
+    if (this.persistent && !this.opts.accessToken) {
+      const st = storage();
+      if (this.user) st?.setItem(this.activeUserKey(), this.user.id);
+      else st?.removeItem(this.activeUserKey());
+    }
+    if (database) {
+      this.tabs = new Tabs(database, inner, (status) => this.publish(status));
+    } else {
+      this.tabs = undefined;
+    }
+    this.stopInnerStatus = inner.onStatus((s: Omit<Status, 'leader'>) => {
+      if (!this.tabs || this.tabs.leader) this.publish({ ...s, leader: this.tabs ? this.tabs.leader : true });
+      if (this.tabs?.leader) this.tabs.shareStatus({ ...s, leader: false });
+    });
+    for (const l of this.lives) this.startLive(l);
+  }
+
+  /** Read counts from the store now (after sync(), retry(), discard()), keeping the phase. */
+  private async refreshStatus(): Promise<void> {
+    const s = (await this.inner.status()) as Omit<Status, 'leader'>;
+    const leading = this.tabs ? this.tabs.leader : true;
+    const phase = leading ? s.phase : this.last.phase;
+    this.publish({ ...s, phase, leader: leading });
+  }
+
+  private publish(s: Status): void {
+    this.last = s;
+    for (const w of this.statusWatchers) w(s);
+  }
+
+  private async signInWith(f: (r: WasmReplica) => Promise<WasmSession>): Promise<User> {
+    this.check();
+    const session: WasmSession = await call(() => f(this.inner));
+    await this.switchTo(session.userId, session);
+    return { id: session.userId, email: session.email ?? null };
+  }
+
+  private async signOut(wipe: boolean): Promise<void> {
+    this.check();
+    const database = this.inner.database;
+    await call(() => this.inner.signOut(wipe));
+    this.user = undefined;
+    await this.switchTo(undefined);
+    if (wipe && database) await call(() => deleteDatabase(database));
+  }
+
+  private async followToken(): Promise<User | undefined> {
+    this.check();
+    const id = await this.initialUser();
+    await this.switchTo(id);
+    return this.user;
+  }
+
+  private check(): void {
+    if (this.closed) throw new SupaSyncError('closed', 'the replica is closed');
+  }
+
+  /** Write a new row locally (at once, durable); it is pushed when possible. */
+  insert<T extends Row = Row>(table: string, row: T): Promise<RowView<T>> {
+    return call(() => {
+      this.check();
+      return this.inner.insert(table, row);
+    });
+  }
+
+  /** Change some fields of a row (by local id). */
+  update<T extends Row = Row>(table: string, localId: string, fields: Partial<T>): Promise<RowView<T>> {
+    return call(() => {
+      this.check();
+      return this.inner.update(table, localId, fields);
+    });
+  }
+
+  delete(table: string, localId: string): Promise<void> {
+    return call(() => {
+      this.check();
+      return this.inner.delete(table, localId);
+    });
+  }
+
+  get<T extends Row = Row>(table: string, localId: string): Promise<RowView<T> | null> {
+    return call(async () => {
+      this.check();
+      return ((await this.inner.get(table, localId)) as RowView<T> | undefined) ?? null;
+    });
+  }
+
+  query<T extends Row = Row>(table: string, query: Query = {}): Promise<RowView<T>[]> {
+    return call(() => {
+      this.check();
+      return this.inner.query(table, query);
+    });
+  }
+
+  /** Call `callback` with the query's rows now and whenever they change; returns stop(). */
+  live<T extends Row = Row>(table: string, query: Query, callback: (rows: RowView<T>[]) => void, onError?: (e: SupaSyncError) => void): () => void {
+    this.check();
+    const reg: LiveReg = { table, query, callback: callback as (rows: RowView[]) => void, onError };
+    this.startLive(reg);
+    this.lives.add(reg);
+    return () => {
+      reg.stop?.();
+      this.lives.delete(reg);
+    };
+  }
+
+  private startLive(reg: LiveReg): void {
+    try {
+      reg.stop = this.inner.live(reg.table, reg.query, reg.callback, (e: unknown) => reg.onError?.(wrap(e)));
+    } catch (e) {
+      throw wrap(e);
+    }
+  }
+
+  /** Push, then pull, until no write waits or `timeoutMs` passes (as `supasync sync`). */
+  sync(o: { timeoutMs?: number } = {}): Promise<Settled> {
+    return call(async () => {
+      this.check();
+      const timeout = o.timeoutMs ?? 30000;
+      const settled: Settled =
+        this.tabs && !this.tabs.leader ? ((await this.tabs.askLeader('sync', timeout)) as Settled) : await this.inner.sync(timeout);
+      await this.refreshStatus();
+      return settled;
+    });
+  }
+
+  /** Push and pull once, now. */
+  syncNow(): Promise<void> {
+    return call(async () => {
+      this.check();
+      if (this.tabs && !this.tabs.leader) await this.tabs.askLeader('syncNow', 30000);
+      else await this.inner.syncNow();
+      await this.refreshStatus();
+    });
+  }
+
+  /** The latest status (see onStatus). */
+  status(): Status {
+    return this.last;
+  }
+
+  /** Call `callback` with the status now and on every change; returns stop(). */
+  onStatus(callback: (s: Status) => void): () => void {
+    this.statusWatchers.add(callback);
+    callback(this.last);
+    return () => this.statusWatchers.delete(callback);
+  }
+
+  /** Writes the server refused, each with its reason. */
+  rejected(): Promise<OutboxEntry[]> {
+    return call(() => {
+      this.check();
+      return this.inner.rejected();
+    });
+  }
+
+  /** Queue a refused write again (after fixing what the reason says). */
+  retry(localId: string): Promise<void> {
+    return call(async () => {
+      this.check();
+      await this.inner.retry(localId);
+      await this.refreshStatus();
+    });
+  }
+
+  /** Drop a refused write; the row goes back to the server's version. */
+  discard(localId: string): Promise<void> {
+    return call(async () => {
+      this.check();
+      await this.inner.discard(localId);
+      await this.refreshStatus();
+    });
+  }
+
+  history(o: { limit?: number } = {}): Promise<HistoryEntry[]> {
+    return call(() => {
+      this.check();
+      return this.inner.history(o.limit ?? 50);
+    });
+  }
+
+  setMode(mode: SyncMode): void {
+    this.check();
+    try {
+      this.inner.setMode(mode);
+    } catch (e) {
+      throw wrap(e);
+    }
+    this.tabs?.tell({ t: 'mode', mode });
+  }
+
+  pause(): void {
+    this.check();
+    this.inner.pause();
+    this.tabs?.tell({ t: 'pause' });
+  }
+
+  resume(): void {
+    this.check();
+    this.inner.resume();
+    this.tabs?.tell({ t: 'resume' });
+  }
+
+  /** A broadcast (acknowledged) and presence channel, e.g. `typing:<conversation>`. */
+  channel(name: string, o: { presenceKey?: string } = {}): SyncChannel {
+    this.check();
+    let ch: WasmChannel;
+    try {
+      ch = this.inner.channel(name, o.presenceKey);
+    } catch (e) {
+      throw wrap(e);
+    }
+    const broadcast = new Set<(event: string, payload: unknown) => void>();
+    const presence = new Set<(state: Record<string, unknown[]>) => void>();
+    ch.listen((ev: { type: string; event?: string; payload?: unknown; state?: Record<string, unknown[]> }) => {
+      if (ev.type === 'broadcast') for (const f of broadcast) f(ev.event ?? '', ev.payload);
+      if (ev.type === 'presence' && ev.state) for (const f of presence) f(ev.state);
+    });
+    return {
+      send: (event, payload) => call(() => ch.send(event, payload)),
+      onBroadcast: (f) => void broadcast.add(f),
+      track: (payload) => call(() => ch.track(payload)),
+      untrack: () => call(() => ch.untrack()),
+      onPresence: (f) => void presence.add(f),
+      leave: () => ch.leave(),
+    };
+  }
+
+  /** Whether this tab talks to the server for the replica (one tab per replica does). */
+  get isLeader(): boolean {
+    return this.tabs ? this.tabs.leader : true;
+  }
+
+  /** Stop syncing and release the replica; later calls throw a 'closed' SupaSyncError. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.stopInnerStatus?.();
+    for (const l of this.lives) l.stop?.();
+    this.lives.clear();
+    this.statusWatchers.clear();
+    this.tabs?.close();
+    this.inner.close();
+  }
+}
+
+/** Open the replica of the signed-in user (or a signed-out one until someone signs in). */
+export function openReplica(options: OpenOptions): Promise<Replica> {
+  return Replica.open(options);
+}

@@ -1,0 +1,161 @@
+// Several tabs, one replica, no SharedWorker.
+//
+// Every tab opens the same IndexedDB database and writes to it directly: a write is
+// durable in the tab that made it before its promise resolves, whichever tab leads,
+// online or not. Read-then-write steps are serialised across tabs by the writer Web
+// Lock the wasm side takes (crates/sdk-wasm/src/web_lock.rs).
+//
+// One tab leads: it holds the Web Lock `supasync-lead:<database>` and is the only one
+// that pushes, pulls and listens on Realtime. The others wait in the lock's queue;
+// when the leader closes or crashes the browser hands the lock to the next at once.
+//
+// A BroadcastChannel per database carries the rest: every tab announces its changes
+// (the leader's include what arrived from the server), so live queries everywhere
+// re-run, and the leader pushes what the others wrote; the leader shares its status;
+// the others ask it to sync when the app calls sync() or syncNow() there.
+
+import type { WasmReplica } from './wasm/supasync_wasm.js';
+import type { Status } from './index.js';
+
+type Message =
+  | { t: 'changed'; tables: string[]; local: boolean }
+  | { t: 'status'; status: Status }
+  | { t: 'hello' }
+  | { t: 'ask'; id: string; what: 'sync' | 'syncNow'; timeoutMs: number }
+  | { t: 'answer'; id: string; ok: boolean; value?: unknown; error?: unknown }
+  | { t: 'mode'; mode: unknown }
+  | { t: 'pause' }
+  | { t: 'resume' };
+
+interface LockManagerLike {
+  request(name: string, options: { signal: AbortSignal }, callback: () => Promise<void>): Promise<void>;
+}
+
+function lockManager(): LockManagerLike | undefined {
+  const nav = (globalThis as { navigator?: { locks?: LockManagerLike } }).navigator;
+  return nav?.locks;
+}
+
+export class Tabs {
+  leader = false;
+  private closed = false;
+  private readonly bc?: BroadcastChannel;
+  private readonly abort = new AbortController();
+  private release?: () => void;
+  private lastShared?: Status;
+  private readonly waiting = new Map<string, { resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
+
+  constructor(database: string, private readonly inner: WasmReplica, private readonly onStatus: (s: Status) => void) {
+    if (typeof BroadcastChannel !== 'undefined') {
+      this.bc = new BroadcastChannel(`supasync:${database}`);
+      this.bc.onmessage = (e: MessageEvent<Message>) => this.receive(e.data);
+    }
+    inner.onChange((c: { tables: string[]; local: boolean }) => this.tell({ t: 'changed', tables: c.tables, local: c.local }));
+    const locks = lockManager();
+    if (!locks) {
+      // Without Web Locks (an insecure context) every tab would lead: only one may.
+      void this.lead();
+      return;
+    }
+    locks
+      .request(`supasync-lead:${database}`, { signal: this.abort.signal }, async () => {
+        if (this.closed) return;
+        await this.lead();
+        await new Promise<void>((resolve) => (this.release = resolve));
+      })
+      .catch(() => {
+        /* aborted: this tab closed before it led */
+      });
+    this.tell({ t: 'hello' });
+  }
+
+  private async lead(): Promise<void> {
+    this.leader = true;
+    await this.inner.setNetwork(true);
+  }
+
+  /** Post to the other tabs. */
+  tell(m: Message): void {
+    if (!this.closed) this.bc?.postMessage(m);
+  }
+
+  /** The leader's status, for the other tabs' indicators. */
+  shareStatus(s: Status): void {
+    this.lastShared = s;
+    this.tell({ t: 'status', status: s });
+  }
+
+  private receive(m: Message): void {
+    if (this.closed) return;
+    switch (m.t) {
+      case 'changed':
+        this.inner.changedElsewhere(m.tables, m.local);
+        break;
+      case 'status':
+        if (!this.leader) this.onStatus({ ...m.status, leader: false });
+        break;
+      case 'hello':
+        if (this.leader && this.lastShared) this.tell({ t: 'status', status: this.lastShared });
+        break;
+      case 'ask':
+        if (this.leader) void this.answer(m.id, m.what, m.timeoutMs);
+        break;
+      case 'answer': {
+        const w = this.waiting.get(m.id);
+        if (!w) break;
+        this.waiting.delete(m.id);
+        if (m.ok) w.resolve(m.value);
+        else w.reject(m.error);
+        break;
+      }
+      case 'mode':
+        this.inner.setMode(m.mode);
+        break;
+      case 'pause':
+        this.inner.pause();
+        break;
+      case 'resume':
+        this.inner.resume();
+        break;
+    }
+  }
+
+  private async answer(id: string, what: 'sync' | 'syncNow', timeoutMs: number): Promise<void> {
+    try {
+      const value = what === 'sync' ? await this.inner.sync(timeoutMs) : await this.inner.syncNow();
+      this.tell({ t: 'answer', id, ok: true, value });
+    } catch (error) {
+      this.tell({ t: 'answer', id, ok: false, error });
+    }
+  }
+
+  /** Have the leading tab run `what`; fails with a timeout if no tab answers in time. */
+  askLeader(what: 'sync' | 'syncNow', timeoutMs: number): Promise<unknown> {
+    const id = crypto.randomUUID();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        if (this.waiting.delete(id)) reject({ kind: 'timeout', message: `no tab answered ${what} within ${timeoutMs + 2000} ms` });
+      }, timeoutMs + 2000);
+      this.waiting.set(id, {
+        resolve: (v) => {
+          clearTimeout(timer);
+          resolve(v);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      });
+      this.tell({ t: 'ask', id, what, timeoutMs });
+    });
+  }
+
+  close(): void {
+    this.closed = true;
+    this.abort.abort();
+    this.release?.();
+    this.bc?.close();
+    for (const w of this.waiting.values()) w.reject({ kind: 'closed', message: 'the replica is closed' });
+    this.waiting.clear();
+  }
+}

@@ -1,0 +1,128 @@
+// The browser suite's harness: the dev server with the chat schema, the packed npm
+// package installed into a fresh app folder served on localhost (an import map points
+// `supasync` at the package's `exports` entry, as a web app without a bundler would),
+// and Playwright driving the system Chromium. Each context is one device.
+import { execFileSync } from 'node:child_process';
+import { createServer } from 'node:http';
+import { mkdtempSync, readFileSync, writeFileSync, existsSync, statSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { startServer, client, newUser } from '../conformance/harness.mjs';
+
+export { client, newUser };
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const root = path.resolve(here, '../..');
+export const schema = JSON.parse(readFileSync(path.join(root, 'examples/chat/schema.json'), 'utf8'));
+
+/** The dev server with the chat app's migrations. */
+export function startChatServer(extraArgs = []) {
+  return startServer(extraArgs, { migrations: path.join(root, 'examples/chat/migrations') });
+}
+
+/** The packed package (built by scripts/build-npm.sh). */
+export function tarball() {
+  const dir = path.join(root, 'target/npm');
+  const tgz = existsSync(dir) && readdirSync(dir).find((f) => /^supasync-.*\.tgz$/.test(f));
+  if (!tgz) throw new Error('target/npm/supasync-*.tgz is missing: run scripts/build-npm.sh first');
+  return path.join(dir, tgz);
+}
+
+/** A fresh app folder with the tarball installed, as a user's project would have it. */
+export function installApp() {
+  const dir = mkdtempSync(path.join(tmpdir(), 'supasync-app-'));
+  writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
+  execFileSync('npm', ['install', '--no-audit', '--no-fund', '--silent', tarball()], { cwd: dir, stdio: 'inherit' });
+  writeFileSync(
+    path.join(dir, 'index.html'),
+    `<!doctype html><meta charset="utf-8"><title>supasync test page</title>
+<script type="importmap">{"imports":{"supasync":"/node_modules/supasync/dist/index.js"}}</script>
+<script type="module">
+  import * as supasync from 'supasync';
+  window.supasync = supasync;
+  window.ready = true;
+</script>`,
+  );
+  return dir;
+}
+
+const types = { '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.html': 'text/html', '.json': 'application/json' };
+
+/** Serve `dir` on 127.0.0.1 (a secure context, so Web Locks exist). */
+export function serve(dir) {
+  return new Promise((resolve) => {
+    const srv = createServer((req, res) => {
+      const p = path.join(dir, decodeURIComponent(new URL(req.url, 'http://x').pathname));
+      const file = p.endsWith('/') ? path.join(p, 'index.html') : p;
+      if (!file.startsWith(dir) || !existsSync(file) || !statSync(file).isFile()) {
+        res.writeHead(404).end();
+        return;
+      }
+      res.writeHead(200, { 'content-type': types[path.extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-store' });
+      res.end(readFileSync(file));
+    });
+    srv.listen(0, '127.0.0.1', () => resolve({ url: `http://127.0.0.1:${srv.address().port}/`, close: () => srv.close() }));
+  });
+}
+
+export const chromiumArgs = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+export function launch() {
+  return chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args: chromiumArgs });
+}
+
+/** A page of the app, loaded, with `window.supasync` ready. */
+export async function openPage(context, appUrl) {
+  const page = await context.newPage();
+  page.on('pageerror', (e) => console.error('page error:', e.message));
+  await page.goto(appUrl);
+  await page.waitForFunction(() => window.ready === true);
+  return page;
+}
+
+/** Everything a test needs, started once per test file. */
+export async function setup() {
+  const server = await startChatServer();
+  const app = installApp();
+  const web = await serve(app);
+  const browser = await launch();
+  return {
+    server,
+    web,
+    browser,
+    async teardown() {
+      await browser.close();
+      web.close();
+      await server.stop();
+    },
+  };
+}
+
+/** `openReplica` options for this server, as a page passes them. */
+export function options(server, extra = {}) {
+  return { url: server.url, anonKey: server.anonKey, schema, ...extra };
+}
+
+/** Poll `f` until it returns a truthy value (deadline, not a sleep). */
+export async function until(f, what, timeoutMs = 20000) {
+  const end = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < end) {
+    last = await f();
+    if (last) return last;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
+}
+
+/** The user's rows on the server, through PostgREST with their own token (RLS decides). */
+export async function serverRows(server, user, table, filter = (q) => q) {
+  const c = client(server);
+  const { error } = await c.auth.signInWithPassword({ email: user.email, password: user.password });
+  if (error) throw error;
+  const { data, error: e2 } = await filter(c.from(table).select('*'));
+  if (e2) throw e2;
+  return data;
+}
