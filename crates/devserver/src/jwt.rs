@@ -126,6 +126,11 @@ impl JwtKeys {
         self.expired_before.store(now_secs(), std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Whether `key` is the service-role key.
+    pub fn is_service_key(&self, key: &str) -> bool {
+        !key.is_empty() && key == self.service_role_key
+    }
+
     /// Whether `key` is one of the two API keys (what the gateway accepts as `apikey`).
     pub fn is_api_key(&self, key: &str) -> bool {
         key == self.anon_key || key == self.service_role_key

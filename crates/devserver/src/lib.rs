@@ -23,6 +23,7 @@
 //! [`gateway`] does what Supabase's API gateway does first (the `apikey` check).
 
 pub mod auth;
+mod dev_admin;
 pub mod cluster;
 pub mod database;
 mod error;
@@ -278,6 +279,7 @@ impl DevServer {
             .merge(rest::router())
             .merge(auth::router())
             .merge(realtime::router())
+            .merge(dev_admin::router())
             .layer(DefaultBodyLimit::max(256 * 1024 * 1024))
             .layer(tower_http::cors::CorsLayer::very_permissive())
             .with_state(state.clone());

@@ -54,8 +54,8 @@ impl EngineError {
     /// `timeout`, `closed`.
     pub fn kind(&self) -> &'static str {
         match self {
+            EngineError::Store(_) | EngineError::Write(WriteError::Store(_)) => "store",
             EngineError::Schema(_) | EngineError::Write(_) => "invalid",
-            EngineError::Store(_) => "store",
             EngineError::Request(_) => "server",
             EngineError::NotSignedIn => "auth",
             EngineError::NoRejected(_) => "not_found",

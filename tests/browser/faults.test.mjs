@@ -1,0 +1,148 @@
+// What users of other sync SDKs lose data to, each reproduced in a real browser: a page
+// reloaded in the middle of a push, a reload right after insert resolved, a queue that
+// must drain on its own after a failure, a token that expired while offline, and the
+// browser's storage quota running out.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { setup, openPage, options, until, serverRows, newUser } from './harness.mjs';
+
+let env;
+before(async () => { env = await setup(); });
+after(async () => { await env?.teardown(); });
+
+async function signedIn(context, user) {
+  const page = await openPage(context, env.web.url);
+  await page.evaluate(async ([opts, user]) => {
+    window.db = await window.supasync.openReplica(opts);
+    if (!window.db.auth.user()) await window.db.auth.signIn(user);
+  }, [options(env.server), { email: user.email, password: user.password }]);
+  return page;
+}
+
+async function reopen(page) {
+  await page.reload();
+  await page.waitForFunction(() => window.ready === true);
+  await page.evaluate(async (opts) => { window.db = await window.supasync.openReplica(opts); }, options(env.server));
+}
+
+test('a page reloaded while its push is in flight loses and duplicates nothing', async () => {
+  const user = await newUser(env.server);
+  const context = await env.browser.newContext();
+  const page = await signedIn(context, user);
+  // The server applies the insert, but its answer never reaches the page.
+  let forwarded;
+  const applied = new Promise((r) => { forwarded = r; });
+  await page.route('**/rest/v1/messages**', async (route) => {
+    if (route.request().method() !== 'POST') return route.continue();
+    await route.fetch();
+    forwarded();
+  });
+  const ids = await page.evaluate(async () => {
+    const c = await db.insert('conversations', { title: 'reload' });
+    const ids = [];
+    for (let i = 0; i < 20; i++) ids.push((await db.insert('messages', { conversation_id: c.local_id, role: 'user', content: `m${i}` })).local_id);
+    db.syncNow().catch(() => {});
+    return ids;
+  });
+  await applied;
+  await page.unroute('**/rest/v1/messages**');
+  await reopen(page);
+  const settled = await page.evaluate(() => db.sync({ timeoutMs: 30000 }));
+  assert.equal(settled.status.pending, 0);
+  const server = await serverRows(env.server, user, 'messages');
+  assert.equal(server.length, 20, 'each message once on the server');
+  assert.deepEqual(new Set(server.map((r) => r.local_id)), new Set(ids));
+  const local = await page.evaluate(() => db.query('messages'));
+  assert.equal(local.length, 20, 'and once here');
+  await context.close();
+});
+
+test('a reload right after insert resolved keeps the write and pushes it once', async () => {
+  const user = await newUser(env.server);
+  const context = await env.browser.newContext();
+  const page = await signedIn(context, user);
+  // The API cannot be reached, so nothing is pushed before the reload.
+  await page.route('**/rest/v1/**', (route) => route.abort('internetdisconnected'));
+  const id = await page.evaluate(async () => (await db.insert('conversations', { title: 'kept' })).local_id);
+  await reopen(page);
+  assert.equal((await serverRows(env.server, user, 'conversations')).length, 0, 'not pushed before the reload');
+  await page.unroute('**/rest/v1/**');
+  const row = await page.evaluate((id) => db.get('conversations', id), id);
+  assert.equal(row?.row.title, 'kept', 'the write survived the reload');
+  await page.evaluate(() => db.sync({ timeoutMs: 30000 }));
+  assert.equal((await serverRows(env.server, user, 'conversations')).length, 1);
+  await context.close();
+});
+
+test('after the server failed, the queue drains on its own timer, with no new write to wake it', async () => {
+  const user = await newUser(env.server);
+  const context = await env.browser.newContext();
+  const page = await signedIn(context, user);
+  let failures = 0;
+  await page.route('**/rest/v1/conversations**', async (route) => {
+    if (route.request().method() === 'POST' && failures < 2) {
+      failures++;
+      return route.fulfill({ status: 503, body: 'unavailable' });
+    }
+    return route.continue();
+  });
+  await page.evaluate(() => db.insert('conversations', { title: 'retried by the timer' }));
+  await until(async () => (await serverRows(env.server, user, 'conversations')).length === 1, 'the outbox drains by itself', 30000);
+  assert.equal(failures, 2, 'it failed twice first');
+  assert.equal(await page.evaluate(async () => (await db.query('conversations'))[0].status.state), 'synced');
+  await context.close();
+});
+
+test('a token that expired while offline is refreshed once, and the writes go through', async () => {
+  const user = await newUser(env.server);
+  const context = await env.browser.newContext();
+  const page = await signedIn(context, user);
+  // The hook expires tokens issued before the current second: let the clock pass the
+  // second the page's token was issued in.
+  const issued = Math.floor(Date.now() / 1000);
+  await until(() => Math.floor(Date.now() / 1000) > issued, 'the next second');
+  let refreshes = 0;
+  page.on('request', (r) => { if (r.url().includes('grant_type=refresh_token')) refreshes++; });
+  await context.setOffline(true);
+  await page.evaluate(() => db.insert('conversations', { title: 'written while the token expired' }));
+  const res = await fetch(`${env.server.url}/_dev/expire-tokens`, { method: 'POST', headers: { apikey: env.server.serviceKey } });
+  assert.equal(res.status, 204);
+  await context.setOffline(false);
+  await page.evaluate(() => db.sync({ timeoutMs: 30000 }));
+  assert.equal((await serverRows(env.server, user, 'conversations')).length, 1);
+  assert.equal(refreshes, 1, 'one refresh, no 401 loop');
+  await context.close();
+});
+
+test('when the storage quota runs out the write fails with a clear error and what was stored stays', async () => {
+  const user = await newUser(env.server);
+  const context = await env.browser.newContext();
+  // A small quota for the app's origin (Chromium applies it to storage created after).
+  const page = await context.newPage();
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('Storage.overrideQuotaForOrigin', { origin: new URL(env.web.url).origin, quotaSize: 1_000_000 });
+  await page.goto(env.web.url);
+  await page.waitForFunction(() => window.ready === true);
+  await page.evaluate(async ([opts, user]) => {
+    window.db = await window.supasync.openReplica(opts);
+    await window.db.auth.signIn(user);
+    await window.db.insert('conversations', { title: 'before the quota' });
+  }, [options(env.server), { email: user.email, password: user.password }]);
+  const err = await page.evaluate(async () => {
+    try {
+      await db.insert('conversations', { title: 'x'.repeat(3_000_000) });
+      return null;
+    } catch (e) {
+      return { name: e.name, kind: e.kind, message: e.message, isError: e instanceof window.supasync.SupaSyncError };
+    }
+  });
+  assert.ok(err, 'the write failed');
+  assert.equal(err.isError, true);
+  assert.equal(err.kind, 'store', err.message);
+  assert.match(err.message, /quota/i);
+  const rows = await page.evaluate(() => db.query('conversations'));
+  assert.deepEqual(rows.map((r) => r.row.title), ['before the quota'], 'nothing half-written, nothing lost');
+  await page.evaluate(() => db.sync({ timeoutMs: 20000 }));
+  assert.equal((await serverRows(env.server, user, 'conversations')).length, 1, 'the stored write still syncs');
+  await context.close();
+});

@@ -1,0 +1,72 @@
+// Several tabs of one device (pages of one browser context) share one replica: one
+// leads and talks to the server, every tab writes and sees every tab's writes, and
+// when the leader closes another takes over with nothing lost or pushed twice.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { setup, openPage, options, until, serverRows, newUser } from './harness.mjs';
+
+let env;
+before(async () => { env = await setup(); });
+after(async () => { await env?.teardown(); });
+
+async function tab(context, signIn) {
+  const page = await openPage(context, env.web.url);
+  await page.evaluate(async ([opts, user]) => {
+    window.db = await window.supasync.openReplica(opts);
+    if (user) await window.db.auth.signIn(user);
+  }, [options(env.server), signIn ?? null]);
+  return page;
+}
+
+test('one tab leads; every tab sees the others\' writes; a new leader takes over and nothing is lost or doubled', async () => {
+  const user = await newUser(env.server);
+  const context = await env.browser.newContext();
+  const one = await tab(context, { email: user.email, password: user.password });
+  const two = await tab(context); // signed in already: the replica of this device's user
+  assert.equal(await two.evaluate(() => db.auth.user()?.id), user.user.id, 'the second tab opens the same user\'s replica');
+  await until(() => one.evaluate(() => db.isLeader), 'the first tab leads');
+  assert.equal(await two.evaluate(() => db.isLeader), false, 'only one tab leads');
+
+  const cid = await one.evaluate(async () => (await db.insert('conversations', { title: 'Tabs' })).local_id);
+  for (const p of [one, two]) {
+    await p.evaluate((cid) => {
+      window.seen = [];
+      db.live('messages', { where: { conversation_id: cid } }, (rows) => { window.seen = rows; });
+    }, cid);
+  }
+  // Both tabs write at once; the leader closes after its fifth write.
+  const writes = (p, who, n) => p.evaluate(async ([cid, who, n]) => {
+    const ids = [];
+    for (let i = 0; i < n; i++) ids.push((await db.insert('messages', { conversation_id: cid, role: 'user', content: `${who} ${i}` })).local_id);
+    return ids;
+  }, [cid, who, n]);
+  const [fromOne, fromTwo] = await Promise.all([writes(one, 'one', 5), writes(two, 'two', 10)]);
+  await until(() => one.evaluate(() => window.seen.length === 15), 'the leader sees the other tab\'s writes');
+  await one.close();
+  await until(() => two.evaluate(() => db.isLeader), 'the second tab takes over', 5000);
+  await two.evaluate(() => db.sync({ timeoutMs: 30000 }));
+  const local = await two.evaluate(() => window.seen);
+  assert.equal(local.length, 15);
+  assert.ok(local.every((r) => r.status.state === 'synced'), 'every write was confirmed');
+  const server = await serverRows(env.server, user, 'messages');
+  assert.equal(server.length, 15, 'every write reached the server once');
+  assert.deepEqual(new Set(server.map((r) => r.local_id)), new Set([...fromOne, ...fromTwo]));
+  await context.close();
+});
+
+test('a follower tab writes offline-durably and its sync() goes through the leader', async () => {
+  const user = await newUser(env.server);
+  const context = await env.browser.newContext();
+  const one = await tab(context, { email: user.email, password: user.password });
+  await until(() => one.evaluate(() => db.isLeader), 'the first tab leads');
+  const two = await tab(context);
+  const settled = await two.evaluate(async () => {
+    await db.insert('conversations', { title: 'from the follower' });
+    return db.sync({ timeoutMs: 20000 });
+  });
+  assert.equal(settled.status.pending, 0);
+  assert.equal((await serverRows(env.server, user, 'conversations')).length, 1);
+  const st = await two.evaluate(() => db.status());
+  assert.equal(st.leader, false);
+  await context.close();
+});
