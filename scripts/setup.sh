@@ -58,3 +58,10 @@ fi
 if [ ! -d tests/conformance/node_modules/@supabase/supabase-js ] || [ tests/conformance/package-lock.json -nt tests/conformance/node_modules ]; then
   (cd tests/conformance && npm ci --no-audit --no-fund --loglevel=error)
 fi
+
+# The npm package's build tools (tsc, wasm-opt) and the browser suite's Playwright.
+for d in crates/sdk-wasm/js tests/browser; do
+  if [ ! -d "$d/node_modules" ] || [ "$d/package-lock.json" -nt "$d/node_modules" ]; then
+    (cd "$d" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+done

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: Rust unit and integration tests (the dev server over a real
-# PostgreSQL), then the official supabase-js conformance suite against the dev server.
+# PostgreSQL), the core and the IndexedDB store in headless Chromium, the npm package
+# built, packed and driven in Chromium by Playwright against the dev server, then the
+# official supabase-js conformance suite against the dev server, and the demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -13,11 +15,26 @@ cargo test --workspace --locked 2>&1 | tee /tmp/supasync-cargo-test.log
 rust_passed=$(grep -E '^test result:' /tmp/supasync-cargo-test.log | awk '{s+=$4} END {print s+0}')
 rust_failed=$(grep -E '^test result:' /tmp/supasync-cargo-test.log | awk '{s+=$6} END {print s+0}')
 
-echo "== the core in headless Chromium" >&2
-CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner CHROMEDRIVER=/usr/bin/chromedriver \
-  cargo test -p supasync-core --target wasm32-unknown-unknown --locked --test browser 2>&1 | tee /tmp/supasync-browser-test.log
+echo "== the core and the IndexedDB store in headless Chromium" >&2
+: > /tmp/supasync-browser-test.log
+for t in "supasync-core --test browser" "supasync-wasm --test idb_store"; do
+  # shellcheck disable=SC2086
+  CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner CHROMEDRIVER=/usr/bin/chromedriver \
+    cargo test -p $t --target wasm32-unknown-unknown --locked 2>&1 | tee -a /tmp/supasync-browser-test.log
+done
 browser_passed=$(grep -E '^test result:' /tmp/supasync-browser-test.log | awk '{s+=$4} END {print s+0}')
 browser_failed=$(grep -E '^test result:' /tmp/supasync-browser-test.log | awk '{s+=$6} END {print s+0}')
+
+echo "== the npm package, built and packed" >&2
+./scripts/build-npm.sh
+echo "== the npm package in Chromium (Playwright) against the dev server" >&2
+export SUPASYNC_DEV_BIN="$PWD/target/debug/supasync-dev"
+(cd tests/browser && node --test --test-concurrency=1 \
+   --test-reporter=spec --test-reporter-destination=stdout \
+   --test-reporter=tap --test-reporter-destination=/tmp/supasync-npm.tap ./*.test.mjs) || true
+npm_passed=$(grep -E '^# pass' /tmp/supasync-npm.tap | awk '{print $3}')
+npm_failed=$(grep -E '^# fail' /tmp/supasync-npm.tap | awk '{print $3}')
+browser_passed=$((browser_passed + npm_passed)); browser_failed=$((browser_failed + npm_failed))
 
 echo "== supabase-js conformance" >&2
 export SUPASYNC_DEV_BIN="$PWD/target/debug/supasync-dev"
@@ -36,4 +53,4 @@ demo_passed=$((demo_passed + dev_passed)); demo_failed=$((demo_failed + dev_fail
 echo
 echo "rust: $rust_passed passed, $rust_failed failed; browser: $browser_passed passed, $browser_failed failed; supabase-js conformance: $js_passed passed, $js_failed failed; demo and dev-server smoke: $demo_passed passed, $demo_failed failed"
 echo "$((rust_passed + browser_passed + js_passed + demo_passed)) passed, $((rust_failed + browser_failed + js_failed + demo_failed)) failed"
-[ "$demo_failed" = 0 ]
+[ $((rust_failed + browser_failed + js_failed + demo_failed)) = 0 ]
