@@ -1,7 +1,7 @@
 // supabase-js (auth-js) against supasync-dev's /auth/v1.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, client, newUser } from './harness.mjs';
+import { startServer, client, newUser, device } from './harness.mjs';
 
 let server;
 before(async () => { server = await startServer(); });
@@ -103,4 +103,22 @@ test('bad bearer tokens on /auth/v1/user', async () => {
   const r = await c.auth.getUser('not.a.jwt');
   assert.equal(r.error.status, 403);
   assert.equal(r.error.code, 'bad_jwt');
+});
+
+test('the dev hook /_dev/expire-tokens: issued access tokens are refused, a refresh gets a working one', async () => {
+  const u = await newUser(server);
+  const c = await device(server, u);
+  const tooEarly = await fetch(`${server.url}/_dev/expire-tokens`, { method: 'POST', headers: { apikey: server.anonKey } });
+  assert.equal(tooEarly.status, 403, 'only the service-role key may call it');
+  // Tokens issued in the current second stay valid: let it pass.
+  const issued = Math.floor(Date.now() / 1000);
+  while (Math.floor(Date.now() / 1000) <= issued) await new Promise((r) => setTimeout(r, 20));
+  const res = await fetch(`${server.url}/_dev/expire-tokens`, { method: 'POST', headers: { apikey: server.serviceKey } });
+  assert.equal(res.status, 204);
+  const { error } = await c.from('todos').select('*');
+  assert.equal(error?.code, 'PGRST303', 'the old token is refused as expired (PostgREST 12: JWT expired)');
+  const { error: re } = await c.auth.refreshSession();
+  assert.equal(re, null);
+  const { error: after } = await c.from('todos').select('*');
+  assert.equal(after, null, 'the refreshed token works');
 });
