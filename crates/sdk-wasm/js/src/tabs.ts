@@ -43,6 +43,9 @@ export class Tabs {
   private readonly abort = new AbortController();
   private release?: () => void;
   private lastShared?: Status;
+  private becameLeader!: () => void;
+  /** Resolves when this tab leads (it may be asked before the lock is granted). */
+  readonly leading = new Promise<void>((resolve) => (this.becameLeader = resolve));
   private readonly waiting = new Map<string, { resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
 
   constructor(database: string, private readonly inner: WasmReplica, private readonly onStatus: (s: Status) => void) {
@@ -70,8 +73,9 @@ export class Tabs {
   }
 
   private async lead(): Promise<void> {
-    this.leader = true;
     await this.inner.setNetwork(true);
+    this.leader = true;
+    this.becameLeader();
   }
 
   /** Post to the other tabs. */
@@ -129,9 +133,18 @@ export class Tabs {
     }
   }
 
-  /** Have the leading tab run `what`; fails with a timeout if no tab answers in time. */
-  askLeader(what: 'sync' | 'syncNow', timeoutMs: number): Promise<unknown> {
+  /** Have the leading tab run `what` (this one, if it comes to lead first); fails
+   *  with a timeout if no tab answers in time. */
+  async askLeader(what: 'sync' | 'syncNow', timeoutMs: number): Promise<unknown> {
     const id = crypto.randomUUID();
+    const asked = this.ask(id, what, timeoutMs);
+    const first = await Promise.race([asked.then((v) => ({ v })), this.leading.then(() => undefined)]);
+    if (first) return first.v;
+    this.waiting.delete(id);
+    return what === 'sync' ? this.inner.sync(timeoutMs) : this.inner.syncNow();
+  }
+
+  private ask(id: string, what: 'sync' | 'syncNow', timeoutMs: number): Promise<unknown> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         if (this.waiting.delete(id)) reject({ kind: 'timeout', message: `no tab answered ${what} within ${timeoutMs + 2000} ms` });
