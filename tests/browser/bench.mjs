@@ -1,0 +1,232 @@
+// Browser benchmarks of the npm package, measured side by side in one run in Chromium
+// (persistent profiles, so IndexedDB is on disk as in a user's browser). They print
+// ratios and do not gate. Run: `node tests/browser/bench.mjs` after
+// `scripts/build-npm.sh` (and `cargo build -p supasync-devserver`).
+//
+//  1. one optimistic write (row + outbox entry + index keys, one IndexedDB transaction,
+//     the writer Web Lock) p50 ÷ a raw IndexedDB put of the same row in its own
+//     transaction;
+//  2. pulling 10k rows into the replica ÷ fetching the same rows with supabase-js plus
+//     raw puts of them in one transaction (the floor for "download and store");
+//  3. cold start: a page load to the first query result of a replica holding 10k rows;
+//  4. one tab's write → another tab's live query (BroadcastChannel), p50;
+//  5. device A's write → device B's live query, p50, next to supabase-js's own
+//     postgres_changes callback for the same writes in the same page of B;
+//  6. package size (wasm + JS, gzip -9).
+import { writeFileSync, readFileSync, copyFileSync, mkdtempSync, readdirSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { gzipSync } from 'node:zlib';
+import * as esbuild from 'esbuild';
+import { chromium } from 'playwright-core';
+import { installApp, serve, startChatServer, schema, chromiumArgs, newUser, client, root } from './harness.mjs';
+
+const p50 = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const ms = (x) => `${x.toFixed(2)} ms`;
+const results = [];
+const report = (what, measured) => {
+  results.push([what, measured]);
+  console.log(`${what}: ${measured}`);
+};
+
+const server = await startChatServer();
+const app = installApp();
+writeFileSync(path.join(app, 'main.js'), `
+import { createClient } from '@supabase/supabase-js';
+import * as supasync from 'supasync';
+window.supasync = supasync;
+window.createClient = createClient;
+window.ready = true;
+`);
+await esbuild.build({ absWorkingDir: app, entryPoints: ['main.js'], bundle: true, format: 'esm', minify: true, outdir: path.join(app, 'dist'),
+  nodePaths: [path.join(root, 'tests/conformance/node_modules')], logLevel: 'silent' });
+copyFileSync(path.join(app, 'node_modules/supasync/dist/wasm/supasync_wasm_bg.wasm'), path.join(app, 'dist/supasync_wasm_bg.wasm'));
+writeFileSync(path.join(app, 'dist/index.html'), '<!doctype html><script type="module" src="main.js"></script>');
+const web = await serve(path.join(app, 'dist'));
+const opts = { url: server.url, anonKey: server.anonKey, schema };
+
+async function device() {
+  const context = await chromium.launchPersistentContext(mkdtempSync(path.join(tmpdir(), 'supasync-bench-')), {
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args: chromiumArgs,
+  });
+  return context;
+}
+
+async function page(context) {
+  const p = await context.newPage();
+  await p.goto(web.url);
+  await p.waitForFunction(() => window.ready === true);
+  return p;
+}
+
+const user = await newUser(server);
+const creds = { email: user.email, password: user.password };
+
+// 1. One optimistic write vs a raw IndexedDB put.
+{
+  const ctx = await device();
+  const p = await page(ctx);
+  const r = await p.evaluate(async ([o, creds]) => {
+    const db = await supasync.openReplica({ ...o, mode: 'manual', name: 'writes' });
+    await db.auth.signIn(creds);
+    const conv = await db.insert('conversations', { title: 'bench' });
+    const raw = await new Promise((res) => { const q = indexedDB.open('raw-bench', 1); q.onupgradeneeded = () => q.result.createObjectStore('rows', { keyPath: 'local_id' }); q.onsuccess = () => res(q.result); });
+    const put = (row) => new Promise((res, rej) => { const t = raw.transaction('rows', 'readwrite'); t.objectStore('rows').put(row); t.oncomplete = res; t.onabort = () => rej(t.error); });
+    const ours = [], floor = [];
+    for (let i = 0; i < 400; i++) {
+      const row = { conversation_id: conv.local_id, role: 'user', content: `message ${i} `.repeat(8) };
+      let t = performance.now();
+      await db.insert('messages', row);
+      ours.push(performance.now() - t);
+      t = performance.now();
+      await put({ local_id: crypto.randomUUID(), ...row });
+      floor.push(performance.now() - t);
+    }
+    await db.close();
+    return { ours: ours.slice(50), floor: floor.slice(50) };
+  }, [opts, creds]);
+  report('one optimistic write ÷ raw IndexedDB put, p50', `${(p50(r.ours) / p50(r.floor)).toFixed(2)}× (${ms(p50(r.ours))} vs ${ms(p50(r.floor))})`);
+  await ctx.close();
+}
+
+// Seed 10k messages on the server for the pull and cold-start measurements.
+const other = await newUser(server);
+const sb = client(server);
+await sb.auth.signInWithPassword({ email: other.email, password: other.password });
+const { data: convRow } = await sb.from('conversations').insert({ title: 'seeded', local_id: 'seed-conv' }).select().single();
+for (let b = 0; b < 10; b++) {
+  const rows = Array.from({ length: 1000 }, (_, i) => ({ conversation_id: convRow.id, role: 'user', content: `seeded message ${b * 1000 + i} `.repeat(6), local_id: `seed-${b}-${i}` }));
+  const { error } = await sb.from('messages').insert(rows);
+  if (error) throw error;
+}
+
+// 2 and 3. Pull 10k rows; then a cold start on them.
+{
+  const ctx = await device();
+  const p = await page(ctx);
+  const r = await p.evaluate(async ([o, creds]) => {
+    const sbc = createClient(o.url, o.anonKey, { auth: { persistSession: false } });
+    await sbc.auth.signInWithPassword(creds);
+    let t = performance.now();
+    const fetched = [];
+    for (let from = 0; ; from += 1000) {
+      const { data, error } = await sbc.from('messages').select('*').order('id').range(from, from + 999);
+      if (error) throw error;
+      fetched.push(...data);
+      if (data.length < 1000) break;
+    }
+    const fetchMs = performance.now() - t;
+    const raw = await new Promise((res) => { const q = indexedDB.open('raw-pull', 1); q.onupgradeneeded = () => q.result.createObjectStore('rows', { keyPath: 'id' }); q.onsuccess = () => res(q.result); });
+    t = performance.now();
+    await new Promise((res, rej) => { const tx = raw.transaction('rows', 'readwrite'); const s = tx.objectStore('rows'); for (const row of fetched) s.put(row); tx.oncomplete = res; tx.onabort = () => rej(tx.error); });
+    const putMs = performance.now() - t;
+    const db = await supasync.openReplica({ ...o, mode: 'manual', name: 'pull' });
+    await db.auth.signIn(creds);
+    t = performance.now();
+    await db.sync({ timeoutMs: 120000 });
+    const pullMs = performance.now() - t;
+    const n = (await db.query('messages')).length;
+    await db.close();
+    return { fetchMs, putMs, pullMs, n, fetched: fetched.length };
+  }, [opts, { email: other.email, password: other.password }]);
+  if (r.n !== 10000 || r.fetched !== 10000) throw new Error(`expected 10k rows, got ${r.n} / ${r.fetched}`);
+  report('pulling 10k rows into the replica ÷ supabase-js fetching them + raw puts in one transaction',
+    `${(r.pullMs / (r.fetchMs + r.putMs)).toFixed(2)}× (${ms(r.pullMs)} vs ${ms(r.fetchMs)} + ${ms(r.putMs)})`);
+
+  const cold = [];
+  for (let i = 0; i < 5; i++) {
+    await p.reload();
+    const at = await p.evaluate(async (o) => {
+      await new Promise((res) => { const w = () => (window.ready ? res() : setTimeout(w, 1)); w(); });
+      const db = await supasync.openReplica({ ...o, mode: 'manual', name: 'pull' });
+      const rows = await db.query('messages', { where: { conversation_id: 'seed-conv' }, order: 'timestamp.desc', limit: 50 });
+      const now = performance.now();
+      await db.close();
+      return { now, n: rows.length };
+    }, opts);
+    if (at.n !== 50) throw new Error(`cold start query returned ${at.n} rows`);
+    cold.push(at.now);
+  }
+  report('cold start: page load → first query result, replica of 10k rows, p50 of 5', ms(p50(cold)));
+  await ctx.close();
+}
+
+// 4. Tab → tab, and 5. device → device next to supabase-js.
+{
+  const ctxA = await device();
+  const ctxB = await device();
+  const a = await page(ctxA);
+  const a2 = await page(ctxA);
+  const b = await page(ctxB);
+  const conv = await a.evaluate(async ([o, creds]) => {
+    window.db = await supasync.openReplica(o);
+    await db.auth.signIn(creds);
+    const c = await db.insert('conversations', { title: 'latency' });
+    await db.sync({ timeoutMs: 20000 });
+    return c.local_id;
+  }, [opts, creds]);
+  await a2.evaluate(async ([o, conv]) => {
+    window.db = await supasync.openReplica(o);
+    window.arrivals = {};
+    db.live('messages', { where: { conversation_id: conv } }, (rows) => {
+      const now = performance.timeOrigin + performance.now();
+      for (const r of rows) arrivals[r.row.content] ??= now;
+    });
+  }, [opts, conv]);
+  await b.evaluate(async ([o, creds, conv, uid]) => {
+    window.db = await supasync.openReplica(o);
+    await db.auth.signIn(creds);
+    await db.sync({ timeoutMs: 20000 });
+    window.ours = {};
+    window.theirs = {};
+    db.live('messages', { where: { conversation_id: conv } }, (rows) => {
+      const now = performance.timeOrigin + performance.now();
+      for (const r of rows) ours[r.row.content] ??= now;
+    });
+    const sbc = createClient(o.url, o.anonKey, { auth: { persistSession: false } });
+    await sbc.auth.signInWithPassword(creds);
+    await new Promise((res) => sbc.channel('bench').on('postgres_changes', { event: 'INSERT', schema: 'public', table: 'messages', filter: `user_id=eq.${uid}` },
+      (m) => { theirs[m.new.content] ??= performance.timeOrigin + performance.now(); }).subscribe((s) => s === 'SUBSCRIBED' && res()));
+    while (db.status().phase !== 'live') await new Promise((r) => setTimeout(r, 20));
+  }, [opts, creds, conv, user.user.id]);
+  const sent = {};
+  for (let i = 0; i < 60; i++) {
+    const content = `latency ${i}`;
+    sent[content] = await a.evaluate(async ([conv, content]) => {
+      const t = performance.timeOrigin + performance.now();
+      await db.insert('messages', { conversation_id: conv, role: 'user', content });
+      return t;
+    }, [conv, content]);
+    await new Promise((r) => setTimeout(r, 150 + Math.random() * 250));
+  }
+  await new Promise((r) => setTimeout(r, 3000));
+  const tabs = await a2.evaluate(() => window.arrivals);
+  const { ours, theirs } = await b.evaluate(() => ({ ours: window.ours, theirs: window.theirs }));
+  const keys = Object.keys(sent);
+  const tabLat = keys.filter((k) => tabs[k]).map((k) => tabs[k] - sent[k]);
+  const both = keys.filter((k) => ours[k] && theirs[k]);
+  report('one tab\'s write → another tab\'s live query, p50', `${ms(p50(tabLat))} (${tabLat.length} of ${keys.length} writes)`);
+  report('device A\'s write → device B\'s live query, p50', ms(p50(both.map((k) => ours[k] - sent[k]))));
+  report('supabase-js postgres_changes callback for the same writes in B, p50', ms(p50(both.map((k) => theirs[k] - sent[k]))));
+  report('our extra over supabase-js\'s callback, p50', `${ms(p50(both.map((k) => ours[k] - theirs[k])))} (${both.length} writes)`);
+  await ctxA.close();
+  await ctxB.close();
+}
+
+// 6. Package size.
+{
+  const dist = path.join(app, 'node_modules/supasync/dist');
+  const files = [];
+  const walk = (d) => { for (const f of readdirSync(d)) { const p = path.join(d, f); if (statSync(p).isDirectory()) walk(p); else files.push(p); } };
+  walk(dist);
+  const gz = (f) => gzipSync(readFileSync(f), { level: 9 }).length;
+  const wasm = files.filter((f) => f.endsWith('.wasm')).reduce((s, f) => s + gz(f), 0);
+  const js = gzipSync(Buffer.concat(files.filter((f) => f.endsWith('.js')).map((f) => readFileSync(f))), { level: 9 }).length;
+  report('package size, gzip -9: wasm + JS', `${((wasm + js) / 1024).toFixed(0)} KB (wasm ${(wasm / 1024).toFixed(0)} KB, JS ${(js / 1024).toFixed(0)} KB)`);
+}
+
+web.close();
+await server.stop();
+console.log('\n| what | measured |\n|---|---|');
+for (const [w, m] of results) console.log(`| ${w} | ${m} |`);
+process.exit(0);
