@@ -340,7 +340,9 @@ impl<S: Store, H: Http> Engine<S, H> {
 
     /// Insert a row locally (seen at once; pushed later). Returns its view.
     pub async fn insert(&self, table: &str, row: &Value) -> Result<RowView, EngineError> {
-        let _w = self.writer.lock().await;
+        // Only an id the app chose is looked up first (see `WriterLock::lock_local`).
+        let reads_first = self.schema.table(table).ok().and_then(|d| row.get(&d.local_id)).is_some_and(|v| !v.is_null());
+        let _w = if reads_first { self.writer.lock().await } else { self.writer.lock_local().await };
         let w = LocalWriter { schema: &self.schema, store: &self.store };
         let r = w.insert(table, row, self.now_ms()).await?;
         self.events.changed(vec![table.to_string()], true);
@@ -424,23 +426,22 @@ impl<S: Store, H: Http> Engine<S, H> {
 
     /// Pending and rejected counts, the oldest pending write, last sync per table.
     pub async fn status(&self) -> Result<Status, EngineError> {
-        let ob = self.store.outbox().await?;
+        let ob = self.store.outbox_summary().await?;
         let mut last_sync = serde_json::Map::new();
         for t in self.schema.tables() {
             if let Some(v) = self.store.meta(&format!("last_sync:{}", t.name)).await? {
                 last_sync.insert(t.name.clone(), v);
             }
         }
-        let pending: Vec<&OutboxEntry> = ob.iter().filter(|e| e.rejected.is_none()).collect();
         let signed_in = match &self.provider {
             Some(p) => p.current().await.map(|t| t.user_id),
             None => self.session.lock().await.as_ref().map(|s| s.user_id.clone()),
         };
         Ok(Status {
             signed_in,
-            pending: pending.len(),
-            rejected: ob.len() - pending.len(),
-            oldest_pending_ms: pending.iter().map(|e| e.created_at_ms).min(),
+            pending: ob.pending,
+            rejected: ob.rejected,
+            oldest_pending_ms: ob.oldest_pending_ms,
             last_sync,
         })
     }

@@ -276,13 +276,23 @@ impl<S: Store, H: Http> Engine<S, H> {
         let mut parents = crate::push::ParentLocalIds::new();
         // Rows whose server id this device learns now (children may wait for it).
         let mut learned: Vec<(Value, String)> = vec![];
+        // Every row of the page this device already holds, in one read.
+        let keys: Vec<String> = rows.iter().filter_map(|r| row_key(decl, r)).collect();
+        let mut held: std::collections::HashMap<String, LocalRow> = self
+            .store
+            .get_rows(&decl.name, &keys)
+            .await?
+            .into_iter()
+            .flatten()
+            .map(|r| (r.local_id.clone(), r))
+            .collect();
         for server in rows {
             let server_id = server.get(&decl.key).cloned();
             let Some(local_id) = row_key(decl, &server) else { continue };
             let mirror = self.to_local(&decl.name, &server, &Row::new(), &mut parents).await?;
             let existing = match seen.remove(&local_id) {
                 Some(r) => Some(r),
-                None => self.store.get_row(&decl.name, &local_id).await?,
+                None => held.remove(&local_id),
             };
             if let (None | Some(LocalRow { server_id: None, .. }), Some(sid)) = (&existing, &server_id) {
                 learned.push((sid.clone(), local_id.clone()));

@@ -41,6 +41,14 @@ impl WriterLock {
         WriterLock { local: Mutex::new(()), shared: Some(shared) }
     }
 
+    /// Only the in-process part, for a write that reads nothing first: an insert under
+    /// a fresh local id (UUIDv7) is one store batch, atomic by itself, and no other
+    /// process's read-then-write can involve a row that did not exist. Skipping the
+    /// shared lock there saves a Web Lock round (≈ 0.4 ms) on the most common write.
+    pub async fn lock_local(&self) -> WriterGuard<'_> {
+        WriterGuard { _shared: None, _local: self.local.lock().await }
+    }
+
     pub async fn lock(&self) -> WriterGuard<'_> {
         let local = self.local.lock().await;
         let shared = match &self.shared {

@@ -5,7 +5,7 @@
 use serde_json::Value;
 use supasync_core::local_row::LocalRow;
 use supasync_core::outbox::OutboxEntry;
-use supasync_core::store::{HistoryEntry, MemoryStore, Store, StoreError, WriteBatch};
+use supasync_core::store::{HistoryEntry, MemoryStore, OutboxSummary, Store, StoreError, WriteBatch};
 
 use crate::IdbStore;
 
@@ -28,6 +28,9 @@ supasync_core::maybe_async_trait! {
         async fn get_row(&self, table: &str, local_id: &str) -> Result<Option<LocalRow>, StoreError> {
             each!(self, s => s.get_row(table, local_id).await)
         }
+        async fn get_rows(&self, table: &str, local_ids: &[String]) -> Result<Vec<Option<LocalRow>>, StoreError> {
+            each!(self, s => s.get_rows(table, local_ids).await)
+        }
         async fn find_by_server_id(&self, table: &str, server_id: &Value) -> Result<Option<LocalRow>, StoreError> {
             each!(self, s => s.find_by_server_id(table, server_id).await)
         }
@@ -42,6 +45,9 @@ supasync_core::maybe_async_trait! {
         }
         async fn outbox(&self) -> Result<Vec<OutboxEntry>, StoreError> {
             each!(self, s => s.outbox().await)
+        }
+        async fn outbox_summary(&self) -> Result<OutboxSummary, StoreError> {
+            each!(self, s => s.outbox_summary().await)
         }
         async fn last_outbox_entry(&self, table: &str, local_id: &str) -> Result<Option<OutboxEntry>, StoreError> {
             each!(self, s => s.last_outbox_entry(table, local_id).await)

@@ -77,6 +77,10 @@ async fn every_older_layout_upgrades_keeping_its_data() {
         old.apply(WriteBatch { put_rows: vec![row("L1", "kept")], ..Default::default() }).await.unwrap();
         if from >= 2 {
             old.apply(write("L2", "queued")).await.unwrap();
+            old.apply(write("L4", "refused")).await.unwrap();
+            let mut refused = old.last_outbox_entry("messages", "L4").await.unwrap().unwrap();
+            refused.rejected = Some("the server said no".into());
+            old.apply(WriteBatch { put_outbox: vec![refused], ..Default::default() }).await.unwrap();
         }
         old.close_connection();
         drop(old);
@@ -85,7 +89,9 @@ async fn every_older_layout_upgrades_keeping_its_data() {
         assert_eq!(s.get_row("messages", "L1").await.unwrap().unwrap(), row("L1", "kept"), "from version {from}");
         s.ensure_index("messages", "conversation_id").await.unwrap();
         let found = s.rows_by("messages", "conversation_id", &json!("c1")).await.unwrap();
-        assert_eq!(found.len(), if from >= 2 { 2 } else { 1 }, "rows stored before the upgrade are indexed");
+        assert_eq!(found.len(), if from >= 2 { 3 } else { 1 }, "rows stored before the upgrade are indexed");
+        let summary = s.outbox_summary().await.unwrap();
+        assert_eq!((summary.pending, summary.rejected), if from >= 2 { (1, 1) } else { (0, 0) }, "refusals stored before the upgrade are counted");
         s.apply(write("L3", "new")).await.unwrap();
         assert_eq!(s.last_outbox_entry("messages", "L3").await.unwrap().unwrap().local_id, "L3");
         assert_eq!(s.history(5).await.unwrap().len(), 0);

@@ -61,6 +61,29 @@ pub struct HistoryEntry {
     pub detail: Value,
 }
 
+/// What the status line needs of the outbox, without reading every entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutboxSummary {
+    /// Entries waiting to be pushed (not refused).
+    pub pending: usize,
+    /// Entries the server refused.
+    pub rejected: usize,
+    /// When the oldest waiting entry was written.
+    pub oldest_pending_ms: Option<i64>,
+}
+
+impl OutboxSummary {
+    /// The summary of a whole outbox (what every store's answer must equal).
+    pub fn of(outbox: &[OutboxEntry]) -> OutboxSummary {
+        let pending = outbox.iter().filter(|e| e.rejected.is_none());
+        OutboxSummary {
+            pending: pending.clone().count(),
+            rejected: outbox.iter().filter(|e| e.rejected.is_some()).count(),
+            oldest_pending_ms: pending.map(|e| e.created_at_ms).min(),
+        }
+    }
+}
+
 /// Everything one atomic write changes.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct WriteBatch {
@@ -112,6 +135,16 @@ crate::maybe_async_trait! {
     pub trait Store: MaybeSend + MaybeSync {
         /// One row by its local id.
         async fn get_row(&self, table: &str, local_id: &str) -> Result<Option<LocalRow>, StoreError>;
+        /// Several rows by local id (in the order asked, `None` where missing). Stores
+        /// that pay per read (IndexedDB: one transaction each) answer in one read;
+        /// a pulled page asks for all its rows at once.
+        async fn get_rows(&self, table: &str, local_ids: &[String]) -> Result<Vec<Option<LocalRow>>, StoreError> {
+            let mut out = Vec::with_capacity(local_ids.len());
+            for l in local_ids {
+                out.push(self.get_row(table, l).await?);
+            }
+            Ok(out)
+        }
         /// The row whose server id is `server_id` (the id map, server → local).
         async fn find_by_server_id(&self, table: &str, server_id: &Value) -> Result<Option<LocalRow>, StoreError>;
         /// Every row of a table, in local-id order.
@@ -125,6 +158,11 @@ crate::maybe_async_trait! {
         async fn rows_by(&self, table: &str, column: &str, value: &Value) -> Result<Vec<LocalRow>, StoreError>;
         /// The outbox in `seq` order.
         async fn outbox(&self) -> Result<Vec<OutboxEntry>, StoreError>;
+        /// Counts for the status line. Asked after every write while live, so stores
+        /// where reading the whole outbox is slow (IndexedDB) answer from indexes.
+        async fn outbox_summary(&self) -> Result<OutboxSummary, StoreError> {
+            Ok(OutboxSummary::of(&self.outbox().await?))
+        }
         /// The newest outbox entry of one row (what a new write coalesces with).
         async fn last_outbox_entry(&self, table: &str, local_id: &str) -> Result<Option<OutboxEntry>, StoreError>;
         /// A metadata value.

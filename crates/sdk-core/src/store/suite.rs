@@ -65,6 +65,36 @@ pub async fn a_row_and_its_outbox_entry_land_together<S: Store>(s: &S) {
     assert!(!ob[0].in_flight);
 }
 
+/// Several rows are read at once, in the order asked, with gaps for missing ones.
+pub async fn many_rows_are_read_at_once<S: Store>(s: &S) {
+    s.apply(WriteBatch { put_rows: vec![row("t", "a", None), row("t", "c", None), row("u", "b", None)], ..Default::default() })
+        .await
+        .unwrap();
+    let got = s.get_rows("t", &["c".into(), "b".into(), "a".into()]).await.unwrap();
+    assert_eq!(got, vec![Some(row("t", "c", None)), None, Some(row("t", "a", None))]);
+    assert!(s.get_rows("t", &[]).await.unwrap().is_empty());
+}
+
+/// The outbox summary counts waiting and refused entries and finds the oldest waiting.
+pub async fn the_outbox_summary_matches_the_outbox<S: Store>(s: &S) {
+    assert_eq!(s.outbox_summary().await.unwrap(), super::OutboxSummary::default());
+    let mut first = new_entry("t", "a");
+    first.created_at_ms = 5;
+    let mut second = new_entry("t", "b");
+    second.created_at_ms = 7;
+    s.apply(WriteBatch { add_outbox: vec![first, second, new_entry("t", "c")], ..Default::default() }).await.unwrap();
+    let mut refused = s.outbox().await.unwrap()[0].clone();
+    refused.rejected = Some("no".into());
+    s.apply(WriteBatch { put_outbox: vec![refused], ..Default::default() }).await.unwrap();
+    let want = super::OutboxSummary { pending: 2, rejected: 1, oldest_pending_ms: Some(7) };
+    assert_eq!(s.outbox_summary().await.unwrap(), want);
+    assert_eq!(super::OutboxSummary::of(&s.outbox().await.unwrap()), want);
+    let mut back = s.outbox().await.unwrap()[0].clone();
+    back.rejected = None;
+    s.apply(WriteBatch { put_outbox: vec![back], ..Default::default() }).await.unwrap();
+    assert_eq!(s.outbox_summary().await.unwrap(), super::OutboxSummary { pending: 3, rejected: 0, oldest_pending_ms: Some(5) });
+}
+
 /// Outbox entries keep their order; seqs only grow; entries can be replaced and removed.
 pub async fn the_outbox_keeps_order<S: Store>(s: &S) {
     s.apply(WriteBatch {
@@ -336,6 +366,8 @@ macro_rules! store_suite {
         $crate::store_suite!($($arm)* $make;
             empty_store_reads_nothing,
             a_row_and_its_outbox_entry_land_together,
+            many_rows_are_read_at_once,
+            the_outbox_summary_matches_the_outbox,
             the_outbox_keeps_order,
             a_failed_batch_applies_nothing,
             rows_are_found_by_server_id,

@@ -52,8 +52,9 @@ impl std::fmt::Display for IdbError {
     }
 }
 
-/// Wait for one request's result.
-pub async fn request(req: IdbRequest) -> Result<JsValue, IdbError> {
+/// Wait for one request's result. The callbacks are attached at once (not when the
+/// future is first polled), so requests issued together can be awaited one by one.
+pub fn request(req: IdbRequest) -> impl std::future::Future<Output = Result<JsValue, IdbError>> {
     let (tx, rx) = oneshot::channel::<Result<JsValue, IdbError>>();
     let tx = Rc::new(RefCell::new(Some(tx)));
     let ok_tx = tx.clone();
@@ -78,10 +79,13 @@ pub async fn request(req: IdbRequest) -> Result<JsValue, IdbError> {
     });
     req.set_onsuccess(Some(on_ok.as_ref().unchecked_ref()));
     req.set_onerror(Some(on_err.as_ref().unchecked_ref()));
-    let out = rx.await.unwrap_or_else(|_| Err(IdbError::new("AbortError", "the request was dropped")));
-    req.set_onsuccess(None);
-    req.set_onerror(None);
-    out
+    async move {
+        let out = rx.await.unwrap_or_else(|_| Err(IdbError::new("AbortError", "the request was dropped")));
+        req.set_onsuccess(None);
+        req.set_onerror(None);
+        drop((on_ok, on_err));
+        out
+    }
 }
 
 /// Issue a request (or report why it could not be issued).

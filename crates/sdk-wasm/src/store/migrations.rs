@@ -8,7 +8,7 @@ use wasm_bindgen::JsValue;
 use web_sys::{IdbDatabase, IdbIndexParameters, IdbObjectStoreParameters, IdbTransaction};
 
 /// The layout this build writes.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Object stores. Each record keeps its JSON document in `d`, as text: one string is
 /// the cheapest thing to put through IndexedDB's structured clone, and it is the same
@@ -23,6 +23,7 @@ pub const INDEXED: &str = "indexed_columns";
 pub const ROWS_BY_SERVER_ID: &str = "by_server_id";
 pub const ROWS_BY_VALUE: &str = "by_value";
 pub const OUTBOX_BY_ROW: &str = "by_row";
+pub const OUTBOX_REJECTED: &str = "rejected";
 
 fn path(parts: &[&str]) -> JsValue {
     parts.iter().map(|p| JsValue::from_str(p)).collect::<js_sys::Array>().into()
@@ -65,8 +66,45 @@ pub fn upgrade(db: &IdbDatabase, tx: &IdbTransaction, old: u32, new: u32) -> Res
                 p.set_multi_entry(true);
                 tx.object_store(ROWS)?.create_index_with_str_and_optional_parameters(ROWS_BY_VALUE, "ix", &p)?;
             }
+            // 4: refused outbox entries carry `r`, and an index counts them, so the
+            // status line (asked after every write) needs no read of the whole outbox.
+            // Entries stored before are marked here, in the upgrade transaction.
+            3 => {
+                let outbox = tx.object_store(OUTBOX)?;
+                outbox.create_index_with_str(OUTBOX_REJECTED, "r")?;
+                mark_rejected(&outbox)?;
+            }
             _ => {}
         }
     }
+    Ok(())
+}
+
+/// Walk the outbox with a cursor and set `r` on refused entries. Runs inside the
+/// upgrade transaction, which stays open until the walk ends.
+fn mark_rejected(outbox: &web_sys::IdbObjectStore) -> Result<(), JsValue> {
+    use wasm_bindgen::closure::Closure;
+    use wasm_bindgen::JsCast;
+    let req = outbox.open_cursor()?;
+    let r2 = req.clone();
+    let step = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
+        let Ok(c) = r2.result() else { return };
+        let Some(c) = c.dyn_ref::<web_sys::IdbCursorWithValue>() else { return };
+        if let Ok(rec) = c.value() {
+            let refused = js_sys::Reflect::get(&rec, &"d".into())
+                .ok()
+                .and_then(|d| d.as_string())
+                .and_then(|d| serde_json::from_str::<serde_json::Value>(&d).ok())
+                .is_some_and(|v| !v["rejected"].is_null());
+            if refused {
+                let _ = js_sys::Reflect::set(&rec, &"r".into(), &JsValue::from(1));
+                let _ = c.update(&rec);
+            }
+        }
+        let _ = c.continue_();
+    });
+    req.set_onsuccess(Some(step.as_ref().unchecked_ref()));
+    // One small closure per upgrade, kept for as long as the cursor may call it.
+    step.forget();
     Ok(())
 }

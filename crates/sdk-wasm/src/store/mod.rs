@@ -26,7 +26,7 @@ use js_sys::{Array, Object, Reflect};
 use serde_json::Value;
 use supasync_core::local_row::LocalRow;
 use supasync_core::outbox::OutboxEntry;
-use supasync_core::store::{index_key, index_value, HistoryEntry, Store, StoreError, WriteBatch};
+use supasync_core::store::{index_key, index_value, HistoryEntry, OutboxSummary, Store, StoreError, WriteBatch};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{IdbCursorDirection, IdbDatabase, IdbKeyRange, IdbObjectStore, IdbTransaction, IdbTransactionMode};
@@ -267,6 +267,27 @@ supasync_core::maybe_async_trait! {
             }).await
         }
 
+        async fn get_rows(&self, table: &str, local_ids: &[String]) -> Result<Vec<Option<LocalRow>>, StoreError> {
+            if local_ids.is_empty() {
+                return Ok(vec![]);
+            }
+            self.run(|db| async move {
+                // One transaction: every get issued at once, answered in order.
+                let t = tx(&db, &[ROWS], IdbTransactionMode::Readonly).map_err(store_err)?;
+                let s = obj_store(&t, ROWS).map_err(store_err)?;
+                let reqs = local_ids
+                    .iter()
+                    .map(|l| issue(s.get(&key(&[table, l]))).map(request))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let mut out = Vec::with_capacity(reqs.len());
+                for req in reqs {
+                    let rec = req.await.map_err(store_err)?;
+                    out.push(if rec.is_undefined() { None } else { Some(row_from(&rec)?) });
+                }
+                Ok(out)
+            }).await
+        }
+
         async fn find_by_server_id(&self, table: &str, server_id: &Value) -> Result<Option<LocalRow>, StoreError> {
             let sid = index_value(server_id);
             self.run(|db| { let sid = sid.clone(); async move {
@@ -321,6 +342,36 @@ supasync_core::maybe_async_trait! {
             self.run(|db| async move {
                 let all = read(&db, OUTBOX, |s| s.get_all()).await?;
                 Array::from(&all).iter().map(|r| outbox_from(&r)).collect()
+            }).await
+        }
+
+        async fn outbox_summary(&self) -> Result<OutboxSummary, StoreError> {
+            if self.version < 4 {
+                return Ok(OutboxSummary::of(&self.outbox().await?));
+            }
+            self.run(|db| async move {
+                let t = tx(&db, &[OUTBOX], IdbTransactionMode::Readonly).map_err(store_err)?;
+                let s = obj_store(&t, OUTBOX).map_err(store_err)?;
+                let all = request(issue(s.count())?);
+                let refused = request(issue(s.index(OUTBOX_REJECTED).and_then(|i| i.count()))?);
+                let (all, refused) = (all.await?.as_f64().unwrap_or(0.0) as usize, refused.await?.as_f64().unwrap_or(0.0) as usize);
+                // The oldest waiting entry is almost always the first: walk from there
+                // past refused ones.
+                let mut oldest = None;
+                if all > refused {
+                    let req = issue(s.open_cursor())?;
+                    loop {
+                        let c = request(req.clone()).await?;
+                        let Some(c) = c.dyn_ref::<web_sys::IdbCursorWithValue>() else { break };
+                        let rec = c.value().map_err(|e| IdbError::from_js(&e))?;
+                        if field(&rec, "r").is_undefined() {
+                            oldest = Some(outbox_from(&rec)?.created_at_ms);
+                            break;
+                        }
+                        c.continue_().map_err(|e| IdbError::from_js(&e))?;
+                    }
+                }
+                Ok(OutboxSummary { pending: all - refused, rejected: refused, oldest_pending_ms: oldest })
             }).await
         }
 
@@ -401,10 +452,10 @@ impl IdbStore {
             let checks = b
                 .put_outbox
                 .iter()
-                .map(|e| issue(outbox.count_with_key(&JsValue::from_f64(e.seq as f64))))
+                .map(|e| issue(outbox.count_with_key(&JsValue::from_f64(e.seq as f64))).map(request))
                 .collect::<Result<Vec<_>, _>>()?;
             for (req, e) in checks.into_iter().zip(&b.put_outbox) {
-                if request(req).await.map_err(store_err)?.as_f64() != Some(1.0) {
+                if req.await.map_err(store_err)?.as_f64() != Some(1.0) {
                     let _ = t.abort();
                     return Err(StoreError::NotFound(format!("outbox entry {}", e.seq)));
                 }
@@ -429,6 +480,9 @@ impl IdbStore {
                 }
                 set(&o, "t", &JsValue::from_str(&e.table));
                 set(&o, "l", &JsValue::from_str(&e.local_id));
+                if e.rejected.is_some() {
+                    set(&o, "r", &JsValue::from(1));
+                }
                 let d = serde_json::to_string(e).map_err(|x| corrupt("outbox entry", x))?;
                 set(&o, "d", &JsValue::from_str(&d));
                 Ok(o.into())
