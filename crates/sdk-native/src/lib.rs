@@ -1,14 +1,17 @@
 //! supasync-native: supasync for native apps (Tauri, Rust, and through uniffi Swift,
 //! Kotlin and Python). It puts `supasync-core`'s traits on native ground: the SQLite
-//! store ([`store::SqliteStore`]) and, next, tokio transports and the app-facing API.
+//! store ([`store::SqliteStore`]), reqwest and tokio-tungstenite transports, and the
+//! tokio [`TokioRuntime`] that runs the core's one-call [`supasync_core::Replica`].
 
 pub mod http;
 pub mod realtime;
+pub mod runtime;
 pub mod store;
 pub mod timer;
 
 pub use http::{system_now_ms, ReqwestHttp};
 pub use realtime::{start_live, start_realtime, TungsteniteConnector};
+pub use runtime::TokioRuntime;
 pub use store::SqliteStore;
 pub use timer::TokioTimer;
 pub use supasync_core as core;

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+#[allow(unused_imports)]
 pub use supasync_devserver::fault_proxy;
 
 use std::path::PathBuf;

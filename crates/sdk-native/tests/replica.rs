@@ -1,0 +1,75 @@
+//! The one-call facade natively: `Replica::open` on SQLite with the tokio runtime, live
+//! sync starting by itself at sign-in, a second device's write arriving in a live
+//! query, statuses across sign-out and sign-in, and calls after `close()`.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{manifest, server};
+use serde_json::json;
+use supasync_core::live::Phase;
+use supasync_core::live_query::live_query;
+use supasync_core::{EngineError, Query, Replica, ReplicaConfig, Schema};
+use supasync_native::{ReqwestHttp, SqliteStore, TokioRuntime};
+use tokio::time::timeout;
+
+type Device = Replica<SqliteStore, ReqwestHttp, TokioRuntime>;
+
+async fn open(url: &str, key: &str) -> Device {
+    let schema = Schema::from_json(&std::fs::read_to_string(manifest().join("tests/chat_schema.json")).expect("schema")).expect("schema");
+    Replica::open(schema, SqliteStore::in_memory().expect("store"), ReqwestHttp::new().expect("http"), TokioRuntime, ReplicaConfig::new(url, key), None)
+        .await
+        .expect("open")
+}
+
+async fn until_phase(d: &Device, want: Phase) {
+    let mut st = d.statuses();
+    timeout(Duration::from_secs(15), async {
+        use futures_util::StreamExt;
+        while let Some(s) = st.next().await {
+            if s.phase == want {
+                return;
+            }
+        }
+        panic!("status stream ended before {want:?}");
+    })
+    .await
+    .unwrap_or_else(|_| panic!("not {want:?} within 15 s"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_goes_live_at_sign_in_and_hears_the_other_device() {
+    let srv = server().await;
+    let (a, b) = (open(srv.url(), srv.anon_key()).await, open(srv.url(), srv.anon_key()).await);
+    assert!(!a.is_live(), "nobody signed in: no live sync");
+    a.sign_up("facade@example.com", "correct-horse-battery").await.expect("sign up");
+    b.sign_in("facade@example.com", "correct-horse-battery").await.expect("sign in");
+    until_phase(&a, Phase::Live).await;
+    until_phase(&b, Phase::Live).await;
+
+    let c = b.engine().insert("conversations", &json!({"title": "from B"})).await.expect("insert");
+    let mut q = live_query(a.engine(), "conversations", Query::default());
+    let rows = timeout(Duration::from_secs(15), async {
+        loop {
+            let rows = q.next().await.expect("alive").expect("query");
+            if !rows.is_empty() {
+                return rows;
+            }
+        }
+    })
+    .await
+    .expect("A hears B's write live");
+    assert_eq!(rows[0].local_id, c.local_id);
+
+    a.sign_out(false).await.expect("sign out");
+    assert!(!a.is_live(), "signed out: live sync stopped");
+    assert_eq!(a.status().await.expect("status").phase, Phase::Paused);
+    a.sign_in("facade@example.com", "correct-horse-battery").await.expect("sign in again");
+    until_phase(&a, Phase::Live).await;
+
+    a.close();
+    assert_eq!(a.sync_now().await.unwrap_err(), EngineError::Closed);
+    assert_eq!(a.sign_in("facade@example.com", "x").await.unwrap_err().kind(), "closed");
+    b.close();
+}
