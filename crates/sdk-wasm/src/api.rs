@@ -39,6 +39,15 @@ fn error(kind: &str, message: impl std::fmt::Display) -> JsValue {
     o.into()
 }
 
+type JsResultFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<JsValue, JsValue>>>>;
+
+/// A promise for a future. Boxed on purpose: `future_to_promise` is generic, and one
+/// instantiation for every exported method cost tens of KB of wasm.
+fn promise(f: impl std::future::Future<Output = Result<JsValue, JsValue>> + 'static) -> js_sys::Promise {
+    let boxed: JsResultFuture = Box::pin(f);
+    future_to_promise(boxed)
+}
+
 fn engine_err(e: EngineError) -> JsValue {
     error(e.kind(), e)
 }
@@ -180,7 +189,7 @@ pub struct WasmReplica {
 /// Without `database` the store is in memory.
 #[wasm_bindgen(js_name = openWasmReplica)]
 pub fn open_wasm_replica(options: JsValue) -> js_sys::Promise {
-    future_to_promise(async move {
+    promise(async move {
         let o = OpenOptions::parse(&options)?;
         let store = match &o.database {
             Some(name) => AnyStore::Idb(IdbStore::open(name).await.map_err(|e| error("store", e))?),
@@ -205,7 +214,7 @@ pub fn open_wasm_replica(options: JsValue) -> js_sys::Promise {
 /// Delete a replica's IndexedDB database (sign-out with wipe).
 #[wasm_bindgen(js_name = deleteDatabase)]
 pub fn delete_database(name: String) -> js_sys::Promise {
-    future_to_promise(async move {
+    promise(async move {
         IdbStore::delete(&name).await.map_err(|e| error("store", e))?;
         Ok(JsValue::UNDEFINED)
     })
@@ -242,7 +251,7 @@ impl WasmReplica {
     where
         F: std::future::Future<Output = Result<JsValue, JsValue>> + 'static,
     {
-        future_to_promise(f(self.inner.clone()))
+        promise(f(self.inner.clone()))
     }
 
     /// The IndexedDB database name, or undefined for an in-memory replica.
@@ -499,7 +508,7 @@ impl WasmChannel {
     /// Broadcast `payload` as `event`; resolves when the server acknowledged it.
     pub fn send(&self, event: String, payload: JsValue) -> js_sys::Promise {
         let ch = self.handle.clone();
-        future_to_promise(async move {
+        promise(async move {
             let p = from_js(payload, "payload")?;
             ch.broadcast(&event, p).await.map_err(|e| error("server", e))?;
             Ok(JsValue::UNDEFINED)
@@ -508,7 +517,7 @@ impl WasmChannel {
 
     pub fn track(&self, payload: JsValue) -> js_sys::Promise {
         let ch = self.handle.clone();
-        future_to_promise(async move {
+        promise(async move {
             let p = from_js(payload, "presence payload")?;
             ch.track(p).await.map_err(|e| error("server", e))?;
             Ok(JsValue::UNDEFINED)
@@ -517,7 +526,7 @@ impl WasmChannel {
 
     pub fn untrack(&self) -> js_sys::Promise {
         let ch = self.handle.clone();
-        future_to_promise(async move {
+        promise(async move {
             ch.untrack().await.map_err(|e| error("server", e))?;
             Ok(JsValue::UNDEFINED)
         })
