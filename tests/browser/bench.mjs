@@ -14,13 +14,12 @@
 //  5. device A's write → device B's live query, p50, next to supabase-js's own
 //     postgres_changes callback for the same writes in the same page of B;
 //  6. package size (wasm + JS, gzip -9).
-import { writeFileSync, readFileSync, copyFileSync, mkdtempSync, readdirSync, statSync } from 'node:fs';
+import { readFileSync, mkdtempSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
-import * as esbuild from 'esbuild';
 import { chromium } from 'playwright-core';
-import { installApp, serve, startChatServer, schema, chromiumArgs, newUser, client, root } from './harness.mjs';
+import { appWithSupabaseJs, serve, startChatServer, schema, chromiumArgs, newUser, client } from './harness.mjs';
 
 const p50 = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const ms = (x) => `${x.toFixed(2)} ms`;
@@ -31,19 +30,8 @@ const report = (what, measured) => {
 };
 
 const server = await startChatServer();
-const app = installApp();
-writeFileSync(path.join(app, 'main.js'), `
-import { createClient } from '@supabase/supabase-js';
-import * as supasync from 'supasync';
-window.supasync = supasync;
-window.createClient = createClient;
-window.ready = true;
-`);
-await esbuild.build({ absWorkingDir: app, entryPoints: ['main.js'], bundle: true, format: 'esm', minify: true, outdir: path.join(app, 'dist'),
-  nodePaths: [path.join(root, 'tests/conformance/node_modules')], logLevel: 'silent' });
-copyFileSync(path.join(app, 'node_modules/supasync/dist/wasm/supasync_wasm_bg.wasm'), path.join(app, 'dist/supasync_wasm_bg.wasm'));
-writeFileSync(path.join(app, 'dist/index.html'), '<!doctype html><script type="module" src="main.js"></script>');
-const web = await serve(path.join(app, 'dist'));
+const dist = await appWithSupabaseJs();
+const web = await serve(dist);
 const opts = { url: server.url, anonKey: server.anonKey, schema };
 
 async function device() {
@@ -247,10 +235,10 @@ for (let b = 0; b < 10; b++) {
 
 // 6. Package size.
 {
-  const dist = path.join(app, 'node_modules/supasync/dist');
+  const pkg = path.join(dist, '..', 'node_modules/supasync/dist');
   const files = [];
   const walk = (d) => { for (const f of readdirSync(d)) { const p = path.join(d, f); if (statSync(p).isDirectory()) walk(p); else files.push(p); } };
-  walk(dist);
+  walk(pkg);
   const gz = (f) => gzipSync(readFileSync(f), { level: 9 }).length;
   const wasm = files.filter((f) => f.endsWith('.wasm')).reduce((s, f) => s + gz(f), 0);
   const js = gzipSync(Buffer.concat(files.filter((f) => f.endsWith('.js')).map((f) => readFileSync(f))), { level: 9 }).length;

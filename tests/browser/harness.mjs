@@ -4,11 +4,12 @@
 // and Playwright driving the system Chromium. Each context is one device.
 import { execFileSync } from 'node:child_process';
 import { createServer } from 'node:http';
-import { mkdtempSync, readFileSync, writeFileSync, existsSync, statSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync, existsSync, statSync, readdirSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import * as esbuild from 'esbuild';
 import { startServer, client, newUser } from '../conformance/harness.mjs';
 
 export { client, newUser };
@@ -125,4 +126,25 @@ export async function serverRows(server, user, table, filter = (q) => q) {
   const { data, error: e2 } = await filter(c.from(table).select('*'));
   if (e2) throw e2;
   return data;
+}
+
+/** An app page bundled with esbuild that has both supabase-js (`window.createClient`,
+ *  from the conformance suite's pinned install) and supasync (`window.supasync`), as
+ *  an app that already uses supabase-js would; returns the folder to serve. */
+export async function appWithSupabaseJs() {
+  const app = installApp();
+  writeFileSync(path.join(app, 'main.js'), `
+import { createClient } from '@supabase/supabase-js';
+import * as supasync from 'supasync';
+window.supasync = supasync;
+window.createClient = createClient;
+window.ready = true;
+`);
+  const dist = path.join(app, 'dist');
+  await esbuild.build({ absWorkingDir: app, entryPoints: ['main.js'], bundle: true, format: 'esm', minify: true, outdir: dist,
+    nodePaths: [path.join(root, 'tests/conformance/node_modules')], logLevel: 'silent' });
+  // esbuild leaves `new URL(..., import.meta.url)` alone: the wasm goes next to the bundle.
+  copyFileSync(path.join(app, 'node_modules/supasync/dist/wasm/supasync_wasm_bg.wasm'), path.join(dist, 'supasync_wasm_bg.wasm'));
+  writeFileSync(path.join(dist, 'index.html'), '<!doctype html><script type="module" src="main.js"></script>');
+  return dist;
 }

@@ -5,30 +5,13 @@
 // 25 s) asks for the token, so the refresh comes by the first heartbeat after that.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
-import path from 'node:path';
-import * as esbuild from 'esbuild';
-import { launch, installApp, serve, startChatServer, schema, until, serverRows, newUser, root } from './harness.mjs';
+import { launch, appWithSupabaseJs, serve, startChatServer, schema, until, serverRows, newUser } from './harness.mjs';
 
 let server, shortLived, web, browser;
 before(async () => {
   server = await startChatServer();
   shortLived = await startChatServer(['--jwt-expiry', '65']);
-  const app = installApp();
-  writeFileSync(path.join(app, 'main.js'), `
-import { createClient } from '@supabase/supabase-js';
-import * as supasync from 'supasync';
-window.supasync = supasync;
-window.createClient = createClient;
-window.ready = true;
-`);
-  // supabase-js comes from the conformance suite's pinned install.
-  await esbuild.build({ absWorkingDir: app, entryPoints: ['main.js'], bundle: true, format: 'esm', outdir: path.join(app, 'dist'),
-    nodePaths: [path.join(root, 'tests/conformance/node_modules')], logLevel: 'silent' });
-  const { copyFileSync } = await import('node:fs');
-  copyFileSync(path.join(app, 'node_modules/supasync/dist/wasm/supasync_wasm_bg.wasm'), path.join(app, 'dist/supasync_wasm_bg.wasm'));
-  writeFileSync(path.join(app, 'dist/index.html'), '<!doctype html><script type="module" src="main.js"></script>');
-  web = await serve(path.join(app, 'dist'));
+  web = await serve(await appWithSupabaseJs());
   browser = await launch();
 });
 after(async () => { await browser?.close(); web?.close(); await server?.stop(); await shortLived?.stop(); });
