@@ -13,7 +13,7 @@ import * as esbuild from 'esbuild';
 import { startServer, client, newUser } from '../conformance/harness.mjs';
 
 export { client, newUser };
-const here = path.dirname(fileURLToPath(import.meta.url));
+export const here = path.dirname(fileURLToPath(import.meta.url));
 export const root = path.resolve(here, '../..');
 export const schema = JSON.parse(readFileSync(path.join(root, 'examples/chat/schema.json'), 'utf8'));
 

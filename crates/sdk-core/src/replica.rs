@@ -142,7 +142,31 @@ impl<S: Store + 'static, H: Http + 'static, R: Runtime> Replica<S, H, R> {
             })),
         };
         r.reconcile().await;
+        r.watch_idle();
         Ok(r)
+    }
+
+    /// While live sync does not run here, local writes still change the counts the
+    /// status shows (pending, rejected): publish an idle status after each change.
+    fn watch_idle(&self) {
+        let mut events = self.engine.subscribe();
+        let engine = self.engine.clone();
+        let state = self.state.clone();
+        self.runtime.spawn(Box::pin(async move {
+            while events.next().await.is_some() {
+                while events.try_recv().is_ok() {}
+                let (idle, closed) = {
+                    let st = state.lock().unwrap_or_else(|p| p.into_inner());
+                    (st.net.is_none(), st.closed)
+                };
+                if closed {
+                    break;
+                }
+                if idle {
+                    publish_idle(&engine, &state).await;
+                }
+            }
+        }));
     }
 
     /// The engine: local writes, queries, rejected writes, history.
@@ -272,18 +296,7 @@ impl<S: Store + 'static, H: Http + 'static, R: Runtime> Replica<S, H, R> {
 
     /// A status for when live sync does not run here (signed out, or another tab leads).
     async fn publish_idle(&self) {
-        let Ok(s) = self.engine.status().await else { return };
-        let mut st = self.lock();
-        let status = LiveStatus {
-            phase: Phase::Paused,
-            mode: st.mode,
-            pending: s.pending,
-            rejected: s.rejected,
-            last_sync: s.last_sync,
-            last_error: None,
-        };
-        st.watchers.retain(|w| w.unbounded_send(status.clone()).is_ok());
-        st.last = Some(status);
+        publish_idle(&self.engine, &self.state).await;
     }
 
     /// The shared Realtime client (live sync and app channels use one socket).
@@ -417,5 +430,23 @@ crate::maybe_async_trait! {
             *last = token.clone();
             token
         }
+    }
+}
+
+/// Publish a status computed from the store, for when live sync does not run.
+async fn publish_idle<S: Store, H: Http>(engine: &Engine<S, H>, state: &Mutex<State>) {
+    let Ok(s) = engine.status().await else { return };
+    let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+    let status = LiveStatus {
+        phase: Phase::Paused,
+        mode: st.mode,
+        pending: s.pending,
+        rejected: s.rejected,
+        last_sync: s.last_sync,
+        last_error: None,
+    };
+    if st.last.as_ref() != Some(&status) {
+        st.watchers.retain(|w| w.unbounded_send(status.clone()).is_ok());
+        st.last = Some(status);
     }
 }

@@ -150,13 +150,23 @@ export interface User {
   email: string | null;
 }
 
+/** Who is present on a channel: presence key → the payloads tracked under it. */
+export type PresenceState = Record<string, unknown[]>;
+
 /** A broadcast and presence channel (acknowledged broadcasts). */
 export interface SyncChannel {
+  readonly name: string;
+  /** Broadcast to the other subscribers; resolves when the server acknowledged it. */
   send(event: string, payload: unknown): Promise<void>;
-  onBroadcast(callback: (event: string, payload: unknown) => void): void;
+  /** Call `callback` for every broadcast received; returns stop(). */
+  onBroadcast(callback: (event: string, payload: unknown) => void): () => void;
+  /** Announce this client's presence (replaces an earlier track). */
   track(payload: Record<string, unknown>): Promise<void>;
   untrack(): Promise<void>;
-  onPresence(callback: (state: Record<string, unknown[]>) => void): void;
+  /** Call `callback` with who is present, now and on every change; returns stop(). */
+  onPresence(callback: (state: PresenceState) => void): () => void;
+  /** The latest presence picture. */
+  presence(): PresenceState;
   leave(): void;
 }
 
@@ -208,7 +218,9 @@ export class Replica {
   private tabs?: Tabs;
   private closed = false;
   private readonly lives = new Set<LiveReg>();
+  private readonly channels = new Set<{ rebind(): void }>();
   private readonly statusWatchers = new Set<(s: Status) => void>();
+  private readonly userWatchers = new Set<(u: User | undefined) => void>();
   private last: Status;
   private stopInnerStatus?: () => void;
   private user?: User;
@@ -222,6 +234,12 @@ export class Replica {
     user: (): User | undefined => this.user,
     /** With `accessToken`: ask it again and move to the user it names (after the app signed in or out). */
     refreshUser: () => call(() => this.followToken()),
+    /** Call `callback` with the user now and whenever it changes; returns stop(). */
+    onChange: (callback: (user: User | undefined) => void): (() => void) => {
+      this.userWatchers.add(callback);
+      callback(this.user);
+      return () => void this.userWatchers.delete(callback);
+    },
   };
 
   private constructor(private readonly opts: OpenOptions, private readonly key: string, private readonly replicaName: string) {
@@ -293,7 +311,9 @@ export class Replica {
     if (session) await call(() => inner.adoptSession(session));
     this.inner = inner;
     const s: WasmSession | undefined = await call(() => inner.session());
+    const before = this.user?.id;
     this.user = s ? { id: s.userId, email: s.email ?? null } : undefined;
+    if (before !== this.user?.id) for (const w of this.userWatchers) w(this.user);
     if (this.persistent && !this.opts.accessToken) {
       const st = storage();
       if (this.user) st?.setItem(this.activeUserKey(), this.user.id);
@@ -309,6 +329,7 @@ export class Replica {
       if (this.tabs?.leader) this.tabs.shareStatus({ ...s, leader: false });
     });
     for (const l of this.lives) this.startLive(l);
+    if (old) for (const c of this.channels) c.rebind();
   }
 
   /** Read counts from the store now (after sync(), retry(), discard()), keeping the phase. */
@@ -335,7 +356,6 @@ export class Replica {
     this.check();
     const database = this.inner.database;
     await call(() => this.inner.signOut(wipe));
-    this.user = undefined;
     await this.switchTo(undefined);
     if (wipe && database) await call(() => deleteDatabase(database));
   }
@@ -497,29 +517,61 @@ export class Replica {
     this.tabs?.tell({ t: 'resume' });
   }
 
-  /** A broadcast (acknowledged) and presence channel, e.g. `typing:<conversation>`. */
+  /** A broadcast (acknowledged) and presence channel, e.g. `typing:<conversation>`.
+   *  It follows the replica to another user's database at sign-in (rejoined, with
+   *  this client's presence tracked again). */
   channel(name: string, o: { presenceKey?: string } = {}): SyncChannel {
     this.check();
-    let ch: WasmChannel;
-    try {
-      ch = this.inner.channel(name, o.presenceKey);
-    } catch (e) {
-      throw wrap(e);
-    }
     const broadcast = new Set<(event: string, payload: unknown) => void>();
-    const presence = new Set<(state: Record<string, unknown[]>) => void>();
-    ch.listen((ev: { type: string; event?: string; payload?: unknown; state?: Record<string, unknown[]> }) => {
-      if (ev.type === 'broadcast') for (const f of broadcast) f(ev.event ?? '', ev.payload);
-      if (ev.type === 'presence' && ev.state) for (const f of presence) f(ev.state);
-    });
-    return {
-      send: (event, payload) => call(() => ch.send(event, payload)),
-      onBroadcast: (f) => void broadcast.add(f),
-      track: (payload) => call(() => ch.track(payload)),
-      untrack: () => call(() => ch.untrack()),
-      onPresence: (f) => void presence.add(f),
-      leave: () => ch.leave(),
+    const presence = new Set<(state: PresenceState) => void>();
+    let present: PresenceState = {};
+    let tracked: Record<string, unknown> | undefined;
+    let ch!: WasmChannel;
+    const bind = (): void => {
+      try {
+        ch = this.inner.channel(name, o.presenceKey);
+      } catch (e) {
+        throw wrap(e);
+      }
+      ch.listen((ev: { type: string; event?: string; payload?: unknown; state?: PresenceState }) => {
+        if (ev.type === 'broadcast') for (const f of broadcast) f(ev.event ?? '', ev.payload);
+        if (ev.type === 'presence' && ev.state) {
+          present = ev.state;
+          for (const f of presence) f(present);
+        }
+      });
+      if (tracked) ch.track(tracked).catch(() => undefined);
     };
+    bind();
+    const handle: SyncChannel & { rebind(): void } = {
+      name,
+      send: (event, payload) => call(() => ch.send(event, payload)),
+      onBroadcast: (f) => {
+        broadcast.add(f);
+        return () => void broadcast.delete(f);
+      },
+      track: (payload) => {
+        tracked = payload;
+        return call(() => ch.track(payload));
+      },
+      untrack: () => {
+        tracked = undefined;
+        return call(() => ch.untrack());
+      },
+      onPresence: (f) => {
+        presence.add(f);
+        f(present);
+        return () => void presence.delete(f);
+      },
+      presence: () => present,
+      leave: () => {
+        this.channels.delete(handle);
+        ch.leave();
+      },
+      rebind: bind,
+    };
+    this.channels.add(handle);
+    return handle;
   }
 
   /** Whether this tab talks to the server for the replica (one tab per replica does). */

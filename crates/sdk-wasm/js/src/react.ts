@@ -1,0 +1,118 @@
+// supasync/react: hooks over a Replica. React is a peer dependency; nothing else is
+// added. Every hook reads the replica from <ReplicaProvider>, re-renders only when
+// what it returns changed (live queries call back only for a different result), and
+// keeps working when the replica moves to another user's database at sign-in.
+
+import { createContext, createElement, useCallback, useContext, useEffect, useState, useSyncExternalStore } from 'react';
+import type { ReactNode } from 'react';
+import { SupaSyncError } from './index.js';
+import type { OutboxEntry, PresenceState, Query, Replica, Row, RowView, Status, SyncChannel, User } from './index.js';
+
+const ReplicaContext = createContext<Replica | null>(null);
+
+/** Makes `replica` the one the hooks below it use. */
+export function ReplicaProvider(props: { replica: Replica; children?: ReactNode }): ReactNode {
+  return createElement(ReplicaContext.Provider, { value: props.replica }, props.children);
+}
+
+/** The replica of the nearest <ReplicaProvider>. */
+export function useReplica(): Replica {
+  const r = useContext(ReplicaContext);
+  if (!r) throw new SupaSyncError('invalid', 'supasync/react hooks need a <ReplicaProvider replica={db}> above them');
+  return r;
+}
+
+interface LiveState<T extends Row> {
+  key: string;
+  rows?: RowView<T>[];
+  error?: SupaSyncError;
+}
+
+/**
+ * The rows of a live query, each with its sync status: `undefined` until the first
+ * result, then re-rendered whenever the result changes (any tab's write, or the
+ * server's). A failing query throws, for an error boundary to show.
+ */
+export function useLiveQuery<T extends Row = Row>(table: string, query: Query = {}): RowView<T>[] | undefined {
+  const db = useReplica();
+  const key = `${table}\u0000${JSON.stringify(query)}`;
+  const [state, setState] = useState<LiveState<T>>({ key });
+  useEffect(() => {
+    let alive = true;
+    const stop = db.live<T>(
+      table,
+      JSON.parse(key.slice(key.indexOf('\u0000') + 1)) as Query,
+      (rows) => alive && setState({ key, rows }),
+      (error) => alive && setState({ key, error }),
+    );
+    return () => {
+      alive = false;
+      stop();
+    };
+  }, [db, key, table]);
+  if (state.key !== key) return undefined;
+  if (state.error) throw state.error;
+  return state.rows;
+}
+
+/** The sync indicator's data: phase (connecting, catching_up, live, offline…), pending and rejected counts. */
+export function useSyncStatus(): Status {
+  const db = useReplica();
+  const subscribe = useCallback((changed: () => void) => db.onStatus(() => changed()), [db]);
+  return useSyncExternalStore(subscribe, () => db.status(), () => db.status());
+}
+
+/** Writes the server refused, each with its reason (`rejected`); refreshed as the status changes. */
+export function useRejected(): OutboxEntry[] {
+  const db = useReplica();
+  const status = useSyncStatus();
+  const [list, setList] = useState<OutboxEntry[]>([]);
+  useEffect(() => {
+    let alive = true;
+    db.rejected().then(
+      (r) => alive && setList(r),
+      () => undefined,
+    );
+    return () => {
+      alive = false;
+    };
+  }, [db, status.rejected, status.pending]);
+  return list;
+}
+
+/** The signed-in user (undefined when signed out). */
+export function useUser(): User | undefined {
+  const db = useReplica();
+  const subscribe = useCallback((changed: () => void) => db.auth.onChange(() => changed()), [db]);
+  return useSyncExternalStore(subscribe, () => db.auth.user(), () => db.auth.user());
+}
+
+/** A broadcast and presence channel for as long as the component is mounted. */
+export function useChannel(name: string, options: { presenceKey?: string } = {}): SyncChannel | undefined {
+  const db = useReplica();
+  const [channel, setChannel] = useState<SyncChannel>();
+  const presenceKey = options.presenceKey;
+  useEffect(() => {
+    const c = db.channel(name, presenceKey === undefined ? {} : { presenceKey });
+    setChannel(c);
+    return () => {
+      c.leave();
+      setChannel(undefined);
+    };
+  }, [db, name, presenceKey]);
+  return channel;
+}
+
+/** Who is present on `channel` (presence key → tracked payloads), kept current. */
+export function usePresence(channel: SyncChannel | undefined): PresenceState {
+  const [state, setState] = useState<PresenceState>({});
+  useEffect(() => (channel ? channel.onPresence(setState) : undefined), [channel]);
+  return state;
+}
+
+/** Call `callback` for every broadcast on `channel` while mounted (the latest callback is used). */
+export function useBroadcast(channel: SyncChannel | undefined, callback: (event: string, payload: unknown) => void): void {
+  const [ref] = useState<{ current: typeof callback }>(() => ({ current: callback }));
+  ref.current = callback;
+  useEffect(() => (channel ? channel.onBroadcast((e, p) => ref.current(e, p)) : undefined), [channel, ref]);
+}
