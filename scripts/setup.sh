@@ -59,8 +59,9 @@ if [ ! -d tests/conformance/node_modules/@supabase/supabase-js ] || [ tests/conf
   (cd tests/conformance && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
-# The npm package's build tools (tsc, wasm-opt) and the browser suite's Playwright.
-for d in crates/sdk-wasm/js tests/browser; do
+# The npm package's build tools (tsc, wasm-opt), the browser suite's Playwright and
+# bundlers, and the web example's Vite and React.
+for d in crates/sdk-wasm/js tests/browser examples/web; do
   if [ ! -d "$d/node_modules" ] || [ "$d/package-lock.json" -nt "$d/node_modules" ]; then
     (cd "$d" && npm ci --no-audit --no-fund --loglevel=error)
   fi

@@ -48,7 +48,7 @@ export function installApp() {
   return dir;
 }
 
-const types = { '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.html': 'text/html', '.json': 'application/json' };
+const types = { '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.html': 'text/html', '.json': 'application/json', '.css': 'text/css', '.svg': 'image/svg+xml', '.png': 'image/png' };
 
 /** Serve `dir` on 127.0.0.1 (a secure context, so Web Locks exist). */
 export function serve(dir) {

@@ -133,6 +133,7 @@ impl LiveSync {
             watchers: vec![],
             last_status: None,
             stopped: false,
+            before_offline: None,
         };
         (LiveSync { cmds: tx }, driver)
     }
@@ -223,6 +224,8 @@ pub struct LiveDriver<S: Store, H: Http> {
     watchers: Vec<mpsc::UnboundedSender<LiveStatus>>,
     last_status: Option<LiveStatus>,
     stopped: bool,
+    /// The phase a push found unreachable replaced (restored when a push goes through).
+    before_offline: Option<Phase>,
 }
 
 enum Woke {
@@ -374,6 +377,10 @@ impl<S: Store, H: Http> LiveDriver<S, H> {
     }
 
     async fn channel_event(&mut self, e: ChannelEvent) {
+        if matches!(e, ChannelEvent::State(_) | ChannelEvent::PostgresReady) {
+            // The channel's own news decides the phase from here.
+            self.before_offline = None;
+        }
         match e {
             ChannelEvent::State(ChannelState::Joined) => self.phase = Phase::Connecting,
             ChannelEvent::State(ChannelState::Errored { reason }) => {
@@ -433,14 +440,38 @@ impl<S: Store, H: Http> LiveDriver<S, H> {
     async fn push(&mut self) {
         match self.engine.push().await {
             Ok(r) => match r.stopped {
-                Some(why) if r.pushed == 0 => self.failed(why),
+                Some(why) if r.pushed == 0 => {
+                    if r.unreachable {
+                        self.unreachable();
+                    }
+                    self.failed(why)
+                }
                 Some(_) => self.push_at = Some(self.now()),
                 None => {
                     self.failures = 0;
                     self.last_error = None;
+                    self.reachable();
                 }
             },
             Err(e) => self.failed(e.to_string()),
+        }
+    }
+
+    /// A push got no answer at all while the channel looked fine (a socket can stay
+    /// open for a while after the network went): the indicator says offline.
+    fn unreachable(&mut self) {
+        if matches!(self.phase, Phase::Live | Phase::Polling) {
+            self.before_offline = Some(self.phase);
+            self.phase = Phase::Offline;
+        }
+    }
+
+    /// A push went through: back to what the phase was before the network went.
+    fn reachable(&mut self) {
+        if let Some(p) = self.before_offline.take() {
+            if self.phase == Phase::Offline {
+                self.phase = p;
+            }
         }
     }
 

@@ -38,6 +38,27 @@ pub struct PushReport {
     pub requests: usize,
     /// Why the push stopped early, if it did (the rest waits for the next push).
     pub stopped: Option<String>,
+    /// It stopped because the server could not be reached (no HTTP answer at all):
+    /// the device is offline, as far as the app's indicator is concerned.
+    pub unreachable: bool,
+}
+
+impl PushReport {
+    /// Note how a run ended; true when the push must stop here.
+    fn stop(&mut self, outcome: RunOutcome) -> bool {
+        match outcome {
+            RunOutcome::Done => false,
+            RunOutcome::Stop(why) => {
+                self.stopped = Some(why);
+                true
+            }
+            RunOutcome::Unreachable(why) => {
+                self.stopped = Some(why);
+                self.unreachable = true;
+                true
+            }
+        }
+    }
 }
 
 /// What one push run knows without asking the store again (writes wait for the writer
@@ -65,6 +86,18 @@ struct InsertAnswer {
 enum RunOutcome {
     Done,
     Stop(String),
+    /// Stopped by a request that got no answer (see `PushReport::unreachable`).
+    Unreachable(String),
+}
+
+impl RunOutcome {
+    /// Stop for this request error: unreachable when no HTTP answer came back.
+    fn stop_for(e: &RequestError) -> RunOutcome {
+        match e {
+            RequestError::Network(_) => RunOutcome::Unreachable(e.to_string()),
+            _ => RunOutcome::Stop(e.to_string()),
+        }
+    }
 }
 
 fn short_json(rows: &[Value]) -> String {
@@ -112,15 +145,15 @@ impl<S: Store, H: Http> Engine<S, H> {
                         j += 1;
                     }
                     i = j;
-                    if let RunOutcome::Stop(why) = self.push_inserts(run, &user_id, &mut report, &mut refused, &mut ctx).await? {
-                        report.stopped = Some(why);
+                    let outcome = self.push_inserts(run, &user_id, &mut report, &mut refused, &mut ctx).await?;
+                    if report.stop(outcome) {
                         break;
                     }
                 }
                 _ => {
                     i += 1;
-                    if let RunOutcome::Stop(why) = self.push_change(e.clone(), &mut report, &mut refused, &mut ctx).await? {
-                        report.stopped = Some(why);
+                    let outcome = self.push_change(e.clone(), &mut report, &mut refused, &mut ctx).await?;
+                    if report.stop(outcome) {
                         break;
                     }
                 }
@@ -257,7 +290,7 @@ impl<S: Store, H: Http> Engine<S, H> {
             let failure = e.failure();
             if matches!(failure, Failure::Transient | Failure::Unauthorized) {
                 self.note_attempt(&batch, &e).await?;
-                return Ok(RunOutcome::Stop(e.to_string()));
+                return Ok(RunOutcome::stop_for(&e));
             }
             if batch.len() > 1 {
                 let mut first = batch;
@@ -640,7 +673,7 @@ impl<S: Store, H: Http> Engine<S, H> {
         entry.attempts += 1;
         entry.last_error = Some(err.to_string());
         self.store.apply(WriteBatch { put_outbox: vec![entry], ..Default::default() }).await?;
-        Ok(RunOutcome::Stop(err.to_string()))
+        Ok(RunOutcome::stop_for(err))
     }
 
     /// A child's insert was refused for a missing parent: if a parent it references is

@@ -261,8 +261,23 @@ export class Replica {
     await call(() => loadWasm(opts.wasm));
     const r = new Replica(opts, projectKey(opts.url), opts.name ?? 'default');
     await r.switchTo(await r.initialUser());
+    r.watchNetwork();
     return r;
   }
+
+  /** When the browser says the network is back, the leading tab syncs at once rather
+   *  than at its next retry (which backs off up to 30 s while offline). */
+  private watchNetwork(): void {
+    const target = globalThis as { addEventListener?: (type: string, f: () => void) => void; removeEventListener?: (type: string, f: () => void) => void };
+    if (!target.addEventListener) return;
+    const online = () => {
+      if (!this.closed && (this.tabs ? this.tabs.leader : true)) this.inner.syncNow().catch(() => undefined);
+    };
+    target.addEventListener('online', online);
+    this.unwatchNetwork = () => target.removeEventListener?.('online', online);
+  }
+
+  private unwatchNetwork?: () => void;
 
   private get persistent(): boolean {
     return (this.opts.store ?? 'indexeddb') === 'indexeddb';
@@ -583,6 +598,7 @@ export class Replica {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.unwatchNetwork?.();
     this.stopInnerStatus?.();
     for (const l of this.lives) l.stop?.();
     this.lives.clear();

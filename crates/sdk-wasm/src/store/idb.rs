@@ -79,12 +79,46 @@ pub fn request(req: IdbRequest) -> impl std::future::Future<Output = Result<JsVa
     });
     req.set_onsuccess(Some(on_ok.as_ref().unchecked_ref()));
     req.set_onerror(Some(on_err.as_ref().unchecked_ref()));
-    async move {
-        let out = rx.await.unwrap_or_else(|_| Err(IdbError::new("AbortError", "the request was dropped")));
+    let attached = Attached::new(move || {
         req.set_onsuccess(None);
         req.set_onerror(None);
-        drop((on_ok, on_err));
+    })
+    .keep(on_ok)
+    .keep(on_err);
+    async move {
+        let out = rx.await.unwrap_or_else(|_| Err(IdbError::new("AbortError", "the request was dropped")));
+        drop(attached);
         out
+    }
+}
+
+/// Callbacks attached to an IndexedDB object, detached before they are freed, also
+/// when the future waiting for them is dropped half-way (a cancelled live query, a
+/// `select!` that took the other branch): a callback freed while still attached would
+/// throw "closure invoked after being dropped" when its event fires.
+pub struct Attached {
+    detach: Option<Box<dyn FnOnce()>>,
+    closures: Vec<Box<dyn std::any::Any>>,
+}
+
+impl Attached {
+    pub fn new(detach: impl FnOnce() + 'static) -> Attached {
+        Attached { detach: Some(Box::new(detach)), closures: vec![] }
+    }
+
+    /// Keep `c` alive until detached.
+    pub fn keep<T: 'static>(mut self, c: T) -> Attached {
+        self.closures.push(Box::new(c));
+        self
+    }
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        if let Some(d) = self.detach.take() {
+            d();
+        }
+        // The closures are freed after this, with the fields.
     }
 }
 
@@ -129,14 +163,21 @@ pub async fn commit(t: &IdbTransaction) -> Result<(), IdbError> {
     t.set_oncomplete(Some(on_done.as_ref().unchecked_ref()));
     t.set_onabort(Some(on_abort.as_ref().unchecked_ref()));
     t.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+    let t3 = t.clone();
+    let attached = Attached::new(move || {
+        t3.set_oncomplete(None);
+        t3.set_onabort(None);
+        t3.set_onerror(None);
+    })
+    .keep(on_done)
+    .keep(on_abort)
+    .keep(on_error);
     // web-sys marks `commit` deprecated only because older browsers lack it; where it
     // is missing the transaction still commits once no request is pending.
     #[allow(deprecated)]
     let _ = t.commit();
     let out = rx.await.unwrap_or_else(|_| Err(IdbError::new("AbortError", "the transaction was dropped")));
-    t.set_oncomplete(None);
-    t.set_onabort(None);
-    t.set_onerror(None);
+    drop(attached);
     out
 }
 
@@ -196,7 +237,19 @@ pub async fn open(
     req.set_onerror(Some(on_err.as_ref().unchecked_ref()));
     req.set_onblocked(Some(on_blocked.as_ref().unchecked_ref()));
     req.set_onupgradeneeded(Some(on_upgrade.as_ref().unchecked_ref()));
+    let r5 = req.clone();
+    let attached = Attached::new(move || {
+        r5.set_onsuccess(None);
+        r5.set_onerror(None);
+        r5.set_onblocked(None);
+        r5.set_onupgradeneeded(None);
+    })
+    .keep(on_ok)
+    .keep(on_err)
+    .keep(on_blocked)
+    .keep(on_upgrade);
     let out = rx.await.unwrap_or_else(|_| Err(IdbError::new("AbortError", "the open request was dropped")));
+    drop(attached);
     if matches!(out, Ok(Opened::Blocked)) {
         // If the other connection closes later, the open goes on; close what it opens.
         let late = req.clone();
@@ -215,14 +268,7 @@ pub async fn open(
             }
         });
         req.set_onupgradeneeded(Some(abort_late.unchecked_ref()));
-    } else {
-        req.set_onsuccess(None);
-        req.set_onupgradeneeded(None);
     }
-    req.set_onerror(None);
-    req.set_onblocked(None);
-    // The closures must outlive the request's callbacks (they are removed above).
-    drop((on_ok, on_err, on_blocked, on_upgrade));
     out
 }
 

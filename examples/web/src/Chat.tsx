@@ -1,0 +1,109 @@
+import { useEffect, useRef, useState, type FormEvent } from 'react';
+import { useBroadcast, useChannel, useLiveQuery, useReplica } from 'supasync/react';
+import type { Conversation, Memory, Message } from './types';
+
+const ROLES = ['user', 'assistant', 'system', 'tool'] as const;
+
+/** Who else is typing in this conversation (broadcast, not stored). */
+function useTyping(conversation: string, device: string) {
+  const channel = useChannel(`typing:${conversation}`);
+  const [others, setOthers] = useState<Record<string, number>>({});
+  useBroadcast(channel, (event, payload) => {
+    const who = (payload as { who?: string }).who;
+    if (event === 'typing' && who && who !== device) setOthers((o) => ({ ...o, [who]: Date.now() }));
+  });
+  useEffect(() => {
+    const t = setInterval(() => setOthers((o) => Object.fromEntries(Object.entries(o).filter(([, at]) => Date.now() - at < 3000))), 1000);
+    return () => clearInterval(t);
+  }, []);
+  const last = useRef(0);
+  const typing = () => {
+    if (Date.now() - last.current < 1000) return;
+    last.current = Date.now();
+    channel?.send('typing', { who: device }).catch(() => undefined);
+  };
+  return { typingNow: Object.keys(others), typing };
+}
+
+/** The title, edited locally and saved on Enter or when the field loses focus. */
+function TitleEdit({ title, save }: { title: string; save: (t: string) => Promise<unknown> }) {
+  const [draft, setDraft] = useState<string>();
+  const commit = () => {
+    if (draft !== undefined && draft !== title) save(draft).catch(() => undefined);
+    setDraft(undefined);
+  };
+  return (
+    <input
+      className="title-edit"
+      aria-label="conversation title"
+      value={draft ?? title}
+      onChange={(e) => setDraft(e.target.value)}
+      onBlur={commit}
+      onKeyDown={(e) => e.key === 'Enter' && (e.currentTarget.blur())}
+    />
+  );
+}
+
+export function Chat({ conversation, device }: { conversation: string; device: string }) {
+  const db = useReplica();
+  const [conv] = useLiveQuery<Conversation>('conversations', { where: { local_id: conversation } }) ?? [];
+  const messages = useLiveQuery<Message>('messages', { where: { conversation_id: conversation }, order: 'timestamp.asc' });
+  const memories = useLiveQuery<Memory>('memories', { where: { tag: 'important' } });
+  const [text, setText] = useState('');
+  const [role, setRole] = useState<Message['role']>('user');
+  const { typingNow, typing } = useTyping(conversation, device);
+  const end = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    // Braces on purpose: newer browsers return a promise from scrollIntoView, and an
+    // effect must return nothing but a cleanup function.
+    void end.current?.scrollIntoView({ block: 'end' });
+  }, [messages?.length]);
+
+  async function send(e: FormEvent) {
+    e.preventDefault();
+    if (!text.trim()) return;
+    await db.insert<Message>('messages', { conversation_id: conversation, role, content: text, timestamp: new Date().toISOString() });
+    setText('');
+  }
+
+  const important = new Set(memories?.map((m) => m.row.context));
+
+  async function markImportant(m: { local_id: string; row: Message }) {
+    await db.insert<Memory>('memories', { content: m.row.content, context: `message:${m.local_id}`, tag: 'important', importance_score: 1 });
+  }
+
+  return (
+    <>
+      <div className="chat-head">
+        <TitleEdit key={conversation} title={conv?.row.title ?? ''} save={(title) => db.update<Conversation>('conversations', conversation, { title })} />
+      </div>
+      <div className="messages" data-testid="messages">
+        {messages?.map((m) => (
+          <div key={m.local_id} className={`message role-${m.row.role} state-${m.status.state}`} data-testid="message">
+            <span className="role">{m.row.role}</span>
+            <span className="content">{m.row.content}</span>
+            {m.status.state === 'pending' && <span className="tick" title="waiting to be sent">◷</span>}
+            <button
+              className={important.has(`message:${m.local_id}`) ? 'star on' : 'star'}
+              title="mark as important"
+              aria-label="mark as important"
+              disabled={important.has(`message:${m.local_id}`)}
+              onClick={() => markImportant(m)}
+            >
+              ★
+            </button>
+          </div>
+        ))}
+        <div ref={end} />
+      </div>
+      <p className="typing" data-testid="typing">{typingNow.length > 0 ? `${typingNow.join(', ')} ${typingNow.length > 1 ? 'are' : 'is'} typing…` : '\u00a0'}</p>
+      <form className="composer" onSubmit={send}>
+        <select aria-label="role" value={role} onChange={(e) => setRole(e.target.value as Message['role'])}>
+          {ROLES.map((r) => <option key={r} value={r}>{r}</option>)}
+        </select>
+        <input aria-label="message" placeholder="Write a message" value={text} onChange={(e) => { setText(e.target.value); typing(); }} />
+        <button type="submit">Send</button>
+      </form>
+    </>
+  );
+}

@@ -1,0 +1,19 @@
+// The chat schema's rows as the app reads them (examples/chat/migrations).
+export interface Conversation extends Record<string, unknown> {
+  title: string | null;
+  message_count?: number;
+}
+
+export interface Message extends Record<string, unknown> {
+  conversation_id: string;
+  role: 'user' | 'assistant' | 'system' | 'tool';
+  content: string;
+  timestamp: string;
+}
+
+export interface Memory extends Record<string, unknown> {
+  content: string;
+  context: string | null;
+  importance_score?: number;
+  tag: string | null;
+}

@@ -1,0 +1,220 @@
+// The web example (examples/web), built with Vite against the dev server and used the
+// way its users use it: two browser contexts are two devices of one user (a laptop and
+// a phone), a third is another user. Every step saves a screenshot under
+// target/web-app-screenshots/, and any uncaught error on a page fails the test.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { launch, serve, startChatServer, root, until, serverRows, newUser, tarball } from './harness.mjs';
+
+const shots = path.join(root, 'target/web-app-screenshots');
+const errors = [];
+let server, web, browser, user;
+const devices = {};
+
+before(async () => {
+  server = await startChatServer();
+  const example = path.join(root, 'examples/web');
+  execFileSync('npm', ['install', '--no-save', '--no-audit', '--no-fund', '--loglevel=error', tarball()], { cwd: example, stdio: 'inherit' });
+  const out = mkdtempSync(path.join(tmpdir(), 'virgil-'));
+  execFileSync('npm', ['run', '-s', 'build', '--', '--outDir', out, '--emptyOutDir'], {
+    cwd: example,
+    stdio: ['ignore', 'ignore', 'inherit'],
+    env: { ...process.env, VITE_SUPABASE_URL: server.url, VITE_SUPABASE_ANON_KEY: server.anonKey },
+  });
+  web = await serve(out);
+  browser = await launch();
+  mkdirSync(shots, { recursive: true });
+  user = await newUser(server);
+});
+after(async () => {
+  await browser?.close();
+  web?.close();
+  await server?.stop();
+});
+
+async function shot(page, name) {
+  await page.screenshot({ path: path.join(shots, `${name}.png`) });
+}
+
+/** A device: a browser context with the app open and signed in. */
+async function open(name, account = user, context) {
+  context ??= await browser.newContext({ viewport: { width: 1200, height: 760 } });
+  const page = await context.newPage();
+  page.on('pageerror', (e) => errors.push(`${name}: ${e.message}`));
+  await page.goto(`${web.url}?device=${name}`);
+  await page.getByLabel('email').fill(account.email);
+  await page.getByLabel('password').fill(account.password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByTestId('phase').waitFor();
+  return { context, page };
+}
+
+const phase = (page) => page.getByTestId('phase').innerText();
+const messages = (page) => page.getByTestId('message').locator('.content').allInnerTexts();
+
+async function send(page, text, role = 'user') {
+  await page.getByLabel('role').selectOption(role);
+  await page.getByLabel('message').fill(text);
+  await page.getByLabel('message').press('Enter');
+}
+
+async function newConversation(page, title) {
+  await page.getByRole('button', { name: '+ New conversation' }).click();
+  // The new conversation opens first; then its title is edited.
+  await until(async () => (await page.getByLabel('conversation title').inputValue()) === 'New conversation', 'the new conversation open');
+  await page.getByLabel('conversation title').fill(title);
+  await page.getByLabel('conversation title').press('Enter');
+  await until(async () => (await page.getByTestId('conversation').allInnerTexts()).some((t) => t.includes(title)), `"${title}" listed`);
+}
+
+async function openConversation(page, title) {
+  await page.getByTestId('conversation').filter({ hasText: title }).first().click();
+  await until(async () => (await page.getByLabel('conversation title').inputValue()) === title, `"${title}" open`);
+}
+
+function noErrors() {
+  assert.deepEqual(errors, [], 'no uncaught errors on any page');
+}
+
+test('1. messages sent on the laptop show up live on the phone', async () => {
+  devices.laptop = await open('laptop');
+  devices.phone = await open('phone');
+  const { laptop, phone } = devices;
+  await until(async () => (await phase(laptop.page)) === 'Connected' && (await phase(phone.page)) === 'Connected', 'both devices connected');
+  await until(async () => (await laptop.page.getByTestId('devices').innerText()).includes('phone'), 'the laptop sees the phone online');
+  await newConversation(laptop.page, 'Trip to Lisbon');
+  await until(async () => (await phone.page.getByTestId('conversation').allInnerTexts()).some((t) => t.includes('Trip to Lisbon')), 'the phone lists the conversation');
+  await openConversation(phone.page, 'Trip to Lisbon');
+  const delays = [];
+  for (const text of ['Shall we book flights?', 'Hotel near Alfama', 'Tram 28 first thing']) {
+    const t0 = Date.now();
+    await send(laptop.page, text);
+    await until(async () => (await messages(phone.page)).includes(text), `the phone shows "${text}"`);
+    delays.push(Date.now() - t0);
+  }
+  console.log(`  laptop → phone, per message (send in the UI to shown on the other device): ${delays.join(', ')} ms`);
+  await until(async () => (await phone.page.getByTestId('conversation').filter({ hasText: 'Trip to Lisbon' }).getByTestId('count').innerText()) === '3', 'the server-kept count on the phone');
+  await shot(laptop.page, '1-laptop');
+  await shot(phone.page, '1-phone');
+  noErrors();
+});
+
+test('2. a message marked important on the phone becomes a memory on the laptop', async () => {
+  const { laptop, phone } = devices;
+  await phone.page.getByTestId('message').filter({ hasText: 'Hotel near Alfama' }).getByLabel('mark as important').click();
+  await until(async () => (await laptop.page.getByTestId('memory').allInnerTexts()).some((t) => t.includes('Hotel near Alfama')), 'the memory on the laptop');
+  await shot(laptop.page, '2-laptop-memory');
+  noErrors();
+});
+
+test('3. offline on the laptop: a new conversation and messages wait, then reach the phone with the right count', async () => {
+  const { laptop, phone } = devices;
+  await laptop.context.setOffline(true);
+  await newConversation(laptop.page, 'Written on the train');
+  for (const text of ['No signal here', 'Still writing', 'Three messages']) await send(laptop.page, text);
+  await until(async () => (await messages(laptop.page)).length === 3, 'the messages show at once');
+  await until(async () => (await phase(laptop.page)) === 'Offline', 'the indicator says offline');
+  const waiting = await laptop.page.getByTestId('pending').innerText();
+  assert.match(waiting, /^[1-9]\d* waiting$/, 'and how many writes wait');
+  await shot(laptop.page, '3-laptop-offline');
+  assert.equal((await serverRows(server, user, 'conversations')).length, 1, 'nothing reached the server yet');
+  await laptop.context.setOffline(false);
+  await until(async () => (await phase(laptop.page)) === 'Connected', 'the laptop reconnects', 30000);
+  await until(async () => (await laptop.page.getByTestId('pending').count()) === 0, 'nothing waits any more', 30000);
+  await openConversation(phone.page, 'Written on the train');
+  await until(async () => (await messages(phone.page)).length === 3, 'the phone shows the offline messages');
+  for (const d of [laptop, phone]) {
+    await until(async () => (await d.page.getByTestId('conversation').filter({ hasText: 'Written on the train' }).getByTestId('count').innerText()) === '3', 'the count is right on both');
+  }
+  await shot(laptop.page, '3-laptop-back');
+  await shot(phone.page, '3-phone');
+  noErrors();
+});
+
+test('4. both devices rename the conversation at once and end on the same title', async () => {
+  const { laptop, phone } = devices;
+  await openConversation(laptop.page, 'Written on the train');
+  await laptop.page.getByLabel('conversation title').fill('Train notes (laptop)');
+  await phone.page.getByLabel('conversation title').fill('Train notes (phone)');
+  await Promise.all([laptop.page.getByLabel('conversation title').press('Enter'), phone.page.getByLabel('conversation title').press('Enter')]);
+  const same = await until(async () => {
+    const [a, b] = [await laptop.page.getByLabel('conversation title').inputValue(), await phone.page.getByLabel('conversation title').inputValue()];
+    const s = (await serverRows(server, user, 'conversations')).map((c) => c.title);
+    return a === b && s.includes(a) && a;
+  }, 'one title on both devices and the server');
+  assert.ok(['Train notes (laptop)', 'Train notes (phone)'].includes(same), same);
+  await shot(phone.page, '4-phone-title');
+  noErrors();
+});
+
+test('5. a message the server refuses shows its reason, with retry and discard', async () => {
+  const { laptop } = devices;
+  await send(laptop.page, 'Calling a tool', 'tool');
+  const reason = await until(async () => (await laptop.page.getByTestId('reason').count()) > 0 && laptop.page.getByTestId('reason').innerText(), 'the refusal is shown');
+  assert.match(reason, /messages_role_check/);
+  assert.ok(!(await messages(laptop.page)).includes('Calling a tool'), 'the refused message is rolled back from the conversation');
+  await shot(laptop.page, '5-laptop-refused');
+  await laptop.page.getByRole('button', { name: 'Retry' }).click();
+  await until(async () => (await laptop.page.getByTestId('rejected-write').count()) === 1, 'a retry is refused again');
+  await laptop.page.getByRole('button', { name: 'Discard' }).click();
+  await until(async () => (await laptop.page.getByTestId('rejected').count()) === 0, 'discarded');
+  assert.equal((await serverRows(server, user, 'messages')).filter((m) => m.content === 'Calling a tool').length, 0);
+  noErrors();
+});
+
+test('6. the laptop reloads in the middle of sending: nothing lost or doubled', async () => {
+  const { laptop, phone } = devices;
+  let forwarded;
+  const applied = new Promise((r) => { forwarded = r; });
+  await laptop.page.route('**/rest/v1/messages**', async (route) => {
+    if (route.request().method() !== 'POST') return route.continue();
+    await route.fetch(); // the server stores it; the answer never comes back
+    forwarded();
+  });
+  await send(laptop.page, 'Sent just before the reload');
+  await applied;
+  await laptop.page.unroute('**/rest/v1/messages**');
+  await laptop.page.reload();
+  await laptop.page.getByTestId('phase').waitFor();
+  await openConversation(laptop.page, await phone.page.getByLabel('conversation title').inputValue());
+  await until(async () => (await laptop.page.getByTestId('pending').count()) === 0 && (await phase(laptop.page)) === 'Connected', 'the laptop settles');
+  const onServer = (await serverRows(server, user, 'messages')).filter((m) => m.content === 'Sent just before the reload');
+  assert.equal(onServer.length, 1, 'once on the server');
+  await until(async () => (await messages(phone.page)).filter((t) => t === 'Sent just before the reload').length === 1, 'once on the phone');
+  assert.equal((await messages(laptop.page)).filter((t) => t === 'Sent just before the reload').length, 1, 'once on the laptop');
+  await shot(laptop.page, '6-laptop-after-reload');
+  noErrors();
+});
+
+test('7. two tabs of the laptop: a message sent in one shows in the other at once', async () => {
+  const { laptop } = devices;
+  const tab = await laptop.context.newPage();
+  tab.on('pageerror', (e) => errors.push(`laptop tab 2: ${e.message}`));
+  await tab.goto(`${web.url}?device=laptop`);
+  await tab.getByTestId('phase').waitFor();
+  const title = await laptop.page.getByLabel('conversation title').inputValue();
+  await openConversation(tab, title);
+  const t0 = Date.now();
+  await send(tab, 'From the second tab');
+  await until(async () => (await messages(laptop.page)).includes('From the second tab'), 'the first tab shows it');
+  console.log(`  tab → tab: ${Date.now() - t0} ms (send in the UI to shown in the other tab)`);
+  await shot(tab, '7-laptop-second-tab');
+  await tab.close();
+  noErrors();
+});
+
+test('8. another user sees none of it', async () => {
+  const other = await newUser(server);
+  const d = await open('stranger', other);
+  await until(async () => (await phase(d.page)) === 'Connected', 'connected');
+  assert.equal(await d.page.getByTestId('conversation').count(), 0, 'no conversations');
+  assert.equal(await d.page.getByTestId('memory').count(), 0, 'no memories');
+  assert.equal((await serverRows(server, other, 'messages')).length, 0);
+  await shot(d.page, '8-other-user');
+  await d.context.close();
+  noErrors();
+});
