@@ -48,9 +48,12 @@ if ./scripts/demo.sh; then demo_passed=1; demo_failed=0; else demo_passed=0; dem
 echo "== the dev server script (smoke mode)" >&2
 dev_port=$(node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")
 if DEMO_SMOKE=1 PORT=$dev_port ./scripts/dev-server.sh; then dev_passed=1; dev_failed=0; else dev_passed=0; dev_failed=1; fi
-demo_passed=$((demo_passed + dev_passed)); demo_failed=$((demo_failed + dev_failed))
+echo "== the web example script (smoke mode)" >&2
+web_port=$(node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")
+if DEMO_SMOKE=1 PORT=$dev_port WEB_PORT=$web_port ./scripts/web-demo.sh; then web_passed=1; web_failed=0; else web_passed=0; web_failed=1; fi
+demo_passed=$((demo_passed + dev_passed + web_passed)); demo_failed=$((demo_failed + dev_failed + web_failed))
 
 echo
-echo "rust: $rust_passed passed, $rust_failed failed; browser: $browser_passed passed, $browser_failed failed; supabase-js conformance: $js_passed passed, $js_failed failed; demo and dev-server smoke: $demo_passed passed, $demo_failed failed"
+echo "rust: $rust_passed passed, $rust_failed failed; browser: $browser_passed passed, $browser_failed failed; supabase-js conformance: $js_passed passed, $js_failed failed; demo, dev-server and web-example smoke: $demo_passed passed, $demo_failed failed"
 echo "$((rust_passed + browser_passed + js_passed + demo_passed)) passed, $((rust_failed + browser_failed + js_failed + demo_failed)) failed"
 [ $((rust_failed + browser_failed + js_failed + demo_failed)) = 0 ]

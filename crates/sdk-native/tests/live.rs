@@ -148,17 +148,18 @@ async fn a_device_cut_off_catches_up_on_everything_it_missed() {
     lb.stop();
 }
 
-async fn wait_for_phase(st: &mut futures_channel::mpsc::UnboundedReceiver<LiveStatus>, phase: Phase) {
+async fn wait_for_phase(st: &mut futures_channel::mpsc::UnboundedReceiver<LiveStatus>, phase: Phase) -> LiveStatus {
     use futures_util::StreamExt;
     timeout(Duration::from_secs(10), async {
         while let Some(s) = st.next().await {
             if s.phase == phase {
-                return;
+                return s;
             }
         }
+        panic!("the status stream ended before {phase:?}");
     })
     .await
-    .unwrap_or_else(|_| panic!("phase {phase:?} in time"));
+    .unwrap_or_else(|_| panic!("phase {phase:?} in time"))
 }
 
 #[tokio::test]
@@ -253,5 +254,29 @@ async fn sync_modes_pause_and_resume() {
     assert_eq!((row.row["content"].clone(), row.status.clone()), (json!("B's pending edit"), RowStatus::Pending), "the pending edit stays on top");
     assert_eq!(b.store.get_row("memories", &mine.local_id).await.unwrap().unwrap().mirror.unwrap()["content"], json!("A's edit"), "the mirror moved");
     la.stop();
+    lb.stop();
+}
+
+#[tokio::test]
+async fn a_push_that_gets_no_answer_shows_offline_though_the_socket_stays_up() {
+    let s = server().await;
+    let (url, key) = (s.url(), s.anon_key());
+    let proxy = FaultProxy::start(url.trim_start_matches("http://").to_string()).await.unwrap();
+    let b = device(&proxy.url(), key).await;
+    b.sign_up("unreachable@example.com", "password-123").await.unwrap();
+    let lb = live(&b, &proxy.url(), key);
+    until_live(&lb).await;
+    let mut status = lb.statuses();
+    // New connections are refused; the Realtime socket already open is left alone,
+    // as when a browser goes offline with a WebSocket that has not noticed yet.
+    proxy.set(Mode::Refuse);
+    b.insert("memories", &json!({"content": "no answer"})).await.unwrap();
+    let st = wait_for_phase(&mut status, Phase::Offline).await;
+    assert_eq!(st.pending, 1);
+    assert!(st.last_error.as_deref().is_some_and(|e| e.starts_with("network")), "{st:?}");
+    proxy.set(Mode::Pass);
+    lb.sync_now().await.expect("sync now");
+    let st = wait_for_phase(&mut status, Phase::Live).await;
+    assert_eq!((st.pending, st.last_error), (0, None), "the write went out and the indicator is back to live");
     lb.stop();
 }
