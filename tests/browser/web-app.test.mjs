@@ -218,3 +218,19 @@ test('8. another user sees none of it', async () => {
   await d.context.close();
   noErrors();
 });
+
+test('9. after the first load the app opens offline, with its data', async () => {
+  const { laptop } = devices;
+  // The first load registered the service worker, which cached the shell (wasm included).
+  await until(() => laptop.page.evaluate(async () => !!(await navigator.serviceWorker.getRegistration())?.active), 'the service worker is active');
+  await laptop.context.setOffline(true);
+  await laptop.page.reload();
+  await laptop.page.getByTestId('phase').waitFor();
+  await until(async () => (await laptop.page.getByTestId('conversation').count()) === 2, 'the conversations, from IndexedDB');
+  await until(async () => (await phase(laptop.page)) === 'Offline', 'the indicator says offline');
+  await shot(laptop.page, '9-laptop-offline-reload');
+  await laptop.context.setOffline(false);
+  await until(async () => (await phase(laptop.page)) === 'Connected', 'connected again', 30000);
+  noErrors();
+  for (const d of Object.values(devices)) await d.context.close();
+});
