@@ -5,12 +5,14 @@
 
 pub mod http;
 pub mod realtime;
+pub mod replica_dir;
 pub mod runtime;
 pub mod store;
 pub mod timer;
 
 pub use http::{system_now_ms, ReqwestHttp};
 pub use realtime::{start_live, start_realtime, TungsteniteConnector};
+pub use replica_dir::ReplicaDir;
 pub use runtime::TokioRuntime;
 pub use store::SqliteStore;
 pub use timer::TokioTimer;

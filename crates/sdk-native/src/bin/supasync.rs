@@ -21,7 +21,7 @@ use supasync_core::live::{LiveConfig, LiveSync};
 use supasync_core::live_query::live_query;
 use supasync_core::realtime::RealtimeConfig;
 use supasync_core::{Backoff, Engine, EngineConfig, EngineError, Schema};
-use supasync_native::{start_live, system_now_ms, ReqwestHttp, SqliteStore, TokioTimer};
+use supasync_native::{start_live, system_now_ms, ReplicaDir, ReqwestHttp, SqliteStore, TokioTimer};
 
 type Replica = Arc<Engine<SqliteStore, ReqwestHttp>>;
 
@@ -141,15 +141,11 @@ fn load_schema(path: &Option<PathBuf>) -> Result<Schema, Failure> {
 }
 
 fn active_user(store: &Path) -> Result<String, Failure> {
-    std::fs::read_to_string(store.join("active_user"))
-        .map(|s| s.trim().to_string())
-        .map_err(|_| fail("auth", "not signed in on this device: run `supasync login`"))
+    ReplicaDir::new(store).active_user().ok_or_else(|| fail("auth", "not signed in on this device: run `supasync login`"))
 }
 
 async fn open(store: &Path, schema: Schema, user: &str) -> Result<Engine<SqliteStore, ReqwestHttp>, Failure> {
-    let dir = store.join("users");
-    std::fs::create_dir_all(&dir).map_err(|e| fail("store", format!("{}: {e}", dir.display())))?;
-    let db = SqliteStore::open(dir.join(format!("{user}.db"))).map_err(|e| fail("store", e.to_string()))?;
+    let db = ReplicaDir::new(store).open_store(user).map_err(|e| fail("store", e.to_string()))?;
     let http = ReqwestHttp::with_timeout(Duration::from_secs(15)).map_err(|e| fail("network", e.to_string()))?;
     Ok(Engine::open(schema, db, http, project_or_offline(), EngineConfig::with_clock(system_now_ms)).await?)
 }
@@ -166,7 +162,7 @@ async fn sign(cli: &Cli, email: &str, password: &str, new_account: bool) -> Resu
     .map_err(|e| fail("auth", e.to_string()))?;
     let engine = open(&cli.store, load_schema(&cli.schema)?, &session.user_id).await?;
     engine.set_session(session.clone()).await?;
-    std::fs::write(cli.store.join("active_user"), &session.user_id).map_err(|e| fail("store", e.to_string()))?;
+    ReplicaDir::new(&cli.store).set_active_user(&session.user_id).map_err(|e| fail("store", e.to_string()))?;
     Ok(json!({"user_id": session.user_id, "email": session.email}))
 }
 
@@ -187,12 +183,11 @@ async fn run(cli: Cli) -> Result<Value, Failure> {
         Cmd::Logout { wipe } => {
             e.sign_out(wipe).await?;
             drop(e);
+            let dir = ReplicaDir::new(&cli.store);
             if wipe {
-                for suffix in ["", "-wal", "-shm"] {
-                    let _ = std::fs::remove_file(cli.store.join("users").join(format!("{user}.db{suffix}")));
-                }
+                dir.wipe(&user);
             }
-            let _ = std::fs::remove_file(cli.store.join("active_user"));
+            dir.clear_active_user();
             json!({"signed_out": user, "wiped": wipe})
         }
         Cmd::Insert { table, json } => json!(e.insert(&table, &parse_json(&json)?).await?),
