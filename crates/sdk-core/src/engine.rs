@@ -107,6 +107,38 @@ pub struct Query {
 }
 
 impl Query {
+    /// A query as every binding passes it: `{"where": {col: value}, "order": "col.desc",
+    /// "limit": N}`, each part optional.
+    pub fn from_json(v: &Value) -> Result<Query, String> {
+        let mut q = Query::default();
+        let Some(o) = v.as_object() else {
+            return if v.is_null() { Ok(q) } else { Err("a query is an object: {where, order, limit}".into()) };
+        };
+        for k in o.keys() {
+            if !matches!(k.as_str(), "where" | "order" | "limit") {
+                return Err(format!("unknown query option `{k}` (where, order, limit)"));
+            }
+        }
+        match o.get("where") {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(w)) => q.filters = w.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            Some(_) => return Err("`where` is an object of column: value".into()),
+        }
+        match o.get("order") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) => q = q.order_by(s),
+            Some(_) => return Err("`order` is a column name, optionally with .asc or .desc".into()),
+        }
+        match o.get("limit") {
+            None | Some(Value::Null) => {}
+            Some(n) => match n.as_u64() {
+                Some(n) => q.limit = Some(n as usize),
+                None => return Err("`limit` is a whole number ≥ 0".into()),
+            },
+        }
+        Ok(q)
+    }
+
     /// The order as the CLI and the JavaScript API spell it: `col`, `col.asc` or
     /// `col.desc` (PostgREST's spelling).
     pub fn order_by(mut self, spec: &str) -> Query {

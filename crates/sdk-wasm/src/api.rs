@@ -221,28 +221,10 @@ pub fn delete_database(name: String) -> js_sys::Promise {
 }
 
 fn parse_query(q: &JsValue) -> Result<Query, JsValue> {
-    let mut query = Query::default();
     if q.is_undefined() || q.is_null() {
-        return Ok(query);
+        return Ok(Query::default());
     }
-    let w = js_sys::Reflect::get(q, &"where".into()).unwrap_or(JsValue::UNDEFINED);
-    if !w.is_undefined() && !w.is_null() {
-        match from_js(w, "where")? {
-            Value::Object(m) => query.filters = m.into_iter().collect(),
-            _ => return Err(invalid("`where` is an object of column: value")),
-        }
-    }
-    if let Some(o) = str_field(q, "order") {
-        query = query.order_by(&o);
-    }
-    let limit = js_sys::Reflect::get(q, &"limit".into()).unwrap_or(JsValue::UNDEFINED);
-    if !limit.is_undefined() && !limit.is_null() {
-        match limit.as_f64() {
-            Some(n) if n >= 0.0 && n.fract() == 0.0 => query.limit = Some(n as usize),
-            _ => return Err(invalid("`limit` is a whole number ≥ 0")),
-        }
-    }
-    Ok(query)
+    Query::from_json(&from_js(q.clone(), "query")?).map_err(invalid)
 }
 
 #[wasm_bindgen]

@@ -1,0 +1,156 @@
+"""supasync from Python, as an app uses it: two replicas of one user in two
+directories, against the dev server (real PostgreSQL)."""
+import asyncio
+
+import pytest
+
+import supasync
+from conftest import SCHEMA
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 90))
+
+
+async def replica(server, path):
+    return await supasync.open_replica(url=server["SUPABASE_URL"], anon_key=server["SUPABASE_ANON_KEY"], schema=SCHEMA, path=str(path))
+
+
+def test_offline_writes_with_a_parent_sync_and_restore_on_another_device(server, user, tmp_path):
+    async def main():
+        a = await replica(server, tmp_path / "a")
+        assert await a.user() is None
+        me = await a.sign_in(*user)
+        assert me["email"] == user[0]
+        await a.pause()  # writes wait, as offline
+        c = await a.insert("conversations", {"title": "From Python"})
+        m = await a.insert("messages", {"conversation_id": c["local_id"], "role": "user", "content": "hello"})
+        assert m["status"] == {"state": "pending"}
+        assert (await a.status())["pending"] == 2
+        settled = await a.sync(timeout_s=30)
+        assert settled["status"]["pending"] == 0
+        b = await replica(server, tmp_path / "b")
+        await b.sign_in(*user)
+        await b.sync(timeout_s=30)
+        rows = await b.query("messages", where={"conversation_id": c["local_id"]})
+        assert [(r["local_id"], r["row"]["content"], r["status"]["state"]) for r in rows] == [(m["local_id"], "hello", "synced")]
+        assert (await b.get("conversations", c["local_id"]))["row"]["title"] == "From Python"
+        await a.close()
+        await b.close()
+        # The directory keeps the user's replica: reopening finds them signed in.
+        again = await replica(server, tmp_path / "a")
+        assert (await again.user())["email"] == user[0]
+        assert len(await again.query("messages")) == 1
+        await again.close()
+
+    run(main())
+
+
+def test_a_refused_write_is_rolled_back_with_its_reason_and_discarded(server, user, tmp_path):
+    async def main():
+        a = await replica(server, tmp_path)
+        await a.sign_in(*user)
+        bad = await a.insert("messages", {"role": "robot", "content": "refused"})
+        await a.sync(timeout_s=30)
+        rejected = await a.rejected()
+        assert [r["local_id"] for r in rejected] == [bad["local_id"]]
+        assert "messages_role_check" in rejected[0]["rejected"]
+        assert await a.get("messages", bad["local_id"]) is None, "rolled back"
+        await a.discard(bad["local_id"])
+        assert await a.rejected() == []
+        await a.close()
+
+    run(main())
+
+
+def test_a_live_query_on_b_yields_the_message_written_on_a(server, user, tmp_path):
+    async def main():
+        a = await replica(server, tmp_path / "a")
+        b = await replica(server, tmp_path / "b")
+        await a.sign_in(*user)
+        await b.sign_in(*user)
+        statuses = b.statuses()
+        async for s in statuses:
+            if s["phase"] == "live":
+                break
+        await statuses.aclose()
+        live = b.live("messages", order="content")
+        first = await live.__anext__()
+        assert first == []
+        await a.insert("messages", {"role": "user", "content": "live from A"})
+        async for rows in live:
+            if rows:
+                assert [r["row"]["content"] for r in rows] == ["live from A"]
+                break
+        await live.aclose()
+        await a.close()
+        await b.close()
+
+    run(main())
+
+
+def test_statuses_report_pending_then_settled(server, user, tmp_path):
+    async def main():
+        a = await replica(server, tmp_path)
+        await a.sign_in(*user)
+        seen = []
+        statuses = a.statuses()
+        await a.insert("memories", {"content": "remember this"})
+        async for s in statuses:
+            seen.append(s["pending"])
+            if s["pending"] == 0 and 1 in seen:
+                break
+        await statuses.aclose()
+        assert 1 in seen and seen[-1] == 0
+        await a.close()
+
+    run(main())
+
+
+def test_bad_input_raises_supasync_errors_with_kinds(server, user, tmp_path):
+    async def main():
+        with pytest.raises(supasync.SupaSyncError) as e:
+            await supasync.open_replica(url="not a url", anon_key="k", schema=SCHEMA)
+        assert e.value.kind == "invalid"
+        with pytest.raises(supasync.SupaSyncError) as e:
+            await supasync.open_replica(url=server["SUPABASE_URL"], anon_key="k", schema={"tables": [{"name": "m", "references": {"c": "nowhere"}}]})
+        assert e.value.kind == "invalid" and "nowhere" in e.value.message
+        a = await replica(server, tmp_path)
+        with pytest.raises(supasync.SupaSyncError) as e:
+            await a.sign_in(user[0], "wrong password")
+        assert e.value.kind == "auth"
+        await a.sign_in(*user)
+        with pytest.raises(supasync.SupaSyncError) as e:
+            await a.insert("nope", {"a": 1})
+        assert e.value.kind == "invalid" and "nope" in e.value.message
+        with pytest.raises(supasync.SupaSyncError) as e:
+            await a.insert("conversations", {"title": object()})
+        assert e.value.kind == "invalid"
+        with pytest.raises(supasync.SupaSyncError) as e:
+            await a.query("conversations", limit=-1)
+        assert e.value.kind == "invalid"
+        with pytest.raises(supasync.SupaSyncError) as e:
+            await a.retry("no-such-write")
+        assert e.value.kind == "not_found"
+        with pytest.raises(supasync.SupaSyncError) as e:
+            await a.set_mode("sometimes")
+        assert e.value.kind == "invalid"
+        await a.close()
+        with pytest.raises(supasync.SupaSyncError) as e:
+            await a.sync_now()
+        assert e.value.kind == "closed"
+
+    run(main())
+
+
+def test_closing_while_a_live_query_runs_ends_it_cleanly(server, user, tmp_path):
+    async def main():
+        a = await replica(server, tmp_path)
+        await a.sign_in(*user)
+        live = a.live("conversations")
+        assert await live.__anext__() == []
+        await a.close()
+        ended = [rows async for rows in live]
+        assert ended == [], "the iterator ends, without an error"
+
+    run(main())

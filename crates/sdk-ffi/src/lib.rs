@@ -1,0 +1,44 @@
+//! supasync for Kotlin, Swift and Python: uniffi exports over the core's `Replica` on
+//! the native platform (SQLite, reqwest, tokio-tungstenite). Thin on purpose: every
+//! export translates arguments, calls the core, and translates the answer; nothing of
+//! sync is decided here. Each language adds a small hand-written layer on top
+//! (`bindings/python/supasync`, `bindings/kotlin`, `bindings/swift`) that turns the JSON
+//! rows crossing this boundary into its own dictionaries and maps.
+//!
+//! Why JSON text at the boundary: rows are schemaless objects (whatever columns a table
+//! has), which uniffi cannot type; one string is cheap to pass and every language
+//! parses it natively. Statuses, rejected writes and history lines cross the same way,
+//! in the same shapes as the CLI prints and the npm package returns.
+//!
+//! The library owns its tokio runtime (two worker threads): foreign callers await
+//! exported futures from their own executors (asyncio, coroutines, Swift tasks) and the
+//! work runs here.
+
+mod replica;
+mod runtime;
+mod subscription;
+
+pub use replica::{open_replica, FfiChannel, FfiReplica};
+pub use subscription::{ChannelListener, RowsListener, StatusListener, Subscription};
+
+uniffi::setup_scaffolding!();
+
+/// Every failure, flat: a kind (the CLI's: `invalid`, `store`, `server`, `auth`,
+/// `not_found`, `timeout`, `closed`, `config`) and a message that says what to do.
+#[derive(Debug, thiserror::Error, uniffi::Error)]
+pub enum SupaSyncError {
+    #[error("{kind}: {message}")]
+    Failed { kind: String, message: String },
+}
+
+impl SupaSyncError {
+    pub(crate) fn new(kind: &str, message: impl ToString) -> SupaSyncError {
+        SupaSyncError::Failed { kind: kind.into(), message: message.to_string() }
+    }
+}
+
+impl From<supasync_core::EngineError> for SupaSyncError {
+    fn from(e: supasync_core::EngineError) -> Self {
+        SupaSyncError::new(e.kind(), &e)
+    }
+}
