@@ -36,6 +36,13 @@ npm_passed=$(grep -E '^# pass' /tmp/supasync-npm.tap | awk '{print $3}')
 npm_failed=$(grep -E '^# fail' /tmp/supasync-npm.tap | awk '{print $3}')
 browser_passed=$((browser_passed + npm_passed)); browser_failed=$((browser_failed + npm_failed))
 
+echo "== the Python bindings (pytest) against the dev server" >&2
+PROFILE=dev ./scripts/build-bindings.sh >/dev/null
+target/bindings/venv/bin/pip install -q --force-reinstall target/bindings/python/supasync-*.whl
+(cd bindings/python/tests && ../../../target/bindings/venv/bin/pytest -q --junitxml=/tmp/supasync-python.xml) || true
+py_passed=$(python3 -c "import xml.etree.ElementTree as E; s=E.parse('/tmp/supasync-python.xml').getroot(); s=s if s.tag=='testsuite' else s[0]; print(int(s.get('tests'))-int(s.get('failures'))-int(s.get('errors'))-int(s.get('skipped')))")
+py_failed=$(python3 -c "import xml.etree.ElementTree as E; s=E.parse('/tmp/supasync-python.xml').getroot(); s=s if s.tag=='testsuite' else s[0]; print(int(s.get('failures'))+int(s.get('errors'))+int(s.get('skipped')))")
+
 echo "== supabase-js conformance" >&2
 export SUPASYNC_DEV_BIN="$PWD/target/debug/supasync-dev"
 (cd tests/conformance && node --test --test-concurrency=1 --test-reporter=spec --test-reporter-destination=stdout \
@@ -54,6 +61,6 @@ if DEMO_SMOKE=1 PORT=$dev_port WEB_PORT=$web_port ./scripts/web-demo.sh; then we
 demo_passed=$((demo_passed + dev_passed + web_passed)); demo_failed=$((demo_failed + dev_failed + web_failed))
 
 echo
-echo "rust: $rust_passed passed, $rust_failed failed; browser: $browser_passed passed, $browser_failed failed; supabase-js conformance: $js_passed passed, $js_failed failed; demo, dev-server and web-example smoke: $demo_passed passed, $demo_failed failed"
-echo "$((rust_passed + browser_passed + js_passed + demo_passed)) passed, $((rust_failed + browser_failed + js_failed + demo_failed)) failed"
-[ $((rust_failed + browser_failed + js_failed + demo_failed)) = 0 ]
+echo "rust: $rust_passed passed, $rust_failed failed; browser: $browser_passed passed, $browser_failed failed; python: $py_passed passed, $py_failed failed; supabase-js conformance: $js_passed passed, $js_failed failed; demo, dev-server and web-example smoke: $demo_passed passed, $demo_failed failed"
+echo "$((rust_passed + browser_passed + py_passed + js_passed + demo_passed)) passed, $((rust_failed + browser_failed + py_failed + js_failed + demo_failed)) failed"
+[ $((rust_failed + browser_failed + py_failed + js_failed + demo_failed)) = 0 ]
