@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Build the native bindings from crates/sdk-ffi:
 #   target/bindings/python/   the wheel (`pip install` it, then `import supasync`),
-#                             built by maturin with uniffi bindings.
-# Kotlin and Swift come next (see docs/ARCHITECTURE.md).
+#                             built by maturin with uniffi bindings;
+#   target/bindings/kotlin/   supasync.jar: the generated and hand-written Kotlin and the
+#                             native library (JNA finds it in the jar), compiled with
+#                             kotlinc; it needs JNA and kotlinx-coroutines at run time.
 # PROFILE=dev builds the debug library (faster, for tests); release by default.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,3 +19,18 @@ release=--release
 rm -f "$out"/python/supasync-*.whl
 (cd bindings/python && "../../$venv/bin/maturin" build $release --quiet -o "../../$out/python") >&2
 ls "$out"/python/supasync-*.whl
+
+# Kotlin: generate from the library the wheel was built from, compile, pack the .so.
+profile_dir=release
+[ "${PROFILE:-release}" = dev ] && profile_dir=debug
+cargo build -q -p supasync-ffi --locked $release
+lib="target/$profile_dir/libsupasync_ffi.so"
+rm -rf "$out/kotlin" && mkdir -p "$out/kotlin/gen" "$out/kotlin/classes/linux-x86-64"
+cargo run -q -p supasync-ffi --bin uniffi-bindgen --locked -- generate --library "$lib" --language kotlin --no-format --out-dir "$out/kotlin/gen" >/dev/null
+kotlinc=bindings/kotlin/node_modules/kotlin-compiler/bin/kotlinc
+[ -x "$kotlinc" ] || (cd bindings/kotlin && npm ci --no-audit --no-fund --loglevel=error)
+coroutines=bindings/kotlin/node_modules/kotlin-compiler/lib/kotlinx-coroutines-core-jvm.jar
+"$kotlinc" -nowarn "$out/kotlin/gen" bindings/kotlin/src -cp "/usr/share/java/jna.jar:$coroutines" -d "$out/kotlin/classes"
+cp "$lib" "$out/kotlin/classes/linux-x86-64/"
+(cd "$out/kotlin/classes" && jar cf ../supasync.jar .)
+ls "$out/kotlin/supasync.jar"

@@ -21,6 +21,8 @@ command -v curl >/dev/null || need_apt+=(curl)
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 command -v python3 >/dev/null || need_apt+=(python3)
 python3 -c 'import ensurepip, venv' 2>/dev/null || need_apt+=(python3-venv)
+[ -e /usr/share/java/jna.jar ] || need_apt+=(libjna-java)
+command -v javac >/dev/null || need_apt+=(default-jdk-headless)
 [ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -63,7 +65,7 @@ fi
 
 # The npm package's build tools (tsc, wasm-opt), the browser suite's Playwright and
 # bundlers, and the web example's Vite and React.
-for d in crates/sdk-wasm/js tests/browser examples/web; do
+for d in crates/sdk-wasm/js tests/browser examples/web bindings/kotlin; do
   if [ ! -d "$d/node_modules" ] || [ "$d/package-lock.json" -nt "$d/node_modules" ]; then
     (cd "$d" && npm ci --no-audit --no-fund --loglevel=error)
   fi

@@ -43,6 +43,13 @@ target/bindings/venv/bin/pip install -q --force-reinstall target/bindings/python
 py_passed=$(python3 -c "import xml.etree.ElementTree as E; s=E.parse('/tmp/supasync-python.xml').getroot(); s=s if s.tag=='testsuite' else s[0]; print(int(s.get('tests'))-int(s.get('failures'))-int(s.get('errors'))-int(s.get('skipped')))")
 py_failed=$(python3 -c "import xml.etree.ElementTree as E; s=E.parse('/tmp/supasync-python.xml').getroot(); s=s if s.tag=='testsuite' else s[0]; print(int(s.get('failures'))+int(s.get('errors'))+int(s.get('skipped')))")
 
+echo "== the Kotlin binding (a Kotlin program on the JVM) against the dev server" >&2
+kt_port=$(node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")
+PORT=$kt_port ./bindings/kotlin/run-tests.sh 2>&1 | tee /tmp/supasync-kotlin.log || true
+kt_passed=$(grep -c '^ok - ' /tmp/supasync-kotlin.log || true)
+if grep -q 'checks passed$' /tmp/supasync-kotlin.log; then kt_failed=0; else kt_failed=1; fi
+py_passed=$((py_passed + kt_passed)); py_failed=$((py_failed + kt_failed))
+
 echo "== supabase-js conformance" >&2
 export SUPASYNC_DEV_BIN="$PWD/target/debug/supasync-dev"
 (cd tests/conformance && node --test --test-concurrency=1 --test-reporter=spec --test-reporter-destination=stdout \
@@ -61,6 +68,6 @@ if DEMO_SMOKE=1 PORT=$dev_port WEB_PORT=$web_port ./scripts/web-demo.sh; then we
 demo_passed=$((demo_passed + dev_passed + web_passed)); demo_failed=$((demo_failed + dev_failed + web_failed))
 
 echo
-echo "rust: $rust_passed passed, $rust_failed failed; browser: $browser_passed passed, $browser_failed failed; python: $py_passed passed, $py_failed failed; supabase-js conformance: $js_passed passed, $js_failed failed; demo, dev-server and web-example smoke: $demo_passed passed, $demo_failed failed"
+echo "rust: $rust_passed passed, $rust_failed failed; browser: $browser_passed passed, $browser_failed failed; python and kotlin: $py_passed passed, $py_failed failed; supabase-js conformance: $js_passed passed, $js_failed failed; demo, dev-server and web-example smoke: $demo_passed passed, $demo_failed failed"
 echo "$((rust_passed + browser_passed + py_passed + js_passed + demo_passed)) passed, $((rust_failed + browser_failed + py_failed + js_failed + demo_failed)) failed"
 [ $((rust_failed + browser_failed + py_failed + js_failed + demo_failed)) = 0 ]

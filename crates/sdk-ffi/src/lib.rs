@@ -25,15 +25,18 @@ uniffi::setup_scaffolding!();
 
 /// Every failure, flat: a kind (the CLI's: `invalid`, `store`, `server`, `auth`,
 /// `not_found`, `timeout`, `closed`, `config`) and a message that says what to do.
+///
+/// The text is `detail`, not `message`: generated Kotlin and Swift exceptions have a
+/// `message` of their own.
 #[derive(Debug, thiserror::Error, uniffi::Error)]
 pub enum SupaSyncError {
-    #[error("{kind}: {message}")]
-    Failed { kind: String, message: String },
+    #[error("{kind}: {detail}")]
+    Failed { kind: String, detail: String },
 }
 
 impl SupaSyncError {
-    pub(crate) fn new(kind: &str, message: impl ToString) -> SupaSyncError {
-        SupaSyncError::Failed { kind: kind.into(), message: message.to_string() }
+    pub(crate) fn new(kind: &str, detail: impl ToString) -> SupaSyncError {
+        SupaSyncError::Failed { kind: kind.into(), detail: detail.to_string() }
     }
 }
 

@@ -334,7 +334,9 @@ impl FfiReplica {
     }
 
     /// Stop syncing and release the replica; later calls fail with kind `closed`.
-    pub async fn close(self: Arc<Self>) -> Result<(), SupaSyncError> {
+    /// (Not `close`: generated Kotlin classes are `AutoCloseable`, whose `close` frees
+    /// the native handle.)
+    pub async fn close_replica(self: Arc<Self>) -> Result<(), SupaSyncError> {
         run(async move {
             self.current().await.close();
             self.closed.send_replace(true);

@@ -37,7 +37,7 @@ class SupaSyncError(Exception):
 
 def _err(e: BaseException) -> BaseException:
     if isinstance(e, _ffi.SupaSyncError.Failed):
-        return SupaSyncError(e.kind, e.message)
+        return SupaSyncError(e.kind, e.detail)
     return e
 
 
@@ -263,7 +263,7 @@ class Replica:
 
     async def close(self) -> None:
         """Stop syncing; live queries end; later calls raise kind ``closed``."""
-        await _call(self._inner.close())
+        await _call(self._inner.close_replica())
 
 
 async def open_replica(*, url: str, anon_key: str, schema: Union[Row, str, "os.PathLike[str]"], path: Optional[Union[str, "os.PathLike[str]"]] = None) -> Replica:

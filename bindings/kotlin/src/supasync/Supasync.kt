@@ -1,0 +1,135 @@
+// supasync for Kotlin: suspend functions, Flows for live queries and statuses, rows as
+// Map<String, Any?>, one SupaSyncError with the CLI's kinds. A thin layer over the
+// generated uniffi code (package uniffi.supasync_ffi); nothing of sync lives here.
+package supasync
+
+import kotlinx.coroutines.channels.awaitClose
+import kotlinx.coroutines.flow.Flow
+import kotlinx.coroutines.flow.callbackFlow
+import uniffi.supasync_ffi.ChannelListener
+import uniffi.supasync_ffi.FfiChannel
+import uniffi.supasync_ffi.FfiReplica
+import uniffi.supasync_ffi.RowsListener
+import uniffi.supasync_ffi.StatusListener
+import uniffi.supasync_ffi.SupaSyncException
+import java.io.File
+
+typealias Row = Map<String, Any?>
+
+/** Every failure: [kind] (`invalid`, `store`, `server`, `auth`, `not_found`, `timeout`,
+ *  `closed`, `config`) and a message saying why. */
+class SupaSyncError(val kind: String, val detail: String) : Exception("$kind: $detail")
+
+private suspend inline fun <T> ffi(crossinline block: suspend () -> T): T =
+    try {
+        block()
+    } catch (e: SupaSyncException.Failed) {
+        throw SupaSyncError(e.kind, e.detail)
+    }
+
+@Suppress("UNCHECKED_CAST")
+private fun row(json: String): Row = Json.parse(json) as Row
+
+@Suppress("UNCHECKED_CAST")
+private fun rows(json: String): List<Row> = Json.parse(json) as List<Row>
+
+private fun query(where: Row?, order: String?, limit: Int?): String =
+    Json.write(mapOf("where" to where, "order" to order, "limit" to limit))
+
+/**
+ * Open the replica of the user signed in on this device. [path] is the replica
+ * directory (the CLI's layout); without one the replica lives in memory. [schema] is
+ * the CLI's JSON schema, as JSON text or the path of the file.
+ */
+suspend fun openReplica(url: String, anonKey: String, schema: String, path: String? = null): Replica {
+    val schemaJson = if (schema.trimStart().startsWith("{")) schema else try {
+        File(schema).readText()
+    } catch (e: java.io.IOException) {
+        throw SupaSyncError("config", "schema: ${e.message}")
+    }
+    return Replica(ffi { uniffi.supasync_ffi.openReplica(url, anonKey, schemaJson, path) })
+}
+
+/** One user's replica on this device. Live sync runs while someone is signed in. */
+class Replica internal constructor(private val inner: FfiReplica) {
+    suspend fun signUp(email: String, password: String): Row = row(ffi { inner.signUp(email, password) })
+    suspend fun signIn(email: String, password: String): Row = row(ffi { inner.signIn(email, password) })
+    suspend fun signOut(wipe: Boolean = false) = ffi { inner.signOut(wipe) }
+    suspend fun user(): Row? = ffi { inner.user() }?.let(::row)
+
+    suspend fun insert(table: String, row: Row): Row = row(ffi { inner.insert(table, Json.write(row)) })
+    suspend fun update(table: String, localId: String, fields: Row): Row = row(ffi { inner.update(table, localId, Json.write(fields)) })
+    suspend fun delete(table: String, localId: String) = ffi { inner.delete(table, localId) }
+    suspend fun get(table: String, localId: String): Row? = ffi { inner.get(table, localId) }?.let(::row)
+    suspend fun query(table: String, where: Row? = null, order: String? = null, limit: Int? = null): List<Row> =
+        rows(ffi { inner.query(table, query(where, order, limit)) })
+
+    /** Push, then pull, until no write waits (as `supasync sync`). */
+    suspend fun sync(timeoutMs: Long = 30_000): Row = row(ffi { inner.sync(timeoutMs.coerceAtLeast(0).toULong()) })
+    suspend fun syncNow() = ffi { inner.syncNow() }
+    suspend fun status(): Row = row(ffi { inner.status() })
+    suspend fun rejected(): List<Row> = rows(ffi { inner.rejected() })
+    suspend fun retry(localId: String) = ffi { inner.retry(localId) }
+    suspend fun discard(localId: String) = ffi { inner.discard(localId) }
+    suspend fun history(limit: Int = 20): List<Row> = rows(ffi { inner.history(limit.coerceAtLeast(0).toUInt()) })
+
+    /** `"realtime"` or `"manual"`. */
+    suspend fun setMode(mode: String) = ffi { inner.setMode(mode) }
+    /** Poll every [everyMs] milliseconds. */
+    suspend fun setMode(everyMs: Long) = ffi { inner.setMode("every:$everyMs") }
+    suspend fun pause() = ffi { inner.pause() }
+    suspend fun resume() = ffi { inner.resume() }
+
+    /** The rows now, then after every change that alters them; cancelling the
+     *  collecting coroutine stops the query. */
+    fun live(table: String, where: Row? = null, order: String? = null, limit: Int? = null): Flow<List<Row>> = callbackFlow {
+        val sub = ffi {
+            inner.live(table, query(where, order, limit), object : RowsListener {
+                override fun onRows(rowsJson: String) {
+                    trySend(rows(rowsJson))
+                }
+                override fun onError(kind: String, message: String) {
+                    close(SupaSyncError(kind, message))
+                }
+                override fun onEnd() {
+                    close()
+                }
+            })
+        }
+        awaitClose { sub.cancel() }
+    }
+
+    /** Status snapshots: now, then on every change. */
+    fun statuses(): Flow<Row> = callbackFlow {
+        val sub = ffi {
+            inner.statuses(object : StatusListener {
+                override fun onStatus(statusJson: String) {
+                    trySend(row(statusJson))
+                }
+                override fun onEnd() {
+                    close()
+                }
+            })
+        }
+        awaitClose { sub.cancel() }
+    }
+
+    /** Broadcast (acknowledged) and presence; [onEvent] gets each event as a map. */
+    suspend fun channel(name: String, presenceKey: String? = null, onEvent: (Row) -> Unit = {}): Channel =
+        Channel(ffi {
+            inner.channel(name, presenceKey, object : ChannelListener {
+                override fun onEvent(eventJson: String) = onEvent(row(eventJson))
+            })
+        })
+
+    /** Stop syncing; live queries end; later calls throw kind `closed`. */
+    suspend fun close() = ffi { inner.closeReplica() }
+}
+
+/** A Realtime channel of a replica. */
+class Channel internal constructor(private val inner: FfiChannel) {
+    suspend fun send(event: String, payload: Any?) = ffi { inner.send(event, Json.write(payload)) }
+    suspend fun track(payload: Row) = ffi { inner.track(Json.write(payload)) }
+    suspend fun untrack() = ffi { inner.untrack() }
+    fun leave() = inner.leave()
+}

@@ -1,0 +1,101 @@
+// The Kotlin binding as an app uses it, against a dev server (SUPABASE_URL,
+// SUPABASE_ANON_KEY): two devices of one user in two directories, offline writes with
+// a parent reference, sync and restore, a live query collected as a Flow, the status
+// Flow, cancelling the collecting coroutine, a refusal, and bad input. Prints one line
+// per check and exits non-zero on the first failure.
+import kotlinx.coroutines.async
+import kotlinx.coroutines.flow.first
+import kotlinx.coroutines.launch
+import kotlinx.coroutines.runBlocking
+import kotlinx.coroutines.withTimeout
+import supasync.Replica
+import supasync.SupaSyncError
+import supasync.openReplica
+import java.nio.file.Files
+import kotlin.system.exitProcess
+
+var checks = 0
+
+fun check(what: String, ok: Boolean) {
+    if (!ok) {
+        System.err.println("FAILED: $what")
+        exitProcess(1)
+    }
+    checks++
+    println("ok - $what")
+}
+
+suspend fun expectError(kind: String, what: String, block: suspend () -> Unit) {
+    try {
+        block()
+        check("$what (no error)", false)
+    } catch (e: SupaSyncError) {
+        check("$what: ${e.kind} (${e.detail.take(60)})", e.kind == kind)
+    }
+}
+
+fun main() = runBlocking {
+    val url = System.getenv("SUPABASE_URL") ?: error("SUPABASE_URL is not set")
+    val key = System.getenv("SUPABASE_ANON_KEY") ?: error("SUPABASE_ANON_KEY is not set")
+    val schema = System.getenv("SUPASYNC_SCHEMA") ?: "examples/chat/schema.json"
+    val email = "kt-${System.nanoTime()}@example.com"
+    val password = "correct-horse-battery"
+    suspend fun device(): Replica = openReplica(url, key, schema, Files.createTempDirectory("supasync-kt").toString())
+
+    withTimeout(90_000) {
+        val a = device()
+        check("signed out at first", a.user() == null)
+        val me = a.signUp(email, password)
+        check("sign up returns the user", me["email"] == email)
+        a.pause()
+        val c = a.insert("conversations", mapOf("title" to "From Kotlin"))
+        val m = a.insert("messages", mapOf("conversation_id" to c["local_id"], "role" to "user", "content" to "hello"))
+        check("an offline write is pending", (m["status"] as Map<*, *>)["state"] == "pending")
+        check("the status counts both", a.status()["pending"] == 2L)
+        val settled = a.sync(30_000)
+        check("sync settles", (settled["status"] as Map<*, *>)["pending"] == 0L)
+
+        val b = device()
+        b.signIn(email, password)
+        b.sync(30_000)
+        val restored = b.query("messages", where = mapOf("conversation_id" to c["local_id"]))
+        check("the other device restores the message under the same keys",
+            restored.map { it["local_id"] } == listOf(m["local_id"]) && (restored[0]["row"] as Map<*, *>)["content"] == "hello")
+
+        // A live query on B, collected as a Flow, yields A's new message.
+        val firstWithRows = async { b.live("messages", order = "content").first { rows -> rows.any { (it["row"] as Map<*, *>)["content"] == "live from Kotlin" } } }
+        b.statuses().first { it["phase"] == "live" }
+        a.resume()
+        a.insert("messages", mapOf("conversation_id" to c["local_id"], "role" to "user", "content" to "live from Kotlin"))
+        check("B's live Flow yields A's message", firstWithRows.await().size == 2)
+
+        // Cancelling the collecting coroutine stops the subscription; the replica goes on.
+        val seen = mutableListOf<Int>()
+        val job = launch { b.live("memories").collect { seen.add(it.size) } }
+        b.statuses().first()
+        job.cancel()
+        job.join()
+        b.insert("memories", mapOf("content" to "after cancel"))
+        check("the cancelled collector saw no more results", seen.all { it == 0 })
+        check("the replica still works", b.query("memories").size == 1)
+
+        // A write the server refuses is rolled back with its reason, then discarded.
+        val bad = a.insert("messages", mapOf("role" to "robot", "content" to "refused"))
+        a.sync(30_000)
+        val rejected = a.rejected()
+        check("the refusal is listed with its reason",
+            rejected.size == 1 && (rejected[0]["rejected"] as String).contains("messages_role_check"))
+        check("the refused row is rolled back", a.get("messages", bad["local_id"] as String) == null)
+        a.discard(bad["local_id"] as String)
+        check("discard empties the list", a.rejected().isEmpty())
+
+        expectError("invalid", "an unknown table") { a.insert("nope", mapOf("a" to 1)) }
+        expectError("invalid", "a bad limit") { a.query("messages", limit = -1) }
+        expectError("not_found", "retrying nothing") { a.retry("no-such-write") }
+        expectError("auth", "a wrong password") { device().signIn(email, "wrong") }
+        a.close()
+        expectError("closed", "a call after close") { a.syncNow() }
+        b.close()
+    }
+    println("$checks checks passed")
+}
