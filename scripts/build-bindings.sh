@@ -4,7 +4,10 @@
 #                             built by maturin with uniffi bindings;
 #   target/bindings/kotlin/   supasync.jar: the generated and hand-written Kotlin and the
 #                             native library (JNA finds it in the jar), compiled with
-#                             kotlinc; it needs JNA and kotlinx-coroutines at run time.
+#                             kotlinc; it needs JNA and kotlinx-coroutines at run time;
+#   target/bindings/swift/    the Swift package (bindings/swift with the generated
+#                             sources and the library); not compiled here: no Swift
+#                             toolchain on these machines.
 # PROFILE=dev builds the debug library (faster, for tests); release by default.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,3 +37,15 @@ coroutines=bindings/kotlin/node_modules/kotlin-compiler/lib/kotlinx-coroutines-c
 cp "$lib" "$out/kotlin/classes/linux-x86-64/"
 (cd "$out/kotlin/classes" && jar cf ../supasync.jar .)
 ls "$out/kotlin/supasync.jar"
+
+# Swift: the package layout with the generated sources filled in.
+rm -rf "$out/swift" && mkdir -p "$out/swift/Sources/SupasyncFFI" "$out/swift/Sources/supasync_ffiFFI" "$out/swift/lib"
+cp bindings/swift/Package.swift "$out/swift/"
+cp -r bindings/swift/Sources/Supasync "$out/swift/Sources/"
+cargo run -q -p supasync-ffi --bin uniffi-bindgen --locked -- generate --library "$lib" --language swift --out-dir "$out/swift/gen" >/dev/null 2>&1
+mv "$out/swift/gen/supasync_ffi.swift" "$out/swift/Sources/SupasyncFFI/"
+mv "$out/swift/gen/supasync_ffiFFI.h" "$out/swift/Sources/supasync_ffiFFI/"
+mv "$out/swift/gen/supasync_ffiFFI.modulemap" "$out/swift/Sources/supasync_ffiFFI/module.modulemap"
+rmdir "$out/swift/gen"
+cp "$lib" "$out/swift/lib/"
+ls -d "$out/swift"

@@ -49,6 +49,11 @@ PORT=$kt_port ./bindings/kotlin/run-tests.sh 2>&1 | tee /tmp/supasync-kotlin.log
 kt_passed=$(grep -c '^ok - ' /tmp/supasync-kotlin.log || true)
 if grep -q 'checks passed$' /tmp/supasync-kotlin.log; then kt_failed=0; else kt_failed=1; fi
 py_passed=$((py_passed + kt_passed)); py_failed=$((py_failed + kt_failed))
+echo "== the Swift binding's shape (no Swift toolchain here)" >&2
+./bindings/swift/check.sh 2>&1 | tee /tmp/supasync-swift.log || true
+sw_passed=$(grep -c '^ok - ' /tmp/supasync-swift.log || true)
+sw_failed=$(grep -c '^FAILED' /tmp/supasync-swift.log || true)
+py_passed=$((py_passed + sw_passed)); py_failed=$((py_failed + sw_failed))
 
 echo "== supabase-js conformance" >&2
 export SUPASYNC_DEV_BIN="$PWD/target/debug/supasync-dev"
@@ -68,6 +73,6 @@ if DEMO_SMOKE=1 PORT=$dev_port WEB_PORT=$web_port ./scripts/web-demo.sh; then we
 demo_passed=$((demo_passed + dev_passed + web_passed)); demo_failed=$((demo_failed + dev_failed + web_failed))
 
 echo
-echo "rust: $rust_passed passed, $rust_failed failed; browser: $browser_passed passed, $browser_failed failed; python and kotlin: $py_passed passed, $py_failed failed; supabase-js conformance: $js_passed passed, $js_failed failed; demo, dev-server and web-example smoke: $demo_passed passed, $demo_failed failed"
+echo "rust: $rust_passed passed, $rust_failed failed; browser: $browser_passed passed, $browser_failed failed; bindings (python, kotlin, swift shape): $py_passed passed, $py_failed failed; supabase-js conformance: $js_passed passed, $js_failed failed; demo, dev-server and web-example smoke: $demo_passed passed, $demo_failed failed"
 echo "$((rust_passed + browser_passed + py_passed + js_passed + demo_passed)) passed, $((rust_failed + browser_failed + py_failed + js_failed + demo_failed)) failed"
 [ $((rust_failed + browser_failed + py_failed + js_failed + demo_failed)) = 0 ]
