@@ -142,11 +142,8 @@ impl LiveSync {
     /// (refreshing it when due) and tells this live sync when the token changed, so
     /// that writes held back by an expired token go out at once.
     pub fn token_source<S: Store + 'static, H: Http + 'static>(&self, engine: Arc<Engine<S, H>>) -> Arc<dyn AccessTokenSource> {
-        Arc::new(EngineTokens {
-            engine,
-            live: self.cmds.clone(),
-            last: async_lock::Mutex::new(None),
-        })
+        let live = self.clone();
+        Arc::new(SessionTokens::new(engine, move || live.token_changed()))
     }
 
     /// Push and pull now; returns when done.
@@ -186,19 +183,28 @@ impl LiveSync {
     }
 }
 
-struct EngineTokens<S: Store, H: Http> {
+/// An access-token source that reads the engine's session (refreshing it when due) and
+/// calls `on_change` when the token changed, so that whoever holds writes back for an
+/// expired token (live sync) sends them at once.
+pub struct SessionTokens<S: Store, H: Http> {
     engine: Arc<Engine<S, H>>,
-    live: mpsc::UnboundedSender<LiveCmd>,
+    on_change: Box<dyn Fn() + Send + Sync>,
     last: async_lock::Mutex<Option<String>>,
 }
 
+impl<S: Store, H: Http> SessionTokens<S, H> {
+    pub fn new(engine: Arc<Engine<S, H>>, on_change: impl Fn() + Send + Sync + 'static) -> SessionTokens<S, H> {
+        SessionTokens { engine, on_change: Box::new(on_change), last: async_lock::Mutex::new(None) }
+    }
+}
+
 crate::maybe_async_trait! {
-    impl<S: Store, H: Http> AccessTokenSource for EngineTokens<S, H> {
+    impl<S: Store, H: Http> AccessTokenSource for SessionTokens<S, H> {
         async fn access_token(&self) -> Option<String> {
             let token = self.engine.session().await.ok().map(|s| s.access_token);
             let mut last = self.last.lock().await;
             if last.is_some() && *last != token {
-                let _ = self.live.unbounded_send(LiveCmd::TokenChanged);
+                (self.on_change)();
             }
             *last = token.clone();
             token

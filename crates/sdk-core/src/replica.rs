@@ -22,7 +22,7 @@ use crate::auth::{Session, TokenProvider};
 use crate::backoff::Backoff;
 use crate::client::Project;
 use crate::engine::{Engine, EngineConfig, EngineError};
-use crate::live::{LiveConfig, LiveStatus, LiveSync, Phase, SyncMode};
+use crate::live::{LiveConfig, LiveStatus, LiveSync, Phase, SessionTokens, SyncMode};
 use crate::maybe_send::{BoxTask, MaybeSend, MaybeSync};
 use crate::realtime::{AccessTokenSource, Channel, ChannelConfig, RealtimeClient, RealtimeConfig};
 use crate::schema::Schema;
@@ -306,7 +306,13 @@ impl<S: Store + 'static, H: Http + 'static, R: Runtime> Replica<S, H, R> {
             return c.clone();
         }
         let (client, driver) = RealtimeClient::new(&self.cfg.project.url, &self.cfg.project.anon_key, RealtimeConfig::with_clock(R::now_ms));
-        let tokens: Arc<dyn AccessTokenSource> = Arc::new(ReplicaTokens { engine: self.engine.clone(), state: self.state.clone(), last: async_lock::Mutex::new(None) });
+        // A token change reaches whichever live sync runs at the time.
+        let state = self.state.clone();
+        let tokens: Arc<dyn AccessTokenSource> = Arc::new(SessionTokens::new(self.engine.clone(), move || {
+            if let Some(n) = &state.lock().unwrap_or_else(|p| p.into_inner()).net {
+                n.live.token_changed();
+            }
+        }));
         let (ws, timer) = (self.runtime.ws(), self.runtime.timer());
         self.runtime.spawn(Box::pin(driver.run(ws, timer, Some(tokens))));
         st.realtime = Some(client.clone());
@@ -405,31 +411,6 @@ impl<S: Store + 'static, H: Http + 'static, R: Runtime> Replica<S, H, R> {
     /// it pushes as after a local write, and live queries here re-run.
     pub fn changed_elsewhere(&self, tables: Vec<String>, local: bool) {
         self.engine.notify_changed(tables, local);
-    }
-}
-
-/// Realtime's token source: the engine's session (refreshed when due); a change is
-/// passed on to live sync, so writes held back by an expired token go out at once.
-struct ReplicaTokens<S: Store, H: Http> {
-    engine: Arc<Engine<S, H>>,
-    state: Arc<Mutex<State>>,
-    last: async_lock::Mutex<Option<String>>,
-}
-
-crate::maybe_async_trait! {
-    impl<S: Store, H: Http> AccessTokenSource for ReplicaTokens<S, H> {
-        async fn access_token(&self) -> Option<String> {
-            let token = self.engine.session().await.ok().map(|s| s.access_token);
-            let mut last = self.last.lock().await;
-            if last.is_some() && *last != token {
-                let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-                if let Some(n) = &st.net {
-                    n.live.token_changed();
-                }
-            }
-            *last = token.clone();
-            token
-        }
     }
 }
 

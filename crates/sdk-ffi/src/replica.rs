@@ -86,7 +86,29 @@ async fn open_inner(schema: &Schema, project: &Project, dir: Option<&ReplicaDir>
     Ok(Replica::open(schema.clone(), store, http, TokioRuntime, cfg, None).await?)
 }
 
+/// What ends a subscription: its handle cancelled or dropped, or the replica closed.
+struct Ends {
+    stop: futures_channel::oneshot::Receiver<()>,
+    closed: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Ends {
+    /// `fut`'s output, or `None` once the subscription has ended.
+    async fn before<T>(&mut self, fut: impl std::future::Future<Output = T>) -> Option<T> {
+        tokio::select! {
+            _ = &mut self.stop => None,
+            _ = self.closed.wait_for(|c| *c) => None,
+            out = fut => Some(out),
+        }
+    }
+}
+
 impl FfiReplica {
+    fn subscription(&self) -> (Arc<Subscription>, Ends) {
+        let (sub, stop) = Subscription::new();
+        (sub, Ends { stop, closed: self.closed.subscribe() })
+    }
+
     async fn current(&self) -> Arc<Inner> {
         self.inner.read().await.clone()
     }
@@ -262,21 +284,15 @@ impl FfiReplica {
             let inner = self.current().await;
             inner.engine().schema.table(&table).map_err(invalid)?;
             let mut lq = live_query(inner.engine(), &table, q);
-            let (sub, mut stop) = Subscription::new();
-            let mut closed = self.closed.subscribe();
+            let (sub, mut ends) = self.subscription();
             spawn(async move {
-                loop {
-                    tokio::select! {
-                        _ = &mut stop => break,
-                        _ = closed.wait_for(|c| *c) => break,
-                        next = lq.next() => match next {
-                            Some(Ok(rows)) => listener.on_rows(text(&rows)),
-                            Some(Err(e)) => {
-                                listener.on_error(e.kind().into(), e.to_string());
-                                break;
-                            }
-                            None => break,
-                        },
+                while let Some(Some(next)) = ends.before(lq.next()).await {
+                    match next {
+                        Ok(rows) => listener.on_rows(text(&rows)),
+                        Err(e) => {
+                            listener.on_error(e.kind().into(), e.to_string());
+                            break;
+                        }
                     }
                 }
                 listener.on_end();
@@ -291,18 +307,10 @@ impl FfiReplica {
         run(async move {
             let inner = self.current().await;
             let mut st = inner.statuses();
-            let (sub, mut stop) = Subscription::new();
-            let mut closed = self.closed.subscribe();
+            let (sub, mut ends) = self.subscription();
             spawn(async move {
-                loop {
-                    tokio::select! {
-                        _ = &mut stop => break,
-                        _ = closed.wait_for(|c| *c) => break,
-                        next = st.next() => match next {
-                            Some(s) => listener.on_status(text(&s)),
-                            None => break,
-                        },
-                    }
+                while let Some(Some(s)) = ends.before(st.next()).await {
+                    listener.on_status(text(&s));
                 }
                 listener.on_end();
             })?;
