@@ -1,7 +1,7 @@
 //! The core in a real browser (headless Chromium via wasm-bindgen-test): the store suite
 //! on the memory store, the optimistic write path, local ids (which need the browser's
 //! clock and randomness: std's would panic on wasm32), schemas and the failure table.
-//! The browser issue's IndexedDB store will run the same suite here.
+//! The IndexedDB store runs the same suite in `crates/sdk-wasm/tests/idb_store.rs`.
 #![cfg(target_family = "wasm")]
 
 use serde_json::json;
