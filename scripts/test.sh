@@ -2,7 +2,8 @@
 # The whole test suite: Rust unit and integration tests (the dev server over a real
 # PostgreSQL), the core and the IndexedDB store in headless Chromium, the npm package
 # built, packed and driven in Chromium by Playwright against the dev server, then the
-# official supabase-js conformance suite against the dev server, and the demo.
+# official supabase-js conformance suite against the dev server, the Python, Kotlin and
+# Swift bindings, the demos, and the Tauri example built and driven under Xvfb.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -72,7 +73,14 @@ web_port=$(node -e "const s=require('net').createServer().listen(0,'127.0.0.1',(
 if DEMO_SMOKE=1 PORT=$dev_port WEB_PORT=$web_port ./scripts/web-demo.sh; then web_passed=1; web_failed=0; else web_passed=0; web_failed=1; fi
 demo_passed=$((demo_passed + dev_passed + web_passed)); demo_failed=$((demo_failed + dev_failed + web_failed))
 
+echo "== the Tauri example: built, then driven end to end under Xvfb (tauri-driver)" >&2
+rm -f /tmp/supasync-tauri.tap
+DEMO_SMOKE=1 TAP_OUT=/tmp/supasync-tauri.tap ./scripts/tauri-demo.sh || true
+tauri_passed=$(grep -E '^# pass' /tmp/supasync-tauri.tap 2>/dev/null | awk '{print $3}'); tauri_passed=${tauri_passed:-0}
+tauri_failed=$(grep -E '^# fail' /tmp/supasync-tauri.tap 2>/dev/null | awk '{print $3}'); tauri_failed=${tauri_failed:-1}
+demo_passed=$((demo_passed + tauri_passed)); demo_failed=$((demo_failed + tauri_failed))
+
 echo
-echo "rust: $rust_passed passed, $rust_failed failed; browser: $browser_passed passed, $browser_failed failed; bindings (python, kotlin, swift shape): $py_passed passed, $py_failed failed; supabase-js conformance: $js_passed passed, $js_failed failed; demo, dev-server and web-example smoke: $demo_passed passed, $demo_failed failed"
+echo "rust: $rust_passed passed, $rust_failed failed; browser: $browser_passed passed, $browser_failed failed; bindings (python, kotlin, swift shape): $py_passed passed, $py_failed failed; supabase-js conformance: $js_passed passed, $js_failed failed; demo, dev-server and web-example smoke, Tauri example: $demo_passed passed, $demo_failed failed"
 echo "$((rust_passed + browser_passed + py_passed + js_passed + demo_passed)) passed, $((rust_failed + browser_failed + py_failed + js_failed + demo_failed)) failed"
 [ $((rust_failed + browser_failed + py_failed + js_failed + demo_failed)) = 0 ]

@@ -154,3 +154,35 @@ def test_closing_while_a_live_query_runs_ends_it_cleanly(server, user, tmp_path)
         assert ended == [], "the iterator ends, without an error"
 
     run(main())
+
+
+async def titles_until(live, want):
+    """The live query's next result whose titles are `want` (intermediate results, such
+    as a row turning from pending to synced, are read past)."""
+    async for rows in live:
+        titles = [r["row"]["title"] for r in rows]
+        if titles == want:
+            return titles
+    raise AssertionError(f"the live query ended before showing {want}")
+
+
+def test_a_live_query_follows_the_replica_to_the_next_user(server, user, tmp_path):
+    async def main():
+        a = await replica(server, tmp_path)
+        await a.sign_in(*user)
+        await a.insert("conversations", {"title": "first user's"})
+        live = a.live("conversations")
+        await titles_until(live, ["first user's"])
+        # Another person signs up on the same device: the same iterator now shows
+        # their replica (empty), then their own write; the first user's file stays.
+        other = await a.sign_up(f"py-other-{tmp_path.name}@example.com", "correct-horse-battery")
+        assert (await a.user())["id"] == other["id"]
+        await titles_until(live, [])
+        await a.insert("conversations", {"title": "second user's"})
+        await titles_until(live, ["second user's"])
+        await a.sign_in(*user)
+        await titles_until(live, ["first user's"])
+        await a.close()
+        assert [rows async for rows in live] == []
+
+    run(main())

@@ -31,6 +31,9 @@ pub enum EngineError {
     Request(#[from] RequestError),
     #[error("not signed in")]
     NotSignedIn,
+    /// Auth refused a sign-in or sign-up (wrong password, account exists, …).
+    #[error("{0}")]
+    Auth(RequestError),
     #[error("no rejected write for `{0}`")]
     NoRejected(String),
     /// The replica was closed; open it again to go on.
@@ -57,7 +60,7 @@ impl EngineError {
             EngineError::Store(_) | EngineError::Write(WriteError::Store(_)) => "store",
             EngineError::Schema(_) | EngineError::Write(_) => "invalid",
             EngineError::Request(_) => "server",
-            EngineError::NotSignedIn => "auth",
+            EngineError::NotSignedIn | EngineError::Auth(_) => "auth",
             EngineError::NoRejected(_) => "not_found",
             EngineError::NotSettled { .. } => "timeout",
             EngineError::Closed | EngineError::Live(_) => "closed",
@@ -282,13 +285,13 @@ impl<S: Store, H: Http> Engine<S, H> {
 
     /// Create an account (confirmed at once on projects without email confirmation).
     pub async fn sign_up(&self, email: &str, password: &str) -> Result<Session, EngineError> {
-        let s = auth::sign_up(&self.client, email, password, self.now_ms() / 1000).await?;
+        let s = auth::sign_up(&self.client, email, password, self.now_ms() / 1000).await.map_err(EngineError::Auth)?;
         self.keep_session(s).await
     }
 
     /// Sign in with a password.
     pub async fn sign_in(&self, email: &str, password: &str) -> Result<Session, EngineError> {
-        let s = auth::sign_in(&self.client, email, password, self.now_ms() / 1000).await?;
+        let s = auth::sign_in(&self.client, email, password, self.now_ms() / 1000).await.map_err(EngineError::Auth)?;
         self.keep_session(s).await
     }
 

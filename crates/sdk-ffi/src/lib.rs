@@ -14,10 +14,12 @@
 //! exported futures from their own executors (asyncio, coroutines, Swift tasks) and the
 //! work runs here.
 
+mod callback_gate;
 mod replica;
 mod runtime;
 mod subscription;
 
+pub use callback_gate::shutdown_callbacks;
 pub use replica::{open_replica, FfiChannel, FfiReplica};
 pub use subscription::{ChannelListener, RowsListener, StatusListener, Subscription};
 

@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::sync::LazyLock;
 
+use crate::callback_gate::deliver;
 use crate::SupaSyncError;
 
 static RUNTIME: LazyLock<Result<tokio::runtime::Runtime, String>> = LazyLock::new(|| {
@@ -16,11 +17,25 @@ static RUNTIME: LazyLock<Result<tokio::runtime::Runtime, String>> = LazyLock::ne
 });
 
 /// Run `fut` on the library's runtime and wait for it from any executor.
+///
+/// The answer is handed over through the callback gate: handing it over wakes the
+/// caller, and waking a foreign future calls into the foreign language (Python's
+/// continuation takes the GIL), which must not happen once that language shuts down.
 pub async fn run<T: Send + 'static>(fut: impl Future<Output = Result<T, SupaSyncError>> + Send + 'static) -> Result<T, SupaSyncError> {
     let rt = RUNTIME.as_ref().map_err(|e| SupaSyncError::new("runtime", format!("cannot start the tokio runtime: {e}")))?;
-    rt.spawn(fut)
-        .await
-        .map_err(|e| SupaSyncError::new("runtime", format!("the task failed: {e}")))?
+    let (tx, rx) = futures_channel::oneshot::channel();
+    rt.spawn(async move {
+        let out = fut.await;
+        let mut tx = Some(tx);
+        deliver(|| {
+            if let Some(tx) = tx.take() {
+                let _ = tx.send(out);
+            }
+        });
+        // Not delivered (shutting down): dropping the sender would wake the caller too.
+        std::mem::forget(tx);
+    });
+    rx.await.map_err(|_| SupaSyncError::new("runtime", "the task failed before answering"))?
 }
 
 /// Start `fut` in the background on the library's runtime.

@@ -6,6 +6,7 @@ use std::time::Duration;
 use supasync_core::transport::{Http, HttpRequest, HttpResponse, TransportError};
 
 /// `supasync-core`'s [`Http`] on reqwest.
+#[derive(Clone)]
 pub struct ReqwestHttp {
     client: reqwest::Client,
 }

@@ -1,8 +1,10 @@
 //! supasync-native: supasync for native apps (Tauri, Rust, and through uniffi Swift,
 //! Kotlin and Python). It puts `supasync-core`'s traits on native ground: the SQLite
 //! store ([`store::SqliteStore`]), reqwest and tokio-tungstenite transports, and the
-//! tokio [`TokioRuntime`] that runs the core's one-call [`supasync_core::Replica`].
+//! tokio [`TokioRuntime`] that runs the core's one-call [`supasync_core::Replica`], and
+//! [`open_replica`]: the replica of whoever is signed in on this device, in one call.
 
+pub mod device;
 pub mod http;
 pub mod realtime;
 pub mod replica_dir;
@@ -10,6 +12,7 @@ pub mod runtime;
 pub mod store;
 pub mod timer;
 
+pub use device::{open_replica, NativeReplica, NativeStores};
 pub use http::{system_now_ms, ReqwestHttp};
 pub use realtime::{start_live, start_realtime, TungsteniteConnector};
 pub use replica_dir::ReplicaDir;

@@ -16,7 +16,7 @@ use supasync_core::auth::{ProvidedToken, Session, TokenProvider};
 use supasync_core::events::EngineEvent;
 use supasync_core::live::SyncMode;
 use supasync_core::live_query::live_query;
-use supasync_core::realtime::{ChannelEvent, ChannelHandle, PresenceChange};
+use supasync_core::realtime::{ChannelEvent, ChannelHandle};
 use supasync_core::store::MemoryStore;
 use supasync_core::{EngineError, Query, Replica, ReplicaConfig, Schema};
 use wasm_bindgen::prelude::*;
@@ -521,14 +521,7 @@ impl WasmChannel {
         let mut events = self.events.borrow_mut().take().ok_or_else(|| invalid("listen() is called once per channel"))?;
         spawn_local(async move {
             while let Some(ev) = events.next().await {
-                let v = match ev {
-                    ChannelEvent::State(s) => serde_json::json!({"type": "state", "state": s}),
-                    ChannelEvent::Broadcast { event, payload } => serde_json::json!({"type": "broadcast", "event": event, "payload": payload}),
-                    ChannelEvent::PresenceSync(state) => serde_json::json!({"type": "presence", "state": state}),
-                    ChannelEvent::Presence(PresenceChange::Join { key, metas }) => serde_json::json!({"type": "join", "key": key, "metas": metas}),
-                    ChannelEvent::Presence(PresenceChange::Leave { key, metas }) => serde_json::json!({"type": "leave", "key": key, "metas": metas}),
-                    _ => continue,
-                };
+                let Some(v) = ev.app_json() else { continue };
                 if let Ok(v) = to_js(&v) {
                     let _ = callback.call1(&JsValue::NULL, &v);
                 }

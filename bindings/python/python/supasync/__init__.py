@@ -14,11 +14,16 @@ and statuses.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import os
 from typing import Any, AsyncIterator, Dict, List, Optional, Union
 
 from . import supasync_ffi as _ffi
+
+# Listeners are called from the library's threads: stop them before the interpreter
+# finalizes, or an app that exits with a live query running could crash on the way out.
+atexit.register(_ffi.shutdown_callbacks)
 
 __all__ = ["SupaSyncError", "Replica", "Channel", "open_replica"]
 

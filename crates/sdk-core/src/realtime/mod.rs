@@ -193,6 +193,24 @@ pub enum ChannelEvent {
     System(Value),
 }
 
+impl ChannelEvent {
+    /// The event as every SDK hands it to an app's channel listener (the npm package,
+    /// the bindings, a Tauri app): `{type: "broadcast", event, payload}`,
+    /// `{type: "presence", state}`, `{type: "join" | "leave", key, metas}`,
+    /// `{type: "state", state}`. `None` for what an app channel does not surface
+    /// (database changes and system messages are the sync engine's).
+    pub fn app_json(&self) -> Option<Value> {
+        Some(match self {
+            ChannelEvent::State(s) => json!({"type": "state", "state": s}),
+            ChannelEvent::Broadcast { event, payload } => json!({"type": "broadcast", "event": event, "payload": payload}),
+            ChannelEvent::PresenceSync(state) => json!({"type": "presence", "state": state}),
+            ChannelEvent::Presence(PresenceChange::Join { key, metas }) => json!({"type": "join", "key": key, "metas": metas}),
+            ChannelEvent::Presence(PresenceChange::Leave { key, metas }) => json!({"type": "leave", "key": key, "metas": metas}),
+            _ => return None,
+        })
+    }
+}
+
 pub(crate) enum Command {
     Join {
         topic: String,

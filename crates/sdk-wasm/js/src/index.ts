@@ -11,94 +11,10 @@
 import init, { openWasmReplica, deleteDatabase, WasmReplica, WasmChannel, WasmSession } from './wasm/supasync_wasm.js';
 import { Tabs } from './tabs.js';
 
-/** A row as the app and the server see it. */
-export type Row = Record<string, unknown>;
-
-/** Where a row stands with the server. */
-export type RowStatus =
-  | { state: 'synced' }
-  | { state: 'pending' }
-  | { state: 'syncing' }
-  | { state: 'rejected'; reason: string };
-
-/** A row as queries return it (the shape `supasync query` prints). */
-export interface RowView<T extends Row = Row> {
-  local_id: string;
-  row: T;
-  status: RowStatus;
-}
-
-/** A local query: equality filters, one order (`col`, `col.asc`, `col.desc`), a limit. */
-export interface Query {
-  where?: Record<string, unknown>;
-  order?: string;
-  limit?: number;
-}
-
-/** How the replica keeps up: Realtime, polling every N ms, or only on syncNow(). */
-export type SyncMode = 'realtime' | 'manual' | { everyMs: number };
-
-/** What live sync is doing. */
-export type Phase = 'connecting' | 'catching_up' | 'live' | 'polling' | 'paused' | 'offline';
-
-/** A snapshot for the app's sync indicator. */
-export interface Status {
-  phase: Phase;
-  mode: { mode: 'realtime' } | { mode: 'every'; ms: number } | { mode: 'manual' };
-  /** Writes waiting to reach the server. */
-  pending: number;
-  /** Writes the server refused (see rejected()). */
-  rejected: number;
-  last_sync: Record<string, unknown>;
-  /** The last failure, cleared by the next success. */
-  last_error: string | null;
-  /** Whether this tab is the one talking to the server. */
-  leader: boolean;
-}
-
-/** A write waiting in the outbox (or refused: then `rejected` says why). */
-export interface OutboxEntry {
-  seq: number;
-  table: string;
-  local_id: string;
-  op: { op: 'insert'; row: Row } | { op: 'update'; fields: Row } | { op: 'delete' };
-  created_at_ms: number;
-  attempts: number;
-  last_error: string | null;
-  in_flight: boolean;
-  rejected: string | null;
-  known_unsent: boolean;
-}
-
-/** One line of the sync history. */
-export interface HistoryEntry {
-  id: number;
-  at_ms: number;
-  kind: string;
-  table: string | null;
-  rows: number;
-  duration_ms: number;
-  error: string | null;
-  detail: unknown;
-}
-
-/** What `sync()` did. */
-export interface Settled {
-  rounds: Array<{ push: unknown; pull: unknown; error: string | null; waited_ms: number }>;
-  status: { signed_in: string | null; pending: number; rejected: number; oldest_pending_ms: number | null; last_sync: Record<string, unknown> };
-}
-
-/** The tables to sync, as the CLI's JSON schema file. */
-export interface Schema {
-  tables: Array<{
-    name: string;
-    primary_key?: string;
-    owner_column?: string;
-    references?: Record<string, string>;
-    indexes?: string[];
-    [k: string]: unknown;
-  }>;
-}
+export type { Row, RowStatus, RowView, Query, SyncMode, Phase, Status, OutboxEntry, HistoryEntry, Settled, Schema, ErrorKind, User, PresenceState, SyncChannel, ReplicaApi } from './types.js';
+export { SupaSyncError } from './types.js';
+import { SupaSyncError } from './types.js';
+import type { Row, RowView, Query, SyncMode, Status, OutboxEntry, HistoryEntry, Settled, Schema, ErrorKind, User, PresenceState, SyncChannel, ReplicaApi } from './types.js';
 
 export interface OpenOptions {
   /** The project's URL, e.g. https://xyz.supabase.co */
@@ -116,18 +32,6 @@ export interface OpenOptions {
   wasm?: URL | string | BufferSource | WebAssembly.Module;
 }
 
-export type ErrorKind = 'invalid' | 'store' | 'server' | 'auth' | 'not_found' | 'timeout' | 'closed' | 'unsupported';
-
-/** Every failure, with the same kinds as the CLI's JSON errors. */
-export class SupaSyncError extends Error {
-  readonly kind: ErrorKind;
-  constructor(kind: ErrorKind, message: string) {
-    super(message);
-    this.name = 'SupaSyncError';
-    this.kind = kind;
-  }
-}
-
 function wrap(e: unknown): SupaSyncError {
   if (e instanceof SupaSyncError) return e;
   if (e && typeof e === 'object' && 'kind' in e && 'message' in e) {
@@ -143,31 +47,6 @@ async function call<T>(f: () => Promise<T> | T): Promise<T> {
   } catch (e) {
     throw wrap(e);
   }
-}
-
-export interface User {
-  id: string;
-  email: string | null;
-}
-
-/** Who is present on a channel: presence key → the payloads tracked under it. */
-export type PresenceState = Record<string, unknown[]>;
-
-/** A broadcast and presence channel (acknowledged broadcasts). */
-export interface SyncChannel {
-  readonly name: string;
-  /** Broadcast to the other subscribers; resolves when the server acknowledged it. */
-  send(event: string, payload: unknown): Promise<void>;
-  /** Call `callback` for every broadcast received; returns stop(). */
-  onBroadcast(callback: (event: string, payload: unknown) => void): () => void;
-  /** Announce this client's presence (replaces an earlier track). */
-  track(payload: Record<string, unknown>): Promise<void>;
-  untrack(): Promise<void>;
-  /** Call `callback` with who is present, now and on every change; returns stop(). */
-  onPresence(callback: (state: PresenceState) => void): () => void;
-  /** The latest presence picture. */
-  presence(): PresenceState;
-  leave(): void;
 }
 
 let wasmReady: Promise<unknown> | undefined;
@@ -213,7 +92,7 @@ interface LiveReg {
 }
 
 /** One user's replica in this page. */
-export class Replica {
+export class Replica implements ReplicaApi {
   private inner!: WasmReplica;
   private tabs?: Tabs;
   private closed = false;

@@ -1,12 +1,13 @@
-// supasync/react: hooks over a Replica. React is a peer dependency; nothing else is
+// supasync/react: hooks over a Replica (any ReplicaApi: the browser package's, or a
+// native one behind Tauri commands). React is a peer dependency; nothing else is
 // added. Every hook reads the replica from <ReplicaProvider>, re-renders only when
 // what it returns changed (live queries call back only for a different result), and
 // keeps working when the replica moves to another user's database at sign-in.
 
 import { createContext, createElement, useCallback, useContext, useEffect, useState, useSyncExternalStore } from 'react';
 import type { ReactNode } from 'react';
-import { SupaSyncError } from './index.js';
-import type { OutboxEntry, PresenceState, Query, Replica, Row, RowView, Status, SyncChannel, User } from './index.js';
+import { SupaSyncError } from './types.js';
+import type { OutboxEntry, PresenceState, Query, ReplicaApi as Replica, Row, RowView, Status, SyncChannel, User } from './types.js';
 
 const ReplicaContext = createContext<Replica | null>(null);
 

@@ -1,0 +1,78 @@
+//! A native app's replica in one call: [`open_replica`] gives the core's
+//! [`DeviceReplica`] (the replica of whoever is signed in, moving at sign-in) on SQLite
+//! files under a [`ReplicaDir`] (the CLI's layout), reqwest, tokio-tungstenite and
+//! tokio. This is what the uniffi bindings wrap and what a Tauri app holds in its state.
+//!
+//! ```ignore
+//! let db = supasync_native::open_replica(schema, ReplicaConfig::new(url, anon_key), Some(dir)).await?;
+//! db.sign_in(email, password).await?;                       // live sync starts
+//! db.insert("messages", &json!({"conversation_id": c, "content": "hi"})).await?;
+//! let mut rows = db.live("messages", Query::default())?;    // follows sign-ins
+//! ```
+
+use std::path::Path;
+
+use supasync_core::{DeviceReplica, EngineError, ReplicaConfig, Schema, StoreError, UserStores};
+
+use crate::{ReplicaDir, ReqwestHttp, SqliteStore, TokioRuntime};
+
+/// Where each user's store is: SQLite files in a replica directory, or (no directory)
+/// in memory, gone when the app exits.
+#[derive(Debug, Clone)]
+pub enum NativeStores {
+    Dir(ReplicaDir),
+    Memory,
+}
+
+supasync_core::maybe_async_trait! {
+    impl UserStores for NativeStores {
+        type Store = SqliteStore;
+
+        async fn active_user(&self) -> Option<String> {
+            match self {
+                NativeStores::Dir(d) => d.active_user(),
+                NativeStores::Memory => None,
+            }
+        }
+
+        async fn set_active_user(&self, user_id: Option<&str>) -> Result<(), StoreError> {
+            match (self, user_id) {
+                (NativeStores::Dir(d), Some(u)) => d.set_active_user(u),
+                (NativeStores::Dir(d), None) => {
+                    d.clear_active_user();
+                    Ok(())
+                }
+                (NativeStores::Memory, _) => Ok(()),
+            }
+        }
+
+        async fn open(&self, user_id: Option<&str>) -> Result<SqliteStore, StoreError> {
+            match (self, user_id) {
+                (NativeStores::Dir(d), Some(u)) => d.open_store(u),
+                _ => SqliteStore::in_memory(),
+            }
+        }
+
+        async fn wipe(&self, user_id: &str) -> Result<(), StoreError> {
+            if let NativeStores::Dir(d) = self {
+                d.wipe(user_id);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The native replica: SQLite, reqwest, tokio.
+pub type NativeReplica = DeviceReplica<NativeStores, ReqwestHttp, TokioRuntime>;
+
+/// Open the replica of the user signed in on this device last (`dir` is the replica
+/// directory; without one it lives in memory). Call it inside a tokio runtime: live
+/// sync runs on it.
+pub async fn open_replica(schema: Schema, cfg: ReplicaConfig, dir: Option<&Path>) -> Result<NativeReplica, EngineError> {
+    let stores = match dir {
+        Some(d) => NativeStores::Dir(ReplicaDir::new(d)),
+        None => NativeStores::Memory,
+    };
+    let http = ReqwestHttp::new().map_err(|e| EngineError::Request(e.into()))?;
+    DeviceReplica::open(schema, stores, http, TokioRuntime, cfg).await
+}

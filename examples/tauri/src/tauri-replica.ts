@@ -1,0 +1,274 @@
+// The replica behind the UI, on the desktop: the same ReplicaApi as the browser
+// package's (so the web example's components and the supasync/react hooks run
+// unchanged), implemented on the app's Tauri commands and events
+// (src-tauri/src/sync_commands.rs), which call supasync-native. Nothing about sync is
+// decided here: every call is one command, every update one event.
+
+import { invoke } from '@tauri-apps/api/core';
+import { listen } from '@tauri-apps/api/event';
+import { SupaSyncError } from '../../../crates/sdk-wasm/js/src/types';
+import type {
+  ErrorKind,
+  HistoryEntry,
+  OutboxEntry,
+  PresenceState,
+  Query,
+  ReplicaApi,
+  Row,
+  RowView,
+  Settled,
+  Status,
+  SyncChannel,
+  SyncMode,
+  User,
+} from '../../../crates/sdk-wasm/js/src/types';
+
+export * from '../../../crates/sdk-wasm/js/src/types';
+
+function wrap(e: unknown): SupaSyncError {
+  if (e instanceof SupaSyncError) return e;
+  if (e && typeof e === 'object' && 'kind' in e && 'message' in e) {
+    const o = e as { kind: ErrorKind; message: string };
+    return new SupaSyncError(o.kind, o.message);
+  }
+  return new SupaSyncError('store', e instanceof Error ? e.message : String(e));
+}
+
+async function call<T>(command: string, args: Record<string, unknown> = {}): Promise<T> {
+  try {
+    return await invoke<T>(command, args);
+  } catch (e) {
+    throw wrap(e);
+  }
+}
+
+type RowsEvent = { id: number; rows?: RowView[]; error?: { kind: ErrorKind; message: string } };
+type ChannelEvent = { id: number; event: { type: string; event?: string; payload?: unknown; state?: PresenceState } };
+
+const IDLE: Status = { phase: 'paused', mode: { mode: 'realtime' }, pending: 0, rejected: 0, last_sync: {}, last_error: null, leader: true };
+
+class TauriReplica implements ReplicaApi {
+  private user?: User;
+  private last: Status = IDLE;
+  private nextId = 1;
+  private closed = false;
+  private readonly statusWatchers = new Set<(s: Status) => void>();
+  private readonly userWatchers = new Set<(u: User | undefined) => void>();
+  private readonly rows = new Map<number, { callback: (rows: RowView[]) => void; onError?: (e: SupaSyncError) => void }>();
+  private readonly channelEvents = new Map<number, (ev: ChannelEvent['event']) => void>();
+  private readonly unlisten: Array<() => void> = [];
+
+  readonly auth = {
+    signUp: (c: { email: string; password: string }) => this.signedIn(call<User | null>('sign_up', c)),
+    signIn: (c: { email: string; password: string }) => this.signedIn(call<User | null>('sign_in', c)),
+    signOut: async (o: { wipe?: boolean } = {}) => {
+      this.setUser((await call<User | null>('sign_out', { wipe: o.wipe ?? false })) ?? undefined);
+    },
+    user: (): User | undefined => this.user,
+    refreshUser: async () => {
+      this.setUser((await call<User | null>('user')) ?? undefined);
+      return this.user;
+    },
+    onChange: (callback: (user: User | undefined) => void): (() => void) => {
+      this.userWatchers.add(callback);
+      callback(this.user);
+      return () => void this.userWatchers.delete(callback);
+    },
+  };
+
+  /** @internal */
+  async start(): Promise<void> {
+    this.unlisten.push(
+      await listen<Status>('supasync://status', (e) => this.publish({ ...e.payload, leader: true })),
+      await listen<User | null>('supasync://user', (e) => this.setUser(e.payload ?? undefined)),
+      await listen<RowsEvent>('supasync://rows', (e) => {
+        const reg = this.rows.get(e.payload.id);
+        if (!reg) return;
+        if (e.payload.error) reg.onError?.(wrap(e.payload.error));
+        else reg.callback(e.payload.rows ?? []);
+      }),
+      await listen<ChannelEvent>('supasync://channel', (e) => this.channelEvents.get(e.payload.id)?.(e.payload.event)),
+    );
+    this.setUser((await call<User | null>('user')) ?? undefined);
+    this.publish({ ...(await call<Omit<Status, 'leader'>>('status')), leader: true });
+  }
+
+  private async signedIn(p: Promise<User | null>): Promise<User> {
+    const u = await p;
+    if (!u) throw new SupaSyncError('auth', 'signed in, but no user came back');
+    this.setUser(u);
+    return u;
+  }
+
+  private setUser(u: User | undefined): void {
+    if (u?.id === this.user?.id) return;
+    this.user = u;
+    for (const w of this.userWatchers) w(u);
+  }
+
+  private publish(s: Status): void {
+    this.last = s;
+    for (const w of this.statusWatchers) w(s);
+  }
+
+  private check(): void {
+    if (this.closed) throw new SupaSyncError('closed', 'the replica is closed');
+  }
+
+  insert<T extends Row = Row>(table: string, row: T): Promise<RowView<T>> {
+    return call('insert', { table, row });
+  }
+
+  update<T extends Row = Row>(table: string, localId: string, fields: Partial<T>): Promise<RowView<T>> {
+    return call('update', { table, localId, fields });
+  }
+
+  delete(table: string, localId: string): Promise<void> {
+    return call('delete', { table, localId });
+  }
+
+  get<T extends Row = Row>(table: string, localId: string): Promise<RowView<T> | null> {
+    return call('get', { table, localId });
+  }
+
+  query<T extends Row = Row>(table: string, query: Query = {}): Promise<RowView<T>[]> {
+    return call('query', { table, query });
+  }
+
+  live<T extends Row = Row>(table: string, query: Query, callback: (rows: RowView<T>[]) => void, onError?: (e: SupaSyncError) => void): () => void {
+    this.check();
+    const id = this.nextId++;
+    this.rows.set(id, { callback: callback as (rows: RowView[]) => void, onError });
+    call('live_start', { id, table, query }).catch((e: unknown) => {
+      this.rows.delete(id);
+      onError?.(wrap(e));
+    });
+    return () => {
+      this.rows.delete(id);
+      call('live_stop', { id }).catch(() => undefined);
+    };
+  }
+
+  async sync(o: { timeoutMs?: number } = {}): Promise<Settled> {
+    const settled = await call<Settled>('sync', { timeoutMs: o.timeoutMs ?? 30000 });
+    await this.refreshStatus();
+    return settled;
+  }
+
+  async syncNow(): Promise<void> {
+    await call('sync_now');
+    await this.refreshStatus();
+  }
+
+  private async refreshStatus(): Promise<void> {
+    this.publish({ ...(await call<Omit<Status, 'leader'>>('status')), leader: true });
+  }
+
+  status(): Status {
+    return this.last;
+  }
+
+  onStatus(callback: (s: Status) => void): () => void {
+    this.statusWatchers.add(callback);
+    callback(this.last);
+    return () => void this.statusWatchers.delete(callback);
+  }
+
+  rejected(): Promise<OutboxEntry[]> {
+    return call('rejected');
+  }
+
+  async retry(localId: string): Promise<void> {
+    await call('retry', { localId });
+    await this.refreshStatus();
+  }
+
+  async discard(localId: string): Promise<void> {
+    await call('discard', { localId });
+    await this.refreshStatus();
+  }
+
+  history(o: { limit?: number } = {}): Promise<HistoryEntry[]> {
+    return call('history', { limit: o.limit ?? 50 });
+  }
+
+  setMode(mode: SyncMode): void {
+    this.check();
+    call('set_mode', { mode }).catch(() => undefined);
+  }
+
+  pause(): void {
+    this.check();
+    call('pause').catch(() => undefined);
+  }
+
+  resume(): void {
+    this.check();
+    call('resume').catch(() => undefined);
+  }
+
+  channel(name: string, o: { presenceKey?: string } = {}): SyncChannel {
+    this.check();
+    const id = this.nextId++;
+    const broadcast = new Set<(event: string, payload: unknown) => void>();
+    const presence = new Set<(state: PresenceState) => void>();
+    let present: PresenceState = {};
+    this.channelEvents.set(id, (ev) => {
+      if (ev.type === 'broadcast') for (const f of broadcast) f(ev.event ?? '', ev.payload);
+      if (ev.type === 'presence' && ev.state) {
+        present = ev.state;
+        for (const f of presence) f(present);
+      }
+    });
+    const joined = call('channel_join', { id, name, presenceKey: o.presenceKey ?? null });
+    joined.catch(() => undefined);
+    return {
+      name,
+      send: async (event, payload) => {
+        await joined;
+        await call('channel_send', { id, event, payload });
+      },
+      onBroadcast: (f) => {
+        broadcast.add(f);
+        return () => void broadcast.delete(f);
+      },
+      track: async (payload) => {
+        await joined;
+        await call('channel_track', { id, payload });
+      },
+      untrack: async () => {
+        await joined;
+        await call('channel_untrack', { id });
+      },
+      onPresence: (f) => {
+        presence.add(f);
+        f(present);
+        return () => void presence.delete(f);
+      },
+      presence: () => present,
+      leave: () => {
+        this.channelEvents.delete(id);
+        joined.finally(() => call('channel_leave', { id }).catch(() => undefined));
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const u of this.unlisten) u();
+    for (const id of this.rows.keys()) call('live_stop', { id }).catch(() => undefined);
+    this.rows.clear();
+  }
+}
+
+/** The desktop app's replica (the native one the Rust side opened at start). */
+export async function openReplica(): Promise<ReplicaApi> {
+  const r = new TauriReplica();
+  await r.start();
+  return r;
+}
+
+/** This device's name among the user's devices (VIRGIL_DEVICE, else "desktop"). */
+export function deviceName(): Promise<string> {
+  return call('device_name');
+}

@@ -1,0 +1,155 @@
+// Virgil on the desktop, driven as its users drive it: the built Tauri app runs in a
+// real window (under Xvfb, started by scripts/tauri-demo.sh), tauri-driver and
+// WebKitWebDriver give WebDriver access to its webview, and a second device of the
+// same user is the native CLI (`supasync`), on its own SQLite replica. Nothing is
+// mocked: the app's Rust side is supasync-native against supasync-dev on PostgreSQL.
+//
+// The flow: the CLI writes a conversation with a message and syncs; the desktop app
+// signs in and shows both (pulled at sign-in); a message typed in the app reaches the
+// CLI's replica through the server; a message the CLI writes while the app is open
+// appears in the app live (Realtime), with the server-kept message count. A
+// screenshot of the synced conversation goes to target/tauri-screenshots/.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startServer, newUser, eventually } from '../../../tests/conformance/harness.mjs';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+const app = process.env.VIRGIL_BIN || path.join(root, 'target/tauri/debug/virgil-desktop');
+const cli = path.join(root, 'target/debug/supasync');
+const schemaFile = path.join(root, 'examples/chat/schema.json');
+const shots = path.join(root, 'target/tauri-screenshots');
+const DRIVER = 'http://127.0.0.1:4444';
+
+let server, user, driver, session, cliStore;
+
+/** The CLI as the user's other device. */
+function device(...args) {
+  const out = execFileSync(cli, ['--store', cliStore, '--schema', schemaFile, ...args], {
+    env: { ...process.env, SUPABASE_URL: server.url, SUPABASE_ANON_KEY: server.anonKey },
+    encoding: 'utf8',
+  });
+  return out.trim() ? JSON.parse(out.trim().split('\n').at(-1)) : null;
+}
+
+/** One WebDriver command. */
+async function wd(method, route, body) {
+  const res = await fetch(`${DRIVER}${route}`, {
+    method,
+    headers: { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const json = await res.json();
+  if (!res.ok) throw new Error(`WebDriver ${method} ${route}: ${JSON.stringify(json.value)}`);
+  return json.value;
+}
+
+const s = (route) => `/session/${session}${route}`;
+const ELEMENT = 'element-6066-11e4-a52e-4f735466cecf'; // the W3C element key
+
+async function find(css) {
+  const el = await wd('POST', s('/element'), { using: 'css selector', value: css });
+  return el[ELEMENT];
+}
+
+/** The text of every element matching `css` (read in the page: WebKitWebDriver's
+ *  element text misses text in flex children). */
+function texts(css) {
+  return wd('POST', s('/execute/sync'), { script: 'return [...document.querySelectorAll(arguments[0])].map((e) => e.textContent.trim())', args: [css] });
+}
+
+async function type(css, text) {
+  const el = await find(css);
+  await wd('POST', s(`/element/${el}/clear`), {});
+  await wd('POST', s(`/element/${el}/value`), { text });
+}
+
+async function click(css) {
+  await wd('POST', s(`/element/${await find(css)}/click`), {});
+}
+
+async function screenshot(name) {
+  mkdirSync(shots, { recursive: true });
+  const png = await wd('GET', s('/screenshot'));
+  writeFileSync(path.join(shots, `${name}.png`), Buffer.from(png, 'base64'));
+}
+
+before(async () => {
+  server = await startServer([], { migrations: path.join(root, 'examples/chat/migrations') });
+  user = await newUser(server);
+  cliStore = mkdtempSync(path.join(tmpdir(), 'virgil-cli-'));
+  device('login', '--email', user.email, '--password', user.password);
+
+  const data = mkdtempSync(path.join(tmpdir(), 'virgil-desktop-'));
+  driver = spawn('tauri-driver', ['--port', '4444'], {
+    env: { ...process.env, SUPABASE_URL: server.url, SUPABASE_ANON_KEY: server.anonKey, VIRGIL_DATA_DIR: data, VIRGIL_DEVICE: 'desktop' },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  await eventually(async () => fetch(`${DRIVER}/status`).then((r) => r.ok, () => false), 20000, 'tauri-driver');
+  const created = await wd('POST', '/session', { capabilities: { alwaysMatch: { 'tauri:options': { application: app } } } });
+  session = created.sessionId;
+  await wd('POST', s('/timeouts'), { implicit: 10000 });
+});
+
+after(async () => {
+  if (session) await wd('DELETE', s('')).catch(() => undefined);
+  driver?.kill();
+  await server?.stop();
+});
+
+test('the desktop app and another device of the same user stay in sync', async () => {
+  // The other device writes while the desktop app is signed out.
+  const conv = device('insert', 'conversations', JSON.stringify({ title: 'Trip to Lisbon' }));
+  device('insert', 'messages', JSON.stringify({ conversation_id: conv.local_id, role: 'user', content: 'Book the 9:40 train', timestamp: new Date().toISOString() }));
+  device('sync');
+
+  await type('input[aria-label=email]', user.email);
+  await type('input[aria-label=password]', user.password);
+  await click('button[type=submit]');
+  await eventually(async () => (await texts('[data-testid=phase]'))[0] === 'Connected', 20000, 'the desktop app to go live');
+
+  // Pulled at sign-in: the same conversation, under the same local id's title.
+  await eventually(async () => (await texts('[data-testid=conversation] .title')).includes('Trip to Lisbon'), 20000, 'the conversation');
+  await click('[data-testid=conversation]');
+  await eventually(async () => (await texts('[data-testid=message] .content')).includes('Book the 9:40 train'), 20000, 'the message');
+
+  // Written on the desktop: reaches the other device through the server.
+  await type('input[aria-label=message]', 'Seat 42, window');
+  await click('form.composer button[type=submit]');
+  await eventually(async () => (await texts('[data-testid=pending]')).length === 0, 20000, 'the desktop write to be pushed');
+  await eventually(() => {
+    device('sync');
+    const rows = device('query', 'messages', '--where', `conversation_id=${conv.local_id}`);
+    return rows.some((r) => r.row.content === 'Seat 42, window');
+  }, 20000, 'the desktop message on the other device');
+
+  // Written on the other device while the app is open: arrives live, with the count
+  // the server's trigger keeps.
+  device('insert', 'messages', JSON.stringify({ conversation_id: conv.local_id, role: 'assistant', content: 'Done: coach 5, seat 42', timestamp: new Date().toISOString() }));
+  device('sync');
+  await eventually(async () => (await texts('[data-testid=message] .content')).includes('Done: coach 5, seat 42'), 20000, 'the live message');
+  await eventually(async () => (await texts('[data-testid=count]'))[0] === '3', 20000, 'the message count');
+  assert.deepEqual(await texts('[data-testid=message] .content'), ['Book the 9:40 train', 'Seat 42, window', 'Done: coach 5, seat 42']);
+  await screenshot('virgil-desktop');
+});
+
+test('a refused write in the desktop app shows its reason and can be discarded', async () => {
+  // The chat schema's check constraint allows no 'tool' role: the server refuses it,
+  // the message is rolled back, and the UI says why.
+  await click('select[aria-label=role] option[value=tool]');
+  await type('input[aria-label=message]', 'Calling a tool');
+  await click('form.composer button[type=submit]');
+  await eventually(async () => (await texts('[data-testid=reason]')).length === 1, 20000, 'the refusal');
+  const [reason] = await texts('[data-testid=reason]');
+  assert.match(reason, /role|check/i, reason);
+  assert.ok(!(await texts('[data-testid=message] .content')).includes('Calling a tool'), 'the refused message is rolled back');
+  await screenshot('virgil-desktop-refused');
+  await click('[data-testid=rejected-write] button.secondary:last-child');
+  await eventually(async () => (await texts('[data-testid=rejected-write]')).length === 0, 20000, 'the discard');
+  await eventually(async () => (await texts('[data-testid=pending]')).length === 0, 20000, 'nothing left waiting');
+  assert.equal(device('query', 'messages', '--where', 'role=tool').length, 0, 'the other device never saw it');
+});
