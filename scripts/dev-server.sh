@@ -9,13 +9,8 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 cargo build --locked -q -p supasync-devserver --bin supasync-dev
 
-port=${PORT:-54321}
-out=$(mktemp)
-./target/debug/supasync-dev --port "$port" --migrations examples/chat/migrations >"$out" &
-pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -f "$out"' EXIT
-for _ in $(seq 1 600); do grep -q '^DATABASE_URL=' "$out" && break; kill -0 $pid 2>/dev/null || exit 1; sleep 0.1; done
-. <(sed 's/^/export /' "$out")
+. scripts/lib/chat-server.sh
+start_chat_server "${PORT:-54321}"
 cat <<MSG
 supasync-dev is running with the chat schema (conversations, messages, memories).
 
@@ -38,4 +33,4 @@ if [ "${DEMO_SMOKE:-0}" = 1 ]; then
   exit 0
 fi
 echo "Press Ctrl-C to stop."
-wait $pid
+wait $CHAT_SERVER_PID

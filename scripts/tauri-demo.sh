@@ -27,18 +27,11 @@ if [ "${DEMO_SMOKE:-0}" = 1 ]; then
   VIRGIL_BIN="$app" exec xvfb-run -a -s "-screen 0 1280x800x24" node --test "${reporters[@]}" examples/tauri/test/desktop.test.mjs
 fi
 
-port=${PORT:-54321}
-out=$(mktemp)
-./target/debug/supasync-dev --port "$port" --migrations examples/chat/migrations >"$out" &
-pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -f "$out"' EXIT
-for _ in $(seq 1 600); do grep -q '^DATABASE_URL=' "$out" && break; kill -0 $pid 2>/dev/null || exit 1; sleep 0.1; done
-. <(sed 's/^/export /' "$out")
-
-email=demo@example.com
-password=virgil-demo-password
-curl -sf -X POST "$SUPABASE_URL/auth/v1/signup" -H "apikey: $SUPABASE_ANON_KEY" -H 'content-type: application/json' \
-  -d "{\"email\":\"$email\",\"password\":\"$password\"}" >/dev/null
+. scripts/lib/chat-server.sh
+start_chat_server "${PORT:-54321}"
+demo_account
+email=$DEMO_EMAIL
+password=$DEMO_PASSWORD
 
 cat <<MSG
 Virgil on the desktop is starting.

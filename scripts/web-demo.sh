@@ -12,20 +12,14 @@ cargo build --locked -q -p supasync-devserver --bin supasync-dev
 tgz=$(./scripts/build-npm.sh 2>/dev/null | tail -1)
 (cd examples/web && npm install --no-save --no-audit --no-fund --loglevel=error "../../$tgz")
 
-port=${PORT:-54321}
 web_port=${WEB_PORT:-5173}
-out=$(mktemp)
-./target/debug/supasync-dev --port "$port" --migrations examples/chat/migrations >"$out" &
-pid=$!
+. scripts/lib/chat-server.sh
 preview=
-trap 'kill $pid ${preview:-} 2>/dev/null; wait $pid 2>/dev/null; rm -f "$out"' EXIT
-for _ in $(seq 1 600); do grep -q '^DATABASE_URL=' "$out" && break; kill -0 $pid 2>/dev/null || exit 1; sleep 0.1; done
-. <(sed 's/^/export /' "$out")
-
-email=demo@example.com
-password=virgil-demo-password
-curl -sf -X POST "$SUPABASE_URL/auth/v1/signup" -H "apikey: $SUPABASE_ANON_KEY" -H 'content-type: application/json' \
-  -d "{\"email\":\"$email\",\"password\":\"$password\"}" >/dev/null
+CLEANUP='if [ -n "$preview" ]; then kill $preview 2>/dev/null || true; fi'
+start_chat_server "${PORT:-54321}"
+demo_account
+email=$DEMO_EMAIL
+password=$DEMO_PASSWORD
 
 (cd examples/web && VITE_SUPABASE_URL="$SUPABASE_URL" VITE_SUPABASE_ANON_KEY="$SUPABASE_ANON_KEY" npm run -s build >/dev/null)
 (cd examples/web && exec ./node_modules/.bin/vite preview --host 127.0.0.1 --port "$web_port" --strictPort >/dev/null) &
@@ -52,4 +46,4 @@ if [ "${DEMO_SMOKE:-0}" = 1 ]; then
   exit 0
 fi
 echo "Press Ctrl-C to stop."
-wait $pid
+wait $CHAT_SERVER_PID

@@ -7,11 +7,11 @@
 import { invoke } from '@tauri-apps/api/core';
 import { listen } from '@tauri-apps/api/event';
 import { SupaSyncError } from '../../../crates/sdk-wasm/js/src/types';
+import { channelHandle, type ChannelEventJson } from '../../../crates/sdk-wasm/js/src/channel-handle';
 import type {
   ErrorKind,
   HistoryEntry,
   OutboxEntry,
-  PresenceState,
   Query,
   ReplicaApi,
   Row,
@@ -43,7 +43,7 @@ async function call<T>(command: string, args: Record<string, unknown> = {}): Pro
 }
 
 type RowsEvent = { id: number; rows?: RowView[]; error?: { kind: ErrorKind; message: string } };
-type ChannelEvent = { id: number; event: { type: string; event?: string; payload?: unknown; state?: PresenceState } };
+type ChannelEvent = { id: number; event: ChannelEventJson };
 
 const IDLE: Status = { phase: 'paused', mode: { mode: 'realtime' }, pending: 0, rejected: 0, last_sync: {}, last_error: null, leader: true };
 
@@ -210,27 +210,12 @@ class TauriReplica implements ReplicaApi {
   channel(name: string, o: { presenceKey?: string } = {}): SyncChannel {
     this.check();
     const id = this.nextId++;
-    const broadcast = new Set<(event: string, payload: unknown) => void>();
-    const presence = new Set<(state: PresenceState) => void>();
-    let present: PresenceState = {};
-    this.channelEvents.set(id, (ev) => {
-      if (ev.type === 'broadcast') for (const f of broadcast) f(ev.event ?? '', ev.payload);
-      if (ev.type === 'presence' && ev.state) {
-        present = ev.state;
-        for (const f of presence) f(present);
-      }
-    });
     const joined = call('channel_join', { id, name, presenceKey: o.presenceKey ?? null });
     joined.catch(() => undefined);
-    return {
-      name,
+    const handle = channelHandle(name, {
       send: async (event, payload) => {
         await joined;
         await call('channel_send', { id, event, payload });
-      },
-      onBroadcast: (f) => {
-        broadcast.add(f);
-        return () => void broadcast.delete(f);
       },
       track: async (payload) => {
         await joined;
@@ -240,17 +225,13 @@ class TauriReplica implements ReplicaApi {
         await joined;
         await call('channel_untrack', { id });
       },
-      onPresence: (f) => {
-        presence.add(f);
-        f(present);
-        return () => void presence.delete(f);
-      },
-      presence: () => present,
       leave: () => {
         this.channelEvents.delete(id);
         joined.finally(() => call('channel_leave', { id }).catch(() => undefined));
       },
-    };
+    });
+    this.channelEvents.set(id, (ev) => handle.deliver(ev));
+    return handle;
   }
 
   async close(): Promise<void> {

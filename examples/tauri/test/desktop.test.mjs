@@ -111,6 +111,8 @@ test('the desktop app and another device of the same user stay in sync', async (
   await type('input[aria-label=password]', user.password);
   await click('button[type=submit]');
   await eventually(async () => (await texts('[data-testid=phase]'))[0] === 'Connected', 20000, 'the desktop app to go live');
+  // Presence through the app's channel commands: this device is listed among the user's.
+  await eventually(async () => (await texts('[data-testid=devices] .device')).includes('desktop'), 20000, 'presence');
 
   // Pulled at sign-in: the same conversation, under the same local id's title.
   await eventually(async () => (await texts('[data-testid=conversation] .title')).includes('Trip to Lisbon'), 20000, 'the conversation');

@@ -10,11 +10,12 @@
 
 import init, { openWasmReplica, deleteDatabase, WasmReplica, WasmChannel, WasmSession } from './wasm/supasync_wasm.js';
 import { Tabs } from './tabs.js';
+import { channelHandle, type ChannelEventJson } from './channel-handle.js';
 
 export type { Row, RowStatus, RowView, Query, SyncMode, Phase, Status, OutboxEntry, HistoryEntry, Settled, Schema, ErrorKind, User, PresenceState, SyncChannel, ReplicaApi } from './types.js';
 export { SupaSyncError } from './types.js';
 import { SupaSyncError } from './types.js';
-import type { Row, RowView, Query, SyncMode, Status, OutboxEntry, HistoryEntry, Settled, Schema, ErrorKind, User, PresenceState, SyncChannel, ReplicaApi } from './types.js';
+import type { Row, RowView, Query, SyncMode, Status, OutboxEntry, HistoryEntry, Settled, Schema, ErrorKind, User, SyncChannel, ReplicaApi } from './types.js';
 
 export interface OpenOptions {
   /** The project's URL, e.g. https://xyz.supabase.co */
@@ -416,34 +417,10 @@ export class Replica implements ReplicaApi {
    *  this client's presence tracked again). */
   channel(name: string, o: { presenceKey?: string } = {}): SyncChannel {
     this.check();
-    const broadcast = new Set<(event: string, payload: unknown) => void>();
-    const presence = new Set<(state: PresenceState) => void>();
-    let present: PresenceState = {};
     let tracked: Record<string, unknown> | undefined;
     let ch!: WasmChannel;
-    const bind = (): void => {
-      try {
-        ch = this.inner.channel(name, o.presenceKey);
-      } catch (e) {
-        throw wrap(e);
-      }
-      ch.listen((ev: { type: string; event?: string; payload?: unknown; state?: PresenceState }) => {
-        if (ev.type === 'broadcast') for (const f of broadcast) f(ev.event ?? '', ev.payload);
-        if (ev.type === 'presence' && ev.state) {
-          present = ev.state;
-          for (const f of presence) f(present);
-        }
-      });
-      if (tracked) ch.track(tracked).catch(() => undefined);
-    };
-    bind();
-    const handle: SyncChannel & { rebind(): void } = {
-      name,
+    const handle = channelHandle(name, {
       send: (event, payload) => call(() => ch.send(event, payload)),
-      onBroadcast: (f) => {
-        broadcast.add(f);
-        return () => void broadcast.delete(f);
-      },
       track: (payload) => {
         tracked = payload;
         return call(() => ch.track(payload));
@@ -452,19 +429,23 @@ export class Replica implements ReplicaApi {
         tracked = undefined;
         return call(() => ch.untrack());
       },
-      onPresence: (f) => {
-        presence.add(f);
-        f(present);
-        return () => void presence.delete(f);
-      },
-      presence: () => present,
       leave: () => {
-        this.channels.delete(handle);
+        this.channels.delete(rebindable);
         ch.leave();
       },
-      rebind: bind,
+    });
+    const bind = (): void => {
+      try {
+        ch = this.inner.channel(name, o.presenceKey);
+      } catch (e) {
+        throw wrap(e);
+      }
+      ch.listen((ev: ChannelEventJson) => handle.deliver(ev));
+      if (tracked) ch.track(tracked).catch(() => undefined);
     };
-    this.channels.add(handle);
+    const rebindable = { rebind: bind };
+    bind();
+    this.channels.add(rebindable);
     return handle;
   }
 
