@@ -127,19 +127,21 @@ impl<S: Store, H: Http> Engine<S, H> {
             report.rows += self.apply_server_rows(decl, rows, WriteBatch::default()).await?;
         }
         let (k, table) = (enc(&decl.key), &decl.name);
-        let mut after: Option<(i64, String)> = None;
-        loop {
+        let page_query = |after: &Option<(i64, String)>| {
             // `sync_txid >= t` keeps the index range; the `or` only trims the first txid.
-            let range = match &after {
+            let range = match after {
                 None => format!("sync_txid=gte.{}", cur.next_txid),
                 Some((t, id)) => format!(
                     "sync_txid=gte.{t}&or={}",
-                    enc(&format!("(sync_txid.gt.{t},{}.gt.\"{}\")", decl.key, id.replace('"', "\\\"")))
+                    enc(&format!("(sync_txid.gt.{t},{}.gt.\"{}\")", decl.key, id.replace('"', "\\\""))),
                 ),
             };
-            let q = format!("select=*&{range}&sync_txid=lt.{}&order=sync_txid.asc,{k}.asc&limit={page}", snap.xmax);
-            let rows = self.get_rows(table, q).await?;
-            report.requests += 1;
+            format!("select=*&{range}&sync_txid=lt.{}&order=sync_txid.asc,{k}.asc&limit={page}", snap.xmax)
+        };
+        let mut after: Option<(i64, String)> = None;
+        let mut rows = self.get_rows(table, page_query(&after)).await?;
+        report.requests += 1;
+        loop {
             let n = rows.len();
             if let Some(last) = rows.last() {
                 let t = last.get("sync_txid").and_then(Value::as_i64).ok_or_else(|| {
@@ -152,10 +154,19 @@ impl<S: Store, H: Http> Engine<S, H> {
                 };
                 after = Some((t, id));
             }
-            report.rows += self.apply_server_rows(decl, rows, WriteBatch::default()).await?;
             if n < page {
+                report.rows += self.apply_server_rows(decl, rows, WriteBatch::default()).await?;
                 break;
             }
+            // The next page is on its way while this one is written (the request is
+            // polled first, so the HTTP client carries it while the store works).
+            let (next, applied) = futures_util::join!(
+                self.get_rows(table, page_query(&after)),
+                self.apply_server_rows(decl, rows, WriteBatch::default())
+            );
+            report.rows += applied?;
+            report.requests += 1;
+            rows = next?;
         }
         let next = Cursor {
             next_txid: snap.xmax,

@@ -82,6 +82,9 @@ struct InsertAnswer {
     gone: HashSet<String>,
 }
 
+/// An insert ready to send: its outbox entry and the row as the server takes it.
+type Ready = (OutboxEntry, Row);
+
 /// The result of sending one run of inserts.
 enum RunOutcome {
     Done,
@@ -137,7 +140,6 @@ impl<S: Store, H: Http> Engine<S, H> {
                     let mut run = vec![e.clone()];
                     let mut j = i + 1;
                     while j < outbox.len()
-                        && run.len() < self.cfg.batch_size
                         && outbox[j].table == e.table
                         && matches!(outbox[j].op, OutboxOp::Insert { .. })
                     {
@@ -236,6 +238,12 @@ impl<S: Store, H: Http> Engine<S, H> {
         Ok(out)
     }
 
+    /// Push a run of inserts into one table, `batch_size` rows per request. While one
+    /// batch's confirmations are written locally, the next batch's request is already
+    /// in flight (when the answer settled every row it sent): the server and the local
+    /// store work at the same time instead of taking turns. Both batches are marked
+    /// as possibly sent before their requests go out, so a crash with two in flight
+    /// retries both as writes the server may have (found and confirmed, never doubled).
     async fn push_inserts(
         &self,
         run: Vec<OutboxEntry>,
@@ -246,21 +254,97 @@ impl<S: Store, H: Http> Engine<S, H> {
     ) -> Result<RunOutcome, EngineError> {
         let table = run[0].table.clone();
         let decl = self.decl(&table)?.clone();
-        // Prepare rows; stop at the first child whose parent has no server id yet.
-        let mut ready: Vec<(OutboxEntry, Row)> = vec![];
+        let size = self.cfg.batch_size.max(1);
+        let mut chunks = run.chunks(size).map(<[OutboxEntry]>::to_vec).collect::<Vec<_>>().into_iter();
         let mut waiting = false;
-        for e in run {
+        // The batch sent last and its answer, when it was sent ahead.
+        let mut ahead: Option<(Vec<Ready>, Result<InsertAnswer, RequestError>)> = None;
+        loop {
+            let (batch, answer) = match ahead.take() {
+                Some(sent) => sent,
+                None => {
+                    let Some(chunk) = chunks.next().filter(|_| !waiting) else { break };
+                    let ready = self.prepare_inserts(&table, &decl, chunk, user_id, &mut waiting, report, refused, ctx).await?;
+                    if ready.is_empty() {
+                        continue;
+                    }
+                    report.requests += 1;
+                    self.note_sending(ready.iter().map(|(e, _)| e)).await?;
+                    let answer = self.send_inserts(&table, &decl, &ready).await;
+                    (ready, answer)
+                }
+            };
+            let answer = match answer {
+                Ok(a) => a,
+                Err(e) => match self.settle_refused_batch(&table, &decl, batch, e, report, refused, ctx).await? {
+                    Some(stop) => return Ok(stop),
+                    None => continue,
+                },
+            };
+            let settles_all = answer.gone.is_empty() && answer.rows.len() == batch.len();
+            let next = match chunks.next().filter(|_| settles_all && !waiting) {
+                Some(chunk) => {
+                    // The next batch may reference rows of this one: their server ids
+                    // are in the answer already.
+                    for r in &answer.rows {
+                        if let (Some(l), Some(id)) = (r.get(&decl.local_id).and_then(Value::as_str), r.get(&decl.key)) {
+                            ctx.parents.insert((table.clone(), l.to_string()), id.clone());
+                        }
+                    }
+                    self.prepare_inserts(&table, &decl, chunk, user_id, &mut waiting, report, refused, ctx).await?
+                }
+                None => vec![],
+            };
+            if next.is_empty() {
+                report.pushed += self.confirm_inserts(&table, &batch, answer, report, refused, ctx).await?;
+                continue;
+            }
+            report.requests += 1;
+            self.note_sending(next.iter().map(|(e, _)| e)).await?;
+            // The request is polled first, so it is on its way (the HTTP client's
+            // connection task carries it) before the store takes this thread.
+            let (next_answer, confirmed) = futures_util::join!(
+                self.send_inserts(&table, &decl, &next),
+                self.confirm_inserts(&table, &batch, answer, report, refused, ctx)
+            );
+            report.pushed += confirmed?;
+            ahead = Some((next, next_answer));
+        }
+        Ok(if waiting {
+            RunOutcome::Stop("a row waits for its parent to be pushed".into())
+        } else {
+            RunOutcome::Done
+        })
+    }
+
+    /// The rows of `chunk` as the server takes them (references as server ids, the
+    /// owner set), in order, up to the first that must wait for its parent (`waiting`);
+    /// rows whose parent was refused are rejected here.
+    #[allow(clippy::too_many_arguments)]
+    async fn prepare_inserts(
+        &self,
+        table: &str,
+        decl: &crate::schema::TableDecl,
+        chunk: Vec<OutboxEntry>,
+        user_id: &str,
+        waiting: &mut bool,
+        report: &mut PushReport,
+        refused: &mut HashSet<(String, String)>,
+        ctx: &mut RunContext,
+    ) -> Result<Vec<Ready>, EngineError> {
+        let mut ready: Vec<Ready> = vec![];
+        for e in chunk {
             let OutboxOp::Insert { row } = &e.op else { continue };
             if refused.contains(&(e.table.clone(), e.local_id.clone())) {
                 continue;
             }
-            match self.to_server(&table, row, ctx).await? {
+            match self.to_server(table, row, ctx).await? {
                 Ok(Some(mut r)) => {
                     r.insert(decl.owner.clone(), Value::String(user_id.into()));
                     ready.push((e, r));
                 }
                 Ok(None) => {
-                    waiting = true;
+                    *waiting = true;
                     break;
                 }
                 Err(why) => {
@@ -268,58 +352,77 @@ impl<S: Store, H: Http> Engine<S, H> {
                 }
             }
         }
-        // Bisect on non-transient failures, preserving order: a stack of runs.
-        let mut stack: Vec<Vec<(OutboxEntry, Row)>> = vec![ready];
-        while let Some(batch) = stack.pop() {
-            // Rows settled meanwhile (rejected, or gone with a parent) are not sent.
-            let batch: Vec<(OutboxEntry, Row)> =
-                batch.into_iter().filter(|(e, _)| !refused.contains(&(e.table.clone(), e.local_id.clone()))).collect();
-            if batch.is_empty() {
-                continue;
-            }
-            report.requests += 1;
-            self.note_sending(batch.iter().map(|(e, _)| e)).await?;
-            let e = match self.send_inserts(&table, &decl, &batch).await {
-                Ok(answer) => {
-                    let confirmed = self.confirm_inserts(&table, &batch, answer, report, refused, ctx).await?;
-                    report.pushed += confirmed;
-                    continue;
+        Ok(ready)
+    }
+
+    /// A batch whose request failed: stop on a transient failure (`Some`), else bisect
+    /// it down to the rows at fault, which are rejected with the server's reason while
+    /// the others go through (in order: a stack of halves).
+    #[allow(clippy::too_many_arguments)]
+    async fn settle_refused_batch(
+        &self,
+        table: &str,
+        decl: &crate::schema::TableDecl,
+        batch: Vec<Ready>,
+        error: RequestError,
+        report: &mut PushReport,
+        refused: &mut HashSet<(String, String)>,
+        ctx: &mut RunContext,
+    ) -> Result<Option<RunOutcome>, EngineError> {
+        let mut stack: Vec<(Vec<Ready>, Option<RequestError>)> = vec![(batch, Some(error))];
+        while let Some((batch, known)) = stack.pop() {
+            let e = match known {
+                Some(e) => e,
+                None => {
+                    // Rows settled meanwhile (rejected, or gone with a parent) are not sent.
+                    let batch: Vec<Ready> =
+                        batch.into_iter().filter(|(e, _)| !refused.contains(&(e.table.clone(), e.local_id.clone()))).collect();
+                    if batch.is_empty() {
+                        continue;
+                    }
+                    report.requests += 1;
+                    self.note_sending(batch.iter().map(|(e, _)| e)).await?;
+                    match self.send_inserts(table, decl, &batch).await {
+                        Ok(answer) => {
+                            report.pushed += self.confirm_inserts(table, &batch, answer, report, refused, ctx).await?;
+                            continue;
+                        }
+                        Err(e) => {
+                            stack.push((batch, Some(e)));
+                            continue;
+                        }
+                    }
                 }
-                Err(e) => e,
             };
             let failure = e.failure();
             if matches!(failure, Failure::Transient | Failure::Unauthorized) {
                 self.note_attempt(&batch, &e).await?;
-                return Ok(RunOutcome::stop_for(&e));
+                return Ok(Some(RunOutcome::stop_for(&e)));
             }
             if batch.len() > 1 {
                 let mut first = batch;
                 let second = first.split_off(first.len() / 2);
-                stack.push(second);
-                stack.push(first);
+                stack.push((second, None));
+                stack.push((first, None));
                 continue;
             }
             if failure == Failure::MissingParent {
                 // Its parent may be gone from the server (deleted on another device):
                 // then the delete wins and this insert is rejected with that reason.
-                let gone = self.parents_deleted(&table, &batch[0].0, refused).await?;
+                let gone = self.parents_deleted(table, &batch[0].0, refused).await?;
                 if gone > 0 {
                     report.rejected += gone;
                     continue;
                 }
                 if batch[0].0.attempts + 1 < self.cfg.max_parent_waits {
                     self.note_attempt(&batch, &e).await?;
-                    return Ok(RunOutcome::Stop(e.to_string()));
+                    return Ok(Some(RunOutcome::Stop(e.to_string())));
                 }
             }
             let reason = e.to_string();
             report.rejected += self.reject(&batch[0].0, &reason, refused).await?;
         }
-        Ok(if waiting {
-            RunOutcome::Stop("a row waits for its parent to be pushed".into())
-        } else {
-            RunOutcome::Done
-        })
+        Ok(None)
     }
 
     /// Send one batch of inserts.

@@ -126,6 +126,58 @@ async fn a_process_killed_mid_push_delivers_everything_exactly_once_after_restar
     assert_eq!(local.as_array().unwrap().len(), 40);
 }
 
+/// The push sends the next batch while the previous batch's confirmations are written,
+/// so a crash can find two batches on the server that the device has not confirmed.
+/// Kill the process twice with batches in flight (answers held back by a slow proxy,
+/// at points read from the server's own count), restart each time: every message is
+/// on the server exactly once, in its conversation, and confirmed locally.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_killed_with_batches_in_flight_delivers_everything_exactly_once() {
+    let s = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cli(dir.path(), &s);
+    c.ok(&["signup", "--email", "cli-pipeline@example.com", "--password", "password-123"]);
+    let conv = c.ok(&["insert", "conversations", r#"{"title":"pipelined"}"#]);
+    let cid = conv["local_id"].as_str().unwrap().to_string();
+    for i in 0..60 {
+        c.ok(&["insert", "messages", &json!({"conversation_id": cid, "role": "user", "content": format!("m{i}")}).to_string()]);
+    }
+    let proxy = FaultProxy::start(s.url().trim_start_matches("http://").to_string()).await.unwrap();
+    proxy.set(Mode::DelayAnswers(Duration::from_millis(300)));
+    let direct = s.url().to_string();
+    c.url = proxy.url();
+    for kill_at in [20, 40] {
+        let mut child = c.cmd(&["sync", "--timeout", "30", "--batch-size", "10"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        // Messages go 10 per request; each answer is held back 300 ms, so when the
+        // server holds `kill_at` of them the latest batch's answer is still on its way.
+        let mut reached = false;
+        for _ in 0..400 {
+            if count(&s, "messages").await >= kill_at {
+                reached = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(reached, "the server never held {kill_at} messages");
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let pending = c.ok(&["status"])["pending"].as_u64().unwrap();
+        assert!(pending > 0, "killed at {kill_at} before it could confirm everything");
+    }
+    c.url = direct;
+    let done = c.ok(&["sync", "--timeout", "30", "--batch-size", "10"]);
+    assert_eq!(done["status"]["pending"], json!(0));
+    assert_eq!(count(&s, "conversations").await, 1, "exactly once");
+    assert_eq!(count(&s, "messages").await, 60, "exactly once");
+    let local = c.ok(&["query", "messages", "--where", &format!("conversation_id={cid}"), "--order", "content"]);
+    let local = local.as_array().unwrap();
+    assert_eq!(local.len(), 60);
+    assert!(local.iter().all(|r| r["status"] == json!({"state": "synced"})), "all confirmed");
+    let mut contents: Vec<String> = local.iter().map(|r| r["row"]["content"].as_str().unwrap().to_string()).collect();
+    contents.dedup();
+    assert_eq!(contents.len(), 60, "no message twice locally");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_clear_errors_and_loses_nothing() {
     let s = server().await;

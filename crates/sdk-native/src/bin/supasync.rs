@@ -79,6 +79,9 @@ enum Cmd {
     Sync {
         #[arg(long, default_value_t = 60.0)]
         timeout: f64,
+        /// Rows per insert request (hosted Supabase caps answers at 1,000 rows).
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u16).range(1..=1000))]
+        batch_size: u16,
     },
     /// Pending and rejected counts, last sync per table; with --follow, keep syncing
     /// live and print each change of status as a JSON line until stopped.
@@ -144,10 +147,14 @@ fn active_user(store: &Path) -> Result<String, Failure> {
     ReplicaDir::new(store).active_user().ok_or_else(|| fail("auth", "not signed in on this device: run `supasync login`"))
 }
 
-async fn open(store: &Path, schema: Schema, user: &str) -> Result<Engine<SqliteStore, ReqwestHttp>, Failure> {
+async fn open(store: &Path, schema: Schema, user: &str, batch_size: Option<usize>) -> Result<Engine<SqliteStore, ReqwestHttp>, Failure> {
     let db = ReplicaDir::new(store).open_store(user).map_err(|e| fail("store", e.to_string()))?;
     let http = ReqwestHttp::with_timeout(Duration::from_secs(15)).map_err(|e| fail("network", e.to_string()))?;
-    Ok(Engine::open(schema, db, http, project_or_offline(), EngineConfig::with_clock(system_now_ms)).await?)
+    let mut cfg = EngineConfig::with_clock(system_now_ms);
+    if let Some(b) = batch_size {
+        cfg.batch_size = b;
+    }
+    Ok(Engine::open(schema, db, http, project_or_offline(), cfg).await?)
 }
 
 async fn sign(cli: &Cli, email: &str, password: &str, new_account: bool) -> Result<Value, Failure> {
@@ -160,7 +167,7 @@ async fn sign(cli: &Cli, email: &str, password: &str, new_account: bool) -> Resu
         auth::sign_in(&client, email, password, now).await
     }
     .map_err(|e| fail("auth", e.to_string()))?;
-    let engine = open(&cli.store, load_schema(&cli.schema)?, &session.user_id).await?;
+    let engine = open(&cli.store, load_schema(&cli.schema)?, &session.user_id, None).await?;
     engine.set_session(session.clone()).await?;
     ReplicaDir::new(&cli.store).set_active_user(&session.user_id).map_err(|e| fail("store", e.to_string()))?;
     Ok(json!({"user_id": session.user_id, "email": session.email}))
@@ -177,7 +184,11 @@ async fn run(cli: Cli) -> Result<Value, Failure> {
         _ => {}
     }
     let user = active_user(&cli.store)?;
-    let e = open(&cli.store, load_schema(&cli.schema)?, &user).await?;
+    let batch_size = match &cli.cmd {
+        Cmd::Sync { batch_size, .. } => Some(usize::from(*batch_size)),
+        _ => None,
+    };
+    let e = open(&cli.store, load_schema(&cli.schema)?, &user, batch_size).await?;
     Ok(match cli.cmd {
         Cmd::Signup { .. } | Cmd::Login { .. } => unreachable!("handled above"),
         Cmd::Logout { wipe } => {
@@ -208,7 +219,7 @@ async fn run(cli: Cli) -> Result<Value, Failure> {
             }
             json!(e.query(&table, &q).await?)
         }
-        Cmd::Sync { timeout } => {
+        Cmd::Sync { timeout, .. } => {
             let timeout_ms = (timeout.max(0.0) * 1000.0) as u64;
             let backoff = Backoff { initial_ms: 200, max_ms: 5_000 };
             json!(e.sync_until_settled(&TokioTimer, backoff, timeout_ms).await?)
