@@ -107,6 +107,17 @@ impl<H: Http> Client<H> {
         Self::rows(&res)
     }
 
+    /// `GET` as [`Client::select`], also asking how many rows match in all, as cheaply
+    /// as the server can say (`Prefer: count=estimated`: PostgREST answers from the
+    /// planner's estimate for large tables). The total is `None` when it does not say.
+    pub async fn select_counted(&self, table: &str, query: &str, token: &str) -> Result<(Vec<Value>, Option<u64>), RequestError> {
+        let url = format!("{}/rest/v1/{}?{}", self.project.url, enc(table), query);
+        let res = self.send("GET", url, Some(token), Some("count=estimated"), None).await?;
+        // `Content-Range: 0-999/10000` (or `*/0`, or `0-999/*` when not counted).
+        let total = res.header("content-range").and_then(|r| r.rsplit('/').next()).and_then(|t| t.trim().parse().ok());
+        Ok((Self::rows(&res)?, total))
+    }
+
     /// `POST /rest/v1/{table}?{query}` with `Prefer` → the rows returned.
     pub async fn insert(&self, table: &str, query: &str, prefer: &str, body: &Value, token: &str) -> Result<Vec<Value>, RequestError> {
         let url = format!("{}/rest/v1/{}?{}", self.project.url, enc(table), query);

@@ -24,7 +24,7 @@ use crate::client::Client;
 use crate::engine::{EngineError, Query, RowView};
 use crate::live::{LiveStatus, SyncMode};
 use crate::live_query::live_query;
-use crate::maybe_send::{MaybeSend, MaybeSync};
+use crate::maybe_send::{BoxCallback, MaybeSend, MaybeSync};
 use crate::outbox::OutboxEntry;
 use crate::realtime::Channel;
 use crate::replica::{Replica, ReplicaConfig, Runtime};
@@ -65,8 +65,10 @@ type Inner<U, H, R> = Replica<<U as UserStores>::Store, H, R>;
 
 struct State<U: UserStores, H: Http + 'static, R: Runtime> {
     current: Arc<Inner<U, H, R>>,
-    /// Told about every new current replica; dropped at close, which ends them.
-    followers: Vec<mpsc::UnboundedSender<Arc<Inner<U, H, R>>>>,
+    /// Called with every new current replica, under this lock, so that the streams
+    /// following it subscribe before it starts syncing; dropped at close, which ends
+    /// them. A follower that returns false (its stream was dropped) is forgotten.
+    followers: Vec<BoxCallback<Arc<Inner<U, H, R>>>>,
     mode: SyncMode,
     paused: bool,
     closed: bool,
@@ -150,10 +152,12 @@ impl<U: UserStores, H: Http + Clone + 'static, R: Runtime> DeviceReplica<U, H, R
         let _one = self.switching.lock().await;
         self.current()?;
         let store = self.stores.open(Some(&session.user_id)).await?;
-        let next = self.open_replica(store).await?;
+        // Quiet until the followers have moved to it, then live sync starts.
+        let next = self.open_replica(store, false).await?;
         next.adopt_session(session.clone()).await?;
         self.stores.set_active_user(Some(&session.user_id)).await?;
-        self.switch_to(next);
+        let next = self.switch_to(next);
+        next.set_network(true).await;
         Ok(User::from(&session))
     }
 
@@ -165,7 +169,7 @@ impl<U: UserStores, H: Http + Clone + 'static, R: Runtime> DeviceReplica<U, H, R
         let user = old.engine().session().await.ok().map(|s| s.user_id);
         old.sign_out(wipe).await?;
         let store = self.stores.open(None).await?;
-        let next = self.open_replica(store).await?;
+        let next = self.open_replica(store, true).await?;
         self.stores.set_active_user(None).await?;
         self.switch_to(next);
         drop(old);
@@ -175,13 +179,14 @@ impl<U: UserStores, H: Http + Clone + 'static, R: Runtime> DeviceReplica<U, H, R
         Ok(())
     }
 
-    async fn open_replica(&self, store: U::Store) -> Result<Inner<U, H, R>, EngineError> {
+    async fn open_replica(&self, store: U::Store, network: bool) -> Result<Inner<U, H, R>, EngineError> {
         let (mode, paused) = {
             let st = self.lock();
             (st.mode, st.paused)
         };
         let mut cfg = self.cfg.clone();
         cfg.live.mode = mode;
+        cfg.network = network && self.cfg.network;
         let r = Replica::open(self.schema.clone(), store, self.http.clone(), self.runtime.clone(), cfg, None).await?;
         if paused {
             r.pause();
@@ -189,14 +194,15 @@ impl<U: UserStores, H: Http + Clone + 'static, R: Runtime> DeviceReplica<U, H, R
         Ok(r)
     }
 
-    fn switch_to(&self, next: Inner<U, H, R>) {
+    fn switch_to(&self, next: Inner<U, H, R>) -> Arc<Inner<U, H, R>> {
         let next = Arc::new(next);
         let old = {
             let mut st = self.lock();
-            st.followers.retain(|f| f.unbounded_send(next.clone()).is_ok());
-            std::mem::replace(&mut st.current, next)
+            st.followers.retain_mut(|follow| follow(&next));
+            std::mem::replace(&mut st.current, next.clone())
         };
         old.close();
+        next
     }
 
     /// The signed-in user, if any.
@@ -204,15 +210,21 @@ impl<U: UserStores, H: Http + Clone + 'static, R: Runtime> DeviceReplica<U, H, R
         Ok(self.current()?.engine().session().await.ok().map(|s| User::from(&s)))
     }
 
-    /// Each new current replica, for as long as this one is open.
-    fn follow(&self) -> Result<(Arc<Inner<U, H, R>>, mpsc::UnboundedReceiver<Arc<Inner<U, H, R>>>), EngineError> {
+    /// A stream made by `make` from the current replica, then from each next one (made
+    /// at the switch, before the new replica syncs), for as long as this one is open.
+    fn follow<T, S>(&self, make: impl Fn(&Arc<Inner<U, H, R>>) -> S + MaybeSend + 'static) -> Result<impl Stream<Item = T> + MaybeSend + 'static, EngineError>
+    where
+        T: MaybeSend + 'static,
+        S: Stream<Item = T> + Unpin + MaybeSend + 'static,
+    {
         let mut st = self.lock();
         if st.closed {
             return Err(EngineError::Closed);
         }
         let (tx, rx) = mpsc::unbounded();
-        st.followers.push(tx);
-        Ok((st.current.clone(), rx))
+        let _ = tx.unbounded_send(make(&st.current));
+        st.followers.push(Box::new(move |next| tx.unbounded_send(make(next)).is_ok()));
+        Ok(latest(rx))
     }
 
     /// Write a new row locally (durable at once); it is pushed when possible.
@@ -240,19 +252,14 @@ impl<U: UserStores, H: Http + Clone + 'static, R: Runtime> DeviceReplica<U, H, R
     /// The query's rows now and after every change that alters them, across sign-ins
     /// (a new user's replica runs the query again). Ends when the replica closes.
     pub fn live(&self, table: &str, q: Query) -> Result<impl Stream<Item = Result<Vec<RowView>, EngineError>> + MaybeSend + 'static, EngineError> {
-        let (current, switches) = self.follow()?;
-        current.engine().schema.table(table)?;
+        self.current()?.engine().schema.table(table)?;
         let table = table.to_string();
-        let first = rows_of(&current, &table, q.clone());
-        let streams = stream::iter(Some(first)).chain(switches.map(move |r| rows_of(&r, &table, q.clone())));
-        Ok(latest(streams))
+        self.follow(move |r| rows_of(r, &table, q.clone()))
     }
 
     /// Status snapshots, now and on every change, across sign-ins. Ends at close.
     pub fn statuses(&self) -> Result<impl Stream<Item = LiveStatus> + MaybeSend + 'static, EngineError> {
-        let (current, switches) = self.follow()?;
-        let first = current.statuses();
-        Ok(latest(stream::iter(Some(first)).chain(switches.map(|r| r.statuses()))))
+        self.follow(|r| r.statuses())
     }
 
     /// The status now (live sync's phase, and counts read from the store).

@@ -73,7 +73,9 @@ impl EngineError {
 pub struct EngineConfig {
     /// Rows per insert request.
     pub batch_size: usize,
-    /// Rows per pull page.
+    /// Rows per pull page. A page shorter than this ends a table's pull, so it must
+    /// not exceed the project's `max_rows` (PostgREST cuts longer answers short):
+    /// hosted Supabase's default is 1,000.
     pub page_size: usize,
     /// A missing parent is waited for this many pushes, then the write is rejected.
     pub max_parent_waits: u32,
@@ -86,7 +88,7 @@ impl EngineConfig {
     pub fn with_clock(now_ms: fn() -> i64) -> EngineConfig {
         EngineConfig {
             batch_size: 1000,
-            page_size: 2000,
+            page_size: 1000,
             max_parent_waits: 5,
             now_ms,
         }

@@ -13,6 +13,19 @@ pub enum EngineEvent {
     /// `elsewhere`: reported by another process or tab sharing this replica's store
     /// (so it is not passed on again).
     Changed { tables: Vec<String>, local: bool, elsewhere: bool },
+    /// A pull is bringing many rows (a new device's restore, a long absence): how far.
+    Progress(PullProgress),
+}
+
+/// How far a pull of one table has come: rows written so far in this pull, and the
+/// server's count of the table's rows when it gives one cheaply (a restore asks).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PullProgress {
+    pub table: String,
+    pub rows: u64,
+    pub total: Option<u64>,
+    /// The table is done (the last event of its pull).
+    pub done: bool,
 }
 
 /// The engine's subscriber list.
@@ -32,6 +45,11 @@ impl Notifier {
 
     pub fn changed(&self, tables: Vec<String>, local: bool) {
         self.send(EngineEvent::Changed { tables, local, elsewhere: false });
+    }
+
+    /// How far a long pull has come.
+    pub fn progress(&self, p: PullProgress) {
+        self.send(EngineEvent::Progress(p));
     }
 
     /// A change another tab or process made to the shared store.

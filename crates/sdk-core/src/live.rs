@@ -73,6 +73,9 @@ pub struct LiveStatus {
     pub last_sync: serde_json::Map<String, serde_json::Value>,
     /// The last failure, cleared by the next success.
     pub last_error: Option<String>,
+    /// While a pull brings many rows (a restore): which table, rows so far, the total.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress: Option<crate::events::PullProgress>,
 }
 
 /// Tunables.
@@ -517,6 +520,7 @@ impl<S: Store, H: Http> LiveDriver<S, H> {
             rejected: st.rejected,
             last_sync: st.last_sync,
             last_error: self.last_error.clone(),
+            progress: None,
         };
         if self.last_status.as_ref() != Some(&status) {
             self.watchers.retain(|w| w.unbounded_send(status.clone()).is_ok());

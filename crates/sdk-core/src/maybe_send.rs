@@ -44,3 +44,11 @@ pub type BoxTask = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send
 /// A spawned background task: `Send` off wasm, not on wasm.
 #[cfg(target_family = "wasm")]
 pub type BoxTask = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'static>>;
+
+/// A boxed callback kept for later: `Send` off wasm, not on wasm.
+#[cfg(not(target_family = "wasm"))]
+pub type BoxCallback<A> = Box<dyn FnMut(&A) -> bool + Send + 'static>;
+
+/// A boxed callback kept for later: `Send` off wasm, not on wasm.
+#[cfg(target_family = "wasm")]
+pub type BoxCallback<A> = Box<dyn FnMut(&A) -> bool + 'static>;

@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 
 use crate::client::enc;
 use crate::engine::{Engine, EngineError};
+use crate::events::PullProgress;
 use crate::local_row::{row_key, LocalRow, Overlay, RowStatus};
 use crate::schema::TableDecl;
 use crate::store::{Store, StoreError, WriteBatch};
@@ -34,6 +35,16 @@ pub struct PullReport {
     pub rows: usize,
     pub deleted: usize,
     pub requests: usize,
+}
+
+/// An answer's rows as objects (anything else is a broken answer).
+fn objects(rows: Vec<Value>) -> Result<Vec<Row>, EngineError> {
+    rows.into_iter()
+        .map(|r| match r {
+            Value::Object(m) => Ok(m),
+            other => Err(crate::client::RequestError::BadAnswer(format!("a row is not an object: {other}")).into()),
+        })
+        .collect()
 }
 
 struct Snapshot {
@@ -71,12 +82,17 @@ impl<S: Store, H: Http> Engine<S, H> {
                 async move { self.client.select(table, &q, &t).await }
             })
             .await?;
-        rows.into_iter()
-            .map(|r| match r {
-                Value::Object(m) => Ok(m),
-                other => Err(crate::client::RequestError::BadAnswer(format!("a row is not an object: {other}")).into()),
+        objects(rows)
+    }
+
+    async fn get_rows_counted(&self, table: &str, query: String) -> Result<(Vec<Row>, Option<u64>), EngineError> {
+        let (rows, total) = self
+            .authed(|t| {
+                let q = query.clone();
+                async move { self.client.select_counted(table, &q, &t).await }
             })
-            .collect()
+            .await?;
+        Ok((objects(rows)?, total))
     }
 
     /// Pull every table, parents first.
@@ -139,8 +155,16 @@ impl<S: Store, H: Http> Engine<S, H> {
             format!("select=*&{range}&sync_txid=lt.{}&order=sync_txid.asc,{k}.asc&limit={page}", snap.xmax)
         };
         let mut after: Option<(i64, String)> = None;
-        let mut rows = self.get_rows(table, page_query(&after)).await?;
+        // A table never pulled here (a restore) asks for the count with its first page,
+        // to report progress against it.
+        let (mut rows, total) = if cur == Cursor::default() {
+            self.get_rows_counted(table, page_query(&after)).await?
+        } else {
+            (self.get_rows(table, page_query(&after)).await?, None)
+        };
         report.requests += 1;
+        let mut so_far: u64 = 0;
+        let mut pages = 0;
         loop {
             let n = rows.len();
             if let Some(last) = rows.last() {
@@ -154,8 +178,13 @@ impl<S: Store, H: Http> Engine<S, H> {
                 };
                 after = Some((t, id));
             }
+            pages += 1;
+            so_far += n as u64;
             if n < page {
                 report.rows += self.apply_server_rows(decl, rows, WriteBatch::default()).await?;
+                if pages > 1 || total.is_some_and(|t| t > 0) {
+                    self.events.progress(PullProgress { table: table.clone(), rows: so_far, total, done: true });
+                }
                 break;
             }
             // The next page is on its way while this one is written (the request is
@@ -166,6 +195,7 @@ impl<S: Store, H: Http> Engine<S, H> {
             );
             report.rows += applied?;
             report.requests += 1;
+            self.events.progress(PullProgress { table: table.clone(), rows: so_far, total, done: false });
             rows = next?;
         }
         let next = Cursor {

@@ -22,6 +22,7 @@ use crate::auth::{Session, TokenProvider};
 use crate::backoff::Backoff;
 use crate::client::Project;
 use crate::engine::{Engine, EngineConfig, EngineError};
+use crate::events::{EngineEvent, PullProgress};
 use crate::live::{LiveConfig, LiveStatus, LiveSync, Phase, SessionTokens, SyncMode};
 use crate::maybe_send::{BoxTask, MaybeSend, MaybeSync};
 use crate::realtime::{AccessTokenSource, Channel, ChannelConfig, RealtimeClient, RealtimeConfig};
@@ -255,6 +256,8 @@ impl<S: Store + 'static, H: Http + 'static, R: Runtime> Replica<S, H, R> {
             return;
         }
         let rt = self.realtime_client();
+        // Subscribed before live sync starts, so a restore's first progress is heard.
+        let mut events = self.engine.subscribe();
         let (live, driver) = LiveSync::new(self.engine.clone(), rt, LiveConfig { mode: self.lock().mode, ..self.cfg.live.clone() });
         let timer = self.runtime.timer();
         self.runtime.spawn(Box::pin(async move {
@@ -265,20 +268,38 @@ impl<S: Store + 'static, H: Http + 'static, R: Runtime> Replica<S, H, R> {
         if self.lock().paused {
             live.pause();
         }
-        // Fan statuses out to every subscriber, across restarts.
+        // Fan statuses out to every subscriber, across restarts, with the progress of
+        // a long pull (a restore) merged in as the engine reports it.
         let mut statuses = live.statuses();
         let (stop_tx, mut stop_rx) = mpsc::unbounded::<()>();
         let state = self.state.clone();
         self.runtime.spawn(Box::pin(async move {
+            let mut progress: Option<PullProgress> = None;
             loop {
                 let next = futures_util::select! {
-                    s = statuses.next() => s,
+                    s = statuses.next() => s.map(Ok),
+                    e = events.next() => match e {
+                        Some(EngineEvent::Progress(p)) => Some(Err(p)),
+                        Some(_) => continue,
+                        None => None,
+                    },
                     _ = stop_rx.next() => None,
                 };
-                let Some(s) = next else { break };
+                let Some(next) = next else { break };
                 let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
-                st.watchers.retain(|w| w.unbounded_send(s.clone()).is_ok());
-                st.last = Some(s);
+                let status = match next {
+                    Ok(s) => s,
+                    Err(p) => {
+                        progress = (!p.done).then_some(p);
+                        match st.last.clone() {
+                            Some(s) => s,
+                            None => continue,
+                        }
+                    }
+                };
+                let status = LiveStatus { progress: progress.clone(), ..status };
+                st.watchers.retain(|w| w.unbounded_send(status.clone()).is_ok());
+                st.last = Some(status);
             }
         }));
         let mut st = self.lock();
@@ -339,7 +360,7 @@ impl<S: Store + 'static, H: Http + 'static, R: Runtime> Replica<S, H, R> {
             (Some(_), Some(l)) => (l.phase, l.mode, l.last_error.clone()),
             _ => (Phase::Paused, st.mode, None),
         };
-        Ok(LiveStatus { phase, mode, pending: s.pending, rejected: s.rejected, last_sync: s.last_sync, last_error })
+        Ok(LiveStatus { phase, mode, pending: s.pending, rejected: s.rejected, last_sync: s.last_sync, last_error, progress: None })
     }
 
     /// Realtime, every N ms, or manual.
@@ -425,6 +446,7 @@ async fn publish_idle<S: Store, H: Http>(engine: &Engine<S, H>, state: &Mutex<St
         rejected: s.rejected,
         last_sync: s.last_sync,
         last_error: None,
+        progress: None,
     };
     if st.last.as_ref() != Some(&status) {
         st.watchers.retain(|w| w.unbounded_send(status.clone()).is_ok());

@@ -178,6 +178,61 @@ async fn a_process_killed_with_batches_in_flight_delivers_everything_exactly_onc
     assert_eq!(contents.len(), 60, "no message twice locally");
 }
 
+/// A new device restoring 2,500 messages (three pages of 1,000) reports how far it is
+/// on stderr, one JSON line per page with the server's total, while stdout keeps the
+/// one JSON answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_reports_its_progress() {
+    let s = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let a = cli(&dir.path().join("a"), &s);
+    a.ok(&["signup", "--email", "cli-restore@example.com", "--password", "password-123"]);
+    a.ok(&["insert", "conversations", r#"{"title":"long"}"#]);
+    a.ok(&["sync"]);
+    // 2,500 messages written straight to the server by the same user.
+    let http = reqwest::Client::new();
+    let session: Value = http
+        .post(format!("{}/auth/v1/token?grant_type=password", s.url()))
+        .header("apikey", s.anon_key())
+        .json(&json!({"email": "cli-restore@example.com", "password": "password-123"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = session["access_token"].as_str().unwrap();
+    let conv = &common::server_rows(&s, "conversations", "select=id").await[0]["id"];
+    let rows: Vec<Value> = (0..2500).map(|i| json!({"conversation_id": conv, "role": "user", "content": format!("m{i}")})).collect();
+    let res = http
+        .post(format!("{}/rest/v1/messages", s.url()))
+        .header("apikey", s.anon_key())
+        .bearer_auth(token)
+        .header("prefer", "return=minimal")
+        .json(&rows)
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.text().await.unwrap());
+
+    let b = cli(&dir.path().join("b"), &s);
+    b.ok(&["login", "--email", "cli-restore@example.com", "--password", "password-123"]);
+    let out = b.cmd(&["sync"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let settled: Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON answer");
+    assert_eq!(settled["status"]["pending"], json!(0));
+    let progress: Vec<Value> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| v.get("progress").cloned())
+        .filter(|p| p["table"] == json!("messages"))
+        .collect();
+    let seen: Vec<(u64, Option<u64>, bool)> =
+        progress.iter().map(|p| (p["rows"].as_u64().unwrap(), p["total"].as_u64(), p["done"].as_bool().unwrap())).collect();
+    assert_eq!(seen, [(1000, Some(2500), false), (2000, Some(2500), false), (2500, Some(2500), true)]);
+    assert_eq!(b.ok(&["query", "messages"]).as_array().unwrap().len(), 2500);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_clear_errors_and_loses_nothing() {
     let s = server().await;

@@ -99,3 +99,41 @@ async fn users_switch_on_one_device_and_live_queries_follow() {
     .expect("live sync starts by itself for the user signed in last");
     again.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_device_restoring_shows_progress_in_its_status_stream() {
+    let srv = server().await;
+    let (da, db_dir) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+    let a = open(srv.url(), srv.anon_key(), da.path()).await;
+    a.sign_up("restore@example.com", "restore-password-1").await.expect("sign up");
+    let c = a.insert("conversations", &json!({"title": "years of history"})).await.expect("insert");
+    for i in 0..2500 {
+        a.insert("messages", &json!({"conversation_id": c.local_id, "role": "user", "content": format!("m{i}")})).await.expect("insert");
+    }
+    a.sync(60_000).await.expect("A pushes everything");
+    a.close().await;
+
+    // B subscribes first, then signs in: the restore's progress arrives in the stream.
+    let b = open(srv.url(), srv.anon_key(), db_dir.path()).await;
+    let mut statuses = Box::pin(b.statuses().expect("statuses"));
+    b.sign_in("restore@example.com", "restore-password-1").await.expect("sign in");
+    let mut seen = vec![];
+    timeout(Duration::from_secs(30), async {
+        while let Some(s) = statuses.next().await {
+            if let Some(p) = s.progress.as_ref().filter(|p| p.table == "messages") {
+                if seen.last() != Some(&p.rows) {
+                    seen.push(p.rows);
+                }
+                assert_eq!(p.total, Some(2500));
+            } else if !seen.is_empty() && s.phase == supasync_core::live::Phase::Live {
+                return;
+            }
+        }
+        panic!("the status stream ended");
+    })
+    .await
+    .expect("the restore finished within 30 s");
+    assert_eq!(seen, [1000, 2000], "one status per full page, then none once done");
+    assert_eq!(b.query("messages", &Query::default()).await.expect("query").len(), 2500);
+    b.close().await;
+}

@@ -356,10 +356,8 @@ impl WasmReplica {
     pub fn on_change(&self, callback: js_sys::Function) {
         let mut events = self.inner.engine().subscribe();
         spawn_local(async move {
-            while let Some(EngineEvent::Changed { tables, local, elsewhere }) = events.next().await {
-                if elsewhere {
-                    continue;
-                }
+            while let Some(event) = events.next().await {
+                let EngineEvent::Changed { tables, local, elsewhere: false } = event else { continue };
                 if let Ok(v) = to_js(&serde_json::json!({"tables": tables, "local": local})) {
                     let _ = callback.call1(&JsValue::NULL, &v);
                 }

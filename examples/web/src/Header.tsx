@@ -18,6 +18,12 @@ function SyncIndicator() {
     <div className={`sync sync-${s.phase}`} data-testid="sync" title={s.last_error ?? ''}>
       <span className="dot" />
       <span data-testid="phase">{PHASES[s.phase] ?? s.phase}</span>
+      {s.progress && (
+        <span className="pending" data-testid="progress">
+          {s.progress.rows.toLocaleString()}
+          {s.progress.total ? ` / ${s.progress.total.toLocaleString()}` : ''} {s.progress.table}
+        </span>
+      )}
       {s.pending > 0 && <span className="pending" data-testid="pending">{s.pending} waiting</span>}
     </div>
   );

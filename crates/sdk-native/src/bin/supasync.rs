@@ -12,8 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use futures_util::StreamExt;
 use serde_json::{json, Value};
 use supasync_core::auth;
+use supasync_core::events::EngineEvent;
 use supasync_core::client::{Client, Project};
 use supasync_core::engine::Query;
 use supasync_core::engine::RowView;
@@ -222,7 +224,19 @@ async fn run(cli: Cli) -> Result<Value, Failure> {
         Cmd::Sync { timeout, .. } => {
             let timeout_ms = (timeout.max(0.0) * 1000.0) as u64;
             let backoff = Backoff { initial_ms: 200, max_ms: 5_000 };
-            json!(e.sync_until_settled(&TokioTimer, backoff, timeout_ms).await?)
+            // A long pull (a restore) reports how far it is, one JSON line per page on
+            // stderr; stdout keeps the one JSON answer.
+            let mut events = e.subscribe();
+            let progress = tokio::spawn(async move {
+                while let Some(ev) = events.next().await {
+                    if let EngineEvent::Progress(p) = ev {
+                        eprintln!("{}", json!({ "progress": p }));
+                    }
+                }
+            });
+            let settled = e.sync_until_settled(&TokioTimer, backoff, timeout_ms).await;
+            progress.abort();
+            json!(settled?)
         }
         Cmd::Status { follow: false } => json!(e.status().await?),
         Cmd::Status { follow: true } => {
@@ -283,7 +297,6 @@ async fn print_until_stopped(live: &LiveSync, printing: impl std::future::Future
 }
 
 async fn follow_status(e: Replica) -> Result<(), Failure> {
-    use futures_util::StreamExt;
     let live = start(&e)?;
     let mut statuses = live.statuses();
     let printing = async {
@@ -312,7 +325,6 @@ fn changes(table: &str, before: &BTreeMap<String, RowView>, after: &BTreeMap<Str
 }
 
 async fn watch(e: Replica, table: &str) -> Result<(), Failure> {
-    use futures_util::StreamExt;
     e.schema.table(table).map_err(|err| fail("invalid", err.to_string()))?;
     let live = start(&e)?;
     let mut statuses = live.statuses();

@@ -46,6 +46,8 @@ export interface Status {
   last_error: string | null;
   /** Whether this tab is the one talking to the server. */
   leader: boolean;
+  /** While a pull brings many rows (a new device's restore): rows so far of `total`. */
+  progress?: { table: string; rows: number; total: number | null; done: boolean };
 }
 
 /** A write waiting in the outbox (or refused: then `rejected` says why). */
