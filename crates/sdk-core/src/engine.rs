@@ -386,6 +386,25 @@ impl<S: Store, H: Http> Engine<S, H> {
         self.view(&r).ok_or_else(|| StoreError::NotFound(r.local_id.clone()).into())
     }
 
+    /// Append many rows to `table` as local inserts in one transaction (an import: a
+    /// user seeding data offline, an operator moving a dataset in). `rows` pairs each
+    /// row with its line number. If any row does not fit the schema, nothing is
+    /// written and every misfit comes back with its line; else the count written.
+    /// `sync` then pushes them, in order, like any other inserts.
+    pub async fn import(&self, table: &str, rows: Vec<(usize, Value)>) -> Result<Result<usize, Vec<(usize, String)>>, EngineError> {
+        let _w = self.writer.lock().await;
+        let w = LocalWriter { schema: &self.schema, store: &self.store };
+        match w.insert_all(table, rows, self.now_ms()).await? {
+            Ok(n) => {
+                if n > 0 {
+                    self.events.changed(vec![table.to_string()], true);
+                }
+                Ok(Ok(n))
+            }
+            Err(bad) => Ok(Err(bad.into_iter().map(|(line, e)| (line, e.to_string())).collect())),
+        }
+    }
+
     /// Change fields of a row.
     pub async fn update(&self, table: &str, local_id: &str, fields: &Value) -> Result<RowView, EngineError> {
         let _w = self.writer.lock().await;

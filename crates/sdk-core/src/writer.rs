@@ -96,6 +96,58 @@ impl<S: Store + ?Sized> LocalWriter<'_, S> {
         Ok(row)
     }
 
+    /// Insert many rows as one store batch (an import): all of them, or, when any does
+    /// not fit the schema, none, with every misfit and its line. Rows may carry their
+    /// own local ids (other rows of the import reference them); an id taken, or given
+    /// twice, is a misfit.
+    /// An unknown table, or a store failure, fails the whole call (the outer error).
+    pub async fn insert_all(&self, table: &str, rows: Vec<(usize, Value)>, now_ms: i64) -> Result<Result<usize, Vec<(usize, WriteError)>>, WriteError> {
+        let decl = self.schema.table(table)?;
+        let mut batch = WriteBatch::default();
+        let mut bad = vec![];
+        let mut ids = std::collections::HashSet::new();
+        for (line, value) in rows {
+            let mut fields = match self.schema.check_write(table, &value) {
+                Ok(f) => f,
+                Err(e) => {
+                    bad.push((line, e.into()));
+                    continue;
+                }
+            };
+            let local_id = match fields.get(&decl.local_id) {
+                None | Some(Value::Null) => new_local_id(),
+                Some(Value::String(s)) if !s.trim().is_empty() => {
+                    if !ids.insert(s.clone()) || self.store.get_row(table, s).await?.is_some() {
+                        bad.push((line, WriteError::AlreadyExists { table: table.into(), local_id: s.clone() }));
+                        continue;
+                    }
+                    s.clone()
+                }
+                Some(_) => {
+                    bad.push((line, WriteError::BadLocalId { table: table.into(), column: decl.local_id.clone() }));
+                    continue;
+                }
+            };
+            fields.insert(decl.local_id.clone(), Value::String(local_id.clone()));
+            batch.put_rows.push(LocalRow {
+                table: table.into(),
+                local_id: local_id.clone(),
+                server_id: None,
+                mirror: None,
+                overlay: Some(Overlay::Fields { fields: fields.clone() }),
+                status: RowStatus::Pending,
+                last_pushed: None,
+            });
+            batch.add_outbox.push(NewOutboxEntry { table: table.into(), local_id, op: OutboxOp::Insert { row: fields }, created_at_ms: now_ms });
+        }
+        if !bad.is_empty() {
+            return Ok(Err(bad));
+        }
+        let n = batch.put_rows.len();
+        self.store.apply(batch).await?;
+        Ok(Ok(n))
+    }
+
     async fn live_row(&self, table: &str, local_id: &str) -> Result<LocalRow, WriteError> {
         let row = self.store.get_row(table, local_id).await?.ok_or_else(|| WriteError::NotFound {
             table: table.into(),

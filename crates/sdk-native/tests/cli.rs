@@ -233,6 +233,73 @@ async fn a_restore_reports_its_progress() {
     assert_eq!(b.ok(&["query", "messages"]).as_array().unwrap().len(), 2500);
 }
 
+/// `supasync import`: 50,000 messages (and the conversation they reference by its
+/// imported local id) from a JSON-lines file, then `sync`: every row on the server
+/// exactly once, even after a second sync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_of_50k_rows_syncs_exactly_once() {
+    let s = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = cli(&dir.path().join("replica"), &s);
+    c.ok(&["signup", "--email", "cli-import@example.com", "--password", "password-123"]);
+    let file = dir.path().join("rows.jsonl");
+    let mut text = String::from("{\"title\":\"imported\",\"local_id\":\"conv-imported\"}\n");
+    std::fs::write(&file, &text).unwrap();
+    let conv = c.ok(&["import", "conversations", file.to_str().unwrap()]);
+    assert_eq!(conv["imported"], json!(1));
+    text.clear();
+    for i in 0..50_000 {
+        text.push_str(&json!({"conversation_id": "conv-imported", "role": "user", "content": format!("m{i}")}).to_string());
+        text.push('\n');
+    }
+    std::fs::write(&file, &text).unwrap();
+    let report = c.ok(&["import", "messages", file.to_str().unwrap()]);
+    assert_eq!(report, json!({"table": "messages", "imported": 50_000, "chunks": 50, "chunks_skipped": 0, "refused": []}));
+    assert_eq!(c.ok(&["status"])["pending"], json!(50_001));
+    let done = c.ok(&["sync", "--timeout", "300"]);
+    assert_eq!(done["status"]["pending"], json!(0));
+    c.ok(&["sync"]);
+    assert_eq!(count(&s, "conversations").await, 1);
+    assert_eq!(count(&s, "messages").await, 50_000, "every imported row once");
+    let conv_id = &common::server_rows(&s, "conversations", "select=id").await[0]["id"];
+    let in_conv = common::server_rows(&s, "messages", &format!("select=id&conversation_id=eq.{}", conv_id.as_str().unwrap())).await;
+    assert_eq!(in_conv.len(), 50_000, "references mapped to the imported conversation");
+}
+
+/// A line that does not fit the schema, and one that is not JSON, each keep their
+/// whole chunk out; the other chunks are applied, and the answer names the lines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_with_bad_lines_applies_only_the_chunks_without_them() {
+    let s = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = cli(&dir.path().join("replica"), &s);
+    c.ok(&["signup", "--email", "cli-import-bad@example.com", "--password", "password-123"]);
+    let mut text = String::new();
+    for line in 1..=3001 {
+        let row = match line {
+            1500 => r#"{"conversation_id": 42, "role": "user", "content": "bad reference"}"#.to_string(),
+            2500 => "{not json".to_string(),
+            _ => json!({"role": "user", "content": format!("line {line}")}).to_string(),
+        };
+        text.push_str(&row);
+        text.push('\n');
+    }
+    let file = dir.path().join("rows.jsonl");
+    std::fs::write(&file, text).unwrap();
+    let (ok, err) = c.run(&["import", "messages", file.to_str().unwrap()]);
+    assert!(!ok);
+    assert_eq!(err["kind"], json!("invalid"));
+    let msg = err["error"].as_str().unwrap();
+    assert!(msg.contains("2 lines do not fit, first line 1500"), "{msg}");
+    assert!(msg.contains("line\":2500") && msg.contains("not JSON"), "{msg}");
+    assert!(msg.contains("2 of 4 chunks were not applied, 1001 rows were"), "{msg}");
+    let local = c.ok(&["query", "messages"]);
+    let contents: Vec<&str> = local.as_array().unwrap().iter().map(|r| r["row"]["content"].as_str().unwrap()).collect();
+    assert_eq!(contents.len(), 1001);
+    assert!(contents.contains(&"line 1000") && contents.contains(&"line 3001"));
+    assert!(!contents.contains(&"line 1001") && !contents.contains(&"line 2999"), "nothing of a chunk with a bad line");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_clear_errors_and_loses_nothing() {
     let s = server().await;

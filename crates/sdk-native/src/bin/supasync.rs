@@ -94,6 +94,17 @@ enum Cmd {
     /// Sync live and print one JSON line per change to TABLE (from any device) until
     /// stopped; the first line says when it is listening.
     Watch { table: String },
+    /// Append a JSON-lines file of rows to TABLE as local inserts, one transaction per
+    /// chunk (`sync` pushes them). Rows may set `local_id`, which other rows reference.
+    /// A chunk with a row that does not fit the schema is not applied; every such row
+    /// is reported by line number.
+    Import {
+        table: String,
+        file: PathBuf,
+        /// Rows per transaction.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        chunk: u32,
+    },
     /// Writes the server refused, with the reasons.
     Rejected,
     /// The sync history, newest first.
@@ -175,6 +186,60 @@ async fn sign(cli: &Cli, email: &str, password: &str, new_account: bool) -> Resu
     Ok(json!({"user_id": session.user_id, "email": session.email}))
 }
 
+/// `supasync import`: chunks of lines, each applied whole or not at all.
+async fn import(e: &Engine<SqliteStore, ReqwestHttp>, table: &str, file: &Path, chunk: usize) -> Result<Value, Failure> {
+    use std::io::BufRead;
+    let f = std::fs::File::open(file).map_err(|err| fail("config", format!("{}: {err}", file.display())))?;
+    let (mut imported, mut chunks, mut skipped) = (0usize, 0usize, 0usize);
+    let mut refused: Vec<Value> = vec![];
+    let mut rows: Vec<(usize, Value)> = Vec::with_capacity(chunk);
+    let mut unreadable: Vec<(usize, String)> = vec![];
+    let mut lines = std::io::BufReader::new(f).lines().enumerate().peekable();
+    while let Some((i, line)) = lines.next() {
+        let line_no = i + 1;
+        let text = line.map_err(|err| fail("config", format!("{}: line {line_no}: {err}", file.display())))?;
+        if !text.trim().is_empty() {
+            match serde_json::from_str::<Value>(&text) {
+                Ok(v) => rows.push((line_no, v)),
+                Err(err) => unreadable.push((line_no, format!("not JSON: {err}"))),
+            }
+        }
+        let full = rows.len() + unreadable.len() >= chunk;
+        if !(full || lines.peek().is_none()) || rows.len() + unreadable.len() == 0 {
+            continue;
+        }
+        chunks += 1;
+        let batch = std::mem::take(&mut rows);
+        let mut bad = std::mem::take(&mut unreadable);
+        if bad.is_empty() {
+            match e.import(table, batch).await? {
+                Ok(n) => imported += n,
+                Err(misfits) => bad = misfits,
+            }
+        }
+        if !bad.is_empty() {
+            skipped += 1;
+            bad.sort();
+            refused.extend(bad.into_iter().map(|(line, error)| json!({"line": line, "error": error})));
+        }
+    }
+    let report = json!({"table": table, "imported": imported, "chunks": chunks, "chunks_skipped": skipped, "refused": refused});
+    if refused.is_empty() {
+        Ok(report)
+    } else {
+        let first = &refused[0];
+        Err(fail(
+            "invalid",
+            format!(
+                "{} lines do not fit, first line {}: {}; {skipped} of {chunks} chunks were not applied, {imported} rows were; report: {report}",
+                refused.len(),
+                first["line"],
+                first["error"].as_str().unwrap_or_default()
+            ),
+        ))
+    }
+}
+
 fn parse_json(s: &str) -> Result<Value, Failure> {
     serde_json::from_str(s).map_err(|e| fail("invalid", format!("not JSON: {e}")))
 }
@@ -238,6 +303,7 @@ async fn run(cli: Cli) -> Result<Value, Failure> {
             progress.abort();
             json!(settled?)
         }
+        Cmd::Import { table, file, chunk } => import(&e, &table, &file, chunk as usize).await?,
         Cmd::Status { follow: false } => json!(e.status().await?),
         Cmd::Status { follow: true } => {
             follow_status(Arc::new(e)).await?;
@@ -353,7 +419,9 @@ async fn watch(e: Replica, table: &str) -> Result<(), Failure> {
 
 fn main() {
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    // Two workers: a push's next request travels while the SQLite store writes the last
+    // batch's confirmations on the other (see the push module in supasync-core).
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("{}", json!({"error": e.to_string(), "kind": "runtime"}));
