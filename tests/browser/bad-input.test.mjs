@@ -47,7 +47,7 @@ test('bad rows, unknown tables, bad options and calls after close() are clear er
   const expect = {
     noUrl: 'invalid', badSchema: 'invalid', badMode: 'invalid', unknownTable: 'invalid', notAnObject: 'invalid',
     badLocalId: 'invalid', unknownRow: 'invalid', badLimit: 'invalid', badWhere: 'invalid', noRejected: 'not_found',
-    wrongPassword: 'server', afterClose: 'closed', queryAfterClose: 'closed',
+    wrongPassword: 'auth', afterClose: 'closed', queryAfterClose: 'closed',
   };
   for (const [k, kind] of Object.entries(expect)) {
     assert.equal(out[k].kind, kind, `${k}: ${JSON.stringify(out[k])}`);
