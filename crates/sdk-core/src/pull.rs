@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use crate::client::enc;
 use crate::engine::{Engine, EngineError};
 use crate::events::PullProgress;
-use crate::local_row::{row_key, LocalRow, Overlay, RowStatus};
+use crate::local_row::{id_text, row_key, LocalRow, Overlay, RowStatus};
 use crate::schema::TableDecl;
 use crate::store::{Store, StoreError, WriteBatch};
 use crate::transport::Http;
@@ -45,6 +45,23 @@ fn objects(rows: Vec<Value>) -> Result<Vec<Row>, EngineError> {
             other => Err(crate::client::RequestError::BadAnswer(format!("a row is not an object: {other}")).into()),
         })
         .collect()
+}
+
+/// Where the next page of a table's keyset walk starts, in `(sync_txid, key)` order.
+enum PageAt {
+    /// The first page: transactions from this id on.
+    From(i64),
+    /// After this row (the last read), whose transaction has fewer rows left than a page.
+    After(i64, String),
+    /// Inside one transaction with more rows than a page: after this key.
+    Within(i64, String),
+    /// The transactions after this one.
+    Past(i64),
+}
+
+/// A key as PostgREST compares it: double-quoted, so any text (commas, dots) is one value.
+fn quoted(id: &str) -> String {
+    format!("\"{}\"", id.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
 struct Snapshot {
@@ -143,59 +160,77 @@ impl<S: Store, H: Http> Engine<S, H> {
             report.rows += self.apply_server_rows(decl, rows, WriteBatch::default()).await?;
         }
         let (k, table) = (enc(&decl.key), &decl.name);
-        let page_query = |after: &Option<(i64, String)>| {
-            // `sync_txid >= t` keeps the index range; the `or` only trims the first txid.
-            let range = match after {
-                None => format!("sync_txid=gte.{}", cur.next_txid),
-                Some((t, id)) => format!(
-                    "sync_txid=gte.{t}&or={}",
-                    enc(&format!("(sync_txid.gt.{t},{}.gt.\"{}\")", decl.key, id.replace('"', "\\\""))),
-                ),
-            };
-            format!("select=*&{range}&sync_txid=lt.{}&order=sync_txid.asc,{k}.asc&limit={page}", snap.xmax)
+        let upto = snap.xmax;
+        let page_query = |at: &PageAt| match at {
+            PageAt::From(t) => format!("select=*&sync_txid=gte.{t}&sync_txid=lt.{upto}&order=sync_txid.asc,{k}.asc&limit={page}"),
+            // `sync_txid >= t` keeps the index range; the `or` only trims the rows of
+            // txid `t` already read, fewer than a page (else it is `Within`).
+            PageAt::After(t, id) => format!(
+                "select=*&sync_txid=gte.{t}&or={}&sync_txid=lt.{upto}&order=sync_txid.asc,{k}.asc&limit={page}",
+                enc(&format!("(sync_txid.gt.{t},{}.gt.{})", decl.key, quoted(id)))
+            ),
+            // A plain filter takes the value as it is (quotes belong to lists and `or`).
+            PageAt::Within(t, id) => format!("select=*&sync_txid=eq.{t}&{k}=gt.{}&order={k}.asc&limit={page}", enc(id)),
+            PageAt::Past(t) => format!("select=*&sync_txid=gt.{t}&sync_txid=lt.{upto}&order=sync_txid.asc,{k}.asc&limit={page}"),
         };
-        let mut after: Option<(i64, String)> = None;
+        let mut at = PageAt::From(cur.next_txid);
         // A table never pulled here (a restore) asks for the count with its first page,
         // to report progress against it.
         let (mut rows, total) = if cur == Cursor::default() {
-            self.get_rows_counted(table, page_query(&after)).await?
+            self.get_rows_counted(table, page_query(&at)).await?
         } else {
-            (self.get_rows(table, page_query(&after)).await?, None)
+            (self.get_rows(table, page_query(&at)).await?, None)
         };
         report.requests += 1;
         let mut so_far: u64 = 0;
         let mut pages = 0;
         loop {
             let n = rows.len();
-            if let Some(last) = rows.last() {
-                let t = last.get("sync_txid").and_then(Value::as_i64).ok_or_else(|| {
-                    crate::client::RequestError::BadAnswer(format!("rows of `{table}` have no sync_txid; run supasync.enable_sync('{table}')"))
-                })?;
-                let id = match last.get(&decl.key) {
-                    Some(Value::String(s)) => s.clone(),
-                    Some(v) => v.to_string(),
-                    None => String::new(),
-                };
-                after = Some((t, id));
-            }
+            let txid = |r: &Row| {
+                r.get("sync_txid").and_then(Value::as_i64).ok_or_else(|| {
+                    EngineError::from(crate::client::RequestError::BadAnswer(format!(
+                        "rows of `{table}` have no sync_txid; run supasync.enable_sync('{table}')"
+                    )))
+                })
+            };
+            let next_at = match (rows.first(), rows.last()) {
+                (Some(first), Some(last)) if n >= page => {
+                    let (t, id) = (txid(last)?, last.get(&decl.key).map(id_text).unwrap_or_default());
+                    // A full page of one transaction's rows: read on inside it by key
+                    // alone (an index seek; the `or` form would rescan the rows read).
+                    if txid(first)? == t {
+                        Some(PageAt::Within(t, id))
+                    } else {
+                        Some(PageAt::After(t, id))
+                    }
+                }
+                // The transaction read by key is done; the ones after it remain.
+                _ => match at {
+                    PageAt::Within(t, _) => Some(PageAt::Past(t)),
+                    _ => None,
+                },
+            };
             pages += 1;
             so_far += n as u64;
-            if n < page {
+            let Some(next_at) = next_at else {
                 report.rows += self.apply_server_rows(decl, rows, WriteBatch::default()).await?;
                 if pages > 1 || total.is_some_and(|t| t > 0) {
                     self.events.progress(PullProgress { table: table.clone(), rows: so_far, total, done: true });
                 }
                 break;
-            }
+            };
+            at = next_at;
             // The next page is on its way while this one is written (the request is
             // polled first, so the HTTP client carries it while the store works).
             let (next, applied) = futures_util::join!(
-                self.get_rows(table, page_query(&after)),
+                self.get_rows(table, page_query(&at)),
                 self.apply_server_rows(decl, rows, WriteBatch::default())
             );
             report.rows += applied?;
             report.requests += 1;
-            self.events.progress(PullProgress { table: table.clone(), rows: so_far, total, done: false });
+            if n > 0 {
+                self.events.progress(PullProgress { table: table.clone(), rows: so_far, total, done: false });
+            }
             rows = next?;
         }
         let next = Cursor {

@@ -37,7 +37,9 @@ impl Cli {
     fn run(&self, args: &[&str]) -> (bool, Value) {
         let out: Output = self.cmd(args).output().expect("run supasync");
         let text = if out.status.success() { &out.stdout } else { &out.stderr };
-        let v = serde_json::from_slice(text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(text)));
+        // The answer is the last line (a sync may print progress lines before an error).
+        let last = text.split(|b| *b == b'\n').rfind(|l| !l.is_empty()).unwrap_or_default();
+        let v = serde_json::from_slice(last).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(text)));
         (out.status.success(), v)
     }
 
@@ -178,9 +180,10 @@ async fn a_process_killed_with_batches_in_flight_delivers_everything_exactly_onc
     assert_eq!(contents.len(), 60, "no message twice locally");
 }
 
-/// A new device restoring 2,500 messages (three pages of 1,000) reports how far it is
-/// on stderr, one JSON line per page with the server's total, while stdout keeps the
-/// one JSON answer.
+/// A new device restoring 2,510 messages (2,500 written in one transaction, which the
+/// pull reads by key inside it, then 10 in another) reports how far it is on stderr,
+/// one JSON line per page with the server's total, while stdout keeps the one JSON
+/// answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restore_reports_its_progress() {
     let s = server().await;
@@ -214,6 +217,19 @@ async fn a_restore_reports_its_progress() {
         .await
         .unwrap();
     assert!(res.status().is_success(), "{}", res.text().await.unwrap());
+    // Ten more in a transaction of their own: the pull reads past the big one by key,
+    // then on into the next.
+    let more: Vec<Value> = (0..10).map(|i| json!({"conversation_id": conv, "role": "user", "content": format!("late {i}")})).collect();
+    let res = http
+        .post(format!("{}/rest/v1/messages", s.url()))
+        .header("apikey", s.anon_key())
+        .bearer_auth(token)
+        .header("prefer", "return=minimal")
+        .json(&more)
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success());
 
     let b = cli(&dir.path().join("b"), &s);
     b.ok(&["login", "--email", "cli-restore@example.com", "--password", "password-123"]);
@@ -229,8 +245,12 @@ async fn a_restore_reports_its_progress() {
         .collect();
     let seen: Vec<(u64, Option<u64>, bool)> =
         progress.iter().map(|p| (p["rows"].as_u64().unwrap(), p["total"].as_u64(), p["done"].as_bool().unwrap())).collect();
-    assert_eq!(seen, [(1000, Some(2500), false), (2000, Some(2500), false), (2500, Some(2500), true)]);
-    assert_eq!(b.ok(&["query", "messages"]).as_array().unwrap().len(), 2500);
+    assert_eq!(seen, [(1000, Some(2510), false), (2000, Some(2510), false), (2500, Some(2510), false), (2510, Some(2510), true)]);
+    let local = b.ok(&["query", "messages"]);
+    let mut contents: Vec<&str> = local.as_array().unwrap().iter().map(|r| r["row"]["content"].as_str().unwrap()).collect();
+    contents.sort();
+    contents.dedup();
+    assert_eq!(contents.len(), 2510, "every row once");
 }
 
 /// `supasync import`: 50,000 messages (and the conversation they reference by its
