@@ -93,6 +93,21 @@ fun main() = runBlocking {
         expectError("invalid", "a bad limit") { a.query("messages", limit = -1) }
         expectError("not_found", "retrying nothing") { a.retry("no-such-write") }
         expectError("auth", "a wrong password") { device().signIn(email, "wrong") }
+        val wrong: SupaSyncError? = try {
+            device().signIn(email, "wrong")
+            null
+        } catch (e: SupaSyncError) {
+            e
+        }
+        // A `when` over the sealed class needs no else branch: the compiler checks it.
+        val matched = wrong?.let {
+            when (it) {
+                is SupaSyncError.Auth -> "Auth"
+                is SupaSyncError.Invalid, is SupaSyncError.Store, is SupaSyncError.Server, is SupaSyncError.NotFound,
+                is SupaSyncError.Timeout, is SupaSyncError.Closed, is SupaSyncError.Config -> it.kind
+            }
+        }
+        check("a wrong password is a SupaSyncError.Auth", matched == "Auth")
         a.close()
         expectError("closed", "a call after close") { a.syncNow() }
         b.close()

@@ -9,7 +9,7 @@ internal object Json {
         val p = Parser(text)
         val v = p.value()
         p.skipSpace()
-        if (p.i != text.length) throw SupaSyncError("invalid", "JSON: trailing characters at ${p.i}")
+        if (p.i != text.length) throw SupaSyncError.Invalid("JSON: trailing characters at ${p.i}")
         return v
     }
 
@@ -21,13 +21,13 @@ internal object Json {
             is String -> string(v, out)
             is Boolean -> out.append(v)
             is Int, is Long, is Short, is Byte -> out.append(v)
-            is Double -> if (v.isFinite()) out.append(v) else throw SupaSyncError("invalid", "JSON has no $v")
+            is Double -> if (v.isFinite()) out.append(v) else throw SupaSyncError.Invalid("JSON has no $v")
             is Float -> write(v.toDouble(), out)
             is Map<*, *> -> {
                 out.append('{')
                 v.entries.forEachIndexed { i, (k, x) ->
                     if (i > 0) out.append(',')
-                    string(k as? String ?: throw SupaSyncError("invalid", "JSON object keys are strings, not $k"), out)
+                    string(k as? String ?: throw SupaSyncError.Invalid("JSON object keys are strings, not $k"), out)
                     out.append(':')
                     write(x, out)
                 }
@@ -41,7 +41,7 @@ internal object Json {
                 }
                 out.append(']')
             }
-            else -> throw SupaSyncError("invalid", "cannot write a ${v::class.simpleName} as JSON")
+            else -> throw SupaSyncError.Invalid("cannot write a ${v::class.simpleName} as JSON")
         }
     }
 
@@ -68,7 +68,7 @@ internal object Json {
             while (i < s.length && s[i].isWhitespace()) i++
         }
 
-        fun fail(what: String): Nothing = throw SupaSyncError("invalid", "JSON: $what at $i")
+        fun fail(what: String): Nothing = throw SupaSyncError.Invalid("JSON: $what at $i")
 
         fun value(): Any? {
             skipSpace()

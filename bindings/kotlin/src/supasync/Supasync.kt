@@ -16,15 +16,40 @@ import java.io.File
 
 typealias Row = Map<String, Any?>
 
-/** Every failure: [kind] (`invalid`, `store`, `server`, `auth`, `not_found`, `timeout`,
- *  `closed`, `config`) and a message saying why. */
-class SupaSyncError(val kind: String, val detail: String) : Exception("$kind: $detail")
+/** Every failure, sealed by kind, so `when (e) { is SupaSyncError.Auth -> … }` covers
+ *  them: [kind] is the CLI's name for it (`invalid`, `store`, `server`, `auth`,
+ *  `not_found`, `timeout`, `closed`, `config`, …) and [detail] says why. */
+sealed class SupaSyncError(val kind: String, val detail: String) : Exception("$kind: $detail") {
+    class Invalid(detail: String) : SupaSyncError("invalid", detail)
+    class Store(detail: String) : SupaSyncError("store", detail)
+    class Server(detail: String) : SupaSyncError("server", detail)
+    class Auth(detail: String) : SupaSyncError("auth", detail)
+    class NotFound(detail: String) : SupaSyncError("not_found", detail)
+    class Timeout(detail: String) : SupaSyncError("timeout", detail)
+    class Closed(detail: String) : SupaSyncError("closed", detail)
+    /** The set-up is wrong: a schema file, a URL, the library's own runtime. */
+    class Config(kind: String, detail: String) : SupaSyncError(kind, detail)
+
+    companion object {
+        /** The error of a kind, as the library names it. */
+        fun of(kind: String, detail: String): SupaSyncError = when (kind) {
+            "invalid" -> Invalid(detail)
+            "store" -> Store(detail)
+            "server" -> Server(detail)
+            "auth" -> Auth(detail)
+            "not_found" -> NotFound(detail)
+            "timeout" -> Timeout(detail)
+            "closed" -> Closed(detail)
+            else -> Config(kind, detail)
+        }
+    }
+}
 
 private suspend inline fun <T> ffi(crossinline block: suspend () -> T): T =
     try {
         block()
     } catch (e: SupaSyncException.Failed) {
-        throw SupaSyncError(e.kind, e.detail)
+        throw SupaSyncError.of(e.kind, e.detail)
     }
 
 @Suppress("UNCHECKED_CAST")
@@ -45,7 +70,7 @@ suspend fun openReplica(url: String, anonKey: String, schema: String, path: Stri
     val schemaJson = if (schema.trimStart().startsWith("{")) schema else try {
         File(schema).readText()
     } catch (e: java.io.IOException) {
-        throw SupaSyncError("config", "schema: ${e.message}")
+        throw SupaSyncError.Config("config", "schema: ${e.message}")
     }
     return Replica(ffi { uniffi.supasync_ffi.openReplica(url, anonKey, schemaJson, path) })
 }
@@ -89,7 +114,7 @@ class Replica internal constructor(private val inner: FfiReplica) {
                     trySend(rows(rowsJson))
                 }
                 override fun onError(kind: String, message: String) {
-                    close(SupaSyncError(kind, message))
+                    close(SupaSyncError.of(kind, message))
                 }
                 override fun onEnd() {
                     close()
