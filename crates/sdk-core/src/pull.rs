@@ -418,7 +418,10 @@ impl<S: Store, H: Http> Engine<S, H> {
             };
             seen.insert(local_id, row);
         }
-        wb.put_rows.extend(seen.into_values());
+        // In key order: neighbours in the store's B-trees are written together.
+        let mut rows: Vec<LocalRow> = seen.into_values().collect();
+        rows.sort_by(|a, b| a.local_id.cmp(&b.local_id));
+        wb.put_rows.extend(rows);
         self.adopt_children(&decl.name, &learned, &mut wb).await?;
         self.store.apply(wb).await?;
         Ok(n)
