@@ -16,6 +16,7 @@ pkg-config --exists webkit2gtk-4.1 2>/dev/null || need_apt+=(libwebkit2gtk-4.1-d
 pkg-config --exists gtk+-3.0 2>/dev/null || need_apt+=(libgtk-3-dev)
 pkg-config --exists librsvg-2.0 2>/dev/null || need_apt+=(librsvg2-dev)
 command -v xvfb-run >/dev/null || need_apt+=(xvfb)
+command -v xauth >/dev/null || need_apt+=(xauth)   # xvfb-run needs it
 command -v WebKitWebDriver >/dev/null || need_apt+=(webkit2gtk-driver)
 command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 if [ ${#need_apt[@]} -gt 0 ]; then
