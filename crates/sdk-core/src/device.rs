@@ -157,7 +157,9 @@ impl<U: UserStores, H: Http + Clone + 'static, R: Runtime> DeviceReplica<U, H, R
         next.adopt_session(session.clone()).await?;
         self.stores.set_active_user(Some(&session.user_id)).await?;
         let next = self.switch_to(next);
-        next.set_network(true).await;
+        if self.cfg.network {
+            next.set_network(true).await;
+        }
         Ok(User::from(&session))
     }
 
