@@ -59,6 +59,50 @@ enum PageAt {
     Past(i64),
 }
 
+impl PageAt {
+    /// The request for this page: `base` (select and fixed filters) plus the keyset
+    /// range below the snapshot's `upto`, ordered by `(sync_txid, key)`.
+    fn query(&self, base: &str, key: &str, upto: i64, page: usize) -> String {
+        let k = enc(key);
+        match self {
+            PageAt::From(t) => format!("{base}&sync_txid=gte.{t}&sync_txid=lt.{upto}&order=sync_txid.asc,{k}.asc&limit={page}"),
+            // `sync_txid >= t` keeps the index range; the `or` only trims the rows of
+            // txid `t` already read, fewer than a page (else it is `Within`).
+            PageAt::After(t, id) => format!(
+                "{base}&sync_txid=gte.{t}&or={}&sync_txid=lt.{upto}&order=sync_txid.asc,{k}.asc&limit={page}",
+                enc(&format!("(sync_txid.gt.{t},{key}.gt.{})", quoted(id)))
+            ),
+            // A plain filter takes the value as it is (quotes belong to lists and `or`).
+            PageAt::Within(t, id) => format!("{base}&sync_txid=eq.{t}&{k}=gt.{}&order={k}.asc&limit={page}", enc(id)),
+            PageAt::Past(t) => format!("{base}&sync_txid=gt.{t}&sync_txid=lt.{upto}&order=sync_txid.asc,{k}.asc&limit={page}"),
+        }
+    }
+
+    /// Where the page after `rows` (this page's answer) starts; `None`: the walk is done.
+    fn next(&self, rows: &[Row], key: &str, page: usize, table: &str) -> Result<Option<PageAt>, EngineError> {
+        let txid = |r: &Row| {
+            r.get("sync_txid").and_then(Value::as_i64).ok_or_else(|| {
+                EngineError::from(crate::client::RequestError::BadAnswer(format!(
+                    "rows of `{table}` have no sync_txid; run supasync.enable_sync('{table}')"
+                )))
+            })
+        };
+        Ok(match (rows.first(), rows.last()) {
+            (Some(first), Some(last)) if rows.len() >= page => {
+                let (t, id) = (txid(last)?, last.get(key).map(id_text).unwrap_or_default());
+                // A full page of one transaction's rows: read on inside it by key
+                // alone (an index seek; the `or` form would rescan the rows read).
+                Some(if txid(first)? == t { PageAt::Within(t, id) } else { PageAt::After(t, id) })
+            }
+            // The transaction read by key is done; the ones after it remain.
+            _ => match self {
+                PageAt::Within(t, _) => Some(PageAt::Past(*t)),
+                _ => None,
+            },
+        })
+    }
+}
+
 /// A key as PostgREST compares it: double-quoted, so any text (commas, dots) is one value.
 fn quoted(id: &str) -> String {
     format!("\"{}\"", id.replace('\\', "\\\\").replace('"', "\\\""))
@@ -159,20 +203,8 @@ impl<S: Store, H: Http> Engine<S, H> {
             report.requests += 1;
             report.rows += self.apply_server_rows(decl, rows, WriteBatch::default()).await?;
         }
-        let (k, table) = (enc(&decl.key), &decl.name);
-        let upto = snap.xmax;
-        let page_query = |at: &PageAt| match at {
-            PageAt::From(t) => format!("select=*&sync_txid=gte.{t}&sync_txid=lt.{upto}&order=sync_txid.asc,{k}.asc&limit={page}"),
-            // `sync_txid >= t` keeps the index range; the `or` only trims the rows of
-            // txid `t` already read, fewer than a page (else it is `Within`).
-            PageAt::After(t, id) => format!(
-                "select=*&sync_txid=gte.{t}&or={}&sync_txid=lt.{upto}&order=sync_txid.asc,{k}.asc&limit={page}",
-                enc(&format!("(sync_txid.gt.{t},{}.gt.{})", decl.key, quoted(id)))
-            ),
-            // A plain filter takes the value as it is (quotes belong to lists and `or`).
-            PageAt::Within(t, id) => format!("select=*&sync_txid=eq.{t}&{k}=gt.{}&order={k}.asc&limit={page}", enc(id)),
-            PageAt::Past(t) => format!("select=*&sync_txid=gt.{t}&sync_txid=lt.{upto}&order=sync_txid.asc,{k}.asc&limit={page}"),
-        };
+        let table = &decl.name;
+        let page_query = |at: &PageAt| at.query("select=*", &decl.key, snap.xmax, page);
         let mut at = PageAt::From(cur.next_txid);
         // A table never pulled here (a restore) asks for the count with its first page,
         // to report progress against it.
@@ -186,30 +218,7 @@ impl<S: Store, H: Http> Engine<S, H> {
         let mut pages = 0;
         loop {
             let n = rows.len();
-            let txid = |r: &Row| {
-                r.get("sync_txid").and_then(Value::as_i64).ok_or_else(|| {
-                    EngineError::from(crate::client::RequestError::BadAnswer(format!(
-                        "rows of `{table}` have no sync_txid; run supasync.enable_sync('{table}')"
-                    )))
-                })
-            };
-            let next_at = match (rows.first(), rows.last()) {
-                (Some(first), Some(last)) if n >= page => {
-                    let (t, id) = (txid(last)?, last.get(&decl.key).map(id_text).unwrap_or_default());
-                    // A full page of one transaction's rows: read on inside it by key
-                    // alone (an index seek; the `or` form would rescan the rows read).
-                    if txid(first)? == t {
-                        Some(PageAt::Within(t, id))
-                    } else {
-                        Some(PageAt::After(t, id))
-                    }
-                }
-                // The transaction read by key is done; the ones after it remain.
-                _ => match at {
-                    PageAt::Within(t, _) => Some(PageAt::Past(t)),
-                    _ => None,
-                },
-            };
+            let next_at = at.next(&rows, &decl.key, page, table)?;
             pages += 1;
             so_far += n as u64;
             let Some(next_at) = next_at else {
@@ -271,29 +280,17 @@ impl<S: Store, H: Http> Engine<S, H> {
             found.extend(self.get_rows("supasync_tombstones", format!("{base}&sync_txid=in.({})", enc(&ids.join(",")))).await?);
             report.requests += 1;
         }
-        let mut after: Option<(i64, i64)> = None;
+        let mut at = PageAt::From(cur.next_txid);
         loop {
-            let range = match after {
-                None => format!("sync_txid=gte.{}", cur.next_txid),
-                Some((t, id)) => format!("sync_txid=gte.{t}&or={}", enc(&format!("(sync_txid.gt.{t},id.gt.{id})"))),
-            };
             let page = self
-                .get_rows(
-                    "supasync_tombstones",
-                    format!("{base}&{range}&sync_txid=lt.{}&order=sync_txid.asc,id.asc&limit={}", snap.xmax, self.cfg.page_size),
-                )
+                .get_rows("supasync_tombstones", at.query(&base, "id", snap.xmax, self.cfg.page_size))
                 .await?;
             report.requests += 1;
-            let n = page.len();
-            if let Some(last) = page.last() {
-                after = Some((
-                    last.get("sync_txid").and_then(Value::as_i64).unwrap_or(0),
-                    last.get("id").and_then(Value::as_i64).unwrap_or(0),
-                ));
-            }
+            let next = at.next(&page, "id", self.cfg.page_size, "supasync_tombstones")?;
             found.extend(page);
-            if n < self.cfg.page_size {
-                break;
+            match next {
+                Some(n) => at = n,
+                None => break,
             }
         }
         let mut wb = WriteBatch::default();

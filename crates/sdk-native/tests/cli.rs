@@ -320,6 +320,54 @@ async fn an_import_with_bad_lines_applies_only_the_chunks_without_them() {
     assert!(!contents.contains(&"line 1001") && !contents.contains(&"line 2999"), "nothing of a chunk with a bad line");
 }
 
+/// A conversation deleted on the server takes its 1,500 messages with it in one
+/// transaction: another device's pull walks those tombstones past a page inside one
+/// transaction, and every message goes from its replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_of_more_rows_than_a_page_in_one_transaction_reaches_other_devices() {
+    let s = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let a = cli(&dir.path().join("a"), &s);
+    a.ok(&["signup", "--email", "cli-cascade@example.com", "--password", "password-123"]);
+    let file = dir.path().join("rows.jsonl");
+    std::fs::write(&file, "{\"title\":\"to delete\",\"local_id\":\"conv-cascade\"}\n").unwrap();
+    a.ok(&["import", "conversations", file.to_str().unwrap()]);
+    let lines: String = (0..1500).map(|i| format!("{}\n", json!({"conversation_id": "conv-cascade", "role": "user", "content": format!("m{i}")}))).collect();
+    std::fs::write(&file, lines).unwrap();
+    a.ok(&["import", "messages", file.to_str().unwrap()]);
+    assert_eq!(a.ok(&["sync"])["status"]["pending"], json!(0));
+    let b = cli(&dir.path().join("b"), &s);
+    b.ok(&["login", "--email", "cli-cascade@example.com", "--password", "password-123"]);
+    b.ok(&["sync"]);
+    assert_eq!(b.ok(&["query", "messages"]).as_array().unwrap().len(), 1500);
+
+    // Delete the conversation on the server as the user: the foreign key cascades.
+    let http = reqwest::Client::new();
+    let session: Value = http
+        .post(format!("{}/auth/v1/token?grant_type=password", s.url()))
+        .header("apikey", s.anon_key())
+        .json(&json!({"email": "cli-cascade@example.com", "password": "password-123"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let res = http
+        .delete(format!("{}/rest/v1/conversations?local_id=eq.conv-cascade", s.url()))
+        .header("apikey", s.anon_key())
+        .bearer_auth(session["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success());
+    assert_eq!(count(&s, "messages").await, 0);
+
+    b.ok(&["sync"]);
+    assert_eq!(b.ok(&["query", "messages"]).as_array().unwrap().len(), 0, "every message's tombstone was read");
+    assert_eq!(b.ok(&["query", "conversations"]).as_array().unwrap().len(), 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_clear_errors_and_loses_nothing() {
     let s = server().await;
