@@ -52,47 +52,9 @@ pub struct LocalWriter<'a, S: Store + ?Sized> {
 impl<S: Store + ?Sized> LocalWriter<'_, S> {
     /// Insert a row; returns it as stored (status `pending`).
     pub async fn insert(&self, table: &str, value: &Value, now_ms: i64) -> Result<LocalRow, WriteError> {
-        let decl = self.schema.table(table)?;
-        let mut fields = self.schema.check_write(table, value)?;
-        let (local_id, given) = match fields.get(&decl.local_id) {
-            None | Some(Value::Null) => (new_local_id(), false),
-            Some(Value::String(s)) if !s.trim().is_empty() => (s.clone(), true),
-            Some(_) => {
-                return Err(WriteError::BadLocalId {
-                    table: table.into(),
-                    column: decl.local_id.clone(),
-                })
-            }
-        };
-        fields.insert(decl.local_id.clone(), Value::String(local_id.clone()));
-        // A generated UUIDv7 cannot clash; only an id the app chose needs the check.
-        if given && self.store.get_row(table, &local_id).await?.is_some() {
-            return Err(WriteError::AlreadyExists {
-                table: table.into(),
-                local_id,
-            });
-        }
-        let row = LocalRow {
-            table: table.into(),
-            local_id: local_id.clone(),
-            server_id: None,
-            mirror: None,
-            overlay: Some(Overlay::Fields { fields: fields.clone() }),
-            status: RowStatus::Pending,
-            last_pushed: None,
-        };
-        self.store
-            .apply(WriteBatch {
-                put_rows: vec![row.clone()],
-                add_outbox: vec![NewOutboxEntry {
-                    table: table.into(),
-                    local_id,
-                    op: OutboxOp::Insert { row: fields },
-                    created_at_ms: now_ms,
-                }],
-                ..Default::default()
-            })
-            .await?;
+        let mut batch = WriteBatch::default();
+        let row = self.queue_insert(table, value, now_ms, &mut std::collections::HashSet::new(), &mut batch).await?;
+        self.store.apply(batch).await?;
         Ok(row)
     }
 
@@ -102,43 +64,16 @@ impl<S: Store + ?Sized> LocalWriter<'_, S> {
     /// twice, is a misfit.
     /// An unknown table, or a store failure, fails the whole call (the outer error).
     pub async fn insert_all(&self, table: &str, rows: Vec<(usize, Value)>, now_ms: i64) -> Result<Result<usize, Vec<(usize, WriteError)>>, WriteError> {
-        let decl = self.schema.table(table)?;
+        self.schema.table(table)?;
         let mut batch = WriteBatch::default();
         let mut bad = vec![];
-        let mut ids = std::collections::HashSet::new();
+        let mut given = std::collections::HashSet::new();
         for (line, value) in rows {
-            let mut fields = match self.schema.check_write(table, &value) {
-                Ok(f) => f,
-                Err(e) => {
-                    bad.push((line, e.into()));
-                    continue;
-                }
-            };
-            let local_id = match fields.get(&decl.local_id) {
-                None | Some(Value::Null) => new_local_id(),
-                Some(Value::String(s)) if !s.trim().is_empty() => {
-                    if !ids.insert(s.clone()) || self.store.get_row(table, s).await?.is_some() {
-                        bad.push((line, WriteError::AlreadyExists { table: table.into(), local_id: s.clone() }));
-                        continue;
-                    }
-                    s.clone()
-                }
-                Some(_) => {
-                    bad.push((line, WriteError::BadLocalId { table: table.into(), column: decl.local_id.clone() }));
-                    continue;
-                }
-            };
-            fields.insert(decl.local_id.clone(), Value::String(local_id.clone()));
-            batch.put_rows.push(LocalRow {
-                table: table.into(),
-                local_id: local_id.clone(),
-                server_id: None,
-                mirror: None,
-                overlay: Some(Overlay::Fields { fields: fields.clone() }),
-                status: RowStatus::Pending,
-                last_pushed: None,
-            });
-            batch.add_outbox.push(NewOutboxEntry { table: table.into(), local_id, op: OutboxOp::Insert { row: fields }, created_at_ms: now_ms });
+            match self.queue_insert(table, &value, now_ms, &mut given, &mut batch).await {
+                Ok(_) => {}
+                Err(e @ WriteError::Store(_)) => return Err(e),
+                Err(e) => bad.push((line, e)),
+            }
         }
         if !bad.is_empty() {
             return Ok(Err(bad));
@@ -146,6 +81,45 @@ impl<S: Store + ?Sized> LocalWriter<'_, S> {
         let n = batch.put_rows.len();
         self.store.apply(batch).await?;
         Ok(Ok(n))
+    }
+
+    /// Check a new row and add it, with its outbox entry, to `batch`. Its local id is
+    /// generated unless the row gives one, which must be free in the store and not in
+    /// `given` (the ids given earlier in the same batch).
+    async fn queue_insert(
+        &self,
+        table: &str,
+        value: &Value,
+        now_ms: i64,
+        given: &mut std::collections::HashSet<String>,
+        batch: &mut WriteBatch,
+    ) -> Result<LocalRow, WriteError> {
+        let decl = self.schema.table(table)?;
+        let mut fields = self.schema.check_write(table, value)?;
+        let local_id = match fields.get(&decl.local_id) {
+            None | Some(Value::Null) => new_local_id(),
+            // A generated UUIDv7 cannot clash; only an id the app chose needs the check.
+            Some(Value::String(s)) if !s.trim().is_empty() => {
+                if !given.insert(s.clone()) || self.store.get_row(table, s).await?.is_some() {
+                    return Err(WriteError::AlreadyExists { table: table.into(), local_id: s.clone() });
+                }
+                s.clone()
+            }
+            Some(_) => return Err(WriteError::BadLocalId { table: table.into(), column: decl.local_id.clone() }),
+        };
+        fields.insert(decl.local_id.clone(), Value::String(local_id.clone()));
+        let row = LocalRow {
+            table: table.into(),
+            local_id: local_id.clone(),
+            server_id: None,
+            mirror: None,
+            overlay: Some(Overlay::Fields { fields: fields.clone() }),
+            status: RowStatus::Pending,
+            last_pushed: None,
+        };
+        batch.put_rows.push(row.clone());
+        batch.add_outbox.push(NewOutboxEntry { table: table.into(), local_id, op: OutboxOp::Insert { row: fields }, created_at_ms: now_ms });
+        Ok(row)
     }
 
     async fn live_row(&self, table: &str, local_id: &str) -> Result<LocalRow, WriteError> {

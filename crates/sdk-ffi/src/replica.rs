@@ -43,7 +43,7 @@ fn parse_mode(mode: &str) -> Result<SyncMode, SupaSyncError> {
 /// The replica of the user signed in on this device.
 #[derive(uniffi::Object)]
 pub struct FfiReplica {
-    inner: Arc<NativeReplica>,
+    inner: NativeReplica,
 }
 
 /// Open the replica of the user signed in on this device (`path` is the replica
@@ -58,7 +58,7 @@ pub async fn open_replica(url: String, anon_key: String, schema_json: String, pa
         }
         let cfg = ReplicaConfig::new(&url, &anon_key);
         let inner = supasync_native::open_replica(schema, cfg, path.as_deref().map(std::path::Path::new)).await?;
-        Ok(Arc::new(FfiReplica { inner: Arc::new(inner) }))
+        Ok(Arc::new(FfiReplica { inner }))
     })
     .await
 }

@@ -54,6 +54,36 @@ async fn count(server: &DevServer, table: &str) -> usize {
     common::server_rows(server, table, "select=id").await.len()
 }
 
+/// An access token for a user of the tests (password `password-123`).
+async fn password_token(server: &DevServer, email: &str) -> String {
+    let session: Value = reqwest::Client::new()
+        .post(format!("{}/auth/v1/token?grant_type=password", server.url()))
+        .header("apikey", server.anon_key())
+        .json(&json!({"email": email, "password": "password-123"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    session["access_token"].as_str().unwrap().to_string()
+}
+
+/// A request to `/rest/v1/{path}` as that user, as another app of theirs would send it;
+/// it must succeed.
+async fn as_user(server: &DevServer, token: &str, method: reqwest::Method, path: &str, rows: Option<Vec<Value>>) {
+    let mut req = reqwest::Client::new()
+        .request(method, format!("{}/rest/v1/{path}", server.url()))
+        .header("apikey", server.anon_key())
+        .bearer_auth(token)
+        .header("prefer", "return=minimal");
+    if let Some(rows) = rows {
+        req = req.json(&rows);
+    }
+    let res = req.send().await.unwrap();
+    assert!(res.status().is_success(), "{path}: {}", res.text().await.unwrap());
+}
+
 fn cli(dir: &Path, server: &DevServer) -> Cli {
     Cli {
         store: dir.join("replica"),
@@ -193,43 +223,14 @@ async fn a_restore_reports_its_progress() {
     a.ok(&["insert", "conversations", r#"{"title":"long"}"#]);
     a.ok(&["sync"]);
     // 2,500 messages written straight to the server by the same user.
-    let http = reqwest::Client::new();
-    let session: Value = http
-        .post(format!("{}/auth/v1/token?grant_type=password", s.url()))
-        .header("apikey", s.anon_key())
-        .json(&json!({"email": "cli-restore@example.com", "password": "password-123"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = session["access_token"].as_str().unwrap();
+    let token = password_token(&s, "cli-restore@example.com").await;
     let conv = &common::server_rows(&s, "conversations", "select=id").await[0]["id"];
     let rows: Vec<Value> = (0..2500).map(|i| json!({"conversation_id": conv, "role": "user", "content": format!("m{i}")})).collect();
-    let res = http
-        .post(format!("{}/rest/v1/messages", s.url()))
-        .header("apikey", s.anon_key())
-        .bearer_auth(token)
-        .header("prefer", "return=minimal")
-        .json(&rows)
-        .send()
-        .await
-        .unwrap();
-    assert!(res.status().is_success(), "{}", res.text().await.unwrap());
+    as_user(&s, &token, reqwest::Method::POST, "messages", Some(rows)).await;
     // Ten more in a transaction of their own: the pull reads past the big one by key,
     // then on into the next.
     let more: Vec<Value> = (0..10).map(|i| json!({"conversation_id": conv, "role": "user", "content": format!("late {i}")})).collect();
-    let res = http
-        .post(format!("{}/rest/v1/messages", s.url()))
-        .header("apikey", s.anon_key())
-        .bearer_auth(token)
-        .header("prefer", "return=minimal")
-        .json(&more)
-        .send()
-        .await
-        .unwrap();
-    assert!(res.status().is_success());
+    as_user(&s, &token, reqwest::Method::POST, "messages", Some(more)).await;
 
     let b = cli(&dir.path().join("b"), &s);
     b.ok(&["login", "--email", "cli-restore@example.com", "--password", "password-123"]);
@@ -342,25 +343,8 @@ async fn a_delete_of_more_rows_than_a_page_in_one_transaction_reaches_other_devi
     assert_eq!(b.ok(&["query", "messages"]).as_array().unwrap().len(), 1500);
 
     // Delete the conversation on the server as the user: the foreign key cascades.
-    let http = reqwest::Client::new();
-    let session: Value = http
-        .post(format!("{}/auth/v1/token?grant_type=password", s.url()))
-        .header("apikey", s.anon_key())
-        .json(&json!({"email": "cli-cascade@example.com", "password": "password-123"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let res = http
-        .delete(format!("{}/rest/v1/conversations?local_id=eq.conv-cascade", s.url()))
-        .header("apikey", s.anon_key())
-        .bearer_auth(session["access_token"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert!(res.status().is_success());
+    let token = password_token(&s, "cli-cascade@example.com").await;
+    as_user(&s, &token, reqwest::Method::DELETE, "conversations?local_id=eq.conv-cascade", None).await;
     assert_eq!(count(&s, "messages").await, 0);
 
     b.ok(&["sync"]);

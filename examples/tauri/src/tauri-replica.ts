@@ -25,14 +25,7 @@ import type {
 
 export * from '../../../crates/sdk-wasm/js/src/types';
 
-function wrap(e: unknown): SupaSyncError {
-  if (e instanceof SupaSyncError) return e;
-  if (e && typeof e === 'object' && 'kind' in e && 'message' in e) {
-    const o = e as { kind: ErrorKind; message: string };
-    return new SupaSyncError(o.kind, o.message);
-  }
-  return new SupaSyncError('store', e instanceof Error ? e.message : String(e));
-}
+const wrap = SupaSyncError.from;
 
 async function call<T>(command: string, args: Record<string, unknown> = {}): Promise<T> {
   try {

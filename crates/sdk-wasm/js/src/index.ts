@@ -15,7 +15,7 @@ import { channelHandle, type ChannelEventJson } from './channel-handle.js';
 export type { Row, RowStatus, RowView, Query, SyncMode, Phase, Status, OutboxEntry, HistoryEntry, Settled, Schema, ErrorKind, User, PresenceState, SyncChannel, ReplicaApi } from './types.js';
 export { SupaSyncError } from './types.js';
 import { SupaSyncError } from './types.js';
-import type { Row, RowView, Query, SyncMode, Status, OutboxEntry, HistoryEntry, Settled, Schema, ErrorKind, User, SyncChannel, ReplicaApi } from './types.js';
+import type { Row, RowView, Query, SyncMode, Status, OutboxEntry, HistoryEntry, Settled, Schema, User, SyncChannel, ReplicaApi } from './types.js';
 
 export interface OpenOptions {
   /** The project's URL, e.g. https://xyz.supabase.co */
@@ -33,14 +33,7 @@ export interface OpenOptions {
   wasm?: URL | string | BufferSource | WebAssembly.Module;
 }
 
-function wrap(e: unknown): SupaSyncError {
-  if (e instanceof SupaSyncError) return e;
-  if (e && typeof e === 'object' && 'kind' in e && 'message' in e) {
-    const o = e as { kind: ErrorKind; message: string };
-    return new SupaSyncError(o.kind, o.message);
-  }
-  return new SupaSyncError('store', e instanceof Error ? e.message : String(e));
-}
+const wrap = SupaSyncError.from;
 
 async function call<T>(f: () => Promise<T> | T): Promise<T> {
   try {

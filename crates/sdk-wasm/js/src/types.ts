@@ -104,6 +104,17 @@ export class SupaSyncError extends Error {
     this.name = 'SupaSyncError';
     this.kind = kind;
   }
+
+  /** The error as a SupaSyncError: the SDKs' `{kind, message}` objects keep their
+   *  kind; anything else is a `store` failure with its message. */
+  static from(e: unknown): SupaSyncError {
+    if (e instanceof SupaSyncError) return e;
+    if (e && typeof e === 'object' && 'kind' in e && 'message' in e) {
+      const o = e as { kind: ErrorKind; message: string };
+      return new SupaSyncError(o.kind, o.message);
+    }
+    return new SupaSyncError('store', e instanceof Error ? e.message : String(e));
+  }
 }
 
 export interface User {

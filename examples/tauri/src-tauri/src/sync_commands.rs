@@ -9,7 +9,7 @@
 //! the live query started under `id`), `supasync://channel` (`{id, event}`).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -48,7 +48,7 @@ fn to_json(v: impl Serialize) -> Answer {
 
 /// The app's replica and what runs on its behalf.
 pub struct SyncState {
-    replica: Arc<NativeReplica>,
+    replica: NativeReplica,
     device: String,
     lives: Mutex<HashMap<u32, JoinHandle<()>>>,
     channels: Mutex<HashMap<u32, (ChannelHandle, JoinHandle<()>)>>,
@@ -56,7 +56,7 @@ pub struct SyncState {
 
 impl SyncState {
     pub fn new(replica: NativeReplica, device: String) -> SyncState {
-        SyncState { replica: Arc::new(replica), device, lives: Mutex::default(), channels: Mutex::default() }
+        SyncState { replica, device, lives: Mutex::default(), channels: Mutex::default() }
     }
 
     /// Emit every status to the UI for as long as the replica is open.
