@@ -15,6 +15,8 @@
 //! its own, not the dev server's. Run: `cargo run --release -p supasync-bench --bin
 //! supasync-bench-scale`.
 
+mod after_load;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -146,21 +148,7 @@ async fn seed(server: &DevServer, db: &tokio_postgres::Client, n: i64) -> Result
         &[&uid, &n],
     )
     .await?;
-    // What a server does after a bulk load anyway: statistics for the planner (else
-    // it sorts where the index is already in order), and the Realtime slot caught up
-    // with the load's WAL (else every 100 ms poll decodes it again, on these same 2
-    // cores; on hosted Supabase that work runs elsewhere).
-    db.batch_execute("analyze public.conversations; analyze public.messages; checkpoint").await?;
-    for _ in 0..600 {
-        let behind: Option<i64> = db
-            .query_one("select max(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn))::bigint from pg_replication_slots", &[])
-            .await?
-            .get(0);
-        if behind.unwrap_or(0) < 16 << 20 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    after_load::settle(db, &["public.conversations", "public.messages"]).await?;
     let json: i64 = db
         .query_one(
             "select (select coalesce(sum(length(row_to_json(m)::text)), 0) from public.messages m where user_id = $1::text::uuid)

@@ -108,6 +108,15 @@ fn quoted(id: &str) -> String {
     format!("\"{}\"", id.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
+/// Whether a page's rows may already be on this device.
+#[derive(Clone, Copy)]
+enum Held {
+    /// Look them up (one read for the page).
+    LookUp,
+    /// The table held nothing when the walk began, and a walk meets each row once.
+    NoneYet,
+}
+
 struct Snapshot {
     xmax: i64,
     xip: Vec<i64>,
@@ -166,11 +175,16 @@ impl<S: Store, H: Http> Engine<S, H> {
         for decl in &tables {
             let started = self.now_ms();
             let before = (report.rows, report.deleted);
+            let never_pulled = self.store.meta(&format!("cursor:{}", decl.name)).await?.is_none();
+            let local = if never_pulled { self.store.scan(&decl.name).await? } else { vec![] };
             // A table this device never pulled, none of whose rows ever reached the
             // server: no tombstone can concern it, so old ones need not be walked.
-            let nothing_to_delete = self.store.meta(&format!("cursor:{}", decl.name)).await?.is_none()
-                && !self.store.scan(&decl.name).await?.iter().any(|r| r.server_id.is_some());
-            self.pull_rows(decl, &snap, &mut report).await?;
+            let nothing_to_delete = never_pulled && !local.iter().any(|r| r.server_id.is_some());
+            // Nothing here yet (a restore): the walk meets each row once, so pages need
+            // not look for rows this device holds.
+            let held = if never_pulled && local.is_empty() { Held::NoneYet } else { Held::LookUp };
+            drop(local);
+            self.pull_rows(decl, &snap, held, &mut report).await?;
             self.pull_tombstones(decl, &snap, nothing_to_delete, &mut report).await?;
             let mut wb = WriteBatch::default();
             wb.meta.push((format!("last_sync:{}", decl.name), Some(json!(self.now_ms()))));
@@ -191,7 +205,7 @@ impl<S: Store, H: Http> Engine<S, H> {
         Ok(report)
     }
 
-    async fn pull_rows(&self, decl: &TableDecl, snap: &Snapshot, report: &mut PullReport) -> Result<(), EngineError> {
+    async fn pull_rows(&self, decl: &TableDecl, snap: &Snapshot, held: Held, report: &mut PullReport) -> Result<(), EngineError> {
         let key = format!("cursor:{}", decl.name);
         let cur = self.cursor(&key).await?;
         let page = self.cfg.page_size;
@@ -204,11 +218,12 @@ impl<S: Store, H: Http> Engine<S, H> {
             report.rows += self.apply_server_rows(decl, rows, WriteBatch::default()).await?;
         }
         let table = &decl.name;
+        let apply = |rows: Vec<Row>| self.apply_pulled(decl, rows, WriteBatch::default(), held);
         let page_query = |at: &PageAt| at.query("select=*", &decl.key, snap.xmax, page);
         let mut at = PageAt::From(cur.next_txid);
         // A table never pulled here (a restore) asks for the count with its first page,
         // to report progress against it.
-        let (mut rows, total) = if cur == Cursor::default() {
+        let (mut rows, total): (Vec<Row>, Option<u64>) = if cur == Cursor::default() {
             self.get_rows_counted(table, page_query(&at)).await?
         } else {
             (self.get_rows(table, page_query(&at)).await?, None)
@@ -216,27 +231,52 @@ impl<S: Store, H: Http> Engine<S, H> {
         report.requests += 1;
         let mut so_far: u64 = 0;
         let mut pages = 0;
+        // The page past a transaction being read by key (`Within`), asked alongside its
+        // first such page: when that transaction's rows run out, the walk goes on from
+        // it instead of waiting for an answer that is often empty.
+        let mut past: Option<(i64, Vec<Row>)> = None;
         loop {
-            let n = rows.len();
-            let next_at = at.next(&rows, &decl.key, page, table)?;
             pages += 1;
-            so_far += n as u64;
+            so_far += rows.len() as u64;
+            let mut next_at = at.next(&rows, &decl.key, page, table)?;
+            if let Some(PageAt::Past(t)) = next_at {
+                if let Some((_, ahead)) = past.take_if(|(pt, _)| *pt == t) {
+                    so_far += ahead.len() as u64;
+                    next_at = PageAt::Past(t).next(&ahead, &decl.key, page, table)?;
+                    rows.extend(ahead);
+                }
+            }
             let Some(next_at) = next_at else {
-                report.rows += self.apply_server_rows(decl, rows, WriteBatch::default()).await?;
+                report.rows += apply(rows).await?;
                 if pages > 1 || total.is_some_and(|t| t > 0) {
                     self.events.progress(PullProgress { table: table.clone(), rows: so_far, total, done: true });
                 }
                 break;
             };
             at = next_at;
-            // The next page is on its way while this one is written (the request is
-            // polled first, so the HTTP client carries it while the store works).
-            let (next, applied) = futures_util::join!(
+            let ask_past = match at {
+                PageAt::Within(t, _) if past.is_none() => Some(t),
+                _ => None,
+            };
+            let n = rows.len();
+            // The next page is on its way while this one is written (the requests are
+            // polled first, so the HTTP client carries them while the store works).
+            let (next, ahead, applied) = futures_util::join!(
                 self.get_rows(table, page_query(&at)),
-                self.apply_server_rows(decl, rows, WriteBatch::default())
+                async {
+                    match ask_past {
+                        Some(t) => Some((t, self.get_rows(table, page_query(&PageAt::Past(t))).await)),
+                        None => None,
+                    }
+                },
+                apply(rows)
             );
             report.rows += applied?;
             report.requests += 1;
+            if let Some((t, ahead)) = ahead {
+                past = Some((t, ahead?));
+                report.requests += 1;
+            }
             if n > 0 {
                 self.events.progress(PullProgress { table: table.clone(), rows: so_far, total, done: false });
             }
@@ -341,8 +381,12 @@ impl<S: Store, H: Http> Engine<S, H> {
         Ok(None)
     }
 
-    /// Apply pulled rows in one batch; returns how many.
-    pub(crate) async fn apply_server_rows(&self, decl: &TableDecl, rows: Vec<Row>, mut wb: WriteBatch) -> Result<usize, EngineError> {
+    /// Apply server rows in one batch; returns how many.
+    pub(crate) async fn apply_server_rows(&self, decl: &TableDecl, rows: Vec<Row>, wb: WriteBatch) -> Result<usize, EngineError> {
+        self.apply_pulled(decl, rows, wb, Held::LookUp).await
+    }
+
+    async fn apply_pulled(&self, decl: &TableDecl, rows: Vec<Row>, mut wb: WriteBatch, held: Held) -> Result<usize, EngineError> {
         let n = rows.len();
         let mut seen: std::collections::HashMap<String, LocalRow> = std::collections::HashMap::new();
         // Parent server id → local id, looked up once per page.
@@ -350,15 +394,19 @@ impl<S: Store, H: Http> Engine<S, H> {
         // Rows whose server id this device learns now (children may wait for it).
         let mut learned: Vec<(Value, String)> = vec![];
         // Every row of the page this device already holds, in one read.
-        let keys: Vec<String> = rows.iter().filter_map(|r| row_key(decl, r)).collect();
-        let mut held: std::collections::HashMap<String, LocalRow> = self
-            .store
-            .get_rows(&decl.name, &keys)
-            .await?
-            .into_iter()
-            .flatten()
-            .map(|r| (r.local_id.clone(), r))
-            .collect();
+        let mut held: std::collections::HashMap<String, LocalRow> = match held {
+            Held::NoneYet => Default::default(),
+            Held::LookUp => {
+                let keys: Vec<String> = rows.iter().filter_map(|r| row_key(decl, r)).collect();
+                self.store
+                    .get_rows(&decl.name, &keys)
+                    .await?
+                    .into_iter()
+                    .flatten()
+                    .map(|r| (r.local_id.clone(), r))
+                    .collect()
+            }
+        };
         for server in rows {
             let server_id = server.get(&decl.key).cloned();
             let Some(local_id) = row_key(decl, &server) else { continue };

@@ -246,7 +246,9 @@ async fn a_restore_reports_its_progress() {
         .collect();
     let seen: Vec<(u64, Option<u64>, bool)> =
         progress.iter().map(|p| (p["rows"].as_u64().unwrap(), p["total"].as_u64(), p["done"].as_bool().unwrap())).collect();
-    assert_eq!(seen, [(1000, Some(2510), false), (2000, Some(2510), false), (2500, Some(2510), false), (2510, Some(2510), true)]);
+    // The big transaction's last 500 rows and the page past it (asked for together)
+    // land as one.
+    assert_eq!(seen, [(1000, Some(2510), false), (2000, Some(2510), false), (2510, Some(2510), true)]);
     let local = b.ok(&["query", "messages"]);
     let mut contents: Vec<&str> = local.as_array().unwrap().iter().map(|r| r["row"]["content"].as_str().unwrap()).collect();
     contents.sort();

@@ -1,13 +1,14 @@
 //! The SQLite store: `supasync-core`'s [`Store`] on one SQLite file per user.
 //!
 //! WAL journal with `synchronous=NORMAL` (a commit is durable against a process crash,
-//! and costs microseconds instead of an fsync), one connection behind a mutex (one
-//! writer), rows and outbox entries kept as JSON documents next to the columns the
-//! lookups need (table, local id, server id, seq). Declared indexes are a side table
-//! (`row_index`: table, column, value, local id) kept in the same transaction as the
-//! rows, because a row's visible value is the overlay over the mirror and no SQLite
-//! expression index over the JSON document can say that. The file format is versioned with
-//! `PRAGMA user_version` and upgraded by numbered migrations ([`migrations`]).
+//! and costs microseconds instead of an fsync; checkpoints every 16 MB of WAL), one
+//! connection behind a mutex (one writer), rows and outbox entries kept as JSON
+//! documents next to the columns the lookups need (table, local id, server id, seq).
+//! Declared indexes are a side table (`row_index`: table, column, value, local id) kept
+//! in the same transaction as the rows, because a row's visible value is the overlay
+//! over the mirror and no SQLite expression index over the JSON document can say that.
+//! The file format is versioned with `PRAGMA user_version` and upgraded by numbered
+//! migrations ([`migrations`]).
 
 mod migrations;
 
@@ -65,6 +66,9 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL").map_err(sql_err)?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql_err)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(sql_err)?;
+        // Checkpoint at 16 MB of WAL instead of 4: each checkpoint costs two fsyncs, and at
+        // the default a restore paid one every few pages (a third of its write time).
+        conn.pragma_update(None, "wal_autocheckpoint", 4000).map_err(sql_err)?;
         let mut conn = conn;
         migrations::upgrade(&mut conn, target)?;
         let mut indexed: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -116,6 +120,20 @@ supasync_core::maybe_async_trait! {
     impl Store for SqliteStore {
         async fn get_row(&self, table: &str, local_id: &str) -> Result<Option<LocalRow>, StoreError> {
             Ok(self.rows_where("SELECT data FROM rows WHERE tbl = ?1 AND local_id = ?2", &[&table, &local_id])?.pop())
+        }
+
+        async fn get_rows(&self, table: &str, local_ids: &[String]) -> Result<Vec<Option<LocalRow>>, StoreError> {
+            // One lock and one statement for a pulled page's thousand lookups (a third
+            // of the time a page took to land when each took both).
+            let c = self.lock()?;
+            let mut st = c.prepare_cached("SELECT data FROM rows WHERE tbl = ?1 AND local_id = ?2").map_err(sql_err)?;
+            local_ids
+                .iter()
+                .map(|l| {
+                    let text: Option<String> = st.query_row(params![table, l], |r| r.get(0)).optional().map_err(sql_err)?;
+                    text.map(|t| decode("row", &t)).transpose()
+                })
+                .collect()
         }
 
         async fn find_by_server_id(&self, table: &str, server_id: &Value) -> Result<Option<LocalRow>, StoreError> {
