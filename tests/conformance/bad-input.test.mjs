@@ -142,6 +142,17 @@ test('SQL injection in values, identifiers, order and select is inert', async ()
     `todos?select=${encodeURIComponent('x:id::text); DELETE FROM todos; --')}`,
     `${encodeURIComponent('todos; DELETE FROM todos')}`,
     `todos?task=like.${encodeURIComponent("%' OR '1'='1")}`,
+    // Aggregates, quantified operators, range operators, RPC filters, embeds by FK name.
+    `todos?select=${encodeURIComponent('id.sum();DELETE FROM todos')}`,
+    `todos?select=${encodeURIComponent('x:id.count()::int4);DELETE FROM todos;--')}`,
+    `todos?select=${encodeURIComponent('"id) FROM todos; DELETE FROM todos; --".sum()')}`,
+    `todos?select=${encodeURIComponent('count()::text); DELETE FROM todos; --')}`,
+    `todos?task=like(any).${encodeURIComponent("{x'); DELETE FROM todos; --,y}")}`,
+    `todos?id=eq(all).${encodeURIComponent('{1) OR (1=1}')}`,
+    `todos?id=sl.${encodeURIComponent('[1,2); DELETE FROM todos; --')}`,
+    `rpc/todos_done?is_done=true&task=eq.${encodeURIComponent("x' OR '1'='1")}`,
+    `rpc/todos_done?is_done=true&select=${encodeURIComponent('id, (select 1)')}`,
+    `messages?select=${encodeURIComponent('id,messages_conversation_id_fkey; DELETE FROM todos(*)')}`,
   ];
   for (const q of attempts) {
     const r = await raw(q);

@@ -112,6 +112,28 @@ for (const [senderVsn, receiverVsn] of [['2.0.0', '2.0.0'], ['2.0.0', '1.0.0'], 
   });
 }
 
+test('postgres_changes: a change committed before a channel subscribed never reaches it, however late the poll', async () => {
+  // A slow poll, so the burst is almost always read after the channel subscribed (the
+  // case that went wrong); if a poll falls in between, nothing is delivered either.
+  const slow = await startServer(['--realtime-poll-ms', '1500']);
+  try {
+    const u = await newUser(slow);
+    const writer = await device(slow, u);
+    const burst = Array.from({ length: 20 }, (_, i) => ({ task: `before ${i}` }));
+    assert.equal((await writer.from('todos').insert(burst)).error, null);
+    const seen = [];
+    const reader = await device(slow, u);
+    const ch = reader.channel('late').on('postgres_changes', { event: 'INSERT', schema: 'public', table: 'todos' }, (p) => seen.push(p.new.task));
+    await subscribed(ch);
+    assert.equal((await writer.from('todos').insert({ task: 'after' })).error, null);
+    await eventually(() => seen.includes('after'), 10000, 'the change made after subscribing');
+    assert.deepEqual(seen, ['after']);
+    await reader.removeAllChannels();
+  } finally {
+    await slow.stop();
+  }
+});
+
 test('REST broadcast reaches subscribers; bad token is 401', async () => {
   const r = client(server);
   const got = [];
@@ -128,6 +150,34 @@ test('REST broadcast reaches subscribers; bad token is 401', async () => {
     method: 'POST', headers: { authorization: 'Bearer nope', 'content-type': 'application/json' }, body: '{}',
   });
   assert.equal(bad.status, 401);
+  await r.removeAllChannels();
+});
+
+test('httpSend: one message over HTTP reaches subscribers; a bad body and a bad token are refused', async () => {
+  const r = await device(server, alice, { vsn: '2.0.0' });
+  const s = await device(server, bob);
+  const got = [];
+  await subscribed(r.channel('alerts').on('broadcast', { event: '*' }, (m) => got.push(m)));
+  const sender = s.channel('alerts'); // never joined: httpSend needs no socket
+  assert.deepEqual(await sender.httpSend('storm', { level: 3 }), { success: true });
+  await eventually(() => got.length === 1, 5000, 'the JSON message');
+  assert.equal(got[0].event, 'storm');
+  assert.deepEqual(got[0].payload, { level: 3 });
+  const bytes = new Uint8Array([1, 2, 250]).buffer;
+  assert.deepEqual(await sender.httpSend('blob', bytes), { success: true });
+  await eventually(() => got.length === 2, 5000, 'the binary message');
+  assert.equal(got[1].event, 'blob');
+  assert.deepEqual([...new Uint8Array(got[1].payload)], [1, 2, 250]);
+  const notJson = await fetch(`${server.url}/realtime/v1/api/broadcast/alerts/events/x`, {
+    method: 'POST', headers: { apikey: server.anonKey, 'content-type': 'application/json' }, body: '{oops',
+  });
+  assert.equal(notJson.status, 422);
+  assert.match((await notJson.json()).message, /not JSON/);
+  const bad = await fetch(`${server.url}/realtime/v1/api/broadcast/alerts/events/x`, {
+    method: 'POST', headers: { authorization: 'Bearer nope', 'content-type': 'application/json' }, body: '{}',
+  });
+  assert.equal(bad.status, 401);
+  assert.equal(got.length, 2, 'nothing refused was delivered');
   await r.removeAllChannels();
 });
 
@@ -151,6 +201,26 @@ test('presence: both devices of a user are seen, and leaves are reported', async
   await ch2.untrack();
   await eventually(() => leaves.includes('laptop'), 5000, 'leave');
   assert.deepEqual(Object.keys(ch1.presenceState()), ['phone']);
+  await d1.removeAllChannels();
+  await d2.removeAllChannels();
+});
+
+test('presence: a channel joined without presence listeners is enabled by its first track', async () => {
+  const d1 = await device(server, alice);
+  const d2 = await device(server, bob);
+  // Listens, and tracks first.
+  const watcher = d2.channel('lobby', { config: { presence: { key: 'bob' } } });
+  watcher.on('presence', { event: 'sync' }, () => {});
+  await subscribed(watcher);
+  assert.equal(await watcher.track({ who: 'bob' }), 'ok');
+  // No presence listener: supabase-js joins with presence disabled, then tracks.
+  const quiet = d1.channel('lobby', { config: { presence: { key: 'alice' } } });
+  await subscribed(quiet);
+  assert.deepEqual(quiet.presenceState(), {}, 'no presence before the track');
+  assert.equal(await quiet.track({ who: 'alice' }), 'ok');
+  await eventually(() => Object.keys(quiet.presenceState()).sort().join() === 'alice,bob', 5000, 'state after the first track');
+  assert.equal(quiet.presenceState().bob[0].who, 'bob');
+  await eventually(() => Object.keys(watcher.presenceState()).sort().join() === 'alice,bob', 5000, 'the others see the track');
   await d1.removeAllChannels();
   await d2.removeAllChannels();
 });

@@ -6,7 +6,7 @@ import { startServer, client, newUser, device } from './harness.mjs';
 let server, alice, bob, a1, a2, b1, b2, anon, service;
 
 before(async () => {
-  server = await startServer();
+  server = await startServer(['--schemas', 'public,personal']);
   alice = await newUser(server);
   bob = await newUser(server);
   a1 = await device(server, alice);
@@ -210,6 +210,155 @@ test('embedding one level both ways', async () => {
   assert.deepEqual(msgs, [{ body: 'hi', conversation: { title: 'trip' } }, { body: 'yo', conversation: { title: 'trip' } }]);
   const r = await c.from('todos').select('*, conversations(*)');
   assert.equal(r.error.code, 'PGRST200');
+});
+
+test('embeds: one-to-one as an object; relations named by foreign key column or constraint', async () => {
+  const c = await device(server, await newUser(server));
+  const { data: conv } = await c.from('conversations').insert({ title: 'settings' }).select().single();
+  assert.equal((await c.from('conversation_settings').insert({ conversation_id: conv.id, muted: true })).error, null);
+  let r = await c.from('conversations').select('title, conversation_settings(muted)').eq('id', conv.id).single();
+  assert.deepEqual(r.data, { title: 'settings', conversation_settings: { muted: true } });
+  assert.equal((await c.from('messages').insert({ local_id: 'fk1', body: 'by column', conversation_id: conv.id })).error, null);
+  r = await c.from('messages').select('body, conversation_id(title)').eq('local_id', 'fk1').single();
+  assert.deepEqual(r.data, { body: 'by column', conversation_id: { title: 'settings' } });
+  r = await c.from('messages').select('body, messages_conversation_id_fkey(title)').eq('local_id', 'fk1').single();
+  assert.deepEqual(r.data, { body: 'by column', messages_conversation_id_fkey: { title: 'settings' } });
+  r = await c.from('conversations').select('title, messages_conversation_id_fkey(body)').eq('id', conv.id).single();
+  assert.deepEqual(r.data, { title: 'settings', messages_conversation_id_fkey: [{ body: 'by column' }] });
+  r = await c.from('messages').select('body, nothing_like_this(*)');
+  assert.equal(r.error.code, 'PGRST200');
+});
+
+test('operators: like/ilike/comparisons over (any|all) lists, and the range operators', async () => {
+  const c = await device(server, await newUser(server));
+  await seedTodos(c, 6, 'op'); // op 0 … op 5; priority: op 1, op 2, op 4, op 5 = 1, 2, 4, 5
+  const tasks = (r) => { assert.equal(r.error, null); return r.data.map((t) => t.task).sort(); };
+  assert.deepEqual(tasks(await c.from('todos').select('task').likeAnyOf('task', ['op 1', 'op 3*'])), ['op 1', 'op 3']);
+  assert.deepEqual(tasks(await c.from('todos').select('task').likeAllOf('task', ['op*', '*5'])), ['op 5']);
+  assert.deepEqual(tasks(await c.from('todos').select('task').ilikeAnyOf('task', ['OP 2', 'OP 4'])), ['op 2', 'op 4']);
+  assert.deepEqual(tasks(await c.from('todos').select('task').ilikeAllOf('task', ['OP*', '*0'])), ['op 0']);
+  assert.deepEqual(tasks(await c.from('todos').select('task').filter('priority', 'gt(any)', '{4,1}')), ['op 2', 'op 4', 'op 5']);
+  assert.deepEqual(tasks(await c.from('todos').select('task').filter('priority', 'lt(all)', '{4,5}')), ['op 1', 'op 2']);
+  assert.deepEqual(tasks(await c.from('todos').select('task').not('task', 'like(any)', '{op 0,op 1}').like('task', 'op*')), ['op 2', 'op 3', 'op 4', 'op 5']);
+  const r0 = await c.from('todos').select('task').filter('priority', 'in(any)', '{1}');
+  assert.equal(r0.status, 400, 'in takes no quantifier');
+  assert.equal((await c.from('bookings').insert([{ room: 'a', during: '[1,5)' }, { room: 'b', during: '[5,9)' }, { room: 'c', during: '[10,20)' }])).error, null);
+  const rooms = (r) => { assert.equal(r.error, null); return r.data.map((b) => b.room).sort(); };
+  assert.deepEqual(rooms(await c.from('bookings').select('room').rangeLt('during', '[9,10)')), ['a', 'b']);
+  assert.deepEqual(rooms(await c.from('bookings').select('room').rangeGt('during', '[2,4)')), ['b', 'c']);
+  assert.deepEqual(rooms(await c.from('bookings').select('room').rangeGte('during', '[5,6)')), ['b', 'c']);
+  assert.deepEqual(rooms(await c.from('bookings').select('room').rangeLte('during', '[1,9)')), ['a', 'b']);
+  assert.deepEqual(rooms(await c.from('bookings').select('room').rangeAdjacent('during', '[9,10)')), ['b', 'c']);
+});
+
+test('aggregates: count(), col.sum()/avg()/min()/max() grouped by the other columns, rel(count)', async () => {
+  const c = await device(server, await newUser(server));
+  await seedTodos(c, 6, 'ag'); // done: ag 0, 2, 4; priority: 1, 2, 4, 5 (ag 0 and ag 3 none)
+  let r = await c.from('todos').select('count()');
+  assert.equal(r.error, null);
+  assert.deepEqual(r.data, [{ count: 6 }]);
+  r = await c.from('todos').select('done, count(), priority.sum(), top:priority.max(), priority.min()').order('done');
+  assert.deepEqual(r.data, [
+    { done: false, count: 3, sum: 6, top: 5, min: 1 },
+    { done: true, count: 3, sum: 6, top: 4, min: 2 },
+  ]);
+  r = await c.from('todos').select('priority.avg()::int4').not('priority', 'is', null);
+  assert.deepEqual(r.data, [{ avg: 3 }]);
+  const { data: conv } = await c.from('conversations').insert({ title: 'counted' }).select().single();
+  await c.from('messages').insert([{ local_id: 'ag1', body: 'a', conversation_id: conv.id }, { local_id: 'ag2', body: 'b', conversation_id: conv.id }]);
+  r = await c.from('conversations').select('title, messages(count)').eq('id', conv.id).single();
+  assert.deepEqual(r.data, { title: 'counted', messages: [{ count: 2 }] });
+  r = await c.from('todos').select('nope.sum()');
+  assert.equal(r.status, 400);
+  assert.match(r.error.message, /nope/);
+});
+
+test('schemas: Accept-Profile / Content-Profile pick an exposed schema; others are PGRST106', async () => {
+  const c = await device(server, await newUser(server));
+  const other = await device(server, await newUser(server));
+  let r = await c.schema('personal').from('notes').insert({ body: 'mine' }).select().single();
+  assert.equal(r.error, null);
+  assert.equal(r.data.body, 'mine');
+  r = await c.schema('personal').from('notes').select('body');
+  assert.deepEqual(r.data, [{ body: 'mine' }]);
+  r = await other.schema('personal').from('notes').select('body');
+  assert.deepEqual(r.data, [], 'RLS in every schema');
+  // Same table name, other schema: the profile decides.
+  assert.equal((await c.schema('personal').from('todos').insert({ label: 'in personal' })).error, null);
+  r = await c.schema('personal').from('todos').select('label');
+  assert.deepEqual(r.data, [{ label: 'in personal' }]);
+  r = await c.from('todos').select('label');
+  assert.equal(r.status, 400, 'public.todos has no label');
+  r = await c.schema('personal').rpc('note_count');
+  assert.equal(r.data, 1);
+  r = await c.from('notes').select('*');
+  assert.equal(r.status, 404);
+  assert.equal(r.error.code, 'PGRST205');
+  r = await c.schema('auth').from('users').select('*');
+  assert.equal(r.status, 406);
+  assert.equal(r.error.code, 'PGRST106');
+  assert.match(r.error.message, /public, personal/);
+});
+
+test('media types: JSON answered; CSV, GeoJSON, plans and stripped nulls refused with 415 PGRST107, never JSON', async () => {
+  for (const [what, q] of [
+    ['csv', a1.from('todos').select('task').csv()],
+    ['geojson', a1.from('todos').select('task').geojson()],
+    ['explain', a1.from('todos').select('task').explain()],
+    ['nulls=stripped', a1.from('todos').select('task').stripNulls()],
+  ]) {
+    const r = await q;
+    assert.equal(r.status, 415, what);
+    assert.equal(r.error.code, 'PGRST107', what);
+    assert.match(r.error.message, /None of these media types are available/, what);
+  }
+  const get = (accept) => fetch(`${server.url}/rest/v1/todos?select=task`, {
+    headers: { apikey: server.anonKey, authorization: `Bearer ${alice.session.access_token}`, accept },
+  });
+  assert.equal((await get('application/xml')).status, 415);
+  const ok = await get('application/xml, application/json;q=0.5');
+  assert.equal(ok.status, 200);
+  assert.ok(Array.isArray(await ok.json()));
+  assert.equal((await get('*/*')).status, 200);
+});
+
+test('RPC rows read like a table: select, filters, order, range, count, single, embeds', async () => {
+  const c = await device(server, await newUser(server));
+  await seedTodos(c, 6, 'q'); // done: q 0, q 2, q 4; priority: q 1..q 5 but q 3 null
+  let r = await c.rpc('todos_done', { is_done: true }, { count: 'exact' }).select('task').order('task', { ascending: false }).range(0, 1);
+  assert.equal(r.error, null);
+  assert.deepEqual(r.data, [{ task: 'q 4' }, { task: 'q 2' }]);
+  assert.equal(r.count, 3);
+  assert.equal(r.status, 206);
+  r = await c.rpc('todos_done', { is_done: true }).select('task, priority').not('priority', 'is', null).order('task');
+  assert.deepEqual(r.data, [{ task: 'q 2', priority: 2 }, { task: 'q 4', priority: 4 }]);
+  // GET: the arguments ride in the query string beside the filters.
+  r = await c.rpc('todos_done', { is_done: false }, { get: true }).select('task').eq('priority', 5);
+  assert.deepEqual(r.data, [{ task: 'q 5' }]);
+  r = await c.rpc('todos_done', { is_done: true }).select('task').eq('task', 'q 2').single();
+  assert.deepEqual(r.data, { task: 'q 2' });
+  r = await c.rpc('todos_done', { is_done: true }).select('task').limit(1).order('task');
+  assert.deepEqual(r.data, [{ task: 'q 0' }]);
+  // RETURNS TABLE columns filter and select like a table's.
+  r = await c.rpc('todo_stats').select('n').eq('done', true);
+  assert.deepEqual(r.data, [{ n: 3 }]);
+  // Rows of a table embed like the table's.
+  const { data: conv } = await c.from('conversations').insert({ title: 'via rpc' }).select().single();
+  await c.from('messages').insert([{ local_id: 'r1', body: 'one', conversation_id: conv.id }, { local_id: 'r2', body: 'two', conversation_id: conv.id }]);
+  r = await c.rpc('messages_of', { conv: conv.id }).select('body, conversations(title)').order('body');
+  assert.deepEqual(r.data, [{ body: 'one', conversations: { title: 'via rpc' } }, { body: 'two', conversations: { title: 'via rpc' } }]);
+  // A volatile function runs once, also when a count is asked for.
+  r = await c.rpc('add_notice', { body: 'once-only' }, { count: 'exact' });
+  assert.equal(r.error, null);
+  assert.equal(r.count, 1);
+  const { data: notices } = await service.from('notices').select('id').eq('body', 'once-only');
+  assert.equal(notices.length, 1, 'inserted once');
+  // Names are checked against the result's columns.
+  r = await c.rpc('todos_done', { is_done: true }).select('nope');
+  assert.equal(r.status, 400);
+  assert.match(r.error.message, /nope/);
+  r = await c.rpc('todos_done', { is_done: true }).eq('nope', 1);
+  assert.equal(r.status, 400);
 });
 
 test('RPC: scalar, set-returning, RLS inside, raised errors', async () => {

@@ -64,6 +64,7 @@ pub struct DevServerBuilder {
     jwt_secret: String,
     jwt_exp_secs: i64,
     realtime_poll_ms: u64,
+    schemas: Vec<String>,
     shared_cluster: bool,
 }
 
@@ -77,6 +78,7 @@ impl Default for DevServerBuilder {
             jwt_secret: DEMO_SECRET.into(),
             jwt_exp_secs: 3600,
             realtime_poll_ms: 100,
+            schemas: vec!["public".into()],
             shared_cluster: false,
         }
     }
@@ -116,6 +118,16 @@ impl DevServerBuilder {
     /// How often Realtime polls for database changes (default 100 ms).
     pub fn realtime_poll_ms(mut self, ms: u64) -> Self {
         self.realtime_poll_ms = ms;
+        self
+    }
+    /// The schemas `/rest/v1` exposes, the first the default (Supabase's "exposed
+    /// schemas" setting; `public` by default). Others are asked for with the
+    /// `Accept-Profile` / `Content-Profile` headers (supabase-js: `.schema(name)`).
+    pub fn schemas<S: Into<String>>(mut self, schemas: impl IntoIterator<Item = S>) -> Self {
+        let list: Vec<String> = schemas.into_iter().map(Into::into).filter(|s: &String| !s.is_empty()).collect();
+        if !list.is_empty() {
+            self.schemas = list;
+        }
         self
     }
     /// For test suites: run in one PostgreSQL cluster shared by the whole process (with
@@ -241,7 +253,7 @@ impl DevServer {
         let settings = Settings {
             jwt_exp_secs: b.jwt_exp_secs,
             realtime_poll_ms: b.realtime_poll_ms,
-            schemas: vec!["public".into()],
+            schemas: b.schemas.clone(),
         };
         let cache = {
             let client = pool.get().await.map_err(|e| StartError::Postgres(e.to_string()))?;

@@ -34,6 +34,10 @@ struct Args {
     /// Lifetime of access tokens issued by /auth/v1, in seconds.
     #[arg(long, default_value_t = 3600)]
     jwt_expiry: i64,
+    /// Schemas exposed over /rest/v1, comma-separated, the first the default (others
+    /// are chosen with the Accept-Profile / Content-Profile headers).
+    #[arg(long, default_value = "public", value_delimiter = ',')]
+    schemas: Vec<String>,
 }
 
 #[tokio::main]
@@ -44,7 +48,8 @@ async fn main() {
         .port(args.port)
         .jwt_secret(args.jwt_secret)
         .realtime_poll_ms(args.realtime_poll_ms)
-        .jwt_expiry_secs(args.jwt_expiry);
+        .jwt_expiry_secs(args.jwt_expiry)
+        .schemas(args.schemas);
     if let Some(m) = &args.migrations {
         b = b.migrations(m);
     }

@@ -74,6 +74,11 @@ pub struct Function {
     pub returns_void: bool,
     /// `v`olatile, `s`table or `i`mmutable: read-only transactions for the latter two.
     pub volatility: char,
+    /// The columns of the rows it returns, when they are known: a table or view of an
+    /// exposed schema (with its keys, so results embed like the table), a composite
+    /// type, or `RETURNS TABLE`/`OUT` columns. Such results take `select`, filters,
+    /// `order`, `limit`/`offset` and counts like a table.
+    pub result: Option<Arc<Table>>,
 }
 
 /// Everything the REST and Realtime layers look identifiers up in.
@@ -92,16 +97,21 @@ impl SchemaCache {
     /// Load the cache for `schemas` from the catalog.
     pub async fn load(client: &tokio_postgres::Client, schemas: &[String]) -> Result<SchemaCache, tokio_postgres::Error> {
         let mut tables: HashMap<u32, Table> = HashMap::new();
+        // Composite types: only ever the shape of a function's result.
+        let mut composite: std::collections::HashSet<u32> = Default::default();
         let rows = client
             .query(
-                "SELECT n.nspname::text, c.relname::text, c.oid::oid, c.relrowsecurity
+                "SELECT n.nspname::text, c.relname::text, c.oid::oid, c.relrowsecurity, c.relkind = 'c'
                  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                 WHERE c.relkind IN ('r','v','m','p','f') AND n.nspname = ANY($1)",
+                 WHERE c.relkind IN ('r','v','m','p','f','c') AND n.nspname = ANY($1)",
                 &[&schemas],
             )
             .await?;
         for r in rows {
             let oid: u32 = r.get(2);
+            if r.get::<_, bool>(4) {
+                composite.insert(oid);
+            }
             tables.insert(
                 oid,
                 Table {
@@ -126,7 +136,7 @@ impl SchemaCache {
                  JOIN pg_type t ON t.oid = a.atttypid
                  LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
                  WHERE a.attnum > 0 AND NOT a.attisdropped AND n.nspname = ANY($1)
-                   AND c.relkind IN ('r','v','m','p','f')
+                   AND c.relkind IN ('r','v','m','p','f','c')
                  ORDER BY a.attrelid, a.attnum",
                 &[&schemas],
             )
@@ -206,13 +216,17 @@ impl SchemaCache {
             }
         }
 
+        let by_oid: HashMap<u32, Arc<Table>> = tables.into_iter().map(|(oid, t)| (oid, Arc::new(t))).collect();
         let mut functions: HashMap<(String, String), Vec<Arc<Function>>> = HashMap::new();
         let rows = client
             .query(
                 "SELECT n.nspname::text, p.proname::text, p.proargnames::text[], p.proargmodes::text[],
                         array(SELECT format_type(x, NULL) FROM unnest(coalesce(p.proallargtypes, p.proargtypes::oid[]))
                               WITH ORDINALITY u(x, o) ORDER BY o),
-                        p.proretset, t.typtype::text, t.typname::text, p.provolatile::text, p.pronargdefaults::int4
+                        p.proretset, t.typtype::text, t.typname::text, p.provolatile::text, p.pronargdefaults::int4,
+                        t.typrelid::oid,
+                        array(SELECT t2.typname::text FROM unnest(coalesce(p.proallargtypes, p.proargtypes::oid[]))
+                              WITH ORDINALITY u(x, o) JOIN pg_type t2 ON t2.oid = u.x ORDER BY o)
                  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
                  JOIN pg_type t ON t.oid = p.prorettype
                  WHERE n.nspname = ANY($1) AND p.prokind = 'f'",
@@ -223,27 +237,55 @@ impl SchemaCache {
             let names: Option<Vec<String>> = r.get(2);
             let modes: Option<Vec<String>> = r.get(3);
             let types: Vec<String> = r.get(4);
+            let typnames: Vec<String> = r.get(11);
             let mut args = vec![];
+            let mut out_columns = vec![];
             for (i, ty) in types.iter().enumerate() {
                 let mode = modes.as_ref().and_then(|m| m.get(i)).map(String::as_str).unwrap_or("i");
+                let name = names.as_ref().and_then(|n| n.get(i)).cloned().unwrap_or_default();
                 if matches!(mode, "i" | "b" | "v") {
-                    let name = names.as_ref().and_then(|n| n.get(i)).cloned().unwrap_or_default();
-                    args.push((name, ty.clone()));
+                    args.push((name.clone(), ty.clone()));
+                }
+                if matches!(mode, "o" | "b" | "t") {
+                    out_columns.push(Column {
+                        name,
+                        sql_type: ty.clone(),
+                        type_name: typnames.get(i).cloned().unwrap_or_default(),
+                        default: None,
+                        generated: false,
+                    });
                 }
             }
             let typtype: String = r.get(6);
             let typname: String = r.get(7);
             let vol: String = r.get(8);
             let ndefaults: i32 = r.get(9);
+            let relid: u32 = r.get(10);
+            let (schema, name): (String, String) = (r.get(0), r.get(1));
+            let result = match by_oid.get(&relid) {
+                Some(t) => Some(Arc::clone(t)),
+                None if typname == "record" && !out_columns.is_empty() => Some(Arc::new(Table {
+                    schema: schema.clone(),
+                    name: name.clone(),
+                    oid: 0,
+                    columns: out_columns,
+                    primary_key: vec![],
+                    unique_keys: vec![],
+                    foreign_keys: vec![],
+                    rls: false,
+                })),
+                None => None,
+            };
             let f = Function {
-                schema: r.get(0),
-                name: r.get(1),
+                schema,
+                name,
                 args,
                 defaults: ndefaults.max(0) as usize,
                 returns_set: r.get(5),
                 returns_row: typtype == "c" || typname == "record",
                 returns_void: typname == "void",
                 volatility: vol.chars().next().unwrap_or('v'),
+                result,
             };
             functions
                 .entry((f.schema.clone(), f.name.clone()))
@@ -252,9 +294,10 @@ impl SchemaCache {
         }
 
         Ok(SchemaCache {
-            tables: tables
-                .into_values()
-                .map(|t| ((t.schema.clone(), t.name.clone()), Arc::new(t)))
+            tables: by_oid
+                .into_iter()
+                .filter(|(oid, _)| !composite.contains(oid))
+                .map(|(_, t)| ((t.schema.clone(), t.name.clone()), t))
                 .collect(),
             functions,
         })

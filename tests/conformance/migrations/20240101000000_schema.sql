@@ -57,3 +57,49 @@ create function public.todos_done(is_done boolean) returns setof public.todos
 
 create function public.fail_with(msg text) returns void
   language plpgsql as $$ begin raise exception '%', msg; end $$;
+
+-- Functions whose rows read like a table's (select, filters, order, counts, embeds).
+create function public.todo_stats() returns table (done boolean, n bigint)
+  language sql stable as $$ select done, count(*) from public.todos group by done $$;
+
+create function public.messages_of(conv uuid) returns setof public.messages
+  language sql stable as $$ select * from public.messages where conversation_id = conv $$;
+
+-- Volatile: must run once per request, also when the caller asks for a count.
+create function public.add_notice(body text) returns setof public.notices
+  language sql as $$ insert into public.notices (body) values (body) returning * $$;
+
+-- One-to-one: its primary key is also its foreign key.
+create table public.conversation_settings (
+  conversation_id uuid primary key references public.conversations(id) on delete cascade,
+  muted boolean not null default false
+);
+
+-- Ranges, for the range operators.
+create table public.bookings (
+  id serial primary key,
+  room text not null,
+  during int4range not null
+);
+
+-- A second schema, exposed by `--schemas public,personal` in the REST tests (as a
+-- project exposes one in its API settings). Its `todos` shadows nothing: the profile
+-- header picks the schema.
+create schema personal;
+grant usage on schema personal to anon, authenticated, service_role;
+create table personal.notes (
+  id serial primary key,
+  user_id uuid not null default auth.uid(),
+  body text not null
+);
+alter table personal.notes enable row level security;
+create policy "own notes" on personal.notes for all
+  using (user_id = auth.uid()) with check (user_id = auth.uid());
+grant all on personal.notes to authenticated;
+grant usage, select on sequence personal.notes_id_seq to authenticated;
+create table personal.todos (id serial primary key, label text not null);
+grant all on personal.todos to authenticated;
+grant usage, select on sequence personal.todos_id_seq to authenticated;
+create function personal.note_count() returns bigint
+  language sql stable as $$ select count(*) from personal.notes $$;
+grant execute on function personal.note_count() to authenticated;

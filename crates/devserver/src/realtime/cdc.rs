@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
+use tokio_postgres::types::PgLsn;
 use tokio_postgres::Client;
 
 use super::hub::PgSub;
@@ -41,6 +42,9 @@ struct Change {
     record: Map<String, Value>,
     /// Old key values (UPDATE/DELETE), typed.
     old: Map<String, Value>,
+    /// Where its transaction's commit record is in the WAL: a channel subscribed after
+    /// that point never gets it, however late the poll that reads it.
+    commit_lsn: u64,
 }
 
 /// A connection holding the replication slot, ready to poll.
@@ -101,9 +105,9 @@ async fn poll_loop(st: &Arc<AppState>, conn: &SlotConnection) -> String {
         let polled_at = tokio::time::Instant::now();
         let rows = match client
             .query(
-                "SELECT data FROM pg_logical_slot_get_changes($1, NULL, 1000,
+                "SELECT lsn, data FROM pg_logical_slot_get_changes($1, NULL, 1000,
                    'format-version', '2', 'include-pk', '1', 'include-timestamp', '1',
-                   'include-type-oids', '1', 'include-transaction', '0', 'actions', 'insert,update,delete')",
+                   'include-type-oids', '1', 'include-transaction', '1', 'actions', 'insert,update,delete')",
                 &[slot],
             )
             .await
@@ -116,7 +120,7 @@ async fn poll_loop(st: &Arc<AppState>, conn: &SlotConnection) -> String {
             tokio::time::sleep_until(polled_at + interval).await;
             continue;
         }
-        let raw: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+        let raw: Vec<(u64, String)> = rows.iter().map(|r| (u64::from(r.get::<_, PgLsn>(0)), r.get(1))).collect();
         let started = std::time::Instant::now();
         if let Err(e) = deliver(st, client, &raw).await {
             tracing::warn!("realtime: could not deliver a batch of changes: {e}");
@@ -160,6 +164,7 @@ fn decode(raw: &str) -> Option<(Change, Vec<(String, u32)>)> {
             commit_timestamp: ts,
             record,
             old,
+            commit_lsn: u64::MAX,
         },
         types,
     ))
@@ -179,7 +184,14 @@ fn plain_type(oid: u32) -> bool {
     matches!(oid, 16 | 20 | 21 | 23 | 25 | 114 | 3802 | 1043 | 2950 | 700 | 701 | 18 | 19)
 }
 
-async fn deliver(st: &Arc<AppState>, client: &Client, raw: &[String]) -> Result<(), String> {
+/// Whether a wal2json row is a transaction's commit (`{"action":"C"}`).
+fn is_commit(raw: &str) -> bool {
+    serde_json::from_str::<Value>(raw).ok().is_some_and(|v| v.get("action").and_then(Value::as_str) == Some("C"))
+}
+
+/// `raw`: (LSN, wal2json row) as the slot returned them, whole transactions from `B` to
+/// `C`; each change takes its commit's LSN.
+async fn deliver(st: &Arc<AppState>, client: &Client, raw: &[(u64, String)]) -> Result<(), String> {
     let subs = st.realtime.pg_snapshot();
     if subs.is_empty() {
         return Ok(());
@@ -197,8 +209,19 @@ async fn deliver(st: &Arc<AppState>, client: &Client, raw: &[String]) -> Result<
         .collect();
     let mut changes: Vec<Change> = vec![];
     let mut needs_typing: Vec<bool> = vec![];
-    for r in raw {
-        let Some((c, types)) = decode(r) else { continue };
+    // Changes of the transaction being read, until its commit says where it committed.
+    let mut uncommitted = 0;
+    for (lsn, r) in raw {
+        let Some((c, types)) = decode(r) else {
+            if is_commit(r) {
+                let from = changes.len() - uncommitted;
+                for c in &mut changes[from..] {
+                    c.commit_lsn = *lsn;
+                }
+                uncommitted = 0;
+            }
+            continue;
+        };
         if !published.contains(&(c.schema.clone(), c.table.clone())) {
             continue;
         }
@@ -212,6 +235,7 @@ async fn deliver(st: &Arc<AppState>, client: &Client, raw: &[String]) -> Result<
         if interested {
             needs_typing.push(types.iter().any(|(_, oid)| !plain_type(*oid)));
             changes.push(c);
+            uncommitted += 1;
         }
     }
     if changes.is_empty() {
@@ -253,6 +277,9 @@ async fn deliver(st: &Arc<AppState>, client: &Client, raw: &[String]) -> Result<
     let mut matches: Vec<Vec<(u64, Vec<u32>)>> = vec![vec![]; changes.len()];
     for (i, c) in changes.iter().enumerate() {
         for (cid, s) in &subs {
+            if c.commit_lsn < s.since_lsn {
+                continue; // committed before this channel subscribed
+            }
             let ids: Vec<u32> = s
                 .bindings
                 .iter()

@@ -81,6 +81,9 @@ pub struct PgSub {
     pub role: String,
     pub claims: Map<String, Value>,
     pub bindings: Vec<PgBinding>,
+    /// The WAL's end when the channel subscribed: changes committed before it are not
+    /// this channel's, even when the poll reads them later.
+    pub since_lsn: u64,
 }
 
 #[derive(Default)]

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Query, State, WebSocketUpgrade};
+use axum::extract::{Path, Query, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -24,12 +24,15 @@ use protocol::Vsn;
 
 /// Realtime's inbound frame limit.
 const MAX_FRAME: usize = 5_000_000;
+/// Largest broadcast payload accepted (Realtime's default tenant limit, 3000 KB).
+const MAX_BROADCAST_BYTES: usize = 3000 * 1024;
 
 /// The routes under `/realtime/v1`.
 pub fn router() -> Router<Arc<AppState>> {
     Router::new()
         .route("/realtime/v1/websocket", get(websocket))
         .route("/realtime/v1/api/broadcast", post(rest_broadcast))
+        .route("/realtime/v1/api/broadcast/{topic}/events/{event}", post(rest_broadcast_one))
 }
 
 fn refuse(status: StatusCode, msg: &str) -> Response {
@@ -61,14 +64,66 @@ async fn websocket(
         .on_upgrade(move |socket| socket::serve(socket, st, vsn, token))
 }
 
+/// The 401 to answer unless the caller's token (bearer, else the API key) is valid.
+fn broadcast_refusal(st: &AppState, headers: &HeaderMap) -> Option<Response> {
+    let token = crate::gateway::bearer(headers)
+        .or_else(|| headers.get("apikey").and_then(|v| v.to_str().ok()).map(str::to_string));
+    (token.as_deref().map(|t| st.keys.verify(t).is_ok()) != Some(true))
+        .then(|| (StatusCode::UNAUTHORIZED, axum::Json(json!({"message": "Unauthorized"}))).into_response())
+}
+
+fn invalid(m: &str) -> Response {
+    (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(json!({"message": m}))).into_response()
+}
+
+/// `POST /realtime/v1/api/broadcast/{topic}/events/{event}` (supabase-js `httpSend`, Realtime
+/// ≥ 2.97): the body is the payload, JSON or raw bytes → 202.
+async fn rest_broadcast_one(
+    State(st): State<Arc<AppState>>,
+    Path((topic, event)): Path<(String, String)>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = broadcast_refusal(&st, &headers) {
+        return r;
+    }
+    if body.len() > MAX_BROADCAST_BYTES {
+        return invalid("payload_size_exceeded");
+    }
+    if params.get("private").map(String::as_str) == Some("true") {
+        return StatusCode::ACCEPTED.into_response(); // private channels are not supported here; denials are silent
+    }
+    let binary = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/octet-stream"));
+    let topic = format!("realtime:{topic}");
+    if binary {
+        let b = protocol::BinaryBroadcast {
+            join_ref: None,
+            r#ref: None,
+            topic: topic.clone(),
+            event,
+            meta: None,
+            json: false,
+            payload: body.to_vec(),
+        };
+        st.realtime.broadcast_binary(&topic, None, b);
+    } else {
+        let Ok(payload) = serde_json::from_slice::<Value>(&body) else {
+            return invalid("the payload is not JSON (send raw bytes as application/octet-stream)");
+        };
+        st.realtime.broadcast_json(&topic, None, json!({"type":"broadcast","event":event,"payload":payload}));
+    }
+    StatusCode::ACCEPTED.into_response()
+}
+
 /// `POST /realtime/v1/api/broadcast` with `{"messages":[{topic, event, payload}]}` → 202.
 async fn rest_broadcast(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
-    let token = crate::gateway::bearer(&headers)
-        .or_else(|| headers.get("apikey").and_then(|v| v.to_str().ok()).map(str::to_string));
-    if token.as_deref().map(|t| st.keys.verify(t).is_ok()) != Some(true) {
-        return (StatusCode::UNAUTHORIZED, axum::Json(json!({"message": "Unauthorized"}))).into_response();
+    if let Some(r) = broadcast_refusal(&st, &headers) {
+        return r;
     }
-    let invalid = |m: &str| (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(json!({"message": m}))).into_response();
     let Ok(v) = serde_json::from_slice::<Value>(&body) else {
         return invalid("body is not JSON");
     };
@@ -81,7 +136,7 @@ async fn rest_broadcast(State(st): State<Arc<AppState>>, headers: HeaderMap, bod
             return invalid("every message needs a `topic` and an `event`");
         };
         let payload = m.get("payload").cloned().unwrap_or_else(|| json!({}));
-        if payload.to_string().len() > 3000 * 1024 {
+        if payload.to_string().len() > MAX_BROADCAST_BYTES {
             return invalid("payload_size_exceeded");
         }
         if m.get("private").and_then(Value::as_bool) == Some(true) {

@@ -19,13 +19,12 @@ use tokio::sync::mpsc;
 
 use super::filter;
 use super::hub::{EventFilter, PgBinding, PgSub, SocketTx};
+use super::MAX_BROADCAST_BYTES;
 use super::protocol::{decode_binary, decode_text, encode, BinaryBroadcast, Frame, Msg, Outbound, Vsn};
 use crate::jwt::{now_secs, JwtError};
 use crate::schema::quote_ident;
 use crate::state::AppState;
 
-/// Largest broadcast payload accepted (Realtime's default tenant limit, 3000 KB).
-const MAX_BROADCAST_BYTES: usize = 3000 * 1024;
 /// Phoenix closes sockets that send nothing (not even heartbeats) for this long.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -36,6 +35,10 @@ struct Chan {
     token: String,
     exp: i64,
     presence_key: String,
+    /// Whether this channel has had its `presence_state`: at join when it asked for
+    /// presence, else on its first track (supabase-js joins without presence when no
+    /// presence listener is attached, then tracks; Realtime enables it then).
+    presence_enabled: bool,
     ack: bool,
 }
 
@@ -313,23 +316,44 @@ impl Conn {
         }
     }
 
-    fn presence(&self, m: &Msg) {
+    fn presence(&mut self, m: &Msg) {
         let Some(c) = self.chans.get(&m.topic) else { return };
+        let (channel_id, key, join_ref) = (c.channel_id, c.presence_key.clone(), c.join_ref.clone());
         let ev = m.payload.get("event").and_then(Value::as_str).unwrap_or("").to_ascii_lowercase();
         match ev.as_str() {
             "track" => match m.payload.get("payload") {
                 Some(Value::Object(fields)) => {
-                    self.st.realtime.track(&m.topic, c.channel_id, &c.presence_key, fields.clone());
+                    self.st.realtime.track(&m.topic, channel_id, &key, fields.clone());
                     self.reply(m, "ok", json!({}));
+                    let enabled_now = self
+                        .chans
+                        .get_mut(&m.topic)
+                        .is_some_and(|c| !std::mem::replace(&mut c.presence_enabled, true));
+                    if enabled_now {
+                        // The state after the track that enabled presence (its own
+                        // diff, which came first, waits in the client until then).
+                        let state = self.st.realtime.presence_state(&m.topic);
+                        self.push(join_ref, None, &m.topic, "presence_state", state);
+                    }
                 }
                 _ => self.reply(m, "error", json!({"reason": "Presence track payload must be a map"})),
             },
             "untrack" => {
-                self.st.realtime.untrack(&m.topic, c.channel_id);
+                self.st.realtime.untrack(&m.topic, channel_id);
                 self.reply(m, "ok", json!({}));
             }
             _ => self.reply(m, "error", json!({"reason": "Unknown presence event"})),
         }
+    }
+
+    /// Where the WAL ends now: changes committed from here on are a new subscription's.
+    async fn wal_end(&self) -> Result<u64, String> {
+        let c = self.st.client().await?;
+        let row = c
+            .query_one("SELECT pg_current_wal_lsn()", &[])
+            .await
+            .map_err(|e| format!("Realtime could not read the WAL position: {}", crate::pgerr::describe(&e)))?;
+        Ok(u64::from(row.get::<_, tokio_postgres::types::PgLsn>(0)))
     }
 
     async fn join(&mut self, m: Msg) {
@@ -398,6 +422,7 @@ impl Conn {
                 token,
                 exp,
                 presence_key,
+                presence_enabled,
                 ack,
             },
         );
@@ -413,7 +438,12 @@ impl Conn {
                 }
                 other => other,
             };
-            if pg_error.is_none() {
+            let since = match pg_error {
+                None => self.wal_end().await,
+                Some(e) => Err(e),
+            };
+            let pg_error = since.as_ref().err().cloned();
+            if let Ok(since_lsn) = since {
                 self.st.realtime.set_pg(
                     channel_id,
                     PgSub {
@@ -422,6 +452,7 @@ impl Conn {
                         role,
                         claims,
                         bindings,
+                        since_lsn,
                     },
                 );
             }

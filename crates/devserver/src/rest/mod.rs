@@ -24,7 +24,7 @@ use serde_json::Value;
 use self::error::RestError;
 use self::params::{parse_query, QueryParams};
 use self::prefer::{Prefer, Resolution, Return};
-use self::sql::{Params, Target};
+use self::sql::{Params, SelectSql, Target};
 use crate::gateway::{self, Caller};
 use crate::schema::{quote_ident, Function, Table};
 use crate::state::AppState;
@@ -46,6 +46,8 @@ struct Stmt {
 struct Output {
     count: i64,
     json: Option<String>,
+    /// A third column, when the statement has one: the total for `Prefer: count`.
+    total: Option<i64>,
 }
 
 /// How the request's transaction should end.
@@ -83,6 +85,7 @@ async fn run(st: &AppState, caller: &Caller, method: &Method, path: &str, header
         out.push(Output {
             count: row.get(0),
             json: row.get(1),
+            total: if row.len() > 2 { row.get(2) } else { None },
         });
     }
     if plan.single {
@@ -104,6 +107,34 @@ async fn run(st: &AppState, caller: &Caller, method: &Method, path: &str, header
 fn not_single(n: i64) -> RestError {
     RestError::new(StatusCode::NOT_ACCEPTABLE, "PGRST116", "Cannot coerce the result to a single JSON object")
         .details(format!("The result contains {n} rows"))
+}
+
+/// Refuse an `Accept` none of whose media types this server answers (PostgREST's 415
+/// PGRST107): JSON, PostgREST's object/array vendor types and wildcards only. CSV,
+/// GeoJSON, execution plans and `nulls=stripped` are PostgREST's but not ours: a
+/// clear refusal rather than JSON the client did not ask for.
+fn acceptable(headers: &HeaderMap) -> Result<(), RestError> {
+    let Some(accept) = headers.get("accept").and_then(|v| v.to_str().ok()) else { return Ok(()) };
+    let ours = |t: &str| {
+        let mut parts = t.split(';').map(str::trim);
+        let ty = parts.next().unwrap_or("").to_ascii_lowercase();
+        let stripped = parts.any(|p| p.replace(' ', "").eq_ignore_ascii_case("nulls=stripped"));
+        !stripped
+            && matches!(
+                ty.as_str(),
+                "" | "*/*" | "application/*" | "application/json" | "application/vnd.pgrst.object+json"
+                    | "application/vnd.pgrst.object" | "application/vnd.pgrst.array+json" | "application/vnd.pgrst.array"
+            )
+    };
+    if accept.split(',').any(ours) {
+        return Ok(());
+    }
+    Err(RestError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "PGRST107",
+        format!("None of these media types are available: {accept}"),
+    )
+    .hint("supasync-dev answers JSON only (no CSV, GeoJSON, execution plans or nulls=stripped)"))
 }
 
 fn wants_single(headers: &HeaderMap) -> bool {
@@ -171,6 +202,7 @@ async fn handle_table(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Result<Response, RestError> {
+    acceptable(headers)?;
     let schema = profile(st, &method, headers)?;
     let (cache, table) = st.table(&schema, name).await.ok_or_else(|| RestError::no_table(&schema, name))?;
     let q = parse_query(query, false)?;
@@ -208,8 +240,8 @@ fn content_range(offset: i64, n: i64, total: Option<i64>) -> String {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn read(st: &AppState, caller: &Caller, method: &Method, path: &str, headers: &HeaderMap, t: &Target<'_>, q: &QueryParams, prefer: &Prefer) -> Result<Response, RestError> {
+/// `offset` and `limit` from the query and the `Range` header (the narrower wins).
+fn page_bounds(q: &QueryParams, headers: &HeaderMap) -> (i64, Option<i64>) {
     let mut offset = q.offset.unwrap_or(0);
     let mut limit = q.limit;
     if let Some((a, l)) = range_header(headers) {
@@ -219,13 +251,11 @@ async fn read(st: &AppState, caller: &Caller, method: &Method, path: &str, heade
             (x, y) => x.or(y),
         };
     }
-    let mut p = Params::default();
-    let sel = t.select_sql(q.select.as_deref())?;
-    let mut wh = t.where_sql(&q.conds, &mut p)?;
-    for c in &sel.inner_conds {
-        wh = format!("{wh} AND {c}");
-    }
-    let order = t.order_sql(&q.order)?;
+    (offset, limit)
+}
+
+/// ` LIMIT $n OFFSET $m`, as far as given.
+fn page_sql(offset: i64, limit: Option<i64>, p: &mut Params) -> String {
     let mut page = String::new();
     if let Some(l) = limit {
         page.push_str(&format!(" LIMIT {}", p.int(l)));
@@ -233,11 +263,69 @@ async fn read(st: &AppState, caller: &Caller, method: &Method, path: &str, heade
     if offset > 0 {
         page.push_str(&format!(" OFFSET {}", p.int(offset)));
     }
+    page
+}
+
+/// The answer to a read (of a table, or of a function's rows): 206 and `Content-Range`
+/// against the total when one was counted, 416 past the end, one object when asked.
+fn rows_response(method: &Method, rows: &Output, total: Option<i64>, offset: i64, single: bool, prefer: &Prefer) -> Result<Response, RestError> {
+    if let Some(total) = total {
+        if offset > 0 && rows.count == 0 && offset >= total {
+            return Err(RestError::new(StatusCode::RANGE_NOT_SATISFIABLE, "PGRST103", "Requested range not satisfiable")
+                .details(format!("An offset of {offset} was requested, but there are only {total} rows.")));
+        }
+    }
+    let status = match total {
+        Some(total) if offset > 0 || rows.count < total => StatusCode::PARTIAL_CONTENT,
+        _ => StatusCode::OK,
+    };
+    let body = rows.json.clone().unwrap_or_else(|| "[]".into());
+    let body = if single { first_object(&body) } else { body };
+    let mut r = if *method == Method::HEAD {
+        let mut r = Response::new(Body::empty());
+        *r.status_mut() = status;
+        set_header(&mut r, "content-type", "application/json; charset=utf-8");
+        r
+    } else {
+        json_response(status, body)
+    };
+    set_header(&mut r, "content-range", &content_range(offset, rows.count, total));
+    prefer.applied(&mut r);
+    Ok(r)
+}
+
+/// The pieces of a read over alias `_t`: select list, `WHERE` (with `!inner` embeds'
+/// conditions), `ORDER BY`, `LIMIT`/`OFFSET`, and the offset for `Content-Range`.
+struct ReadParts {
+    sel: SelectSql,
+    wh: String,
+    order: String,
+    page: String,
+    offset: i64,
+}
+
+fn read_parts(t: &Target<'_>, q: &QueryParams, headers: &HeaderMap, p: &mut Params) -> Result<ReadParts, RestError> {
+    let (offset, limit) = page_bounds(q, headers);
+    let sel = t.select_sql(q.select.as_deref())?;
+    let mut wh = t.where_sql(&q.conds, p)?;
+    for c in &sel.inner_conds {
+        wh = format!("{wh} AND {c}");
+    }
+    let order = t.order_sql(&q.order)?;
+    let page = page_sql(offset, limit, p);
+    Ok(ReadParts { sel, wh, order, page, offset })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn read(st: &AppState, caller: &Caller, method: &Method, path: &str, headers: &HeaderMap, t: &Target<'_>, q: &QueryParams, prefer: &Prefer) -> Result<Response, RestError> {
+    let mut p = Params::default();
+    let ReadParts { sel, wh, order, page, offset } = read_parts(t, q, headers, &mut p)?;
     let data = Stmt {
         sql: format!(
-            "SELECT count(*), coalesce(json_agg(_s), '[]')::text FROM (SELECT {} FROM {} AS _t WHERE {wh}{order}{page}) _s",
+            "SELECT count(*), coalesce(json_agg(_s), '[]')::text FROM (SELECT {} FROM {} AS _t WHERE {wh}{}{order}{page}) _s",
             sel.list,
-            t.table.qualified()
+            t.table.qualified(),
+            sel.group_by
         ),
         params: p,
     };
@@ -267,30 +355,42 @@ async fn read(st: &AppState, caller: &Caller, method: &Method, path: &str, heade
     )
     .await?;
     let total = counting.then(|| out[0].count);
-    let rows = &out[out.len() - 1];
-    if let Some(total) = total {
-        if offset > 0 && rows.count == 0 && offset >= total {
-            return Err(RestError::new(StatusCode::RANGE_NOT_SATISFIABLE, "PGRST103", "Requested range not satisfiable")
-                .details(format!("An offset of {offset} was requested, but there are only {total} rows.")));
-        }
-    }
-    let status = match total {
-        Some(total) if offset > 0 || rows.count < total => StatusCode::PARTIAL_CONTENT,
-        _ => StatusCode::OK,
-    };
-    let body = rows.json.clone().unwrap_or_else(|| "[]".into());
-    let body = if single { first_object(&body) } else { body };
-    let mut r = if *method == Method::HEAD {
-        let mut r = Response::new(Body::empty());
-        *r.status_mut() = status;
-        set_header(&mut r, "content-type", "application/json; charset=utf-8");
-        r
+    rows_response(method, &out[out.len() - 1], total, offset, single, prefer)
+}
+
+/// A function's rows read like a table's: `select` (embeds included, when the rows are
+/// a table's), filters, `order`, `limit`/`offset`/`Range` and `Prefer: count`. The
+/// function runs once (`MATERIALIZED`): a volatile one must not run again for the count.
+#[allow(clippy::too_many_arguments)]
+async fn rpc_rows(
+    st: &AppState,
+    caller: &Caller,
+    method: &Method,
+    name: &str,
+    headers: &HeaderMap,
+    t: &Target<'_>,
+    call: &str,
+    mut p: Params,
+    q: &QueryParams,
+    prefer: &Prefer,
+    plan: TxPlan,
+    returns_set: bool,
+) -> Result<Response, RestError> {
+    let ReadParts { sel, wh, order, page, offset } = read_parts(t, q, headers, &mut p)?;
+    let total = if prefer.count.is_some() {
+        format!("(SELECT count(*) FROM _src AS _t WHERE {wh})")
     } else {
-        json_response(status, body)
+        "NULL::int8".into()
     };
-    set_header(&mut r, "content-range", &content_range(offset, rows.count, total));
-    prefer.applied(&mut r);
-    Ok(r)
+    let sql = format!(
+        "WITH _src AS MATERIALIZED (SELECT * FROM {call} AS _f) \
+         SELECT count(*), coalesce(json_agg(_s), '[]')::text, {total} FROM (SELECT {} FROM _src AS _t WHERE {wh}{}{order}{page}) _s",
+        sel.list,
+        sel.group_by
+    );
+    let out = run(st, caller, method, &format!("/rpc/{name}"), headers, plan, vec![Stmt { sql, params: p }]).await?;
+    let single = wants_single(headers) || !returns_set;
+    rows_response(method, &out[0], out[0].total, offset, single, prefer)
 }
 
 /// The one object of a one-element JSON array.
@@ -535,6 +635,7 @@ fn pick_function<'a>(fns: &'a [Arc<Function>], given: &[String]) -> Option<&'a A
 }
 
 async fn handle_rpc(st: &AppState, caller: &Caller, method: Method, name: &str, query: &str, headers: &HeaderMap, body: &[u8]) -> Result<Response, RestError> {
+    acceptable(headers)?;
     let schema = profile(st, &method, headers)?;
     let q = parse_query(query, true)?;
     let args: serde_json::Map<String, Value> = if method == Method::POST && !body.is_empty() {
@@ -596,6 +697,11 @@ async fn handle_rpc(st: &AppState, caller: &Caller, method: Method, name: &str, 
     };
     let read_only = method == Method::GET || f.volatility != 'v';
     let prefer = Prefer::parse(headers)?;
+    if let (Some(result), true) = (&f.result, f.returns_set || f.returns_row) {
+        let t = Target { cache: &cache, table: Arc::clone(result) };
+        let plan = TxPlan { read_only, rollback: prefer.tx_rollback, single: wants_single(headers) };
+        return rpc_rows(st, caller, &method, name, headers, &t, &call, p, &q, &prefer, plan, f.returns_set).await;
+    }
     let out = run(
         st,
         caller,

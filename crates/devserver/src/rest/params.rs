@@ -23,6 +23,20 @@ pub enum Op {
     Contains,
     ContainedIn,
     Overlaps,
+    /// Range operators: strictly left of (`<<`), strictly right of (`>>`), does not
+    /// extend to the right of (`&<`), to the left of (`&>`), adjacent to (`-|-`).
+    StrictlyLeft,
+    StrictlyRight,
+    NotExtendRight,
+    NotExtendLeft,
+    Adjacent,
+}
+
+/// `op(any).{a,b}` / `op(all).{a,b}`: the comparison against each item of a list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quantifier {
+    Any,
+    All,
 }
 
 impl Op {
@@ -44,6 +58,11 @@ impl Op {
             "cs" => Op::Contains,
             "cd" => Op::ContainedIn,
             "ov" => Op::Overlaps,
+            "sl" => Op::StrictlyLeft,
+            "sr" => Op::StrictlyRight,
+            "nxl" => Op::NotExtendLeft,
+            "nxr" => Op::NotExtendRight,
+            "adj" => Op::Adjacent,
             _ => return None,
         })
     }
@@ -55,9 +74,10 @@ pub struct Leaf {
     pub column: String,
     pub negate: bool,
     pub op: Op,
-    /// The raw value (for `in`, the items are in `list`).
+    /// The raw value (for `in` and quantified operators, the items are in `list`).
     pub value: String,
     pub list: Vec<String>,
+    pub quantifier: Option<Quantifier>,
 }
 
 /// A filter condition: a leaf or a (possibly negated) and/or of conditions.
@@ -85,6 +105,70 @@ pub enum SelectItem {
         inner: bool,
         items: Vec<SelectItem>,
     },
+    /// `count()`, `col.sum()`, `col.avg()`, `col.min()`, `col.max()`, `col.count()`
+    /// (and a bare `count` inside an embed: `rel(count)`); the other columns group.
+    Aggregate {
+        func: Aggregate,
+        column: Option<String>,
+        alias: Option<String>,
+        cast: Option<String>,
+    },
+}
+
+/// The aggregate functions PostgREST allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Aggregate {
+    Count,
+    Sum,
+    Avg,
+    Min,
+    Max,
+}
+
+impl Aggregate {
+    fn parse(s: &str) -> Option<Aggregate> {
+        Some(match s {
+            "count" => Aggregate::Count,
+            "sum" => Aggregate::Sum,
+            "avg" => Aggregate::Avg,
+            "min" => Aggregate::Min,
+            "max" => Aggregate::Max,
+            _ => return None,
+        })
+    }
+
+    /// The SQL function, which is also the result's default name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Aggregate::Count => "count",
+            Aggregate::Sum => "sum",
+            Aggregate::Avg => "avg",
+            Aggregate::Min => "min",
+            Aggregate::Max => "max",
+        }
+    }
+}
+
+/// `[alias:][col.]func()[::cast]` as an aggregate, if it is one.
+fn parse_aggregate(item: &str) -> Option<SelectItem> {
+    let (alias, rest) = match item.split_once(':') {
+        Some((a, r)) if !r.starts_with(':') && !a.contains('(') => (Some(a.trim().to_string()), r.trim()),
+        _ => (None, item),
+    };
+    let (call, cast) = match rest.rsplit_once("::") {
+        Some((c, t)) if c.ends_with("()") => (c, Some(t.trim().to_string())),
+        _ => (rest, None),
+    };
+    let head = call.strip_suffix("()")?;
+    let (column, func) = match head.rsplit_once('.') {
+        Some((c, f)) => (Some(unquote(c.trim())), f),
+        None => (None, head),
+    };
+    let func = Aggregate::parse(func.trim())?;
+    if column.is_none() && func != Aggregate::Count {
+        return None;
+    }
+    Some(SelectItem::Aggregate { func, column, alias, cast })
 }
 
 /// `NULLS FIRST` / `NULLS LAST`.
@@ -155,7 +239,10 @@ pub fn parse_query(raw: &str, rpc_get: bool) -> Result<QueryParams, RestError> {
 
 fn looks_like_filter(v: &str) -> bool {
     let head = v.strip_prefix("not.").unwrap_or(v);
-    head.split_once('.').is_some_and(|(op, _)| Op::parse(op).is_some())
+    head.split_once('.').is_some_and(|(op, _)| {
+        let op = op.strip_suffix("(any)").or_else(|| op.strip_suffix("(all)")).unwrap_or(op);
+        Op::parse(op).is_some()
+    })
 }
 
 fn parse_count(name: &str, v: &str) -> Result<i64, RestError> {
@@ -226,6 +313,11 @@ pub fn parse_leaf(column: &str, v: &str) -> Result<Leaf, RestError> {
         None => (false, v),
     };
     let (op_s, value) = rest.split_once('.').ok_or_else(|| filter_error(column, v))?;
+    let (op_s, quantifier) = match (op_s.strip_suffix("(any)"), op_s.strip_suffix("(all)")) {
+        (Some(o), _) => (o, Some(Quantifier::Any)),
+        (_, Some(o)) => (o, Some(Quantifier::All)),
+        _ => (op_s, None),
+    };
     let op = Op::parse(op_s).ok_or_else(|| filter_error(column, v))?;
     let mut leaf = Leaf {
         column: unquote(column),
@@ -233,7 +325,23 @@ pub fn parse_leaf(column: &str, v: &str) -> Result<Leaf, RestError> {
         op,
         value: value.to_string(),
         list: vec![],
+        quantifier,
     };
+    if quantifier.is_some() {
+        // Only comparisons and patterns take a quantifier, over `{a,b}`.
+        if !matches!(leaf.op, Op::Eq | Op::Neq | Op::Gt | Op::Gte | Op::Lt | Op::Lte | Op::Like | Op::Ilike | Op::Match | Op::Imatch) {
+            return Err(filter_error(column, v));
+        }
+        let inner = value
+            .strip_prefix('{')
+            .and_then(|x| x.strip_suffix('}'))
+            .ok_or_else(|| filter_error(column, v))?;
+        leaf.list = split_top(inner, ',').into_iter().map(|s| unquote(s.trim())).collect();
+        if matches!(leaf.op, Op::Like | Op::Ilike) {
+            leaf.list = leaf.list.iter().map(|s| s.replace('*', "%")).collect();
+        }
+        return Ok(leaf);
+    }
     match leaf.op {
         Op::In => {
             let inner = value
@@ -354,6 +462,18 @@ pub fn parse_select(v: &str) -> Result<Vec<SelectItem>, RestError> {
         }
         if item.starts_with("...") {
             return Err(err("spread embedding is not supported by supasync-dev"));
+        }
+        if let Some(agg) = parse_aggregate(item) {
+            if let SelectItem::Aggregate { column, alias, cast, .. } = &agg {
+                if column.as_deref().is_some_and(|c| !is_ident(c))
+                    || alias.as_deref().is_some_and(|a| !is_ident(a))
+                    || cast.as_deref().is_some_and(|c| !c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_'))
+                {
+                    return Err(err("invalid aggregate column, alias or cast"));
+                }
+            }
+            out.push(agg);
+            continue;
         }
         if let Some(open) = item.find('(') {
             if !item.ends_with(')') {

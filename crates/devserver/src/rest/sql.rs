@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use tokio_postgres::types::ToSql;
 
 use super::error::RestError;
-use super::params::{Cond, Leaf, Nulls, Op, OrderTerm, SelectItem};
+use super::params::{Aggregate, Cond, Leaf, Nulls, Op, OrderTerm, Quantifier, SelectItem};
 use crate::schema::{quote_ident, SchemaCache, Table};
 
 /// Bound parameters of one statement.
@@ -84,6 +84,26 @@ impl Target<'_> {
         let c = format!("_t.{}", quote_ident(&col.name));
         let ty = &col.sql_type;
         let cmp = |op: &str, p: &mut Params| format!("{c} {op} CAST({} AS {ty})", p.text(Some(l.value.clone())));
+        if let Some(q) = l.quantifier {
+            let q = match q {
+                Quantifier::Any => "ANY",
+                Quantifier::All => "ALL",
+            };
+            let (lhs, op, elem) = match l.op {
+                Op::Eq => (c.clone(), "=", ty.as_str()),
+                Op::Neq => (c.clone(), "<>", ty.as_str()),
+                Op::Gt => (c.clone(), ">", ty.as_str()),
+                Op::Gte => (c.clone(), ">=", ty.as_str()),
+                Op::Lt => (c.clone(), "<", ty.as_str()),
+                Op::Lte => (c.clone(), "<=", ty.as_str()),
+                Op::Like => (format!("{c}::text"), "LIKE", "text"),
+                Op::Ilike => (format!("{c}::text"), "ILIKE", "text"),
+                Op::Match => (format!("{c}::text"), "~", "text"),
+                _ => (format!("{c}::text"), "~*", "text"),
+            };
+            let sql = format!("{lhs} {op} {q}(CAST({} AS {elem}[]))", p.text_array(l.list.clone()));
+            return Ok(if l.negate { format!("NOT ({sql})") } else { sql });
+        }
         let sql = match l.op {
             Op::Eq => cmp("=", p),
             Op::Neq => cmp("<>", p),
@@ -95,6 +115,11 @@ impl Target<'_> {
             Op::Contains => cmp("@>", p),
             Op::ContainedIn => cmp("<@", p),
             Op::Overlaps => cmp("&&", p),
+            Op::StrictlyLeft => cmp("<<", p),
+            Op::StrictlyRight => cmp(">>", p),
+            Op::NotExtendRight => cmp("&<", p),
+            Op::NotExtendLeft => cmp("&>", p),
+            Op::Adjacent => cmp("-|-", p),
             Op::Like => format!("{c}::text LIKE {}", p.text(Some(l.value.clone()))),
             Op::Ilike => format!("{c}::text ILIKE {}", p.text(Some(l.value.clone()))),
             Op::Match => format!("{c}::text ~ {}", p.text(Some(l.value.clone()))),
@@ -147,6 +172,8 @@ impl Target<'_> {
 pub struct SelectSql {
     pub list: String,
     pub inner_conds: Vec<String>,
+    /// ` GROUP BY …` when aggregates sit beside plain columns, else empty.
+    pub group_by: String,
 }
 
 fn select_list(cache: &SchemaCache, table: &Table, alias: &str, items: &[SelectItem], depth: usize) -> Result<SelectSql, RestError> {
@@ -155,11 +182,26 @@ fn select_list(cache: &SchemaCache, table: &Table, alias: &str, items: &[SelectI
     }
     let mut cols = vec![];
     let mut inner_conds = vec![];
+    // Plain column expressions (what aggregates group by) and whether any aggregate or
+    // embed is present.
+    let mut plain = vec![];
+    let (mut aggregates, mut embeds) = (false, false);
     for item in items {
+        // Inside an embed, a bare `count` (no such column) counts the related rows.
+        let counted;
+        let item = match item {
+            SelectItem::Column { name, alias: a, cast } if depth > 0 && name == "count" && table.column(name).is_none() => {
+                counted = SelectItem::Aggregate { func: Aggregate::Count, column: None, alias: a.clone(), cast: cast.clone() };
+                &counted
+            }
+            other => other,
+        };
         match item {
             SelectItem::Star => {
                 for c in &table.columns {
-                    cols.push(format!("{alias}.{q} AS {q}", q = quote_ident(&c.name)));
+                    let e = format!("{alias}.{}", quote_ident(&c.name));
+                    cols.push(format!("{e} AS {}", quote_ident(&c.name)));
+                    plain.push(e);
                 }
             }
             SelectItem::Column { name, alias: a, cast } => {
@@ -169,6 +211,22 @@ fn select_list(cache: &SchemaCache, table: &Table, alias: &str, items: &[SelectI
                     e = format!("CAST({e} AS {})", quote_ident(cast));
                 }
                 cols.push(format!("{e} AS {}", quote_ident(a.as_deref().unwrap_or(name))));
+                plain.push(e);
+            }
+            SelectItem::Aggregate { func, column, alias: a, cast } => {
+                aggregates = true;
+                let arg = match column {
+                    Some(name) => {
+                        let col = table.column(name).ok_or_else(|| RestError::no_column(&table.name, name))?;
+                        format!("{alias}.{}", quote_ident(&col.name))
+                    }
+                    None => "*".into(),
+                };
+                let mut e = format!("{}({arg})", func.name());
+                if let Some(cast) = cast {
+                    e = format!("CAST({e} AS {})", quote_ident(cast));
+                }
+                cols.push(format!("{e} AS {}", quote_ident(a.as_deref().unwrap_or(func.name()))));
             }
             SelectItem::Embed {
                 relation,
@@ -177,6 +235,7 @@ fn select_list(cache: &SchemaCache, table: &Table, alias: &str, items: &[SelectI
                 inner,
                 items,
             } => {
+                embeds = true;
                 let (sql, exists) = embed_sql(cache, table, alias, relation, hint.as_deref(), items, depth)?;
                 cols.push(format!("{sql} AS {}", quote_ident(a.as_deref().unwrap_or(relation))));
                 if *inner {
@@ -188,9 +247,16 @@ fn select_list(cache: &SchemaCache, table: &Table, alias: &str, items: &[SelectI
     if cols.is_empty() {
         return Err(RestError::parse("empty select", "select at least one column"));
     }
+    if aggregates && embeds {
+        return Err(RestError::parse(
+            "aggregates beside embedded resources are not supported by supasync-dev",
+            "aggregate in the embedded resource instead: rel(count), rel(col.sum())",
+        ));
+    }
     Ok(SelectSql {
         list: cols.join(", "),
         inner_conds,
+        group_by: if aggregates && !plain.is_empty() { format!(" GROUP BY {}", plain.join(", ")) } else { String::new() },
     })
 }
 
@@ -215,7 +281,28 @@ fn embed_sql(
             ),
         )
     };
-    let child = cache.table(&parent.schema, relation).ok_or_else(no_rel)?;
+    // A relation is a table, or a foreign key named by its column (`author_id(*)`) or its
+    // constraint (`posts_author_id_fkey(*)`), from the parent or to it.
+    let (child, hint) = match cache.table(&parent.schema, relation) {
+        Some(t) => (t, hint),
+        None => {
+            let from_parent = parent
+                .foreign_keys
+                .iter()
+                .find(|fk| fk.name == relation || fk.columns.len() == 1 && fk.columns[0] == relation)
+                .and_then(|fk| Some((cache.table(&fk.ref_schema, &fk.ref_table)?, fk.name.as_str())));
+            let to_parent = || {
+                cache.tables.values().find_map(|t| {
+                    let fk = t.foreign_keys.iter().find(|fk| {
+                        fk.name == relation && fk.ref_schema == parent.schema && fk.ref_table == parent.name
+                    })?;
+                    Some((Arc::clone(t), fk.name.as_str()))
+                })
+            };
+            let (t, name) = from_parent.or_else(to_parent).ok_or_else(no_rel)?;
+            (t, Some(name))
+        }
+    };
     let matches_hint = |fk: &crate::schema::ForeignKey| hint.is_none_or(|h| fk.name == h || fk.columns.len() == 1 && fk.columns[0] == h);
     // many-to-one: parent.fk -> child
     let to_one: Vec<_> = parent
@@ -252,15 +339,19 @@ fn embed_sql(
             .collect();
         inner_where.extend(on.iter().cloned());
         let sql = format!(
-            "(SELECT row_to_json(_x) FROM (SELECT {} FROM {} AS {a} WHERE {} LIMIT 1) _x)",
+            "(SELECT row_to_json(_x) FROM (SELECT {} FROM {} AS {a} WHERE {}{} LIMIT 1) _x)",
             inner.list,
             child.qualified(),
-            inner_where.join(" AND ")
+            inner_where.join(" AND "),
+            inner.group_by
         );
         let exists = format!("{sql} IS NOT NULL");
         return Ok((sql, exists));
     }
     if let Some(fk) = to_many.first() {
+        // One-to-one: the child's foreign key is also its primary key or a unique key,
+        // so there is at most one row, embedded as an object.
+        let one = child_key_is_unique(&child, &fk.columns);
         let on: Vec<String> = fk
             .columns
             .iter()
@@ -269,9 +360,27 @@ fn embed_sql(
             .collect();
         inner_where.extend(on);
         let from = format!("FROM {} AS {a} WHERE {}", child.qualified(), inner_where.join(" AND "));
-        let sql = format!("(SELECT coalesce(json_agg(_x), '[]') FROM (SELECT {} {from}) _x)", inner.list);
+        let g = &inner.group_by;
+        let sql = if one {
+            format!("(SELECT row_to_json(_x) FROM (SELECT {} {from}{g} LIMIT 1) _x)", inner.list)
+        } else {
+            format!("(SELECT coalesce(json_agg(_x), '[]') FROM (SELECT {} {from}{g}) _x)", inner.list)
+        };
         let exists = format!("EXISTS (SELECT 1 {from})");
         return Ok((sql, exists));
     }
     Err(no_rel())
+}
+
+/// Whether `cols` of `t` are its primary key or one of its unique keys (in any order).
+fn child_key_is_unique(t: &Table, cols: &[String]) -> bool {
+    let sorted = |k: &[String]| {
+        let mut k = k.to_vec();
+        k.sort();
+        k
+    };
+    let want = sorted(cols);
+    std::iter::once(&t.primary_key)
+        .chain(&t.unique_keys)
+        .any(|k| !k.is_empty() && sorted(k) == want)
 }
