@@ -229,6 +229,30 @@ test('embeds: one-to-one as an object; relations named by foreign key column or 
   assert.equal(r.error.code, 'PGRST200');
 });
 
+test('embeds: many-to-many through a junction table, both ways', async () => {
+  const c = await device(server, await newUser(server));
+  const todos = await seedTodos(c, 2, 'mm');
+  const [home, work] = [`home-${todos[0].id}`, `work-${todos[0].id}`];
+  const { data: labels, error } = await c.from('labels').insert([{ name: home }, { name: work }]).select();
+  assert.equal(error, null);
+  assert.equal((await c.from('todo_labels').insert([
+    { todo_id: todos[0].id, label_id: labels[0].id },
+    { todo_id: todos[0].id, label_id: labels[1].id },
+    { todo_id: todos[1].id, label_id: labels[1].id },
+  ])).error, null);
+  let r = await c.from('todos').select('task, labels(name)').in('id', todos.map((t) => t.id)).order('task');
+  assert.equal(r.error, null);
+  assert.deepEqual(r.data.map((t) => [t.task, t.labels.map((l) => l.name).sort()]), [['mm 0', [home, work]], ['mm 1', [work]]]);
+  r = await c.from('labels').select('name, todos(task)').eq('id', labels[1].id).single();
+  assert.deepEqual(r.data.todos.map((t) => t.task).sort(), ['mm 0', 'mm 1']);
+  r = await c.from('todos').select('task, labels!todo_labels(name)').eq('id', todos[1].id).single();
+  assert.deepEqual(r.data.labels, [{ name: work }]);
+  r = await c.from('todos').select('task, labels!inner(name)').in('id', todos.map((t) => t.id)).eq('labels.name', home);
+  assert.equal(r.status, 400, 'embedded filters remain unsupported, clearly');
+  r = await c.from('todos').select('task, labels!nope(name)');
+  assert.equal(r.error.code, 'PGRST200');
+});
+
 test('operators: like/ilike/comparisons over (any|all) lists, and the range operators', async () => {
   const c = await device(server, await newUser(server));
   await seedTodos(c, 6, 'op'); // op 0 … op 5; priority: op 1, op 2, op 4, op 5 = 1, 2, 4, 5

@@ -103,3 +103,14 @@ grant usage, select on sequence personal.todos_id_seq to authenticated;
 create function personal.note_count() returns bigint
   language sql stable as $$ select count(*) from personal.notes $$;
 grant execute on function personal.note_count() to authenticated;
+
+-- Many-to-many: todos and labels through a junction table.
+create table public.labels (
+  id serial primary key,
+  name text not null unique
+);
+create table public.todo_labels (
+  todo_id bigint references public.todos(id) on delete cascade,
+  label_id int references public.labels(id) on delete cascade,
+  primary key (todo_id, label_id)
+);

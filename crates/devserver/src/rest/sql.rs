@@ -316,8 +316,8 @@ fn embed_sql(
         .iter()
         .filter(|fk| fk.ref_schema == parent.schema && fk.ref_table == parent.name && matches_hint(fk))
         .collect();
-    if to_one.len() + to_many.len() > 1 {
-        return Err(RestError::new(
+    let ambiguous = |hint: String| {
+        RestError::new(
             StatusCode::MULTIPLE_CHOICES,
             "PGRST201",
             format!(
@@ -325,7 +325,12 @@ fn embed_sql(
                 parent.name, relation
             ),
         )
-        .hint(format!("Try changing '{relation}' to one of the foreign key names, e.g. '{relation}!<constraint>'")));
+        .hint(hint)
+    };
+    if to_one.len() + to_many.len() > 1 {
+        return Err(ambiguous(format!(
+            "Try changing '{relation}' to one of the foreign key names, e.g. '{relation}!<constraint>'"
+        )));
     }
     let a = format!("_e{}", depth + 1);
     let inner = select_list(cache, &child, &a, items, depth + 1)?;
@@ -366,6 +371,48 @@ fn embed_sql(
         } else {
             format!("(SELECT coalesce(json_agg(_x), '[]') FROM (SELECT {} {from}{g}) _x)", inner.list)
         };
+        let exists = format!("EXISTS (SELECT 1 {from})");
+        return Ok((sql, exists));
+    }
+    // Many-to-many: a junction table with a foreign key to each side (`!junction` picks
+    // one when several qualify).
+    let junctions: Vec<(&Arc<Table>, &crate::schema::ForeignKey, &crate::schema::ForeignKey)> = cache
+        .tables
+        .values()
+        .filter(|j| j.schema == parent.schema && hint.is_none_or(|h| j.name == h))
+        .filter(|j| j.name != parent.name && j.name != child.name)
+        .filter_map(|j| {
+            let to_parent = j.foreign_keys.iter().find(|fk| fk.ref_schema == parent.schema && fk.ref_table == parent.name)?;
+            let to_child = j.foreign_keys.iter().find(|fk| fk.ref_schema == child.schema && fk.ref_table == child.name)?;
+            Some((j, to_parent, to_child))
+        })
+        .collect();
+    if junctions.len() > 1 {
+        let mut names: Vec<&str> = junctions.iter().map(|(j, _, _)| j.name.as_str()).collect();
+        names.sort();
+        return Err(ambiguous(format!(
+            "Try changing '{relation}' to '{relation}!<junction>', one of: {}",
+            names.join(", ")
+        )));
+    }
+    if let Some((j, to_parent, to_child)) = junctions.first() {
+        let on: Vec<String> = to_child
+            .columns
+            .iter()
+            .zip(&to_child.ref_columns)
+            .map(|(c, r)| format!("_j.{} = {a}.{}", quote_ident(c), quote_ident(r)))
+            .chain(
+                to_parent
+                    .columns
+                    .iter()
+                    .zip(&to_parent.ref_columns)
+                    .map(|(c, r)| format!("_j.{} = {parent_alias}.{}", quote_ident(c), quote_ident(r))),
+            )
+            .collect();
+        let via = format!("EXISTS (SELECT 1 FROM {} AS _j WHERE {})", j.qualified(), on.join(" AND "));
+        inner_where.push(via);
+        let from = format!("FROM {} AS {a} WHERE {}", child.qualified(), inner_where.join(" AND "));
+        let sql = format!("(SELECT coalesce(json_agg(_x), '[]') FROM (SELECT {} {from}{}) _x)", inner.list, inner.group_by);
         let exists = format!("EXISTS (SELECT 1 {from})");
         return Ok((sql, exists));
     }
