@@ -153,6 +153,8 @@ test('SQL injection in values, identifiers, order and select is inert', async ()
     `rpc/todos_done?is_done=true&task=eq.${encodeURIComponent("x' OR '1'='1")}`,
     `rpc/todos_done?is_done=true&select=${encodeURIComponent('id, (select 1)')}`,
     `messages?select=${encodeURIComponent('id,messages_conversation_id_fkey; DELETE FROM todos(*)')}`,
+    `todos?task=fts(${encodeURIComponent("english'); DELETE FROM todos; --")}).x`,
+    `todos?task=wfts.${encodeURIComponent("x') OR true OR ('")}`,
   ];
   for (const q of attempts) {
     const r = await raw(q);

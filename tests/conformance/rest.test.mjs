@@ -275,6 +275,21 @@ test('operators: like/ilike/comparisons over (any|all) lists, and the range oper
   assert.deepEqual(rooms(await c.from('bookings').select('room').rangeAdjacent('during', '[9,10)')), ['b', 'c']);
 });
 
+test('full-text search: fts, plfts, phfts and wfts, with or without a configuration', async () => {
+  const c = await device(server, await newUser(server));
+  assert.equal((await c.from('todos').insert([{ task: 'walk the dogs in the park' }, { task: 'feed the cat' }, { task: 'the dog walks alone' }])).error, null);
+  const tasks = async (q) => { const r = await q; assert.equal(r.error, null, JSON.stringify(r.error)); return r.data.map((t) => t.task).sort(); };
+  const todos = () => c.from('todos').select('task');
+  assert.deepEqual(await tasks(todos().textSearch('task', 'dog & walk', { config: 'english' })), ['the dog walks alone', 'walk the dogs in the park']);
+  assert.deepEqual(await tasks(todos().textSearch('task', 'feed cat', { type: 'plain' })), ['feed the cat']);
+  assert.deepEqual(await tasks(todos().textSearch('task', 'dog walks', { type: 'phrase', config: 'english' })), ['the dog walks alone']);
+  assert.deepEqual(await tasks(todos().textSearch('task', '"the park" or cat', { type: 'websearch', config: 'english' })), ['feed the cat', 'walk the dogs in the park']);
+  assert.deepEqual(await tasks(todos().not('task', 'fts(english)', 'dog')), ['feed the cat']);
+  const bad = await todos().textSearch('task', 'dog', { config: 'klingon' });
+  assert.ok(bad.status >= 400 && bad.status < 500, String(bad.status));
+  assert.match(bad.error.message, /klingon/);
+});
+
 test('aggregates: count(), col.sum()/avg()/min()/max() grouped by the other columns, rel(count)', async () => {
   const c = await device(server, await newUser(server));
   await seedTodos(c, 6, 'ag'); // done: ag 0, 2, 4; priority: 1, 2, 4, 5 (ag 0 and ag 3 none)

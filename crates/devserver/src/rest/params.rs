@@ -30,6 +30,12 @@ pub enum Op {
     NotExtendRight,
     NotExtendLeft,
     Adjacent,
+    /// Full-text search: `to_tsquery`, `plainto_tsquery`, `phraseto_tsquery`,
+    /// `websearch_to_tsquery`, each with an optional configuration (`fts(english)`).
+    Fts,
+    Plfts,
+    Phfts,
+    Wfts,
 }
 
 /// `op(any).{a,b}` / `op(all).{a,b}`: the comparison against each item of a list.
@@ -63,6 +69,10 @@ impl Op {
             "nxl" => Op::NotExtendLeft,
             "nxr" => Op::NotExtendRight,
             "adj" => Op::Adjacent,
+            "fts" => Op::Fts,
+            "plfts" => Op::Plfts,
+            "phfts" => Op::Phfts,
+            "wfts" => Op::Wfts,
             _ => return None,
         })
     }
@@ -78,6 +88,9 @@ pub struct Leaf {
     pub value: String,
     pub list: Vec<String>,
     pub quantifier: Option<Quantifier>,
+    /// The text search configuration of a full-text operator (`fts(english)`), bound
+    /// as a `regconfig` value.
+    pub config: Option<String>,
 }
 
 /// A filter condition: a leaf or a (possibly negated) and/or of conditions.
@@ -240,8 +253,8 @@ pub fn parse_query(raw: &str, rpc_get: bool) -> Result<QueryParams, RestError> {
 fn looks_like_filter(v: &str) -> bool {
     let head = v.strip_prefix("not.").unwrap_or(v);
     head.split_once('.').is_some_and(|(op, _)| {
-        let op = op.strip_suffix("(any)").or_else(|| op.strip_suffix("(all)")).unwrap_or(op);
-        Op::parse(op).is_some()
+        // `like(any)`, `fts(english)`: the operator is the part before the parenthesis.
+        Op::parse(op.split('(').next().unwrap_or(op)).is_some()
     })
 }
 
@@ -318,6 +331,13 @@ pub fn parse_leaf(column: &str, v: &str) -> Result<Leaf, RestError> {
         (_, Some(o)) => (o, Some(Quantifier::All)),
         _ => (op_s, None),
     };
+    let (op_s, config) = match op_s.split_once('(') {
+        Some((o, rest)) if quantifier.is_none() && matches!(o, "fts" | "plfts" | "phfts" | "wfts") => {
+            let c = rest.strip_suffix(')').filter(|c| !c.is_empty()).ok_or_else(|| filter_error(column, v))?;
+            (o, Some(c.to_string()))
+        }
+        _ => (op_s, None),
+    };
     let op = Op::parse(op_s).ok_or_else(|| filter_error(column, v))?;
     let mut leaf = Leaf {
         column: unquote(column),
@@ -326,6 +346,7 @@ pub fn parse_leaf(column: &str, v: &str) -> Result<Leaf, RestError> {
         value: value.to_string(),
         list: vec![],
         quantifier,
+        config,
     };
     if quantifier.is_some() {
         // Only comparisons and patterns take a quantifier, over `{a,b}`.

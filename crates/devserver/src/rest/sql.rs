@@ -120,6 +120,27 @@ impl Target<'_> {
             Op::NotExtendRight => cmp("&<", p),
             Op::NotExtendLeft => cmp("&>", p),
             Op::Adjacent => cmp("-|-", p),
+            Op::Fts | Op::Plfts | Op::Phfts | Op::Wfts => {
+                let f = match l.op {
+                    Op::Fts => "to_tsquery",
+                    Op::Plfts => "plainto_tsquery",
+                    Op::Phfts => "phraseto_tsquery",
+                    _ => "websearch_to_tsquery",
+                };
+                // A tsvector column is searched as it is; any other as its text.
+                let (doc, query) = match &l.config {
+                    Some(cfg) => {
+                        let cfg = format!("CAST({} AS regconfig)", p.text(Some(cfg.clone())));
+                        let doc = if col.type_name == "tsvector" { c.clone() } else { format!("to_tsvector({cfg}, {c}::text)") };
+                        (doc, format!("{f}({cfg}, {})", p.text(Some(l.value.clone()))))
+                    }
+                    None => {
+                        let doc = if col.type_name == "tsvector" { c.clone() } else { format!("to_tsvector({c}::text)") };
+                        (doc, format!("{f}({})", p.text(Some(l.value.clone()))))
+                    }
+                };
+                format!("{doc} @@ {query}")
+            }
             Op::Like => format!("{c}::text LIKE {}", p.text(Some(l.value.clone()))),
             Op::Ilike => format!("{c}::text ILIKE {}", p.text(Some(l.value.clone()))),
             Op::Match => format!("{c}::text ~ {}", p.text(Some(l.value.clone()))),
