@@ -155,6 +155,7 @@ test('SQL injection in values, identifiers, order and select is inert', async ()
     `messages?select=${encodeURIComponent('id,messages_conversation_id_fkey; DELETE FROM todos(*)')}`,
     `todos?task=fts(${encodeURIComponent("english'); DELETE FROM todos; --")}).x`,
     `todos?task=wfts.${encodeURIComponent("x') OR true OR ('")}`,
+    `todos?${encodeURIComponent("meta->>a') = 'a' OR ('1")}=eq.1`,
   ];
   for (const q of attempts) {
     const r = await raw(q);
@@ -165,6 +166,14 @@ test('SQL injection in values, identifiers, order and select is inert', async ()
       assertPgrstShape(r);
     }
   }
+  // A JSON path's key is a value: this one is looked up (and found in no row), not run.
+  const key = "'x') FROM todos; DELETE FROM todos; --";
+  const path = await raw(`todos?select=${encodeURIComponent(`meta->>${key}`)}`);
+  assert.equal(path.status, 200);
+  assert.ok(path.json.length > 0 && path.json.every((row) => row[key] === null), JSON.stringify(path.json));
+  const ordered = await raw(`todos?select=task&order=${encodeURIComponent('meta->a); DELETE FROM todos; --')}`);
+  assert.equal(ordered.status, 200, 'ordered by a key no row has');
+  assert.ok(ordered.json.length > 0);
   const r = await raw(`todos?task=eq.${encodeURIComponent("x' OR '1'='1")}`, { method: 'DELETE' });
   assert.equal(r.status, 204);
   const w = await raw('todos', { method: 'POST', body: JSON.stringify({ task: "'); DROP TABLE todos; --" }), headers: { prefer: 'return=representation' } });

@@ -290,6 +290,34 @@ test('full-text search: fts, plfts, phfts and wfts, with or without a configurat
   assert.match(bad.error.message, /klingon/);
 });
 
+test('JSON paths in select, filters and order', async () => {
+  const c = await device(server, await newUser(server));
+  assert.equal((await c.from('todos').insert([
+    { task: 'j1', meta: { kind: 'home', n: 3, tags: ['a', 'b'], deep: { x: 'one' } } },
+    { task: 'j2', meta: { kind: 'work', n: 10, tags: ['c'], deep: { x: 'two' } } },
+  ])).error, null);
+  let r = await c.from('todos').select('task, meta->kind, n:meta->>n, first:meta->tags->0, meta->deep->>x').order('task');
+  assert.equal(r.error, null, JSON.stringify(r.error));
+  assert.deepEqual(r.data, [
+    { task: 'j1', kind: 'home', n: '3', first: 'a', x: 'one' },
+    { task: 'j2', kind: 'work', n: '10', first: 'c', x: 'two' },
+  ]);
+  const tasks = async (q) => { const x = await q; assert.equal(x.error, null, JSON.stringify(x.error)); return x.data.map((t) => t.task); };
+  const todos = () => c.from('todos').select('task');
+  assert.deepEqual(await tasks(todos().eq('meta->>kind', 'work')), ['j2']);
+  assert.deepEqual(await tasks(todos().eq('meta->n', 3)), ['j1']);
+  assert.deepEqual(await tasks(todos().gt('meta->n', 5)), ['j2']);
+  assert.deepEqual(await tasks(todos().in('meta->>kind', ['home'])), ['j1']);
+  assert.deepEqual(await tasks(todos().like('meta->deep->>x', 't*')), ['j2']);
+  assert.deepEqual(await tasks(todos().order('meta->n', { ascending: false })), ['j2', 'j1']);
+  assert.deepEqual(await tasks(todos().order('meta->>n')), ['j2', 'j1'], 'as text, "10" sorts before "3"');
+  r = await c.from('todos').select('nope->a');
+  assert.equal(r.status, 400);
+  assert.match(r.error.message, /nope/);
+  r = await c.from('todos').select('meta->');
+  assert.equal(r.status, 400);
+});
+
 test('aggregates: count(), col.sum()/avg()/min()/max() grouped by the other columns, rel(count)', async () => {
   const c = await device(server, await newUser(server));
   await seedTodos(c, 6, 'ag'); // done: ag 0, 2, 4; priority: 1, 2, 4, 5 (ag 0 and ag 3 none)

@@ -306,12 +306,12 @@ struct ReadParts {
 
 fn read_parts(t: &Target<'_>, q: &QueryParams, headers: &HeaderMap, p: &mut Params) -> Result<ReadParts, RestError> {
     let (offset, limit) = page_bounds(q, headers);
-    let sel = t.select_sql(q.select.as_deref())?;
+    let sel = t.select_sql(q.select.as_deref(), p)?;
     let mut wh = t.where_sql(&q.conds, p)?;
     for c in &sel.inner_conds {
         wh = format!("{wh} AND {c}");
     }
-    let order = t.order_sql(&q.order)?;
+    let order = t.order_sql(&q.order, p)?;
     let page = page_sql(offset, limit, p);
     Ok(ReadParts { sel, wh, order, page, offset })
 }
@@ -424,9 +424,9 @@ fn body_rows(body: &[u8]) -> Result<(String, Vec<String>, bool), RestError> {
 }
 
 /// The `RETURNING` clause and the final SELECT of a write, per `Prefer: return`.
-fn write_tail(t: &Target<'_>, q: &QueryParams, prefer: &Prefer) -> Result<(String, String), RestError> {
+fn write_tail(t: &Target<'_>, q: &QueryParams, prefer: &Prefer, p: &mut Params) -> Result<(String, String), RestError> {
     if prefer.ret == Return::Representation {
-        let sel = t.select_sql(q.select.as_deref())?;
+        let sel = t.select_sql(q.select.as_deref(), p)?;
         Ok((
             "RETURNING _t.*".into(),
             format!("SELECT count(*), coalesce(json_agg(_s), '[]')::text FROM (SELECT {} FROM _w AS _t) _s", sel.list),
@@ -522,7 +522,7 @@ async fn insert(st: &AppState, caller: &Caller, path: &str, headers: &HeaderMap,
             sql.push_str(&format!(" ON CONFLICT ({target_sql}) DO NOTHING"));
         }
     }
-    let (returning, tail) = write_tail(t, q, prefer)?;
+    let (returning, tail) = write_tail(t, q, prefer, &mut p)?;
     let stmt = Stmt {
         sql: format!("WITH _w AS ({sql} {returning}) {tail}"),
         params: p,
@@ -563,7 +563,7 @@ async fn update(st: &AppState, caller: &Caller, path: &str, headers: &HeaderMap,
         .collect::<Vec<_>>()
         .join(", ");
     let qt = t.table.qualified();
-    let (returning, tail) = write_tail(t, q, prefer)?;
+    let (returning, tail) = write_tail(t, q, prefer, &mut p)?;
     let stmt = Stmt {
         sql: format!(
             "WITH _w AS (UPDATE {qt} AS _t SET {sets} FROM json_populate_record(NULL::{qt}, CAST({body_param} AS json)) AS _r WHERE {wh} {returning}) {tail}"
@@ -587,7 +587,7 @@ async fn update(st: &AppState, caller: &Caller, path: &str, headers: &HeaderMap,
 async fn delete(st: &AppState, caller: &Caller, path: &str, headers: &HeaderMap, t: &Target<'_>, q: &QueryParams, prefer: &Prefer) -> Result<Response, RestError> {
     let mut p = Params::default();
     let wh = t.where_sql(&q.conds, &mut p)?;
-    let (returning, tail) = write_tail(t, q, prefer)?;
+    let (returning, tail) = write_tail(t, q, prefer, &mut p)?;
     let stmt = Stmt {
         sql: format!("WITH _w AS (DELETE FROM {} AS _t WHERE {wh} {returning}) {tail}", t.table.qualified()),
         params: p,

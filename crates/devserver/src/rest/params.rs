@@ -237,9 +237,9 @@ pub fn parse_query(raw: &str, rpc_get: bool) -> Result<QueryParams, RestError> {
             }
             _ if rpc_get && !looks_like_filter(&v) => q.other.push((k, v)),
             _ => {
-                if k.contains('.') || k.contains("->") {
+                if k.contains('.') {
                     return Err(RestError::parse(
-                        "embedded resource filters and JSON paths are not supported by supasync-dev",
+                        "embedded resource filters are not supported by supasync-dev",
                         format!("unsupported parameter '{k}'"),
                     ));
                 }
@@ -433,7 +433,7 @@ pub fn parse_order(v: &str) -> Result<Vec<OrderTerm>, RestError> {
         let term = term.trim();
         let mut parts = term.split('.');
         let column = parts.next().unwrap_or_default().trim();
-        if column.is_empty() || column.contains('(') || column.contains("->") {
+        if column.is_empty() || column.contains('(') || !path_ok(column) {
             return Err(order_error(v));
         }
         let mut t = OrderTerm {
@@ -460,6 +460,14 @@ fn order_error(v: &str) -> RestError {
         format!("\"failed to parse order ({v})\" (line 1, column 1)"),
         "expecting a column name followed by .asc, .desc, .nullsfirst or .nullslast",
     )
+}
+
+/// A column, or a JSON path into one (`col->a->>b`): the column an identifier, each key
+/// non-empty (keys are bound as values, never spliced).
+fn path_ok(s: &str) -> bool {
+    let mut parts = s.split("->");
+    let col = parts.next().unwrap_or("");
+    is_ident(col.trim()) && parts.all(|k| !k.trim_start_matches('>').trim().is_empty())
 }
 
 fn is_ident(s: &str) -> bool {
@@ -529,9 +537,6 @@ pub fn parse_select(v: &str) -> Result<Vec<SelectItem>, RestError> {
             });
             continue;
         }
-        if item.contains("->") {
-            return Err(err("JSON paths in select are not supported by supasync-dev"));
-        }
         let (alias, rest) = match item.split_once(':') {
             Some((a, r)) if !a.is_empty() && !r.starts_with(':') => (Some(a.trim().to_string()), r),
             _ => (None, item),
@@ -541,7 +546,7 @@ pub fn parse_select(v: &str) -> Result<Vec<SelectItem>, RestError> {
             None => (rest.trim(), None),
         };
         let name = unquote(name);
-        if !is_ident(&name)
+        if !path_ok(&name)
             || alias.as_deref().is_some_and(|a| !is_ident(a))
             || cast.as_deref().is_some_and(|c| !c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_'))
         {

@@ -53,12 +53,6 @@ pub struct Target<'a> {
 }
 
 impl Target<'_> {
-    fn col(&self, name: &str) -> Result<&crate::schema::Column, RestError> {
-        self.table
-            .column(name)
-            .ok_or_else(|| RestError::no_column(&self.table.name, name))
-    }
-
     /// `WHERE` clause (without the keyword) for `conds` on alias `_t`; `TRUE` when empty.
     pub fn where_sql(&self, conds: &[Cond], p: &mut Params) -> Result<String, RestError> {
         if conds.is_empty() {
@@ -80,9 +74,13 @@ impl Target<'_> {
     }
 
     fn leaf_sql(&self, l: &Leaf, p: &mut Params) -> Result<String, RestError> {
-        let col = self.col(&l.column)?;
-        let c = format!("_t.{}", quote_ident(&col.name));
-        let ty = &col.sql_type;
+        let e = column_expr(&self.table, "_t", &l.column, p)?;
+        let (c, ty, tsvector) = match e.kind {
+            ColumnKind::Plain(col) => (e.sql, col.sql_type.clone(), col.type_name == "tsvector"),
+            ColumnKind::JsonText => (e.sql, "text".to_string(), false),
+            ColumnKind::Json => (e.sql, "jsonb".to_string(), false),
+        };
+        let ty = &ty;
         let cmp = |op: &str, p: &mut Params| format!("{c} {op} CAST({} AS {ty})", p.text(Some(l.value.clone())));
         if let Some(q) = l.quantifier {
             let q = match q {
@@ -131,11 +129,11 @@ impl Target<'_> {
                 let (doc, query) = match &l.config {
                     Some(cfg) => {
                         let cfg = format!("CAST({} AS regconfig)", p.text(Some(cfg.clone())));
-                        let doc = if col.type_name == "tsvector" { c.clone() } else { format!("to_tsvector({cfg}, {c}::text)") };
+                        let doc = if tsvector { c.clone() } else { format!("to_tsvector({cfg}, {c}::text)") };
                         (doc, format!("{f}({cfg}, {})", p.text(Some(l.value.clone()))))
                     }
                     None => {
-                        let doc = if col.type_name == "tsvector" { c.clone() } else { format!("to_tsvector({c}::text)") };
+                        let doc = if tsvector { c.clone() } else { format!("to_tsvector({c}::text)") };
                         (doc, format!("{f}({})", p.text(Some(l.value.clone()))))
                     }
                 };
@@ -164,14 +162,14 @@ impl Target<'_> {
     }
 
     /// `ORDER BY …` (with the keyword) or an empty string.
-    pub fn order_sql(&self, order: &[OrderTerm]) -> Result<String, RestError> {
+    pub fn order_sql(&self, order: &[OrderTerm], p: &mut Params) -> Result<String, RestError> {
         if order.is_empty() {
             return Ok(String::new());
         }
         let mut terms = vec![];
         for t in order {
-            let col = self.col(&t.column)?;
-            let mut s = format!("_t.{} {}", quote_ident(&col.name), if t.desc { "DESC" } else { "ASC" });
+            let e = column_expr(&self.table, "_t", &t.column, p)?;
+            let mut s = format!("{} {}", e.sql, if t.desc { "DESC" } else { "ASC" });
             match t.nulls {
                 Some(Nulls::First) => s.push_str(" NULLS FIRST"),
                 Some(Nulls::Last) => s.push_str(" NULLS LAST"),
@@ -183,9 +181,9 @@ impl Target<'_> {
     }
 
     /// The select list over alias `_t` (`*` when `select` is absent).
-    pub fn select_sql(&self, select: Option<&[SelectItem]>) -> Result<SelectSql, RestError> {
+    pub fn select_sql(&self, select: Option<&[SelectItem]>, p: &mut Params) -> Result<SelectSql, RestError> {
         let items = select.unwrap_or(&[SelectItem::Star]);
-        select_list(self.cache, &self.table, "_t", items, 0)
+        select_list(self.cache, &self.table, "_t", items, 0, p)
     }
 }
 
@@ -197,7 +195,7 @@ pub struct SelectSql {
     pub group_by: String,
 }
 
-fn select_list(cache: &SchemaCache, table: &Table, alias: &str, items: &[SelectItem], depth: usize) -> Result<SelectSql, RestError> {
+fn select_list(cache: &SchemaCache, table: &Table, alias: &str, items: &[SelectItem], depth: usize, p: &mut Params) -> Result<SelectSql, RestError> {
     if depth > 3 {
         return Err(RestError::parse("embedding is nested too deeply", "at most 3 levels"));
     }
@@ -226,12 +224,12 @@ fn select_list(cache: &SchemaCache, table: &Table, alias: &str, items: &[SelectI
                 }
             }
             SelectItem::Column { name, alias: a, cast } => {
-                let col = table.column(name).ok_or_else(|| RestError::no_column(&table.name, name))?;
-                let mut e = format!("{alias}.{}", quote_ident(&col.name));
+                let ce = column_expr(table, alias, name, p)?;
+                let mut e = ce.sql;
                 if let Some(cast) = cast {
                     e = format!("CAST({e} AS {})", quote_ident(cast));
                 }
-                cols.push(format!("{e} AS {}", quote_ident(a.as_deref().unwrap_or(name))));
+                cols.push(format!("{e} AS {}", quote_ident(a.as_deref().unwrap_or(&ce.name))));
                 plain.push(e);
             }
             SelectItem::Aggregate { func, column, alias: a, cast } => {
@@ -257,7 +255,7 @@ fn select_list(cache: &SchemaCache, table: &Table, alias: &str, items: &[SelectI
                 items,
             } => {
                 embeds = true;
-                let (sql, exists) = embed_sql(cache, table, alias, relation, hint.as_deref(), items, depth)?;
+                let (sql, exists) = embed_sql(cache, table, alias, relation, hint.as_deref(), items, depth, p)?;
                 cols.push(format!("{sql} AS {}", quote_ident(a.as_deref().unwrap_or(relation))));
                 if *inner {
                     inner_conds.push(exists);
@@ -283,6 +281,7 @@ fn select_list(cache: &SchemaCache, table: &Table, alias: &str, items: &[SelectI
 
 /// One level of resource embedding through a foreign key, either direction. Returns the
 /// subquery and an `EXISTS`-style condition for `!inner`.
+#[allow(clippy::too_many_arguments)]
 fn embed_sql(
     cache: &SchemaCache,
     parent: &Table,
@@ -291,6 +290,7 @@ fn embed_sql(
     hint: Option<&str>,
     items: &[SelectItem],
     depth: usize,
+    p: &mut Params,
 ) -> Result<(String, String), RestError> {
     let no_rel = || {
         RestError::new(
@@ -354,7 +354,7 @@ fn embed_sql(
         )));
     }
     let a = format!("_e{}", depth + 1);
-    let inner = select_list(cache, &child, &a, items, depth + 1)?;
+    let inner = select_list(cache, &child, &a, items, depth + 1, p)?;
     let mut inner_where: Vec<String> = inner.inner_conds.clone();
     if let Some(fk) = to_one.first() {
         let on: Vec<String> = fk
@@ -451,4 +451,58 @@ fn child_key_is_unique(t: &Table, cols: &[String]) -> bool {
     std::iter::once(&t.primary_key)
         .chain(&t.unique_keys)
         .any(|k| !k.is_empty() && sorted(k) == want)
+}
+
+/// What a column reference in a request reads: a column, or a JSON path into one.
+pub struct ColumnExpr<'t> {
+    /// SQL over the given alias (path keys bound as parameters).
+    pub sql: String,
+    /// The name a selected value takes by default: the column, or the path's last key.
+    pub name: String,
+    pub kind: ColumnKind<'t>,
+}
+
+pub enum ColumnKind<'t> {
+    Plain(&'t crate::schema::Column),
+    /// Ends in `->>`: text.
+    JsonText,
+    /// Ends in `->`: JSON, compared as `jsonb`.
+    Json,
+}
+
+/// `col`, or `col->key->>key` / `col->0` (a number is an array index): the column is
+/// checked against the catalog, every key is a bound value.
+pub fn column_expr<'t>(table: &'t Table, alias: &str, raw: &str, p: &mut Params) -> Result<ColumnExpr<'t>, RestError> {
+    let (name, mut rest) = match raw.find("->") {
+        Some(i) => (raw[..i].trim(), &raw[i..]),
+        None => (raw.trim(), ""),
+    };
+    let col = table.column(name).ok_or_else(|| RestError::no_column(&table.name, name))?;
+    let mut sql = format!("{alias}.{}", quote_ident(&col.name));
+    let mut out = ColumnExpr { sql: String::new(), name: col.name.clone(), kind: ColumnKind::Plain(col) };
+    while !rest.is_empty() {
+        let (text, after) = match (rest.strip_prefix("->>"), rest.strip_prefix("->")) {
+            (Some(a), _) => (true, a),
+            (None, Some(a)) => (false, a),
+            _ => return Err(RestError::parse(format!("\"failed to parse JSON path ({raw})\""), "expecting -> or ->>")),
+        };
+        let end = after.find("->").unwrap_or(after.len());
+        let key = after[..end].trim();
+        if key.is_empty() {
+            return Err(RestError::parse(format!("\"failed to parse JSON path ({raw})\""), "empty key"));
+        }
+        let k = match key.parse::<i32>() {
+            Ok(n) => format!("CAST({} AS int4)", p.int(i64::from(n))),
+            Err(_) => p.text(Some(key.trim_matches('"').to_string())),
+        };
+        sql = format!("({sql} {} {k})", if text { "->>" } else { "->" });
+        out.name = key.trim_matches('"').to_string();
+        out.kind = if text { ColumnKind::JsonText } else { ColumnKind::Json };
+        rest = &after[end..];
+    }
+    out.sql = match out.kind {
+        ColumnKind::Json => format!("CAST({sql} AS jsonb)"),
+        _ => sql,
+    };
+    Ok(out)
 }
