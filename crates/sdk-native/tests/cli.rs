@@ -56,16 +56,7 @@ async fn count(server: &DevServer, table: &str) -> usize {
 
 /// An access token for a user of the tests (password `password-123`).
 async fn password_token(server: &DevServer, email: &str) -> String {
-    let session: Value = reqwest::Client::new()
-        .post(format!("{}/auth/v1/token?grant_type=password", server.url()))
-        .header("apikey", server.anon_key())
-        .json(&json!({"email": email, "password": "password-123"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let session = common::auth_post(server, "token?grant_type=password", &json!({"email": email, "password": "password-123"})).await;
     session["access_token"].as_str().unwrap().to_string()
 }
 

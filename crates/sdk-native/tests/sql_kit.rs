@@ -1,6 +1,8 @@
 //! The SQL kit (`sql/supasync.sql`) on the dev server: versions, the safe watermark,
 //! tombstones readable by their owner only, idempotence, and clear refusals.
 
+mod common;
+
 use std::path::PathBuf;
 
 use serde_json::{json, Value};
@@ -26,16 +28,7 @@ struct User {
 }
 
 async fn signup(server: &DevServer, name: &str) -> User {
-    let v: Value = reqwest::Client::new()
-        .post(format!("{}/auth/v1/signup", server.url()))
-        .header("apikey", server.anon_key())
-        .json(&json!({"email": format!("{name}@example.com"), "password": "password-123"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = common::auth_post(server, "signup", &json!({"email": format!("{name}@example.com"), "password": "password-123"})).await;
     User {
         id: v["user"]["id"].as_str().unwrap().to_string(),
         token: v["access_token"].as_str().unwrap().to_string(),

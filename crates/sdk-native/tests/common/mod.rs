@@ -40,6 +40,21 @@ pub async fn server_rows(server: &DevServer, table: &str, query: &str) -> Vec<Va
         .expect("JSON rows")
 }
 
+/// `POST /auth/v1/{path}` with the anon key and `body`; the JSON answer (a session for
+/// signup and the password grant).
+pub async fn auth_post(server: &DevServer, path: &str, body: &Value) -> Value {
+    reqwest::Client::new()
+        .post(format!("{}/auth/v1/{path}", server.url()))
+        .header("apikey", server.anon_key())
+        .json(body)
+        .send()
+        .await
+        .expect("auth request")
+        .json()
+        .await
+        .expect("auth answer")
+}
+
 /// A device with live sync: an engine on an in-memory SQLite store, shareable.
 pub type Replica = std::sync::Arc<supasync_core::Engine<supasync_native::SqliteStore, supasync_native::ReqwestHttp>>;
 
