@@ -410,7 +410,7 @@ impl<S: Store, H: Http> Engine<S, H> {
         for server in rows {
             let server_id = server.get(&decl.key).cloned();
             let Some(local_id) = row_key(decl, &server) else { continue };
-            let mirror = self.to_local(&decl.name, &server, &Row::new(), &mut parents).await?;
+            let mirror = self.map_to_local(&decl.name, server, &Row::new(), &mut parents).await?;
             let existing = match seen.remove(&local_id) {
                 Some(r) => Some(r),
                 None => held.remove(&local_id),

@@ -214,12 +214,17 @@ impl<S: Store, H: Http> Engine<S, H> {
     /// local ids this device sent (no lookup needed); `seen` caches parent lookups
     /// (parent table, server id) → local id across the rows of one page or batch.
     pub(crate) async fn to_local(&self, table: &str, server_row: &Row, known: &Row, seen: &mut ParentLocalIds) -> Result<Row, EngineError> {
+        self.map_to_local(table, server_row.clone(), known, seen).await
+    }
+
+    /// [`Engine::to_local`] on a row the caller gives up (a pulled page's rows are
+    /// mapped in place instead of copied).
+    pub(crate) async fn map_to_local(&self, table: &str, mut row: Row, known: &Row, seen: &mut ParentLocalIds) -> Result<Row, EngineError> {
         let decl = self.decl(table)?;
-        let mut out = server_row.clone();
         for (col, parent) in &decl.references {
-            let Some(v) = server_row.get(col).filter(|v| !v.is_null()) else { continue };
+            let Some(v) = row.get(col).filter(|v| !v.is_null()) else { continue };
             if let Some(local) = known.get(col).filter(|k| !k.is_null()) {
-                out.insert(col.clone(), local.clone());
+                row.insert(col.clone(), local.clone());
                 continue;
             }
             let key = (parent.clone(), v.to_string());
@@ -232,10 +237,10 @@ impl<S: Store, H: Http> Engine<S, H> {
                 }
             };
             if let Some(l) = local {
-                out.insert(col.clone(), Value::String(l));
+                row.insert(col.clone(), Value::String(l));
             }
         }
-        Ok(out)
+        Ok(row)
     }
 
     /// Push a run of inserts into one table, `batch_size` rows per request. While one

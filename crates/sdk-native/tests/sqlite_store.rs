@@ -64,6 +64,27 @@ fn data_survives_a_reopen() {
 }
 
 #[test]
+fn a_file_made_by_an_older_build_keeps_its_page_size_and_its_rows() {
+    // New files get 8 KiB pages; a file made with SQLite's default 4 KiB keeps them
+    // (SQLite cannot change a WAL file's page size) and works as before.
+    let dir = tempfile::tempdir().unwrap();
+    let (new, old) = (dir.path().join("new.db"), dir.path().join("old.db"));
+    {
+        let c = rusqlite::Connection::open(&old).unwrap();
+        c.pragma_update(None, "journal_mode", "WAL").unwrap();
+        c.execute_batch("CREATE TABLE app_note (x)").unwrap();
+    }
+    block_on(async {
+        SqliteStore::open(&new).unwrap().apply(batch("L1")).await.unwrap();
+        SqliteStore::open(&old).unwrap().apply(batch("L1")).await.unwrap();
+        assert_eq!(SqliteStore::open(&old).unwrap().get_row("messages", "L1").await.unwrap(), Some(a_row("L1")));
+    });
+    let page_size = |p: &std::path::Path| -> u32 { rusqlite::Connection::open(p).unwrap().pragma_query_value(None, "page_size", |r| r.get(0)).unwrap() };
+    assert_eq!(page_size(&new), supasync_native::store::PAGE_SIZE);
+    assert_eq!(page_size(&old), 4096);
+}
+
+#[test]
 fn indexes_survive_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("replica.db");
