@@ -121,11 +121,25 @@ test('forged, alg:none, expired and claim-less JWTs are refused with 401', async
   // A token for a role that does not exist.
   const r = await raw('todos', { token: jwt({ role: 'superuser', exp: now + 100 }) });
   assert.equal(r.status, 401);
-  // No apikey at all, or a wrong one: the gateway refuses.
-  const res = await fetch(`${server.url}/rest/v1/todos`);
-  assert.equal(res.status, 401);
+  // A wrong apikey: the gateway refuses.
   const res2 = await fetch(`${server.url}/rest/v1/todos`, { headers: { apikey: 'wrong' } });
   assert.equal(res2.status, 401);
+  // No apikey at all: /rest/v1 lets it through as the anonymous role (as `supabase
+  // start` does), so RLS decides: anon sees no one's todos and cannot write any.
+  const anonRead = await fetch(`${server.url}/rest/v1/todos?select=id`);
+  assert.equal(anonRead.status, 200);
+  assert.deepEqual(await anonRead.json(), []);
+  const anonWrite = await fetch(`${server.url}/rest/v1/todos`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ task: 'sneaky' }),
+  });
+  assert.equal(anonWrite.status, 401);
+  assert.equal((await anonWrite.json()).code, '42501');
+  // ... but a bad bearer token is still checked.
+  const badBearer = await fetch(`${server.url}/rest/v1/todos`, { headers: { authorization: 'Bearer not.a.jwt' } });
+  assert.equal(badBearer.status, 401);
+  // Other services still want the key.
+  const authNoKey = await fetch(`${server.url}/auth/v1/user`);
+  assert.equal(authNoKey.status, 401);
   assert.equal(await snapshot(), before);
 });
 

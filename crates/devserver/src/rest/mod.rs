@@ -183,7 +183,7 @@ async fn table(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let caller = match gateway::caller(&headers, query.as_deref(), &st.keys) {
+    let caller = match gateway::rest_caller(&headers, query.as_deref(), &st.keys) {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
@@ -614,7 +614,7 @@ async fn rpc(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let caller = match gateway::caller(&headers, query.as_deref(), &st.keys) {
+    let caller = match gateway::rest_caller(&headers, query.as_deref(), &st.keys) {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
