@@ -143,6 +143,13 @@ test('idempotent upsert on a composite unique key', async () => {
   assert.equal(r.status, 201);
   const { count } = await c.from('messages').select('*', { count: 'exact', head: true });
   assert.equal(count, 3);
+  // A merging upsert answers 201 when it inserted a row, 200 when every row existed.
+  r = await c.from('messages').upsert({ local_id: 'L-4', body: 'new' }, { onConflict: 'user_id,local_id' }).select('body');
+  assert.equal(r.status, 201);
+  r = await c.from('messages').upsert([{ local_id: 'L-3', body: 'b3!' }, { local_id: 'L-4', body: 'new!' }], { onConflict: 'user_id,local_id', count: 'exact' }).select('body');
+  assert.equal(r.status, 200);
+  assert.equal(r.count, 2);
+  assert.deepEqual(r.data.map((m) => m.body), ['b3!', 'new!']);
   // A plain insert of an existing local id is a 409 unique violation.
   r = await c.from('messages').insert({ local_id: 'L-2', body: 'dup' });
   assert.equal(r.status, 409);
@@ -156,6 +163,50 @@ test('insert defaults and missing=default for bulk rows', async () => {
   assert.deepEqual(data, [{ task: 'a', done: true }, { task: 'b', done: false }]);
   const r = await c.from('todos').insert([{ task: 'c', done: true }, { task: 'd' }]).select('task, done');
   assert.equal(r.error.code, '23502', 'without missing=default a missing key is NULL');
+  // An identity column's default is its sequence, drawn once per row (as PostgREST does).
+  const t = await c.from('tickets').insert([{ id: 1000, title: 'given' }, { title: 'drawn' }, {}], { defaultToNull: false }).select();
+  assert.equal(t.error, null);
+  assert.equal(t.data[0].id, 1000);
+  assert.equal(t.data[2].id, t.data[1].id + 1);
+  assert.deepEqual(t.data.map((x) => x.title), ['given', 'drawn', 'untitled']);
+});
+
+test('Prefer: max-affected with handling=strict refuses a write touching more rows (PGRST124), and nothing changes', async () => {
+  const c = await device(server, await newUser(server));
+  await seedTodos(c, 4, 'cap');
+  let r = await c.from('todos').update({ done: true }).like('task', 'cap%').maxAffected(3);
+  assert.equal(r.status, 400);
+  assert.equal(r.error.code, 'PGRST124');
+  assert.equal(r.error.details, 'The query affects 4 rows');
+  r = await c.from('todos').delete().like('task', 'cap%').maxAffected(2).select();
+  assert.equal(r.error.code, 'PGRST124');
+  const { data: left } = await c.from('todos').select('done').like('task', 'cap%');
+  assert.equal(left.length, 4, 'the refused delete was rolled back');
+  assert.equal(left.filter((x) => x.done).length, 2, 'the refused update was rolled back');
+  r = await c.from('todos').update({ done: true }).eq('task', 'cap 1').maxAffected(1).select('task, done');
+  assert.equal(r.error, null);
+  assert.deepEqual(r.data, [{ task: 'cap 1', done: true }]);
+  // On an RPC returning rows too.
+  await service.from('tickets').insert([{ title: 'cap-a' }, { title: 'cap-b' }]);
+  r = await c.rpc('close_tickets', { pattern: 'cap-%' }).maxAffected(1);
+  assert.equal(r.error.code, 'PGRST124');
+  const { data: open } = await service.from('tickets').select('title').like('title', 'cap-%').order('title');
+  assert.deepEqual(open, [{ title: 'cap-a' }, { title: 'cap-b' }]);
+});
+
+test('counts: planned is the planner estimate (206 when it says more rows than came); RPC scalars count as one', async () => {
+  const c = await device(server, await newUser(server));
+  await seedTodos(c, 5, 'plan');
+  const r = await c.from('todos').select('id', { count: 'planned' }).limit(1);
+  assert.equal(r.error, null);
+  assert.equal(r.data.length, 1);
+  assert.ok(Number.isInteger(r.count) && r.count > 1, `an estimate above the one row sent: ${r.count}`);
+  assert.equal(r.status, 206);
+  const h = await c.from('todos').select('*', { count: 'planned', head: true });
+  assert.ok(Number.isInteger(h.count));
+  const s = await anon.rpc('add_numbers', { a: 1, b: 2 }, { count: 'exact' });
+  assert.equal(s.data, 3);
+  assert.equal(s.count, 1);
 });
 
 test('update and delete with filters, returning rows', async () => {

@@ -129,7 +129,12 @@ impl SchemaCache {
         let rows = client
             .query(
                 "SELECT a.attrelid::oid, a.attname::text, format_type(a.atttypid, a.atttypmod),
-                        t.typname::text, pg_get_expr(d.adbin, d.adrelid), a.attgenerated <> ''
+                        t.typname::text,
+                        -- An identity column has no pg_attrdef entry: its default is its sequence.
+                        CASE WHEN a.attidentity <> '' THEN
+                               format('nextval(%L::regclass)', pg_get_serial_sequence(format('%I.%I', n.nspname, c.relname), a.attname))
+                             ELSE pg_get_expr(d.adbin, d.adrelid) END,
+                        a.attgenerated <> ''
                  FROM pg_attribute a
                  JOIN pg_class c ON c.oid = a.attrelid
                  JOIN pg_namespace n ON n.oid = c.relnamespace

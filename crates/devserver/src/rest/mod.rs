@@ -40,6 +40,15 @@ pub fn router() -> Router<Arc<AppState>> {
 struct Stmt {
     sql: String,
     params: Params,
+    /// Run as `EXPLAIN (FORMAT JSON)` and return the planner's row estimate as the count
+    /// (`Prefer: count=planned`).
+    planned: bool,
+}
+
+impl Stmt {
+    fn new(sql: String, params: Params) -> Stmt {
+        Stmt { sql, params, planned: false }
+    }
 }
 
 /// What a statement of ours returns: `(row count, json text)`.
@@ -48,6 +57,8 @@ struct Output {
     json: Option<String>,
     /// A third column, when the statement has one: the total for `Prefer: count`.
     total: Option<i64>,
+    /// A fourth column, when the statement has one: how many rows an upsert inserted.
+    inserted: Option<i64>,
 }
 
 /// How the request's transaction should end.
@@ -56,6 +67,8 @@ struct TxPlan {
     rollback: bool,
     /// Fail with PGRST116 (and roll back) unless the last statement returned one row.
     single: bool,
+    /// Fail with PGRST124 (and roll back) if the last statement touched more rows.
+    max_affected: Option<i64>,
 }
 
 async fn run(st: &AppState, caller: &Caller, method: &Method, path: &str, headers: &HeaderMap, plan: TxPlan, stmts: Vec<Stmt>) -> Result<Vec<Output>, RestError> {
@@ -81,11 +94,19 @@ async fn run(st: &AppState, caller: &Caller, method: &Method, path: &str, header
     .map_err(db)?;
     let mut out = vec![];
     for s in &stmts {
+        if s.planned {
+            let row = tx.query_one(&format!("EXPLAIN (FORMAT JSON) {}", s.sql), &s.params.as_refs()).await.map_err(db)?;
+            let plan: Value = row.get(0);
+            let rows = plan.pointer("/0/Plan/Plan Rows").and_then(Value::as_f64).unwrap_or(0.0);
+            out.push(Output { count: rows.round() as i64, json: None, total: None, inserted: None });
+            continue;
+        }
         let row = tx.query_one(&s.sql, &s.params.as_refs()).await.map_err(db)?;
         out.push(Output {
             count: row.get(0),
             json: row.get(1),
             total: if row.len() > 2 { row.get(2) } else { None },
+            inserted: if row.len() > 3 { row.get(3) } else { None },
         });
     }
     if plan.single {
@@ -94,6 +115,13 @@ async fn run(st: &AppState, caller: &Caller, method: &Method, path: &str, header
                 let _ = tx.rollback().await;
                 return Err(not_single(last.count));
             }
+        }
+    }
+    if let (Some(max), Some(last)) = (plan.max_affected, out.last()) {
+        if last.count > max {
+            let _ = tx.rollback().await;
+            return Err(RestError::new(StatusCode::BAD_REQUEST, "PGRST124", "Query result exceeds max-affected preference constraint")
+                .details(format!("The query affects {} rows", last.count)));
         }
     }
     if plan.rollback {
@@ -320,15 +348,15 @@ fn read_parts(t: &Target<'_>, q: &QueryParams, headers: &HeaderMap, p: &mut Para
 async fn read(st: &AppState, caller: &Caller, method: &Method, path: &str, headers: &HeaderMap, t: &Target<'_>, q: &QueryParams, prefer: &Prefer) -> Result<Response, RestError> {
     let mut p = Params::default();
     let ReadParts { sel, wh, order, page, offset } = read_parts(t, q, headers, &mut p)?;
-    let data = Stmt {
-        sql: format!(
+    let data = Stmt::new(
+        format!(
             "SELECT count(*), coalesce(json_agg(_s), '[]')::text FROM (SELECT {} FROM {} AS _t WHERE {wh}{}{order}{page}) _s",
             sel.list,
             t.table.qualified(),
             sel.group_by
         ),
-        params: p,
-    };
+        p,
+    );
     let mut stmts = vec![];
     let counting = prefer.count.is_some();
     if counting {
@@ -337,10 +365,16 @@ async fn read(st: &AppState, caller: &Caller, method: &Method, path: &str, heade
         for c in &sel.inner_conds {
             cwh = format!("{cwh} AND {c}");
         }
-        stmts.push(Stmt {
-            sql: format!("SELECT count(*), NULL::text FROM {} AS _t WHERE {cwh}", t.table.qualified()),
-            params: cp,
-        });
+        // `planned`: the planner's estimate for the rows (206 when it says more than came).
+        // `estimated` is answered exactly: PostgREST counts exactly below `db-max-rows`,
+        // and supasync-dev sets no such limit.
+        let planned = prefer.count.as_deref() == Some("planned");
+        let sql = if planned {
+            format!("SELECT 1 FROM {} AS _t WHERE {cwh}", t.table.qualified())
+        } else {
+            format!("SELECT count(*), NULL::text FROM {} AS _t WHERE {cwh}", t.table.qualified())
+        };
+        stmts.push(Stmt { sql, params: cp, planned });
     }
     stmts.push(data);
     let single = wants_single(headers);
@@ -350,7 +384,7 @@ async fn read(st: &AppState, caller: &Caller, method: &Method, path: &str, heade
         method,
         path,
         headers,
-        TxPlan { read_only: true, rollback: false, single },
+        TxPlan { read_only: true, rollback: false, single, max_affected: None },
         stmts,
     )
     .await?;
@@ -388,7 +422,7 @@ async fn rpc_rows(
         sel.list,
         sel.group_by
     );
-    let out = run(st, caller, method, &format!("/rpc/{name}"), headers, plan, vec![Stmt { sql, params: p }]).await?;
+    let out = run(st, caller, method, &format!("/rpc/{name}"), headers, plan, vec![Stmt::new(sql, p)]).await?;
     let single = wants_single(headers) || !returns_set;
     rows_response(method, &out[0], out[0].total, offset, single, prefer)
 }
@@ -474,18 +508,30 @@ async fn insert(st: &AppState, caller: &Caller, path: &str, headers: &HeaderMap,
     let body_param = p.text(Some(rows_json));
     let qt = t.table.qualified();
     let (select_exprs, from) = if prefer.missing_default {
-        let mut exprs = vec![];
+        // Each row's defaults are evaluated whether or not the row gives the column, as
+        // PostgREST does (a sequence advances once per row); the correlated `WHERE`
+        // keeps the planner from evaluating them once for all rows.
+        let (mut exprs, mut defaults) = (vec![], vec![]);
         for c in &cols {
             let col = t.table.column(c).ok_or_else(|| RestError::no_write_column(&t.table.name, c))?;
             let qc = quote_ident(c);
             match &col.default {
-                Some(d) => exprs.push(format!("CASE WHEN _e.j ? {} THEN _r.{qc} ELSE {d} END", p.text(Some(c.clone())))),
+                Some(d) => {
+                    let name = format!("_d{}", defaults.len());
+                    exprs.push(format!("CASE WHEN _e.j ? {} THEN _r.{qc} ELSE _d.{name} END", p.text(Some(c.clone()))));
+                    defaults.push(format!("{d} AS {name}"));
+                }
                 None => exprs.push(format!("_r.{qc}")),
             }
         }
+        let defaults_sql = if defaults.is_empty() {
+            String::new()
+        } else {
+            format!(" CROSS JOIN LATERAL (SELECT {} WHERE _e.j IS NOT NULL) AS _d", defaults.join(", "))
+        };
         (
             exprs,
-            format!("jsonb_array_elements(CAST({body_param} AS jsonb)) AS _e(j) CROSS JOIN LATERAL jsonb_populate_record(NULL::{qt}, _e.j) AS _r"),
+            format!("jsonb_array_elements(CAST({body_param} AS jsonb)) AS _e(j) CROSS JOIN LATERAL jsonb_populate_record(NULL::{qt}, _e.j) AS _r{defaults_sql}"),
         )
     } else {
         (
@@ -523,10 +569,20 @@ async fn insert(st: &AppState, caller: &Caller, path: &str, headers: &HeaderMap,
         }
     }
     let (returning, tail) = write_tail(t, q, prefer, &mut p)?;
-    let stmt = Stmt {
-        sql: format!("WITH _w AS ({sql} {returning}) {tail}"),
-        params: p,
+    // An upsert that returns its rows also says whether it inserted any (`xmax = 0` on
+    // a row this statement inserted): PostgREST answers 200, not 201, when every row
+    // already existed. (Without a representation the answer stays 201: reading `xmax`
+    // would make the insert need a SELECT policy it does not otherwise need.)
+    let counts_inserted = prefer.resolution == Some(Resolution::Merge) && prefer.ret == Return::Representation;
+    let sql = if counts_inserted {
+        format!(
+            "WITH _w0 AS ({sql} RETURNING _t AS _row, (_t.xmax = 0) AS _ins), _w AS (SELECT (_w0._row).* FROM _w0)
+             SELECT _o.*, NULL::int8, (SELECT count(*) FROM _w0 WHERE _ins) FROM ({tail}) _o"
+        )
+    } else {
+        format!("WITH _w AS ({sql} {returning}) {tail}")
     };
+    let stmt = Stmt::new(sql, p);
     let single = wants_single(headers);
     let out = run(
         st,
@@ -534,11 +590,12 @@ async fn insert(st: &AppState, caller: &Caller, path: &str, headers: &HeaderMap,
         &Method::POST,
         path,
         headers,
-        TxPlan { read_only: false, rollback: prefer.tx_rollback, single },
+        TxPlan { read_only: false, rollback: prefer.tx_rollback, single, max_affected: None },
         vec![stmt],
     )
     .await?;
-    Ok(write_response(StatusCode::CREATED, StatusCode::CREATED, &out[0], prefer, single))
+    let status = if out[0].inserted == Some(0) { StatusCode::OK } else { StatusCode::CREATED };
+    Ok(write_response(status, StatusCode::CREATED, &out[0], prefer, single))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -564,19 +621,19 @@ async fn update(st: &AppState, caller: &Caller, path: &str, headers: &HeaderMap,
         .join(", ");
     let qt = t.table.qualified();
     let (returning, tail) = write_tail(t, q, prefer, &mut p)?;
-    let stmt = Stmt {
-        sql: format!(
+    let stmt = Stmt::new(
+        format!(
             "WITH _w AS (UPDATE {qt} AS _t SET {sets} FROM json_populate_record(NULL::{qt}, CAST({body_param} AS json)) AS _r WHERE {wh} {returning}) {tail}"
         ),
-        params: p,
-    };
+        p,
+    );
     let out = run(
         st,
         caller,
         &Method::PATCH,
         path,
         headers,
-        TxPlan { read_only: false, rollback: prefer.tx_rollback, single },
+        TxPlan { read_only: false, rollback: prefer.tx_rollback, single, max_affected: prefer.max_affected },
         vec![stmt],
     )
     .await?;
@@ -588,10 +645,10 @@ async fn delete(st: &AppState, caller: &Caller, path: &str, headers: &HeaderMap,
     let mut p = Params::default();
     let wh = t.where_sql(&q.conds, &mut p)?;
     let (returning, tail) = write_tail(t, q, prefer, &mut p)?;
-    let stmt = Stmt {
-        sql: format!("WITH _w AS (DELETE FROM {} AS _t WHERE {wh} {returning}) {tail}", t.table.qualified()),
-        params: p,
-    };
+    let stmt = Stmt::new(
+        format!("WITH _w AS (DELETE FROM {} AS _t WHERE {wh} {returning}) {tail}", t.table.qualified()),
+        p,
+    );
     let single = wants_single(headers);
     let out = run(
         st,
@@ -599,7 +656,7 @@ async fn delete(st: &AppState, caller: &Caller, path: &str, headers: &HeaderMap,
         &Method::DELETE,
         path,
         headers,
-        TxPlan { read_only: false, rollback: prefer.tx_rollback, single },
+        TxPlan { read_only: false, rollback: prefer.tx_rollback, single, max_affected: prefer.max_affected },
         vec![stmt],
     )
     .await?;
@@ -699,7 +756,7 @@ async fn handle_rpc(st: &AppState, caller: &Caller, method: Method, name: &str, 
     let prefer = Prefer::parse(headers)?;
     if let (Some(result), true) = (&f.result, f.returns_set || f.returns_row) {
         let t = Target { cache: &cache, table: Arc::clone(result) };
-        let plan = TxPlan { read_only, rollback: prefer.tx_rollback, single: wants_single(headers) };
+        let plan = TxPlan { read_only, rollback: prefer.tx_rollback, single: wants_single(headers), max_affected: prefer.max_affected };
         return rpc_rows(st, caller, &method, name, headers, &t, &call, p, &q, &prefer, plan, f.returns_set).await;
     }
     let out = run(
@@ -708,8 +765,8 @@ async fn handle_rpc(st: &AppState, caller: &Caller, method: Method, name: &str, 
         &method,
         &format!("/rpc/{name}"),
         headers,
-        TxPlan { read_only, rollback: prefer.tx_rollback, single: false },
-        vec![Stmt { sql, params: p }],
+        TxPlan { read_only, rollback: prefer.tx_rollback, single: false, max_affected: prefer.max_affected },
+        vec![Stmt::new(sql, p)],
     )
     .await?;
     if f.returns_void {
@@ -720,5 +777,10 @@ async fn handle_rpc(st: &AppState, caller: &Caller, method: Method, name: &str, 
     let body = out[0].json.clone().unwrap_or_else(|| "null".into());
     let single = wants_single(headers);
     let body = if single && f.returns_set { first_object(&body) } else { body };
-    Ok(json_response(StatusCode::OK, body))
+    let mut r = json_response(StatusCode::OK, body);
+    // A scalar result is one row; a set of scalars, as many as it has.
+    let n = out[0].count;
+    set_header(&mut r, "content-range", &content_range(0, n, prefer.count.is_some().then_some(n)));
+    prefer.applied(&mut r);
+    Ok(r)
 }

@@ -28,6 +28,9 @@ pub struct Prefer {
     pub resolution: Option<Resolution>,
     pub missing_default: bool,
     pub tx_rollback: bool,
+    /// `max-affected=N`: with `handling=strict`, a write (or RPC) touching more rows than
+    /// this fails with PGRST124 and is rolled back.
+    pub max_affected: Option<i64>,
     applied: Vec<String>,
 }
 
@@ -39,8 +42,10 @@ impl Prefer {
             resolution: None,
             missing_default: false,
             tx_rollback: false,
+            max_affected: None,
             applied: vec![],
         };
+        let mut max_affected = None;
         let mut strict = false;
         let mut unknown = vec![];
         for v in headers.get_all("prefer") {
@@ -84,7 +89,13 @@ impl Prefer {
                         strict = true;
                         true
                     }
-                    _ => false,
+                    _ => match item.strip_prefix("max-affected=").map(str::parse::<i64>) {
+                        Some(Ok(n)) if n >= 0 => {
+                            max_affected = Some(n);
+                            true
+                        }
+                        _ => false,
+                    },
                 };
                 if known {
                     p.applied.push(item.to_string());
@@ -92,6 +103,9 @@ impl Prefer {
                     unknown.push(item.to_string());
                 }
             }
+        }
+        if strict {
+            p.max_affected = max_affected;
         }
         if strict && !unknown.is_empty() {
             return Err(RestError::new(StatusCode::BAD_REQUEST, "PGRST122", "Invalid preferences given with handling=strict")
