@@ -298,9 +298,62 @@ test('embeds: many-to-many through a junction table, both ways', async () => {
   assert.deepEqual(r.data.todos.map((t) => t.task).sort(), ['mm 0', 'mm 1']);
   r = await c.from('todos').select('task, labels!todo_labels(name)').eq('id', todos[1].id).single();
   assert.deepEqual(r.data.labels, [{ name: work }]);
+  // An embedded filter with !inner keeps only the todos that have such a label.
   r = await c.from('todos').select('task, labels!inner(name)').in('id', todos.map((t) => t.id)).eq('labels.name', home);
-  assert.equal(r.status, 400, 'embedded filters remain unsupported, clearly');
+  assert.equal(r.error, null);
+  assert.deepEqual(r.data, [{ task: 'mm 0', labels: [{ name: home }] }]);
   r = await c.from('todos').select('task, labels!nope(name)');
+  assert.equal(r.error.code, 'PGRST200');
+});
+
+test('embedded filters, order, limit and offset; !inner; spread; empty embeds', async () => {
+  const c = await device(server, await newUser(server));
+  const { data: convs } = await c.from('conversations').insert([{ title: 'one' }, { title: 'two' }]).select('id, title').order('title');
+  const [one, two] = convs;
+  const msgs = ['a', 'b', 'c', 'd'].map((body, i) => ({ local_id: `emb-${i}`, body, conversation_id: one.id }));
+  msgs.push({ local_id: 'emb-9', body: 'z', conversation_id: two.id });
+  assert.equal((await c.from('messages').insert(msgs)).error, null);
+  const bodies = (r) => { assert.equal(r.error, null); return r.data.map((x) => [x.title, x.messages.map((m) => m.body)]); };
+  // Filters, order, limit and offset apply inside the embed; the parents all stay.
+  let r = await c.from('conversations').select('title, messages(body)').order('title')
+    .in('messages.body', ['a', 'c', 'd', 'z']).order('body', { referencedTable: 'messages', ascending: false })
+    .range(1, 2, { referencedTable: 'messages' });
+  assert.deepEqual(bodies(r), [['one', ['c', 'a']], ['two', []]]);
+  r = await c.from('conversations').select('title, messages(body)').order('title')
+    .or('body.eq.a,body.eq.z', { referencedTable: 'messages' }).limit(1, { referencedTable: 'messages' });
+  assert.deepEqual(bodies(r), [['one', ['a']], ['two', ['z']]]);
+  // With !inner, the embed's filter also filters the parents.
+  r = await c.from('conversations').select('title, messages!inner(body)').eq('messages.body', 'z');
+  assert.deepEqual(bodies(r), [['two', ['z']]]);
+  // Spread: a many-to-one's columns join the row; a one-to-many's become arrays.
+  r = await c.from('messages').select('body, ...conversations(conversation:title)').eq('local_id', 'emb-9').single();
+  assert.deepEqual(r.data, { body: 'z', conversation: 'two' });
+  r = await c.from('conversations').select('title, ...messages(bodies:body)').eq('id', two.id).single();
+  assert.deepEqual(r.data, { title: 'two', bodies: ['z'] });
+  // An empty embed shows nothing; with !inner it still filters.
+  r = await c.from('conversations').select('title, messages!inner()').eq('messages.body', 'b');
+  assert.deepEqual(r.data, [{ title: 'one' }]);
+  // Parameters for an embed the select does not have are an error, not ignored.
+  r = await c.from('conversations').select('title').eq('messages.body', 'b');
+  assert.equal(r.status, 400);
+  assert.equal(r.error.code, 'PGRST108');
+  // Counting with an !inner filter counts the parents it keeps.
+  r = await c.from('conversations').select('title, messages!inner()', { count: 'exact' }).in('messages.body', ['a', 'b']);
+  assert.equal(r.count, 1);
+});
+
+test('self-referencing tables: by table name the children, by column the parent', async () => {
+  const { data: [root] } = await service.from('folders').insert({ name: 'root' }).select();
+  await service.from('folders').insert([{ name: 'docs', parent_id: root.id }, { name: 'pics', parent_id: root.id }]);
+  let r = await anon.from('folders').select('name, folders(name)').eq('id', root.id).single();
+  assert.equal(r.error, null);
+  assert.deepEqual(r.data.folders.map((f) => f.name).sort(), ['docs', 'pics']);
+  r = await anon.from('folders').select('name, folders!parent_id(name)').eq('id', root.id).single();
+  assert.equal(r.data.folders.length, 2);
+  r = await anon.from('folders').select('name, parent:parent_id(name)').eq('name', 'docs').single();
+  assert.deepEqual(r.data, { name: 'docs', parent: { name: 'root' } });
+  r = await anon.from('folders').select('name, folders!folders_parent_id_fkey(name)');
+  assert.equal(r.status, 400);
   assert.equal(r.error.code, 'PGRST200');
 });
 

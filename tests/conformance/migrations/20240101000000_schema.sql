@@ -124,3 +124,11 @@ create table public.tickets (
 grant all on public.tickets to anon, authenticated;
 create function public.close_tickets(pattern text) returns setof public.tickets
   language sql as $$ update public.tickets set title = title || ' (closed)' where title like pattern returning * $$;
+
+-- A self-referencing table: folders in folders.
+create table public.folders (
+  id serial primary key,
+  name text not null,
+  parent_id int constraint folders_parent_id_fkey references public.folders(id)
+);
+grant all on public.folders to anon, authenticated;

@@ -334,7 +334,7 @@ struct ReadParts {
 
 fn read_parts(t: &Target<'_>, q: &QueryParams, headers: &HeaderMap, p: &mut Params) -> Result<ReadParts, RestError> {
     let (offset, limit) = page_bounds(q, headers);
-    let sel = t.select_sql(q.select.as_deref(), p)?;
+    let sel = t.select_sql(q.select.as_deref(), &q.embedded, p)?;
     let mut wh = t.where_sql(&q.conds, p)?;
     for c in &sel.inner_conds {
         wh = format!("{wh} AND {c}");
@@ -348,35 +348,27 @@ fn read_parts(t: &Target<'_>, q: &QueryParams, headers: &HeaderMap, p: &mut Para
 async fn read(st: &AppState, caller: &Caller, method: &Method, path: &str, headers: &HeaderMap, t: &Target<'_>, q: &QueryParams, prefer: &Prefer) -> Result<Response, RestError> {
     let mut p = Params::default();
     let ReadParts { sel, wh, order, page, offset } = read_parts(t, q, headers, &mut p)?;
+    // `planned`: the planner's estimate for the rows (206 when it says more than came),
+    // from its own EXPLAIN over the filters. `exact` and `estimated` count exactly, in
+    // the same statement (PostgREST counts `estimated` exactly below `db-max-rows`, and
+    // supasync-dev sets no such limit).
+    let planned = prefer.count.as_deref() == Some("planned");
+    let exact = prefer.count.is_some() && !planned;
+    let qt = t.table.qualified();
+    let total_col = if exact { format!(", (SELECT count(*) FROM {qt} AS _t WHERE {wh})") } else { String::new() };
     let data = Stmt::new(
         format!(
-            "SELECT count(*), coalesce(json_agg(_s), '[]')::text FROM (SELECT {} FROM {} AS _t WHERE {wh}{}{order}{page}) _s",
-            sel.list,
-            t.table.qualified(),
-            sel.group_by
+            "SELECT count(*), coalesce(json_agg(_s), '[]')::text{total_col} FROM (SELECT {} FROM {qt} AS _t WHERE {wh}{}{order}{page}) _s",
+            sel.list, sel.group_by
         ),
         p,
     );
-    let mut stmts = vec![];
-    let counting = prefer.count.is_some();
-    if counting {
+    let mut stmts = vec![data];
+    if planned {
         let mut cp = Params::default();
-        let mut cwh = t.where_sql(&q.conds, &mut cp)?;
-        for c in &sel.inner_conds {
-            cwh = format!("{cwh} AND {c}");
-        }
-        // `planned`: the planner's estimate for the rows (206 when it says more than came).
-        // `estimated` is answered exactly: PostgREST counts exactly below `db-max-rows`,
-        // and supasync-dev sets no such limit.
-        let planned = prefer.count.as_deref() == Some("planned");
-        let sql = if planned {
-            format!("SELECT 1 FROM {} AS _t WHERE {cwh}", t.table.qualified())
-        } else {
-            format!("SELECT count(*), NULL::text FROM {} AS _t WHERE {cwh}", t.table.qualified())
-        };
-        stmts.push(Stmt { sql, params: cp, planned });
+        let cwh = t.where_sql(&q.conds, &mut cp)?;
+        stmts.push(Stmt { sql: format!("SELECT 1 FROM {qt} AS _t WHERE {cwh}"), params: cp, planned: true });
     }
-    stmts.push(data);
     let single = wants_single(headers);
     let out = run(
         st,
@@ -384,12 +376,16 @@ async fn read(st: &AppState, caller: &Caller, method: &Method, path: &str, heade
         method,
         path,
         headers,
-        TxPlan { read_only: true, rollback: false, single, max_affected: None },
+        TxPlan { read_only: true, rollback: false, single: false, max_affected: None },
         stmts,
     )
     .await?;
-    let total = counting.then(|| out[0].count);
-    rows_response(method, &out[out.len() - 1], total, offset, single, prefer)
+    // `single` is checked on the rows, not on the estimate that may follow them.
+    if single && out[0].count != 1 {
+        return Err(not_single(out[0].count));
+    }
+    let total = if planned { Some(out[1].count) } else { out[0].total };
+    rows_response(method, &out[0], total, offset, single, prefer)
 }
 
 /// A function's rows read like a table's: `select` (embeds included, when the rows are
@@ -460,7 +456,7 @@ fn body_rows(body: &[u8]) -> Result<(String, Vec<String>, bool), RestError> {
 /// The `RETURNING` clause and the final SELECT of a write, per `Prefer: return`.
 fn write_tail(t: &Target<'_>, q: &QueryParams, prefer: &Prefer, p: &mut Params) -> Result<(String, String), RestError> {
     if prefer.ret == Return::Representation {
-        let sel = t.select_sql(q.select.as_deref(), p)?;
+        let sel = t.select_sql(q.select.as_deref(), &q.embedded, p)?;
         Ok((
             "RETURNING _t.*".into(),
             format!("SELECT count(*), coalesce(json_agg(_s), '[]')::text FROM (SELECT {} FROM _w AS _t) _s", sel.list),

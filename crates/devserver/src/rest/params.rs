@@ -116,6 +116,9 @@ pub enum SelectItem {
         /// `!fk_name` or `!inner`/`!left` markers.
         hint: Option<String>,
         inner: bool,
+        /// `...rel(cols)`: the related row's columns spread into this row.
+        spread: bool,
+        /// `rel()`: nothing selected (the embed only filters, with `!inner`).
         items: Vec<SelectItem>,
     },
     /// `count()`, `col.sum()`, `col.avg()`, `col.min()`, `col.max()`, `col.count()`
@@ -199,6 +202,19 @@ pub struct OrderTerm {
     pub nulls: Option<Nulls>,
 }
 
+/// What the query string says about one embedded resource (`rel.col=eq.1`,
+/// `rel.or=(…)`, `rel.order=col.desc`, `rel.limit=2`, `rel.offset=1`; nested ones as
+/// `rel.sub.col=…`), keyed by the path of embed names (or aliases) from the top.
+#[derive(Debug, Clone, Default)]
+pub struct EmbedParams {
+    pub conds: Vec<Cond>,
+    pub order: Vec<OrderTerm>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+pub type EmbeddedParams = std::collections::BTreeMap<Vec<String>, EmbedParams>;
+
 /// Everything the query string says.
 #[derive(Debug, Clone, Default)]
 pub struct QueryParams {
@@ -211,6 +227,17 @@ pub struct QueryParams {
     pub columns: Option<Vec<String>>,
     /// Parameters that are not reserved words and not filters: RPC arguments on GET.
     pub other: Vec<(String, String)>,
+    pub embedded: EmbeddedParams,
+}
+
+/// `rel.sub.col` → (`[rel, sub]`, `col`); `rel.not.or` keeps `not.or` whole.
+fn embedded_key(k: &str) -> Option<(Vec<String>, String)> {
+    let (path, last) = match k.strip_suffix(".not.or").or_else(|| k.strip_suffix(".not.and")) {
+        Some(p) => (p, if k.ends_with(".not.or") { "not.or" } else { "not.and" }),
+        None => k.rsplit_once('.')?,
+    };
+    let path: Vec<String> = path.split('.').map(str::to_string).collect();
+    path.iter().all(|s| is_ident(s)).then(|| (path, last.to_string()))
 }
 
 /// Parse a raw query string. `rpc_get` makes plain `name=value` pairs arguments instead of
@@ -238,10 +265,21 @@ pub fn parse_query(raw: &str, rpc_get: bool) -> Result<QueryParams, RestError> {
             _ if rpc_get && !looks_like_filter(&v) => q.other.push((k, v)),
             _ => {
                 if k.contains('.') {
-                    return Err(RestError::parse(
-                        "embedded resource filters are not supported by supasync-dev",
-                        format!("unsupported parameter '{k}'"),
-                    ));
+                    let (path, last) = embedded_key(&k)
+                        .ok_or_else(|| RestError::parse(format!("\"failed to parse parameter ({k})\""), format!("unexpected embedded resource path '{k}'")))?;
+                    let e = q.embedded.entry(path).or_default();
+                    match last.as_str() {
+                        "order" => e.order = parse_order(&v)?,
+                        "limit" => e.limit = Some(parse_count("limit", &v)?),
+                        "offset" => e.offset = Some(parse_count("offset", &v)?),
+                        "and" | "or" | "not.and" | "not.or" => {
+                            let negate = last.starts_with("not.");
+                            let items = parse_logic_items(&v)?;
+                            e.conds.push(if last.ends_with("and") { Cond::And { negate, items } } else { Cond::Or { negate, items } });
+                        }
+                        column => e.conds.push(Cond::Leaf(parse_leaf(column, &v)?)),
+                    }
+                    continue;
                 }
                 q.conds.push(Cond::Leaf(parse_leaf(&k, &v)?));
             }
@@ -489,8 +527,12 @@ pub fn parse_select(v: &str) -> Result<Vec<SelectItem>, RestError> {
             out.push(SelectItem::Star);
             continue;
         }
-        if item.starts_with("...") {
-            return Err(err("spread embedding is not supported by supasync-dev"));
+        let (item, spread) = match item.strip_prefix("...") {
+            Some(rest) => (rest.trim(), true),
+            None => (item, false),
+        };
+        if spread && !item.contains('(') {
+            return Err(err("only an embedded resource can be spread: ...rel(cols)"));
         }
         if let Some(agg) = parse_aggregate(item) {
             if let SelectItem::Aggregate { column, alias, cast, .. } = &agg {
@@ -533,7 +575,8 @@ pub fn parse_select(v: &str) -> Result<Vec<SelectItem>, RestError> {
                 alias,
                 hint,
                 inner: inner_join,
-                items: parse_select(inner)?,
+                spread,
+                items: if inner.trim().is_empty() { vec![] } else { parse_select(inner)? },
             });
             continue;
         }

@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use tokio_postgres::types::ToSql;
 
 use super::error::RestError;
-use super::params::{Aggregate, Cond, Leaf, Nulls, Op, OrderTerm, Quantifier, SelectItem};
+use super::params::{Aggregate, Cond, EmbedParams, EmbeddedParams, Leaf, Nulls, Op, OrderTerm, Quantifier, SelectItem};
 use crate::schema::{quote_ident, SchemaCache, Table};
 
 /// Bound parameters of one statement.
@@ -55,26 +55,31 @@ pub struct Target<'a> {
 impl Target<'_> {
     /// `WHERE` clause (without the keyword) for `conds` on alias `_t`; `TRUE` when empty.
     pub fn where_sql(&self, conds: &[Cond], p: &mut Params) -> Result<String, RestError> {
+        self.where_as("_t", conds, p)
+    }
+
+    /// [`Target::where_sql`] over another alias (an embedded resource's).
+    fn where_as(&self, alias: &str, conds: &[Cond], p: &mut Params) -> Result<String, RestError> {
         if conds.is_empty() {
             return Ok("TRUE".into());
         }
-        let parts: Result<Vec<String>, RestError> = conds.iter().map(|c| self.cond_sql(c, p)).collect();
+        let parts: Result<Vec<String>, RestError> = conds.iter().map(|c| self.cond_sql(alias, c, p)).collect();
         Ok(parts?.join(" AND "))
     }
 
-    fn cond_sql(&self, c: &Cond, p: &mut Params) -> Result<String, RestError> {
+    fn cond_sql(&self, alias: &str, c: &Cond, p: &mut Params) -> Result<String, RestError> {
         let (negate, items, joiner) = match c {
-            Cond::Leaf(l) => return self.leaf_sql(l, p),
+            Cond::Leaf(l) => return self.leaf_sql(alias, l, p),
             Cond::And { negate, items } => (*negate, items, " AND "),
             Cond::Or { negate, items } => (*negate, items, " OR "),
         };
-        let parts: Result<Vec<String>, RestError> = items.iter().map(|c| self.cond_sql(c, p)).collect();
+        let parts: Result<Vec<String>, RestError> = items.iter().map(|c| self.cond_sql(alias, c, p)).collect();
         let inner = format!("({})", parts?.join(joiner));
         Ok(if negate { format!("NOT {inner}") } else { inner })
     }
 
-    fn leaf_sql(&self, l: &Leaf, p: &mut Params) -> Result<String, RestError> {
-        let e = column_expr(&self.table, "_t", &l.column, p)?;
+    fn leaf_sql(&self, alias: &str, l: &Leaf, p: &mut Params) -> Result<String, RestError> {
+        let e = column_expr(&self.table, alias, &l.column, p)?;
         let (c, ty, tsvector) = match e.kind {
             ColumnKind::Plain(col) => (e.sql, col.sql_type.clone(), col.type_name == "tsvector"),
             ColumnKind::JsonText => (e.sql, "text".to_string(), false),
@@ -163,12 +168,16 @@ impl Target<'_> {
 
     /// `ORDER BY …` (with the keyword) or an empty string.
     pub fn order_sql(&self, order: &[OrderTerm], p: &mut Params) -> Result<String, RestError> {
+        self.order_as("_t", order, p)
+    }
+
+    fn order_as(&self, alias: &str, order: &[OrderTerm], p: &mut Params) -> Result<String, RestError> {
         if order.is_empty() {
             return Ok(String::new());
         }
         let mut terms = vec![];
         for t in order {
-            let e = column_expr(&self.table, "_t", &t.column, p)?;
+            let e = column_expr(&self.table, alias, &t.column, p)?;
             let mut s = format!("{} {}", e.sql, if t.desc { "DESC" } else { "ASC" });
             match t.nulls {
                 Some(Nulls::First) => s.push_str(" NULLS FIRST"),
@@ -181,10 +190,33 @@ impl Target<'_> {
     }
 
     /// The select list over alias `_t` (`*` when `select` is absent).
-    pub fn select_sql(&self, select: Option<&[SelectItem]>, p: &mut Params) -> Result<SelectSql, RestError> {
+    /// `embedded`: the filters, order and page the query string gives embedded resources.
+    pub fn select_sql(&self, select: Option<&[SelectItem]>, embedded: &EmbeddedParams, p: &mut Params) -> Result<SelectSql, RestError> {
         let items = select.unwrap_or(&[SelectItem::Star]);
-        select_list(self.cache, &self.table, "_t", items, 0, p)
+        let at = Level { table: &self.table, alias: "_t", depth: 0, path: vec![] };
+        let sql = select_list(self.cache, &at, items, embedded, p)?;
+        // Parameters for an embed nobody selected are a mistake, said as PostgREST does.
+        for path in embedded.keys() {
+            if !sql.embed_paths.contains(path) {
+                return Err(RestError::new(
+                    StatusCode::BAD_REQUEST,
+                    "PGRST108",
+                    format!("'{}' is not an embedded resource in this request", path.join(".")),
+                )
+                .hint(format!("Verify that '{}' is included in the 'select' query parameter.", path.join("."))));
+            }
+        }
+        Ok(sql)
     }
+}
+
+/// Where a select list is being built: the table, its alias, how deep, and the path of
+/// embed names from the top (what `rel.col=…` parameters name).
+struct Level<'a> {
+    table: &'a Table,
+    alias: &'a str,
+    depth: usize,
+    path: Vec<String>,
 }
 
 /// A select list and the extra conditions that `!inner` embeddings add.
@@ -193,13 +225,20 @@ pub struct SelectSql {
     pub inner_conds: Vec<String>,
     /// ` GROUP BY …` when aggregates sit beside plain columns, else empty.
     pub group_by: String,
+    /// The output names, in order (what a spread lifts into its parent row).
+    names: Vec<String>,
+    /// Every embed path met (to refuse parameters for embeds not selected).
+    embed_paths: Vec<Vec<String>>,
 }
 
-fn select_list(cache: &SchemaCache, table: &Table, alias: &str, items: &[SelectItem], depth: usize, p: &mut Params) -> Result<SelectSql, RestError> {
+fn select_list(cache: &SchemaCache, at: &Level<'_>, items: &[SelectItem], embedded: &EmbeddedParams, p: &mut Params) -> Result<SelectSql, RestError> {
+    let (table, alias, depth) = (at.table, at.alias, at.depth);
     if depth > 3 {
         return Err(RestError::parse("embedding is nested too deeply", "at most 3 levels"));
     }
     let mut cols = vec![];
+    let mut names: Vec<String> = vec![];
+    let mut embed_paths: Vec<Vec<String>> = vec![];
     let mut inner_conds = vec![];
     // Plain column expressions (what aggregates group by) and whether any aggregate or
     // embed is present.
@@ -220,6 +259,7 @@ fn select_list(cache: &SchemaCache, table: &Table, alias: &str, items: &[SelectI
                 for c in &table.columns {
                     let e = format!("{alias}.{}", quote_ident(&c.name));
                     cols.push(format!("{e} AS {}", quote_ident(&c.name)));
+                    names.push(c.name.clone());
                     plain.push(e);
                 }
             }
@@ -229,7 +269,9 @@ fn select_list(cache: &SchemaCache, table: &Table, alias: &str, items: &[SelectI
                 if let Some(cast) = cast {
                     e = format!("CAST({e} AS {})", quote_ident(cast));
                 }
-                cols.push(format!("{e} AS {}", quote_ident(a.as_deref().unwrap_or(&ce.name))));
+                let name = a.clone().unwrap_or(ce.name);
+                cols.push(format!("{e} AS {}", quote_ident(&name)));
+                names.push(name);
                 plain.push(e);
             }
             SelectItem::Aggregate { func, column, alias: a, cast } => {
@@ -245,23 +287,62 @@ fn select_list(cache: &SchemaCache, table: &Table, alias: &str, items: &[SelectI
                 if let Some(cast) = cast {
                     e = format!("CAST({e} AS {})", quote_ident(cast));
                 }
-                cols.push(format!("{e} AS {}", quote_ident(a.as_deref().unwrap_or(func.name()))));
+                let name = a.as_deref().unwrap_or(func.name()).to_string();
+                cols.push(format!("{e} AS {}", quote_ident(&name)));
+                names.push(name);
             }
             SelectItem::Embed {
                 relation,
                 alias: a,
                 hint,
                 inner,
+                spread,
                 items,
             } => {
                 embeds = true;
-                let (sql, exists) = embed_sql(cache, table, alias, relation, hint.as_deref(), items, depth, p)?;
-                cols.push(format!("{sql} AS {}", quote_ident(a.as_deref().unwrap_or(relation))));
+                let name = a.as_deref().unwrap_or(relation);
+                let mut path = at.path.clone();
+                path.push(name.to_string());
+                // Parameters may name the embed by its alias or by its relation.
+                let params = embedded.get(&path).or_else(|| {
+                    let mut by_relation = at.path.clone();
+                    by_relation.push(relation.clone());
+                    embedded.get(&by_relation).inspect(|_| embed_paths.push(by_relation))
+                });
+                let e = embed_sql(cache, at, relation, hint.as_deref(), items, &path, params, embedded, p)?;
+                embed_paths.push(path);
+                embed_paths.extend(e.inner.embed_paths.iter().cloned());
                 if *inner {
-                    inner_conds.push(exists);
+                    inner_conds.push(e.exists.clone());
+                }
+                if items.is_empty() {
+                    // `rel()`: nothing to show; it only filters (with `!inner`).
+                    continue;
+                }
+                if *spread {
+                    for n in &e.inner.names {
+                        let q = quote_ident(n);
+                        cols.push(if e.one {
+                            format!("(SELECT _x.{q} FROM ({}) _x) AS {q}", e.body)
+                        } else {
+                            format!("(SELECT coalesce(json_agg(_x.{q}), '[]') FROM ({}) _x) AS {q}", e.body)
+                        });
+                        names.push(n.clone());
+                    }
+                } else {
+                    cols.push(if e.one {
+                        format!("(SELECT row_to_json(_x) FROM ({}) _x) AS {}", e.body, quote_ident(name))
+                    } else {
+                        format!("(SELECT coalesce(json_agg(_x), '[]') FROM ({}) _x) AS {}", e.body, quote_ident(name))
+                    });
+                    names.push(name.to_string());
                 }
             }
         }
+    }
+    if cols.is_empty() && depth > 0 {
+        // An embed whose items are all empty embeds (`rel(sub())`).
+        cols.push("1 AS \"?\"".into());
     }
     if cols.is_empty() {
         return Err(RestError::parse("empty select", "select at least one column"));
@@ -276,22 +357,37 @@ fn select_list(cache: &SchemaCache, table: &Table, alias: &str, items: &[SelectI
         list: cols.join(", "),
         inner_conds,
         group_by: if aggregates && !plain.is_empty() { format!(" GROUP BY {}", plain.join(", ")) } else { String::new() },
+        names,
+        embed_paths,
     })
 }
 
-/// One level of resource embedding through a foreign key, either direction. Returns the
-/// subquery and an `EXISTS`-style condition for `!inner`.
+/// One embedded resource, as a query over its rows.
+struct Embedded {
+    /// At most one row (many-to-one, one-to-one): an object, not an array.
+    one: bool,
+    /// `SELECT … FROM child … WHERE … [GROUP BY] [ORDER BY] [LIMIT/OFFSET]`.
+    body: String,
+    /// The condition `!inner` adds to the parent's `WHERE`.
+    exists: String,
+    inner: SelectSql,
+}
+
+/// One level of resource embedding through a foreign key, either direction, or through
+/// a junction table; with the filters, order and page the query gives it.
 #[allow(clippy::too_many_arguments)]
 fn embed_sql(
     cache: &SchemaCache,
-    parent: &Table,
-    parent_alias: &str,
+    at: &Level<'_>,
     relation: &str,
     hint: Option<&str>,
     items: &[SelectItem],
-    depth: usize,
+    path: &[String],
+    params: Option<&EmbedParams>,
+    embedded: &EmbeddedParams,
     p: &mut Params,
-) -> Result<(String, String), RestError> {
+) -> Result<Embedded, RestError> {
+    let (parent, parent_alias, depth) = (at.table, at.alias, at.depth);
     let no_rel = || {
         RestError::new(
             StatusCode::BAD_REQUEST,
@@ -304,7 +400,11 @@ fn embed_sql(
     };
     // A relation is a table, or a foreign key named by its column (`author_id(*)`) or its
     // constraint (`posts_author_id_fkey(*)`), from the parent or to it.
-    let (child, hint) = match cache.table(&parent.schema, relation) {
+    let by_table = cache.table(&parent.schema, relation);
+    // Named by a foreign key, the direction is the key's: from the parent (to one) or to
+    // it (to many); a self-referencing key would otherwise match both ways.
+    let mut only: Option<bool> = None; // Some(true): to one only; Some(false): to many only
+    let (child, hint) = match by_table.clone() {
         Some(t) => (t, hint),
         None => {
             let from_parent = parent
@@ -320,23 +420,50 @@ fn embed_sql(
                     Some((Arc::clone(t), fk.name.as_str()))
                 })
             };
-            let (t, name) = from_parent.or_else(to_parent).ok_or_else(no_rel)?;
+            let (t, name) = match from_parent {
+                Some(found) => {
+                    only = Some(true);
+                    found
+                }
+                None => {
+                    only = Some(false);
+                    to_parent().ok_or_else(no_rel)?
+                }
+            };
             (t, Some(name))
         }
     };
+    // A table embedding itself by its own name means its children (one-to-many), and a
+    // hint can only name the foreign key's column (PostgREST cannot match a constraint
+    // name there); `parent_id(*)` is how to get the parent.
+    let self_by_name = by_table.is_some() && child.schema == parent.schema && child.name == parent.name;
     let matches_hint = |fk: &crate::schema::ForeignKey| hint.is_none_or(|h| fk.name == h || fk.columns.len() == 1 && fk.columns[0] == h);
     // many-to-one: parent.fk -> child
-    let to_one: Vec<_> = parent
-        .foreign_keys
-        .iter()
-        .filter(|fk| fk.ref_schema == child.schema && fk.ref_table == child.name && matches_hint(fk))
-        .collect();
+    let to_one: Vec<_> = if self_by_name || only == Some(false) {
+        vec![]
+    } else {
+        parent
+            .foreign_keys
+            .iter()
+            .filter(|fk| fk.ref_schema == child.schema && fk.ref_table == child.name && matches_hint(fk))
+            .collect()
+    };
     // one-to-many: child.fk -> parent
     let to_many: Vec<_> = child
         .foreign_keys
         .iter()
-        .filter(|fk| fk.ref_schema == parent.schema && fk.ref_table == parent.name && matches_hint(fk))
+        .filter(|fk| fk.ref_schema == parent.schema && fk.ref_table == parent.name)
+        .filter(|fk| if self_by_name { hint.is_none_or(|h| fk.columns.len() == 1 && fk.columns[0] == h) } else { matches_hint(fk) })
+        .filter(|_| only != Some(true))
         .collect();
+    if self_by_name && to_many.is_empty() {
+        if let Some(h) = hint {
+            return Err(no_rel().details(format!(
+                "Searched for a foreign key relationship between '{0}' and '{0}' using the hint '{h}' in the schema '{1}', but no matches were found.",
+                parent.name, parent.schema
+            )));
+        }
+    }
     let ambiguous = |hint: String| {
         RestError::new(
             StatusCode::MULTIPLE_CHOICES,
@@ -354,69 +481,71 @@ fn embed_sql(
         )));
     }
     let a = format!("_e{}", depth + 1);
-    let inner = select_list(cache, &child, &a, items, depth + 1, p)?;
+    let inner = if items.is_empty() {
+        SelectSql { list: "1".into(), inner_conds: vec![], group_by: String::new(), names: vec![], embed_paths: vec![] }
+    } else {
+        let below = Level { table: &child, alias: &a, depth: depth + 1, path: path.to_vec() };
+        select_list(cache, &below, items, embedded, p)?
+    };
+    // The embed's own filters, order and page (`rel.col=…`, `rel.order`, `rel.limit`).
+    let target = Target { cache, table: Arc::clone(&child) };
+    let none = EmbedParams::default();
+    let params = params.unwrap_or(&none);
     let mut inner_where: Vec<String> = inner.inner_conds.clone();
-    if let Some(fk) = to_one.first() {
-        let on: Vec<String> = fk
+    if !params.conds.is_empty() {
+        inner_where.push(target.where_as(&a, &params.conds, p)?);
+    }
+    let order = target.order_as(&a, &params.order, p)?;
+    let mut page = String::new();
+    if let Some(n) = params.limit {
+        page.push_str(&format!(" LIMIT {}", p.int(n)));
+    }
+    if let Some(n) = params.offset {
+        page.push_str(&format!(" OFFSET {}", p.int(n)));
+    }
+    let (one, on): (bool, Vec<String>) = if let Some(fk) = to_one.first() {
+        let on = fk
             .columns
             .iter()
             .zip(&fk.ref_columns)
             .map(|(c, r)| format!("{a}.{} = {parent_alias}.{}", quote_ident(r), quote_ident(c)))
             .collect();
-        inner_where.extend(on.iter().cloned());
-        let sql = format!(
-            "(SELECT row_to_json(_x) FROM (SELECT {} FROM {} AS {a} WHERE {}{} LIMIT 1) _x)",
-            inner.list,
-            child.qualified(),
-            inner_where.join(" AND "),
-            inner.group_by
-        );
-        let exists = format!("{sql} IS NOT NULL");
-        return Ok((sql, exists));
-    }
-    if let Some(fk) = to_many.first() {
+        (true, on)
+    } else if let Some(fk) = to_many.first() {
         // One-to-one: the child's foreign key is also its primary key or a unique key,
         // so there is at most one row, embedded as an object.
-        let one = child_key_is_unique(&child, &fk.columns);
-        let on: Vec<String> = fk
+        let on = fk
             .columns
             .iter()
             .zip(&fk.ref_columns)
             .map(|(c, r)| format!("{a}.{} = {parent_alias}.{}", quote_ident(c), quote_ident(r)))
             .collect();
-        inner_where.extend(on);
-        let from = format!("FROM {} AS {a} WHERE {}", child.qualified(), inner_where.join(" AND "));
-        let g = &inner.group_by;
-        let sql = if one {
-            format!("(SELECT row_to_json(_x) FROM (SELECT {} {from}{g} LIMIT 1) _x)", inner.list)
-        } else {
-            format!("(SELECT coalesce(json_agg(_x), '[]') FROM (SELECT {} {from}{g}) _x)", inner.list)
+        (child_key_is_unique(&child, &fk.columns), on)
+    } else {
+        // Many-to-many: a junction table with a foreign key to each side (`!junction`
+        // picks one when several qualify).
+        let junctions: Vec<(&Arc<Table>, &crate::schema::ForeignKey, &crate::schema::ForeignKey)> = cache
+            .tables
+            .values()
+            .filter(|j| j.schema == parent.schema && hint.is_none_or(|h| j.name == h))
+            .filter(|j| j.name != parent.name && j.name != child.name)
+            .filter_map(|j| {
+                let to_parent = j.foreign_keys.iter().find(|fk| fk.ref_schema == parent.schema && fk.ref_table == parent.name)?;
+                let to_child = j.foreign_keys.iter().find(|fk| fk.ref_schema == child.schema && fk.ref_table == child.name)?;
+                Some((j, to_parent, to_child))
+            })
+            .collect();
+        if junctions.len() > 1 {
+            let mut names: Vec<&str> = junctions.iter().map(|(j, _, _)| j.name.as_str()).collect();
+            names.sort();
+            return Err(ambiguous(format!(
+                "Try changing '{relation}' to '{relation}!<junction>', one of: {}",
+                names.join(", ")
+            )));
+        }
+        let Some((j, to_parent, to_child)) = junctions.first() else {
+            return Err(no_rel());
         };
-        let exists = format!("EXISTS (SELECT 1 {from})");
-        return Ok((sql, exists));
-    }
-    // Many-to-many: a junction table with a foreign key to each side (`!junction` picks
-    // one when several qualify).
-    let junctions: Vec<(&Arc<Table>, &crate::schema::ForeignKey, &crate::schema::ForeignKey)> = cache
-        .tables
-        .values()
-        .filter(|j| j.schema == parent.schema && hint.is_none_or(|h| j.name == h))
-        .filter(|j| j.name != parent.name && j.name != child.name)
-        .filter_map(|j| {
-            let to_parent = j.foreign_keys.iter().find(|fk| fk.ref_schema == parent.schema && fk.ref_table == parent.name)?;
-            let to_child = j.foreign_keys.iter().find(|fk| fk.ref_schema == child.schema && fk.ref_table == child.name)?;
-            Some((j, to_parent, to_child))
-        })
-        .collect();
-    if junctions.len() > 1 {
-        let mut names: Vec<&str> = junctions.iter().map(|(j, _, _)| j.name.as_str()).collect();
-        names.sort();
-        return Err(ambiguous(format!(
-            "Try changing '{relation}' to '{relation}!<junction>', one of: {}",
-            names.join(", ")
-        )));
-    }
-    if let Some((j, to_parent, to_child)) = junctions.first() {
         let on: Vec<String> = to_child
             .columns
             .iter()
@@ -430,14 +559,17 @@ fn embed_sql(
                     .map(|(c, r)| format!("_j.{} = {parent_alias}.{}", quote_ident(c), quote_ident(r))),
             )
             .collect();
-        let via = format!("EXISTS (SELECT 1 FROM {} AS _j WHERE {})", j.qualified(), on.join(" AND "));
-        inner_where.push(via);
-        let from = format!("FROM {} AS {a} WHERE {}", child.qualified(), inner_where.join(" AND "));
-        let sql = format!("(SELECT coalesce(json_agg(_x), '[]') FROM (SELECT {} {from}{}) _x)", inner.list, inner.group_by);
-        let exists = format!("EXISTS (SELECT 1 {from})");
-        return Ok((sql, exists));
-    }
-    Err(no_rel())
+        (false, vec![format!("EXISTS (SELECT 1 FROM {} AS _j WHERE {})", j.qualified(), on.join(" AND "))])
+    };
+    inner_where.extend(on);
+    let from = format!("FROM {} AS {a} WHERE {}", child.qualified(), inner_where.join(" AND "));
+    let tail = if one { " LIMIT 1".to_string() } else { format!("{order}{page}") };
+    Ok(Embedded {
+        one,
+        body: format!("SELECT {} {from}{}{tail}", inner.list, inner.group_by),
+        exists: format!("EXISTS (SELECT 1 {from})"),
+        inner,
+    })
 }
 
 /// Whether `cols` of `t` are its primary key or one of its unique keys (in any order).
