@@ -355,6 +355,18 @@ test('self-referencing tables: by table name the children, by column the parent'
   r = await anon.from('folders').select('name, folders!folders_parent_id_fkey(name)');
   assert.equal(r.status, 400);
   assert.equal(r.error.code, 'PGRST200');
+  assert.match(r.error.details, /using the hint 'folders_parent_id_fkey' in the schema 'public'/);
+  // Two keys to one table: PGRST201 lists each candidate, and the hint names them.
+  r = await anon.from('folders').select('name, moves(id)');
+  assert.equal(r.status, 300);
+  assert.equal(r.error.code, 'PGRST201');
+  assert.deepEqual(r.error.details, [
+    { cardinality: 'one-to-many', embedding: 'folders with moves', relationship: 'moves_from_fkey using folders(id) and moves(from_folder)' },
+    { cardinality: 'one-to-many', embedding: 'folders with moves', relationship: 'moves_to_fkey using folders(id) and moves(to_folder)' },
+  ]);
+  assert.match(r.error.hint, /'moves!moves_from_fkey', 'moves!moves_to_fkey'/);
+  r = await anon.from('folders').select('name, moves!moves_to_fkey(id)').eq('id', root.id).single();
+  assert.deepEqual(r.data, { name: 'root', moves: [] });
 });
 
 test('operators: like/ilike/comparisons over (any|all) lists, and the range operators', async () => {

@@ -132,3 +132,10 @@ create table public.folders (
   parent_id int constraint folders_parent_id_fkey references public.folders(id)
 );
 grant all on public.folders to anon, authenticated;
+-- Two foreign keys to one table: embedding it by name is ambiguous (PGRST201).
+create table public.moves (
+  id serial primary key,
+  from_folder int constraint moves_from_fkey references public.folders(id),
+  to_folder int constraint moves_to_fkey references public.folders(id)
+);
+grant all on public.moves to anon, authenticated;

@@ -14,7 +14,8 @@ pub struct RestError {
     pub status: StatusCode,
     pub code: String,
     pub message: String,
-    pub details: Option<String>,
+    /// Text, or (for PGRST201) the list of candidate relationships.
+    pub details: Option<serde_json::Value>,
     pub hint: Option<String>,
 }
 
@@ -30,7 +31,13 @@ impl RestError {
     }
 
     pub fn details(mut self, d: impl Into<String>) -> RestError {
-        self.details = Some(d.into());
+        self.details = Some(serde_json::Value::String(d.into()));
+        self
+    }
+
+    /// Structured details (PostgREST sends PGRST201's candidates as a list).
+    pub fn details_json(mut self, d: serde_json::Value) -> RestError {
+        self.details = Some(d);
         self
     }
 
@@ -93,7 +100,7 @@ impl RestError {
             status,
             code: p.code,
             message: p.message,
-            details: p.details,
+            details: p.details.map(serde_json::Value::String),
             hint: p.hint,
         }
     }

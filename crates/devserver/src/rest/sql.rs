@@ -240,10 +240,9 @@ fn select_list(cache: &SchemaCache, at: &Level<'_>, items: &[SelectItem], embedd
     let mut names: Vec<String> = vec![];
     let mut embed_paths: Vec<Vec<String>> = vec![];
     let mut inner_conds = vec![];
-    // Plain column expressions (what aggregates group by) and whether any aggregate or
-    // embed is present.
+    // Plain column expressions and embeds: what aggregates beside them group by.
     let mut plain = vec![];
-    let (mut aggregates, mut embeds) = (false, false);
+    let mut aggregates = false;
     for item in items {
         // Inside an embed, a bare `count` (no such column) counts the related rows.
         let counted;
@@ -299,7 +298,6 @@ fn select_list(cache: &SchemaCache, at: &Level<'_>, items: &[SelectItem], embedd
                 spread,
                 items,
             } => {
-                embeds = true;
                 let name = a.as_deref().unwrap_or(relation);
                 let mut path = at.path.clone();
                 path.push(name.to_string());
@@ -319,22 +317,27 @@ fn select_list(cache: &SchemaCache, at: &Level<'_>, items: &[SelectItem], embedd
                     // `rel()`: nothing to show; it only filters (with `!inner`).
                     continue;
                 }
+                // Beside aggregates, an embed's value is one more thing to group by.
                 if *spread {
                     for n in &e.inner.names {
                         let q = quote_ident(n);
-                        cols.push(if e.one {
-                            format!("(SELECT _x.{q} FROM ({}) _x) AS {q}", e.body)
+                        let expr = if e.one {
+                            format!("(SELECT _x.{q} FROM ({}) _x)", e.body)
                         } else {
-                            format!("(SELECT coalesce(json_agg(_x.{q}), '[]') FROM ({}) _x) AS {q}", e.body)
-                        });
+                            format!("(SELECT coalesce(json_agg(_x.{q}), '[]') FROM ({}) _x)", e.body)
+                        };
+                        cols.push(format!("{expr} AS {q}"));
+                        plain.push(expr);
                         names.push(n.clone());
                     }
                 } else {
-                    cols.push(if e.one {
-                        format!("(SELECT row_to_json(_x) FROM ({}) _x) AS {}", e.body, quote_ident(name))
+                    let expr = if e.one {
+                        format!("(SELECT row_to_json(_x) FROM ({}) _x)", e.body)
                     } else {
-                        format!("(SELECT coalesce(json_agg(_x), '[]') FROM ({}) _x) AS {}", e.body, quote_ident(name))
-                    });
+                        format!("(SELECT coalesce(json_agg(_x), '[]') FROM ({}) _x)", e.body)
+                    };
+                    cols.push(format!("{expr} AS {}", quote_ident(name)));
+                    plain.push(expr);
                     names.push(name.to_string());
                 }
             }
@@ -346,12 +349,6 @@ fn select_list(cache: &SchemaCache, at: &Level<'_>, items: &[SelectItem], embedd
     }
     if cols.is_empty() {
         return Err(RestError::parse("empty select", "select at least one column"));
-    }
-    if aggregates && embeds {
-        return Err(RestError::parse(
-            "aggregates beside embedded resources are not supported by supasync-dev",
-            "aggregate in the embedded resource instead: rel(count), rel(col.sum())",
-        ));
     }
     Ok(SelectSql {
         list: cols.join(", "),
@@ -397,6 +394,16 @@ fn embed_sql(
                 parent.name, relation
             ),
         )
+        .details(match hint {
+            Some(h) => format!(
+                "Searched for a foreign key relationship between '{}' and '{relation}' using the hint '{h}' in the schema '{}', but no matches were found.",
+                parent.name, parent.schema
+            ),
+            None => format!(
+                "Searched for a foreign key relationship between '{}' and '{relation}' in the schema '{}', but no matches were found.",
+                parent.name, parent.schema
+            ),
+        })
     };
     // A relation is a table, or a foreign key named by its column (`author_id(*)`) or its
     // constraint (`posts_author_id_fkey(*)`), from the parent or to it.
@@ -476,9 +483,33 @@ fn embed_sql(
         .hint(hint)
     };
     if to_one.len() + to_many.len() > 1 {
+        // As PostgREST says it: each candidate, and the hinted names to choose from.
+        let cols = |t: &str, c: &[String]| format!("{t}({})", c.join(", "));
+        let mut candidates: Vec<(String, serde_json::Value)> = to_one
+            .iter()
+            .map(|fk| (fk, "many-to-one", cols(&parent.name, &fk.columns), cols(&child.name, &fk.ref_columns)))
+            .chain(to_many.iter().map(|fk| {
+                let card = if child_key_is_unique(&child, &fk.columns) { "one-to-one" } else { "one-to-many" };
+                (fk, card, cols(&parent.name, &fk.ref_columns), cols(&child.name, &fk.columns))
+            }))
+            .map(|(fk, card, from, to)| {
+                (
+                    format!("'{relation}!{}'", fk.name),
+                    serde_json::json!({
+                        "cardinality": card,
+                        "embedding": format!("{} with {}", parent.name, child.name),
+                        "relationship": format!("{} using {from} and {to}", fk.name),
+                    }),
+                )
+            })
+            .collect();
+        candidates.sort_by(|a, b| a.0.cmp(&b.0));
+        let names: Vec<&str> = candidates.iter().map(|(n, _)| n.as_str()).collect();
         return Err(ambiguous(format!(
-            "Try changing '{relation}' to one of the foreign key names, e.g. '{relation}!<constraint>'"
-        )));
+            "Try changing '{relation}' to one of the following: {}. Find the desired relationship in the 'details' key.",
+            names.join(", ")
+        ))
+        .details_json(serde_json::Value::Array(candidates.into_iter().map(|(_, d)| d).collect())));
     }
     let a = format!("_e{}", depth + 1);
     let inner = if items.is_empty() {
