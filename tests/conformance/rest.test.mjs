@@ -544,6 +544,32 @@ test('RPC rows read like a table: select, filters, order, range, count, single, 
   assert.equal(r.status, 400);
 });
 
+test('RPC: overloads, an unnamed argument taking the body, row-typed arguments, PGRST202/203 as PostgREST words them', async () => {
+  let r = await anon.rpc('pick', { x: 'a' });
+  assert.equal(r.status, 300);
+  assert.equal(r.error.code, 'PGRST203');
+  assert.equal(r.error.message, 'Could not choose the best candidate function between: public.pick(x => integer), public.pick(x => text)');
+  assert.match(r.error.hint, /function overloading can be resolved/);
+  // One unnamed json (or text) argument receives the whole body, as sent.
+  r = await anon.rpc('echo_body', { any: ['thing', 1] });
+  assert.equal(r.error, null);
+  assert.deepEqual(r.data, { any: ['thing', 1] });
+  r = await anon.rpc('body_text', { '': 'abc' });
+  assert.equal(r.data, JSON.stringify({ '': 'abc' }).length);
+  // Other unnamed arguments cannot be passed over HTTP.
+  r = await anon.rpc('unnamed_int', { '': 1 });
+  assert.equal(r.status, 404);
+  assert.equal(r.error.code, 'PGRST202');
+  assert.equal(r.error.message, 'Could not find the function public.unnamed_int() in the schema cache');
+  assert.equal(r.error.details, 'Searched for the function public.unnamed_int with parameter  or with a single unnamed json/jsonb parameter, but no matches were found in the schema cache.');
+  r = await anon.rpc('unnamed_int');
+  assert.equal(r.error.message, 'Could not find the function public.unnamed_int without parameters in the schema cache');
+  // A row-typed argument takes an object.
+  r = await anon.rpc('describe', { t: { task: 'walk', done: true } });
+  assert.equal(r.error, null);
+  assert.equal(r.data, 'walk (done)');
+});
+
 test('RPC: scalar, set-returning, RLS inside, raised errors', async () => {
   let r = await anon.rpc('add_numbers', { a: 2, b: 40 });
   assert.equal(r.data, 42);

@@ -139,3 +139,15 @@ create table public.moves (
   to_folder int constraint moves_to_fkey references public.folders(id)
 );
 grant all on public.moves to anon, authenticated;
+
+-- RPC shapes: overloads that only a name distinguishes (PGRST203), one unnamed argument
+-- that takes the whole body, a row-typed argument, a computed field.
+create function public.pick(x text) returns text language sql as $$ select 'text' $$;
+create function public.pick(x int) returns text language sql as $$ select 'int' $$;
+create function public.echo_body(json) returns json language sql as $$ select $1 $$;
+create function public.body_text(text) returns int language sql as $$ select length($1) $$;
+create function public.unnamed_int(int) returns int language sql as $$ select $1 $$;
+create function public.describe(t public.todos) returns text
+  language sql as $$ select t.task || case when t.done then ' (done)' else '' end $$;
+create function public.shout(public.todos) returns text
+  language sql stable as $$ select upper($1.task) $$;

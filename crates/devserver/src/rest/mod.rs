@@ -677,14 +677,37 @@ async fn rpc(
     }
 }
 
-/// The overload of `name` whose argument names fit `given`.
-fn pick_function<'a>(fns: &'a [Arc<Function>], given: &[String]) -> Option<&'a Arc<Function>> {
-    fns.iter().find(|f| {
-        let names: Vec<&str> = f.args.iter().map(|(n, _)| n.as_str()).collect();
-        let required = f.args.len() - f.defaults.min(f.args.len());
-        given.iter().all(|g| names.contains(&g.as_str()))
-            && f.args[..required].iter().all(|(n, _)| given.contains(n))
-    })
+/// A function whose one argument is unnamed and of a type that can take the whole request
+/// body (PostgREST passes such a body as it came).
+fn takes_body(f: &Function) -> bool {
+    f.args.len() == 1 && f.args[0].0.is_empty() && matches!(f.args[0].1.as_str(), "json" | "jsonb" | "text" | "xml" | "bytea")
+}
+
+/// The overloads of a function that fit the arguments given by name, as PostgREST picks
+/// them: every given name is a parameter and every parameter without a default is given;
+/// no arguments fit a function without parameters; any body fits a function taking the
+/// whole body (and no body, if its argument has a default). Other unnamed parameters
+/// cannot be passed over HTTP.
+fn fitting_functions<'a>(fns: &'a [Arc<Function>], given: &[String]) -> Vec<&'a Arc<Function>> {
+    fns.iter()
+        .filter(|f| {
+            if takes_body(f) {
+                return !given.is_empty() || f.defaults >= 1;
+            }
+            if f.args.iter().any(|(n, _)| n.is_empty()) {
+                return false;
+            }
+            let names: Vec<&str> = f.args.iter().map(|(n, _)| n.as_str()).collect();
+            let required = f.args.len() - f.defaults.min(f.args.len());
+            given.iter().all(|g| names.contains(&g.as_str())) && f.args[..required].iter().all(|(n, _)| given.contains(n))
+        })
+        .collect()
+}
+
+/// `schema.name(a => integer, b => text)`, as PGRST203 lists candidates.
+fn signature(f: &Function) -> String {
+    let args: Vec<String> = f.args.iter().map(|(n, t)| format!("{n} => {t}")).collect();
+    format!("{}.{}({})", f.schema, f.name, args.join(", "))
 }
 
 async fn handle_rpc(st: &AppState, caller: &Caller, method: Method, name: &str, query: &str, headers: &HeaderMap, body: &[u8]) -> Result<Response, RestError> {
@@ -710,28 +733,50 @@ async fn handle_rpc(st: &AppState, caller: &Caller, method: Method, name: &str, 
             .map_err(|m| RestError::new(StatusCode::SERVICE_UNAVAILABLE, "PGRST000", m))?;
     }
     let not_found = || {
-        RestError::new(
-            StatusCode::NOT_FOUND,
-            "PGRST202",
-            format!(
-                "Could not find the function {schema}.{name}({}) in the schema cache",
-                given.join(", ")
-            ),
-        )
+        let (message, searched) = if given.is_empty() {
+            (format!("Could not find the function {schema}.{name} without parameters in the schema cache"), "without parameters".to_string())
+        } else {
+            (
+                format!("Could not find the function {schema}.{name}({}) in the schema cache", given.join(", ")),
+                format!("with parameter{} {}", if given.len() > 1 { "s" } else { "" }, given.join(", ")),
+            )
+        };
+        RestError::new(StatusCode::NOT_FOUND, "PGRST202", message).details(format!(
+            "Searched for the function {schema}.{name} {searched} or with a single unnamed json/jsonb parameter, but no matches were found in the schema cache."
+        ))
     };
-    let f = cache
-        .functions
-        .get(&key)
-        .and_then(|fns| pick_function(fns, &given))
-        .ok_or_else(not_found)?
-        .clone();
+    let fitting = cache.functions.get(&key).map(|fns| fitting_functions(fns, &given)).unwrap_or_default();
+    let f = match fitting.as_slice() {
+        [] => return Err(not_found()),
+        [one] => Arc::clone(one),
+        several => {
+            let mut sigs: Vec<(&Vec<(String, String)>, String)> = several.iter().map(|f| (&f.args, signature(f))).collect();
+            sigs.sort();
+            let sigs: Vec<String> = sigs.into_iter().map(|(_, s)| s).collect();
+            return Err(RestError::new(
+                StatusCode::MULTIPLE_CHOICES,
+                "PGRST203",
+                format!("Could not choose the best candidate function between: {}", sigs.join(", ")),
+            )
+            .hint("Try renaming the parameters or the function itself in the database so function overloading can be resolved"));
+        }
+    };
     let mut p = Params::default();
     let mut call_args = vec![];
-    for (n, ty) in &f.args {
+    if takes_body(&f) && !given.is_empty() {
+        // The whole body, as it came, is the one argument.
+        let raw = String::from_utf8_lossy(body).into_owned();
+        call_args.push(format!("CAST({} AS {})", p.text(Some(raw)), f.args[0].1));
+    }
+    for (n, ty) in f.args.iter().filter(|(n, _)| !n.is_empty()) {
         let Some(v) = args.get(n) else { continue };
         let expr = match v {
             Value::Null => format!("CAST(NULL AS {ty})"),
             Value::String(s) if ty != "json" && ty != "jsonb" => format!("CAST({} AS {ty})", p.text(Some(s.clone()))),
+            // A row-typed argument (a table's or a composite type): the object's fields.
+            Value::Object(_) if ty != "json" && ty != "jsonb" => {
+                format!("json_populate_record(CAST(NULL AS {ty}), CAST({} AS json))", p.text(Some(v.to_string())))
+            }
             Value::Array(_) if ty.ends_with("[]") => format!(
                 "CAST(ARRAY(SELECT jsonb_array_elements_text(CAST({} AS jsonb))) AS {ty})",
                 p.text(Some(v.to_string()))
