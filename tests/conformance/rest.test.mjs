@@ -570,6 +570,32 @@ test('RPC: overloads, an unnamed argument taking the body, row-typed arguments, 
   assert.equal(r.data, 'walk (done)');
 });
 
+test('computed fields and computed relationships: functions of a row read like columns and embeds', async () => {
+  const c = await device(server, await newUser(server));
+  const [t] = await seedTodos(c, 1, 'comp');
+  // A computed field is selected, filtered and ordered by name, never part of `*`.
+  let r = await c.from('todos').select('task, shout, describe').eq('id', t.id).single();
+  assert.equal(r.error, null);
+  assert.deepEqual(r.data, { task: 'comp 0', shout: 'COMP 0', describe: 'comp 0 (done)' });
+  r = await c.from('todos').select('id').eq('shout', 'COMP 0').order('shout');
+  assert.deepEqual(r.data, [{ id: t.id }]);
+  r = await c.from('todos').select('*').eq('id', t.id).single();
+  assert.equal('shout' in r.data, false);
+  // It cannot be written.
+  r = await c.from('todos').insert({ task: 'x', shout: 'X' });
+  assert.equal(r.error.code, 'PGRST204');
+  // A function of a conversation's row returning messages embeds like a relation.
+  const { data: conv } = await c.from('conversations').insert({ title: 'computed' }).select('id').single();
+  await c.from('messages').insert([{ local_id: 'cm-1', body: 'one', conversation_id: conv.id }, { local_id: 'cm-2', body: 'two', conversation_id: conv.id }]);
+  r = await c.from('conversations').select('title, texts:conversation_texts(body)').eq('id', conv.id).single();
+  assert.equal(r.error, null);
+  assert.deepEqual(r.data.texts.map((m) => m.body).sort(), ['one', 'two']);
+  r = await c.from('conversations').select('title, latest:latest_text(body)').eq('id', conv.id).single();
+  assert.deepEqual(r.data.latest, { body: 'two' });
+  r = await c.from('conversations').select('title, conversation_texts(body)').eq('id', conv.id).eq('conversation_texts.body', 'one').single();
+  assert.deepEqual(r.data.conversation_texts, [{ body: 'one' }]);
+});
+
 test('RPC: scalar, set-returning, RLS inside, raised errors', async () => {
   let r = await anon.rpc('add_numbers', { a: 2, b: 40 });
   assert.equal(r.data, 42);

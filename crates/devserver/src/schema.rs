@@ -34,8 +34,31 @@ pub struct ForeignKey {
     pub ref_columns: Vec<String>,
 }
 
-/// A table, view or materialised view in an exposed schema.
+/// A computed field: a function of one argument, this table's row type, returning a
+/// scalar. It reads like a column (`select=name`, filters, order) but is not in `*` and
+/// cannot be written.
 #[derive(Debug, Clone)]
+pub struct ComputedField {
+    /// The function, quoted and schema-qualified (from the catalog).
+    pub function: String,
+    /// Its result, described as a column called by the function's name.
+    pub column: Column,
+}
+
+/// A computed relationship: a function of one argument, this table's row type, returning
+/// rows of an exposed table or view; embedded by the function's name.
+#[derive(Debug, Clone)]
+pub struct ComputedRel {
+    pub name: String,
+    /// The function, quoted and schema-qualified (from the catalog).
+    pub function: String,
+    pub target: Arc<Table>,
+    /// At most one row (a single row type, or `SETOF … ROWS 1`): an object.
+    pub one: bool,
+}
+
+/// A table, view or materialised view in an exposed schema.
+#[derive(Debug, Clone, Default)]
 pub struct Table {
     pub schema: String,
     pub name: String,
@@ -45,12 +68,19 @@ pub struct Table {
     pub unique_keys: Vec<Vec<String>>,
     pub foreign_keys: Vec<ForeignKey>,
     pub rls: bool,
+    pub computed: Vec<ComputedField>,
+    pub computed_rels: Vec<ComputedRel>,
 }
 
 impl Table {
     /// The column called `name`, if it exists.
     pub fn column(&self, name: &str) -> Option<&Column> {
         self.columns.iter().find(|c| c.name == name)
+    }
+
+    /// The computed field called `name`, if there is one.
+    pub fn computed_field(&self, name: &str) -> Option<&ComputedField> {
+        self.computed.iter().find(|c| c.column.name == name)
     }
 
     /// `"schema"."table"`, quoted.
@@ -123,6 +153,7 @@ impl SchemaCache {
                     unique_keys: vec![],
                     foreign_keys: vec![],
                     rls: r.get(3),
+                    ..Default::default()
                 },
             );
         }
@@ -223,6 +254,8 @@ impl SchemaCache {
 
         let by_oid: HashMap<u32, Arc<Table>> = tables.into_iter().map(|(oid, t)| (oid, Arc::new(t))).collect();
         let mut functions: HashMap<(String, String), Vec<Arc<Function>>> = HashMap::new();
+        let mut computed: HashMap<u32, Vec<ComputedField>> = HashMap::new();
+        let mut computed_rels: HashMap<u32, Vec<ComputedRel>> = HashMap::new();
         let rows = client
             .query(
                 "SELECT n.nspname::text, p.proname::text, p.proargnames::text[], p.proargmodes::text[],
@@ -231,7 +264,12 @@ impl SchemaCache {
                         p.proretset, t.typtype::text, t.typname::text, p.provolatile::text, p.pronargdefaults::int4,
                         t.typrelid::oid,
                         array(SELECT t2.typname::text FROM unnest(coalesce(p.proallargtypes, p.proargtypes::oid[]))
-                              WITH ORDINALITY u(x, o) JOIN pg_type t2 ON t2.oid = u.x ORDER BY o)
+                              WITH ORDINALITY u(x, o) JOIN pg_type t2 ON t2.oid = u.x ORDER BY o),
+                        -- For computed fields and relationships: the relation whose row type
+                        -- a one-argument function takes, its result type, its row estimate.
+                        CASE WHEN p.pronargs = 1 THEN (SELECT t3.typrelid FROM pg_type t3 WHERE t3.oid = p.proargtypes[0]) END,
+                        format_type(p.prorettype, NULL), p.prorows::float8,
+                        format('%I.%I', n.nspname, p.proname)
                  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
                  JOIN pg_type t ON t.oid = p.prorettype
                  WHERE n.nspname = ANY($1) AND p.prokind = 'f'",
@@ -278,15 +316,44 @@ impl SchemaCache {
                     unique_keys: vec![],
                     foreign_keys: vec![],
                     rls: false,
+                    ..Default::default()
                 })),
                 None => None,
             };
+            let arg_relid: Option<u32> = r.get(12);
+            let returns_set: bool = r.get(5);
+            let (ret_type, rows, qualified): (String, f64, String) = (r.get(13), r.get(14), r.get(15));
+            if let (Some(relid), 1) = (arg_relid, args.len()) {
+                if by_oid.contains_key(&relid) {
+                    if returns_set || typtype == "c" {
+                        if let Some(target) = result.as_ref().filter(|t| t.oid != 0) {
+                            computed_rels.entry(relid).or_default().push(ComputedRel {
+                                name: name.clone(),
+                                function: qualified.clone(),
+                                target: Arc::clone(target),
+                                one: !returns_set || rows == 1.0,
+                            });
+                        }
+                    } else if typname != "void" && typname != "record" {
+                        computed.entry(relid).or_default().push(ComputedField {
+                            function: qualified.clone(),
+                            column: Column {
+                                name: name.clone(),
+                                sql_type: ret_type,
+                                type_name: typname.clone(),
+                                default: None,
+                                generated: true,
+                            },
+                        });
+                    }
+                }
+            }
             let f = Function {
                 schema,
                 name,
                 args,
                 defaults: ndefaults.max(0) as usize,
-                returns_set: r.get(5),
+                returns_set,
                 returns_row: typtype == "c" || typname == "record",
                 returns_void: typname == "void",
                 volatility: vol.chars().next().unwrap_or('v'),
@@ -298,6 +365,21 @@ impl SchemaCache {
                 .push(Arc::new(f));
         }
 
+        // Tables with computed fields or relationships get them (function results keep
+        // the plain copies: what a function returns is shaped by its own columns).
+        let by_oid: HashMap<u32, Arc<Table>> = by_oid
+            .into_iter()
+            .map(|(oid, t)| {
+                let (fields, rels) = (computed.remove(&oid), computed_rels.remove(&oid));
+                if fields.is_none() && rels.is_none() {
+                    return (oid, t);
+                }
+                let mut t = (*t).clone();
+                t.computed = fields.unwrap_or_default();
+                t.computed_rels = rels.unwrap_or_default();
+                (oid, Arc::new(t))
+            })
+            .collect();
         Ok(SchemaCache {
             tables: by_oid
                 .into_iter()

@@ -151,3 +151,8 @@ create function public.describe(t public.todos) returns text
   language sql as $$ select t.task || case when t.done then ' (done)' else '' end $$;
 create function public.shout(public.todos) returns text
   language sql stable as $$ select upper($1.task) $$;
+-- Computed relationships: functions of a conversation's row returning messages.
+create function public.conversation_texts(c public.conversations) returns setof public.messages
+  language sql stable as $$ select * from public.messages where conversation_id = c.id $$;
+create function public.latest_text(c public.conversations) returns setof public.messages rows 1
+  language sql stable as $$ select * from public.messages where conversation_id = c.id order by body desc limit 1 $$;

@@ -796,7 +796,12 @@ async fn handle_rpc(st: &AppState, caller: &Caller, method: Method, name: &str, 
     let read_only = method == Method::GET || f.volatility != 'v';
     let prefer = Prefer::parse(headers)?;
     if let (Some(result), true) = (&f.result, f.returns_set || f.returns_row) {
-        let t = Target { cache: &cache, table: Arc::clone(result) };
+        // A table's or view's rows: the cache's copy, which has its computed fields.
+        let table = match result.oid {
+            0 => Arc::clone(result),
+            _ => cache.table(&result.schema, &result.name).unwrap_or_else(|| Arc::clone(result)),
+        };
+        let t = Target { cache: &cache, table };
         let plan = TxPlan { read_only, rollback: prefer.tx_rollback, single: wants_single(headers), max_affected: prefer.max_affected };
         return rpc_rows(st, caller, &method, name, headers, &t, &call, p, &q, &prefer, plan, f.returns_set).await;
     }

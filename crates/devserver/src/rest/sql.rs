@@ -385,6 +385,12 @@ fn embed_sql(
     p: &mut Params,
 ) -> Result<Embedded, RestError> {
     let (parent, parent_alias, depth) = (at.table, at.alias, at.depth);
+    // A computed relationship: a function of the parent's row, embedded by its name.
+    if cache.table(&parent.schema, relation).is_none() && hint.is_none() {
+        if let Some(rel) = parent.computed_rels.iter().find(|r| r.name == relation) {
+            return computed_embed(cache, at, rel, items, path, params, embedded, p);
+        }
+    }
     let no_rel = || {
         RestError::new(
             StatusCode::BAD_REQUEST,
@@ -603,6 +609,56 @@ fn embed_sql(
     })
 }
 
+/// An embed through a computed relationship: the function's rows for the parent row,
+/// with the embed's own filters, order and page.
+#[allow(clippy::too_many_arguments)]
+fn computed_embed(
+    cache: &SchemaCache,
+    at: &Level<'_>,
+    rel: &crate::schema::ComputedRel,
+    items: &[SelectItem],
+    path: &[String],
+    params: Option<&EmbedParams>,
+    embedded: &EmbeddedParams,
+    p: &mut Params,
+) -> Result<Embedded, RestError> {
+    let a = format!("_e{}", at.depth + 1);
+    // The cache's copy of the target: the one with its own computed fields.
+    let child = &cache.table(&rel.target.schema, &rel.target.name).unwrap_or_else(|| Arc::clone(&rel.target));
+    let inner = if items.is_empty() {
+        SelectSql { list: "1".into(), inner_conds: vec![], group_by: String::new(), names: vec![], embed_paths: vec![] }
+    } else {
+        let below = Level { table: child, alias: &a, depth: at.depth + 1, path: path.to_vec() };
+        select_list(cache, &below, items, embedded, p)?
+    };
+    let target = Target { cache, table: Arc::clone(child) };
+    let none = EmbedParams::default();
+    let params = params.unwrap_or(&none);
+    let mut wh: Vec<String> = inner.inner_conds.clone();
+    if !params.conds.is_empty() {
+        wh.push(target.where_as(&a, &params.conds, p)?);
+    }
+    let order = target.order_as(&a, &params.order, p)?;
+    let mut page = String::new();
+    if let Some(n) = params.limit {
+        page.push_str(&format!(" LIMIT {}", p.int(n)));
+    }
+    if let Some(n) = params.offset {
+        page.push_str(&format!(" OFFSET {}", p.int(n)));
+    }
+    let wh = if wh.is_empty() { "TRUE".to_string() } else { wh.join(" AND ") };
+    // A single-row function returns one all-null row when it finds nothing: no row then.
+    let found = if rel.one { format!(" AND {a} IS DISTINCT FROM NULL") } else { String::new() };
+    let from = format!("FROM {}({}) AS {a} WHERE {wh}{found}", rel.function, at.alias);
+    let tail = if rel.one { " LIMIT 1".to_string() } else { format!("{order}{page}") };
+    Ok(Embedded {
+        one: rel.one,
+        body: format!("SELECT {} {from}{}{tail}", inner.list, inner.group_by),
+        exists: format!("EXISTS (SELECT 1 {from})"),
+        inner,
+    })
+}
+
 /// Whether `cols` of `t` are its primary key or one of its unique keys (in any order).
 fn child_key_is_unique(t: &Table, cols: &[String]) -> bool {
     let sorted = |k: &[String]| {
@@ -640,8 +696,14 @@ pub fn column_expr<'t>(table: &'t Table, alias: &str, raw: &str, p: &mut Params)
         Some(i) => (raw[..i].trim(), &raw[i..]),
         None => (raw.trim(), ""),
     };
-    let col = table.column(name).ok_or_else(|| RestError::no_column(&table.name, name))?;
-    let mut sql = format!("{alias}.{}", quote_ident(&col.name));
+    // A column, or a computed field (the function applied to the row).
+    let (col, mut sql) = match table.column(name) {
+        Some(col) => (col, format!("{alias}.{}", quote_ident(&col.name))),
+        None => match table.computed_field(name) {
+            Some(f) => (&f.column, format!("{}({alias})", f.function)),
+            None => return Err(RestError::no_column(&table.name, name)),
+        },
+    };
     let mut out = ColumnExpr { sql: String::new(), name: col.name.clone(), kind: ColumnKind::Plain(col) };
     while !rest.is_empty() {
         let (text, after) = match (rest.strip_prefix("->>"), rest.strip_prefix("->")) {
