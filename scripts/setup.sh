@@ -14,6 +14,8 @@ need_apt=()
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
 if [ -z "$pg_bin" ] || [ ! -x "$pg_bin/initdb" ]; then need_apt+=(postgresql); fi
 if ! ls /usr/lib/postgresql/*/lib/wal2json.so >/dev/null 2>&1; then need_apt+=(wal2json); fi
+# PostGIS: the dev server's GeoJSON answers (and postgrest-js's own test schema) need it.
+if ! ls /usr/share/postgresql/*/extension/postgis.control >/dev/null 2>&1; then need_apt+=(postgis); fi
 command -v node >/dev/null || need_apt+=(nodejs)
 command -v npm >/dev/null || need_apt+=(npm)
 command -v cc >/dev/null || need_apt+=(build-essential)
@@ -30,11 +32,13 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   as_root apt-get update -qq
   pkgs=()
   for p in "${need_apt[@]}"; do
-    if [ "$p" = wal2json ]; then
-      # wal2json must match the server's major version; install the server first.
-      if [ -z "$pg_bin" ]; then as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; fi
+    if [ "$p" = wal2json ] || [ "$p" = postgis ]; then
+      # wal2json and PostGIS must match the server's major version; install the server first.
+      if [ -z "$pg_bin" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+      fi
       ver=$(ls /usr/lib/postgresql | sort -V | tail -1)
-      pkgs+=("postgresql-$ver-wal2json")
+      if [ "$p" = wal2json ]; then pkgs+=("postgresql-$ver-wal2json"); else pkgs+=("postgresql-$ver-postgis-3"); fi
     else
       pkgs+=("$p")
     fi

@@ -483,26 +483,77 @@ test('schemas: Accept-Profile / Content-Profile pick an exposed schema; others a
   assert.match(r.error.message, /public, personal/);
 });
 
-test('media types: JSON answered; CSV, GeoJSON, plans and stripped nulls refused with 415 PGRST107, never JSON', async () => {
-  for (const [what, q] of [
-    ['csv', a1.from('todos').select('task').csv()],
-    ['geojson', a1.from('todos').select('task').geojson()],
-    ['explain', a1.from('todos').select('task').explain()],
-    ['nulls=stripped', a1.from('todos').select('task').stripNulls()],
-  ]) {
-    const r = await q;
-    assert.equal(r.status, 415, what);
-    assert.equal(r.error.code, 'PGRST107', what);
-    assert.match(r.error.message, /None of these media types are available/, what);
-  }
+test('media types: CSV, GeoJSON, stripped nulls and execution plans; others 415 PGRST107', async () => {
+  const c = await device(server, await newUser(server));
+  await c.from('todos').insert([{ task: 'plain' }, { task: 'with, comma "quoted"', priority: 2, meta: { a: [1, 2] } }]);
+  // CSV: a header, then each row as PostgreSQL writes a record (NULL as nothing).
+  let r = await c.from('todos').select('task, priority, meta').order('task').csv();
+  assert.equal(r.error, null);
+  assert.equal(r.data, 'task,priority,meta\nplain,,\n"with, comma ""quoted""",2,"{""a"": [1, 2]}"');
+  // nulls=stripped: null fields are left out, of arrays and of single objects.
+  r = await c.from('todos').select('task, priority').eq('task', 'plain').stripNulls();
+  assert.deepEqual(r.data, [{ task: 'plain' }]);
+  r = await c.from('todos').select('task, priority').eq('task', 'plain').single().stripNulls();
+  assert.deepEqual(r.data, { task: 'plain' });
+  // GeoJSON: a FeatureCollection, the geometry column as geometry, the rest as properties.
+  r = await anon.from('places').select('name, spot').geojson();
+  assert.equal(r.error, null);
+  assert.deepEqual(r.data, {
+    type: 'FeatureCollection',
+    features: [{ type: 'Feature', geometry: { type: 'Point', coordinates: [-71.1, 42.37] }, properties: { name: 'harbour' } }],
+  });
+  // Execution plans, as JSON or text, with options.
+  r = await c.from('todos').select('task').explain({ format: 'json' });
+  assert.equal(r.error, null);
+  assert.ok(r.data[0].Plan, JSON.stringify(r.data));
+  r = await c.from('todos').select('task').explain();
+  assert.match(r.data, /Aggregate {2}\(cost=/);
+  r = await c.from('todos').select('task').explain({ analyze: true, verbose: true, format: 'json' });
+  assert.equal(typeof r.data[0]['Query Identifier'], 'number');
+  assert.equal(typeof r.data[0]['Execution Time'], 'number');
+  // Types nobody can produce.
   const get = (accept) => fetch(`${server.url}/rest/v1/todos?select=task`, {
     headers: { apikey: server.anonKey, authorization: `Bearer ${alice.session.access_token}`, accept },
   });
-  assert.equal((await get('application/xml')).status, 415);
+  const bad = await get('application/xml');
+  assert.equal(bad.status, 415);
+  assert.equal((await bad.json()).code, 'PGRST107');
   const ok = await get('application/xml, application/json;q=0.5');
   assert.equal(ok.status, 200);
   assert.ok(Array.isArray(await ok.json()));
   assert.equal((await get('*/*')).status, 200);
+  // Writes answer JSON only.
+  r = await c.from('todos').insert({ task: 'csv write' }).select().csv();
+  assert.equal(r.status, 415);
+});
+
+test('in-database configuration: aggregates and plans are off unless the authenticator role turns them on', async () => {
+  const c = await device(server, await newUser(server));
+  // The reload after a setting changes is asynchronous (a NOTIFY): wait for its effect.
+  const until = async (ask, done) => {
+    let r;
+    for (let i = 0; i < 200; i++) {
+      r = await ask();
+      if (done(r)) return r;
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    return r;
+  };
+  try {
+    assert.equal((await service.rpc('dev_set_pgrst', { setting: 'db_aggregates_enabled', enabled: false })).error, null);
+    let r = await until(() => c.from('todos').select('count()'), (x) => x.error);
+    assert.equal(r.status, 400);
+    assert.equal(r.error.code, 'PGRST123');
+    assert.equal(r.error.message, 'Use of aggregate functions is not allowed');
+    assert.equal((await service.rpc('dev_set_pgrst', { setting: 'db_plan_enabled', enabled: false })).error, null);
+    r = await until(() => c.from('todos').select('task').explain(), (x) => x.status === 415);
+    assert.equal(r.status, 415);
+  } finally {
+    await service.rpc('dev_set_pgrst', { setting: 'db_aggregates_enabled', enabled: true });
+    await service.rpc('dev_set_pgrst', { setting: 'db_plan_enabled', enabled: true });
+  }
+  const back = await until(() => c.from('todos').select('count()'), (x) => !x.error);
+  assert.equal(back.error, null);
 });
 
 test('RPC rows read like a table: select, filters, order, range, count, single, embeds', async () => {

@@ -116,6 +116,20 @@ pub struct Function {
 pub struct SchemaCache {
     pub tables: HashMap<(String, String), Arc<Table>>,
     pub functions: HashMap<(String, String), Vec<Arc<Function>>>,
+    pub config: InDatabaseConfig,
+    /// The schema PostGIS is installed in, if it is (GeoJSON answers need it).
+    pub postgis: Option<String>,
+}
+
+/// PostgREST's in-database configuration: `pgrst.*` settings of the `authenticator`
+/// role (`ALTER ROLE authenticator SET pgrst.db_aggregates_enabled = 'true'`), read
+/// with the schema. Both default to off, as in PostgREST and on Supabase.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct InDatabaseConfig {
+    /// `pgrst.db_aggregates_enabled`: `count()`, `col.sum()` and the rest in `select`.
+    pub aggregates: bool,
+    /// `pgrst.db_plan_enabled`: `Accept: application/vnd.pgrst.plan` answers.
+    pub plans: bool,
 }
 
 impl SchemaCache {
@@ -380,7 +394,36 @@ impl SchemaCache {
                 (oid, Arc::new(t))
             })
             .collect();
+        let mut config = InDatabaseConfig::default();
+        let settings = client
+            .query(
+                "SELECT split_part(c, '=', 1), lower(substr(c, strpos(c, '=') + 1))
+                 FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole, unnest(s.setconfig) c
+                 WHERE r.rolname = 'authenticator'
+                   AND s.setdatabase IN (0, (SELECT oid FROM pg_database WHERE datname = current_database()))
+                 ORDER BY s.setdatabase",
+                &[],
+            )
+            .await?;
+        for r in settings {
+            let (key, value): (String, String) = (r.get(0), r.get(1));
+            let on = matches!(value.as_str(), "true" | "on" | "1" | "yes");
+            match key.as_str() {
+                "pgrst.db_aggregates_enabled" => config.aggregates = on,
+                "pgrst.db_plan_enabled" => config.plans = on,
+                _ => {}
+            }
+        }
+        let postgis: Option<String> = client
+            .query_opt(
+                "SELECT n.nspname::text FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'postgis'",
+                &[],
+            )
+            .await?
+            .map(|r| r.get(0));
         Ok(SchemaCache {
+            config,
+            postgis,
             tables: by_oid
                 .into_iter()
                 .filter(|(oid, _)| !composite.contains(oid))

@@ -156,3 +156,29 @@ create function public.conversation_texts(c public.conversations) returns setof 
   language sql stable as $$ select * from public.messages where conversation_id = c.id $$;
 create function public.latest_text(c public.conversations) returns setof public.messages rows 1
   language sql stable as $$ select * from public.messages where conversation_id = c.id order by body desc limit 1 $$;
+
+-- PostgREST's in-database configuration, for this database: aggregates and execution
+-- plans are off unless the authenticator role's settings turn them on.
+do $$ begin
+  execute format('alter role authenticator in database %I set pgrst.db_aggregates_enabled = true', current_database());
+  execute format('alter role authenticator in database %I set pgrst.db_plan_enabled = true', current_database());
+end $$;
+-- For the test that shows them off: flip a setting, then ask for a reload as PostgREST's
+-- users do (`NOTIFY pgrst, 'reload config'`).
+create function public.dev_set_pgrst(setting text, enabled boolean) returns void
+  language plpgsql security definer as $$
+begin
+  if setting not in ('db_aggregates_enabled', 'db_plan_enabled') then raise exception 'no such setting'; end if;
+  execute format('alter role authenticator in database %I set %I = %L', current_database(), 'pgrst.' || setting, enabled::text);
+  perform pg_notify('pgrst', 'reload config');
+end $$;
+
+-- GeoJSON answers: a table with a PostGIS geometry.
+create extension if not exists postgis;
+create table public.places (
+  id serial primary key,
+  name text not null,
+  spot geometry(point, 4326)
+);
+grant all on public.places to anon, authenticated;
+insert into public.places (name, spot) values ('harbour', st_setsrid(st_makepoint(-71.1, 42.37), 4326));

@@ -43,11 +43,13 @@ struct Stmt {
     /// Run as `EXPLAIN (FORMAT JSON)` and return the planner's row estimate as the count
     /// (`Prefer: count=planned`).
     planned: bool,
+    /// Run as `EXPLAIN (these options)` and return the plan as the text.
+    explain: Option<String>,
 }
 
 impl Stmt {
     fn new(sql: String, params: Params) -> Stmt {
-        Stmt { sql, params, planned: false }
+        Stmt { sql, params, planned: false, explain: None }
     }
 }
 
@@ -78,6 +80,10 @@ async fn run(st: &AppState, caller: &Caller, method: &Method, path: &str, header
         .map_err(|m| RestError::new(StatusCode::SERVICE_UNAVAILABLE, "PGRST000", m))?;
     let db = |e: tokio_postgres::Error| RestError::db(crate::pgerr::parts(&e), caller.is_anon());
     let tx = client.build_transaction().read_only(plan.read_only).start().await.map_err(db)?;
+    if stmts.iter().any(|s| s.explain.as_deref().is_some_and(|o| o.contains("VERBOSE"))) {
+        // A verbose plan shows the query identifier (set while still the superuser).
+        tx.batch_execute("SET LOCAL compute_query_id = on").await.map_err(db)?;
+    }
     let claims = Value::Object(caller.claims.clone()).to_string();
     let hdrs: serde_json::Map<String, Value> = headers
         .iter()
@@ -94,6 +100,16 @@ async fn run(st: &AppState, caller: &Caller, method: &Method, path: &str, header
     .map_err(db)?;
     let mut out = vec![];
     for s in &stmts {
+        if let Some(options) = &s.explain {
+            let rows = tx.query(&format!("EXPLAIN ({options}) {}", s.sql), &s.params.as_refs()).await.map_err(db)?;
+            let text = if options.contains("FORMAT JSON") {
+                rows.first().map(|r| r.get::<_, Value>(0).to_string()).unwrap_or_default()
+            } else {
+                rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>().join("\n")
+            };
+            out.push(Output { count: 0, json: Some(text), total: None, inserted: None });
+            continue;
+        }
         if s.planned {
             let row = tx.query_one(&format!("EXPLAIN (FORMAT JSON) {}", s.sql), &s.params.as_refs()).await.map_err(db)?;
             let plan: Value = row.get(0);
@@ -137,32 +153,72 @@ fn not_single(n: i64) -> RestError {
         .details(format!("The result contains {n} rows"))
 }
 
-/// Refuse an `Accept` none of whose media types this server answers (PostgREST's 415
-/// PGRST107): JSON, PostgREST's object/array vendor types and wildcards only. CSV,
-/// GeoJSON, execution plans and `nulls=stripped` are PostgREST's but not ours: a
-/// clear refusal rather than JSON the client did not ask for.
-fn acceptable(headers: &HeaderMap) -> Result<(), RestError> {
-    let Some(accept) = headers.get("accept").and_then(|v| v.to_str().ok()) else { return Ok(()) };
-    let ours = |t: &str| {
-        let mut parts = t.split(';').map(str::trim);
+/// What a read answers with, from `Accept` (the first type it can produce wins).
+#[derive(Debug, Clone, PartialEq)]
+enum Media {
+    /// JSON rows; `nulls=stripped` drops null fields.
+    Json { strip_nulls: bool },
+    /// `text/csv`: a header line, then each row as PostgreSQL writes a record.
+    Csv,
+    /// `application/geo+json`: a FeatureCollection (PostGIS's `ST_AsGeoJSON` per row).
+    GeoJson,
+    /// `application/vnd.pgrst.plan[+json|+text]`: the statement's execution plan, when
+    /// `pgrst.db_plan_enabled` is on.
+    Plan { text: bool, options: Vec<&'static str> },
+}
+
+fn media(headers: &HeaderMap, config: &crate::schema::InDatabaseConfig) -> Result<Media, RestError> {
+    let Some(accept) = headers.get("accept").and_then(|v| v.to_str().ok()) else { return Ok(Media::Json { strip_nulls: false }) };
+    for entry in accept.split(',') {
+        let mut parts = entry.split(';').map(str::trim);
         let ty = parts.next().unwrap_or("").to_ascii_lowercase();
-        let stripped = parts.any(|p| p.replace(' ', "").eq_ignore_ascii_case("nulls=stripped"));
-        !stripped
-            && matches!(
-                ty.as_str(),
-                "" | "*/*" | "application/*" | "application/json" | "application/vnd.pgrst.object+json"
-                    | "application/vnd.pgrst.object" | "application/vnd.pgrst.array+json" | "application/vnd.pgrst.array"
-            )
-    };
-    if accept.split(',').any(ours) {
-        return Ok(());
+        let params: Vec<String> = parts.map(|p| p.replace(' ', "").to_ascii_lowercase()).collect();
+        let strip_nulls = params.iter().any(|p| p == "nulls=stripped");
+        match ty.as_str() {
+            "" | "*/*" | "application/*" | "application/json" | "application/vnd.pgrst.object+json" | "application/vnd.pgrst.object"
+            | "application/vnd.pgrst.array+json" | "application/vnd.pgrst.array" => return Ok(Media::Json { strip_nulls }),
+            "text/csv" => return Ok(Media::Csv),
+            "application/geo+json" => return Ok(Media::GeoJson),
+            "application/vnd.pgrst.plan" | "application/vnd.pgrst.plan+json" | "application/vnd.pgrst.plan+text" if config.plans => {
+                let options = params
+                    .iter()
+                    .filter_map(|p| p.strip_prefix("options="))
+                    .flat_map(|o| o.split('|'))
+                    .filter_map(|o| match o {
+                        "analyze" => Some("ANALYZE"),
+                        "verbose" => Some("VERBOSE"),
+                        "settings" => Some("SETTINGS"),
+                        "buffers" => Some("BUFFERS"),
+                        "wal" => Some("WAL"),
+                        _ => None,
+                    })
+                    .collect();
+                return Ok(Media::Plan { text: ty.ends_with("+text"), options });
+            }
+            _ => {}
+        }
     }
     Err(RestError::new(
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
         "PGRST107",
         format!("None of these media types are available: {accept}"),
-    )
-    .hint("supasync-dev answers JSON only (no CSV, GeoJSON, execution plans or nulls=stripped)"))
+    ))
+}
+
+/// Writes and RPC answer JSON only.
+fn json_only(headers: &HeaderMap) -> Result<bool, RestError> {
+    match media(headers, &crate::schema::InDatabaseConfig::default())? {
+        Media::Json { strip_nulls } => Ok(strip_nulls),
+        _ => Err(RestError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "PGRST107",
+            format!(
+                "None of these media types are available: {}",
+                headers.get("accept").and_then(|v| v.to_str().ok()).unwrap_or_default()
+            ),
+        )
+        .hint("supasync-dev answers writes and functions with JSON only")),
+    }
 }
 
 fn wants_single(headers: &HeaderMap) -> bool {
@@ -230,15 +286,18 @@ async fn handle_table(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Result<Response, RestError> {
-    acceptable(headers)?;
     let schema = profile(st, &method, headers)?;
     let (cache, table) = st.table(&schema, name).await.ok_or_else(|| RestError::no_table(&schema, name))?;
+    let answer = media(headers, &cache.config)?;
+    if answer != (Media::Json { strip_nulls: false }) && !matches!(method, Method::GET | Method::HEAD) {
+        json_only(headers)?;
+    }
     let q = parse_query(query, false)?;
     let prefer = Prefer::parse(headers)?;
     let target = Target { cache: &cache, table: table.clone() };
     let path = format!("/{name}");
     match method {
-        Method::GET | Method::HEAD => read(st, caller, &method, &path, headers, &target, &q, &prefer).await,
+        Method::GET | Method::HEAD => read(st, caller, &method, &path, headers, &target, &q, &prefer, &answer).await,
         Method::POST => insert(st, caller, &path, headers, &target, &q, &prefer, &body).await,
         Method::PATCH => update(st, caller, &path, headers, &target, &q, &prefer, &body).await,
         Method::DELETE => delete(st, caller, &path, headers, &target, &q, &prefer).await,
@@ -345,9 +404,30 @@ fn read_parts(t: &Target<'_>, q: &QueryParams, headers: &HeaderMap, p: &mut Para
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn read(st: &AppState, caller: &Caller, method: &Method, path: &str, headers: &HeaderMap, t: &Target<'_>, q: &QueryParams, prefer: &Prefer) -> Result<Response, RestError> {
+async fn read(st: &AppState, caller: &Caller, method: &Method, path: &str, headers: &HeaderMap, t: &Target<'_>, q: &QueryParams, prefer: &Prefer, answer: &Media) -> Result<Response, RestError> {
     let mut p = Params::default();
     let ReadParts { sel, wh, order, page, offset } = read_parts(t, q, headers, &mut p)?;
+    // The rows, aggregated into the answer's format.
+    let body = match answer {
+        Media::Json { strip_nulls: false } | Media::Plan { .. } => "coalesce(json_agg(_s), '[]')::text".to_string(),
+        Media::Json { strip_nulls: true } => "coalesce(json_strip_nulls(json_agg(_s)), '[]')::text".to_string(),
+        // PostgREST's CSV: the column names, then each row as PostgreSQL writes a record
+        // (quoted where needed, NULL as nothing) without its parentheses.
+        Media::Csv => format!(
+            "{} || chr(10) || coalesce(string_agg(substring(_s::text, 2, length(_s::text) - 2), chr(10)), '')",
+            p.text(Some(sel.names.join(",")))
+        ),
+        Media::GeoJson => {
+            let Some(postgis) = &t.cache.postgis else {
+                return Err(RestError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "PGRST107", "None of these media types are available: application/geo+json")
+                    .hint("GeoJSON answers need the PostGIS extension in the database"));
+            };
+            format!(
+                "json_build_object('type', 'FeatureCollection', 'features', coalesce(json_agg({}.ST_AsGeoJSON(_s)::json), '[]'))::text",
+                quote_ident(postgis)
+            )
+        }
+    };
     // `planned`: the planner's estimate for the rows (206 when it says more than came),
     // from its own EXPLAIN over the filters. `exact` and `estimated` count exactly, in
     // the same statement (PostgREST counts `estimated` exactly below `db-max-rows`, and
@@ -356,18 +436,23 @@ async fn read(st: &AppState, caller: &Caller, method: &Method, path: &str, heade
     let exact = prefer.count.is_some() && !planned;
     let qt = t.table.qualified();
     let total_col = if exact { format!(", (SELECT count(*) FROM {qt} AS _t WHERE {wh})") } else { String::new() };
-    let data = Stmt::new(
+    let mut data = Stmt::new(
         format!(
-            "SELECT count(*), coalesce(json_agg(_s), '[]')::text{total_col} FROM (SELECT {} FROM {qt} AS _t WHERE {wh}{}{order}{page}) _s",
+            "SELECT count(*), {body}{total_col} FROM (SELECT {} FROM {qt} AS _t WHERE {wh}{}{order}{page}) _s",
             sel.list, sel.group_by
         ),
         p,
     );
+    if let Media::Plan { text, options } = answer {
+        let mut opts = vec![if *text { "FORMAT TEXT" } else { "FORMAT JSON" }];
+        opts.extend(options.iter().copied());
+        data.explain = Some(opts.join(", "));
+    }
     let mut stmts = vec![data];
     if planned {
         let mut cp = Params::default();
         let cwh = t.where_sql(&q.conds, &mut cp)?;
-        stmts.push(Stmt { sql: format!("SELECT 1 FROM {qt} AS _t WHERE {cwh}"), params: cp, planned: true });
+        stmts.push(Stmt { sql: format!("SELECT 1 FROM {qt} AS _t WHERE {cwh}"), params: cp, planned: true, explain: None });
     }
     let single = wants_single(headers);
     let out = run(
@@ -380,6 +465,21 @@ async fn read(st: &AppState, caller: &Caller, method: &Method, path: &str, heade
         stmts,
     )
     .await?;
+    let content_type = match answer {
+        Media::Json { .. } => None,
+        Media::Csv => Some("text/csv; charset=utf-8"),
+        Media::GeoJson => Some("application/geo+json; charset=utf-8"),
+        Media::Plan { text: true, .. } => Some("application/vnd.pgrst.plan+text; for=\"application/json\"; charset=utf-8"),
+        Media::Plan { text: false, .. } => Some("application/vnd.pgrst.plan+json; for=\"application/json\"; charset=utf-8"),
+    };
+    if let Some(content_type) = content_type {
+        let mut r = Response::new(Body::from(out[0].json.clone().unwrap_or_default()));
+        set_header(&mut r, "content-type", content_type);
+        if !matches!(answer, Media::Plan { .. }) {
+            set_header(&mut r, "content-range", &content_range(offset, out[0].count, out[0].total));
+        }
+        return Ok(r);
+    }
     // `single` is checked on the rows, not on the estimate that may follow them.
     if single && out[0].count != 1 {
         return Err(not_single(out[0].count));
@@ -711,7 +811,7 @@ fn signature(f: &Function) -> String {
 }
 
 async fn handle_rpc(st: &AppState, caller: &Caller, method: Method, name: &str, query: &str, headers: &HeaderMap, body: &[u8]) -> Result<Response, RestError> {
-    acceptable(headers)?;
+    json_only(headers)?;
     let schema = profile(st, &method, headers)?;
     let q = parse_query(query, true)?;
     let args: serde_json::Map<String, Value> = if method == Method::POST && !body.is_empty() {

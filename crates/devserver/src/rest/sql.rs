@@ -226,7 +226,7 @@ pub struct SelectSql {
     /// ` GROUP BY …` when aggregates sit beside plain columns, else empty.
     pub group_by: String,
     /// The output names, in order (what a spread lifts into its parent row).
-    names: Vec<String>,
+    pub names: Vec<String>,
     /// Every embed path met (to refuse parameters for embeds not selected).
     embed_paths: Vec<Vec<String>>,
 }
@@ -274,6 +274,9 @@ fn select_list(cache: &SchemaCache, at: &Level<'_>, items: &[SelectItem], embedd
                 plain.push(e);
             }
             SelectItem::Aggregate { func, column, alias: a, cast } => {
+                if !cache.config.aggregates {
+                    return Err(RestError::new(StatusCode::BAD_REQUEST, "PGRST123", "Use of aggregate functions is not allowed"));
+                }
                 aggregates = true;
                 let arg = match column {
                     Some(name) => {
