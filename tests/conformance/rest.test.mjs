@@ -369,6 +369,22 @@ test('self-referencing tables: by table name the children, by column the parent'
   assert.deepEqual(r.data, { name: 'root', moves: [] });
 });
 
+test('views in relationships: a view showing a key has it; a view showing what a key points at stands in for its table', async () => {
+  const c = await device(server, await newUser(server));
+  const { data: conv } = await c.from('conversations').insert({ title: 'viewed' }).select('id').single();
+  await c.from('messages').insert({ local_id: 'vw-1', body: 'through a view', conversation_id: conv.id });
+  let r = await c.from('message_bodies').select('body, conversations(title)').eq('conversation_id', conv.id).single();
+  assert.equal(r.error, null);
+  assert.deepEqual(r.data, { body: 'through a view', conversations: { title: 'viewed' } });
+  r = await c.from('conversations').select('title, message_bodies(body)').eq('id', conv.id).single();
+  assert.deepEqual(r.data, { title: 'viewed', message_bodies: [{ body: 'through a view' }] });
+  const [done, open] = await seedTodos(c, 2, 'vt'); // vt 0 is done, vt 1 is not
+  const { data: label } = await c.from('labels').insert({ name: `vt-${open.id}` }).select().single();
+  await c.from('todo_labels').insert([{ todo_id: open.id, label_id: label.id }, { todo_id: done.id, label_id: label.id }]);
+  r = await c.from('todo_labels').select('todo_id, open_todos(task)').eq('label_id', label.id).order('todo_id');
+  assert.deepEqual(r.data, [{ todo_id: done.id, open_todos: null }, { todo_id: open.id, open_todos: { task: 'vt 1' } }]);
+});
+
 test('operators: like/ilike/comparisons over (any|all) lists, and the range operators', async () => {
   const c = await device(server, await newUser(server));
   await seedTodos(c, 6, 'op'); // op 0 … op 5; priority: op 1, op 2, op 4, op 5 = 1, 2, 4, 5

@@ -113,6 +113,9 @@ impl PgCluster {
             "TimeZone=UTC".into(),
             "-c".into(),
             "log_min_messages=fatal".into(),
+            // As the database `supabase start` runs (its image's setting; plans show it).
+            "-c".into(),
+            "effective_cache_size=128MB".into(),
         ];
         if opts.fast_unsafe {
             for o in ["fsync=off", "synchronous_commit=off", "full_page_writes=off"] {

@@ -244,6 +244,54 @@ impl SchemaCache {
                 }
             }
         }
+        // Views take part in relationships through the table columns they show, as in
+        // PostgREST: a view showing a table's foreign-key columns has that key, and a
+        // view showing the columns a key points at can be embedded in its place. A view
+        // column counts as the table's when it depends on it and has its name.
+        let rows = client
+            .query(
+                "SELECT DISTINCT v.oid::oid, d.refobjid::oid, a.attname::text
+                 FROM pg_class v
+                 JOIN pg_namespace n ON n.oid = v.relnamespace
+                 JOIN pg_rewrite r ON r.ev_class = v.oid
+                 JOIN pg_depend d ON d.objid = r.oid AND d.classid = 'pg_rewrite'::regclass
+                      AND d.refclassid = 'pg_class'::regclass AND d.refobjsubid > 0
+                 JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+                 WHERE v.relkind IN ('v', 'm') AND n.nspname = ANY($1) AND d.refobjid <> v.oid",
+                &[&schemas],
+            )
+            .await?;
+        let mut shown: HashMap<(u32, u32), Vec<String>> = HashMap::new();
+        for r in rows {
+            shown.entry((r.get(0), r.get(1))).or_default().push(r.get(2));
+        }
+        let mut view_keys: Vec<(u32, ForeignKey)> = vec![];
+        for ((view, source), cols) in &shown {
+            let (Some(v), Some(src)) = (tables.get(view), tables.get(source)) else { continue };
+            let shows = |needed: &[String]| needed.iter().all(|c| cols.contains(c) && v.column(c).is_some());
+            // The source's own keys, seen from the view.
+            for fk in &src.foreign_keys {
+                if shows(&fk.columns) {
+                    view_keys.push((*view, fk.clone()));
+                }
+            }
+            // Keys pointing at the source, pointing at the view instead.
+            for (oid, t) in &tables {
+                for fk in &t.foreign_keys {
+                    if fk.ref_schema == src.schema && fk.ref_table == src.name && shows(&fk.ref_columns) {
+                        view_keys.push((
+                            *oid,
+                            ForeignKey { ref_schema: v.schema.clone(), ref_table: v.name.clone(), ..fk.clone() },
+                        ));
+                    }
+                }
+            }
+        }
+        for (oid, fk) in view_keys {
+            if let Some(t) = tables.get_mut(&oid) {
+                t.foreign_keys.push(fk);
+            }
+        }
         // Unique indexes (not only constraints) can be upsert targets too.
         let rows = client
             .query(

@@ -90,11 +90,14 @@ async fn run(st: &AppState, caller: &Caller, method: &Method, path: &str, header
         .filter_map(|(k, v)| Some((k.as_str().to_ascii_lowercase(), Value::String(v.to_str().ok()?.to_string()))))
         .collect();
     let hdrs = Value::Object(hdrs).to_string();
+    // PostgREST's search path: the request's schema, then Supabase's extra search path.
+    let schema = profile(st, method, headers).unwrap_or_else(|_| "public".into());
+    let search_path = format!("\"{}\", \"public\", \"extensions\"", schema.replace('"', "\"\""));
     tx.execute(
         "SELECT set_config('role', $1, true), set_config('request.jwt.claims', $2, true),
                 set_config('request.method', $3, true), set_config('request.path', $4, true),
-                set_config('request.headers', $5, true)",
-        &[&caller.role, &claims, &method.as_str(), &path, &hdrs],
+                set_config('request.headers', $5, true), set_config('search_path', $6, true)",
+        &[&caller.role, &claims, &method.as_str(), &path, &hdrs, &search_path],
     )
     .await
     .map_err(db)?;

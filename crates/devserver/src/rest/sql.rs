@@ -280,7 +280,9 @@ fn select_list(cache: &SchemaCache, at: &Level<'_>, items: &[SelectItem], embedd
                 aggregates = true;
                 let arg = match column {
                     Some(name) => {
-                        let col = table.column(name).ok_or_else(|| RestError::no_column(&table.name, name))?;
+                        // Inside an embed PostgREST names the relation by its alias there.
+                        let shown = if depth > 0 { format!("{}_{depth}", table.name) } else { table.name.clone() };
+                        let col = table.column(name).ok_or_else(|| RestError::no_column(&shown, name))?;
                         format!("{alias}.{}", quote_ident(&col.name))
                     }
                     None => "*".into(),
