@@ -170,6 +170,16 @@ test('SQL injection in values, identifiers, order and select is inert', async ()
     `todos?task=fts(${encodeURIComponent("english'); DELETE FROM todos; --")}).x`,
     `todos?task=wfts.${encodeURIComponent("x') OR true OR ('")}`,
     `todos?${encodeURIComponent("meta->>a') = 'a' OR ('1")}=eq.1`,
+    // Embedded filters, order and limit; spread and empty embeds; computed fields.
+    `todos?select=task,labels(name)&${encodeURIComponent('labels.name"; DELETE FROM todos; --')}=eq.x`,
+    `todos?select=task,labels!inner(name)&labels.name=eq.${encodeURIComponent("x'); DELETE FROM todos; --")}`,
+    `todos?select=task,labels!inner(name)&labels.or=${encodeURIComponent("(name.eq.x'),id.eq.(select 1))")}`,
+    `todos?select=task,labels(name)&labels.order=${encodeURIComponent('name; DELETE FROM todos')}`,
+    `todos?select=task,labels(name)&labels.limit=${encodeURIComponent('1; DELETE FROM todos')}`,
+    `todos?select=${encodeURIComponent('task,...labels(name); DELETE FROM todos(*)')}`,
+    `todos?select=${encodeURIComponent('task,labels!inner(); DELETE FROM todos')}`,
+    `todos?select=${encodeURIComponent('shout(todos); DELETE FROM todos')}`,
+    `todos?shout=eq.${encodeURIComponent("X' OR '1'='1")}`,
   ];
   for (const q of attempts) {
     const r = await raw(q);
@@ -188,6 +198,16 @@ test('SQL injection in values, identifiers, order and select is inert', async ()
   const ordered = await raw(`todos?select=task&order=${encodeURIComponent('meta->a); DELETE FROM todos; --')}`);
   assert.equal(ordered.status, 200, 'ordered by a key no row has');
   assert.ok(ordered.json.length > 0);
+  // Plan options are a fixed list: anything else is ignored, never spliced.
+  const plan = await fetch(`${server.url}/rest/v1/todos?select=id`, {
+    headers: { apikey: server.anonKey, authorization: `Bearer ${alice.session.access_token}`, accept: 'application/vnd.pgrst.plan+text; options=analyze|verbose); DELETE FROM todos; --' },
+  });
+  assert.equal(plan.status, 200);
+  assert.match(await plan.text(), /Aggregate/);
+  // A body passed whole to a function is a value.
+  const echoed = await raw('rpc/echo_body', { method: 'POST', body: JSON.stringify({ q: "'); DELETE FROM todos; --" }) });
+  assert.equal(echoed.status, 200);
+  assert.deepEqual(echoed.json, { q: "'); DELETE FROM todos; --" });
   const r = await raw(`todos?task=eq.${encodeURIComponent("x' OR '1'='1")}`, { method: 'DELETE' });
   assert.equal(r.status, 204);
   const w = await raw('todos', { method: 'POST', body: JSON.stringify({ task: "'); DROP TABLE todos; --" }), headers: { prefer: 'return=representation' } });
