@@ -706,7 +706,14 @@ pub fn column_expr<'t>(table: &'t Table, alias: &str, raw: &str, p: &mut Params)
         Some(col) => (col, format!("{alias}.{}", quote_ident(&col.name))),
         None => match table.computed_field(name) {
             Some(f) => (&f.column, format!("{}({alias})", f.function)),
-            None => return Err(RestError::no_column(&table.name, name)),
+            // Inside an embed (alias `_eN`) PostgREST names the relation `table_N`.
+            None => {
+                let shown = match alias.strip_prefix("_e") {
+                    Some(n) => format!("{}_{n}", table.name),
+                    None => table.name.clone(),
+                };
+                return Err(RestError::no_column(&shown, name));
+            }
         },
     };
     let mut out = ColumnExpr { sql: String::new(), name: col.name.clone(), kind: ColumnKind::Plain(col) };
