@@ -40,11 +40,13 @@ pub struct LocalRow {
     pub local_id: String,
     pub server_id: Option<Value>,
     pub mirror: Option<Row>,
+    /// Absent when there is none (most rows): stores keep smaller documents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overlay: Option<Overlay>,
     pub status: RowStatus,
     /// Field values this device pushed and the server confirmed, until a pull shows
     /// them overwritten by another write (then the history records a conflict).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_pushed: Option<Row>,
 }
 
