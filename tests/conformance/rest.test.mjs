@@ -171,6 +171,31 @@ test('insert defaults and missing=default for bulk rows', async () => {
   assert.deepEqual(t.data.map((x) => x.title), ['given', 'drawn', 'untitled']);
 });
 
+test('PUT: a single-row upsert named by its primary key', async () => {
+  const put = (q, body, prefer = 'return=representation') => fetch(`${server.url}/rest/v1/tickets?${q}`, {
+    method: 'PUT',
+    headers: { apikey: server.anonKey, 'content-type': 'application/json', prefer },
+    body: JSON.stringify(body),
+  });
+  let r = await put('id=eq.7001', { id: 7001, title: 'first' });
+  assert.equal(r.status, 200);
+  assert.deepEqual(await r.json(), [{ id: 7001, title: 'first' }]);
+  r = await put('id=eq.7001', { id: 7001, title: 'replaced' }, 'return=minimal');
+  assert.equal(r.status, 204);
+  const { data } = await anon.from('tickets').select('title').eq('id', 7001);
+  assert.deepEqual(data, [{ title: 'replaced' }], 'replaced, not doubled');
+  r = await put('title=eq.x', { id: 7002, title: 'x' });
+  assert.equal(r.status, 405);
+  assert.equal((await r.json()).code, 'PGRST105');
+  r = await put('id=gt.7001', { id: 7002, title: 'x' });
+  assert.equal((await r.json()).code, 'PGRST105');
+  r = await put('id=eq.7002', { id: 7003, title: 'x' });
+  assert.equal(r.status, 400);
+  assert.equal((await r.json()).code, 'PGRST115');
+  const { data: none } = await anon.from('tickets').select('id').in('id', [7002, 7003]);
+  assert.deepEqual(none, []);
+});
+
 test('Prefer: max-affected with handling=strict refuses a write touching more rows (PGRST124), and nothing changes', async () => {
   const c = await device(server, await newUser(server));
   await seedTodos(c, 4, 'cap');

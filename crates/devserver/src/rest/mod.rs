@@ -304,6 +304,7 @@ async fn handle_table(
         Method::POST => insert(st, caller, &path, headers, &target, &q, &prefer, &body).await,
         Method::PATCH => update(st, caller, &path, headers, &target, &q, &prefer, &body).await,
         Method::DELETE => delete(st, caller, &path, headers, &target, &q, &prefer).await,
+        Method::PUT => put(st, caller, &path, headers, &target, &q, &prefer, &body).await,
         _ => Err(RestError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "PGRST117",
@@ -695,6 +696,55 @@ async fn insert(st: &AppState, caller: &Caller, path: &str, headers: &HeaderMap,
     .await?;
     let status = if out[0].inserted == Some(0) { StatusCode::OK } else { StatusCode::CREATED };
     Ok(write_response(status, StatusCode::CREATED, &out[0], prefer, single))
+}
+
+/// `PUT`: one row, named by `eq` filters on every primary-key column, inserted or
+/// replaced whole (PostgREST's single-row upsert). The body must be one object with the
+/// same key values as the filters.
+#[allow(clippy::too_many_arguments)]
+async fn put(st: &AppState, caller: &Caller, path: &str, headers: &HeaderMap, t: &Target<'_>, q: &QueryParams, prefer: &Prefer, body: &[u8]) -> Result<Response, RestError> {
+    let pk = &t.table.primary_key;
+    let keyed: Vec<(&str, &str)> = q
+        .conds
+        .iter()
+        .filter_map(|c| match c {
+            params::Cond::Leaf(l) if l.op == params::Op::Eq && !l.negate && l.quantifier.is_none() => Some((l.column.as_str(), l.value.as_str())),
+            _ => None,
+        })
+        .collect();
+    let exact = !pk.is_empty()
+        && keyed.len() == q.conds.len()
+        && keyed.len() == pk.len()
+        && pk.iter().all(|k| keyed.iter().any(|(c, _)| c == k));
+    if !exact || q.limit.is_some() || q.offset.is_some() {
+        return Err(RestError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "PGRST105",
+            "Filters must include all and only primary key columns with 'eq' operators",
+        ));
+    }
+    let row: serde_json::Map<String, Value> = match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => m,
+        Ok(_) => return Err(RestError::body("Empty or invalid json: PUT takes one object")),
+        Err(e) => return Err(RestError::body(format!("Empty or invalid json: {e}"))),
+    };
+    let matches = keyed.iter().all(|(c, v)| match row.get(*c) {
+        Some(Value::String(s)) => s == v,
+        Some(Value::Number(n)) => n.to_string() == *v,
+        _ => false,
+    });
+    if !matches {
+        return Err(RestError::new(StatusCode::BAD_REQUEST, "PGRST115", "Payload values do not match URL in primary key column(s)"));
+    }
+    // The rest is an upsert of that row, merging on the primary key.
+    let mut merge = prefer.clone();
+    merge.resolution = Some(Resolution::Merge);
+    let q = QueryParams { conds: vec![], on_conflict: None, ..q.clone() };
+    let resp = insert(st, caller, path, headers, t, &q, &merge, body).await?;
+    let mut resp = resp;
+    // PUT answers 200 with the row, 204 without, whether it inserted or replaced.
+    *resp.status_mut() = if prefer.ret == Return::Representation { StatusCode::OK } else { StatusCode::NO_CONTENT };
+    Ok(resp)
 }
 
 #[allow(clippy::too_many_arguments)]
