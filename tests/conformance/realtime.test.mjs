@@ -181,6 +181,41 @@ test('httpSend: one message over HTTP reaches subscribers; a bad body and a bad 
   await r.removeAllChannels();
 });
 
+test('private channels: realtime.messages policies decide who joins and who sends; a public channel of the same name is another channel', async () => {
+  const room = `room:${alice.user.id}`;
+  const priv = { config: { private: true, broadcast: { ack: true } } };
+  const a1 = await device(server, alice);
+  const a2 = await device(server, alice, { vsn: '2.0.0' });
+  const b1 = await device(server, bob);
+  const b2 = await device(server, bob);
+  const b3 = await device(server, bob);
+  // (One client holds one channel per topic name: each of Bob's tries gets its own.)
+  for (const c of [a1, a2, b1, b2, b3]) await c.realtime.setAuth();
+  const got = [];
+  const mine = await subscribed(a2.channel(room, priv).on('broadcast', { event: '*' }, (m) => got.push(m.payload.n)));
+  const sender = await subscribed(a1.channel(room, priv));
+  // Bob may not read Alice's room: the join is refused with Realtime's words.
+  await assert.rejects(subscribed(b1.channel(room, priv)), /Unauthorized: You do not have permissions to read from this Channel topic/);
+  // A public channel with the same name hears nothing of the private one.
+  const overheard = [];
+  await subscribed(b2.channel(room).on('broadcast', { event: '*' }, (m) => overheard.push(m)));
+  // In the lobby Bob may read but not write: his send is acknowledged and dropped.
+  const lobbyGot = [];
+  await subscribed(a2.channel('lobby:1', priv).on('broadcast', { event: '*' }, (m) => lobbyGot.push(m.payload.n)));
+  const bobInLobby = await subscribed(b2.channel('lobby:1', priv));
+  assert.equal(await bobInLobby.send({ type: 'broadcast', event: 'say', payload: { n: 'bob' } }), 'ok');
+  // Alice's sends in her room arrive; a refused httpSend from Bob does not.
+  assert.deepEqual(await b3.channel(room, priv).httpSend('say', { n: 'bob over http' }), { success: true });
+  assert.equal(await sender.send({ type: 'broadcast', event: 'say', payload: { n: 1 } }), 'ok');
+  assert.deepEqual(await a1.channel(room, priv).httpSend('say', { n: 2 }), { success: true });
+  await eventually(() => got.length === 2, 5000, 'both of Alice\'s messages');
+  assert.deepEqual(got, [1, 2], 'Bob\'s refused message, sent first, never arrived');
+  assert.deepEqual(overheard, []);
+  assert.deepEqual(lobbyGot, []);
+  await Promise.all([a1, a2, b1, b2, b3].map((c) => c.removeAllChannels()));
+  void mine;
+});
+
 test('presence: both devices of a user are seen, and leaves are reported', async () => {
   const d1 = await device(server, alice);
   const d2 = await device(server, alice, { vsn: '1.0.0' });

@@ -121,6 +121,29 @@ BEGIN
 END
 $$;
 
+-- Realtime Authorization, as Supabase's: private channels are allowed by RLS policies on
+-- realtime.messages (SELECT to receive, INSERT to send), written against
+-- realtime.topic(), the channel being joined.
+CREATE SCHEMA IF NOT EXISTS realtime;
+GRANT USAGE ON SCHEMA realtime TO anon, authenticated, service_role;
+CREATE TABLE IF NOT EXISTS realtime.messages (
+  id bigserial PRIMARY KEY,
+  topic text NOT NULL,
+  extension text NOT NULL,
+  payload jsonb,
+  event text,
+  private boolean DEFAULT false,
+  inserted_at timestamp NOT NULL DEFAULT now(),
+  updated_at timestamp NOT NULL DEFAULT now()
+);
+ALTER TABLE realtime.messages ENABLE ROW LEVEL SECURITY;
+GRANT SELECT, INSERT, UPDATE, DELETE ON realtime.messages TO anon, authenticated, service_role;
+GRANT USAGE ON SEQUENCE realtime.messages_id_seq TO anon, authenticated, service_role;
+CREATE OR REPLACE FUNCTION realtime.topic() RETURNS text LANGUAGE sql STABLE AS $$
+  SELECT nullif(current_setting('realtime.topic', true), '')
+$$;
+GRANT EXECUTE ON FUNCTION realtime.topic() TO anon, authenticated, service_role;
+
 -- Like Supabase's pgrst_ddl_watch: DDL tells the REST layer to reload its schema cache.
 CREATE OR REPLACE FUNCTION extensions.supasync_dev_ddl_watch() RETURNS event_trigger
 LANGUAGE plpgsql AS $$

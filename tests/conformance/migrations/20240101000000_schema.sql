@@ -189,3 +189,10 @@ create view public.open_todos with (security_invoker = true) as
 create view public.message_bodies with (security_invoker = true) as
   select id, conversation_id, body from public.messages;
 grant select on public.open_todos, public.message_bodies to authenticated;
+
+-- Realtime Authorization: a user's own room is theirs to read and write; the lobby is
+-- everyone's to read and no one's to write.
+create policy "read own room and the lobby" on realtime.messages for select to authenticated
+  using (realtime.topic() = 'room:' || auth.uid()::text or realtime.topic() like 'lobby:%');
+create policy "write own room" on realtime.messages for insert to authenticated
+  with check (realtime.topic() = 'room:' || auth.uid()::text);

@@ -106,11 +106,12 @@ fn phx_ref() -> String {
     Alphanumeric.sample_string(&mut rand::rng(), 16)
 }
 
+/// A message to a topic's channels; `topic` is the hub's key (see `authz::hub_key`).
 fn fanout(topic: &str, event: &str, payload: Value) -> Outbound {
     Outbound::Msg(Msg {
         join_ref: None,
         r#ref: None,
-        topic: topic.to_string(),
+        topic: super::authz::wire_topic(topic).to_string(),
         event: event.to_string(),
         payload,
     })

@@ -1,6 +1,7 @@
 //! `/realtime/v1`: Supabase Realtime's WebSocket endpoint (Phoenix channels with
 //! broadcast, presence and postgres_changes) and its REST broadcast API.
 
+pub mod authz;
 mod cdc;
 pub mod filter;
 pub mod hub;
@@ -72,6 +73,14 @@ fn broadcast_refusal(st: &AppState, headers: &HeaderMap) -> Option<Response> {
         .then(|| (StatusCode::UNAUTHORIZED, axum::Json(json!({"message": "Unauthorized"}))).into_response())
 }
 
+/// Whether the caller (bearer token, else the API key) may send on private `subtopic`.
+async fn may_send(st: &AppState, headers: &HeaderMap, subtopic: &str) -> bool {
+    let token = crate::gateway::bearer(headers).or_else(|| headers.get("apikey").and_then(|v| v.to_str().ok()).map(str::to_string));
+    let Some(Ok(claims)) = token.map(|t| st.keys.verify(&t)) else { return false };
+    let role = claims.get("role").and_then(Value::as_str).unwrap_or("anon").to_string();
+    authz::check(st, subtopic, "broadcast", &role, &claims).await.is_ok_and(|a| a.write)
+}
+
 fn invalid(m: &str) -> Response {
     (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(json!({"message": m}))).into_response()
 }
@@ -91,19 +100,21 @@ async fn rest_broadcast_one(
     if body.len() > MAX_BROADCAST_BYTES {
         return invalid("payload_size_exceeded");
     }
-    if params.get("private").map(String::as_str) == Some("true") {
-        return StatusCode::ACCEPTED.into_response(); // private channels are not supported here; denials are silent
+    let private = params.get("private").map(String::as_str) == Some("true");
+    if private && !may_send(&st, &headers, &topic).await {
+        return StatusCode::ACCEPTED.into_response(); // as Realtime: a refused send is dropped silently
     }
     let binary = headers
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/octet-stream"));
-    let topic = format!("realtime:{topic}");
+    let wire = format!("realtime:{topic}");
+    let topic = authz::hub_key(&wire, private);
     if binary {
         let b = protocol::BinaryBroadcast {
             join_ref: None,
             r#ref: None,
-            topic: topic.clone(),
+            topic: wire,
             event,
             meta: None,
             json: false,
@@ -139,10 +150,11 @@ async fn rest_broadcast(State(st): State<Arc<AppState>>, headers: HeaderMap, bod
         if payload.to_string().len() > MAX_BROADCAST_BYTES {
             return invalid("payload_size_exceeded");
         }
-        if m.get("private").and_then(Value::as_bool) == Some(true) {
-            continue; // private channels are not supported here; denials are silent
+        let private = m.get("private").and_then(Value::as_bool) == Some(true);
+        if private && !may_send(&st, &headers, topic).await {
+            continue; // as Realtime: a refused send is dropped silently
         }
-        checked.push((format!("realtime:{topic}"), json!({"type":"broadcast","event":event,"payload":payload})));
+        checked.push((authz::hub_key(&format!("realtime:{topic}"), private), json!({"type":"broadcast","event":event,"payload":payload})));
     }
     for (topic, p) in checked {
         st.realtime.broadcast_json(&topic, None, p);

@@ -40,6 +40,12 @@ struct Chan {
     /// presence listener is attached, then tracks; Realtime enables it then).
     presence_enabled: bool,
     ack: bool,
+    /// The hub's key for this channel (private channels are kept apart from public ones
+    /// of the same name).
+    hub: String,
+    /// Whether this caller may send on it (always, unless the channel is private and
+    /// the `realtime.messages` policies say no).
+    can_write: bool,
 }
 
 struct Conn {
@@ -199,14 +205,14 @@ impl Conn {
     /// End a channel from the server side with `phx_close`.
     fn close_chan(&mut self, topic: &str) {
         if let Some(c) = self.chans.remove(topic) {
-            self.st.realtime.leave(topic, c.channel_id);
+            self.st.realtime.leave(&c.hub, c.channel_id);
             self.push(c.join_ref.clone(), c.join_ref, topic, "phx_close", json!({}));
         }
     }
 
     fn leave_all(&mut self) {
-        for (topic, c) in self.chans.drain() {
-            self.st.realtime.leave(&topic, c.channel_id);
+        for (_, c) in self.chans.drain() {
+            self.st.realtime.leave(&c.hub, c.channel_id);
         }
     }
 
@@ -291,7 +297,11 @@ impl Conn {
         if let Value::Object(o) = &mut p {
             o.entry("type").or_insert_with(|| json!("broadcast"));
         }
-        self.st.realtime.broadcast_json(&m.topic, Some(c.channel_id), p);
+        // A private channel's sender without an INSERT policy is dropped silently, as
+        // Realtime does (the ack still comes).
+        if c.can_write {
+            self.st.realtime.broadcast_json(&c.hub, Some(c.channel_id), p);
+        }
         if c.ack {
             self.reply(m, "ok", json!({}));
         }
@@ -310,7 +320,9 @@ impl Conn {
             }
             return;
         }
-        self.st.realtime.broadcast_binary(&topic, Some(c.channel_id), b);
+        if c.can_write {
+            self.st.realtime.broadcast_binary(&c.hub, Some(c.channel_id), b);
+        }
         if ack {
             self.push(join_ref, r, &topic, "phx_reply", json!({"status":"ok","response":{}}));
         }
@@ -318,12 +330,15 @@ impl Conn {
 
     fn presence(&mut self, m: &Msg) {
         let Some(c) = self.chans.get(&m.topic) else { return };
-        let (channel_id, key, join_ref) = (c.channel_id, c.presence_key.clone(), c.join_ref.clone());
+        let (channel_id, key, join_ref, hub, can_write) = (c.channel_id, c.presence_key.clone(), c.join_ref.clone(), c.hub.clone(), c.can_write);
         let ev = m.payload.get("event").and_then(Value::as_str).unwrap_or("").to_ascii_lowercase();
         match ev.as_str() {
             "track" => match m.payload.get("payload") {
+                Some(Value::Object(_)) if !can_write => {
+                    self.reply(m, "error", json!({"reason": "You do not have permissions to track presence on this private channel"}));
+                }
                 Some(Value::Object(fields)) => {
-                    self.st.realtime.track(&m.topic, channel_id, &key, fields.clone());
+                    self.st.realtime.track(&hub, channel_id, &key, fields.clone());
                     self.reply(m, "ok", json!({}));
                     let enabled_now = self
                         .chans
@@ -332,14 +347,14 @@ impl Conn {
                     if enabled_now {
                         // The state after the track that enabled presence (its own
                         // diff, which came first, waits in the client until then).
-                        let state = self.st.realtime.presence_state(&m.topic);
+                        let state = self.st.realtime.presence_state(&hub);
                         self.push(join_ref, None, &m.topic, "presence_state", state);
                     }
                 }
                 _ => self.reply(m, "error", json!({"reason": "Presence track payload must be a map"})),
             },
             "untrack" => {
-                self.st.realtime.untrack(&m.topic, channel_id);
+                self.st.realtime.untrack(&hub, channel_id);
                 self.reply(m, "ok", json!({}));
             }
             _ => self.reply(m, "error", json!({"reason": "Unknown presence event"})),
@@ -382,15 +397,30 @@ impl Conn {
                 return;
             }
         };
-        if truthy(config.get("private")) {
-            self.reply(
-                &m,
-                "error",
-                json!({"reason": format!("Unauthorized: You do not have permissions to read from this Channel topic: {subtopic}")}),
-            );
-            return;
-        }
         let role = claims.get("role").and_then(Value::as_str).unwrap_or("anon").to_string();
+        // A private channel: the `realtime.messages` policies decide who joins (reads)
+        // and who may send (writes).
+        let private = truthy(config.get("private"));
+        let can_write = if private {
+            match super::authz::check(&self.st, &subtopic, "broadcast", &role, &claims).await {
+                Ok(a) if a.read => a.write,
+                Ok(_) => {
+                    self.reply(
+                        &m,
+                        "error",
+                        json!({"reason": format!("Unauthorized: You do not have permissions to read from this Channel topic: {subtopic}")}),
+                    );
+                    return;
+                }
+                Err(e) => {
+                    self.reply(&m, "error", json!({"reason": e}));
+                    return;
+                }
+            }
+        } else {
+            true
+        };
+        let hub = super::authz::hub_key(&m.topic, private);
         let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
         let bc = config.get("broadcast");
         let receive_own = truthy(bc.and_then(|b| b.get("self")));
@@ -410,9 +440,7 @@ impl Conn {
         let (bindings, echo, pg_error) = self.validate_bindings(&role, &entries).await;
 
         let channel_id = self.st.realtime.next_channel_id();
-        self.st
-            .realtime
-            .join(&m.topic, channel_id, self.tx.clone(), self.vsn, receive_own);
+        self.st.realtime.join(&hub, channel_id, self.tx.clone(), self.vsn, receive_own);
         self.chans.insert(
             m.topic.clone(),
             Chan {
@@ -424,6 +452,8 @@ impl Conn {
                 presence_key,
                 presence_enabled,
                 ack,
+                hub: hub.clone(),
+                can_write,
             },
         );
         // Register the subscription before replying, so that changes flow by the time
@@ -460,7 +490,7 @@ impl Conn {
         };
         self.reply(&m, "ok", json!({"postgres_changes": echo}));
         if presence_enabled {
-            let state = self.st.realtime.presence_state(&m.topic);
+            let state = self.st.realtime.presence_state(&hub);
             self.push(m.join_ref.clone(), None, &m.topic, "presence_state", state);
         }
         if !entries.is_empty() {
