@@ -392,6 +392,12 @@ test('self-referencing tables: by table name the children, by column the parent'
   assert.match(r.error.hint, /'moves!moves_from_fkey', 'moves!moves_to_fkey'/);
   r = await anon.from('folders').select('name, moves!moves_to_fkey(id)').eq('id', root.id).single();
   assert.deepEqual(r.data, { name: 'root', moves: [] });
+  // Two embeds under one name would collapse into one key: refused, as PostgREST does.
+  r = await anon.from('folders').select('name, moves!moves_from_fkey(id), moves!moves_to_fkey(id)');
+  assert.equal(r.status, 400);
+  assert.equal(r.error.code, '42712');
+  r = await anon.from('folders').select('name, sent:moves!moves_from_fkey(id), received:moves!moves_to_fkey(id)').eq('id', root.id).single();
+  assert.deepEqual(r.data, { name: 'root', sent: [], received: [] }, 'aliases tell them apart');
 });
 
 test('views in relationships: a view showing a key has it; a view showing what a key points at stands in for its table', async () => {

@@ -239,6 +239,7 @@ fn select_list(cache: &SchemaCache, at: &Level<'_>, items: &[SelectItem], embedd
     let mut cols = vec![];
     let mut names: Vec<String> = vec![];
     let mut embed_paths: Vec<Vec<String>> = vec![];
+    let mut embed_names: Vec<String> = vec![];
     let mut inner_conds = vec![];
     // Plain column expressions and embeds: what aggregates beside them group by.
     let mut plain = vec![];
@@ -304,6 +305,16 @@ fn select_list(cache: &SchemaCache, at: &Level<'_>, items: &[SelectItem], embedd
                 items,
             } => {
                 let name = a.as_deref().unwrap_or(relation);
+                // Two embeds under one name would collapse into one key; PostgREST refuses
+                // them (its aliases collide in SQL), and so does this server, in its words.
+                if !spread && !items.is_empty() && embed_names.iter().any(|n| n == name) {
+                    return Err(RestError::new(
+                        StatusCode::BAD_REQUEST,
+                        "42712",
+                        format!("table name \"{}_{}_{}\" specified more than once", table.name, relation, depth + 1),
+                    ));
+                }
+                embed_names.push(name.to_string());
                 let mut path = at.path.clone();
                 path.push(name.to_string());
                 // Parameters may name the embed by its alias or by its relation.
