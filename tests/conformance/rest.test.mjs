@@ -662,6 +662,13 @@ test('RPC: overloads, an unnamed argument taking the body, row-typed arguments, 
   assert.equal(r.error.details, 'Searched for the function public.unnamed_int with parameter  or with a single unnamed json/jsonb parameter, but no matches were found in the schema cache.');
   r = await anon.rpc('unnamed_int');
   assert.equal(r.error.message, 'Could not find the function public.unnamed_int without parameters in the schema cache');
+  // Hints as PostgREST gives them: the closest function name, or the closest parameters.
+  r = await anon.rpc('pickk', { x: 'a' });
+  assert.equal(r.error.hint, 'Perhaps you meant to call the function public.pick');
+  r = await anon.rpc('describe', { tt: {} });
+  assert.equal(r.error.hint, 'Perhaps you meant to call the function public.describe(t)');
+  r = await anon.rpc('nothing_like_any_function_here', {});
+  assert.equal(r.error.hint, null);
   // A row-typed argument takes an object.
   r = await anon.rpc('describe', { t: { task: 'walk', done: true } });
   assert.equal(r.error, null);

@@ -857,6 +857,68 @@ fn fitting_functions<'a>(fns: &'a [Arc<Function>], given: &[String]) -> Vec<&'a 
         .collect()
 }
 
+/// Whether PostgREST can call `f` at all: every argument named, or one unnamed argument
+/// that takes the body. Others are not in its schema cache (nor in its hints).
+fn callable(f: &Function) -> bool {
+    takes_body(f) || f.args.iter().all(|(n, _)| !n.is_empty())
+}
+
+/// How alike two names are, as PostgREST's fuzzy set scores them: one minus the edit
+/// distance over the longer length, case-insensitively.
+fn similarity(a: &str, b: &str) -> f64 {
+    let (a, b): (Vec<char>, Vec<char>) = (a.to_lowercase().chars().collect(), b.to_lowercase().chars().collect());
+    let longest = a.len().max(b.len());
+    if longest == 0 {
+        return 1.0;
+    }
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    1.0 - prev[b.len()] as f64 / longest as f64
+}
+
+/// The best of `candidates` for `wanted`, if it scores at least `min`.
+fn closest<'a>(wanted: &str, candidates: impl Iterator<Item = &'a str>, min: f64) -> Option<&'a str> {
+    candidates
+        .map(|c| (similarity(wanted, c), c))
+        .filter(|(score, _)| *score >= min)
+        .max_by(|x, y| x.0.total_cmp(&y.0))
+        .map(|(_, c)| c)
+}
+
+/// PGRST202's hint, as PostgREST gives it: with no callable function of that name, the
+/// closest function name of the schema (at least 0.75 alike); with some, the closest of
+/// their parameter lists (at least 0.33 alike).
+fn no_function_hint(cache: &crate::schema::SchemaCache, schema: &str, name: &str, given: &[String]) -> Option<String> {
+    let list = |names: &mut Vec<&str>| {
+        names.sort();
+        format!("({})", names.join(", "))
+    };
+    let same: Vec<&Arc<Function>> = cache
+        .functions
+        .get(&(schema.to_string(), name.to_string()))
+        .map(|fns| fns.iter().filter(|f| callable(f)).collect())
+        .unwrap_or_default();
+    let suggestion = if same.is_empty() {
+        let names = cache
+            .functions
+            .iter()
+            .filter(|((s, _), fns)| s == schema && fns.iter().any(|f| callable(f)))
+            .map(|((_, n), _)| n.as_str());
+        closest(name, names, 0.75).map(str::to_string)
+    } else {
+        let lists: Vec<String> = same.iter().map(|f| list(&mut f.args.iter().map(|(n, _)| n.as_str()).collect())).collect();
+        let wanted = list(&mut given.iter().map(String::as_str).collect());
+        closest(&wanted, lists.iter().map(String::as_str), 0.33).map(|l| format!("{name}{l}"))
+    };
+    suggestion.map(|s| format!("Perhaps you meant to call the function {schema}.{s}"))
+}
+
 /// `schema.name(a => integer, b => text)`, as PGRST203 lists candidates.
 fn signature(f: &Function) -> String {
     let args: Vec<String> = f.args.iter().map(|(n, t)| format!("{n} => {t}")).collect();
@@ -894,9 +956,13 @@ async fn handle_rpc(st: &AppState, caller: &Caller, method: Method, name: &str, 
                 format!("with parameter{} {}", if given.len() > 1 { "s" } else { "" }, given.join(", ")),
             )
         };
-        RestError::new(StatusCode::NOT_FOUND, "PGRST202", message).details(format!(
+        let e = RestError::new(StatusCode::NOT_FOUND, "PGRST202", message).details(format!(
             "Searched for the function {schema}.{name} {searched} or with a single unnamed json/jsonb parameter, but no matches were found in the schema cache."
-        ))
+        ));
+        match no_function_hint(&cache, &schema, name, &given) {
+            Some(h) => e.hint(h),
+            None => e,
+        }
     };
     let fitting = cache.functions.get(&key).map(|fns| fitting_functions(fns, &given)).unwrap_or_default();
     let f = match fitting.as_slice() {
