@@ -530,7 +530,7 @@ test('schemas: Accept-Profile / Content-Profile pick an exposed schema; others a
   assert.match(r.error.message, /public, personal/);
 });
 
-test('media types: CSV, GeoJSON, stripped nulls and execution plans; others 415 PGRST107', async () => {
+test('media types: CSV, GeoJSON, stripped nulls and execution plans; others 406 PGRST107', async () => {
   const c = await device(server, await newUser(server));
   await c.from('todos').insert([{ task: 'plain' }, { task: 'with, comma "quoted"', priority: 2, meta: { a: [1, 2] } }]);
   // CSV: a header, then each row as PostgreSQL writes a record (NULL as nothing).
@@ -563,7 +563,7 @@ test('media types: CSV, GeoJSON, stripped nulls and execution plans; others 415 
     headers: { apikey: server.anonKey, authorization: `Bearer ${alice.session.access_token}`, accept },
   });
   const bad = await get('application/xml');
-  assert.equal(bad.status, 415);
+  assert.equal(bad.status, 406);
   assert.equal((await bad.json()).code, 'PGRST107');
   const ok = await get('application/xml, application/json;q=0.5');
   assert.equal(ok.status, 200);
@@ -571,7 +571,7 @@ test('media types: CSV, GeoJSON, stripped nulls and execution plans; others 415 
   assert.equal((await get('*/*')).status, 200);
   // Writes answer JSON only.
   r = await c.from('todos').insert({ task: 'csv write' }).select().csv();
-  assert.equal(r.status, 415);
+  assert.equal(r.status, 406);
 });
 
 test('in-database configuration: aggregates and plans are off unless the authenticator role turns them on', async () => {
@@ -593,8 +593,8 @@ test('in-database configuration: aggregates and plans are off unless the authent
     assert.equal(r.error.code, 'PGRST123');
     assert.equal(r.error.message, 'Use of aggregate functions is not allowed');
     assert.equal((await service.rpc('dev_set_pgrst', { setting: 'db_plan_enabled', enabled: false })).error, null);
-    r = await until(() => c.from('todos').select('task').explain(), (x) => x.status === 415);
-    assert.equal(r.status, 415);
+    r = await until(() => c.from('todos').select('task').explain(), (x) => x.status === 406);
+    assert.equal(r.status, 406);
   } finally {
     await service.rpc('dev_set_pgrst', { setting: 'db_aggregates_enabled', enabled: true });
     await service.rpc('dev_set_pgrst', { setting: 'db_plan_enabled', enabled: true });

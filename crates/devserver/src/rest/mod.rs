@@ -201,8 +201,9 @@ fn media(headers: &HeaderMap, config: &crate::schema::InDatabaseConfig) -> Resul
             _ => {}
         }
     }
+    // PostgREST's status for an Accept it cannot meet: 406 (its own test suite pins it).
     Err(RestError::new(
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        StatusCode::NOT_ACCEPTABLE,
         "PGRST107",
         format!("None of these media types are available: {accept}"),
     ))
@@ -213,14 +214,13 @@ fn json_only(headers: &HeaderMap) -> Result<bool, RestError> {
     match media(headers, &crate::schema::InDatabaseConfig::default())? {
         Media::Json { strip_nulls } => Ok(strip_nulls),
         _ => Err(RestError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            StatusCode::NOT_ACCEPTABLE,
             "PGRST107",
             format!(
                 "None of these media types are available: {}",
                 headers.get("accept").and_then(|v| v.to_str().ok()).unwrap_or_default()
             ),
-        )
-        .hint("supasync-dev answers writes and functions with JSON only")),
+        )),
     }
 }
 
@@ -423,7 +423,7 @@ async fn read(st: &AppState, caller: &Caller, method: &Method, path: &str, heade
         ),
         Media::GeoJson => {
             let Some(postgis) = &t.cache.postgis else {
-                return Err(RestError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "PGRST107", "None of these media types are available: application/geo+json")
+                return Err(RestError::new(StatusCode::NOT_ACCEPTABLE, "PGRST107", "None of these media types are available: application/geo+json")
                     .hint("GeoJSON answers need the PostGIS extension in the database"));
             };
             format!(
