@@ -534,28 +534,7 @@ fn embed_sql(
         .details_json(serde_json::Value::Array(candidates.into_iter().map(|(_, d)| d).collect())));
     }
     let a = format!("_e{}", depth + 1);
-    let inner = if items.is_empty() {
-        SelectSql { list: "1".into(), inner_conds: vec![], group_by: String::new(), names: vec![], embed_paths: vec![] }
-    } else {
-        let below = Level { table: &child, alias: &a, depth: depth + 1, path: path.to_vec() };
-        select_list(cache, &below, items, embedded, p)?
-    };
-    // The embed's own filters, order and page (`rel.col=…`, `rel.order`, `rel.limit`).
-    let target = Target { cache, table: Arc::clone(&child) };
-    let none = EmbedParams::default();
-    let params = params.unwrap_or(&none);
-    let mut inner_where: Vec<String> = inner.inner_conds.clone();
-    if !params.conds.is_empty() {
-        inner_where.push(target.where_as(&a, &params.conds, p)?);
-    }
-    let order = target.order_as(&a, &params.order, p)?;
-    let mut page = String::new();
-    if let Some(n) = params.limit {
-        page.push_str(&format!(" LIMIT {}", p.int(n)));
-    }
-    if let Some(n) = params.offset {
-        page.push_str(&format!(" OFFSET {}", p.int(n)));
-    }
+    let EmbedBody { inner, conds: mut inner_where, order, page } = embed_body(cache, at, &child, &a, items, path, params, embedded, p)?;
     let (one, on): (bool, Vec<String>) = if let Some(fk) = to_one.first() {
         let on = fk
             .columns
@@ -625,6 +604,52 @@ fn embed_sql(
     })
 }
 
+/// What an embed selects and how its rows are narrowed: its select list (`1` when it
+/// selects nothing), its conditions (its `!inner` embeds' and its own filters), its
+/// order and its page, over alias `a` of `child`, from the query's `rel.…` parameters.
+struct EmbedBody {
+    inner: SelectSql,
+    conds: Vec<String>,
+    order: String,
+    page: String,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn embed_body(
+    cache: &SchemaCache,
+    at: &Level<'_>,
+    child: &Arc<Table>,
+    a: &str,
+    items: &[SelectItem],
+    path: &[String],
+    params: Option<&EmbedParams>,
+    embedded: &EmbeddedParams,
+    p: &mut Params,
+) -> Result<EmbedBody, RestError> {
+    let inner = if items.is_empty() {
+        SelectSql { list: "1".into(), inner_conds: vec![], group_by: String::new(), names: vec![], embed_paths: vec![] }
+    } else {
+        let below = Level { table: child, alias: a, depth: at.depth + 1, path: path.to_vec() };
+        select_list(cache, &below, items, embedded, p)?
+    };
+    let target = Target { cache, table: Arc::clone(child) };
+    let none = EmbedParams::default();
+    let params = params.unwrap_or(&none);
+    let mut conds: Vec<String> = inner.inner_conds.clone();
+    if !params.conds.is_empty() {
+        conds.push(target.where_as(a, &params.conds, p)?);
+    }
+    let order = target.order_as(a, &params.order, p)?;
+    let mut page = String::new();
+    if let Some(n) = params.limit {
+        page.push_str(&format!(" LIMIT {}", p.int(n)));
+    }
+    if let Some(n) = params.offset {
+        page.push_str(&format!(" OFFSET {}", p.int(n)));
+    }
+    Ok(EmbedBody { inner, conds, order, page })
+}
+
 /// An embed through a computed relationship: the function's rows for the parent row,
 /// with the embed's own filters, order and page.
 #[allow(clippy::too_many_arguments)]
@@ -641,27 +666,7 @@ fn computed_embed(
     let a = format!("_e{}", at.depth + 1);
     // The cache's copy of the target: the one with its own computed fields.
     let child = &cache.table(&rel.target.schema, &rel.target.name).unwrap_or_else(|| Arc::clone(&rel.target));
-    let inner = if items.is_empty() {
-        SelectSql { list: "1".into(), inner_conds: vec![], group_by: String::new(), names: vec![], embed_paths: vec![] }
-    } else {
-        let below = Level { table: child, alias: &a, depth: at.depth + 1, path: path.to_vec() };
-        select_list(cache, &below, items, embedded, p)?
-    };
-    let target = Target { cache, table: Arc::clone(child) };
-    let none = EmbedParams::default();
-    let params = params.unwrap_or(&none);
-    let mut wh: Vec<String> = inner.inner_conds.clone();
-    if !params.conds.is_empty() {
-        wh.push(target.where_as(&a, &params.conds, p)?);
-    }
-    let order = target.order_as(&a, &params.order, p)?;
-    let mut page = String::new();
-    if let Some(n) = params.limit {
-        page.push_str(&format!(" LIMIT {}", p.int(n)));
-    }
-    if let Some(n) = params.offset {
-        page.push_str(&format!(" OFFSET {}", p.int(n)));
-    }
+    let EmbedBody { inner, conds: wh, order, page } = embed_body(cache, at, child, &a, items, path, params, embedded, p)?;
     let wh = if wh.is_empty() { "TRUE".to_string() } else { wh.join(" AND ") };
     // A single-row function returns one all-null row when it finds nothing: no row then.
     let found = if rel.one { format!(" AND {a} IS DISTINCT FROM NULL") } else { String::new() };
