@@ -281,9 +281,7 @@ fn select_list(cache: &SchemaCache, at: &Level<'_>, items: &[SelectItem], embedd
                 aggregates = true;
                 let arg = match column {
                     Some(name) => {
-                        // Inside an embed PostgREST names the relation by its alias there.
-                        let shown = if depth > 0 { format!("{}_{depth}", table.name) } else { table.name.clone() };
-                        let col = table.column(name).ok_or_else(|| RestError::no_column(&shown, name))?;
+                        let col = table.column(name).ok_or_else(|| RestError::no_column(&shown_name(table, alias), name))?;
                         format!("{alias}.{}", quote_ident(&col.name))
                     }
                     None => "*".into(),
@@ -693,6 +691,14 @@ fn child_key_is_unique(t: &Table, cols: &[String]) -> bool {
         .any(|k| !k.is_empty() && sorted(k) == want)
 }
 
+/// A relation as PostgREST names it in errors: inside an embed (alias `_eN`) `table_N`.
+fn shown_name(table: &Table, alias: &str) -> String {
+    match alias.strip_prefix("_e") {
+        Some(n) => format!("{}_{n}", table.name),
+        None => table.name.clone(),
+    }
+}
+
 /// What a column reference in a request reads: a column, or a JSON path into one.
 pub struct ColumnExpr<'t> {
     /// SQL over the given alias (path keys bound as parameters).
@@ -722,14 +728,7 @@ pub fn column_expr<'t>(table: &'t Table, alias: &str, raw: &str, p: &mut Params)
         Some(col) => (col, format!("{alias}.{}", quote_ident(&col.name))),
         None => match table.computed_field(name) {
             Some(f) => (&f.column, format!("{}({alias})", f.function)),
-            // Inside an embed (alias `_eN`) PostgREST names the relation `table_N`.
-            None => {
-                let shown = match alias.strip_prefix("_e") {
-                    Some(n) => format!("{}_{n}", table.name),
-                    None => table.name.clone(),
-                };
-                return Err(RestError::no_column(&shown, name));
-            }
+            None => return Err(RestError::no_column(&shown_name(table, alias), name)),
         },
     };
     let mut out = ColumnExpr { sql: String::new(), name: col.name.clone(), kind: ColumnKind::Plain(col) };
