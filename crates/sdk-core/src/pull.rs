@@ -90,9 +90,17 @@ impl PageAt {
         Ok(match (rows.first(), rows.last()) {
             (Some(first), Some(last)) if rows.len() >= page => {
                 let (t, id) = (txid(last)?, last.get(key).map(id_text).unwrap_or_default());
-                // A full page of one transaction's rows: read on inside it by key
-                // alone (an index seek; the `or` form would rescan the rows read).
-                Some(if txid(first)? == t { PageAt::Within(t, id) } else { PageAt::After(t, id) })
+                // A second full page of one transaction's rows: it is large, so read
+                // on inside it by key alone (an index seek; the `or` form rescans the
+                // rows of it already read). After its first full page the `or` form
+                // is the cheaper guess: a transaction of exactly a page (what a push
+                // of a page of writes makes) then costs one request that rescans a
+                // page of index entries instead of two, the second often empty.
+                let inside = match self {
+                    PageAt::After(a, _) | PageAt::Within(a, _) => *a == t,
+                    PageAt::From(_) | PageAt::Past(_) => false,
+                };
+                Some(if inside && txid(first)? == t { PageAt::Within(t, id) } else { PageAt::After(t, id) })
             }
             // The transaction read by key is done; the ones after it remain.
             _ => match self {
@@ -387,6 +395,9 @@ impl<S: Store, H: Http> Engine<S, H> {
     }
 
     async fn apply_pulled(&self, decl: &TableDecl, rows: Vec<Row>, mut wb: WriteBatch, held: Held) -> Result<usize, EngineError> {
+        if let Held::NoneYet = held {
+            return self.apply_restored(decl, rows, wb).await;
+        }
         let n = rows.len();
         let mut seen: std::collections::HashMap<String, LocalRow> = std::collections::HashMap::new();
         // Parent server id → local id, looked up once per page.
@@ -467,6 +478,43 @@ impl<S: Store, H: Http> Engine<S, H> {
         let mut rows: Vec<LocalRow> = seen.into_values().collect();
         rows.sort_by(|a, b| a.local_id.cmp(&b.local_id));
         wb.put_rows.extend(rows);
+        self.adopt_children(&decl.name, &learned, &mut wb).await?;
+        self.store.apply(wb).await?;
+        Ok(n)
+    }
+
+    /// A page of a table that held nothing when the walk began (a restore): every row
+    /// is new, so none is looked up or merged, and the page goes to the store as new
+    /// rows ([`WriteBatch::new_rows`]), which it writes without looking for old ones.
+    async fn apply_restored(&self, decl: &TableDecl, rows: Vec<Row>, mut wb: WriteBatch) -> Result<usize, EngineError> {
+        let n = rows.len();
+        let mut parents = crate::push::ParentLocalIds::new();
+        let mut learned: Vec<(Value, String)> = Vec::with_capacity(n);
+        let mut out: Vec<LocalRow> = Vec::with_capacity(n);
+        for server in rows {
+            let server_id = server.get(&decl.key).cloned();
+            let Some(local_id) = row_key(decl, &server) else { continue };
+            let mirror = self.map_to_local(&decl.name, server, &Row::new(), &mut parents).await?;
+            if let Some(sid) = &server_id {
+                learned.push((sid.clone(), local_id.clone()));
+            }
+            out.push(LocalRow {
+                table: decl.name.clone(),
+                local_id,
+                server_id,
+                mirror: Some(mirror),
+                overlay: None,
+                status: RowStatus::Synced,
+                last_pushed: None,
+            });
+        }
+        // In key order: neighbours in the store's B-trees are written together. A key
+        // met twice in one page (two server rows claiming one local id) keeps the later.
+        out.sort_by(|a, b| a.local_id.cmp(&b.local_id));
+        out.reverse();
+        out.dedup_by(|earlier, later| earlier.local_id == later.local_id);
+        out.reverse();
+        wb.new_rows.extend(out);
         self.adopt_children(&decl.name, &learned, &mut wb).await?;
         self.store.apply(wb).await?;
         Ok(n)

@@ -262,6 +262,63 @@ async fn a_new_device_restores_10k_messages_and_their_conversations() {
 }
 
 #[tokio::test]
+async fn a_restore_walks_transactions_of_every_size_once() {
+    // The keyset walk reads transactions smaller than a page, exactly a page (what a
+    // push of a page of writes makes), and larger than two pages (a bulk load), some of
+    // whose rows were made on the server without a local id. Every row arrives once.
+    let s = server().await;
+    let a = device(&s).await;
+    let me = a.sign_up("walk@example.com", "password-123").await.unwrap();
+    let conv = a.insert("conversations", &json!({"title": "walk"})).await.unwrap().local_id;
+    a.push().await.unwrap();
+    let (mut db, conn) = tokio_postgres::connect(s.database_url(), tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let page = 10;
+    let sizes = [3, page, 25, 1, page, 2 * page, 7];
+    let mut expected = std::collections::BTreeSet::new();
+    for (t, n) in sizes.iter().enumerate() {
+        let tx = db.transaction().await.unwrap();
+        for i in 0..*n {
+            // Every fourth row of a transaction was made on the server: no local id.
+            let local = (i % 4 != 3).then(|| format!("m-{t}-{i:02}"));
+            let id: String = tx
+                .query_one(
+                    "insert into public.messages (user_id, conversation_id, role, content, local_id)
+                     select $1::text::uuid, c.id, 'user', $2, $3 from public.conversations c where c.local_id = $4
+                     returning id::text",
+                    &[&me.user_id, &format!("{t}/{i}"), &local, &conv],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            expected.insert(local.unwrap_or(format!("srv:{id}")));
+        }
+        tx.commit().await.unwrap();
+    }
+    let b = Engine::open(
+        schema(),
+        SqliteStore::in_memory().unwrap(),
+        ReqwestHttp::with_timeout(Duration::from_secs(5)).unwrap(),
+        Project { url: s.url().into(), anon_key: s.anon_key().into() },
+        EngineConfig { page_size: page, ..EngineConfig::with_clock(system_now_ms) },
+    )
+    .await
+    .unwrap();
+    b.sign_in("walk@example.com", "password-123").await.unwrap();
+    let pulled = b.pull().await.unwrap();
+    let total: usize = sizes.iter().sum();
+    assert_eq!(pulled.rows, total + 1, "every message and the conversation, each once");
+    let got = b.query("messages", &Query::default()).await.unwrap();
+    let ids: std::collections::BTreeSet<String> = got.iter().map(|m| m.local_id.clone()).collect();
+    assert_eq!((got.len(), ids), (total, expected));
+    assert!(got.iter().all(|m| m.row["conversation_id"] == json!(conv)), "references mapped to the local id");
+    // About one request per page: not one per page and transaction more.
+    assert!(pulled.requests <= total.div_ceil(page) + sizes.len() + 3, "{} requests", pulled.requests);
+    // And a second pull brings nothing again.
+    assert_eq!(b.pull().await.unwrap().rows, 0);
+}
+
+#[tokio::test]
 async fn a_lost_answer_is_retried_without_duplicates_or_overwriting_newer_data() {
     let s = server().await;
     let host = s.url().trim_start_matches("http://").to_string();

@@ -143,6 +143,40 @@ fn an_old_format_is_upgraded_in_place() {
 }
 
 #[test]
+fn rows_written_whole_by_format_3_read_back_after_the_upgrade() {
+    // Format 3 stored the whole row as its document; 4 leaves the key columns out.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("replica.db");
+    let row = LocalRow {
+        server_id: Some(json!("8a1e")),
+        mirror: json!({"id": "8a1e", "body": "from 3"}).as_object().cloned(),
+        overlay: None,
+        status: RowStatus::Synced,
+        ..a_row("L3")
+    };
+    drop(SqliteStore::open_at_version(&path, 3).unwrap());
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute(
+            "INSERT INTO rows (tbl, local_id, server_id, data) VALUES ('messages', 'L3', '\"8a1e\"', ?1)",
+            [serde_json::to_string(&row).unwrap()],
+        )
+        .unwrap();
+    block_on(async {
+        let s = SqliteStore::open(&path).unwrap();
+        assert_eq!(s.get_row("messages", "L3").await.unwrap(), Some(row.clone()));
+        assert_eq!(s.find_by_server_id("messages", &json!("8a1e")).await.unwrap(), Some(row.clone()));
+        let mut changed = row.clone();
+        changed.overlay = Some(Overlay::Fields { fields: json!({"body": "edited"}).as_object().unwrap().clone() });
+        changed.status = RowStatus::Pending;
+        s.apply(WriteBatch { put_rows: vec![changed.clone()], ..Default::default() }).await.unwrap();
+        assert_eq!(s.scan("messages").await.unwrap(), vec![changed]);
+    });
+    let v: u32 = rusqlite::Connection::open(&path).unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+    assert_eq!(v, SCHEMA_VERSION);
+}
+
+#[test]
 fn a_corrupt_file_is_refused_clearly_and_left_alone() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("replica.db");

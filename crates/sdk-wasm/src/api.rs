@@ -318,7 +318,7 @@ impl WasmReplica {
     #[wasm_bindgen(unchecked_return_type = "() => void")]
     pub fn live(&self, table: String, query: JsValue, callback: js_sys::Function, on_error: js_sys::Function) -> Result<js_sys::Function, JsValue> {
         let q = parse_query(&query)?;
-        self.inner.engine().schema.table(&table).map_err(|e| invalid(e))?;
+        self.inner.engine().schema.table(&table).map_err(invalid)?;
         let mut lq = live_query(self.inner.engine(), &table, q);
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         spawn_local(async move {

@@ -20,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
 use serde_json::Value;
+use tokio_postgres::types::Type;
 
 use self::error::RestError;
 use self::params::{parse_query, QueryParams};
@@ -93,40 +94,39 @@ async fn run(st: &AppState, caller: &Caller, method: &Method, path: &str, header
     // PostgREST's search path: the request's schema, then Supabase's extra search path.
     let schema = profile(st, method, headers).unwrap_or_else(|_| "public".into());
     let search_path = format!("\"{}\", \"public\", \"extensions\"", schema.replace('"', "\"\""));
-    tx.execute(
+    let method_name = method.as_str();
+    let settings: [(&(dyn tokio_postgres::types::ToSql + Sync), Type); 6] = [
+        (&caller.role, Type::TEXT),
+        (&claims, Type::TEXT),
+        (&method_name, Type::TEXT),
+        (&path, Type::TEXT),
+        (&hdrs, Type::TEXT),
+        (&search_path, Type::TEXT),
+    ];
+    let setup = tx.execute_typed(
         "SELECT set_config('role', $1, true), set_config('request.jwt.claims', $2, true),
                 set_config('request.method', $3, true), set_config('request.path', $4, true),
                 set_config('request.headers', $5, true), set_config('search_path', $6, true)",
-        &[&caller.role, &claims, &method.as_str(), &path, &hdrs, &search_path],
-    )
-    .await
-    .map_err(db)?;
-    let mut out = vec![];
-    for s in &stmts {
-        if let Some(options) = &s.explain {
-            let rows = tx.query(&format!("EXPLAIN ({options}) {}", s.sql), &s.params.as_refs()).await.map_err(db)?;
-            let text = if options.contains("FORMAT JSON") {
-                rows.first().map(|r| r.get::<_, Value>(0).to_string()).unwrap_or_default()
-            } else {
-                rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>().join("\n")
-            };
-            out.push(Output { count: 0, json: Some(text), total: None, inserted: None });
-            continue;
+        &settings,
+    );
+    // The settings and the first statement go out together (typed statements are
+    // parsed, bound and run in one message each, and PostgreSQL runs them in order):
+    // one round trip instead of four. Should the settings fail, the statement fails
+    // too (the transaction is aborted) and the settings' error is the one reported.
+    let mut out = Vec::with_capacity(stmts.len());
+    let mut rest = stmts.iter();
+    match rest.next() {
+        Some(first) => {
+            let (set, first) = tokio::join!(setup, run_one(&tx, first));
+            set.map_err(db)?;
+            out.push(first.map_err(db)?);
         }
-        if s.planned {
-            let row = tx.query_one(&format!("EXPLAIN (FORMAT JSON) {}", s.sql), &s.params.as_refs()).await.map_err(db)?;
-            let plan: Value = row.get(0);
-            let rows = plan.pointer("/0/Plan/Plan Rows").and_then(Value::as_f64).unwrap_or(0.0);
-            out.push(Output { count: rows.round() as i64, json: None, total: None, inserted: None });
-            continue;
+        None => {
+            setup.await.map_err(db)?;
         }
-        let row = tx.query_one(&s.sql, &s.params.as_refs()).await.map_err(db)?;
-        out.push(Output {
-            count: row.get(0),
-            json: row.get(1),
-            total: if row.len() > 2 { row.get(2) } else { None },
-            inserted: if row.len() > 3 { row.get(3) } else { None },
-        });
+    }
+    for s in rest {
+        out.push(run_one(&tx, s).await.map_err(db)?);
     }
     if plan.single {
         if let Some(last) = out.last() {
@@ -149,6 +149,33 @@ async fn run(st: &AppState, caller: &Caller, method: &Method, path: &str, header
         tx.commit().await.map_err(db)?;
     }
     Ok(out)
+}
+
+/// Run one statement of a request: as itself, as its plan, or as the planner's count.
+async fn run_one(tx: &tokio_postgres::Transaction<'_>, s: &Stmt) -> Result<Output, tokio_postgres::Error> {
+    let params = s.params.typed();
+    if let Some(options) = &s.explain {
+        let rows = tx.query_typed(&format!("EXPLAIN ({options}) {}", s.sql), &params).await?;
+        let text = if options.contains("FORMAT JSON") {
+            rows.first().map(|r| r.get::<_, Value>(0).to_string()).unwrap_or_default()
+        } else {
+            rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>().join("\n")
+        };
+        return Ok(Output { count: 0, json: Some(text), total: None, inserted: None });
+    }
+    if s.planned {
+        let row = tx.query_typed_one(&format!("EXPLAIN (FORMAT JSON) {}", s.sql), &params).await?;
+        let plan: Value = row.get(0);
+        let rows = plan.pointer("/0/Plan/Plan Rows").and_then(Value::as_f64).unwrap_or(0.0);
+        return Ok(Output { count: rows.round() as i64, json: None, total: None, inserted: None });
+    }
+    let row = tx.query_typed_one(&s.sql, &params).await?;
+    Ok(Output {
+        count: row.get(0),
+        json: row.get(1),
+        total: if row.len() > 2 { row.get(2) } else { None },
+        inserted: if row.len() > 3 { row.get(3) } else { None },
+    })
 }
 
 fn not_single(n: i64) -> RestError {

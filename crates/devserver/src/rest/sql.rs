@@ -9,40 +9,46 @@
 use std::sync::Arc;
 
 use axum::http::StatusCode;
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{ToSql, Type};
 
 use super::error::RestError;
 use super::params::{Aggregate, Cond, EmbedParams, EmbeddedParams, Leaf, Nulls, Op, OrderTerm, Quantifier, SelectItem};
 use crate::schema::{quote_ident, SchemaCache, Table};
 
-/// Bound parameters of one statement.
+/// Bound parameters of one statement, each with its type: a statement whose parameter
+/// types are given is parsed, bound and run in one round trip (no prepare first).
 #[derive(Default)]
 pub struct Params {
-    values: Vec<Box<dyn ToSql + Sync + Send>>,
+    values: Vec<(Box<dyn ToSql + Sync + Send>, Type)>,
 }
 
 impl Params {
     /// Bind a text value; returns its placeholder, typed `text`.
     pub fn text(&mut self, v: Option<String>) -> String {
-        self.values.push(Box::new(v));
+        self.values.push((Box::new(v), Type::TEXT));
         format!("${}::text", self.values.len())
     }
 
     /// Bind a text array; returns its placeholder, typed `text[]`.
     pub fn text_array(&mut self, v: Vec<String>) -> String {
-        self.values.push(Box::new(v));
+        self.values.push((Box::new(v), Type::TEXT_ARRAY));
         format!("${}::text[]", self.values.len())
     }
 
     /// Bind an integer; returns its placeholder, typed `int8`.
     pub fn int(&mut self, v: i64) -> String {
-        self.values.push(Box::new(v));
+        self.values.push((Box::new(v), Type::INT8));
         format!("${}::int8", self.values.len())
     }
 
-    /// The parameters as `tokio_postgres` wants them.
+    /// The parameters as `tokio_postgres` wants them for a prepared statement.
     pub fn as_refs(&self) -> Vec<&(dyn ToSql + Sync)> {
-        self.values.iter().map(|b| b.as_ref() as &(dyn ToSql + Sync)).collect()
+        self.values.iter().map(|(b, _)| b.as_ref() as &(dyn ToSql + Sync)).collect()
+    }
+
+    /// The parameters with their types, for `query_typed`.
+    pub fn typed(&self) -> Vec<(&(dyn ToSql + Sync), Type)> {
+        self.values.iter().map(|(b, t)| (b.as_ref() as &(dyn ToSql + Sync), t.clone())).collect()
     }
 }
 

@@ -103,7 +103,14 @@ crate::maybe_async_trait! {
             if let Some(e) = batch.put_outbox.iter().find(|e| !d.outbox.contains_key(&e.seq)) {
                 return Err(StoreError::NotFound(format!("outbox entry {}", e.seq)));
             }
-            for r in batch.put_rows {
+            let mut adding = std::collections::HashSet::new();
+            if let Some(r) = batch.new_rows.iter().find(|r| {
+                let k = (r.table.clone(), r.local_id.clone());
+                d.rows.contains_key(&k) || !adding.insert(k)
+            }) {
+                return Err(StoreError::Exists(format!("row `{}` of `{}`", r.local_id, r.table)));
+            }
+            for r in batch.put_rows.into_iter().chain(batch.new_rows) {
                 d.rows.insert((r.table.clone(), r.local_id.clone()), r);
             }
             for key in batch.delete_rows {

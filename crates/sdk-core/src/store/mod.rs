@@ -31,6 +31,9 @@ pub enum StoreError {
     /// A batch names something that is not there (nothing of the batch was applied).
     #[error("not found: {0}")]
     NotFound(String),
+    /// A batch adds a new row under a key that is taken (nothing of it was applied).
+    #[error("already stored: {0}")]
+    Exists(String),
     /// The store was written by a newer version of supasync.
     #[error("the store's format version {found} is newer than this build understands ({supported})")]
     TooNew { found: u32, supported: u32 },
@@ -87,7 +90,12 @@ impl OutboxSummary {
 /// Everything one atomic write changes.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct WriteBatch {
+    /// Rows to store, replacing what is stored under their keys.
     pub put_rows: Vec<LocalRow>,
+    /// Rows new to the store (a restored page): a store may write them without looking
+    /// for an old version or its index entries. One whose key is taken fails the batch
+    /// with [`StoreError::Exists`].
+    pub new_rows: Vec<LocalRow>,
     pub delete_rows: Vec<(String, String)>,
     pub add_outbox: Vec<NewOutboxEntry>,
     /// Replace existing entries (matched by `seq`; a missing one fails the batch).
@@ -103,6 +111,7 @@ impl WriteBatch {
     /// Whether the batch changes nothing.
     pub fn is_empty(&self) -> bool {
         self.put_rows.is_empty()
+            && self.new_rows.is_empty()
             && self.delete_rows.is_empty()
             && self.add_outbox.is_empty()
             && self.put_outbox.is_empty()

@@ -169,6 +169,33 @@ pub async fn a_failed_batch_applies_nothing<S: Store>(s: &S) {
     assert_eq!(s.meta("k").await.unwrap(), None);
 }
 
+/// New rows (a restored page) are stored, indexed and found like put ones; a new row
+/// whose key is taken fails its whole batch and changes nothing.
+pub async fn new_rows_are_stored_and_a_taken_key_fails_the_batch<S: Store>(s: &S) {
+    s.ensure_index("messages", "conversation_id").await.unwrap();
+    let with_id = |local_id: &str, id: i64, conversation: i64| LocalRow {
+        server_id: Some(json!(id)),
+        ..synced("messages", local_id, json!({"id": id, "conversation_id": conversation}))
+    };
+    let (a, b) = (with_id("a", 1, 7), with_id("b", 2, 7));
+    s.apply(WriteBatch { new_rows: vec![a.clone(), b.clone()], ..Default::default() }).await.unwrap();
+    assert_eq!(s.get_rows("messages", &["a".into(), "b".into()]).await.unwrap(), vec![Some(a.clone()), Some(b.clone())]);
+    assert_eq!(s.find_by_server_id("messages", &json!(2)).await.unwrap(), Some(b.clone()));
+    assert_eq!(ids_by(s, "messages", "conversation_id", json!(7)).await, vec!["a", "b"]);
+
+    let (c, again) = (with_id("c", 3, 7), with_id("a", 1, 8));
+    let err = s
+        .apply(WriteBatch { new_rows: vec![c, again], meta: vec![("k".into(), Some(json!(1)))], ..Default::default() })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Exists(_)), "{err:?}");
+    assert_eq!(s.get_row("messages", "c").await.unwrap(), None, "nothing of the batch landed");
+    assert_eq!(s.get_row("messages", "a").await.unwrap(), Some(a));
+    assert_eq!(s.meta("k").await.unwrap(), None);
+    assert_eq!(ids_by(s, "messages", "conversation_id", json!(7)).await, vec!["a", "b"]);
+    assert!(ids_by(s, "messages", "conversation_id", json!(8)).await.is_empty());
+}
+
 /// The id map: rows are found by their server id, per table.
 pub async fn rows_are_found_by_server_id<S: Store>(s: &S) {
     s.apply(WriteBatch {
@@ -370,6 +397,7 @@ macro_rules! store_suite {
             the_outbox_summary_matches_the_outbox,
             the_outbox_keeps_order,
             a_failed_batch_applies_nothing,
+            new_rows_are_stored_and_a_taken_key_fails_the_batch,
             rows_are_found_by_server_id,
             rows_are_replaced_and_deleted,
             json_round_trips_exactly,

@@ -6,9 +6,9 @@ use rusqlite::Connection;
 use supasync_core::store::StoreError;
 
 /// The format this build writes.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
-const MIGRATIONS: [&str; 3] = [
+const MIGRATIONS: [&str; 4] = [
     // 1: rows, outbox, metadata.
     "CREATE TABLE rows (
         tbl TEXT NOT NULL,
@@ -38,6 +38,10 @@ const MIGRATIONS: [&str; 3] = [
         PRIMARY KEY (tbl, col, val, local_id)
      ) WITHOUT ROWID;
      CREATE INDEX row_index_by_row ON row_index (tbl, local_id);",
+    // 4: row documents leave out what the key columns hold, and a `synced` status
+    // (`row_doc`). Nothing to convert: older documents still read. The number is what
+    // changes, so that an older build refuses the file instead of misreading it.
+    "-- documents only",
 ];
 
 fn err(e: rusqlite::Error) -> StoreError {

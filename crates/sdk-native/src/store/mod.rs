@@ -11,6 +11,7 @@
 //! migrations ([`migrations`]).
 
 mod migrations;
+mod row_doc;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -114,35 +115,35 @@ impl SqliteStore {
         self.indexed.lock().map_err(|_| StoreError::Io("store index lock poisoned".into()))
     }
 
+    /// The rows a query selecting [`row_doc::COLUMNS`] first finds.
     fn rows_where(&self, sql: &str, params: &[&dyn rusqlite::ToSql]) -> Result<Vec<LocalRow>, StoreError> {
         let c = self.lock()?;
         let mut st = c.prepare_cached(sql).map_err(sql_err)?;
-        let texts = st
-            .query_map(params, |r| r.get::<_, String>(0))
+        let rows = st
+            .query_map(params, row_doc::from_sql)
             .map_err(sql_err)?
-            .collect::<Result<Vec<String>, _>>()
+            .collect::<Result<Vec<_>, _>>()
             .map_err(sql_err)?;
-        texts.iter().map(|t| decode("row", t)).collect()
+        rows.into_iter().collect()
     }
 }
 
 supasync_core::maybe_async_trait! {
     impl Store for SqliteStore {
         async fn get_row(&self, table: &str, local_id: &str) -> Result<Option<LocalRow>, StoreError> {
-            Ok(self.rows_where("SELECT data FROM rows WHERE tbl = ?1 AND local_id = ?2", &[&table, &local_id])?.pop())
+            Ok(self.rows_where(&format!("SELECT {} FROM rows WHERE tbl = ?1 AND local_id = ?2", row_doc::COLUMNS), &[&table, &local_id])?.pop())
         }
 
         async fn get_rows(&self, table: &str, local_ids: &[String]) -> Result<Vec<Option<LocalRow>>, StoreError> {
             // One lock and one statement for a pulled page's thousand lookups (a third
             // of the time a page took to land when each took both).
             let c = self.lock()?;
-            let mut st = c.prepare_cached("SELECT data FROM rows WHERE tbl = ?1 AND local_id = ?2").map_err(sql_err)?;
+            let mut st = c
+                .prepare_cached(&format!("SELECT {} FROM rows WHERE tbl = ?1 AND local_id = ?2", row_doc::COLUMNS))
+                .map_err(sql_err)?;
             local_ids
                 .iter()
-                .map(|l| {
-                    let text: Option<String> = st.query_row(params![table, l], |r| r.get(0)).optional().map_err(sql_err)?;
-                    text.map(|t| decode("row", &t)).transpose()
-                })
+                .map(|l| st.query_row(params![table, l], row_doc::from_sql).optional().map_err(sql_err)?.transpose())
                 .collect()
         }
 
@@ -150,11 +151,16 @@ supasync_core::maybe_async_trait! {
             // Without statistics SQLite prefers the primary key's `tbl` prefix and scans
             // the whole table; the partial index is the lookup (560x faster at 20k rows).
             let key = encode(server_id)?;
-            Ok(self.rows_where("SELECT data FROM rows INDEXED BY rows_by_server_id WHERE tbl = ?1 AND server_id = ?2 AND server_id IS NOT NULL", &[&table, &key])?.pop())
+            Ok(self
+                .rows_where(
+                    &format!("SELECT {} FROM rows INDEXED BY rows_by_server_id WHERE tbl = ?1 AND server_id = ?2 AND server_id IS NOT NULL", row_doc::COLUMNS),
+                    &[&table, &key],
+                )?
+                .pop())
         }
 
         async fn scan(&self, table: &str) -> Result<Vec<LocalRow>, StoreError> {
-            self.rows_where("SELECT data FROM rows WHERE tbl = ?1 ORDER BY local_id", &[&table])
+            self.rows_where(&format!("SELECT {} FROM rows WHERE tbl = ?1 ORDER BY local_id", row_doc::COLUMNS), &[&table])
         }
 
         async fn ensure_index(&self, table: &str, column: &str) -> Result<(), StoreError> {
@@ -167,17 +173,17 @@ supasync_core::maybe_async_trait! {
             tx.execute("INSERT OR IGNORE INTO indexed_columns (tbl, col) VALUES (?1, ?2)", params![table, column])
                 .map_err(sql_err)?;
             {
-                let mut read = tx.prepare("SELECT data FROM rows WHERE tbl = ?1").map_err(sql_err)?;
-                let texts = read
-                    .query_map([table], |r| r.get::<_, String>(0))
+                let mut read = tx.prepare(&format!("SELECT {} FROM rows WHERE tbl = ?1", row_doc::COLUMNS)).map_err(sql_err)?;
+                let rows = read
+                    .query_map([table], row_doc::from_sql)
                     .map_err(sql_err)?
-                    .collect::<Result<Vec<String>, _>>()
+                    .collect::<Result<Vec<_>, _>>()
                     .map_err(sql_err)?;
                 let mut add = tx
                     .prepare("INSERT OR REPLACE INTO row_index (tbl, col, val, local_id) VALUES (?1, ?2, ?3, ?4)")
                     .map_err(sql_err)?;
-                for t in texts {
-                    let r: LocalRow = decode("row", &t)?;
+                for r in rows {
+                    let r = r?;
                     if let Some(key) = index_key(&r, column) {
                         add.execute(params![table, column, key, r.local_id]).map_err(sql_err)?;
                     }
@@ -193,7 +199,7 @@ supasync_core::maybe_async_trait! {
                 return Err(StoreError::NotFound(format!("no index on {table}.{column}")));
             }
             self.rows_where(
-                "SELECT r.data FROM row_index i JOIN rows r ON r.tbl = i.tbl AND r.local_id = i.local_id
+                "SELECT r.tbl, r.local_id, r.server_id, r.data FROM row_index i JOIN rows r ON r.tbl = i.tbl AND r.local_id = i.local_id
                  WHERE i.tbl = ?1 AND i.col = ?2 AND i.val = ?3 ORDER BY i.local_id",
                 &[&table, &column, &index_value(value)],
             )
@@ -257,17 +263,40 @@ supasync_core::maybe_async_trait! {
             let indexed = self.indexed()?;
             let tx = c.transaction().map_err(sql_err)?;
             {
-                let touches_index = batch.put_rows.iter().any(|r| indexed.contains_key(&r.table))
+                if !batch.new_rows.is_empty() {
+                    // Plain inserts: a taken key fails the batch instead of replacing.
+                    let mut add_row = tx
+                        .prepare_cached("INSERT INTO rows (tbl, local_id, server_id, data) VALUES (?1, ?2, ?3, ?4)")
+                        .map_err(sql_err)?;
+                    for r in &batch.new_rows {
+                        add_row
+                            .execute(params![r.table, r.local_id, row_doc::server_id_text(r)?, row_doc::encode(r)?])
+                            .map_err(|e| taken(e, r))?;
+                    }
+                }
+                if !batch.put_rows.is_empty() {
+                    let mut put_row = tx
+                        .prepare_cached("INSERT OR REPLACE INTO rows (tbl, local_id, server_id, data) VALUES (?1, ?2, ?3, ?4)")
+                        .map_err(sql_err)?;
+                    for r in &batch.put_rows {
+                        put_row.execute(params![r.table, r.local_id, row_doc::server_id_text(r)?, row_doc::encode(r)?]).map_err(sql_err)?;
+                    }
+                }
+                let touches_index = batch.put_rows.iter().chain(&batch.new_rows).any(|r| indexed.contains_key(&r.table))
                     || batch.delete_rows.iter().any(|(t, _)| indexed.contains_key(t));
                 if touches_index {
-                    // Index entries first: the row's old entries go, its new ones come.
+                    // A replaced row's old entries go and its new ones come; a new row
+                    // (its key was free, checked above) has none to clear.
                     let mut drop_keys = tx.prepare_cached("DELETE FROM row_index WHERE tbl = ?1 AND local_id = ?2").map_err(sql_err)?;
                     let mut add_key = tx
                         .prepare_cached("INSERT OR REPLACE INTO row_index (tbl, col, val, local_id) VALUES (?1, ?2, ?3, ?4)")
                         .map_err(sql_err)?;
-                    for r in &batch.put_rows {
+                    let fresh = batch.new_rows.iter().map(|r| (r, false));
+                    for (r, replaced) in batch.put_rows.iter().map(|r| (r, true)).chain(fresh) {
                         let Some(cols) = indexed.get(&r.table) else { continue };
-                        drop_keys.execute(params![r.table, r.local_id]).map_err(sql_err)?;
+                        if replaced {
+                            drop_keys.execute(params![r.table, r.local_id]).map_err(sql_err)?;
+                        }
                         for col in cols {
                             if let Some(key) = index_key(r, col) {
                                 add_key.execute(params![r.table, col, key, r.local_id]).map_err(sql_err)?;
@@ -278,15 +307,6 @@ supasync_core::maybe_async_trait! {
                         if indexed.contains_key(t) {
                             drop_keys.execute(params![t, l]).map_err(sql_err)?;
                         }
-                    }
-                }
-                if !batch.put_rows.is_empty() {
-                    let mut put_row = tx
-                        .prepare_cached("INSERT OR REPLACE INTO rows (tbl, local_id, server_id, data) VALUES (?1, ?2, ?3, ?4)")
-                        .map_err(sql_err)?;
-                    for r in &batch.put_rows {
-                        let sid = r.server_id.as_ref().map(encode).transpose()?;
-                        put_row.execute(params![r.table, r.local_id, sid, encode(r)?]).map_err(sql_err)?;
                     }
                 }
                 if !batch.delete_rows.is_empty() {
@@ -342,6 +362,14 @@ supasync_core::maybe_async_trait! {
             }
             tx.commit().map_err(sql_err)
         }
+    }
+}
+
+/// A failed insert of a new row: its key was taken ([`StoreError::Exists`]), or storage.
+fn taken(e: rusqlite::Error, r: &LocalRow) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::ConstraintViolation) => StoreError::Exists(format!("row `{}` of `{}`", r.local_id, r.table)),
+        _ => sql_err(e),
     }
 }
 

@@ -139,8 +139,15 @@ pub async fn commit(t: &IdbTransaction) -> Result<(), IdbError> {
         }
     });
     let t2 = t.clone();
-    let fail = move |_: web_sys::Event| {
-        let e = match t2.error() {
+    let fail = move |ev: web_sys::Event| {
+        // A failed request's `error` event reaches the transaction before the abort
+        // does, and before the transaction's own `error` is set: its request says why
+        // (a `ConstraintError` for a taken key, say).
+        let from_request = ev
+            .target()
+            .and_then(|t| t.dyn_into::<IdbRequest>().ok())
+            .and_then(|r| r.error().ok().flatten());
+        let e = match from_request.or_else(|| t2.error()) {
             Some(d) => IdbError::new(&d.name(), d.message()),
             None => IdbError::new("AbortError", "the transaction was aborted"),
         };

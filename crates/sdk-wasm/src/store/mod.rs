@@ -430,7 +430,7 @@ supasync_core::maybe_async_trait! {
 impl IdbStore {
     async fn apply_once(&self, db: &IdbDatabase, b: &WriteBatch) -> Result<(), StoreError> {
         let mut names = Vec::with_capacity(4);
-        if !b.put_rows.is_empty() || !b.delete_rows.is_empty() {
+        if !b.put_rows.is_empty() || !b.new_rows.is_empty() || !b.delete_rows.is_empty() {
             names.push(ROWS);
         }
         if !b.add_outbox.is_empty() || !b.put_outbox.is_empty() || !b.delete_outbox.is_empty() {
@@ -461,11 +461,15 @@ impl IdbStore {
                 }
             }
         }
-        if !b.put_rows.is_empty() || !b.delete_rows.is_empty() {
+        if !b.put_rows.is_empty() || !b.new_rows.is_empty() || !b.delete_rows.is_empty() {
             let rows = st(ROWS)?;
             let indexed = self.indexed.borrow().clone();
             for r in &b.put_rows {
                 issue(rows.put(&self.row_record(r, indexed.get(&r.table))?))?;
+            }
+            // `add` fails (and aborts the whole transaction) when the key is taken.
+            for r in &b.new_rows {
+                issue(rows.add(&self.row_record(r, indexed.get(&r.table))?))?;
             }
             for (table, local_id) in &b.delete_rows {
                 issue(rows.delete(&key(&[table, local_id])))?;
@@ -517,7 +521,10 @@ impl IdbStore {
                 issue(history.add(&o))?;
             }
         }
-        commit(&t).await.map_err(store_err)
+        commit(&t).await.map_err(|e| match e.name.as_str() {
+            "ConstraintError" if !b.new_rows.is_empty() => StoreError::Exists(format!("a new row's key is taken: {e}")),
+            _ => store_err(e),
+        })
     }
 }
 
