@@ -246,8 +246,13 @@ impl DevServer {
                 recycling_method: deadpool_postgres::RecyclingMethod::Fast,
             },
         );
+        // Last in, first out: a request gets the connection used most recently, whose
+        // backend has the catalog and the policies cached. First in, first out rotated
+        // every request through all the pool's connections, and each cold one cost a
+        // few milliseconds (a 0.7 ms request took 2-4 ms that way, measured with curl).
         let pool = deadpool_postgres::Pool::builder(mgr)
             .max_size(24)
+            .queue_mode(deadpool_postgres::QueueMode::Lifo)
             .build()
             .map_err(|e| StartError::Config(e.to_string()))?;
         let settings = Settings {

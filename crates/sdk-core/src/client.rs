@@ -100,22 +100,34 @@ impl<H: Http> Client<H> {
         }
     }
 
+    /// `GET` as [`Client::select`], with the rows left as the JSON text the server
+    /// wrote: a pulled page is split without being built, so that the next page can be
+    /// asked for (it needs only the last row) before this one is built and written.
+    /// With `counted`, also how many rows match in all, as cheaply as the server can
+    /// say (`Prefer: count=estimated`: PostgREST answers from the planner's estimate for
+    /// large tables); `None` when it does not say.
+    pub async fn select_raw(&self, table: &str, query: &str, token: &str, counted: bool) -> Result<(Vec<Box<serde_json::value::RawValue>>, Option<u64>), RequestError> {
+        let url = format!("{}/rest/v1/{}?{}", self.project.url, enc(table), query);
+        let res = self.send("GET", url, Some(token), counted.then_some("count=estimated"), None).await?;
+        let total = if counted { Self::total(&res) } else { None };
+        if res.body.is_empty() {
+            return Ok((vec![], total));
+        }
+        let rows: Option<Vec<Box<serde_json::value::RawValue>>> =
+            serde_json::from_slice(&res.body).map_err(|e| RequestError::BadAnswer(format!("expected a JSON array of rows: {e}")))?;
+        Ok((rows.unwrap_or_default(), total))
+    }
+
+    /// The total of `Content-Range: 0-999/10000` (`*/0`, or `0-999/*` when not counted).
+    fn total(res: &HttpResponse) -> Option<u64> {
+        res.header("content-range").and_then(|r| r.rsplit('/').next()).and_then(|t| t.trim().parse().ok())
+    }
+
     /// `GET /rest/v1/{table}?{query}` → rows.
     pub async fn select(&self, table: &str, query: &str, token: &str) -> Result<Vec<Value>, RequestError> {
         let url = format!("{}/rest/v1/{}?{}", self.project.url, enc(table), query);
         let res = self.send("GET", url, Some(token), None, None).await?;
         Self::rows(&res)
-    }
-
-    /// `GET` as [`Client::select`], also asking how many rows match in all, as cheaply
-    /// as the server can say (`Prefer: count=estimated`: PostgREST answers from the
-    /// planner's estimate for large tables). The total is `None` when it does not say.
-    pub async fn select_counted(&self, table: &str, query: &str, token: &str) -> Result<(Vec<Value>, Option<u64>), RequestError> {
-        let url = format!("{}/rest/v1/{}?{}", self.project.url, enc(table), query);
-        let res = self.send("GET", url, Some(token), Some("count=estimated"), None).await?;
-        // `Content-Range: 0-999/10000` (or `*/0`, or `0-999/*` when not counted).
-        let total = res.header("content-range").and_then(|r| r.rsplit('/').next()).and_then(|t| t.trim().parse().ok());
-        Ok((Self::rows(&res)?, total))
     }
 
     /// `POST /rest/v1/{table}?{query}` with `Prefer` → the rows returned.

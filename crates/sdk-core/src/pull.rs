@@ -47,6 +47,37 @@ fn objects(rows: Vec<Value>) -> Result<Vec<Row>, EngineError> {
         .collect()
 }
 
+/// One row of a pulled page, still the JSON text the server wrote.
+type RawRow = Box<serde_json::value::RawValue>;
+
+/// A pulled row built (anything but an object is a broken answer).
+fn build(raw: &RawRow) -> Result<Row, EngineError> {
+    serde_json::from_str(raw.get())
+        .map_err(|e| crate::client::RequestError::BadAnswer(format!("a row is not an object: {e}: {}", raw.get())).into())
+}
+
+/// A page's length with its first and last rows built: all the walk needs to ask for
+/// the page after it.
+struct Ends {
+    len: usize,
+    first: Option<Row>,
+    last: Option<Row>,
+}
+
+impl Ends {
+    fn as_refs(&self) -> (usize, Option<&Row>, Option<&Row>) {
+        (self.len, self.first.as_ref(), self.last.as_ref())
+    }
+}
+
+fn ends(rows: &[RawRow]) -> Result<Ends, EngineError> {
+    Ok(Ends {
+        len: rows.len(),
+        first: rows.first().map(build).transpose()?,
+        last: rows.last().map(build).transpose()?,
+    })
+}
+
 /// Where the next page of a table's keyset walk starts, in `(sync_txid, key)` order.
 enum PageAt {
     /// The first page: transactions from this id on.
@@ -78,8 +109,9 @@ impl PageAt {
         }
     }
 
-    /// Where the page after `rows` (this page's answer) starts; `None`: the walk is done.
-    fn next(&self, rows: &[Row], key: &str, page: usize, table: &str) -> Result<Option<PageAt>, EngineError> {
+    /// Where the page after this page's answer starts (its length, first and last
+    /// rows); `None`: the walk is done.
+    fn next(&self, (len, first, last): (usize, Option<&Row>, Option<&Row>), key: &str, page: usize, table: &str) -> Result<Option<PageAt>, EngineError> {
         let txid = |r: &Row| {
             r.get("sync_txid").and_then(Value::as_i64).ok_or_else(|| {
                 EngineError::from(crate::client::RequestError::BadAnswer(format!(
@@ -87,8 +119,8 @@ impl PageAt {
                 )))
             })
         };
-        Ok(match (rows.first(), rows.last()) {
-            (Some(first), Some(last)) if rows.len() >= page => {
+        Ok(match (first, last) {
+            (Some(first), Some(last)) if len >= page => {
                 let (t, id) = (txid(last)?, last.get(key).map(id_text).unwrap_or_default());
                 // A second full page of one transaction's rows: it is large, so read
                 // on inside it by key alone (an index seek; the `or` form rescans the
@@ -163,14 +195,16 @@ impl<S: Store, H: Http> Engine<S, H> {
         objects(rows)
     }
 
-    async fn get_rows_counted(&self, table: &str, query: String) -> Result<(Vec<Row>, Option<u64>), EngineError> {
-        let (rows, total) = self
+    /// A page of rows as the server wrote them (see [`Client::select_raw`]).
+    ///
+    /// [`Client::select_raw`]: crate::client::Client::select_raw
+    async fn get_page(&self, table: &str, query: String, counted: bool) -> Result<(Vec<RawRow>, Option<u64>), EngineError> {
+        Ok(self
             .authed(|t| {
                 let q = query.clone();
-                async move { self.client.select_counted(table, &q, &t).await }
+                async move { self.client.select_raw(table, &q, &t, counted).await }
             })
-            .await?;
-        Ok((objects(rows)?, total))
+            .await?)
     }
 
     /// Pull every table, parents first.
@@ -226,31 +260,33 @@ impl<S: Store, H: Http> Engine<S, H> {
             report.rows += self.apply_server_rows(decl, rows, WriteBatch::default()).await?;
         }
         let table = &decl.name;
-        let apply = |rows: Vec<Row>| self.apply_pulled(decl, rows, WriteBatch::default(), held);
+        // A page is built into rows and written while the next one is on its way: only
+        // its first and last rows are built before the next request goes out.
+        let apply = |raw: Vec<RawRow>| async move {
+            let rows = raw.iter().map(build).collect::<Result<Vec<Row>, EngineError>>()?;
+            drop(raw);
+            self.apply_pulled(decl, rows, WriteBatch::default(), held).await
+        };
         let page_query = |at: &PageAt| at.query("select=*", &decl.key, snap.xmax, page);
         let mut at = PageAt::From(cur.next_txid);
         // A table never pulled here (a restore) asks for the count with its first page,
         // to report progress against it.
-        let (mut rows, total): (Vec<Row>, Option<u64>) = if cur == Cursor::default() {
-            self.get_rows_counted(table, page_query(&at)).await?
-        } else {
-            (self.get_rows(table, page_query(&at)).await?, None)
-        };
+        let (mut rows, total) = self.get_page(table, page_query(&at), cur == Cursor::default()).await?;
         report.requests += 1;
         let mut so_far: u64 = 0;
         let mut pages = 0;
         // The page past a transaction being read by key (`Within`), asked alongside its
         // first such page: when that transaction's rows run out, the walk goes on from
         // it instead of waiting for an answer that is often empty.
-        let mut past: Option<(i64, Vec<Row>)> = None;
+        let mut past: Option<(i64, Vec<RawRow>)> = None;
         loop {
             pages += 1;
             so_far += rows.len() as u64;
-            let mut next_at = at.next(&rows, &decl.key, page, table)?;
+            let mut next_at = at.next(ends(&rows)?.as_refs(), &decl.key, page, table)?;
             if let Some(PageAt::Past(t)) = next_at {
                 if let Some((_, ahead)) = past.take_if(|(pt, _)| *pt == t) {
                     so_far += ahead.len() as u64;
-                    next_at = PageAt::Past(t).next(&ahead, &decl.key, page, table)?;
+                    next_at = PageAt::Past(t).next(ends(&ahead)?.as_refs(), &decl.key, page, table)?;
                     rows.extend(ahead);
                 }
             }
@@ -267,13 +303,13 @@ impl<S: Store, H: Http> Engine<S, H> {
                 _ => None,
             };
             let n = rows.len();
-            // The next page is on its way while this one is written (the requests are
-            // polled first, so the HTTP client carries them while the store works).
+            // The next page is on its way while this one is built and written (the
+            // requests are polled first, so the HTTP client carries them meanwhile).
             let (next, ahead, applied) = futures_util::join!(
-                self.get_rows(table, page_query(&at)),
+                self.get_page(table, page_query(&at), false),
                 async {
                     match ask_past {
-                        Some(t) => Some((t, self.get_rows(table, page_query(&PageAt::Past(t))).await)),
+                        Some(t) => Some((t, self.get_page(table, page_query(&PageAt::Past(t)), false).await)),
                         None => None,
                     }
                 },
@@ -282,13 +318,13 @@ impl<S: Store, H: Http> Engine<S, H> {
             report.rows += applied?;
             report.requests += 1;
             if let Some((t, ahead)) = ahead {
-                past = Some((t, ahead?));
+                past = Some((t, ahead?.0));
                 report.requests += 1;
             }
             if n > 0 {
                 self.events.progress(PullProgress { table: table.clone(), rows: so_far, total, done: false });
             }
-            rows = next?;
+            rows = next?.0;
         }
         let next = Cursor {
             next_txid: snap.xmax,
@@ -334,7 +370,7 @@ impl<S: Store, H: Http> Engine<S, H> {
                 .get_rows("supasync_tombstones", at.query(&base, "id", snap.xmax, self.cfg.page_size))
                 .await?;
             report.requests += 1;
-            let next = at.next(&page, "id", self.cfg.page_size, "supasync_tombstones")?;
+            let next = at.next((page.len(), page.first(), page.last()), "id", self.cfg.page_size, "supasync_tombstones")?;
             found.extend(page);
             match next {
                 Some(n) => at = n,
@@ -518,5 +554,39 @@ impl<S: Store, H: Http> Engine<S, H> {
         self.adopt_children(&decl.name, &learned, &mut wb).await?;
         self.store.apply(wb).await?;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(text: &str) -> RawRow {
+        serde_json::from_str(text).expect("valid JSON")
+    }
+
+    #[test]
+    fn a_page_needs_only_its_ends_built_to_ask_for_the_next() {
+        let page: Vec<RawRow> = (0..3).map(|i| raw(&format!(r#"{{"id": "k{i}", "sync_txid": 7}}"#))).collect();
+        let e = ends(&page).unwrap();
+        let (len, first, last) = e.as_refs();
+        assert_eq!((len, first.and_then(|r| r.get("id")), last.and_then(|r| r.get("id"))), (3, Some(&json!("k0")), Some(&json!("k2"))));
+        // A full page of one transaction, first met: read on after its last row.
+        let next = PageAt::From(0).next(e.as_refs(), "id", 3, "messages").unwrap();
+        assert!(matches!(next, Some(PageAt::After(7, ref id)) if id == "k2"));
+        // Met again full: it is large, read on inside it by key.
+        let next = PageAt::After(7, "a".into()).next(e.as_refs(), "id", 3, "messages").unwrap();
+        assert!(matches!(next, Some(PageAt::Within(7, ref id)) if id == "k2"));
+        assert!(ends(&[]).unwrap().first.is_none());
+    }
+
+    #[test]
+    fn a_row_that_is_not_an_object_is_a_broken_answer() {
+        for bad in ["[1, 2]", "\"text\"", "null"] {
+            let err = build(&raw(bad)).unwrap_err();
+            assert!(err.to_string().contains("a row is not an object"), "{bad}: {err}");
+        }
+        let err = ends(&[raw(r#"{"id": 1}"#), raw("3")]).err().expect("the last row is broken");
+        assert!(err.to_string().contains("a row is not an object"), "{err}");
     }
 }
