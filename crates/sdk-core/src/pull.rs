@@ -263,9 +263,16 @@ impl<S: Store, H: Http> Engine<S, H> {
         // A page is built into rows and written while the next one is on its way: only
         // its first and last rows are built before the next request goes out.
         let apply = |raw: Vec<RawRow>| async move {
-            let rows = raw.iter().map(build).collect::<Result<Vec<Row>, EngineError>>()?;
-            drop(raw);
-            self.apply_pulled(decl, rows, WriteBatch::default(), held).await
+            let build_all = || raw.iter().map(build).collect::<Result<Vec<Row>, EngineError>>();
+            match self.apply_pulled(decl, build_all()?, WriteBatch::default(), held).await {
+                // Two server rows under one local key (rows that others share with this
+                // user, their local ids unique only per owner): a restore's plain
+                // inserts refuse the page, and nothing of it was written. Merge it.
+                Err(EngineError::Store(StoreError::Exists(_))) if matches!(held, Held::NoneYet) => {
+                    self.apply_pulled(decl, build_all()?, WriteBatch::default(), Held::LookUp).await
+                }
+                other => other,
+            }
         };
         let page_query = |at: &PageAt| at.query("select=*", &decl.key, snap.xmax, page);
         let mut at = PageAt::From(cur.next_txid);

@@ -319,6 +319,43 @@ async fn a_restore_walks_transactions_of_every_size_once() {
 }
 
 #[tokio::test]
+async fn two_server_rows_under_one_local_id_do_not_stall_a_restore() {
+    // A schema whose local ids are not unique (rows shared by several owners, say):
+    // a later page brings a second row under a local id an earlier page stored. The
+    // restore merges it (the later version wins, as any pull does) instead of failing.
+    let s = server().await;
+    let a = device(&s).await;
+    let me = a.sign_up("dup@example.com", "password-123").await.unwrap();
+    let conv = a.insert("conversations", &json!({"title": "dup"})).await.unwrap().local_id;
+    a.push().await.unwrap();
+    let (db, conn) = tokio_postgres::connect(s.database_url(), tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    db.batch_execute("alter table public.messages drop constraint messages_user_id_local_id_key").await.unwrap();
+    let insert = "insert into public.messages (user_id, conversation_id, role, content, local_id)
+                  select $1::text::uuid, c.id, 'user', $2, $3 from public.conversations c where c.local_id = $4";
+    for i in 0..10 {
+        db.execute(insert, &[&me.user_id, &format!("first {i}"), &format!("d-{i}"), &conv]).await.unwrap();
+    }
+    db.execute(insert, &[&me.user_id, &"later".to_string(), &"d-3".to_string(), &conv]).await.unwrap();
+    let b = Engine::open(
+        schema(),
+        SqliteStore::in_memory().unwrap(),
+        ReqwestHttp::with_timeout(Duration::from_secs(5)).unwrap(),
+        Project { url: s.url().into(), anon_key: s.anon_key().into() },
+        EngineConfig { page_size: 5, ..EngineConfig::with_clock(system_now_ms) },
+    )
+    .await
+    .unwrap();
+    b.sign_in("dup@example.com", "password-123").await.unwrap();
+    let pulled = b.pull().await.expect("the restore goes through");
+    assert_eq!(pulled.rows, 12, "every server row was read");
+    let got = b.query("messages", &Query::default()).await.unwrap();
+    assert_eq!(got.len(), 10, "one local row per local id");
+    let d3 = got.iter().find(|m| m.local_id == "d-3").expect("d-3");
+    assert_eq!(d3.row["content"], json!("later"), "the later version wins");
+}
+
+#[tokio::test]
 async fn a_lost_answer_is_retried_without_duplicates_or_overwriting_newer_data() {
     let s = server().await;
     let host = s.url().trim_start_matches("http://").to_string();
