@@ -28,6 +28,15 @@ async fn device(server: &DevServer) -> Device {
 }
 
 async fn device_at(url: &str, anon_key: &str) -> Device {
+    device_with(url, anon_key, EngineConfig::with_clock(system_now_ms)).await
+}
+
+/// A device that pulls pages of `page` rows (small pages: many pages from few rows).
+async fn device_paging(server: &DevServer, page: usize) -> Device {
+    device_with(server.url(), server.anon_key(), EngineConfig { page_size: page, ..EngineConfig::with_clock(system_now_ms) }).await
+}
+
+async fn device_with(url: &str, anon_key: &str, cfg: EngineConfig) -> Device {
     Engine::open(
         schema(),
         SqliteStore::in_memory().unwrap(),
@@ -36,7 +45,7 @@ async fn device_at(url: &str, anon_key: &str) -> Device {
             url: url.into(),
             anon_key: anon_key.into(),
         },
-        EngineConfig::with_clock(system_now_ms),
+        cfg,
     )
     .await
     .unwrap()
@@ -295,15 +304,7 @@ async fn a_restore_walks_transactions_of_every_size_once() {
         }
         tx.commit().await.unwrap();
     }
-    let b = Engine::open(
-        schema(),
-        SqliteStore::in_memory().unwrap(),
-        ReqwestHttp::with_timeout(Duration::from_secs(5)).unwrap(),
-        Project { url: s.url().into(), anon_key: s.anon_key().into() },
-        EngineConfig { page_size: page, ..EngineConfig::with_clock(system_now_ms) },
-    )
-    .await
-    .unwrap();
+    let b = device_paging(&s, page).await;
     b.sign_in("walk@example.com", "password-123").await.unwrap();
     let pulled = b.pull().await.unwrap();
     let total: usize = sizes.iter().sum();
@@ -337,15 +338,7 @@ async fn two_server_rows_under_one_local_id_do_not_stall_a_restore() {
         db.execute(insert, &[&me.user_id, &format!("first {i}"), &format!("d-{i}"), &conv]).await.unwrap();
     }
     db.execute(insert, &[&me.user_id, &"later".to_string(), &"d-3".to_string(), &conv]).await.unwrap();
-    let b = Engine::open(
-        schema(),
-        SqliteStore::in_memory().unwrap(),
-        ReqwestHttp::with_timeout(Duration::from_secs(5)).unwrap(),
-        Project { url: s.url().into(), anon_key: s.anon_key().into() },
-        EngineConfig { page_size: 5, ..EngineConfig::with_clock(system_now_ms) },
-    )
-    .await
-    .unwrap();
+    let b = device_paging(&s, 5).await;
     b.sign_in("dup@example.com", "password-123").await.unwrap();
     let pulled = b.pull().await.expect("the restore goes through");
     assert_eq!(pulled.rows, 12, "every server row was read");
