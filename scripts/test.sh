@@ -8,6 +8,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 export PATH="$HOME/.cargo/bin:$PATH"
+# A test run builds once from scratch: incremental-compilation caches would only add
+# gigabytes to target/ (more than half of it) and never be read.
+export CARGO_INCREMENTAL=0
+# The whole run needs about 4 GB in target/ (debug, wasm, Tauri, bindings). Say so
+# plainly up front instead of failing in the middle of a compile.
+need_kb=$((5 * 1024 * 1024))
+free_kb=$(df -Pk . | awk 'NR==2 {print $4}')
+if [ "${free_kb:-0}" -lt "$need_kb" ]; then
+  echo "test: only $((free_kb / 1024)) MB free on $(df -P . | awk 'NR==2 {print $6}'); the test run needs about 5 GB for target/." >&2
+  exit 1
+fi
 
 echo "== cargo build" >&2
 cargo build --workspace --locked
