@@ -5,6 +5,9 @@
 //! refuse new connections, or cut every open one (a dropped WebSocket); and it can play
 //! a failing gateway: answer new connections 503 without forwarding them, or forward a
 //! request and answer 500 in place of the server's answer (the write may have landed).
+//! Apart from the mode, it can hold the answer to one chosen request until the test
+//! lets it go ([`FaultProxy::hold_answer`]): a device then waits at a known point of a
+//! sync, which makes a race with that wait deterministic.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -39,9 +42,44 @@ fn error_answer(status: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// A request whose answer is to be held, until it arrives.
+struct HoldSpec {
+    needles: Vec<String>,
+    arrived: tokio::sync::watch::Sender<bool>,
+    released: tokio::sync::watch::Receiver<bool>,
+}
+
+type PendingHold = Arc<Mutex<Option<HoldSpec>>>;
+
+/// The answer to one request, held by the proxy (see [`FaultProxy::hold_answer`]).
+/// Dropping it lets the answer go, so a failed test never leaves a device waiting.
+pub struct AnswerHold {
+    arrived: tokio::sync::watch::Receiver<bool>,
+    release: tokio::sync::watch::Sender<bool>,
+}
+
+impl AnswerHold {
+    /// Wait until the request has been sent on to the server (its answer is held).
+    pub async fn arrived(&mut self) {
+        let _ = self.arrived.wait_for(|a| *a).await;
+    }
+
+    /// Let the answer go to the device.
+    pub fn release(&self) {
+        self.release.send_replace(true);
+    }
+}
+
+impl Drop for AnswerHold {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
 pub struct FaultProxy {
     pub port: u16,
     mode: Arc<Mutex<Mode>>,
+    hold: PendingHold,
     cut: Arc<tokio::sync::Notify>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -53,6 +91,8 @@ impl FaultProxy {
         let port = listener.local_addr()?.port();
         let mode = Arc::new(Mutex::new(Mode::Pass));
         let m = mode.clone();
+        let hold: PendingHold = Arc::new(Mutex::new(None));
+        let h = hold.clone();
         let cut = Arc::new(tokio::sync::Notify::new());
         let cut_all = cut.clone();
         let task = tokio::spawn(async move {
@@ -61,19 +101,19 @@ impl FaultProxy {
                     drop(client);
                     continue;
                 }
-                let (up, m, cut) = (upstream.clone(), m.clone(), cut_all.clone());
+                let (up, m, cut, h) = (upstream.clone(), m.clone(), cut_all.clone(), h.clone());
                 tokio::spawn(async move {
                     let cut = cut.notified();
                     tokio::pin!(cut);
                     cut.as_mut().enable();
                     tokio::select! {
-                        _ = relay(client, up, m) => {}
+                        _ = relay(client, up, m, h) => {}
                         _ = cut => {}
                     }
                 });
             }
         });
-        Ok(FaultProxy { port, mode, cut, task })
+        Ok(FaultProxy { port, mode, hold, cut, task })
     }
 
     /// Close every open connection now (both directions).
@@ -83,6 +123,20 @@ impl FaultProxy {
 
     pub fn set(&self, mode: Mode) {
         *self.mode.lock().unwrap_or_else(|e| e.into_inner()) = mode;
+    }
+
+    /// Hold the answer to the next request whose head contains every one of
+    /// `needles` (say `["GET /rest/v1/messages?", "&or="]`): the request goes on to the
+    /// server, its answer waits until [`AnswerHold::release`]. Only that one request.
+    pub fn hold_answer(&self, needles: &[&str]) -> AnswerHold {
+        let (arrived_tx, arrived) = tokio::sync::watch::channel(false);
+        let (release, released) = tokio::sync::watch::channel(false);
+        *self.hold.lock().unwrap_or_else(|e| e.into_inner()) = Some(HoldSpec {
+            needles: needles.iter().map(|n| n.to_string()).collect(),
+            arrived: arrived_tx,
+            released,
+        });
+        AnswerHold { arrived, release }
     }
 
     pub fn url(&self) -> String {
@@ -96,7 +150,18 @@ impl Drop for FaultProxy {
     }
 }
 
-async fn relay(mut client: TcpStream, up: String, m: Arc<Mutex<Mode>>) {
+/// The hold `chunk` (a request's bytes from the device) triggers, taken off the proxy.
+fn matching_hold(hold: &PendingHold, chunk: &[u8]) -> Option<HoldSpec> {
+    let mut pending = hold.lock().unwrap_or_else(|e| e.into_inner());
+    let text = String::from_utf8_lossy(chunk);
+    if pending.as_ref()?.needles.iter().all(|n| text.contains(n.as_str())) {
+        pending.take()
+    } else {
+        None
+    }
+}
+
+async fn relay(mut client: TcpStream, up: String, m: Arc<Mutex<Mode>>, hold: PendingHold) {
     if *m.lock().unwrap_or_else(|e| e.into_inner()) == Mode::Unavailable {
         // Take the request (so the client is not reset mid-write), answer, close.
         let mut buf = vec![0u8; 64 * 1024];
@@ -110,14 +175,27 @@ async fn relay(mut client: TcpStream, up: String, m: Arc<Mutex<Mode>>) {
     let _ = server.set_nodelay(true);
     let (mut cr, mut cw) = client.into_split();
     let (mut sr, mut sw) = server.into_split();
+    // The release this connection's next answer waits for. HTTP/1.1 answers one request
+    // at a time on a connection, so bytes from the server after a held request are its
+    // answer.
+    let held: Arc<Mutex<Option<tokio::sync::watch::Receiver<bool>>>> = Arc::new(Mutex::new(None));
+    let held_in = held.clone();
     let to_server = AbortOnDrop(tokio::spawn(async move {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             match cr.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
+                    let spec = matching_hold(&hold, &buf[..n]);
+                    if let Some(spec) = &spec {
+                        // Set before the request goes on: its answer cannot slip past.
+                        *held_in.lock().unwrap_or_else(|e| e.into_inner()) = Some(spec.released.clone());
+                    }
                     if sw.write_all(&buf[..n]).await.is_err() {
                         break;
+                    }
+                    if let Some(spec) = spec {
+                        spec.arrived.send_replace(true);
                     }
                 }
             }
@@ -130,6 +208,10 @@ async fn relay(mut client: TcpStream, up: String, m: Arc<Mutex<Mode>>) {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
+        let release = held.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(mut release) = release {
+            let _ = release.wait_for(|r| *r).await;
+        }
         let mode = *m.lock().unwrap_or_else(|e| e.into_inner());
         match mode {
             Mode::Pass => {}

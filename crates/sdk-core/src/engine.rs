@@ -176,6 +176,9 @@ pub struct Engine<S: Store, H: Http> {
     pub(crate) provider: Option<Box<dyn TokenProvider>>,
     /// One writer: local writes, push results and pulls apply one at a time.
     pub(crate) writer: crate::write_lock::WriterLock,
+    /// One pull at a time. A pull takes `writer` only while it applies a page, so local
+    /// writes go on while it waits for the server.
+    pub(crate) puller: Mutex<()>,
     pub(crate) events: crate::events::Notifier,
     /// Rows the server deleted, so that stale Realtime changes cannot revive them.
     pub(crate) graveyard: crate::server_delete::Graveyard,
@@ -201,6 +204,7 @@ impl<S: Store, H: Http> Engine<S, H> {
             session: Mutex::new(session),
             provider: None,
             writer: Default::default(),
+            puller: Mutex::new(()),
             events: Default::default(),
             graveyard: Default::default(),
         })

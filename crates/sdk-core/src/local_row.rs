@@ -58,6 +58,16 @@ pub fn id_text(id: &Value) -> String {
     }
 }
 
+/// The version of a server row: the SQL kit's `sync_txid`, the id of the transaction
+/// that wrote it last (ids only grow). Realtime sends it as a number or as text.
+pub fn sync_txid(row: &Row) -> Option<i64> {
+    match row.get("sync_txid")? {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
 /// The local key of a row as the server sends it: its local id, or, for a row created
 /// on the server without one, a key derived from its server id ([`server_key`]).
 pub fn row_key(decl: &crate::schema::TableDecl, server_row: &Row) -> Option<String> {

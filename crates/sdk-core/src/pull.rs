@@ -7,6 +7,15 @@
 //! the cursor moves only when the table is done, so a crash re-pulls, never skips.
 //! Server rows update the mirror; a pending local change stays on top of it. References
 //! come back as the parent's local id. A new device restores everything this way.
+//!
+//! A pull holds the writer lock only while it applies a page, not while it waits for
+//! the server: a restore of a million rows takes minutes, and the app's writes must not
+//! wait for it. Pulls themselves run one at a time. What may land between two pages: a
+//! local write (it changes the overlay, which a page keeps), or a push's answer, which
+//! is newer than any row of the pull (the pull reads below its snapshot). A page never
+//! puts back an older version of a row than the one the device holds (`sync_txid`), so
+//! that answer stays; a restore's new rows cannot meet a row written meanwhile, since
+//! local inserts take fresh local ids (and if one did, the page is merged instead).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -14,7 +23,7 @@ use serde_json::{json, Value};
 use crate::client::enc;
 use crate::engine::{Engine, EngineError};
 use crate::events::PullProgress;
-use crate::local_row::{id_text, row_key, LocalRow, Overlay, RowStatus};
+use crate::local_row::{id_text, row_key, sync_txid, LocalRow, Overlay, RowStatus};
 use crate::schema::TableDecl;
 use crate::store::{Store, StoreError, WriteBatch};
 use crate::transport::Http;
@@ -209,7 +218,7 @@ impl<S: Store, H: Http> Engine<S, H> {
 
     /// Pull every table, parents first.
     pub async fn pull(&self) -> Result<PullReport, EngineError> {
-        let _w = self.writer.lock().await;
+        let _one_pull = self.puller.lock().await;
         let mut report = PullReport::default();
         let snap = self.snapshot().await?;
         report.requests += 1;
@@ -239,7 +248,10 @@ impl<S: Store, H: Http> Engine<S, H> {
                 None,
                 json!({"rows": rows, "deleted": deleted}),
             ));
-            self.store.apply(wb).await?;
+            {
+                let _w = self.writer.lock().await;
+                self.store.apply(wb).await?;
+            }
             if rows + deleted > 0 {
                 self.events.changed(vec![decl.name.clone()], false);
             }
@@ -257,12 +269,14 @@ impl<S: Store, H: Http> Engine<S, H> {
                 .get_rows(&decl.name, format!("select=*&sync_txid=in.({})", enc(&ids.join(","))))
                 .await?;
             report.requests += 1;
+            let _w = self.writer.lock().await;
             report.rows += self.apply_server_rows(decl, rows, WriteBatch::default()).await?;
         }
         let table = &decl.name;
         // A page is built into rows and written while the next one is on its way: only
         // its first and last rows are built before the next request goes out.
         let apply = |raw: Vec<RawRow>| async move {
+            let _w = self.writer.lock().await;
             let build_all = || raw.iter().map(build).collect::<Result<Vec<Row>, EngineError>>();
             match self.apply_pulled(decl, build_all()?, WriteBatch::default(), held).await {
                 // Two server rows under one local key (rows that others share with this
@@ -337,6 +351,7 @@ impl<S: Store, H: Http> Engine<S, H> {
             next_txid: snap.xmax,
             pending: snap.xip.clone(),
         };
+        let _w = self.writer.lock().await;
         self.store
             .apply(WriteBatch {
                 meta: vec![(key, Some(json!(next)))],
@@ -356,6 +371,7 @@ impl<S: Store, H: Http> Engine<S, H> {
                 next_txid: snap.xmax,
                 pending: snap.xip.clone(),
             };
+            let _w = self.writer.lock().await;
             self.store
                 .apply(WriteBatch {
                     meta: vec![(key, Some(json!(start)))],
@@ -384,6 +400,7 @@ impl<S: Store, H: Http> Engine<S, H> {
                 None => break,
             }
         }
+        let _w = self.writer.lock().await;
         let mut wb = WriteBatch::default();
         let outbox = if found.is_empty() { vec![] } else { self.store.outbox().await? };
         let mut settled = std::collections::HashSet::new();
@@ -464,6 +481,14 @@ impl<S: Store, H: Http> Engine<S, H> {
         for server in rows {
             let server_id = server.get(&decl.key).cloned();
             let Some(local_id) = row_key(decl, &server) else { continue };
+            // Older than the version this device holds (a push's answer applied while
+            // this page was on its way): the newer one stays.
+            let holds = seen.get(&local_id).or_else(|| held.get(&local_id));
+            if let (Some(have), Some(got)) = (holds.and_then(|r| sync_txid(r.mirror.as_ref()?)), sync_txid(&server)) {
+                if got < have {
+                    continue;
+                }
+            }
             let mirror = self.map_to_local(&decl.name, server, &Row::new(), &mut parents).await?;
             let existing = match seen.remove(&local_id) {
                 Some(r) => Some(r),

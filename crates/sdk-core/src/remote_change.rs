@@ -16,7 +16,7 @@
 use serde_json::Value;
 
 use crate::engine::{Engine, EngineError};
-use crate::local_row::{id_text, row_key};
+use crate::local_row::{id_text, row_key, sync_txid};
 use crate::realtime::PgChange;
 use crate::store::{Store, WriteBatch};
 use crate::transport::Http;
@@ -33,14 +33,6 @@ pub enum Applied {
     Deleted,
     /// Already known, older than the replica, or about nothing this device holds.
     Skipped,
-}
-
-fn txid(v: Option<&Value>) -> Option<i64> {
-    match v? {
-        Value::Number(n) => n.as_i64(),
-        Value::String(s) => s.parse().ok(),
-        _ => None,
-    }
 }
 
 impl<S: Store, H: Http> Engine<S, H> {
@@ -87,8 +79,8 @@ impl<S: Store, H: Http> Engine<S, H> {
                             held = self.store.find_by_server_id(&decl.name, id).await?;
                         }
                     }
-                    let mine = held.as_ref().and_then(|r| txid(r.mirror.as_ref()?.get("sync_txid")));
-                    let got = txid(c.record.get("sync_txid"));
+                    let mine = held.as_ref().and_then(|r| sync_txid(r.mirror.as_ref()?));
+                    let got = sync_txid(&c.record);
                     let stale = held.is_none()
                         && (self.graveyard.holds_change(&decl.name, local.as_deref(), c.record.get(&decl.key))
                             || self.pulled_past(&decl.name, got).await?);

@@ -1,6 +1,8 @@
 //! The engine's one-writer rule, across everything that shares a store. Every local
-//! write, push result and pull reads the store and then applies a batch; two of them
+//! write, push and pulled page reads the store and then applies a batch; two of them
 //! interleaved could coalesce into an entry that is being sent, or undo each other.
+//! A push holds it for its whole run (its outbox must not change under it); a pull
+//! only while it applies a page (see [`crate::pull`]), so writes go on during a restore.
 //! Inside one process an async mutex serialises them. Where several processes share
 //! one store (browser tabs on one IndexedDB database), the platform adds a
 //! [`SharedLock`] (Web Locks in the browser) taken after the in-process mutex, so the

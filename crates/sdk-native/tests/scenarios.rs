@@ -348,6 +348,105 @@ async fn two_server_rows_under_one_local_id_do_not_stall_a_restore() {
     assert_eq!(d3.row["content"], json!("later"), "the later version wins");
 }
 
+/// A device that pulls pages of `page` rows through `proxy`.
+async fn device_paging_via(proxy: &FaultProxy, server: &DevServer, page: usize) -> Device {
+    device_with(&proxy.url(), server.anon_key(), EngineConfig { page_size: page, ..EngineConfig::with_clock(system_now_ms) }).await
+}
+
+/// Fails the test (instead of hanging it) when `f` waits for the pull it runs beside.
+async fn within_the_held_page<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(20), f)
+        .await
+        .unwrap_or_else(|_| panic!("{what} waited for the pull: the pull holds the writer lock while it waits for a page"))
+}
+
+#[tokio::test]
+async fn local_writes_and_a_push_go_through_while_a_restore_waits_for_its_next_page() {
+    // A restore of years of history takes minutes; the app must keep writing. The
+    // restore's second page of messages is held at the proxy, so the writes below run
+    // while the restore is provably mid-way (waiting for that page).
+    let s = server().await;
+    let a = device(&s).await;
+    a.sign_up("midrestore@example.com", "password-123").await.unwrap();
+    let conv = a.insert("conversations", &json!({"title": "old"})).await.unwrap().local_id;
+    for i in 0..250 {
+        a.insert("messages", &json!({"conversation_id": conv, "role": "user", "content": format!("m{i}")})).await.unwrap();
+    }
+    a.push().await.unwrap();
+    let proxy = FaultProxy::start(s.url().trim_start_matches("http://").to_string()).await.unwrap();
+    let b = device_paging_via(&proxy, &s, 100).await;
+    b.sign_in("midrestore@example.com", "password-123").await.unwrap();
+    let mut page_two = proxy.hold_answer(&["GET /rest/v1/messages?", "&or="]);
+    let (pulled, ()) = tokio::join!(b.pull(), async {
+        page_two.arrived().await;
+        let new = within_the_held_page("an insert", b.insert("messages", &json!({"conversation_id": conv, "role": "user", "content": "typed during the restore"})))
+            .await
+            .unwrap();
+        within_the_held_page("an update", b.update("conversations", &conv, &json!({"title": "renamed during the restore"}))).await.unwrap();
+        let so_far = b.query("messages", &Query::default()).await.unwrap().len();
+        assert!(so_far <= 101, "the restore is mid-way: {so_far} messages here");
+        let pushed = within_the_held_page("a push", b.push()).await.unwrap();
+        assert_eq!((pushed.pushed, pushed.rejected), (2, 0));
+        assert_eq!(b.get("messages", &new.local_id).await.unwrap().unwrap().status, RowStatus::Synced);
+        page_two.release();
+    });
+    assert_eq!(pulled.unwrap().rows, 251, "the conversation and 250 messages");
+    let on_b = b.query("messages", &Query::default()).await.unwrap();
+    assert_eq!(on_b.len(), 251, "every message once, and the one typed during the restore");
+    assert_eq!(b.get("conversations", &conv).await.unwrap().unwrap().row["title"], json!("renamed during the restore"));
+    // Exactly once on the server, and another pull changes nothing on this device.
+    assert_eq!(server_rows(&s, "messages", "select=id").await.len(), 251);
+    b.pull().await.unwrap();
+    assert_eq!(b.query("messages", &Query::default()).await.unwrap().len(), 251);
+    assert_eq!(b.status().await.unwrap().pending, 0);
+    a.pull().await.unwrap();
+    assert_eq!(a.get("conversations", &conv).await.unwrap().unwrap().row["title"], json!("renamed during the restore"));
+}
+
+#[tokio::test]
+async fn a_page_read_before_this_device_pushed_an_edit_does_not_bring_the_old_version_back() {
+    // Device B catches up on 15 memories A edited. B's second page is read by the
+    // server and held; meanwhile B edits a memory of that page and pushes it. The held
+    // page, older than B's push, must not undo the edit on B.
+    let s = server().await;
+    let a = device(&s).await;
+    a.sign_up("olderpage@example.com", "password-123").await.unwrap();
+    let ids: Vec<String> = {
+        let mut ids = vec![];
+        for i in 0..15 {
+            ids.push(a.insert("memories", &json!({"content": format!("first {i}")})).await.unwrap().local_id);
+        }
+        ids
+    };
+    a.push().await.unwrap();
+    let proxy = FaultProxy::start(s.url().trim_start_matches("http://").to_string()).await.unwrap();
+    let b = device_paging_via(&proxy, &s, 10).await;
+    b.sign_in("olderpage@example.com", "password-123").await.unwrap();
+    b.pull().await.unwrap();
+    for (i, id) in ids.iter().enumerate() {
+        a.update("memories", id, &json!({"content": format!("from a {i}")})).await.unwrap();
+    }
+    a.push().await.unwrap();
+    // The last row of the catch-up walk is on its second page.
+    let walk = server_rows(&s, "memories", "select=local_id&order=sync_txid.asc,id.asc").await;
+    let x = walk.last().and_then(|r| r["local_id"].as_str()).unwrap().to_string();
+    let mut page_two = proxy.hold_answer(&["GET /rest/v1/memories?", "&or="]);
+    let (pulled, ()) = tokio::join!(b.pull(), async {
+        page_two.arrived().await;
+        within_the_held_page("an edit", b.update("memories", &x, &json!({"content": "from b"}))).await.unwrap();
+        assert_eq!(within_the_held_page("a push", b.push()).await.unwrap().pushed, 1);
+        page_two.release();
+    });
+    assert_eq!(pulled.unwrap().rows, 15);
+    let mine = b.get("memories", &x).await.unwrap().unwrap();
+    assert_eq!((mine.row["content"].clone(), mine.status), (json!("from b"), RowStatus::Synced), "the held page undid the edit");
+    let on_server = server_rows(&s, "memories", &format!("select=content&local_id=eq.{x}")).await;
+    assert_eq!(on_server[0]["content"], json!("from b"));
+    // The other 14 came through.
+    let others = b.query("memories", &Query::default()).await.unwrap();
+    assert_eq!(others.iter().filter(|m| m.row["content"].as_str().is_some_and(|c| c.starts_with("from a"))).count(), 14);
+}
+
 #[tokio::test]
 async fn a_lost_answer_is_retried_without_duplicates_or_overwriting_newer_data() {
     let s = server().await;
