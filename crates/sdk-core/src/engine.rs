@@ -308,7 +308,8 @@ impl<S: Store, H: Http> Engine<S, H> {
             // A network failure must not keep the user signed in locally.
             let _ = auth::sign_out(&self.client, &s.access_token).await;
         }
-        let _w = self.writer.lock().await;
+        // A fresh insert landing between the scan and the wipe would outlive it.
+        let _w = self.writer.lock_wipe().await;
         let mut batch = WriteBatch {
             meta: vec![(SESSION_KEY.into(), None)],
             ..Default::default()
@@ -381,11 +382,17 @@ impl<S: Store, H: Http> Engine<S, H> {
 
     /// Insert a row locally (seen at once; pushed later). Returns its view.
     pub async fn insert(&self, table: &str, row: &Value) -> Result<RowView, EngineError> {
-        // Only an id the app chose is looked up first (see `WriterLock::lock_local`).
+        // Only an id the app chose is looked up first; an insert under a fresh id waits
+        // for no push or pull (see `WriterLock::lock_fresh_insert`).
         let reads_first = self.schema.table(table).ok().and_then(|d| row.get(&d.local_id)).is_some_and(|v| !v.is_null());
-        let _w = if reads_first { self.writer.lock().await } else { self.writer.lock_local().await };
         let w = LocalWriter { schema: &self.schema, store: &self.store };
-        let r = w.insert(table, row, self.now_ms()).await?;
+        let r = if reads_first {
+            let _w = self.writer.lock().await;
+            w.insert(table, row, self.now_ms()).await?
+        } else {
+            let _w = self.writer.lock_fresh_insert().await;
+            w.insert(table, row, self.now_ms()).await?
+        };
         self.events.changed(vec![table.to_string()], true);
         self.view(&r).ok_or_else(|| StoreError::NotFound(r.local_id.clone()).into())
     }

@@ -348,16 +348,26 @@ async fn two_server_rows_under_one_local_id_do_not_stall_a_restore() {
     assert_eq!(d3.row["content"], json!("later"), "the later version wins");
 }
 
-/// A device that pulls pages of `page` rows through `proxy`.
+/// A device that pulls pages of `page` rows through `proxy`, whose requests wait a
+/// minute for an answer (longer than any answer a test holds).
 async fn device_paging_via(proxy: &FaultProxy, server: &DevServer, page: usize) -> Device {
-    device_with(&proxy.url(), server.anon_key(), EngineConfig { page_size: page, ..EngineConfig::with_clock(system_now_ms) }).await
+    Engine::open(
+        schema(),
+        SqliteStore::in_memory().unwrap(),
+        ReqwestHttp::with_timeout(Duration::from_secs(60)).unwrap(),
+        Project { url: proxy.url(), anon_key: server.anon_key().into() },
+        EngineConfig { page_size: page, ..EngineConfig::with_clock(system_now_ms) },
+    )
+    .await
+    .unwrap()
 }
 
-/// Fails the test (instead of hanging it) when `f` waits for the pull it runs beside.
+/// Fails the test (instead of hanging it) when `f` waits for the sync beside it, which
+/// waits for an answer the proxy holds.
 async fn within_the_held_page<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(20), f)
+    tokio::time::timeout(Duration::from_secs(10), f)
         .await
-        .unwrap_or_else(|_| panic!("{what} waited for the pull: the pull holds the writer lock while it waits for a page"))
+        .unwrap_or_else(|_| panic!("{what} waited for the sync beside it, which holds the writer lock while it waits for the server"))
 }
 
 #[tokio::test]
@@ -401,6 +411,43 @@ async fn local_writes_and_a_push_go_through_while_a_restore_waits_for_its_next_p
     assert_eq!(b.status().await.unwrap().pending, 0);
     a.pull().await.unwrap();
     assert_eq!(a.get("conversations", &conv).await.unwrap().unwrap().row["title"], json!("renamed during the restore"));
+}
+
+#[tokio::test]
+async fn a_message_sent_while_a_push_waits_for_its_answer_is_stored_at_once_and_pushed_once() {
+    // The chat case: the previous messages' push is on a slow network when the user
+    // sends the next one. The insert must not wait for that answer.
+    let s = server().await;
+    let proxy = FaultProxy::start(s.url().trim_start_matches("http://").to_string()).await.unwrap();
+    let a = device_paging_via(&proxy, &s, 1000).await;
+    a.sign_up("slowpush@example.com", "password-123").await.unwrap();
+    let conv = a.insert("conversations", &json!({"title": "slow"})).await.unwrap().local_id;
+    a.push().await.unwrap();
+    for i in 0..3 {
+        a.insert("messages", &json!({"conversation_id": conv, "role": "user", "content": format!("first {i}")})).await.unwrap();
+    }
+    let mut answer = proxy.hold_answer(&["POST /rest/v1/messages?"]);
+    let (pushed, typed) = tokio::join!(a.push(), async {
+        answer.arrived().await;
+        let typed = within_the_held_page(
+            "an insert",
+            a.insert("messages", &json!({"conversation_id": conv, "role": "user", "content": "typed meanwhile"})),
+        )
+        .await
+        .unwrap();
+        assert_eq!(typed.status, RowStatus::Pending);
+        let seen = a.get("messages", &typed.local_id).await.unwrap().unwrap();
+        assert_eq!(seen.row["content"], json!("typed meanwhile"), "seen at once");
+        answer.release();
+        typed.local_id
+    });
+    assert_eq!(pushed.unwrap().pushed, 3, "the push sends what it read before the new message");
+    assert_eq!(a.status().await.unwrap().pending, 1, "the new message waits for the next push");
+    assert_eq!(a.push().await.unwrap().pushed, 1);
+    assert_eq!(a.get("messages", &typed).await.unwrap().unwrap().status, RowStatus::Synced);
+    let on_server = server_rows(&s, "messages", "select=content").await;
+    assert_eq!(on_server.len(), 4, "each message once: {on_server:?}");
+    assert_eq!(on_server.iter().filter(|m| m["content"] == json!("typed meanwhile")).count(), 1);
 }
 
 #[tokio::test]
