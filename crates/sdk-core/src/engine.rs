@@ -179,6 +179,11 @@ pub struct Engine<S: Store, H: Http> {
     /// One pull at a time. A pull takes `writer` only while it applies a page, so local
     /// writes go on while it waits for the server.
     pub(crate) puller: Mutex<()>,
+    /// One push at a time.
+    pub(crate) pusher: Mutex<()>,
+    /// While a push runs: the highest `seq` of the outbox it read. Local writes do not
+    /// merge into those entries (it sends what it read); 0 when no push runs.
+    pub(crate) push_floor: std::sync::atomic::AtomicU64,
     pub(crate) events: crate::events::Notifier,
     /// Rows the server deleted, so that stale Realtime changes cannot revive them.
     pub(crate) graveyard: crate::server_delete::Graveyard,
@@ -205,6 +210,8 @@ impl<S: Store, H: Http> Engine<S, H> {
             provider: None,
             writer: Default::default(),
             puller: Mutex::new(()),
+            pusher: Mutex::new(()),
+            push_floor: Default::default(),
             events: Default::default(),
             graveyard: Default::default(),
         })
@@ -385,7 +392,7 @@ impl<S: Store, H: Http> Engine<S, H> {
         // Only an id the app chose is looked up first; an insert under a fresh id waits
         // for no push or pull (see `WriterLock::lock_fresh_insert`).
         let reads_first = self.schema.table(table).ok().and_then(|d| row.get(&d.local_id)).is_some_and(|v| !v.is_null());
-        let w = LocalWriter { schema: &self.schema, store: &self.store };
+        let w = self.local_writer();
         let r = if reads_first {
             let _w = self.writer.lock().await;
             w.insert(table, row, self.now_ms()).await?
@@ -404,7 +411,7 @@ impl<S: Store, H: Http> Engine<S, H> {
     /// `sync` then pushes them, in order, like any other inserts.
     pub async fn import(&self, table: &str, rows: Vec<(usize, Value)>) -> Result<Result<usize, Vec<(usize, String)>>, EngineError> {
         let _w = self.writer.lock().await;
-        let w = LocalWriter { schema: &self.schema, store: &self.store };
+        let w = self.local_writer();
         match w.insert_all(table, rows, self.now_ms()).await? {
             Ok(n) => {
                 if n > 0 {
@@ -419,7 +426,7 @@ impl<S: Store, H: Http> Engine<S, H> {
     /// Change fields of a row.
     pub async fn update(&self, table: &str, local_id: &str, fields: &Value) -> Result<RowView, EngineError> {
         let _w = self.writer.lock().await;
-        let w = LocalWriter { schema: &self.schema, store: &self.store };
+        let w = self.local_writer();
         let r = w.update(table, local_id, fields, self.now_ms()).await?;
         self.events.changed(vec![table.to_string()], true);
         self.view(&r).ok_or_else(|| StoreError::NotFound(r.local_id.clone()).into())
@@ -428,7 +435,7 @@ impl<S: Store, H: Http> Engine<S, H> {
     /// Delete a row.
     pub async fn delete(&self, table: &str, local_id: &str) -> Result<(), EngineError> {
         let _w = self.writer.lock().await;
-        let w = LocalWriter { schema: &self.schema, store: &self.store };
+        let w = self.local_writer();
         let (mut batch, cancelled) = w.delete_batch(table, local_id, self.now_ms()).await?;
         if cancelled {
             // Children written under a row that never reached the server cannot reach
@@ -440,6 +447,15 @@ impl<S: Store, H: Http> Engine<S, H> {
         self.store.apply(batch).await?;
         self.events.changed(vec![table.to_string()], true);
         Ok(())
+    }
+
+    /// The local write path, never merging into what a running push read.
+    fn local_writer(&self) -> LocalWriter<'_, S> {
+        LocalWriter {
+            schema: &self.schema,
+            store: &self.store,
+            no_merge_through: self.push_floor.load(std::sync::atomic::Ordering::SeqCst),
+        }
     }
 
     pub(crate) fn view(&self, r: &LocalRow) -> Option<RowView> {

@@ -17,10 +17,12 @@ use std::collections::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crate::classify::Failure;
 use crate::client::{enc, RequestError};
 use crate::engine::{Engine, EngineError};
-use crate::local_row::{id_text, LocalRow, RowStatus};
+use crate::local_row::{id_text, sync_txid, LocalRow, RowStatus};
 use crate::outbox::{OutboxEntry, OutboxOp};
 use crate::server_delete::TombstoneKey;
 use crate::store::{Store, WriteBatch};
@@ -61,12 +63,16 @@ impl PushReport {
     }
 }
 
-/// What one push run knows without asking the store again (writes wait for the writer
-/// lock, so nothing else changes the outbox meanwhile).
+/// What one push run knows without asking the store again. Writes of this process may
+/// land between its steps (see [`crate::write_lock`]), but never merge into the entries
+/// it read; a confirmation reads back any row once something else has written.
 #[derive(Default)]
 struct RunContext {
-    /// Waiting entries per row: more than one means later writes queue behind.
+    /// Waiting entries per row when the push read the outbox: more than one means later
+    /// writes queue behind.
     entries_per_row: HashMap<(String, String), usize>,
+    /// [`crate::write_lock::WriterLock::others`] when the push read the outbox.
+    others_at_start: u64,
     /// Parent local id → server id, as resolved so far in this run.
     parents: HashMap<(String, String), Value>,
 }
@@ -80,6 +86,22 @@ pub(crate) type ParentLocalIds = HashMap<(String, String), Option<String>>;
 struct InsertAnswer {
     rows: Vec<Value>,
     gone: HashSet<String>,
+}
+
+/// `Engine::push_floor` for one push, back to 0 when the push ends however it ends.
+struct PushFloor<'a>(&'a AtomicU64);
+
+impl<'a> PushFloor<'a> {
+    fn set(floor: &'a AtomicU64, seq: u64) -> PushFloor<'a> {
+        floor.store(seq, Ordering::SeqCst);
+        PushFloor(floor)
+    }
+}
+
+impl Drop for PushFloor<'_> {
+    fn drop(&mut self) {
+        self.0.store(0, Ordering::SeqCst);
+    }
 }
 
 /// An insert ready to send: its outbox entry and the row as the server takes it.
@@ -118,13 +140,25 @@ pub(crate) fn quoted_list<'a>(items: impl Iterator<Item = &'a str>) -> String {
 
 impl<S: Store, H: Http> Engine<S, H> {
     /// Push every waiting write that can go now.
+    ///
+    /// One push runs at a time, and other processes sharing the store wait for it. The
+    /// writer lock is taken for each step between requests, never across one, so the
+    /// app's writes go on while a request is on its way; they queue as new entries
+    /// behind what this push read (`push_floor`), and the next push sends them.
     pub async fn push(&self) -> Result<PushReport, EngineError> {
-        let _w = self.writer.lock().await;
+        let _one_push = self.pusher.lock().await;
+        let _others_wait = self.writer.hold_shared().await;
         let user_id = self.session().await?.user_id;
         let mut report = PushReport::default();
-        let outbox: Vec<OutboxEntry> = self.store.outbox().await?.into_iter().filter(|e| e.rejected.is_none()).collect();
-        let mut refused: HashSet<(String, String)> = HashSet::new();
         let mut ctx = RunContext::default();
+        let (outbox, _floor) = {
+            let _w = self.writer.lock_step().await;
+            let outbox: Vec<OutboxEntry> = self.store.outbox().await?.into_iter().filter(|e| e.rejected.is_none()).collect();
+            ctx.others_at_start = self.writer.others();
+            let read_through = outbox.iter().map(|e| e.seq).max().unwrap_or(0);
+            (outbox, PushFloor::set(&self.push_floor, read_through))
+        };
+        let mut refused: HashSet<(String, String)> = HashSet::new();
         for e in &outbox {
             *ctx.entries_per_row.entry((e.table.clone(), e.local_id.clone())).or_default() += 1;
         }
@@ -269,12 +303,18 @@ impl<S: Store, H: Http> Engine<S, H> {
                 Some(sent) => sent,
                 None => {
                     let Some(chunk) = chunks.next().filter(|_| !waiting) else { break };
-                    let ready = self.prepare_inserts(&table, &decl, chunk, user_id, &mut waiting, report, refused, ctx).await?;
+                    let ready = {
+                        let _w = self.writer.lock_step().await;
+                        let ready = self.prepare_inserts(&table, &decl, chunk, user_id, &mut waiting, report, refused, ctx).await?;
+                        if !ready.is_empty() {
+                            self.note_sending(ready.iter().map(|(e, _)| e)).await?;
+                        }
+                        ready
+                    };
                     if ready.is_empty() {
                         continue;
                     }
                     report.requests += 1;
-                    self.note_sending(ready.iter().map(|(e, _)| e)).await?;
                     let answer = self.send_inserts(&table, &decl, &ready).await;
                     (ready, answer)
                 }
@@ -296,7 +336,12 @@ impl<S: Store, H: Http> Engine<S, H> {
                             ctx.parents.insert((table.clone(), l.to_string()), id.clone());
                         }
                     }
-                    self.prepare_inserts(&table, &decl, chunk, user_id, &mut waiting, report, refused, ctx).await?
+                    let _w = self.writer.lock_step().await;
+                    let next = self.prepare_inserts(&table, &decl, chunk, user_id, &mut waiting, report, refused, ctx).await?;
+                    if !next.is_empty() {
+                        self.note_sending(next.iter().map(|(e, _)| e)).await?;
+                    }
+                    next
                 }
                 None => vec![],
             };
@@ -305,7 +350,6 @@ impl<S: Store, H: Http> Engine<S, H> {
                 continue;
             }
             report.requests += 1;
-            self.note_sending(next.iter().map(|(e, _)| e)).await?;
             // The request is polled first, so it is on its way (the HTTP client's
             // connection task carries it) before the store takes this thread.
             let (next_answer, confirmed) = futures_util::join!(
@@ -386,7 +430,10 @@ impl<S: Store, H: Http> Engine<S, H> {
                         continue;
                     }
                     report.requests += 1;
-                    self.note_sending(batch.iter().map(|(e, _)| e)).await?;
+                    {
+                        let _w = self.writer.lock_step().await;
+                        self.note_sending(batch.iter().map(|(e, _)| e)).await?;
+                    }
                     match self.send_inserts(table, decl, &batch).await {
                         Ok(answer) => {
                             report.pushed += self.confirm_inserts(table, &batch, answer, report, refused, ctx).await?;
@@ -401,6 +448,7 @@ impl<S: Store, H: Http> Engine<S, H> {
             };
             let failure = e.failure();
             if matches!(failure, Failure::Transient | Failure::Unauthorized) {
+                let _w = self.writer.lock_step().await;
                 self.note_attempt(&batch, &e).await?;
                 return Ok(Some(RunOutcome::stop_for(&e)));
             }
@@ -420,11 +468,13 @@ impl<S: Store, H: Http> Engine<S, H> {
                     continue;
                 }
                 if batch[0].0.attempts + 1 < self.cfg.max_parent_waits {
+                    let _w = self.writer.lock_step().await;
                     self.note_attempt(&batch, &e).await?;
                     return Ok(Some(RunOutcome::Stop(e.to_string())));
                 }
             }
             let reason = e.to_string();
+            let _w = self.writer.lock_step().await;
             report.rejected += self.reject(&batch[0].0, &reason, refused).await?;
         }
         Ok(None)
@@ -509,6 +559,7 @@ impl<S: Store, H: Http> Engine<S, H> {
         ctx: &mut RunContext,
     ) -> Result<usize, EngineError> {
         let started = self.now_ms();
+        let _w = self.writer.lock_step().await;
         let InsertAnswer { rows, gone } = answer;
         let decl = self.decl(table)?;
         let by_local: HashMap<String, Row> = rows
@@ -577,9 +628,12 @@ impl<S: Store, H: Http> Engine<S, H> {
         wb.delete_outbox.push(seq);
         let key = (table.to_string(), local_id.to_string());
         let waiting = ctx.entries_per_row.get(&key).copied().unwrap_or(1);
-        let later = waiting > 1;
         ctx.entries_per_row.insert(key, waiting.saturating_sub(1));
-        let mut row = match (fresh_insert && !later, &server_id, &mirror) {
+        // Something else wrote while this push ran: the row may have a write queued
+        // behind this one that the push never read, or a newer server version.
+        let interleaved = self.writer.others() != ctx.others_at_start;
+        let later = waiting > 1 || (interleaved && self.store.last_outbox_entry(table, local_id).await?.is_some_and(|x| x.seq > seq));
+        let mut row = match (fresh_insert && !later && !interleaved, &server_id, &mirror) {
             // A confirmed insert with nothing queued behind it: the stored row holds
             // nothing the answer does not replace (no overlay survives, nothing was
             // pushed before), so it is not read back — half the cost of a bulk push.
@@ -600,7 +654,13 @@ impl<S: Store, H: Http> Engine<S, H> {
         if server_id.is_some() {
             row.server_id = server_id;
         }
-        if mirror.is_some() {
+        // A pull or a Realtime change between this push's request and now may have
+        // brought a newer version than the answer: it stays.
+        let newer_held = matches!(
+            (row.mirror.as_ref().and_then(sync_txid), mirror.as_ref().and_then(sync_txid)),
+            (Some(held), Some(answer)) if held > answer
+        );
+        if mirror.is_some() && !newer_held {
             row.mirror = mirror;
         }
         let mut pushed = row.last_pushed.take().unwrap_or_default();
@@ -634,43 +694,50 @@ impl<S: Store, H: Http> Engine<S, H> {
         ctx: &mut RunContext,
     ) -> Result<RunOutcome, EngineError> {
         let decl = self.decl(&e.table)?.clone();
-        let row = self.store.get_row(&e.table, &e.local_id).await?;
-        if row.is_none() {
-            // The row is gone here (removed with its writes when the server deleted it;
-            // an entry left behind by an older build): nothing can be sent for it.
-            self.store.apply(WriteBatch { delete_outbox: vec![e.seq], ..Default::default() }).await?;
-            return Ok(RunOutcome::Done);
-        }
-        let Some(server_id) = row.as_ref().and_then(|r| r.server_id.clone()) else {
-            if matches!(e.op, OutboxOp::Delete) && row.as_ref().is_some_and(|r| r.mirror.is_none()) {
-                // Never reached the server: nothing to delete there.
-                self.store
-                    .apply(WriteBatch {
-                        delete_outbox: vec![e.seq],
-                        delete_rows: vec![(e.table.clone(), e.local_id.clone())],
-                        ..Default::default()
-                    })
-                    .await?;
-                return Ok(RunOutcome::Done);
-            }
-            return Ok(RunOutcome::Stop(format!("{}/{} waits for its insert", e.table, e.local_id)));
-        };
-        let id = id_text(&server_id);
-        let q = format!("{}=eq.{}&select=*", enc(&decl.key), enc(&id));
         let started = self.now_ms();
-        report.requests += 1;
-        self.note_sending(std::iter::once(&e)).await?;
-        let res = match &e.op {
-            OutboxOp::Update { fields } => {
-                let body = match self.to_server(&e.table, fields, ctx).await? {
-                    Ok(Some(b)) => b,
+        // Before the request: what to send, and the entry marked as possibly sent.
+        let (server_id, body) = {
+            let _w = self.writer.lock_step().await;
+            let row = self.store.get_row(&e.table, &e.local_id).await?;
+            let Some(row) = row else {
+                // The row is gone here (removed with its writes when the server deleted
+                // it; an entry left behind by an older build): nothing can be sent for it.
+                self.store.apply(WriteBatch { delete_outbox: vec![e.seq], ..Default::default() }).await?;
+                return Ok(RunOutcome::Done);
+            };
+            let Some(server_id) = row.server_id.clone() else {
+                if matches!(e.op, OutboxOp::Delete) && row.mirror.is_none() {
+                    // Never reached the server: nothing to delete there.
+                    self.store
+                        .apply(WriteBatch {
+                            delete_outbox: vec![e.seq],
+                            delete_rows: vec![(e.table.clone(), e.local_id.clone())],
+                            ..Default::default()
+                        })
+                        .await?;
+                    return Ok(RunOutcome::Done);
+                }
+                return Ok(RunOutcome::Stop(format!("{}/{} waits for its insert", e.table, e.local_id)));
+            };
+            report.requests += 1;
+            self.note_sending(std::iter::once(&e)).await?;
+            let body = match &e.op {
+                OutboxOp::Update { fields } => match self.to_server(&e.table, fields, ctx).await? {
+                    Ok(Some(b)) => Some(Value::Object(b)),
                     Ok(None) => return Ok(RunOutcome::Stop("an update waits for a parent".into())),
                     Err(why) => {
                         report.rejected += self.reject(&e, &why, refused).await?;
                         return Ok(RunOutcome::Done);
                     }
-                };
-                let body = Value::Object(body);
+                },
+                _ => None,
+            };
+            (server_id, body)
+        };
+        let id = id_text(&server_id);
+        let q = format!("{}=eq.{}&select=*", enc(&decl.key), enc(&id));
+        let res = match body {
+            Some(body) => {
                 self.authed(|t| {
                     let (q, b) = (q.clone(), body.clone());
                     let table = e.table.clone();
@@ -678,7 +745,7 @@ impl<S: Store, H: Http> Engine<S, H> {
                 })
                 .await
             }
-            _ => {
+            None => {
                 self.authed(|t| {
                     let q = q.clone();
                     let table = e.table.clone();
@@ -695,63 +762,73 @@ impl<S: Store, H: Http> Engine<S, H> {
                 Err(RequestError::BadAnswer(format!("the answer is not rows of `{}`: {}", e.table, short_json(&rows))))
             }
         });
-        match res {
-            Ok(rows) => {
-                let mut wb = WriteBatch::default();
-                match (&e.op, rows.into_iter().next()) {
-                    (OutboxOp::Update { fields }, Some(Value::Object(server))) => {
-                        let mirror = self.to_local(&e.table, &server, fields, &mut ParentLocalIds::new()).await?;
-                        self.confirm_row(&e.table, &e.local_id, e.seq, None, Some(mirror), fields, false, ctx, &mut wb).await?;
-                        wb.history.push(self.history_line("push", Some(&e.table), 1, started, None, json!({"op": "update"})));
-                    }
-                    (_, None) => {
-                        // Nothing matched: deleted elsewhere (its tombstone says so), or
-                        // a policy hides the row from this user (a refusal).
-                        let gone = self.tombstones_of(&e.table, TombstoneKey::RowIds(std::slice::from_ref(&id))).await;
-                        let gone = match gone {
-                            Ok(g) => !g.is_empty(),
-                            Err(err) => return self.retry_later(&e, &err).await,
-                        };
-                        if !gone {
-                            let verb = if matches!(e.op, OutboxOp::Delete) { "delete" } else { "change" };
-                            let why = format!("the server did not let this user {verb} the row (no row matched; a policy hides it)");
-                            report.rejected += self.reject(&e, &why, refused).await?;
-                            return Ok(RunOutcome::Done);
-                        }
-                        let outbox = self.store.outbox().await?;
-                        if let Some(row) = &row {
-                            self.server_deleted(row, "deleted on another device", &outbox, refused, &mut wb).await?;
-                        }
-                        if matches!(e.op, OutboxOp::Delete) {
-                            wb.history.push(self.history_line(
-                                "push",
-                                Some(&e.table),
-                                1,
-                                started,
-                                None,
-                                json!({"op": "delete", "local_id": e.local_id, "note": "already deleted on the server"}),
-                            ));
-                        }
-                    }
+        let rows = match res {
+            Ok(rows) => rows,
+            Err(err) => {
+                let _w = self.writer.lock_step().await;
+                return match err.failure() {
+                    Failure::Transient | Failure::Unauthorized => self.retry_later(&e, &err).await,
                     _ => {
-                        wb.delete_outbox.push(e.seq);
-                        wb.delete_rows.push((e.table.clone(), e.local_id.clone()));
-                        self.graveyard.bury(&e.table, &e.local_id);
-                        wb.history.push(self.history_line("push", Some(&e.table), 1, started, None, json!({"op": "delete"})));
+                        report.rejected += self.reject(&e, &err.to_string(), refused).await?;
+                        Ok(RunOutcome::Done)
                     }
-                }
-                self.store.apply(wb).await?;
-                report.pushed += 1;
-                Ok(RunOutcome::Done)
+                };
             }
-            Err(err) => match err.failure() {
-                Failure::Transient | Failure::Unauthorized => self.retry_later(&e, &err).await,
-                _ => {
-                    report.rejected += self.reject(&e, &err.to_string(), refused).await?;
-                    Ok(RunOutcome::Done)
+        };
+        let first = rows.into_iter().next();
+        // Nothing matched: deleted elsewhere (its tombstone says so), or a policy hides
+        // the row from this user (a refusal). Asked before the answer is written.
+        let gone = match (&e.op, &first) {
+            (_, None) => match self.tombstones_of(&e.table, TombstoneKey::RowIds(std::slice::from_ref(&id))).await {
+                Ok(g) => Some(!g.is_empty()),
+                Err(err) => {
+                    let _w = self.writer.lock_step().await;
+                    return self.retry_later(&e, &err).await;
                 }
             },
+            _ => None,
+        };
+        let _w = self.writer.lock_step().await;
+        let mut wb = WriteBatch::default();
+        match (&e.op, first) {
+            (OutboxOp::Update { fields }, Some(Value::Object(server))) => {
+                let mirror = self.to_local(&e.table, &server, fields, &mut ParentLocalIds::new()).await?;
+                self.confirm_row(&e.table, &e.local_id, e.seq, None, Some(mirror), fields, false, ctx, &mut wb).await?;
+                wb.history.push(self.history_line("push", Some(&e.table), 1, started, None, json!({"op": "update"})));
+            }
+            (_, None) => {
+                if gone != Some(true) {
+                    let verb = if matches!(e.op, OutboxOp::Delete) { "delete" } else { "change" };
+                    let why = format!("the server did not let this user {verb} the row (no row matched; a policy hides it)");
+                    report.rejected += self.reject(&e, &why, refused).await?;
+                    return Ok(RunOutcome::Done);
+                }
+                let outbox = self.store.outbox().await?;
+                // Read again: a local write may have changed it while the request was out.
+                if let Some(row) = self.store.get_row(&e.table, &e.local_id).await? {
+                    self.server_deleted(&row, "deleted on another device", &outbox, refused, &mut wb).await?;
+                }
+                if matches!(e.op, OutboxOp::Delete) {
+                    wb.history.push(self.history_line(
+                        "push",
+                        Some(&e.table),
+                        1,
+                        started,
+                        None,
+                        json!({"op": "delete", "local_id": e.local_id, "note": "already deleted on the server"}),
+                    ));
+                }
+            }
+            _ => {
+                wb.delete_outbox.push(e.seq);
+                wb.delete_rows.push((e.table.clone(), e.local_id.clone()));
+                self.graveyard.bury(&e.table, &e.local_id);
+                wb.history.push(self.history_line("push", Some(&e.table), 1, started, None, json!({"op": "delete"})));
+            }
         }
+        self.store.apply(wb).await?;
+        report.pushed += 1;
+        Ok(RunOutcome::Done)
     }
 
     /// Record, before a request goes out, that these entries may reach the server (see
@@ -790,21 +867,27 @@ impl<S: Store, H: Http> Engine<S, H> {
     async fn parents_deleted(&self, table: &str, e: &OutboxEntry, refused: &mut HashSet<(String, String)>) -> Result<usize, EngineError> {
         let OutboxOp::Insert { row } = &e.op else { return Ok(0) };
         let decl = self.decl(table)?.clone();
-        let mut wb = WriteBatch::default();
-        let mut outbox: Option<Vec<OutboxEntry>> = None;
-        for (col, parent) in &decl.references {
-            let Some(local) = row.get(col).and_then(Value::as_str) else { continue };
-            if outbox.is_none() {
-                outbox = Some(self.store.outbox().await?);
+        // The parents as this device holds them (their server ids), read under the lock.
+        let mut parents: Vec<(&str, &str, Option<Option<String>>)> = vec![];
+        {
+            let _w = self.writer.lock_step().await;
+            for (col, parent) in &decl.references {
+                let Some(local) = row.get(col).and_then(Value::as_str) else { continue };
+                let held = self.store.get_row(parent, local).await?.map(|p| p.server_id.as_ref().map(id_text));
+                parents.push((parent.as_str(), local, held));
             }
-            let outbox = outbox.as_deref().unwrap_or_default();
-            match self.store.get_row(parent, local).await? {
-                Some(p) => {
-                    let Some(id) = p.server_id.as_ref().map(id_text) else { continue };
+        }
+        // Which of them the server deleted: asked without the lock.
+        let mut deleted_parents: Vec<(&str, &str)> = vec![];
+        let mut reasons: Vec<String> = vec![];
+        for (parent, local, held) in parents {
+            match held {
+                Some(Some(id)) => {
                     if !self.tombstones_of(parent, TombstoneKey::RowIds(&[id])).await?.is_empty() {
-                        self.server_deleted(&p, "deleted on another device", outbox, refused, &mut wb).await?;
+                        deleted_parents.push((parent, local));
                     }
                 }
+                Some(None) => {}
                 None => {
                     // Gone here already (the child was written as its tombstone came in,
                     // or it never was here): the reference went out as it is, so ask
@@ -813,11 +896,25 @@ impl<S: Store, H: Http> Engine<S, H> {
                     let gone = !self.tombstones_of(parent, TombstoneKey::LocalIds(&key)).await?.is_empty()
                         || !self.tombstones_of(parent, TombstoneKey::RowIds(&key)).await?.is_empty();
                     if gone {
-                        let reason = format!("its parent {parent}/{local} was deleted on the server");
-                        self.reject_into(e, &reason, refused, outbox, &mut wb).await?;
+                        reasons.push(format!("its parent {parent}/{local} was deleted on the server"));
                     }
                 }
             }
+        }
+        if deleted_parents.is_empty() && reasons.is_empty() {
+            return Ok(0);
+        }
+        let _w = self.writer.lock_step().await;
+        let outbox = self.store.outbox().await?;
+        let mut wb = WriteBatch::default();
+        for (parent, local) in deleted_parents {
+            // Read again: it may have changed while the tombstones were asked for.
+            if let Some(p) = self.store.get_row(parent, local).await? {
+                self.server_deleted(&p, "deleted on another device", &outbox, refused, &mut wb).await?;
+            }
+        }
+        for reason in reasons {
+            self.reject_into(e, &reason, refused, &outbox, &mut wb).await?;
         }
         let rejected = wb.put_outbox.iter().filter(|x| x.rejected.is_some()).map(|x| (&x.table, &x.local_id)).collect::<HashSet<_>>().len();
         if !wb.is_empty() {

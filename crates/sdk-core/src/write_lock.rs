@@ -1,19 +1,29 @@
 //! The engine's one-writer rule, across everything that shares a store. Every local
-//! write, push and pulled page reads the store and then applies a batch; two of them
-//! interleaved could coalesce into an entry that is being sent, or undo each other.
-//! A push holds it for its whole run (its outbox must not change under it); a pull
-//! only while it applies a page (see [`crate::pull`]), so writes go on during a restore.
+//! write, push step and pulled page reads the store and then applies a batch; two of
+//! them interleaved could coalesce into an entry that is being sent, or undo each
+//! other. Inside one process an async mutex serialises them. Where several processes
+//! share one store (browser tabs on one IndexedDB database), the platform adds a
+//! [`SharedLock`] (Web Locks in the browser), so the rule holds across them too.
 //!
-//! An insert under a fresh local id is the exception: it reads nothing first, and its
-//! row and outbox entry are one atomic store batch that no read-then-write can involve
-//! (no one else knows the row yet). So it takes neither part of the lock, only a shared
-//! hold that a wipe (sign-out) takes exclusively: sending a message never waits for a
-//! push or a pull that waits for the network. Other processes' pushes already run
-//! beside such inserts (they skip the shared lock); this process's own do the same.
-//! Inside one process an async mutex serialises them. Where several processes share
-//! one store (browser tabs on one IndexedDB database), the platform adds a
-//! [`SharedLock`] (Web Locks in the browser) taken after the in-process mutex, so the
-//! rule holds across them too.
+//! Nothing holds the lock while it waits for the network, so no write waits for a
+//! server's answer:
+//! - A pull takes it for each page it applies (see [`crate::pull`]).
+//! - A push takes it for each step between its requests (reading the outbox, marking
+//!   entries sent, writing an answer). Between steps, writes of this process go on;
+//!   the push never merges them into what it sends (see `Engine::push`) and reads back
+//!   the rows they touched before confirming (`WriterLock::others`). Other processes
+//!   wait for the whole push: it holds the shared lock from its first step to its last
+//!   ([`WriterLock::hold_shared`]), as it always did.
+//! - An insert under a fresh local id reads nothing first, and its row and outbox entry
+//!   are one atomic store batch that no read-then-write can involve (no one else knows
+//!   the row yet). It takes neither part, only a shared hold that a wipe (sign-out)
+//!   takes exclusively.
+//!
+//! Inside a process the shared lock is held on behalf of all of its holders at once
+//! (counted): a write of this process during its own push needs no second Web Lock,
+//! and the lock is released when the last holder drops it, whatever order they end in.
+
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_lock::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -31,13 +41,60 @@ crate::maybe_async_trait! {
     }
 }
 
+/// The shared lock as this process holds it: once, for however many holders.
+struct SharedHolders {
+    lock: Box<dyn SharedLock>,
+    /// Serialises acquiring it (two holders of this process must not both wait).
+    acquiring: Mutex<()>,
+    held: std::sync::Mutex<(usize, Option<Box<dyn Held>>)>,
+}
+
+impl SharedHolders {
+    fn join(&self) -> bool {
+        let mut h = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        if h.0 > 0 {
+            h.0 += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    async fn hold(&self) -> SharedRef<'_> {
+        if !self.join() {
+            let _one = self.acquiring.lock().await;
+            if !self.join() {
+                let held = self.lock.acquire().await;
+                *self.held.lock().unwrap_or_else(|e| e.into_inner()) = (1, Some(held));
+            }
+        }
+        SharedRef(self)
+    }
+}
+
+/// One holder's share of the shared lock.
+pub struct SharedRef<'a>(&'a SharedHolders);
+
+impl Drop for SharedRef<'_> {
+    fn drop(&mut self) {
+        let mut h = self.0.held.lock().unwrap_or_else(|e| e.into_inner());
+        h.0 = h.0.saturating_sub(1);
+        if h.0 == 0 {
+            h.1 = None;
+        }
+    }
+}
+
 /// The writer lock: in-process, plus the shared one when the platform has it.
 #[derive(Default)]
 pub struct WriterLock {
     local: Mutex<()>,
     /// Fresh inserts hold it shared; a wipe holds it exclusively.
     inserts: RwLock<()>,
-    shared: Option<Box<dyn SharedLock>>,
+    shared: Option<SharedHolders>,
+    /// How many times anything but a push step took the lock: a push that sees it
+    /// move knows rows it sent may have been written meanwhile.
+    others: AtomicU64,
 }
 
 /// Held while a fresh insert is written.
@@ -52,13 +109,16 @@ pub struct WipeGuard<'a> {
 /// Held while one write runs.
 pub struct WriterGuard<'a> {
     // Dropped first: the shared lock, then the local one.
-    _shared: Option<Box<dyn Held>>,
+    _shared: Option<SharedRef<'a>>,
     _local: MutexGuard<'a, ()>,
 }
 
 impl WriterLock {
     pub fn with_shared(shared: Box<dyn SharedLock>) -> WriterLock {
-        WriterLock { local: Mutex::new(()), inserts: RwLock::new(()), shared: Some(shared) }
+        WriterLock {
+            shared: Some(SharedHolders { lock: shared, acquiring: Mutex::new(()), held: std::sync::Mutex::new((0, None)) }),
+            ..Default::default()
+        }
     }
 
     /// For an insert under a fresh local id (UUIDv7), a write that reads nothing first
@@ -74,12 +134,33 @@ impl WriterLock {
         WipeGuard { _writer: writer, _inserts: self.inserts.write().await }
     }
 
+    /// For a write that reads the store first (anything but a push step).
     pub async fn lock(&self) -> WriterGuard<'_> {
         let local = self.local.lock().await;
+        self.others.fetch_add(1, Ordering::SeqCst);
         let shared = match &self.shared {
-            Some(s) => Some(s.acquire().await),
+            Some(s) => Some(s.hold().await),
             None => None,
         };
         WriterGuard { _shared: shared, _local: local }
+    }
+
+    /// For one step of a push, which holds the shared lock for its whole run
+    /// ([`WriterLock::hold_shared`]) and is not counted in [`WriterLock::others`].
+    pub async fn lock_step(&self) -> WriterGuard<'_> {
+        WriterGuard { _shared: None, _local: self.local.lock().await }
+    }
+
+    /// Keep other processes out for a whole push (`None` where there are none).
+    pub async fn hold_shared(&self) -> Option<SharedRef<'_>> {
+        match &self.shared {
+            Some(s) => Some(s.hold().await),
+            None => None,
+        }
+    }
+
+    /// How many times [`WriterLock::lock`] was taken so far.
+    pub fn others(&self) -> u64 {
+        self.others.load(Ordering::SeqCst)
     }
 }

@@ -47,6 +47,8 @@ pub fn new_local_id() -> String {
 pub struct LocalWriter<'a, S: Store + ?Sized> {
     pub schema: &'a Schema,
     pub store: &'a S,
+    /// Entries up to this `seq` are never merged into (a push is sending them); 0: none.
+    pub no_merge_through: u64,
 }
 
 impl<S: Store + ?Sized> LocalWriter<'_, S> {
@@ -209,7 +211,12 @@ impl<S: Store + ?Sized> LocalWriter<'_, S> {
             Some(_) => sent_through(self.store).await?,
             None => 0,
         };
-        match coalesce(waiting.as_ref(), sent, op).map_err(|e| coalesce_error(e, table, local_id))? {
+        // An entry a running push read is being sent, as far as merging goes.
+        let as_merged = waiting.clone().map(|mut w| {
+            w.in_flight |= w.seq <= self.no_merge_through;
+            w
+        });
+        match coalesce(as_merged.as_ref(), sent, op).map_err(|e| coalesce_error(e, table, local_id))? {
             Coalesced::Replace(op) => {
                 let mut e = waiting.ok_or_else(|| WriteError::NotFound {
                     table: table.into(),
@@ -271,7 +278,7 @@ mod tests {
     fn insert_is_visible_at_once_with_its_outbox_entry() {
         block_on(async {
             let (schema, store) = (schema(), MemoryStore::new());
-            let w = LocalWriter { schema: &schema, store: &store };
+            let w = LocalWriter { schema: &schema, store: &store, no_merge_through: 0 };
             let c = w.insert("conversations", &json!({"title": "trip"}), 1).await.unwrap();
             assert_eq!(c.status, RowStatus::Pending);
             assert_eq!(uuid::Uuid::parse_str(&c.local_id).unwrap().get_version_num(), 7);
@@ -293,7 +300,7 @@ mod tests {
     fn updates_record_changed_fields_and_coalesce() {
         block_on(async {
             let (schema, store) = (schema(), MemoryStore::new());
-            let w = LocalWriter { schema: &schema, store: &store };
+            let w = LocalWriter { schema: &schema, store: &store, no_merge_through: 0 };
             let c = w.insert("conversations", &json!({"title": "a", "n": 1}), 1).await.unwrap();
             w.update("conversations", &c.local_id, &json!({"title": "b", "n": 1}), 2).await.unwrap();
             let ob = store.outbox().await.unwrap();
@@ -317,7 +324,7 @@ mod tests {
     fn deleting_an_unpushed_insert_sends_nothing() {
         block_on(async {
             let (schema, store) = (schema(), MemoryStore::new());
-            let w = LocalWriter { schema: &schema, store: &store };
+            let w = LocalWriter { schema: &schema, store: &store, no_merge_through: 0 };
             let c = w.insert("conversations", &json!({"title": "gone"}), 1).await.unwrap();
             w.delete("conversations", &c.local_id, 2).await.unwrap();
             assert!(store.outbox().await.unwrap().is_empty());
@@ -329,7 +336,7 @@ mod tests {
     fn bad_writes_are_refused_and_write_nothing() {
         block_on(async {
             let (schema, store) = (schema(), MemoryStore::new());
-            let w = LocalWriter { schema: &schema, store: &store };
+            let w = LocalWriter { schema: &schema, store: &store, no_merge_through: 0 };
             assert!(matches!(w.insert("nope", &json!({}), 1).await, Err(WriteError::Schema(SchemaError::UnknownTable(_)))));
             assert!(matches!(w.insert("messages", &json!("text"), 1).await, Err(WriteError::Schema(_))));
             assert!(matches!(w.insert("messages", &json!({"local_id": 5}), 1).await, Err(WriteError::BadLocalId { .. })));

@@ -31,7 +31,7 @@ fn local_ids_are_time_ordered_uuid_v7_in_the_browser() {
 async fn optimistic_writes_and_coalescing_in_the_browser() {
     let schema = Schema::new(vec![TableDecl::new("c"), TableDecl::new("m").references("c_id", "c")]).unwrap();
     let store = MemoryStore::new();
-    let w = LocalWriter { schema: &schema, store: &store };
+    let w = LocalWriter { schema: &schema, store: &store, no_merge_through: 0 };
     let c = w.insert("c", &json!({"title": "t"}), 1).await.unwrap();
     let m = w.insert("m", &json!({"c_id": c.local_id, "body": "hi"}), 2).await.unwrap();
     w.update("m", &m.local_id, &json!({"body": "hello"}), 3).await.unwrap();

@@ -451,6 +451,47 @@ async fn a_message_sent_while_a_push_waits_for_its_answer_is_stored_at_once_and_
 }
 
 #[tokio::test]
+async fn edits_made_while_a_push_waits_for_its_answer_queue_behind_it_and_none_is_lost() {
+    // While the messages' insert is on its way: an edit of a message being sent, an
+    // edit of a conversation whose earlier edit this push has yet to send, and a delete
+    // of a message being sent. None waits for the answer; each is sent once, after.
+    let s = server().await;
+    let proxy = FaultProxy::start(s.url().trim_start_matches("http://").to_string()).await.unwrap();
+    let a = device_paging_via(&proxy, &s, 1000).await;
+    a.sign_up("editsinflight@example.com", "password-123").await.unwrap();
+    let conv = a.insert("conversations", &json!({"title": "t0"})).await.unwrap().local_id;
+    a.push().await.unwrap();
+    let m1 = a.insert("messages", &json!({"conversation_id": conv, "role": "user", "content": "m1"})).await.unwrap().local_id;
+    let m2 = a.insert("messages", &json!({"conversation_id": conv, "role": "user", "content": "m2"})).await.unwrap().local_id;
+    a.update("conversations", &conv, &json!({"title": "t1"})).await.unwrap();
+    let mut answer = proxy.hold_answer(&["POST /rest/v1/messages?"]);
+    let (pushed, ()) = tokio::join!(a.push(), async {
+        answer.arrived().await;
+        within_the_held_page("an edit of a message in flight", a.update("messages", &m1, &json!({"content": "m1 edited"}))).await.unwrap();
+        within_the_held_page("an edit the push has yet to send", a.update("conversations", &conv, &json!({"title": "t2"}))).await.unwrap();
+        within_the_held_page("a delete of a message in flight", a.delete("messages", &m2)).await.unwrap();
+        answer.release();
+    });
+    assert_eq!(pushed.unwrap().pushed, 3, "the two inserts and the title t1, as the push read them");
+    // Nothing the app wrote meanwhile was undone by the answers.
+    let m1_now = a.get("messages", &m1).await.unwrap().unwrap();
+    assert_eq!((m1_now.row["content"].clone(), m1_now.status), (json!("m1 edited"), RowStatus::Pending));
+    let conv_now = a.get("conversations", &conv).await.unwrap().unwrap();
+    assert_eq!((conv_now.row["title"].clone(), conv_now.status), (json!("t2"), RowStatus::Pending));
+    assert!(a.get("messages", &m2).await.unwrap().is_none(), "m2 stays deleted here");
+    assert_eq!(a.status().await.unwrap().pending, 3);
+    assert_eq!(a.push().await.unwrap().pushed, 3);
+    assert_eq!(a.status().await.unwrap().pending, 0);
+    let msgs = server_rows(&s, "messages", "select=local_id,content").await;
+    assert_eq!(msgs, vec![json!({"local_id": m1, "content": "m1 edited"})], "m1 edited once, m2 deleted");
+    let convs = server_rows(&s, "conversations", "select=title").await;
+    assert_eq!(convs, vec![json!({"title": "t2"})]);
+    for (table, id) in [("messages", &m1), ("conversations", &conv)] {
+        assert_eq!(a.get(table, id).await.unwrap().unwrap().status, RowStatus::Synced);
+    }
+}
+
+#[tokio::test]
 async fn a_page_read_before_this_device_pushed_an_edit_does_not_bring_the_old_version_back() {
     // Device B catches up on 15 memories A edited. B's second page is read by the
     // server and held; meanwhile B edits a memory of that page and pushes it. The held
