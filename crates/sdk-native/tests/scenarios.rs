@@ -413,16 +413,22 @@ async fn local_writes_and_a_push_go_through_while_a_restore_waits_for_its_next_p
     assert_eq!(a.get("conversations", &conv).await.unwrap().unwrap().row["title"], json!("renamed during the restore"));
 }
 
+/// A new user's device behind a proxy, with one conversation already on the server.
+async fn user_with_a_synced_conversation(s: &DevServer, who: &str, title: &str) -> (FaultProxy, Device, String) {
+    let proxy = FaultProxy::start(s.url().trim_start_matches("http://").to_string()).await.unwrap();
+    let a = device_paging_via(&proxy, s, 1000).await;
+    a.sign_up(&format!("{who}@example.com"), "password-123").await.unwrap();
+    let conv = a.insert("conversations", &json!({"title": title})).await.unwrap().local_id;
+    a.push().await.unwrap();
+    (proxy, a, conv)
+}
+
 #[tokio::test]
 async fn a_message_sent_while_a_push_waits_for_its_answer_is_stored_at_once_and_pushed_once() {
     // The chat case: the previous messages' push is on a slow network when the user
     // sends the next one. The insert must not wait for that answer.
     let s = server().await;
-    let proxy = FaultProxy::start(s.url().trim_start_matches("http://").to_string()).await.unwrap();
-    let a = device_paging_via(&proxy, &s, 1000).await;
-    a.sign_up("slowpush@example.com", "password-123").await.unwrap();
-    let conv = a.insert("conversations", &json!({"title": "slow"})).await.unwrap().local_id;
-    a.push().await.unwrap();
+    let (proxy, a, conv) = user_with_a_synced_conversation(&s, "slowpush", "slow").await;
     for i in 0..3 {
         a.insert("messages", &json!({"conversation_id": conv, "role": "user", "content": format!("first {i}")})).await.unwrap();
     }
@@ -456,11 +462,7 @@ async fn edits_made_while_a_push_waits_for_its_answer_queue_behind_it_and_none_i
     // edit of a conversation whose earlier edit this push has yet to send, and a delete
     // of a message being sent. None waits for the answer; each is sent once, after.
     let s = server().await;
-    let proxy = FaultProxy::start(s.url().trim_start_matches("http://").to_string()).await.unwrap();
-    let a = device_paging_via(&proxy, &s, 1000).await;
-    a.sign_up("editsinflight@example.com", "password-123").await.unwrap();
-    let conv = a.insert("conversations", &json!({"title": "t0"})).await.unwrap().local_id;
-    a.push().await.unwrap();
+    let (proxy, a, conv) = user_with_a_synced_conversation(&s, "editsinflight", "t0").await;
     let m1 = a.insert("messages", &json!({"conversation_id": conv, "role": "user", "content": "m1"})).await.unwrap().local_id;
     let m2 = a.insert("messages", &json!({"conversation_id": conv, "role": "user", "content": "m2"})).await.unwrap().local_id;
     a.update("conversations", &conv, &json!({"title": "t1"})).await.unwrap();
