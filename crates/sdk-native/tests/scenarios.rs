@@ -494,6 +494,31 @@ async fn edits_made_while_a_push_waits_for_its_answer_queue_behind_it_and_none_i
 }
 
 #[tokio::test]
+async fn an_answer_older_than_a_version_pulled_meanwhile_does_not_replace_it() {
+    // A's edit reaches the server, but its answer is held. Meanwhile B edits the same
+    // field (later, so B's value is the server's), and A pulls B's version. When A's
+    // answer arrives it is older than what A holds: A must still show B's value.
+    let s = server().await;
+    let (proxy, a, conv) = user_with_a_synced_conversation(&s, "olderanswer", "t0").await;
+    let b = device(&s).await;
+    b.sign_in("olderanswer@example.com", "password-123").await.unwrap();
+    b.pull().await.unwrap();
+    a.update("conversations", &conv, &json!({"title": "from a"})).await.unwrap();
+    let mut answer = proxy.hold_answer(&["PATCH /rest/v1/conversations?"]);
+    let (pushed, ()) = tokio::join!(a.push(), async {
+        answer.arrived().await;
+        b.update("conversations", &conv, &json!({"title": "from b"})).await.unwrap();
+        assert_eq!(b.push().await.unwrap().pushed, 1);
+        within_the_held_page("a pull", a.pull()).await.unwrap();
+        answer.release();
+    });
+    assert_eq!(pushed.unwrap().pushed, 1);
+    let mine = a.get("conversations", &conv).await.unwrap().unwrap();
+    assert_eq!((mine.row["title"].clone(), mine.status), (json!("from b"), RowStatus::Synced), "the older answer replaced the newer version");
+    assert_eq!(server_rows(&s, "conversations", "select=title").await, vec![json!({"title": "from b"})]);
+}
+
+#[tokio::test]
 async fn a_page_read_before_this_device_pushed_an_edit_does_not_bring_the_old_version_back() {
     // Device B catches up on 15 memories A edited. B's second page is read by the
     // server and held; meanwhile B edits a memory of that page and pushes it. The held
