@@ -13,11 +13,10 @@
 //!   dependents with them, while the other rows go through.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::classify::Failure;
 use crate::client::{enc, RequestError};
