@@ -11,6 +11,11 @@
 //!   token is refreshed once; anything permanent in a batch is bisected down to the rows
 //!   at fault, which are rejected with the server's reason and rolled back, their
 //!   dependents with them, while the other rows go through.
+//! - The app keeps writing while a request is out: the writer lock is taken per step,
+//!   never across a request. A write made meanwhile becomes a new entry behind those
+//!   the push read (never merged into them, or the push would send the old version and
+//!   then drop the entry), and a confirmation reads back any row such a write may have
+//!   touched, so an answer never undoes it.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
