@@ -364,7 +364,7 @@ async fn device_paging_via(proxy: &FaultProxy, server: &DevServer, page: usize) 
 
 /// Fails the test (instead of hanging it) when `f` waits for the sync beside it, which
 /// waits for an answer the proxy holds.
-async fn within_the_held_page<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+async fn before_the_held_answer<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(10), f)
         .await
         .unwrap_or_else(|_| panic!("{what} waited for the sync beside it, which holds the writer lock while it waits for the server"))
@@ -389,13 +389,13 @@ async fn local_writes_and_a_push_go_through_while_a_restore_waits_for_its_next_p
     let mut page_two = proxy.hold_answer(&["GET /rest/v1/messages?", "&or="]);
     let (pulled, ()) = tokio::join!(b.pull(), async {
         page_two.arrived().await;
-        let new = within_the_held_page("an insert", b.insert("messages", &json!({"conversation_id": conv, "role": "user", "content": "typed during the restore"})))
+        let new = before_the_held_answer("an insert", b.insert("messages", &json!({"conversation_id": conv, "role": "user", "content": "typed during the restore"})))
             .await
             .unwrap();
-        within_the_held_page("an update", b.update("conversations", &conv, &json!({"title": "renamed during the restore"}))).await.unwrap();
+        before_the_held_answer("an update", b.update("conversations", &conv, &json!({"title": "renamed during the restore"}))).await.unwrap();
         let so_far = b.query("messages", &Query::default()).await.unwrap().len();
         assert!(so_far <= 101, "the restore is mid-way: {so_far} messages here");
-        let pushed = within_the_held_page("a push", b.push()).await.unwrap();
+        let pushed = before_the_held_answer("a push", b.push()).await.unwrap();
         assert_eq!((pushed.pushed, pushed.rejected), (2, 0));
         assert_eq!(b.get("messages", &new.local_id).await.unwrap().unwrap().status, RowStatus::Synced);
         page_two.release();
@@ -435,7 +435,7 @@ async fn a_message_sent_while_a_push_waits_for_its_answer_is_stored_at_once_and_
     let mut answer = proxy.hold_answer(&["POST /rest/v1/messages?"]);
     let (pushed, typed) = tokio::join!(a.push(), async {
         answer.arrived().await;
-        let typed = within_the_held_page(
+        let typed = before_the_held_answer(
             "an insert",
             a.insert("messages", &json!({"conversation_id": conv, "role": "user", "content": "typed meanwhile"})),
         )
@@ -469,9 +469,9 @@ async fn edits_made_while_a_push_waits_for_its_answer_queue_behind_it_and_none_i
     let mut answer = proxy.hold_answer(&["POST /rest/v1/messages?"]);
     let (pushed, ()) = tokio::join!(a.push(), async {
         answer.arrived().await;
-        within_the_held_page("an edit of a message in flight", a.update("messages", &m1, &json!({"content": "m1 edited"}))).await.unwrap();
-        within_the_held_page("an edit the push has yet to send", a.update("conversations", &conv, &json!({"title": "t2"}))).await.unwrap();
-        within_the_held_page("a delete of a message in flight", a.delete("messages", &m2)).await.unwrap();
+        before_the_held_answer("an edit of a message in flight", a.update("messages", &m1, &json!({"content": "m1 edited"}))).await.unwrap();
+        before_the_held_answer("an edit the push has yet to send", a.update("conversations", &conv, &json!({"title": "t2"}))).await.unwrap();
+        before_the_held_answer("a delete of a message in flight", a.delete("messages", &m2)).await.unwrap();
         answer.release();
     });
     assert_eq!(pushed.unwrap().pushed, 3, "the two inserts and the title t1, as the push read them");
@@ -509,7 +509,7 @@ async fn an_answer_older_than_a_version_pulled_meanwhile_does_not_replace_it() {
         answer.arrived().await;
         b.update("conversations", &conv, &json!({"title": "from b"})).await.unwrap();
         assert_eq!(b.push().await.unwrap().pushed, 1);
-        within_the_held_page("a pull", a.pull()).await.unwrap();
+        before_the_held_answer("a pull", a.pull()).await.unwrap();
         answer.release();
     });
     assert_eq!(pushed.unwrap().pushed, 1);
@@ -548,8 +548,8 @@ async fn a_page_read_before_this_device_pushed_an_edit_does_not_bring_the_old_ve
     let mut page_two = proxy.hold_answer(&["GET /rest/v1/memories?", "&or="]);
     let (pulled, ()) = tokio::join!(b.pull(), async {
         page_two.arrived().await;
-        within_the_held_page("an edit", b.update("memories", &x, &json!({"content": "from b"}))).await.unwrap();
-        assert_eq!(within_the_held_page("a push", b.push()).await.unwrap().pushed, 1);
+        before_the_held_answer("an edit", b.update("memories", &x, &json!({"content": "from b"}))).await.unwrap();
+        assert_eq!(before_the_held_answer("a push", b.push()).await.unwrap().pushed, 1);
         page_two.release();
     });
     assert_eq!(pulled.unwrap().rows, 15);
