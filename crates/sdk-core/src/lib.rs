@@ -10,39 +10,23 @@
 //!
 //! Rows are JSON objects at this boundary ([`Row`]); typed rows are a layer above.
 
-pub mod auth;
-pub mod backoff;
-pub mod classify;
-pub mod client;
-pub mod device;
-pub mod engine;
-pub mod events;
-pub mod live;
-pub mod live_query;
-pub mod local_row;
-pub mod maybe_send;
-pub mod outbox;
-pub mod pull;
-pub mod push;
-pub mod realtime;
-pub mod references;
-pub mod remote_change;
-pub mod replica;
-pub mod schema;
-pub mod server_delete;
-pub mod settle;
-pub mod store;
-pub mod timer;
-pub mod transport;
-pub mod write_lock;
-pub mod writer;
+mod app;
+mod local;
+mod net;
+mod platform;
+mod sync;
+
+// Every module keeps the path it had before the layers were folders.
+pub use app::{device, engine, live, live_query, replica, settle};
+pub use local::{events, local_row, outbox, schema, store, write_lock, writer};
+pub use net::{auth, backoff, classify, client, realtime, transport};
+pub use platform::{maybe_send, timer};
+pub use sync::{pull, push, references, remote_change, server_delete};
 
 #[doc(hidden)]
 pub use async_trait;
 
-/// A row as the app and the server see it: a JSON object.
-pub type Row = serde_json::Map<String, serde_json::Value>;
-
+pub use local_row::Row;
 pub use backoff::Backoff;
 pub use settle::{Settled, SyncRound};
 pub use timer::Timer;

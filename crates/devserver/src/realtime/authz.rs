@@ -15,22 +15,6 @@ pub struct Access {
     pub write: bool,
 }
 
-/// The hub's key for a channel: private and public channels of one name are different
-/// channels (Realtime keeps them apart), so a private one is keyed apart. The key's
-/// first part is always the topic as the client names it.
-pub fn hub_key(topic: &str, private: bool) -> String {
-    if private {
-        format!("{topic}\u{0}private")
-    } else {
-        topic.to_string()
-    }
-}
-
-/// The topic as the client names it, from a hub key.
-pub fn wire_topic(key: &str) -> &str {
-    key.split('\u{0}').next().unwrap_or(key)
-}
-
 /// Check `role` with `claims` against the policies on `realtime.messages` for `subtopic`
 /// and `extension` (`broadcast` or `presence`).
 pub async fn check(st: &AppState, subtopic: &str, extension: &str, role: &str, claims: &Map<String, Value>) -> Result<Access, String> {

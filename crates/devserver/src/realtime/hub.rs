@@ -106,12 +106,28 @@ fn phx_ref() -> String {
     Alphanumeric.sample_string(&mut rand::rng(), 16)
 }
 
-/// A message to a topic's channels; `topic` is the hub's key (see `authz::hub_key`).
+/// The hub's key for a channel: private and public channels of one name are different
+/// channels (Realtime keeps them apart), so a private one is keyed apart. The key's
+/// first part is always the topic as the client names it.
+pub fn hub_key(topic: &str, private: bool) -> String {
+    if private {
+        format!("{topic}\u{0}private")
+    } else {
+        topic.to_string()
+    }
+}
+
+/// The topic as the client names it, from a hub key.
+pub fn wire_topic(key: &str) -> &str {
+    key.split('\u{0}').next().unwrap_or(key)
+}
+
+/// A message to a topic's channels; `topic` is the hub's key (see [`hub_key`]).
 fn fanout(topic: &str, event: &str, payload: Value) -> Outbound {
     Outbound::Msg(Msg {
         join_ref: None,
         r#ref: None,
-        topic: super::authz::wire_topic(topic).to_string(),
+        topic: wire_topic(topic).to_string(),
         event: event.to_string(),
         payload,
     })

@@ -109,7 +109,7 @@ async fn rest_broadcast_one(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/octet-stream"));
     let wire = format!("realtime:{topic}");
-    let topic = authz::hub_key(&wire, private);
+    let topic = hub::hub_key(&wire, private);
     if binary {
         let b = protocol::BinaryBroadcast {
             join_ref: None,
@@ -154,7 +154,7 @@ async fn rest_broadcast(State(st): State<Arc<AppState>>, headers: HeaderMap, bod
         if private && !may_send(&st, &headers, topic).await {
             continue; // as Realtime: a refused send is dropped silently
         }
-        checked.push((authz::hub_key(&format!("realtime:{topic}"), private), json!({"type":"broadcast","event":event,"payload":payload})));
+        checked.push((hub::hub_key(&format!("realtime:{topic}"), private), json!({"type":"broadcast","event":event,"payload":payload})));
     }
     for (topic, p) in checked {
         st.realtime.broadcast_json(&topic, None, p);

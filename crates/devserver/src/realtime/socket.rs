@@ -420,7 +420,7 @@ impl Conn {
         } else {
             true
         };
-        let hub = super::authz::hub_key(&m.topic, private);
+        let hub = super::hub::hub_key(&m.topic, private);
         let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
         let bc = config.get("broadcast");
         let receive_own = truthy(bc.and_then(|b| b.get("self")));

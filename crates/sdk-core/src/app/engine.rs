@@ -1,0 +1,518 @@
+//! The engine: one user's replica on one device. It owns the schema, the store, the
+//! Supabase client, the session and the locks; serves the app's local reads and
+//! writes (one writer), status and rejected writes; and runs push, pull and Realtime
+//! changes by lending the sync layer a [`SyncContext`] ([`crate::push`],
+//! [`crate::pull`], [`crate::remote_change`]). Platform crates wrap it with their
+//! runtime (timers, Realtime) and their API style.
+
+use async_lock::Mutex;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::query::compare;
+pub use super::query::{Query, RowView};
+use crate::local::events::{EngineEvent, Notifier};
+use crate::local::local_row::{LocalRow, Overlay, Row, RowStatus};
+use crate::local::outbox::{OutboxEntry, OutboxOp};
+use crate::local::schema::{Schema, SchemaError};
+use crate::local::store::{HistoryEntry, Store, StoreError, WriteBatch};
+use crate::local::write_lock::{SharedLock, WriterLock};
+use crate::local::writer::{LocalWriter, WriteError};
+use crate::net::auth::{self, Session, TokenProvider, SESSION_KEY};
+use crate::net::client::{Client, Project, RequestError};
+use crate::net::transport::Http;
+pub use crate::sync::context::EngineConfig;
+use crate::sync::context::SyncContext;
+use crate::sync::error::SyncError;
+use crate::sync::graveyard::Graveyard;
+use crate::sync::pull::{Pull, PullReport};
+use crate::sync::push::{Push, PushReport};
+use crate::sync::reject::reject_unsent_children;
+use crate::sync::remote_change::{self, Applied};
+use crate::sync::session::Sessions;
+use crate::net::realtime::PgChange;
+
+/// Why an engine call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    #[error("not signed in")]
+    NotSignedIn,
+    /// Auth refused a sign-in or sign-up (wrong password, account exists, …).
+    #[error("{0}")]
+    Auth(RequestError),
+    #[error("no rejected write for `{0}`")]
+    NoRejected(String),
+    /// The replica was closed; open it again to go on.
+    #[error("the replica is closed")]
+    Closed,
+    /// Live sync stopped while a call waited for it.
+    #[error("live sync: {0}")]
+    Live(String),
+    /// `sync_until_settled` ran out of time.
+    #[error("{pending} writes still pending after {rounds} sync rounds{}", .last_error.as_ref().map(|e| format!(": {e}")).unwrap_or_default())]
+    NotSettled {
+        pending: usize,
+        rounds: usize,
+        last_error: Option<String>,
+    },
+}
+
+impl EngineError {
+    /// A stable name for the kind of failure, the same in the CLI's JSON errors and in
+    /// every language's error type: `invalid`, `store`, `server`, `auth`, `not_found`,
+    /// `timeout`, `closed`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EngineError::Store(_) | EngineError::Write(WriteError::Store(_)) => "store",
+            EngineError::Schema(_) | EngineError::Write(_) => "invalid",
+            EngineError::Request(_) => "server",
+            EngineError::NotSignedIn | EngineError::Auth(_) => "auth",
+            EngineError::NoRejected(_) => "not_found",
+            EngineError::NotSettled { .. } => "timeout",
+            EngineError::Closed | EngineError::Live(_) => "closed",
+        }
+    }
+}
+
+/// What the app shows about sync.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub signed_in: Option<String>,
+    pub pending: usize,
+    pub rejected: usize,
+    pub oldest_pending_ms: Option<i64>,
+    pub last_sync: serde_json::Map<String, Value>,
+}
+
+impl From<SyncError> for EngineError {
+    fn from(e: SyncError) -> Self {
+        match e {
+            SyncError::Schema(e) => EngineError::Schema(e),
+            SyncError::Store(e) => EngineError::Store(e),
+            SyncError::Request(e) => EngineError::Request(e),
+            SyncError::NotSignedIn => EngineError::NotSignedIn,
+        }
+    }
+}
+
+/// One device's replica of one user's data.
+pub struct Engine<S: Store, H: Http> {
+    pub schema: Schema,
+    pub store: S,
+    client: Client<H>,
+    cfg: EngineConfig,
+    sessions: Sessions,
+    /// One writer: local writes, push results and pulls apply one at a time.
+    writer: WriterLock,
+    /// One pull at a time. A pull takes `writer` only while it applies a page, so local
+    /// writes go on while it waits for the server.
+    puller: Mutex<()>,
+    /// One push at a time.
+    pusher: Mutex<()>,
+    /// While a push runs: the highest `seq` of the outbox it read (see
+    /// [`SyncContext::push_floor`]).
+    push_floor: std::sync::atomic::AtomicU64,
+    events: Notifier,
+    /// Rows the server deleted, so that stale Realtime changes cannot revive them.
+    graveyard: Graveyard,
+}
+
+impl<S: Store, H: Http> Engine<S, H> {
+    /// Open a replica; a persisted session is picked up.
+    pub async fn open(schema: Schema, store: S, http: H, project: Project, cfg: EngineConfig) -> Result<Self, EngineError> {
+        let sessions = Sessions::load(&store).await?;
+        for t in schema.tables() {
+            for col in &t.indexes {
+                store.ensure_index(&t.name, col).await?;
+            }
+        }
+        Ok(Engine {
+            schema,
+            store,
+            client: Client::new(project, http),
+            cfg,
+            sessions,
+            writer: Default::default(),
+            puller: Mutex::new(()),
+            pusher: Mutex::new(()),
+            push_floor: Default::default(),
+            events: Default::default(),
+            graveyard: Default::default(),
+        })
+    }
+
+    /// What push, pull and remote changes read and write through.
+    fn cx(&self) -> SyncContext<'_, S, H> {
+        SyncContext {
+            schema: &self.schema,
+            store: &self.store,
+            client: &self.client,
+            sessions: &self.sessions,
+            cfg: &self.cfg,
+            writer: &self.writer,
+            push_floor: &self.push_floor,
+            events: &self.events,
+            graveyard: &self.graveyard,
+        }
+    }
+
+    /// Take tokens from the app's own auth (e.g. supabase-js) instead of the built-in
+    /// client. The engine then never stores a token.
+    pub fn with_token_provider(self, provider: impl TokenProvider + 'static) -> Self {
+        self.with_boxed_token_provider(Box::new(provider))
+    }
+
+    /// [`Engine::with_token_provider`] for a provider already boxed.
+    pub fn with_boxed_token_provider(mut self, provider: Box<dyn TokenProvider>) -> Self {
+        self.sessions.set_provider(provider);
+        self
+    }
+
+    /// Share the one-writer rule with other processes using the same store (browser
+    /// tabs on one IndexedDB database): see [`crate::write_lock`].
+    pub fn with_shared_writer_lock(mut self, lock: Box<dyn SharedLock>) -> Self {
+        self.writer = WriterLock::with_shared(lock);
+        self
+    }
+
+    /// Read the session again from the store: another process sharing it (the tab
+    /// that led before) may have refreshed it, and its old refresh token is spent.
+    pub async fn reload_session(&self) -> Result<(), EngineError> {
+        Ok(self.sessions.reload(&self.store).await?)
+    }
+
+    /// Tell this engine's subscribers that `tables` changed elsewhere (another tab of
+    /// the same replica wrote them): live queries re-run, and with `local` live sync
+    /// pushes as after a local write.
+    pub fn notify_changed(&self, tables: Vec<String>, local: bool) {
+        self.events.changed_elsewhere(tables, local);
+    }
+
+    /// Change notifications (see [`crate::events`]).
+    pub fn subscribe(&self) -> futures_channel::mpsc::UnboundedReceiver<EngineEvent> {
+        self.events.subscribe()
+    }
+
+    pub(crate) fn now_ms(&self) -> i64 {
+        (self.cfg.now_ms)()
+    }
+
+    // ---- auth ----
+
+    async fn keep_session(&self, s: Session) -> Result<Session, EngineError> {
+        Ok(self.sessions.keep(&self.store, s).await?)
+    }
+
+    /// Adopt a session obtained elsewhere (a CLI that signed in before opening the
+    /// user's store, or an app whose own auth hands tokens over).
+    pub async fn set_session(&self, s: Session) -> Result<Session, EngineError> {
+        self.keep_session(s).await
+    }
+
+    /// Create an account (confirmed at once on projects without email confirmation).
+    pub async fn sign_up(&self, email: &str, password: &str) -> Result<Session, EngineError> {
+        let s = auth::sign_up(&self.client, email, password, self.now_ms() / 1000).await.map_err(EngineError::Auth)?;
+        self.keep_session(s).await
+    }
+
+    /// Sign in with a password.
+    pub async fn sign_in(&self, email: &str, password: &str) -> Result<Session, EngineError> {
+        let s = auth::sign_in(&self.client, email, password, self.now_ms() / 1000).await.map_err(EngineError::Auth)?;
+        self.keep_session(s).await
+    }
+
+    /// Sign out; `wipe` also deletes this user's local data (rows, outbox, cursors).
+    pub async fn sign_out(&self, wipe: bool) -> Result<(), EngineError> {
+        if let Some(s) = self.sessions.held().await {
+            // A network failure must not keep the user signed in locally.
+            let _ = auth::sign_out(&self.client, &s.access_token).await;
+        }
+        // A fresh insert landing between the scan and the wipe would outlive it.
+        let _w = self.writer.lock_wipe().await;
+        let mut batch = WriteBatch {
+            meta: vec![(SESSION_KEY.into(), None)],
+            ..Default::default()
+        };
+        if wipe {
+            for t in self.schema.tables() {
+                for r in self.store.scan(&t.name).await? {
+                    batch.delete_rows.push((r.table, r.local_id));
+                }
+                batch.meta.push((format!("cursor:{}", t.name), None));
+                batch.meta.push((format!("tombstones:{}", t.name), None));
+            }
+            batch.delete_outbox = self.store.outbox().await?.iter().map(|e| e.seq).collect();
+        }
+        self.store.apply(batch).await?;
+        self.sessions.forget().await;
+        if wipe {
+            self.events.changed(self.schema.tables().iter().map(|t| t.name.clone()).collect(), false);
+        }
+        Ok(())
+    }
+
+    /// The current session, refreshed first if it expires within a minute.
+    pub async fn session(&self) -> Result<Session, EngineError> {
+        Ok(self.cx().session().await?)
+    }
+
+    /// Refresh the access token now (refresh-token rotation).
+    pub async fn refresh(&self) -> Result<Session, EngineError> {
+        Ok(self.sessions.refresh(&self.store, &self.client, self.now_ms() / 1000).await?)
+    }
+
+    // ---- local data ----
+
+    /// Insert a row locally (seen at once; pushed later). Returns its view.
+    pub async fn insert(&self, table: &str, row: &Value) -> Result<RowView, EngineError> {
+        // Only an id the app chose is looked up first; an insert under a fresh id waits
+        // for no push or pull (see `WriterLock::lock_fresh_insert`).
+        let reads_first = self.schema.table(table).ok().and_then(|d| row.get(&d.local_id)).is_some_and(|v| !v.is_null());
+        let w = self.local_writer();
+        let r = if reads_first {
+            let _w = self.writer.lock().await;
+            w.insert(table, row, self.now_ms()).await?
+        } else {
+            let _w = self.writer.lock_fresh_insert().await;
+            w.insert(table, row, self.now_ms()).await?
+        };
+        self.events.changed(vec![table.to_string()], true);
+        self.view(&r).ok_or_else(|| StoreError::NotFound(r.local_id.clone()).into())
+    }
+
+    /// Append many rows to `table` as local inserts in one transaction (an import: a
+    /// user seeding data offline, an operator moving a dataset in). `rows` pairs each
+    /// row with its line number. If any row does not fit the schema, nothing is
+    /// written and every misfit comes back with its line; else the count written.
+    /// `sync` then pushes them, in order, like any other inserts.
+    pub async fn import(&self, table: &str, rows: Vec<(usize, Value)>) -> Result<Result<usize, Vec<(usize, String)>>, EngineError> {
+        let _w = self.writer.lock().await;
+        let w = self.local_writer();
+        match w.insert_all(table, rows, self.now_ms()).await? {
+            Ok(n) => {
+                if n > 0 {
+                    self.events.changed(vec![table.to_string()], true);
+                }
+                Ok(Ok(n))
+            }
+            Err(bad) => Ok(Err(bad.into_iter().map(|(line, e)| (line, e.to_string())).collect())),
+        }
+    }
+
+    /// Change fields of a row.
+    pub async fn update(&self, table: &str, local_id: &str, fields: &Value) -> Result<RowView, EngineError> {
+        let _w = self.writer.lock().await;
+        let w = self.local_writer();
+        let r = w.update(table, local_id, fields, self.now_ms()).await?;
+        self.events.changed(vec![table.to_string()], true);
+        self.view(&r).ok_or_else(|| StoreError::NotFound(r.local_id.clone()).into())
+    }
+
+    /// Delete a row.
+    pub async fn delete(&self, table: &str, local_id: &str) -> Result<(), EngineError> {
+        let _w = self.writer.lock().await;
+        let w = self.local_writer();
+        let (mut batch, cancelled) = w.delete_batch(table, local_id, self.now_ms()).await?;
+        if cancelled {
+            // Children written under a row that never reached the server cannot reach
+            // it either: rejected with the reason, in the same batch.
+            let outbox = self.store.outbox().await?;
+            let reason = format!("its parent {table}/{local_id} was deleted on this device before it reached the server");
+            reject_unsent_children(&self.cx(), table, local_id, &reason, &outbox, &mut Default::default(), &mut batch).await?;
+        }
+        self.store.apply(batch).await?;
+        self.events.changed(vec![table.to_string()], true);
+        Ok(())
+    }
+
+    /// The local write path, never merging into what a running push read.
+    fn local_writer(&self) -> LocalWriter<'_, S> {
+        LocalWriter {
+            schema: &self.schema,
+            store: &self.store,
+            no_merge_through: self.push_floor.load(std::sync::atomic::Ordering::SeqCst),
+        }
+    }
+
+    pub(crate) fn view(&self, r: &LocalRow) -> Option<RowView> {
+        let decl = self.schema.table(&r.table).ok()?;
+        Some(RowView {
+            local_id: r.local_id.clone(),
+            row: r.visible(&decl.local_id)?,
+            status: r.status.clone(),
+        })
+    }
+
+    /// One row, as the app sees it.
+    pub async fn get(&self, table: &str, local_id: &str) -> Result<Option<RowView>, EngineError> {
+        self.schema.table(table)?;
+        Ok(self.store.get_row(table, local_id).await?.and_then(|r| self.view(&r)))
+    }
+
+    /// Rows of a table matching equality filters, ordered and limited. A filter on the
+    /// local id reads one row; a filter on a declared index reads through the index;
+    /// otherwise the table is scanned.
+    pub async fn query(&self, table: &str, q: &Query) -> Result<Vec<RowView>, EngineError> {
+        let decl = self.schema.table(table)?;
+        let by_local_id = q.filters.iter().find(|(k, _)| *k == decl.local_id);
+        let by_index = q.filters.iter().find(|(k, _)| decl.indexes.contains(k));
+        let candidates = match (by_local_id, by_index) {
+            (Some((_, Value::String(id))), _) => self.store.get_row(table, id).await?.into_iter().collect(),
+            (Some(_), _) => vec![],
+            (None, Some((col, v))) => self.store.rows_by(table, col, v).await?,
+            (None, None) => self.store.scan(table).await?,
+        };
+        let mut out: Vec<RowView> = candidates
+            .iter()
+            .filter_map(|r| self.view(r))
+            .filter(|v| q.filters.iter().all(|(k, want)| v.row.get(k).unwrap_or(&Value::Null) == want))
+            .collect();
+        if let Some((col, desc)) = &q.order {
+            out.sort_by(|a, b| {
+                let o = compare(a.row.get(col), b.row.get(col));
+                if *desc {
+                    o.reverse()
+                } else {
+                    o
+                }
+            });
+        }
+        if let Some(l) = q.limit {
+            out.truncate(l);
+        }
+        Ok(out)
+    }
+
+    /// Pending and rejected counts, the oldest pending write, last sync per table.
+    pub async fn status(&self) -> Result<Status, EngineError> {
+        let ob = self.store.outbox_summary().await?;
+        let mut last_sync = serde_json::Map::new();
+        for t in self.schema.tables() {
+            if let Some(v) = self.store.meta(&format!("last_sync:{}", t.name)).await? {
+                last_sync.insert(t.name.clone(), v);
+            }
+        }
+        let signed_in = self.sessions.user_id().await;
+        Ok(Status {
+            signed_in,
+            pending: ob.pending,
+            rejected: ob.rejected,
+            oldest_pending_ms: ob.oldest_pending_ms,
+            last_sync,
+        })
+    }
+
+    /// Writes the server refused, with their reasons.
+    pub async fn rejected(&self) -> Result<Vec<OutboxEntry>, EngineError> {
+        Ok(self.store.outbox().await?.into_iter().filter(|e| e.rejected.is_some()).collect())
+    }
+
+    /// The sync history, newest first.
+    pub async fn history(&self, limit: usize) -> Result<Vec<HistoryEntry>, EngineError> {
+        Ok(self.store.history(limit).await?)
+    }
+
+    async fn rejected_entries(&self, local_id: &str) -> Result<Vec<OutboxEntry>, EngineError> {
+        let es: Vec<OutboxEntry> = self
+            .store
+            .outbox()
+            .await?
+            .into_iter()
+            .filter(|e| e.local_id == local_id && e.rejected.is_some())
+            .collect();
+        if es.is_empty() {
+            return Err(EngineError::NoRejected(local_id.into()));
+        }
+        Ok(es)
+    }
+
+    /// Queue a rejected write again (after the cause was fixed, e.g. a policy).
+    pub async fn retry(&self, local_id: &str) -> Result<(), EngineError> {
+        let _w = self.writer.lock().await;
+        let es = self.rejected_entries(local_id).await?;
+        let mut batch = WriteBatch::default();
+        let table = es[0].table.clone();
+        let mut row = self
+            .store
+            .get_row(&table, local_id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(local_id.into()))?;
+        let mut overlay = Row::new();
+        let mut deleted = false;
+        for mut e in es {
+            match &e.op {
+                OutboxOp::Insert { row } => overlay.extend(row.clone()),
+                OutboxOp::Update { fields } => overlay.extend(fields.clone()),
+                OutboxOp::Delete => deleted = true,
+            }
+            e.rejected = None;
+            e.attempts = 0;
+            e.last_error = None;
+            e.known_unsent = true;
+            batch.put_outbox.push(e);
+        }
+        row.overlay = Some(if deleted { Overlay::Deleted } else { Overlay::Fields { fields: overlay } });
+        row.status = RowStatus::Pending;
+        batch.put_rows.push(row);
+        self.store.apply(batch).await?;
+        self.events.changed(vec![table], true);
+        Ok(())
+    }
+
+    /// Drop a rejected write for good: the row shows the server's version again (or
+    /// disappears if it never reached the server).
+    pub async fn discard(&self, local_id: &str) -> Result<(), EngineError> {
+        let _w = self.writer.lock().await;
+        let es = self.rejected_entries(local_id).await?;
+        let table = es[0].table.clone();
+        let mut batch = WriteBatch {
+            delete_outbox: es.iter().map(|e| e.seq).collect(),
+            ..Default::default()
+        };
+        if let Some(mut row) = self.store.get_row(&table, local_id).await? {
+            if row.mirror.is_none() {
+                batch.delete_rows.push((table.clone(), local_id.into()));
+            } else {
+                row.overlay = None;
+                row.status = RowStatus::Synced;
+                batch.put_rows.push(row);
+            }
+        }
+        self.store.apply(batch).await?;
+        self.events.changed(vec![table], false);
+        Ok(())
+    }
+
+    /// Push every waiting write that can go now (see [`crate::push`]).
+    pub async fn push(&self) -> Result<PushReport, EngineError> {
+        let _one_push = self.pusher.lock().await;
+        Ok(Push::new(self.cx()).run().await?)
+    }
+
+    /// Pull every table, parents first (see [`crate::pull`]).
+    pub async fn pull(&self) -> Result<PullReport, EngineError> {
+        let _one_pull = self.puller.lock().await;
+        Ok(Pull::new(self.cx()).run().await?)
+    }
+
+    /// Apply one Realtime change; returns what it did (see [`crate::remote_change`]).
+    pub async fn apply_change(&self, c: &PgChange) -> Result<Applied, EngineError> {
+        Ok(remote_change::apply_change(&self.cx(), c).await?)
+    }
+
+    /// Push, then pull.
+    pub async fn sync(&self) -> Result<(PushReport, PullReport), EngineError> {
+        let push = self.push().await?;
+        let pull = self.pull().await?;
+        Ok((push, pull))
+    }
+
+}

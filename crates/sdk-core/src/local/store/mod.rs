@@ -1,0 +1,182 @@
+//! Persistence behind one small trait, implemented per platform: SQLite natively
+//! (`supasync-native`), IndexedDB in the browser (`supasync-wasm`), memory here for the
+//! engine's own tests. Every store runs the same test suite ([`store_suite!`]).
+//!
+//! Writes go through [`Store::apply`], which applies a whole [`WriteBatch`] or nothing:
+//! that is how a row change and its outbox entry (or a pulled page and its cursor) land
+//! together. Reads are plain lookups; the engine serialises writes (one writer).
+
+mod memory;
+#[doc(hidden)]
+pub mod suite;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use memory::MemoryStore;
+
+use crate::local::local_row::{LocalRow, Overlay};
+use crate::platform::maybe_send::{MaybeSend, MaybeSync};
+pub use crate::local::outbox::NewOutboxEntry;
+use crate::local::outbox::OutboxEntry;
+
+/// What a store can fail with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The storage itself failed (disk, quota, a closed database).
+    #[error("storage failed: {0}")]
+    Io(String),
+    /// What is stored cannot be read back (a corrupt or foreign file).
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// A batch names something that is not there (nothing of the batch was applied).
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// A batch adds a new row under a key that is taken (nothing of it was applied).
+    #[error("already stored: {0}")]
+    Exists(String),
+    /// The store was written by a newer version of supasync.
+    #[error("the store's format version {found} is newer than this build understands ({supported})")]
+    TooNew { found: u32, supported: u32 },
+}
+
+/// The highest outbox `seq` a push may have sent (0 if none): see
+/// [`SENT_THROUGH`](crate::local::outbox::SENT_THROUGH).
+pub async fn sent_through<S: Store + ?Sized>(store: &S) -> Result<u64, StoreError> {
+    Ok(store.meta(crate::local::outbox::SENT_THROUGH).await?.and_then(|v| v.as_u64()).unwrap_or(0))
+}
+
+/// One line of the sync history (what happened, when, how many rows, how long, errors).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// Assigned by the store, increasing.
+    pub id: u64,
+    pub at_ms: i64,
+    /// `push`, `pull`, `reject`, `conflict`, …
+    pub kind: String,
+    pub table: Option<String>,
+    pub rows: u64,
+    pub duration_ms: u64,
+    pub error: Option<String>,
+    /// Anything else worth keeping (e.g. the overwritten value of a conflict).
+    pub detail: Value,
+}
+
+/// What the status line needs of the outbox, without reading every entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutboxSummary {
+    /// Entries waiting to be pushed (not refused).
+    pub pending: usize,
+    /// Entries the server refused.
+    pub rejected: usize,
+    /// When the oldest waiting entry was written.
+    pub oldest_pending_ms: Option<i64>,
+}
+
+impl OutboxSummary {
+    /// The summary of a whole outbox (what every store's answer must equal).
+    pub fn of(outbox: &[OutboxEntry]) -> OutboxSummary {
+        let pending = outbox.iter().filter(|e| e.rejected.is_none());
+        OutboxSummary {
+            pending: pending.clone().count(),
+            rejected: outbox.iter().filter(|e| e.rejected.is_some()).count(),
+            oldest_pending_ms: pending.map(|e| e.created_at_ms).min(),
+        }
+    }
+}
+
+/// Everything one atomic write changes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WriteBatch {
+    /// Rows to store, replacing what is stored under their keys.
+    pub put_rows: Vec<LocalRow>,
+    /// Rows new to the store (a restored page): a store may write them without looking
+    /// for an old version or its index entries. One whose key is taken fails the batch
+    /// with [`StoreError::Exists`].
+    pub new_rows: Vec<LocalRow>,
+    pub delete_rows: Vec<(String, String)>,
+    pub add_outbox: Vec<NewOutboxEntry>,
+    /// Replace existing entries (matched by `seq`; a missing one fails the batch).
+    pub put_outbox: Vec<OutboxEntry>,
+    pub delete_outbox: Vec<u64>,
+    /// Key/value metadata: cursors, the session, settings. `None` deletes.
+    pub meta: Vec<(String, Option<Value>)>,
+    /// History lines; `id` is ignored and assigned by the store.
+    pub history: Vec<HistoryEntry>,
+}
+
+impl WriteBatch {
+    /// Whether the batch changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.put_rows.is_empty()
+            && self.new_rows.is_empty()
+            && self.delete_rows.is_empty()
+            && self.add_outbox.is_empty()
+            && self.put_outbox.is_empty()
+            && self.delete_outbox.is_empty()
+            && self.meta.is_empty()
+            && self.history.is_empty()
+    }
+}
+
+/// The key a row has in the index on `column`: its visible value as JSON text (absent
+/// is null), or `None` for a row that is not visible (deleted locally, or empty). Every
+/// store indexes with this one function, so lookups agree across platforms.
+pub fn index_key(row: &LocalRow, column: &str) -> Option<String> {
+    let value = match (&row.overlay, &row.mirror) {
+        (Some(Overlay::Deleted), _) | (None, None) => return None,
+        (Some(Overlay::Fields { fields }), _) if fields.contains_key(column) => fields.get(column),
+        (_, Some(m)) => m.get(column),
+        (_, None) => None,
+    };
+    Some(index_value(value.unwrap_or(&Value::Null)))
+}
+
+/// A lookup value as index text (see [`index_key`]).
+pub fn index_value(value: &Value) -> String {
+    value.to_string()
+}
+
+crate::maybe_async_trait! {
+    /// A device's local database for one user.
+    pub trait Store: MaybeSend + MaybeSync {
+        /// One row by its local id.
+        async fn get_row(&self, table: &str, local_id: &str) -> Result<Option<LocalRow>, StoreError>;
+        /// Several rows by local id (in the order asked, `None` where missing). Stores
+        /// that pay per read (IndexedDB: one transaction each) answer in one read;
+        /// a pulled page asks for all its rows at once.
+        async fn get_rows(&self, table: &str, local_ids: &[String]) -> Result<Vec<Option<LocalRow>>, StoreError> {
+            let mut out = Vec::with_capacity(local_ids.len());
+            for l in local_ids {
+                out.push(self.get_row(table, l).await?);
+            }
+            Ok(out)
+        }
+        /// The row whose server id is `server_id` (the id map, server → local).
+        async fn find_by_server_id(&self, table: &str, server_id: &Value) -> Result<Option<LocalRow>, StoreError>;
+        /// Every row of a table, in local-id order.
+        async fn scan(&self, table: &str) -> Result<Vec<LocalRow>, StoreError>;
+        /// Index `column` of `table` from now on (idempotent; rows already stored are
+        /// indexed at once). Indexes survive reopening a persistent store.
+        async fn ensure_index(&self, table: &str, column: &str) -> Result<(), StoreError>;
+        /// The rows whose visible `column` (overlay over mirror; absent counts as null)
+        /// equals `value`, in local-id order, through the index. A column that was
+        /// never indexed is `NotFound`, never a silent scan.
+        async fn rows_by(&self, table: &str, column: &str, value: &Value) -> Result<Vec<LocalRow>, StoreError>;
+        /// The outbox in `seq` order.
+        async fn outbox(&self) -> Result<Vec<OutboxEntry>, StoreError>;
+        /// Counts for the status line. Asked after every write while live, so stores
+        /// where reading the whole outbox is slow (IndexedDB) answer from indexes.
+        async fn outbox_summary(&self) -> Result<OutboxSummary, StoreError> {
+            Ok(OutboxSummary::of(&self.outbox().await?))
+        }
+        /// The newest outbox entry of one row (what a new write coalesces with).
+        async fn last_outbox_entry(&self, table: &str, local_id: &str) -> Result<Option<OutboxEntry>, StoreError>;
+        /// A metadata value.
+        async fn meta(&self, key: &str) -> Result<Option<Value>, StoreError>;
+        /// The newest `limit` history lines, newest first.
+        async fn history(&self, limit: usize) -> Result<Vec<HistoryEntry>, StoreError>;
+        /// Apply a whole batch, or nothing of it.
+        async fn apply(&self, batch: WriteBatch) -> Result<(), StoreError>;
+    }
+}

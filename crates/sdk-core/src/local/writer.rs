@@ -1,0 +1,363 @@
+//! The optimistic write path: an app's insert, update or delete becomes, at once, the
+//! row the app sees and an outbox entry, in one store batch (DESIGN §2.2-§2.4).
+//!
+//! Every row created on a device gets a time-ordered local id (UUIDv7) unless the app
+//! gives one; it is the row's key on every device, because the server row carries it.
+//! References between synced tables hold the parent's local id locally; the push maps
+//! them to server ids. Updates record only the fields that change. The caller serialises
+//! writes (the engine has one writer), so the read-then-write here cannot race.
+
+use serde_json::Value;
+
+use crate::local::local_row::{LocalRow, Overlay, RowStatus};
+use crate::local::outbox::{coalesce, CoalesceError, Coalesced, OutboxOp};
+use crate::local::schema::{Schema, SchemaError};
+use crate::local::store::{sent_through, NewOutboxEntry, Store, StoreError, WriteBatch};
+use crate::local::local_row::Row;
+
+/// Why a local write was refused. Nothing was written when this is returned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WriteError {
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no row `{local_id}` in `{table}`")]
+    NotFound { table: String, local_id: String },
+    #[error("a row `{local_id}` already exists in `{table}`")]
+    AlreadyExists { table: String, local_id: String },
+    #[error("row `{local_id}` of `{table}` is deleted")]
+    Deleted { table: String, local_id: String },
+    #[error("the local id of `{table}` rows is `{column}` and must be a non-empty string")]
+    BadLocalId { table: String, column: String },
+    #[error("the local id of row `{local_id}` cannot change")]
+    LocalIdChange { local_id: String },
+    /// The server refused the row's insert: retry or discard it before writing to it
+    /// again (a write queued behind a refused insert could never be sent).
+    #[error("row `{local_id}` of `{table}` was refused by the server ({reason}); retry or discard it first")]
+    Rejected { table: String, local_id: String, reason: String },
+}
+
+/// A fresh local id: a UUIDv7, so ids sort by creation time.
+pub fn new_local_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// Local writes for one schema and store.
+pub struct LocalWriter<'a, S: Store + ?Sized> {
+    pub schema: &'a Schema,
+    pub store: &'a S,
+    /// Entries up to this `seq` are never merged into (a push is sending them); 0: none.
+    pub no_merge_through: u64,
+}
+
+impl<S: Store + ?Sized> LocalWriter<'_, S> {
+    /// Insert a row; returns it as stored (status `pending`).
+    pub async fn insert(&self, table: &str, value: &Value, now_ms: i64) -> Result<LocalRow, WriteError> {
+        let mut batch = WriteBatch::default();
+        let row = self.queue_insert(table, value, now_ms, &mut std::collections::HashSet::new(), &mut batch).await?;
+        self.store.apply(batch).await?;
+        Ok(row)
+    }
+
+    /// Insert many rows as one store batch (an import): all of them, or, when any does
+    /// not fit the schema, none, with every misfit and its line. Rows may carry their
+    /// own local ids (other rows of the import reference them); an id taken, or given
+    /// twice, is a misfit.
+    /// An unknown table, or a store failure, fails the whole call (the outer error).
+    pub async fn insert_all(&self, table: &str, rows: Vec<(usize, Value)>, now_ms: i64) -> Result<Result<usize, Vec<(usize, WriteError)>>, WriteError> {
+        self.schema.table(table)?;
+        let mut batch = WriteBatch::default();
+        let mut bad = vec![];
+        let mut given = std::collections::HashSet::new();
+        for (line, value) in rows {
+            match self.queue_insert(table, &value, now_ms, &mut given, &mut batch).await {
+                Ok(_) => {}
+                Err(e @ WriteError::Store(_)) => return Err(e),
+                Err(e) => bad.push((line, e)),
+            }
+        }
+        if !bad.is_empty() {
+            return Ok(Err(bad));
+        }
+        let n = batch.put_rows.len();
+        self.store.apply(batch).await?;
+        Ok(Ok(n))
+    }
+
+    /// Check a new row and add it, with its outbox entry, to `batch`. Its local id is
+    /// generated unless the row gives one, which must be free in the store and not in
+    /// `given` (the ids given earlier in the same batch).
+    async fn queue_insert(
+        &self,
+        table: &str,
+        value: &Value,
+        now_ms: i64,
+        given: &mut std::collections::HashSet<String>,
+        batch: &mut WriteBatch,
+    ) -> Result<LocalRow, WriteError> {
+        let decl = self.schema.table(table)?;
+        let mut fields = self.schema.check_write(table, value)?;
+        let local_id = match fields.get(&decl.local_id) {
+            None | Some(Value::Null) => new_local_id(),
+            // A generated UUIDv7 cannot clash; only an id the app chose needs the check.
+            Some(Value::String(s)) if !s.trim().is_empty() => {
+                if !given.insert(s.clone()) || self.store.get_row(table, s).await?.is_some() {
+                    return Err(WriteError::AlreadyExists { table: table.into(), local_id: s.clone() });
+                }
+                s.clone()
+            }
+            Some(_) => return Err(WriteError::BadLocalId { table: table.into(), column: decl.local_id.clone() }),
+        };
+        fields.insert(decl.local_id.clone(), Value::String(local_id.clone()));
+        let row = LocalRow {
+            table: table.into(),
+            local_id: local_id.clone(),
+            server_id: None,
+            mirror: None,
+            overlay: Some(Overlay::Fields { fields: fields.clone() }),
+            status: RowStatus::Pending,
+            last_pushed: None,
+        };
+        batch.put_rows.push(row.clone());
+        batch.add_outbox.push(NewOutboxEntry { table: table.into(), local_id, op: OutboxOp::Insert { row: fields }, created_at_ms: now_ms });
+        Ok(row)
+    }
+
+    async fn live_row(&self, table: &str, local_id: &str) -> Result<LocalRow, WriteError> {
+        let row = self.store.get_row(table, local_id).await?.ok_or_else(|| WriteError::NotFound {
+            table: table.into(),
+            local_id: local_id.into(),
+        })?;
+        if matches!(row.overlay, Some(Overlay::Deleted)) {
+            return Err(WriteError::Deleted {
+                table: table.into(),
+                local_id: local_id.into(),
+            });
+        }
+        if let (None, RowStatus::Rejected { reason }) = (&row.mirror, &row.status) {
+            return Err(WriteError::Rejected {
+                table: table.into(),
+                local_id: local_id.into(),
+                reason: reason.clone(),
+            });
+        }
+        Ok(row)
+    }
+
+    /// Change fields of a row; only fields whose value differs are recorded and pushed.
+    pub async fn update(&self, table: &str, local_id: &str, value: &Value, now_ms: i64) -> Result<LocalRow, WriteError> {
+        let decl = self.schema.table(table)?;
+        let mut fields = self.schema.check_write(table, value)?;
+        match fields.remove(&decl.local_id) {
+            None => {}
+            Some(Value::String(s)) if s == local_id => {}
+            Some(_) => return Err(WriteError::LocalIdChange { local_id: local_id.into() }),
+        }
+        let mut row = self.live_row(table, local_id).await?;
+        let visible = row.visible(&decl.local_id).unwrap_or_default();
+        let changed: Row = fields.into_iter().filter(|(k, v)| visible.get(k) != Some(v)).collect();
+        if changed.is_empty() {
+            return Ok(row);
+        }
+        let mut batch = WriteBatch::default();
+        self.queue(table, local_id, OutboxOp::Update { fields: changed.clone() }, now_ms, &mut batch).await?;
+        let mut overlay = match row.overlay.take() {
+            Some(Overlay::Fields { fields }) => fields,
+            _ => Row::new(),
+        };
+        overlay.extend(changed);
+        row.overlay = Some(Overlay::Fields { fields: overlay });
+        row.status = RowStatus::Pending;
+        batch.put_rows.push(row.clone());
+        self.store.apply(batch).await?;
+        Ok(row)
+    }
+
+    /// Delete a row. A row never pushed disappears with its queued insert; otherwise it
+    /// is hidden at once and its delete waits in the outbox.
+    pub async fn delete(&self, table: &str, local_id: &str, now_ms: i64) -> Result<(), WriteError> {
+        let (batch, _) = self.delete_batch(table, local_id, now_ms).await?;
+        self.store.apply(batch).await?;
+        Ok(())
+    }
+
+    /// The batch a delete writes, and whether it cancelled an insert that was never
+    /// sent (the row is then gone for good, and so is any chance for children written
+    /// under it to reach the server).
+    pub async fn delete_batch(&self, table: &str, local_id: &str, now_ms: i64) -> Result<(WriteBatch, bool), WriteError> {
+        self.schema.table(table)?;
+        let mut row = self.live_row(table, local_id).await?;
+        let mut batch = WriteBatch::default();
+        if self.queue(table, local_id, OutboxOp::Delete, now_ms, &mut batch).await? {
+            // The queued insert and this delete cancelled out: the row never existed
+            // for the server, so it goes locally too.
+            batch.delete_rows.push((table.into(), local_id.into()));
+            return Ok((batch, true));
+        }
+        row.overlay = Some(Overlay::Deleted);
+        row.status = RowStatus::Pending;
+        batch.put_rows.push(row);
+        Ok((batch, false))
+    }
+}
+
+impl<S: Store + ?Sized> LocalWriter<'_, S> {
+    /// Add `op` to the outbox, coalesced with the row's waiting entry, into `batch`.
+    /// Returns true when the two cancel out (an unpushed insert, then a delete).
+    async fn queue(&self, table: &str, local_id: &str, op: OutboxOp, now_ms: i64, batch: &mut WriteBatch) -> Result<bool, WriteError> {
+        let waiting = self.store.last_outbox_entry(table, local_id).await?;
+        let sent = match &waiting {
+            Some(_) => sent_through(self.store).await?,
+            None => 0,
+        };
+        // An entry a running push read is being sent, as far as merging goes.
+        let as_merged = waiting.clone().map(|mut w| {
+            w.in_flight |= w.seq <= self.no_merge_through;
+            w
+        });
+        match coalesce(as_merged.as_ref(), sent, op).map_err(|e| coalesce_error(e, table, local_id))? {
+            Coalesced::Replace(op) => {
+                let mut e = waiting.ok_or_else(|| WriteError::NotFound {
+                    table: table.into(),
+                    local_id: local_id.into(),
+                })?;
+                e.op = op;
+                batch.put_outbox.push(e);
+                Ok(false)
+            }
+            Coalesced::Append(op) => {
+                batch.add_outbox.push(NewOutboxEntry {
+                    table: table.into(),
+                    local_id: local_id.into(),
+                    op,
+                    created_at_ms: now_ms,
+                });
+                Ok(false)
+            }
+            Coalesced::Cancel => {
+                if let Some(w) = waiting {
+                    batch.delete_outbox.push(w.seq);
+                }
+                Ok(true)
+            }
+        }
+    }
+}
+
+fn coalesce_error(e: CoalesceError, table: &str, local_id: &str) -> WriteError {
+    match e {
+        CoalesceError::AfterDelete => WriteError::Deleted {
+            table: table.into(),
+            local_id: local_id.into(),
+        },
+        CoalesceError::InsertOverExisting => WriteError::AlreadyExists {
+            table: table.into(),
+            local_id: local_id.into(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::local::schema::TableDecl;
+    use crate::local::store::suite::block_on;
+    use crate::local::store::MemoryStore;
+    use serde_json::json;
+
+    fn schema() -> Schema {
+        Schema::new(vec![
+            TableDecl::new("conversations"),
+            TableDecl::new("messages").references("conversation_id", "conversations"),
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn insert_is_visible_at_once_with_its_outbox_entry() {
+        block_on(async {
+            let (schema, store) = (schema(), MemoryStore::new());
+            let w = LocalWriter { schema: &schema, store: &store, no_merge_through: 0 };
+            let c = w.insert("conversations", &json!({"title": "trip"}), 1).await.unwrap();
+            assert_eq!(c.status, RowStatus::Pending);
+            assert_eq!(uuid::Uuid::parse_str(&c.local_id).unwrap().get_version_num(), 7);
+            let m = w
+                .insert("messages", &json!({"body": "hi", "conversation_id": c.local_id}), 2)
+                .await
+                .unwrap();
+            let seen = store.get_row("messages", &m.local_id).await.unwrap().unwrap();
+            assert_eq!(seen.visible("local_id").unwrap()["conversation_id"], json!(c.local_id));
+            let ob = store.outbox().await.unwrap();
+            assert_eq!(ob.len(), 2);
+            assert!(matches!(&ob[1].op, OutboxOp::Insert { row } if row["local_id"] == json!(m.local_id)));
+            // Local ids sort by creation time.
+            assert!(c.local_id < m.local_id);
+        });
+    }
+
+    #[test]
+    fn updates_record_changed_fields_and_coalesce() {
+        block_on(async {
+            let (schema, store) = (schema(), MemoryStore::new());
+            let w = LocalWriter { schema: &schema, store: &store, no_merge_through: 0 };
+            let c = w.insert("conversations", &json!({"title": "a", "n": 1}), 1).await.unwrap();
+            w.update("conversations", &c.local_id, &json!({"title": "b", "n": 1}), 2).await.unwrap();
+            let ob = store.outbox().await.unwrap();
+            assert_eq!(ob.len(), 1, "merged into the waiting insert");
+            assert!(matches!(&ob[0].op, OutboxOp::Insert { row } if row["title"] == json!("b")));
+            // Once the insert is in flight, an update queues behind it with changed fields only.
+            let mut e = ob[0].clone();
+            e.in_flight = true;
+            store.apply(WriteBatch { put_outbox: vec![e], ..Default::default() }).await.unwrap();
+            w.update("conversations", &c.local_id, &json!({"title": "c", "n": 1}), 3).await.unwrap();
+            let ob = store.outbox().await.unwrap();
+            assert_eq!(ob.len(), 2);
+            assert_eq!(ob[1].op, OutboxOp::Update { fields: json!({"title": "c"}).as_object().unwrap().clone() });
+            // No change, no entry.
+            w.update("conversations", &c.local_id, &json!({"title": "c"}), 4).await.unwrap();
+            assert_eq!(store.outbox().await.unwrap().len(), 2);
+        });
+    }
+
+    #[test]
+    fn deleting_an_unpushed_insert_sends_nothing() {
+        block_on(async {
+            let (schema, store) = (schema(), MemoryStore::new());
+            let w = LocalWriter { schema: &schema, store: &store, no_merge_through: 0 };
+            let c = w.insert("conversations", &json!({"title": "gone"}), 1).await.unwrap();
+            w.delete("conversations", &c.local_id, 2).await.unwrap();
+            assert!(store.outbox().await.unwrap().is_empty());
+            assert_eq!(store.get_row("conversations", &c.local_id).await.unwrap(), None);
+        });
+    }
+
+    #[test]
+    fn bad_writes_are_refused_and_write_nothing() {
+        block_on(async {
+            let (schema, store) = (schema(), MemoryStore::new());
+            let w = LocalWriter { schema: &schema, store: &store, no_merge_through: 0 };
+            assert!(matches!(w.insert("nope", &json!({}), 1).await, Err(WriteError::Schema(SchemaError::UnknownTable(_)))));
+            assert!(matches!(w.insert("messages", &json!("text"), 1).await, Err(WriteError::Schema(_))));
+            assert!(matches!(w.insert("messages", &json!({"local_id": 5}), 1).await, Err(WriteError::BadLocalId { .. })));
+            let c = w.insert("conversations", &json!({"local_id": "mine"}), 1).await.unwrap();
+            assert_eq!(c.local_id, "mine");
+            assert!(matches!(w.insert("conversations", &json!({"local_id": "mine"}), 1).await, Err(WriteError::AlreadyExists { .. })));
+            assert!(matches!(w.update("conversations", "other", &json!({"a": 1}), 1).await, Err(WriteError::NotFound { .. })));
+            assert!(matches!(
+                w.update("conversations", "mine", &json!({"local_id": "changed"}), 1).await,
+                Err(WriteError::LocalIdChange { .. })
+            ));
+            // A pushed row deleted locally: hidden, and no more writes to it.
+            let mut e = store.outbox().await.unwrap()[0].clone();
+            e.in_flight = true;
+            store.apply(WriteBatch { put_outbox: vec![e], ..Default::default() }).await.unwrap();
+            w.delete("conversations", "mine", 2).await.unwrap();
+            let r = store.get_row("conversations", "mine").await.unwrap().unwrap();
+            assert_eq!(r.visible("local_id"), None);
+            assert!(matches!(w.update("conversations", "mine", &json!({"a": 1}), 3).await, Err(WriteError::Deleted { .. })));
+            assert!(matches!(w.delete("conversations", "mine", 3).await, Err(WriteError::Deleted { .. })));
+            assert_eq!(store.outbox().await.unwrap().len(), 2, "the insert in flight, then the delete");
+        });
+    }
+}

@@ -1,0 +1,132 @@
+//! What the sync algorithms read and write through. The engine owns the replica's
+//! parts (schema, store, client, session, locks, notifier) and lends each push, pull
+//! or remote change a [`SyncContext`]: borrowed parts and a few helpers, and nothing
+//! of the engine's app-facing surface. The algorithms never name the engine, so the
+//! dependencies point one way: app → sync → local and net.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde_json::Value;
+
+use super::error::SyncError;
+use super::graveyard::Graveyard;
+use super::session::Sessions;
+use crate::local::events::Notifier;
+use crate::local::schema::{Schema, TableDecl};
+use crate::local::store::{HistoryEntry, Store};
+use crate::local::write_lock::WriterLock;
+use crate::net::auth::Session;
+use crate::net::classify::Failure;
+use crate::net::client::{Client, RequestError};
+use crate::net::transport::Http;
+
+/// Tunables.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Rows per insert request.
+    pub batch_size: usize,
+    /// Rows per pull page. A page shorter than this ends a table's pull, so it must
+    /// not exceed the project's `max_rows` (PostgREST cuts longer answers short):
+    /// hosted Supabase's default is 1,000.
+    pub page_size: usize,
+    /// A missing parent is waited for this many pushes, then the write is rejected.
+    pub max_parent_waits: u32,
+    /// Milliseconds since the Unix epoch (the platform's clock).
+    pub now_ms: fn() -> i64,
+}
+
+impl EngineConfig {
+    /// Defaults with the given clock.
+    pub fn with_clock(now_ms: fn() -> i64) -> EngineConfig {
+        EngineConfig {
+            batch_size: 1000,
+            page_size: 1000,
+            max_parent_waits: 5,
+            now_ms,
+        }
+    }
+}
+
+/// The parts of one replica a sync step works with, borrowed from the engine.
+pub struct SyncContext<'a, S: Store, H: Http> {
+    pub schema: &'a Schema,
+    pub store: &'a S,
+    pub client: &'a Client<H>,
+    pub sessions: &'a Sessions,
+    pub cfg: &'a EngineConfig,
+    /// One writer: local writes, push results and pulls apply one at a time.
+    pub writer: &'a WriterLock,
+    /// While a push runs: the highest `seq` of the outbox it read. Local writes do not
+    /// merge into those entries (it sends what it read); 0 when no push runs.
+    pub push_floor: &'a AtomicU64,
+    pub events: &'a Notifier,
+    /// Rows the server deleted, so that stale Realtime changes cannot revive them.
+    pub graveyard: &'a Graveyard,
+}
+
+impl<S: Store, H: Http> Clone for SyncContext<'_, S, H> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<S: Store, H: Http> Copy for SyncContext<'_, S, H> {}
+
+impl<'a, S: Store, H: Http> SyncContext<'a, S, H> {
+    pub fn now_ms(&self) -> i64 {
+        (self.cfg.now_ms)()
+    }
+
+    pub fn decl(&self, table: &str) -> Result<&'a TableDecl, SyncError> {
+        Ok(self.schema.table(table)?)
+    }
+
+    /// The highest `seq` a running push read (0: no push runs).
+    pub fn push_floor(&self) -> u64 {
+        self.push_floor.load(Ordering::SeqCst)
+    }
+
+    /// The current session, refreshed first if it is about to expire.
+    pub async fn session(&self) -> Result<Session, SyncError> {
+        self.sessions.current(self.store, self.client, self.now_ms() / 1000).await
+    }
+
+    /// Run `f` with a token; on 401 refresh once and run it again.
+    pub async fn authed<T, F, Fut>(&self, f: F) -> Result<T, RequestError>
+    where
+        F: Fn(String) -> Fut,
+        Fut: std::future::Future<Output = Result<T, RequestError>>,
+    {
+        let token = match self.session().await {
+            Ok(s) => s.access_token,
+            Err(SyncError::Request(e)) => return Err(e),
+            Err(e) => return Err(RequestError::BadAnswer(e.to_string())),
+        };
+        match f(token).await {
+            Err(e) if e.failure() == Failure::Unauthorized => {
+                let fresh = match self.sessions.refresh(self.store, self.client, self.now_ms() / 1000).await {
+                    Ok(s) => s.access_token,
+                    Err(SyncError::Request(re)) => return Err(re),
+                    Err(_) => return Err(e),
+                };
+                f(fresh).await
+            }
+            other => other,
+        }
+    }
+
+    /// A line of the sync history, timed from `started_ms` to now.
+    pub fn history_line(&self, kind: &str, table: Option<&str>, rows: u64, started_ms: i64, error: Option<String>, detail: Value) -> HistoryEntry {
+        let now = self.now_ms();
+        HistoryEntry {
+            id: 0,
+            at_ms: now,
+            kind: kind.into(),
+            table: table.map(str::to_string),
+            rows,
+            duration_ms: (now - started_ms).max(0) as u64,
+            error,
+            detail,
+        }
+    }
+}

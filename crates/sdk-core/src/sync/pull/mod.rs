@@ -1,0 +1,311 @@
+//! Pull and catch-up (DESIGN §2.5): bring back everything that changed on the server.
+//!
+//! Per table, parents first, with one server snapshot for the whole pull
+//! (`supasync_snapshot()`, from the SQL kit): the rows of transactions that were still
+//! running last time (*pending*), then keyset pages in `(sync_txid, key)` order below the
+//! snapshot's `xmax`; then tombstones the same way. Each page lands in one store batch;
+//! the cursor moves only when the table is done, so a crash re-pulls, never skips.
+//! Server rows update the mirror; a pending local change stays on top of it. References
+//! come back as the parent's local id. A new device restores everything this way.
+//!
+//! A pull holds the writer lock only while it applies a page, not while it waits for
+//! the server: a restore of a million rows takes minutes, and the app's writes must not
+//! wait for it. Pulls themselves run one at a time. What may land between two pages: a
+//! local write (it changes the overlay, which a page keeps), or a push's answer, which
+//! is newer than any row of the pull (the pull reads below its snapshot). A page never
+//! puts back an older version of a row than the one the device holds (`sync_txid`), so
+//! that answer stays; a restore's new rows cannot meet a row written meanwhile, since
+//! local inserts take fresh local ids (and if one did, the page is merged instead).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+mod page;
+
+use page::{build, ends, objects, PageAt, RawRow};
+
+use crate::local::events::PullProgress;
+use crate::local::local_row::Row;
+use crate::local::schema::TableDecl;
+use crate::local::store::{Store, StoreError, WriteBatch};
+use crate::net::client::{enc, RequestError};
+use crate::net::transport::Http;
+use crate::sync::context::SyncContext;
+use crate::sync::cursor;
+pub use crate::sync::cursor::Cursor;
+use crate::sync::error::SyncError;
+use crate::sync::server_delete::server_deleted;
+use crate::sync::server_rows::{apply_pulled, apply_server_rows, Held};
+use crate::sync::tombstones::{tombstone_target, TOMBSTONES};
+
+/// What one pull brought.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PullReport {
+    pub rows: usize,
+    pub deleted: usize,
+    pub requests: usize,
+}
+
+struct Snapshot {
+    xmax: i64,
+    xip: Vec<i64>,
+}
+
+/// One pull: the engine's parts it reads and writes through. Pulls run one at a time
+/// (the engine holds a lock around [`Pull::run`]).
+pub struct Pull<'a, S: Store, H: Http> {
+    cx: SyncContext<'a, S, H>,
+}
+
+impl<'a, S: Store, H: Http> Pull<'a, S, H> {
+    pub fn new(cx: SyncContext<'a, S, H>) -> Self {
+        Pull { cx }
+    }
+
+    async fn snapshot(&self) -> Result<Snapshot, SyncError> {
+        let v = self
+            .cx
+            .authed(|t| async move { self.cx.client.rpc("supasync_snapshot", &json!({}), &t).await })
+            .await?;
+        let xmax = v.get("xmax").and_then(Value::as_i64);
+        let xip = v.get("xip").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_i64).collect());
+        match (xmax, xip) {
+            (Some(xmax), Some(xip)) => Ok(Snapshot { xmax, xip }),
+            _ => Err(RequestError::BadAnswer(format!(
+                "supasync_snapshot() returned {v}; is the SQL kit applied?"
+            ))
+            .into()),
+        }
+    }
+
+    async fn get_rows(&self, table: &str, query: String) -> Result<Vec<Row>, SyncError> {
+        let rows = self.cx
+            .authed(|t| {
+                let q = query.clone();
+                async move { self.cx.client.select(table, &q, &t).await }
+            })
+            .await?;
+        objects(rows)
+    }
+
+    /// A page of rows as the server wrote them (see [`Client::select_raw`]).
+    ///
+    /// [`Client::select_raw`]: crate::net::client::Client::select_raw
+    async fn get_page(&self, table: &str, query: String, counted: bool) -> Result<(Vec<RawRow>, Option<u64>), SyncError> {
+        Ok(self.cx
+            .authed(|t| {
+                let q = query.clone();
+                async move { self.cx.client.select_raw(table, &q, &t, counted).await }
+            })
+            .await?)
+    }
+
+    /// Pull every table, parents first.
+    pub async fn run(&self) -> Result<PullReport, SyncError> {
+        let mut report = PullReport::default();
+        let snap = self.snapshot().await?;
+        report.requests += 1;
+        let tables: Vec<TableDecl> = self.cx.schema.parent_order().cloned().collect();
+        for decl in &tables {
+            let started = self.cx.now_ms();
+            let before = (report.rows, report.deleted);
+            let never_pulled = self.cx.store.meta(&format!("cursor:{}", decl.name)).await?.is_none();
+            let local = if never_pulled { self.cx.store.scan(&decl.name).await? } else { vec![] };
+            // A table this device never pulled, none of whose rows ever reached the
+            // server: no tombstone can concern it, so old ones need not be walked.
+            let nothing_to_delete = never_pulled && !local.iter().any(|r| r.server_id.is_some());
+            // Nothing here yet (a restore): the walk meets each row once, so pages need
+            // not look for rows this device holds.
+            let held = if never_pulled && local.is_empty() { Held::NoneYet } else { Held::LookUp };
+            drop(local);
+            self.pull_rows(decl, &snap, held, &mut report).await?;
+            self.pull_tombstones(decl, &snap, nothing_to_delete, &mut report).await?;
+            let mut wb = WriteBatch::default();
+            wb.meta.push((format!("last_sync:{}", decl.name), Some(json!(self.cx.now_ms()))));
+            let (rows, deleted) = (report.rows - before.0, report.deleted - before.1);
+            wb.history.push(self.cx.history_line(
+                "pull",
+                Some(&decl.name),
+                (rows + deleted) as u64,
+                started,
+                None,
+                json!({"rows": rows, "deleted": deleted}),
+            ));
+            {
+                let _w = self.cx.writer.lock().await;
+                self.cx.store.apply(wb).await?;
+            }
+            if rows + deleted > 0 {
+                self.cx.events.changed(vec![decl.name.clone()], false);
+            }
+        }
+        Ok(report)
+    }
+
+    async fn pull_rows(&self, decl: &TableDecl, snap: &Snapshot, held: Held, report: &mut PullReport) -> Result<(), SyncError> {
+        let key = format!("cursor:{}", decl.name);
+        let cur = cursor::read(self.cx.store, &key).await?;
+        let page = self.cx.cfg.page_size;
+        if !cur.pending.is_empty() {
+            let ids: Vec<String> = cur.pending.iter().map(|x| x.to_string()).collect();
+            let rows = self
+                .get_rows(&decl.name, format!("select=*&sync_txid=in.({})", enc(&ids.join(","))))
+                .await?;
+            report.requests += 1;
+            let _w = self.cx.writer.lock().await;
+            report.rows += apply_server_rows(&self.cx, decl, rows, WriteBatch::default()).await?;
+        }
+        let table = &decl.name;
+        // A page is built into rows and written while the next one is on its way: only
+        // its first and last rows are built before the next request goes out.
+        let apply = |raw: Vec<RawRow>| async move {
+            let _w = self.cx.writer.lock().await;
+            let build_all = || raw.iter().map(build).collect::<Result<Vec<Row>, SyncError>>();
+            match apply_pulled(&self.cx, decl, build_all()?, WriteBatch::default(), held).await {
+                // Two server rows under one local key (rows that others share with this
+                // user, their local ids unique only per owner): a restore's plain
+                // inserts refuse the page, and nothing of it was written. Merge it.
+                Err(SyncError::Store(StoreError::Exists(_))) if matches!(held, Held::NoneYet) => {
+                    apply_pulled(&self.cx, decl, build_all()?, WriteBatch::default(), Held::LookUp).await
+                }
+                other => other,
+            }
+        };
+        let page_query = |at: &PageAt| at.query("select=*", &decl.key, snap.xmax, page);
+        let mut at = PageAt::From(cur.next_txid);
+        // A table never pulled here (a restore) asks for the count with its first page,
+        // to report progress against it.
+        let (mut rows, total) = self.get_page(table, page_query(&at), cur == Cursor::default()).await?;
+        report.requests += 1;
+        let mut so_far: u64 = 0;
+        let mut pages = 0;
+        // The page past a transaction being read by key (`Within`), asked alongside its
+        // first such page: when that transaction's rows run out, the walk goes on from
+        // it instead of waiting for an answer that is often empty.
+        let mut past: Option<(i64, Vec<RawRow>)> = None;
+        loop {
+            pages += 1;
+            so_far += rows.len() as u64;
+            let mut next_at = at.next(ends(&rows)?.as_refs(), &decl.key, page, table)?;
+            if let Some(PageAt::Past(t)) = next_at {
+                if let Some((_, ahead)) = past.take_if(|(pt, _)| *pt == t) {
+                    so_far += ahead.len() as u64;
+                    next_at = PageAt::Past(t).next(ends(&ahead)?.as_refs(), &decl.key, page, table)?;
+                    rows.extend(ahead);
+                }
+            }
+            let Some(next_at) = next_at else {
+                report.rows += apply(rows).await?;
+                if pages > 1 || total.is_some_and(|t| t > 0) {
+                    self.cx.events.progress(PullProgress { table: table.clone(), rows: so_far, total, done: true });
+                }
+                break;
+            };
+            at = next_at;
+            let ask_past = match at {
+                PageAt::Within(t, _) if past.is_none() => Some(t),
+                _ => None,
+            };
+            let n = rows.len();
+            // The next page is on its way while this one is built and written (the
+            // requests are polled first, so the HTTP client carries them meanwhile).
+            let (next, ahead, applied) = futures_util::join!(
+                self.get_page(table, page_query(&at), false),
+                async {
+                    match ask_past {
+                        Some(t) => Some((t, self.get_page(table, page_query(&PageAt::Past(t)), false).await)),
+                        None => None,
+                    }
+                },
+                apply(rows)
+            );
+            report.rows += applied?;
+            report.requests += 1;
+            if let Some((t, ahead)) = ahead {
+                past = Some((t, ahead?.0));
+                report.requests += 1;
+            }
+            if n > 0 {
+                self.cx.events.progress(PullProgress { table: table.clone(), rows: so_far, total, done: false });
+            }
+            rows = next?.0;
+        }
+        let next = Cursor {
+            next_txid: snap.xmax,
+            pending: snap.xip.clone(),
+        };
+        let _w = self.cx.writer.lock().await;
+        self.cx.store
+            .apply(WriteBatch {
+                meta: vec![(key, Some(json!(next)))],
+                ..Default::default()
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn pull_tombstones(&self, decl: &TableDecl, snap: &Snapshot, nothing_to_delete: bool, report: &mut PullReport) -> Result<(), SyncError> {
+        let key = format!("tombstones:{}", decl.name);
+        let cur = cursor::read(self.cx.store, &key).await?;
+        if nothing_to_delete && cur == Cursor::default() {
+            // Start at this snapshot instead of walking every delete ever made. (Rows
+            // pulled just now exist on the server as of this snapshot.)
+            let start = Cursor {
+                next_txid: snap.xmax,
+                pending: snap.xip.clone(),
+            };
+            let _w = self.cx.writer.lock().await;
+            self.cx.store
+                .apply(WriteBatch {
+                    meta: vec![(key, Some(json!(start)))],
+                    ..Default::default()
+                })
+                .await?;
+            return Ok(());
+        }
+        let base = format!("select=row_id,local_id,sync_txid,id&table_name=eq.{}", enc(&decl.name));
+        let mut found: Vec<Row> = vec![];
+        if !cur.pending.is_empty() {
+            let ids: Vec<String> = cur.pending.iter().map(|x| x.to_string()).collect();
+            found.extend(self.get_rows(TOMBSTONES, format!("{base}&sync_txid=in.({})", enc(&ids.join(",")))).await?);
+            report.requests += 1;
+        }
+        let mut at = PageAt::From(cur.next_txid);
+        loop {
+            let page = self
+                .get_rows(TOMBSTONES, at.query(&base, "id", snap.xmax, self.cx.cfg.page_size))
+                .await?;
+            report.requests += 1;
+            let next = at.next((page.len(), page.first(), page.last()), "id", self.cx.cfg.page_size, TOMBSTONES)?;
+            found.extend(page);
+            match next {
+                Some(n) => at = n,
+                None => break,
+            }
+        }
+        let _w = self.cx.writer.lock().await;
+        let mut wb = WriteBatch::default();
+        let outbox = if found.is_empty() { vec![] } else { self.cx.store.outbox().await? };
+        let mut settled = std::collections::HashSet::new();
+        for t in found {
+            self.cx.graveyard.bury_tombstone(&decl.name, &t);
+            if let Some(r) = tombstone_target(self.cx.store, decl, &t).await? {
+                if settled.contains(&(r.table.clone(), r.local_id.clone())) {
+                    continue;
+                }
+                server_deleted(&self.cx, &r, "deleted on the server", &outbox, &mut settled, &mut wb).await?;
+                report.deleted += 1;
+            }
+        }
+        wb.meta.push((
+            key,
+            Some(json!(Cursor {
+                next_txid: snap.xmax,
+                pending: snap.xip.clone(),
+            })),
+        ));
+        self.cx.store.apply(wb).await?;
+        Ok(())
+    }
+
+}

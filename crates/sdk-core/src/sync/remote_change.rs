@@ -1,0 +1,130 @@
+//! One change pushed by Realtime, applied to the replica (DESIGN §2.6).
+//!
+//! It goes through the same path as a pulled row (mirror under any pending overlay,
+//! references mapped to local ids, conflicts recorded), with one more rule: a change
+//! older than what the device already holds is skipped. Versions are the kit's
+//! `sync_txid` (the writing transaction); a change from the *same* transaction is
+//! applied, because Realtime delivers a transaction's statements in order and the last
+//! one is the row's final state. So the changes buffered during a catch-up can be
+//! applied after the pull without ever regressing a row, and an echo of this device's
+//! own write rewrites the mirror with identical values: nothing the app sees moves.
+//!
+//! Deletes arrive as inserts into `supasync_tombstones` (an owner-filtered DELETE event
+//! carries only the key, so the server drops it before the filter; the tombstone is
+//! how the delete reaches us), and as DELETE events where the server sends them.
+
+use serde_json::Value;
+
+use super::context::SyncContext;
+use super::cursor;
+use super::error::SyncError;
+use super::server_delete::server_deleted;
+use super::server_rows::apply_server_rows;
+use super::tombstones::{tombstone_target, TOMBSTONES};
+use crate::local::local_row::{id_text, sync_txid, Row};
+use crate::local::schema::TableDecl;
+use crate::local::store::{Store, WriteBatch};
+use crate::net::realtime::PgChange;
+use crate::net::transport::Http;
+
+/// What became of a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// The replica changed.
+    Row,
+    /// A row was deleted.
+    Deleted,
+    /// Already known, older than the replica, or about nothing this device holds.
+    Skipped,
+}
+
+/// Apply one Realtime change; returns what it did.
+pub async fn apply_change<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, c: &PgChange) -> Result<Applied, SyncError> {
+    if c.errors.as_ref().is_some_and(|e| !e.is_null()) {
+        tracing::warn!(target: "supasync::live", "skipped a {} change on {} that carries errors", c.kind, c.table);
+        return Ok(Applied::Skipped);
+    }
+    let _w = cx.writer.lock().await;
+    let applied = if c.table == TOMBSTONES {
+        match (c.kind.as_str(), c.record.get("table_name").and_then(Value::as_str)) {
+            ("INSERT", Some(table)) => match cx.schema.table(table) {
+                Ok(decl) => {
+                    let decl = decl.clone();
+                    delete_locally(cx, &decl, &c.record).await?
+                }
+                Err(_) => Applied::Skipped,
+            },
+            _ => Applied::Skipped,
+        }
+    } else {
+        let Ok(decl) = cx.schema.table(&c.table) else { return Ok(Applied::Skipped) };
+        let decl = decl.clone();
+        match c.kind.as_str() {
+            "DELETE" => {
+                let mut t = serde_json::Map::new();
+                if let Some(id) = c.old_record.get(&decl.key) {
+                    t.insert("row_id".into(), Value::String(id_text(id)));
+                }
+                if let Some(l) = c.old_record.get(&decl.local_id) {
+                    t.insert("local_id".into(), l.clone());
+                }
+                delete_locally(cx, &decl, &t).await?
+            }
+            "INSERT" | "UPDATE" if !c.record.is_empty() => {
+                let local = decl.row_key(&c.record);
+                let mut held = match &local {
+                    Some(l) => cx.store.get_row(&decl.name, l).await?,
+                    None => None,
+                };
+                if held.is_none() {
+                    if let Some(id) = c.record.get(&decl.key) {
+                        held = cx.store.find_by_server_id(&decl.name, id).await?;
+                    }
+                }
+                let mine = held.as_ref().and_then(|r| sync_txid(r.mirror.as_ref()?));
+                let got = sync_txid(&c.record);
+                let stale = held.is_none()
+                    && (cx.graveyard.holds_change(&decl.name, local.as_deref(), c.record.get(&decl.key))
+                        || pulled_past(cx.store, &decl.name, got).await?);
+                match (mine, got) {
+                    // A change from before the row's delete (queued during a
+                    // catch-up, or in flight): deleted rows never come back.
+                    _ if stale => Applied::Skipped,
+                    (Some(have), Some(got)) if got < have => Applied::Skipped,
+                    _ => {
+                        apply_server_rows(cx, &decl, vec![c.record.clone()], WriteBatch::default()).await?;
+                        Applied::Row
+                    }
+                }
+            }
+            _ => Applied::Skipped,
+        }
+    };
+    if applied != Applied::Skipped {
+        let table = c.record.get("table_name").and_then(Value::as_str).filter(|_| c.table == TOMBSTONES).unwrap_or(&c.table);
+        cx.events.changed(vec![table.to_string()], false);
+    }
+    Ok(applied)
+}
+
+/// Whether a change of transaction `txid` to a row this device does not hold is older
+/// than the last pull of `table`, which would have brought the row had it still
+/// existed then (transactions still running at that pull excepted): so the row was
+/// deleted since, or written again later (and that later change comes on its own).
+async fn pulled_past<S: Store>(store: &S, table: &str, txid: Option<i64>) -> Result<bool, SyncError> {
+    let Some(t) = txid else { return Ok(false) };
+    let cur = cursor::read(store, &format!("cursor:{table}")).await?;
+    Ok(t < cur.next_txid && !cur.pending.contains(&t))
+}
+
+/// Remove the row a tombstone names, with any writes of it still waiting (the
+/// server's delete wins, as in a pull; see [`crate::sync::server_delete`]).
+async fn delete_locally<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, decl: &TableDecl, tombstone: &Row) -> Result<Applied, SyncError> {
+    cx.graveyard.bury_tombstone(&decl.name, tombstone);
+    let Some(r) = tombstone_target(cx.store, decl, tombstone).await? else { return Ok(Applied::Skipped) };
+    let mut wb = WriteBatch::default();
+    let outbox = cx.store.outbox().await?;
+    server_deleted(cx, &r, "deleted on the server", &outbox, &mut Default::default(), &mut wb).await?;
+    cx.store.apply(wb).await?;
+    Ok(Applied::Deleted)
+}

@@ -1,0 +1,164 @@
+//! Server rows into the replica, the one path for rows a pull or a Realtime change
+//! brings: each becomes the mirror under any pending local change (references mapped
+//! back to local ids), values this device pushed that another write overwrote go to
+//! the history as conflicts (last write wins), a row older (`sync_txid`) than the one
+//! held is skipped, and children waiting for a parent's server id learn it. A page of
+//! a table that held nothing (a restore) is written as new rows without lookups.
+
+use serde_json::{json, Value};
+
+use super::context::SyncContext;
+use super::error::SyncError;
+use super::references::{adopt_children, to_local, ParentLocalIds};
+use crate::local::local_row::{sync_txid, LocalRow, Overlay, Row, RowStatus};
+use crate::local::schema::TableDecl;
+use crate::local::store::{Store, WriteBatch};
+use crate::net::transport::Http;
+
+/// Whether a page's rows may already be on this device.
+#[derive(Clone, Copy)]
+pub enum Held {
+    /// Look them up (one read for the page).
+    LookUp,
+    /// The table held nothing when the walk began, and a walk meets each row once.
+    NoneYet,
+}
+
+/// Apply server rows in one batch; returns how many.
+pub async fn apply_server_rows<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, decl: &TableDecl, rows: Vec<Row>, wb: WriteBatch) -> Result<usize, SyncError> {
+    apply_pulled(cx, decl, rows, wb, Held::LookUp).await
+}
+
+pub async fn apply_pulled<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, decl: &TableDecl, rows: Vec<Row>, mut wb: WriteBatch, held: Held) -> Result<usize, SyncError> {
+    if let Held::NoneYet = held {
+        return apply_restored(cx, decl, rows, wb).await;
+    }
+    let n = rows.len();
+    let mut seen: std::collections::HashMap<String, LocalRow> = std::collections::HashMap::new();
+    // Parent server id → local id, looked up once per page.
+    let mut parents = ParentLocalIds::new();
+    // Rows whose server id this device learns now (children may wait for it).
+    let mut learned: Vec<(Value, String)> = vec![];
+    // Every row of the page this device already holds, in one read.
+    let mut held: std::collections::HashMap<String, LocalRow> = match held {
+        Held::NoneYet => Default::default(),
+        Held::LookUp => {
+            let keys: Vec<String> = rows.iter().filter_map(|r| decl.row_key(r)).collect();
+            cx.store
+                .get_rows(&decl.name, &keys)
+                .await?
+                .into_iter()
+                .flatten()
+                .map(|r| (r.local_id.clone(), r))
+                .collect()
+        }
+    };
+    for server in rows {
+        let server_id = server.get(&decl.key).cloned();
+        let Some(local_id) = decl.row_key(&server) else { continue };
+        // Older than the version this device holds (a push's answer applied while
+        // this page was on its way): the newer one stays.
+        let holds = seen.get(&local_id).or_else(|| held.get(&local_id));
+        if let (Some(have), Some(got)) = (holds.and_then(|r| sync_txid(r.mirror.as_ref()?)), sync_txid(&server)) {
+            if got < have {
+                continue;
+            }
+        }
+        let mirror = to_local(cx.schema, cx.store, &decl.name, server, &Row::new(), &mut parents).await?;
+        let existing = match seen.remove(&local_id) {
+            Some(r) => Some(r),
+            None => held.remove(&local_id),
+        };
+        if let (None | Some(LocalRow { server_id: None, .. }), Some(sid)) = (&existing, &server_id) {
+            learned.push((sid.clone(), local_id.clone()));
+        }
+        let row = match existing {
+            Some(mut r) => {
+                if let Some(mine) = r.last_pushed.as_mut() {
+                    let overwritten: Vec<(String, Value, Value)> = mine
+                        .iter()
+                        .filter_map(|(k, v)| {
+                            let now = mirror.get(k)?;
+                            (now != v).then(|| (k.clone(), v.clone(), now.clone()))
+                        })
+                        .collect();
+                    for (field, was, by) in overwritten {
+                        mine.remove(&field);
+                        wb.history.push(cx.history_line(
+                            "conflict",
+                            Some(&decl.name),
+                            1,
+                            cx.now_ms(),
+                            None,
+                            json!({"local_id": local_id, "field": field, "overwritten": was, "by": by,
+                                   "rule": "last write wins"}),
+                        ));
+                    }
+                }
+                if matches!(r.status, RowStatus::Rejected { .. }) && r.overlay.is_none() {
+                    r.status = RowStatus::Synced;
+                }
+                r.server_id = server_id;
+                r.mirror = Some(mirror);
+                if r.overlay.is_none() {
+                    r.status = RowStatus::Synced;
+                }
+                r
+            }
+            None => LocalRow {
+                table: decl.name.clone(),
+                local_id: local_id.clone(),
+                server_id,
+                mirror: Some(mirror),
+                overlay: None::<Overlay>,
+                status: RowStatus::Synced,
+                last_pushed: None,
+            },
+        };
+        seen.insert(local_id, row);
+    }
+    // In key order: neighbours in the store's B-trees are written together.
+    let mut rows: Vec<LocalRow> = seen.into_values().collect();
+    rows.sort_by(|a, b| a.local_id.cmp(&b.local_id));
+    wb.put_rows.extend(rows);
+    adopt_children(cx.schema, cx.store, &decl.name, &learned, &mut wb).await?;
+    cx.store.apply(wb).await?;
+    Ok(n)
+}
+
+/// A page of a table that held nothing when the walk began (a restore): every row
+/// is new, so none is looked up or merged, and the page goes to the store as new
+/// rows ([`WriteBatch::new_rows`]), which it writes without looking for old ones.
+async fn apply_restored<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, decl: &TableDecl, rows: Vec<Row>, mut wb: WriteBatch) -> Result<usize, SyncError> {
+    let n = rows.len();
+    let mut parents = ParentLocalIds::new();
+    let mut learned: Vec<(Value, String)> = Vec::with_capacity(n);
+    let mut out: Vec<LocalRow> = Vec::with_capacity(n);
+    for server in rows {
+        let server_id = server.get(&decl.key).cloned();
+        let Some(local_id) = decl.row_key(&server) else { continue };
+        let mirror = to_local(cx.schema, cx.store, &decl.name, server, &Row::new(), &mut parents).await?;
+        if let Some(sid) = &server_id {
+            learned.push((sid.clone(), local_id.clone()));
+        }
+        out.push(LocalRow {
+            table: decl.name.clone(),
+            local_id,
+            server_id,
+            mirror: Some(mirror),
+            overlay: None,
+            status: RowStatus::Synced,
+            last_pushed: None,
+        });
+    }
+    // In key order: neighbours in the store's B-trees are written together. A key
+    // met twice in one page (two server rows claiming one local id) keeps the later.
+    out.sort_by(|a, b| a.local_id.cmp(&b.local_id));
+    out.reverse();
+    out.dedup_by(|earlier, later| earlier.local_id == later.local_id);
+    out.reverse();
+    wb.new_rows.extend(out);
+    adopt_children(cx.schema, cx.store, &decl.name, &learned, &mut wb).await?;
+    cx.store.apply(wb).await?;
+    Ok(n)
+}
