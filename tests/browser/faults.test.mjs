@@ -74,6 +74,47 @@ test('a reload right after insert resolved keeps the write and pushes it once', 
   await context.close();
 });
 
+test('status() counts every write whose promise resolved, and describes the reopened replica once openReplica resolves', async () => {
+  const user = await newUser(env.server);
+  const context = await env.browser.newContext();
+  const page = await signedIn(context, user);
+  // Manual mode and offline: nothing is pushed, so every write waits and writes to a
+  // waiting row merge into it (the counts below are exact).
+  await page.evaluate(() => db.setMode('manual'));
+  await page.route('**/rest/v1/**', (route) => route.abort('internetdisconnected'));
+  const counts = await page.evaluate(async () => {
+    const seen = [];
+    const c = await db.insert('conversations', { title: 'counted' });
+    seen.push(db.status().pending);
+    // Five at once: each resolved promise is counted by the time it resolves.
+    const rows = await Promise.all([0, 1, 2, 3, 4].map((i) => db.insert('messages', { conversation_id: c.local_id, role: 'user', content: `m${i}` })));
+    seen.push(db.status().pending);
+    for (let i = 5; i < 19; i++) {
+      await db.insert('messages', { conversation_id: c.local_id, role: 'user', content: `m${i}` });
+      seen.push(db.status().pending);
+    }
+    // An update of a waiting insert merges into it; a delete of one cancels it.
+    await db.update('messages', rows[0].local_id, { content: 'edited' });
+    seen.push(db.status().pending);
+    await db.delete('messages', rows[1].local_id);
+    seen.push(db.status().pending);
+    await db.insert('messages', { conversation_id: c.local_id, role: 'user', content: 'last' });
+    seen.push(db.status().pending);
+    return seen;
+  });
+  assert.deepEqual(counts, [1, 6, ...Array.from({ length: 14 }, (_, i) => 7 + i), 20, 19, 20]);
+  await reopen(page);
+  const st = await page.evaluate(() => db.status());
+  assert.equal(st.pending, 20, 'the 20 waiting writes, as soon as openReplica resolved');
+  assert.equal(st.leader, true, 'the only tab leads');
+  assert.notEqual(st.phase, 'paused', 'live sync runs for the signed-in user');
+  await page.unroute('**/rest/v1/**');
+  const settled = await page.evaluate(() => db.sync({ timeoutMs: 30000 }));
+  assert.equal(settled.status.pending, 0);
+  assert.equal((await serverRows(env.server, user, 'messages')).length, 19);
+  await context.close();
+});
+
 test('after the server failed, the queue drains on its own timer, with no new write to wake it', async () => {
   const user = await newUser(env.server);
   const context = await env.browser.newContext();

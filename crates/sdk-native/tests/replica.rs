@@ -73,3 +73,34 @@ async fn a_replica_goes_live_at_sign_in_and_hears_the_other_device() {
     assert_eq!(a.sign_in("facade@example.com", "x").await.unwrap_err().kind(), "closed");
     b.close();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reopened_replica_says_at_once_what_waits_and_that_live_sync_starts() {
+    let srv = server().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let schema = || Schema::from_json(&std::fs::read_to_string(manifest().join("tests/chat_schema.json")).expect("schema")).expect("schema");
+    let open_at = |url: String, key: String| {
+        let path = dir.path().join("replica.db");
+        async move {
+            let store = SqliteStore::open(path).expect("store");
+            Replica::open(schema(), store, ReqwestHttp::new().expect("http"), TokioRuntime, ReplicaConfig::new(&url, &key), None).await.expect("open")
+        }
+    };
+    let a = open_at(srv.url().to_string(), srv.anon_key().to_string()).await;
+    a.set_mode(supasync_core::live::SyncMode::Manual);
+    a.sign_up("reopened@example.com", "correct-horse-battery").await.expect("sign up");
+    let c = a.engine().insert("conversations", &json!({"title": "waits"})).await.expect("insert");
+    for i in 0..2 {
+        a.engine().insert("messages", &json!({"conversation_id": c.local_id, "role": "user", "content": format!("m{i}")})).await.expect("insert");
+        assert_eq!(a.status().await.expect("status").pending, 2 + i, "every write that returned is counted");
+    }
+    a.close();
+    // Reopened where the server cannot be reached: the writes still wait, and the
+    // status says so as soon as open returns, with live sync starting (not paused).
+    let b = open_at("http://127.0.0.1:9".into(), srv.anon_key().to_string()).await;
+    let st = b.status().await.expect("status");
+    assert_eq!(st.pending, 3);
+    assert!(b.is_live(), "the signed-in user's live sync runs");
+    assert_ne!(st.phase, Phase::Paused, "live sync is starting: {st:?}");
+    b.close();
+}

@@ -306,6 +306,12 @@ impl<S: Store + 'static, H: Http + 'static, R: Runtime> Replica<S, H, R> {
         if let Some(old) = st.net.replace(Net { live, forward_stop: stop_tx }) {
             old.live.stop();
         }
+        // Until live sync publishes, the status says it is starting, not the idle
+        // status from before it ran (`paused`).
+        let phase = starting_phase(&st);
+        if let Some(last) = st.last.as_mut().filter(|l| l.phase == Phase::Paused) {
+            last.phase = phase;
+        }
     }
 
     fn stop_net(&self) {
@@ -358,7 +364,9 @@ impl<S: Store + 'static, H: Http + 'static, R: Runtime> Replica<S, H, R> {
         let st = self.lock();
         let (phase, mode, last_error) = match (&st.net, &st.last) {
             (Some(_), Some(l)) => (l.phase, l.mode, l.last_error.clone()),
-            _ => (Phase::Paused, st.mode, None),
+            // Live sync runs but has not said anything yet.
+            (Some(_), None) => (starting_phase(&st), st.mode, None),
+            (None, _) => (Phase::Paused, st.mode, None),
         };
         Ok(LiveStatus { phase, mode, pending: s.pending, rejected: s.rejected, last_sync: s.last_sync, last_error, progress: None })
     }
@@ -432,6 +440,15 @@ impl<S: Store + 'static, H: Http + 'static, R: Runtime> Replica<S, H, R> {
     /// it pushes as after a local write, and live queries here re-run.
     pub fn changed_elsewhere(&self, tables: Vec<String>, local: bool) {
         self.engine.notify_changed(tables, local);
+    }
+}
+
+/// The phase live sync starts in: connecting, unless paused or in manual mode.
+fn starting_phase(st: &State) -> Phase {
+    if st.paused || st.mode == SyncMode::Manual {
+        Phase::Paused
+    } else {
+        Phase::Connecting
     }
 }
 

@@ -96,6 +96,10 @@ export class Replica implements ReplicaApi {
   private readonly userWatchers = new Set<(u: User | undefined) => void>();
   private last: Status;
   private stopInnerStatus?: () => void;
+  /** Count reads (see recount): asked for, covered by the last read, the read under way. */
+  private countsAsked = 0;
+  private countsRead = 0;
+  private counting?: Promise<void>;
   private user?: User;
 
   /** Sign up, in and out (the built-in Auth client; with `accessToken`, supabase-js does this). */
@@ -208,29 +212,72 @@ export class Replica implements ReplicaApi {
       else st?.removeItem(this.activeUserKey());
     }
     if (database) {
-      this.tabs = new Tabs(database, inner, (status) => this.publish(status));
+      this.tabs = new Tabs(database, inner, (status) => this.publishPhase(status));
     } else {
       this.tabs = undefined;
     }
     this.stopInnerStatus = inner.onStatus((s: Omit<Status, 'leader'>) => {
-      if (!this.tabs || this.tabs.leader) this.publish({ ...s, leader: this.tabs ? this.tabs.leader : true });
+      if (!this.tabs || this.tabs.leader) this.publishPhase({ ...s, leader: this.tabs ? this.tabs.leader : true });
       if (this.tabs?.leader) this.tabs.shareStatus({ ...s, leader: false });
     });
     for (const l of this.lives) this.startLive(l);
     if (old) for (const c of this.channels) c.rebind();
+    // Once open resolves, the status describes this replica: whether this tab leads is
+    // decided, and the counts are the store's.
+    await this.tabs?.decided;
+    await this.refreshStatus();
   }
 
-  /** Read counts from the store now (after sync(), retry(), discard()), keeping the phase. */
+  /** Read the status from the store now (after a write, sync(), retry(), discard()):
+   *  the phase as live sync has it where this tab leads, and the counts. */
   private async refreshStatus(): Promise<void> {
     const s = (await this.inner.status()) as Omit<Status, 'leader'>;
     const leading = this.tabs ? this.tabs.leader : true;
     const phase = leading ? s.phase : this.last.phase;
-    this.publish({ ...s, phase, leader: leading });
+    this.publish({ ...this.last, phase, mode: s.mode, last_error: leading ? s.last_error : this.last.last_error, leader: leading });
+    await this.recount();
+  }
+
+  /** The counts (pending, rejected, last sync) as the store holds them now: every write
+   *  whose promise resolved before this call is in them. Reads run one at a time and
+   *  each covers every call made before it started, so counts never go back to an
+   *  earlier state (a status from live sync or another tab, computed before a write,
+   *  may arrive after it: only its phase is taken, and the counts are read again). */
+  private recount(): Promise<void> {
+    const want = ++this.countsAsked;
+    const loop = async (): Promise<void> => {
+      while (this.countsRead < want) {
+        if (!this.counting) {
+          const covers = this.countsAsked;
+          const inner = this.inner;
+          this.counting = (async () => {
+            const s = (await inner.status()) as Omit<Status, 'leader'>;
+            this.countsRead = Math.max(this.countsRead, covers);
+            if (inner === this.inner) this.publish({ ...this.last, pending: s.pending, rejected: s.rejected, last_sync: s.last_sync });
+          })().finally(() => (this.counting = undefined));
+        }
+        await this.counting;
+      }
+    };
+    return loop();
+  }
+
+  /** A status from live sync or the leading tab: its phase now, its counts read again. */
+  private publishPhase(s: Status): void {
+    this.publish({ ...s, pending: this.last.pending, rejected: this.last.rejected, last_sync: this.last.last_sync });
+    if (!this.closed) this.recount().catch(() => undefined);
   }
 
   private publish(s: Status): void {
     this.last = s;
     for (const w of this.statusWatchers) w(s);
+  }
+
+  /** A write resolves once the status counts it (read-your-writes). */
+  private async written<T>(write: Promise<T>): Promise<T> {
+    const v = await write;
+    await this.recount();
+    return v;
   }
 
   private async signInWith(f: (r: WasmReplica) => Promise<WasmSession>): Promise<User> {
@@ -263,7 +310,7 @@ export class Replica implements ReplicaApi {
   insert<T extends Row = Row>(table: string, row: T): Promise<RowView<T>> {
     return call(() => {
       this.check();
-      return this.inner.insert(table, row);
+      return this.written(this.inner.insert(table, row));
     });
   }
 
@@ -271,14 +318,14 @@ export class Replica implements ReplicaApi {
   update<T extends Row = Row>(table: string, localId: string, fields: Partial<T>): Promise<RowView<T>> {
     return call(() => {
       this.check();
-      return this.inner.update(table, localId, fields);
+      return this.written(this.inner.update(table, localId, fields));
     });
   }
 
   delete(table: string, localId: string): Promise<void> {
     return call(() => {
       this.check();
-      return this.inner.delete(table, localId);
+      return this.written(this.inner.delete(table, localId));
     });
   }
 

@@ -28,7 +28,7 @@ type Message =
   | { t: 'resume' };
 
 interface LockManagerLike {
-  request(name: string, options: { signal: AbortSignal }, callback: () => Promise<void>): Promise<void>;
+  request(name: string, options: { signal?: AbortSignal; ifAvailable?: boolean }, callback: (lock: unknown) => Promise<void>): Promise<void>;
 }
 
 function lockManager(): LockManagerLike | undefined {
@@ -46,6 +46,10 @@ export class Tabs {
   private becameLeader!: () => void;
   /** Resolves when this tab leads (it may be asked before the lock is granted). */
   readonly leading = new Promise<void>((resolve) => (this.becameLeader = resolve));
+  private settle!: () => void;
+  /** Resolves once it is known whether this tab leads now: it took the free lock (and
+   *  leads), or another tab holds it (this one queues for it and follows meanwhile). */
+  readonly decided = new Promise<void>((resolve) => (this.settle = resolve));
   private readonly waiting = new Map<string, { resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
 
   constructor(database: string, private readonly inner: WasmReplica, private readonly onStatus: (s: Status) => void) {
@@ -57,18 +61,31 @@ export class Tabs {
     const locks = lockManager();
     if (!locks) {
       // Without Web Locks (an insecure context) every tab would lead: only one may.
-      void this.lead();
+      void this.lead().finally(this.settle);
       return;
     }
+    const name = `supasync-lead:${database}`;
+    const hold = async (): Promise<void> => {
+      await this.lead();
+      this.settle();
+      await new Promise<void>((resolve) => (this.release = resolve));
+    };
+    // First ask for the lock only if it is free, so that opening decides at once; if
+    // another tab holds it, queue for it and follow until it is handed over.
     locks
-      .request(`supasync-lead:${database}`, { signal: this.abort.signal }, async () => {
-        if (this.closed) return;
-        await this.lead();
-        await new Promise<void>((resolve) => (this.release = resolve));
+      .request(name, { ifAvailable: true }, async (lock) => {
+        if (this.closed) return this.settle();
+        if (lock) return hold();
+        this.settle();
+        locks
+          .request(name, { signal: this.abort.signal }, async () => {
+            if (!this.closed) await hold();
+          })
+          .catch(() => {
+            /* aborted: this tab closed before it led */
+          });
       })
-      .catch(() => {
-        /* aborted: this tab closed before it led */
-      });
+      .catch(() => this.settle());
     this.tell({ t: 'hello' });
   }
 
