@@ -55,6 +55,23 @@ fun main() = runBlocking {
         val settled = a.sync(30_000)
         check("sync settles", (settled["status"] as Map<*, *>)["pending"] == 0L)
 
+        // The status counts every write that returned, and a reopened replica's status
+        // says what waits as soon as open returns (here where the server cannot be
+        // reached), with live sync starting rather than paused.
+        val dir = Files.createTempDirectory("supasync-kt").toString()
+        val r = openReplica(url, key, schema, dir)
+        r.signIn(email, password)
+        r.pause()
+        val conv = r.insert("conversations", mapOf("title" to "counted"))
+        (0 until 3).map { i -> async { r.insert("messages", mapOf("conversation_id" to conv["local_id"], "role" to "user", "content" to "m$i")) } }.forEach { it.await() }
+        check("the status counts every write that returned", r.status()["pending"] == 4L)
+        r.close()
+        val reopened = openReplica("http://127.0.0.1:9", key, schema, dir)
+        val st = reopened.status()
+        check("a reopened replica's status counts its waiting writes at once", st["pending"] == 4L)
+        check("and says live sync is starting, not paused (${st["phase"]})", st["phase"] != "paused")
+        reopened.close()
+
         val b = device()
         b.signIn(email, password)
         b.sync(30_000)

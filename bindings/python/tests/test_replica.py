@@ -107,6 +107,27 @@ def test_statuses_report_pending_then_settled(server, user, tmp_path):
     run(main())
 
 
+def test_status_counts_every_write_that_returned_and_the_reopened_replica_at_once(server, user, tmp_path):
+    async def main():
+        a = await replica(server, tmp_path)
+        await a.sign_in(*user)
+        await a.pause()  # writes wait, as offline
+        c = await a.insert("conversations", {"title": "counted"})
+        assert (await a.status())["pending"] == 1
+        await asyncio.gather(*(a.insert("messages", {"conversation_id": c["local_id"], "role": "user", "content": f"m{i}"}) for i in range(5)))
+        assert (await a.status())["pending"] == 6
+        await a.close()
+        # Reopened where the server cannot be reached: the six writes still wait, and the
+        # status says so as soon as open returns, with live sync starting (not paused).
+        again = await supasync.open_replica(url="http://127.0.0.1:9", anon_key=server["SUPABASE_ANON_KEY"], schema=SCHEMA, path=str(tmp_path))
+        st = await again.status()
+        assert st["pending"] == 6
+        assert st["phase"] != "paused", st
+        await again.close()
+
+    run(main())
+
+
 def test_bad_input_raises_supasync_errors_with_kinds(server, user, tmp_path):
     async def main():
         with pytest.raises(supasync.SupaSyncError) as e:
