@@ -85,8 +85,11 @@ before(async () => {
   device('login', '--email', user.email, '--password', user.password);
 
   const data = mkdtempSync(path.join(tmpdir(), 'virgil-desktop-'));
+  // A webview with no data of its own (localStorage, caches), as on a user's first
+  // start: what an earlier run left in ~/.local/share must not decide this one.
+  const webviewData = mkdtempSync(path.join(tmpdir(), 'virgil-webview-'));
   driver = spawn('tauri-driver', ['--port', '4444'], {
-    env: { ...process.env, SUPABASE_URL: server.url, SUPABASE_ANON_KEY: server.anonKey, VIRGIL_DATA_DIR: data, VIRGIL_DEVICE: 'desktop' },
+    env: { ...process.env, XDG_DATA_HOME: webviewData, SUPABASE_URL: server.url, SUPABASE_ANON_KEY: server.anonKey, VIRGIL_DATA_DIR: data, VIRGIL_DEVICE: 'desktop' },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   await eventually(async () => fetch(`${DRIVER}/status`).then((r) => r.ok, () => false), 20000, 'tauri-driver');

@@ -8,9 +8,10 @@ import { Memories } from './Memories';
 import { Rejected } from './Rejected';
 import { deviceName } from './device';
 
-const device = deviceName();
-
 export function App() {
+  // Read at the first render, not when this module loads: a host page (the Tauri app)
+  // names the device before it renders, after its imports have run.
+  const [device] = useState(deviceName);
   const user = useUser();
   const [open, setOpen] = useState<string | undefined>();
   if (!user) return <SignIn />;
