@@ -95,26 +95,6 @@ begin
 end
 $$;
 
--- Trigger argument: the owner column. Skips (returns null for) an insert of a row
--- that was deleted before: same table, owner and local_id as a tombstone. One index
--- probe per inserted row; seq scans are off so that a plan made while the table was
--- small cannot stay a scan.
-create or replace function supasync.keep_deleted() returns trigger
-language plpgsql security definer set search_path = pg_catalog, public set enable_seqscan = off as $$
-declare
-  new_row jsonb := to_jsonb(new);
-begin
-  if new_row ->> 'local_id' is not null and exists (
-       select 1 from public.supasync_tombstones t
-       where (t.table_name || ':' || t.owner_id::text || ':' || t.local_id)
-           -- the table's name as text in the default collation (a name is "C")
-           = ((tg_table_name::text collate "default") || ':' || (new_row ->> tg_argv[0]) || ':' || (new_row ->> 'local_id'))) then
-    return null;
-  end if;
-  return new;
-end
-$$;
-
 create or replace function supasync.enable_sync(tbl regclass, owner_column text default 'user_id')
 returns void language plpgsql as $$
 declare
@@ -147,9 +127,37 @@ begin
   execute format('create trigger supasync_tombstone after delete on %s
                   for each row execute function supasync.record_tombstone(%L, %L)', tbl, pk_col, owner_column);
 
+  -- The table's keep-deleted trigger: an insert with the owner and local_id of a
+  -- tombstone is skipped (returns null), so a device retrying an insert whose answer it
+  -- lost cannot bring back a row deleted meanwhile. First it waits for any delete of
+  -- the live row with that owner and local_id that is still running (FOR KEY SHARE
+  -- conflicts with the delete's row lock): without that, a retried insert that arrives
+  -- while the delete runs finds no tombstone yet, then waits at the unique index for
+  -- the delete, and inserts the row again, under a new id, once it commits. Each
+  -- statement of the function sees what committed before it (read committed), so the
+  -- tombstone check after the wait sees the delete's tombstone. One index probe each
+  -- on the table's (owner, local_id) and on the tombstones' (table:owner:local_id);
+  -- seq scans are off so that a plan made while a table was small cannot stay a scan.
+  execute format($f$
+    create or replace function supasync.%I() returns trigger
+    language plpgsql security definer set search_path = pg_catalog, public set enable_seqscan = off as $body$
+    begin
+      if new.local_id is not null then
+        perform 1 from %s where %I = new.%I and local_id = new.local_id for key share;
+        if exists (
+             select 1 from public.supasync_tombstones t
+             where (t.table_name || ':' || t.owner_id::text || ':' || t.local_id)
+                 -- the table's name as text in the default collation (a name is "C")
+                 = ((tg_table_name::text collate "default") || ':' || new.%I::text || ':' || new.local_id)) then
+          return null;
+        end if;
+      end if;
+      return new;
+    end
+    $body$ $f$, 'keep_deleted:' || tbl::oid::text, tbl, owner_column, owner_column, owner_column);
   execute format('drop trigger if exists supasync_keep_deleted on %s', tbl);
   execute format('create trigger supasync_keep_deleted before insert on %s
-                  for each row execute function supasync.keep_deleted(%L)', tbl, owner_column);
+                  for each row execute function supasync.%I()', tbl, 'keep_deleted:' || tbl::oid::text);
 
   select oid into pub from pg_publication where pubname = 'supabase_realtime';
   if pub is null then

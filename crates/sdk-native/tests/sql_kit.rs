@@ -199,3 +199,59 @@ async fn a_deleted_row_is_not_inserted_again_under_its_local_id() {
     let (_, v) = rest(&s, &b, reqwest::Method::POST, "items", Some(row)).await;
     assert_eq!(v[0]["local_id"], json!("L1"), "tombstones are per owner");
 }
+
+#[tokio::test]
+async fn an_insert_retried_while_its_row_is_being_deleted_does_not_bring_it_back() {
+    // The race behind a chaos run that ended with a deleted row on the server: one device
+    // retries an insert whose answer it lost while another device's delete of that row
+    // is still running. The insert must wait for the delete, then be skipped.
+    let s = server().await;
+    let a = signup(&s, "keep-race").await;
+    let row = json!({"local_id": "R1", "body": "first"});
+    let (st, _) = rest(&s, &a, reqwest::Method::POST, "items", Some(row.clone())).await;
+    assert_eq!(st, 201);
+    // The delete runs in a transaction held open here…
+    let mut db = sql(&s).await;
+    let tx = db.transaction().await.unwrap();
+    let n = tx.execute("delete from public.items where user_id::text = $1 and local_id = 'R1'", &[&a.id]).await.unwrap();
+    assert_eq!(n, 1);
+    // …while the retried insert goes out, as the SDK sends it.
+    let (url, key, token) = (s.url().to_string(), s.anon_key().to_string(), a.token.clone());
+    let retry = tokio::spawn(async move {
+        let res = reqwest::Client::new()
+            .post(format!("{url}/rest/v1/items?on_conflict=user_id,local_id&columns=%22local_id%22,%22body%22&select=*"))
+            .header("apikey", key)
+            .bearer_auth(token)
+            .header("prefer", "return=representation,resolution=ignore-duplicates,missing=default")
+            .json(&json!([row]))
+            .send()
+            .await
+            .unwrap();
+        (res.status().as_u16(), res.json::<Value>().await.unwrap_or(Value::Null))
+    });
+    // The insert is let go only once PostgreSQL shows it waiting for the delete's lock.
+    let watch = sql(&s).await;
+    tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        loop {
+            let waiting: i64 = watch
+                .query_one(
+                    "select count(*) from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and query ilike '%insert%items%'",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if waiting > 0 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the retried insert waits for the running delete");
+    tx.commit().await.unwrap();
+    let (status, body) = retry.await.unwrap();
+    assert_eq!((status, body), (201, json!([])), "the retried insert is skipped");
+    let (_, v) = rest(&s, &a, reqwest::Method::GET, "items?select=local_id,id&local_id=eq.R1", None).await;
+    assert_eq!(v, json!([]), "the row stays deleted");
+}
