@@ -10,7 +10,7 @@
 //! - A pull takes it for each page it applies (see [`crate::sync::pull`]).
 //! - A push takes it for each step between its requests (reading the outbox, marking
 //!   entries sent, writing an answer). Between steps, writes of this process go on;
-//!   the push never merges them into what it sends (see `Engine::push`) and reads back
+//!   the push never merges them into what it sends (see `crate::sync::push`) and reads back
 //!   the rows they touched before confirming (`WriterLock::others`). Other processes
 //!   wait for the whole push: it holds the shared lock from its first step to its last
 //!   ([`WriterLock::hold_shared`]), as it always did.

@@ -4,7 +4,7 @@
 //! of the engine's app-facing surface. The algorithms never name the engine, so the
 //! dependencies point one way: app → sync → local and net.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 
 use serde_json::Value;
 
@@ -79,11 +79,6 @@ impl<'a, S: Store, H: Http> SyncContext<'a, S, H> {
 
     pub fn decl(&self, table: &str) -> Result<&'a TableDecl, SyncError> {
         Ok(self.schema.table(table)?)
-    }
-
-    /// The highest `seq` a running push read (0: no push runs).
-    pub fn push_floor(&self) -> u64 {
-        self.push_floor.load(Ordering::SeqCst)
     }
 
     /// The current session, refreshed first if it is about to expire.

@@ -16,6 +16,10 @@
 //!   the push read (never merged into them, or the push would send the old version and
 //!   then drop the entry), and a confirmation reads back any row such a write may have
 //!   touched, so an answer never undoes it.
+//!
+//! This module is the run loop and what the steps share; the steps are its
+//! submodules: runs of inserts (`inserts`), updates and deletes (`change`), and what
+//! the push records in the replica between requests (`record`).
 
 mod change;
 mod inserts;
@@ -91,7 +95,8 @@ struct InsertAnswer {
     gone: HashSet<String>,
 }
 
-/// `Engine::push_floor` for one push, back to 0 when the push ends however it ends.
+/// The push floor ([`SyncContext::push_floor`]) for one push, back to 0 when the push
+/// ends however it ends.
 struct PushFloor<'a>(&'a AtomicU64);
 
 impl<'a> PushFloor<'a> {
