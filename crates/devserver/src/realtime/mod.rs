@@ -2,6 +2,7 @@
 //! broadcast, presence and postgres_changes) and its REST broadcast API.
 
 pub mod authz;
+mod bindings;
 mod cdc;
 pub mod filter;
 pub mod hub;

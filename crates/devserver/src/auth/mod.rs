@@ -12,13 +12,16 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use rand::distr::{Alphanumeric, SampleString};
 use serde_json::{json, Value};
 
+mod error;
+
+use self::error::{finish, AuthError};
 use crate::gateway;
 use crate::jwt::now_secs;
 use crate::state::AppState;
@@ -26,7 +29,6 @@ use crate::state::AppState;
 /// How long a revoked refresh token may still be exchanged (GoTrue's reuse interval).
 const REUSE_INTERVAL_SECS: f64 = 10.0;
 const BCRYPT_COST: u32 = 10;
-const API_VERSION: &str = "2024-01-01";
 
 /// The routes under `/auth/v1`.
 pub fn router() -> Router<Arc<AppState>> {
@@ -36,68 +38,6 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/auth/v1/logout", post(logout))
         .route("/auth/v1/user", get(get_user).put(put_user))
         .route("/auth/v1/health", get(|| async { axum::Json(json!({"name":"GoTrue","version":"supasync-dev"})) }))
-}
-
-/// An Auth error, rendered in the shape the client asked for.
-#[derive(Debug)]
-pub struct AuthError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-    versioned: bool,
-}
-
-impl AuthError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> AuthError {
-        AuthError {
-            status,
-            code,
-            message: message.into(),
-            versioned: false,
-        }
-    }
-    fn internal(message: impl Into<String>) -> AuthError {
-        AuthError::new(StatusCode::INTERNAL_SERVER_ERROR, "unexpected_failure", message)
-    }
-}
-
-impl IntoResponse for AuthError {
-    fn into_response(self) -> Response {
-        let body = if self.versioned {
-            json!({"code": self.code, "message": self.message})
-        } else {
-            json!({"code": self.status.as_u16(), "error_code": self.code, "msg": self.message})
-        };
-        let mut r = (self.status, axum::Json(body)).into_response();
-        if let Ok(v) = HeaderValue::from_str(self.code) {
-            r.headers_mut().insert("x-sb-error-code", v);
-        }
-        if self.versioned {
-            r.headers_mut()
-                .insert("x-supabase-api-version", HeaderValue::from_static(API_VERSION));
-        }
-        r
-    }
-}
-
-fn versioned(headers: &HeaderMap) -> bool {
-    headers.get("x-supabase-api-version").is_some()
-}
-
-fn finish(headers: &HeaderMap, r: Result<Response, AuthError>) -> Response {
-    match r {
-        Ok(mut resp) => {
-            if versioned(headers) {
-                resp.headers_mut()
-                    .insert("x-supabase-api-version", HeaderValue::from_static(API_VERSION));
-            }
-            resp
-        }
-        Err(mut e) => {
-            e.versioned = versioned(headers);
-            e.into_response()
-        }
-    }
 }
 
 fn parse_body(body: &[u8]) -> Result<serde_json::Map<String, Value>, AuthError> {
