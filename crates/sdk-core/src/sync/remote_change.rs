@@ -20,7 +20,9 @@ use super::cursor;
 use super::error::SyncError;
 use super::server_delete::server_deleted;
 use super::server_rows::apply_server_rows;
-use super::tombstones::{tombstone_target, TOMBSTONES};
+use super::tombstones::tombstone_target;
+/// Where it always was for apps; the tombstones module owns it.
+pub use super::tombstones::TOMBSTONES;
 use crate::local::local_row::{id_text, sync_txid, Row};
 use crate::local::schema::TableDecl;
 use crate::local::store::{Store, WriteBatch};
