@@ -17,12 +17,12 @@
 //! that answer stays; a restore's new rows cannot meet a row written meanwhile, since
 //! local inserts take fresh local ids (and if one did, the page is merged instead).
 
+mod page;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-mod page;
-
-use page::{build, ends, objects, PageAt, RawRow};
+use self::page::{build, ends, objects, PageAt, RawRow};
 
 use crate::local::events::PullProgress;
 use crate::local::local_row::Row;
