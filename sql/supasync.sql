@@ -28,6 +28,28 @@
 -- * An index for keyset pulls, and membership of the `supabase_realtime` publication.
 -- Requirements: a single-column primary key and an owner column (uuid, compared with
 -- auth.uid() by the app's RLS policies).
+--
+-- Shared data (rows that several users read, decided by the app's own RLS policies):
+--
+--   select supasync.define_scope('org', 'public.org_members', 'org_id');  -- user column user_id
+--   select supasync.enable_sync('public.agents', 'created_by');
+--   select supasync.share_by('public.agents', 'org');                     -- its org_id column
+--   select supasync.share_by('public.notes', 'org', 'team_org', owner_reads => false);
+--
+-- * A scope names a membership table: which users (a uuid column) belong to which scope
+--   id (its scope column). `share_by` says that a table's rows belong to the scope id in
+--   one of their columns. Rows still reach users only through the app's RLS; the scope
+--   tells the kit and the SDK who else may read a row's *tombstone*, which rows to fetch
+--   when a user joins (their versions are older than the user's cursor), which to drop
+--   when a user leaves, and which Realtime filters to listen with.
+-- * A tombstone of a shared row is readable by the members of its scope id, and by its
+--   owner unless `owner_reads => false` (a table whose rows only members read).
+-- * A row whose scope column changes leaves a tombstone of kind 'moved' for the old scope
+--   id: members of the old scope who cannot read it where it went drop it.
+-- * Membership changes are written to `public.supasync_access` (readable by the user they
+--   concern, in the Realtime publication), so a device hears of them live.
+-- * `public.supasync_memberships()` tells a signed-in user the shared tables and the
+--   scope ids they belong to.
 
 create schema if not exists supasync;
 grant usage on schema supasync to anon, authenticated, service_role;
@@ -41,6 +63,15 @@ create table if not exists public.supasync_tombstones (
   sync_txid bigint not null default (pg_current_xact_id()::text::bigint),
   deleted_at timestamptz not null default now()
 );
+-- Shared rows: the tombstone's scope and scope id (members read it), whether the row's
+-- owner reads it too, and its kind: 'deleted', or 'moved' (the row left that scope id).
+alter table public.supasync_tombstones add column if not exists scope text;
+alter table public.supasync_tombstones add column if not exists scope_id text;
+alter table public.supasync_tombstones add column if not exists owner_reads boolean not null default true;
+alter table public.supasync_tombstones add column if not exists kind text not null default 'deleted';
+-- Pulls read one table's tombstones in (sync_txid, id) order, those the policy lets them.
+create index if not exists supasync_tombstones_by_table
+  on public.supasync_tombstones (table_name, sync_txid, id);
 -- Pulls read one owner's tombstones of one table in (sync_txid, id) order.
 create index if not exists supasync_tombstones_by_owner
   on public.supasync_tombstones (owner_id, table_name, sync_txid, id);
@@ -55,12 +86,79 @@ create index if not exists supasync_tombstones_by_local_id
   on public.supasync_tombstones (table_name, owner_id, local_id);
 create index if not exists supasync_tombstones_by_row_id
   on public.supasync_tombstones (table_name, row_id);
+-- What the kit knows of each synced table (enable_sync) and shared table (share_by), and
+-- the scopes (define_scope). Not exposed to clients.
+create table if not exists supasync.synced_tables (
+  tbl regclass primary key,
+  key_column text not null,
+  owner_column text not null
+);
+create table if not exists supasync.scopes (
+  name text primary key,
+  members regclass not null,
+  scope_column text not null,
+  user_column text not null
+);
+create table if not exists supasync.shared_tables (
+  tbl regclass primary key,
+  scope text not null references supasync.scopes (name),
+  scope_column text not null,
+  owner_reads boolean not null default true
+);
+revoke all on supasync.synced_tables, supasync.scopes, supasync.shared_tables from anon, authenticated;
+
+-- `supasync.my_scope_keys()`: the caller's scope ids, as 'scope:id', one query over each
+-- scope's membership table. Generated from supasync.scopes (a union of plain selects,
+-- planned like any query) by refresh_scopes, which define_scope calls. Security definer:
+-- a membership table's own policies may hide other rows, but a user's own memberships
+-- are what decide which tombstones they read.
+create or replace function supasync.refresh_scopes() returns void
+language plpgsql as $$
+declare
+  body text := '';
+  s record;
+begin
+  for s in select * from supasync.scopes order by name loop
+    body := body || format('select %L || '':'' || m.%I::text from %s m where m.%I = (select auth.uid()) union all ',
+                           s.name, s.scope_column, s.members, s.user_column);
+  end loop;
+  body := body || 'select null::text where false';
+  execute format($f$create or replace function supasync.my_scope_keys() returns setof text
+                    language sql stable security definer set search_path = pg_catalog, public as %L$f$, body);
+  grant execute on function supasync.my_scope_keys() to anon, authenticated, service_role;
+end
+$$;
+select supasync.refresh_scopes();
+
 alter table public.supasync_tombstones enable row level security;
 drop policy if exists "owners read their tombstones" on public.supasync_tombstones;
-create policy "owners read their tombstones" on public.supasync_tombstones
-  for select using (owner_id = (select auth.uid()));  -- evaluated once per query
--- Only the delete trigger writes tombstones.
+drop policy if exists "readers read tombstones" on public.supasync_tombstones;
+-- The owner (unless the table says owners do not read), and the members of a shared
+-- row's scope id. The subquery runs once per query (a hashed subplan).
+create policy "readers read tombstones" on public.supasync_tombstones
+  for select using (
+    (owner_reads and owner_id = (select auth.uid()))
+    or (scope is not null and (scope || ':' || scope_id) in (select supasync.my_scope_keys())));
+-- Only the kit's triggers write tombstones.
 revoke insert, update, delete, truncate on public.supasync_tombstones from anon, authenticated;
+
+-- Membership changes, one line per user and scope id granted or revoked, readable by
+-- that user. Written by the trigger define_scope puts on the membership table.
+create table if not exists public.supasync_access (
+  id bigserial primary key,
+  user_id uuid not null,
+  scope text not null,
+  scope_id text not null,
+  granted boolean not null,
+  sync_txid bigint not null default (pg_current_xact_id()::text::bigint),
+  at timestamptz not null default now()
+);
+create index if not exists supasync_access_by_user on public.supasync_access (user_id, id);
+alter table public.supasync_access enable row level security;
+drop policy if exists "users read their access changes" on public.supasync_access;
+create policy "users read their access changes" on public.supasync_access
+  for select using (user_id = (select auth.uid()));
+revoke insert, update, delete, truncate on public.supasync_access from anon, authenticated;
 
 -- The safe watermark: every transaction below xmax has finished, except those in xip.
 create or replace function public.supasync_snapshot() returns json
@@ -82,16 +180,89 @@ begin
 end
 $$;
 
--- Trigger arguments: the primary-key column and the owner column.
+-- Trigger arguments: the primary-key column and the owner column; for a shared table
+-- also its scope column, the scope and whether owners read its tombstones.
 create or replace function supasync.record_tombstone() returns trigger
 language plpgsql security definer set search_path = pg_catalog, public as $$
 declare
   old_row jsonb := to_jsonb(old);
+  in_scope text := case when tg_nargs > 2 then old_row ->> tg_argv[2] end;
 begin
-  insert into public.supasync_tombstones (table_name, row_id, local_id, owner_id)
+  insert into public.supasync_tombstones (table_name, row_id, local_id, owner_id, scope, scope_id, owner_reads)
   values (tg_table_name, old_row ->> tg_argv[0], old_row ->> 'local_id',
-          nullif(old_row ->> tg_argv[1], '')::uuid);
+          nullif(old_row ->> tg_argv[1], '')::uuid,
+          case when in_scope is not null then tg_argv[3] end, in_scope,
+          tg_nargs <= 2 or tg_argv[4]::boolean);
   return old;
+end
+$$;
+
+-- A shared row's scope column changed: members of the old scope id who cannot read it
+-- where it went must drop it. Arguments: the primary-key column, the scope column, the
+-- scope. No local id (the keep-deleted guard must not take it for a delete), no owner.
+create or replace function supasync.record_move() returns trigger
+language plpgsql security definer set search_path = pg_catalog, public as $$
+declare
+  old_row jsonb := to_jsonb(old);
+begin
+  if old_row ->> tg_argv[1] is not null then
+    insert into public.supasync_tombstones (table_name, row_id, local_id, owner_id, scope, scope_id, owner_reads, kind)
+    values (tg_table_name, old_row ->> tg_argv[0], null, null, tg_argv[2], old_row ->> tg_argv[1], false, 'moved');
+  end if;
+  return null;
+end
+$$;
+
+-- A membership row inserted, deleted, or moved to another user or scope id. Arguments:
+-- the scope, its scope column and user column in the membership table.
+create or replace function supasync.record_access() returns trigger
+language plpgsql security definer set search_path = pg_catalog, public as $$
+declare
+  o jsonb := case when tg_op <> 'INSERT' then to_jsonb(old) end;
+  n jsonb := case when tg_op <> 'DELETE' then to_jsonb(new) end;
+  same boolean := o is not null and n is not null
+                  and o ->> tg_argv[1] is not distinct from n ->> tg_argv[1]
+                  and o ->> tg_argv[2] is not distinct from n ->> tg_argv[2];
+begin
+  if same then
+    return null;
+  end if;
+  if o ->> tg_argv[1] is not null and o ->> tg_argv[2] is not null then
+    insert into public.supasync_access (user_id, scope, scope_id, granted)
+    values ((o ->> tg_argv[2])::uuid, tg_argv[0], o ->> tg_argv[1], false);
+  end if;
+  if n ->> tg_argv[1] is not null and n ->> tg_argv[2] is not null then
+    insert into public.supasync_access (user_id, scope, scope_id, granted)
+    values ((n ->> tg_argv[2])::uuid, tg_argv[0], n ->> tg_argv[1], true);
+  end if;
+  return null;
+end
+$$;
+
+-- The tombstone trigger of a synced table, with its scope if it is shared (enable_sync
+-- and share_by both call this, in either order).
+create or replace function supasync.install_tombstone_trigger(tbl regclass) returns void
+language plpgsql as $$
+declare
+  t supasync.synced_tables;
+  sh supasync.shared_tables;
+begin
+  select * into t from supasync.synced_tables where synced_tables.tbl = install_tombstone_trigger.tbl;
+  select * into sh from supasync.shared_tables where shared_tables.tbl = install_tombstone_trigger.tbl;
+  execute format('drop trigger if exists supasync_tombstone on %s', tbl);
+  execute format('drop trigger if exists supasync_moved on %s', tbl);
+  if sh.tbl is null then
+    execute format('create trigger supasync_tombstone after delete on %s
+                    for each row execute function supasync.record_tombstone(%L, %L)', tbl, t.key_column, t.owner_column);
+  else
+    execute format('create trigger supasync_tombstone after delete on %s
+                    for each row execute function supasync.record_tombstone(%L, %L, %L, %L, %L)',
+                   tbl, t.key_column, t.owner_column, sh.scope_column, sh.scope, sh.owner_reads);
+    execute format('create trigger supasync_moved after update of %I on %s
+                    for each row when (old.%I is distinct from new.%I)
+                    execute function supasync.record_move(%L, %L, %L)',
+                   sh.scope_column, tbl, sh.scope_column, sh.scope_column, t.key_column, sh.scope_column, sh.scope);
+  end if;
 end
 $$;
 
@@ -100,7 +271,6 @@ returns void language plpgsql as $$
 declare
   pk_col text;
   rel text;
-  pub oid;
 begin
   select a.attname into pk_col
   from pg_index i join pg_attribute a on a.attrelid = i.indrelid and a.attnum = i.indkey[0]
@@ -123,9 +293,9 @@ begin
   execute format('drop trigger if exists supasync_version on %s', tbl);
   execute format('create trigger supasync_version before insert or update on %s
                   for each row execute function supasync.stamp_version()', tbl);
-  execute format('drop trigger if exists supasync_tombstone on %s', tbl);
-  execute format('create trigger supasync_tombstone after delete on %s
-                  for each row execute function supasync.record_tombstone(%L, %L)', tbl, pk_col, owner_column);
+  insert into supasync.synced_tables (tbl, key_column, owner_column) values (tbl, pk_col, owner_column)
+  on conflict on constraint synced_tables_pkey do update set key_column = excluded.key_column, owner_column = excluded.owner_column;
+  perform supasync.install_tombstone_trigger(tbl);
 
   -- The table's keep-deleted trigger: an insert with the owner and local_id of a
   -- tombstone is skipped (returns null), so a device retrying an insert whose answer it
@@ -159,6 +329,27 @@ begin
   execute format('create trigger supasync_keep_deleted before insert on %s
                   for each row execute function supasync.%I()', tbl, 'keep_deleted:' || tbl::oid::text);
 
+  perform supasync.publish(tbl);
+  perform supasync.publish('public.supasync_tombstones');
+end
+$$;
+
+-- Tombstones older than `keep` can go; a device away for longer must restore in full
+-- (the SDK detects this: its cursor is older than the oldest tombstone kept).
+-- Access lines go with them: a device away for longer restores in full anyway.
+create or replace function supasync.purge_tombstones(keep interval default interval '30 days')
+returns bigint language sql as $$
+  with gone as (delete from public.supasync_tombstones where deleted_at < now() - keep returning 1),
+       access as (delete from public.supasync_access where at < now() - keep returning 1)
+  select count(*) from gone
+$$;
+
+-- The publication, with a table added once.
+create or replace function supasync.publish(tbl regclass) returns void
+language plpgsql as $$
+declare
+  pub oid;
+begin
   select oid into pub from pg_publication where pubname = 'supabase_realtime';
   if pub is null then
     create publication supabase_realtime;
@@ -167,17 +358,92 @@ begin
   if not exists (select 1 from pg_publication_rel where prpubid = pub and prrelid = tbl) then
     execute format('alter publication supabase_realtime add table %s', tbl);
   end if;
-  if not exists (select 1 from pg_publication_rel where prpubid = pub
-                 and prrelid = 'public.supasync_tombstones'::regclass) then
-    alter publication supabase_realtime add table public.supasync_tombstones;
-  end if;
 end
 $$;
 
--- Tombstones older than `keep` can go; a device away for longer must restore in full
--- (the SDK detects this: its cursor is older than the oldest tombstone kept).
-create or replace function supasync.purge_tombstones(keep interval default interval '30 days')
-returns bigint language sql as $$
-  with gone as (delete from public.supasync_tombstones where deleted_at < now() - keep returning 1)
-  select count(*) from gone
+-- A scope: `members` says which users (`user_column`, a uuid) belong to which scope id
+-- (`scope_column`). Declaring it again replaces it.
+create or replace function supasync.define_scope(scope_name text, members regclass, scope_column text,
+                                                 user_column text default 'user_id')
+returns void language plpgsql as $$
+declare
+  user_type regtype;
+begin
+  if scope_name is null or scope_name !~ '^[A-Za-z_][A-Za-z0-9_]*$' then
+    raise exception 'supasync.define_scope(%): a scope name is a letter or underscore, then letters, digits or underscores', scope_name;
+  end if;
+  if not exists (select 1 from pg_attribute where attrelid = members and attname = scope_column
+                 and attnum > 0 and not attisdropped) then
+    raise exception 'supasync.define_scope(%): scope column "%" does not exist in %', scope_name, scope_column, members;
+  end if;
+  select atttypid::regtype into user_type from pg_attribute
+  where attrelid = members and attname = user_column and attnum > 0 and not attisdropped;
+  if user_type is null then
+    raise exception 'supasync.define_scope(%): user column "%" does not exist in %', scope_name, user_column, members;
+  end if;
+  if user_type <> 'uuid'::regtype then
+    raise exception 'supasync.define_scope(%): user column "%" of % is %, not uuid (it is compared with auth.uid())',
+      scope_name, user_column, members, user_type;
+  end if;
+  insert into supasync.scopes (name, members, scope_column, user_column)
+  values (scope_name, define_scope.members, define_scope.scope_column, define_scope.user_column)
+  on conflict (name) do update set members = excluded.members, scope_column = excluded.scope_column,
+                                   user_column = excluded.user_column;
+  execute format('drop trigger if exists %I on %s', 'supasync_access:' || scope_name, members);
+  execute format('create trigger %I after insert or update or delete on %s
+                  for each row execute function supasync.record_access(%L, %L, %L)',
+                 'supasync_access:' || scope_name, members, scope_name, scope_column, user_column);
+  perform supasync.refresh_scopes();
+  perform supasync.publish('public.supasync_access');
+end
 $$;
+
+-- A synced table's rows belong to the scope id in `scope_column` (by default the
+-- scope's own column name). `owner_reads => false`: the row's owner reads its tombstone
+-- only as a member (the table's policies let only members read its rows).
+create or replace function supasync.share_by(tbl regclass, scope_name text, scope_column text default null,
+                                             owner_reads boolean default true)
+returns void language plpgsql as $$
+declare
+  s supasync.scopes;
+  t supasync.synced_tables;
+  col text;
+begin
+  select * into s from supasync.scopes where name = scope_name;
+  if s.name is null then
+    raise exception 'supasync.share_by(%): no scope named "%"; declare it first with supasync.define_scope', tbl, scope_name;
+  end if;
+  select * into t from supasync.synced_tables where synced_tables.tbl = share_by.tbl;
+  if t.tbl is null then
+    raise exception 'supasync.share_by(%): the table does not sync; run supasync.enable_sync(''%'') first', tbl, tbl;
+  end if;
+  col := coalesce(share_by.scope_column, s.scope_column);
+  if not exists (select 1 from pg_attribute where attrelid = tbl and attname = col and attnum > 0 and not attisdropped) then
+    raise exception 'supasync.share_by(%): scope column "%" does not exist', tbl, col;
+  end if;
+  insert into supasync.shared_tables (tbl, scope, scope_column, owner_reads)
+  values (tbl, scope_name, col, share_by.owner_reads)
+  on conflict on constraint shared_tables_pkey do update
+    set scope = excluded.scope, scope_column = excluded.scope_column, owner_reads = excluded.owner_reads;
+  perform supasync.install_tombstone_trigger(tbl);
+  -- A member who joins fetches the scope id's rows below their cursor, in pull order.
+  execute format('create index if not exists %I on %s (%I, sync_txid, %I)',
+                 (select relname from pg_class where oid = tbl) || '_supasync_scope', tbl, col, t.key_column);
+end
+$$;
+
+-- For a signed-in user: the shared tables (name → scope, scope column, whether owners
+-- read) and the scope ids they belong to (scope → ids).
+create or replace function public.supasync_memberships() returns json
+language sql stable security definer set search_path = pg_catalog, public as $$
+  select json_build_object(
+    'tables', coalesce((select json_object_agg(c.relname, json_build_object(
+                          'scope', t.scope, 'column', t.scope_column, 'owner_reads', t.owner_reads))
+                        from supasync.shared_tables t join pg_class c on c.oid = t.tbl), '{}'::json),
+    'scopes', coalesce((select json_object_agg(s.name, coalesce(
+                          (select json_agg(substr(k, length(s.name) + 2) order by k)
+                           from supasync.my_scope_keys() k where left(k, length(s.name) + 1) = s.name || ':'),
+                          '[]'::json))
+                        from supasync.scopes s), '{}'::json))
+$$;
+grant execute on function public.supasync_memberships() to authenticated, service_role;

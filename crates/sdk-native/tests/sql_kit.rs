@@ -255,3 +255,142 @@ async fn an_insert_retried_while_its_row_is_being_deleted_does_not_bring_it_back
     let (_, v) = rest(&s, &a, reqwest::Method::GET, "items?select=local_id,id&local_id=eq.R1", None).await;
     assert_eq!(v, json!([]), "the row stays deleted");
 }
+
+// Shared rows (fixtures/kit/20240102000000_shared.sql): agents that an organisation's
+// members read, notes that only members read.
+
+async fn admin(server: &DevServer, statement: &str) {
+    sql(server).await.batch_execute(statement).await.unwrap_or_else(|e| panic!("{statement}: {e}"));
+}
+
+async fn org(server: &DevServer, name: &str, members: &[&User]) -> String {
+    let db = sql(server).await;
+    let id: String = db.query_one("insert into public.orgs (name) values ($1) returning id::text", &[&name]).await.unwrap().get(0);
+    for m in members {
+        admin(server, &format!("insert into public.org_members values ('{id}', '{}')", m.id)).await;
+    }
+    id
+}
+
+async fn tombstone_ids(server: &DevServer, u: &User, table: &str) -> Vec<(String, String)> {
+    let (st, v) = rest(server, u, reqwest::Method::GET, &format!("supasync_tombstones?select=row_id,kind&table_name=eq.{table}&order=id"), None).await;
+    assert_eq!(st, 200, "{v}");
+    v.as_array().unwrap().iter().map(|t| (t["row_id"].as_str().unwrap().to_string(), t["kind"].as_str().unwrap().to_string())).collect()
+}
+
+#[tokio::test]
+async fn a_shared_rows_tombstone_reaches_its_scopes_members_and_no_one_else() {
+    let s = server().await;
+    let (a, b, c) = (signup(&s, "share-a").await, signup(&s, "share-b").await, signup(&s, "share-c").await);
+    let o1 = org(&s, "one", &[&a, &b]).await;
+    let (st, v) = rest(&s, &a, reqwest::Method::POST, "agents", Some(json!({"local_id": "A1", "name": "helper", "org_id": o1}))).await;
+    assert_eq!(st, 201, "{v}");
+    let id = v[0]["id"].as_str().unwrap().to_string();
+    // B (a member) deletes it; A (its author) and B see the tombstone, C never does.
+    let (st, _) = rest(&s, &b, reqwest::Method::DELETE, &format!("agents?id=eq.{id}"), None).await;
+    assert_eq!(st, 200);
+    let deleted = vec![(id.clone(), "deleted".to_string())];
+    assert_eq!(tombstone_ids(&s, &a, "agents").await, deleted);
+    assert_eq!(tombstone_ids(&s, &b, "agents").await, deleted);
+    assert_eq!(tombstone_ids(&s, &c, "agents").await, vec![], "a non-member never sees it");
+    // Notes are read by members only: an author who left no longer reads its tombstone.
+    let (st, v) = rest(&s, &a, reqwest::Method::POST, "notes", Some(json!({"local_id": "N1", "body": "x", "org_id": o1}))).await;
+    assert_eq!(st, 201, "{v}");
+    admin(&s, &format!("delete from public.org_members where user_id = '{}'", a.id)).await;
+    admin(&s, "delete from public.notes").await;
+    assert_eq!(tombstone_ids(&s, &b, "notes").await.len(), 1);
+    assert_eq!(tombstone_ids(&s, &a, "notes").await, vec![], "owners do not read a members-only table's tombstones");
+    // The keep-deleted guard still works per author for shared rows.
+    let (st, v) = rest(&s, &a, reqwest::Method::POST, "agents?on_conflict=created_by,local_id", Some(json!({"local_id": "A1", "name": "again"}))).await;
+    assert_eq!((st, v), (201, json!([])), "a deleted shared row is not inserted again");
+}
+
+#[tokio::test]
+async fn a_row_moved_to_another_scope_leaves_a_moved_tombstone_for_the_old_one() {
+    let s = server().await;
+    let (a, b) = (signup(&s, "move-a").await, signup(&s, "move-b").await);
+    let o1 = org(&s, "one", &[&a, &b]).await;
+    let o2 = org(&s, "two", &[&a]).await;
+    let (_, v) = rest(&s, &a, reqwest::Method::POST, "agents", Some(json!({"local_id": "M1", "name": "mover", "org_id": o1}))).await;
+    let (id, before) = (v[0]["id"].as_str().unwrap().to_string(), v[0]["sync_txid"].as_i64().unwrap());
+    // A rename leaves nothing; a move out of org one leaves a 'moved' tombstone there.
+    rest(&s, &a, reqwest::Method::PATCH, &format!("agents?id=eq.{id}"), Some(json!({"name": "renamed"}))).await;
+    assert_eq!(tombstone_ids(&s, &b, "agents").await, vec![]);
+    let (_, v) = rest(&s, &a, reqwest::Method::PATCH, &format!("agents?id=eq.{id}"), Some(json!({"org_id": o2}))).await;
+    let moved_at = v[0]["sync_txid"].as_i64().unwrap();
+    assert!(moved_at > before);
+    let (_, t) = rest(&s, &b, reqwest::Method::GET, "supasync_tombstones?select=row_id,local_id,kind,scope_id,sync_txid", None).await;
+    assert_eq!(t, json!([{"row_id": id, "local_id": null, "kind": "moved", "scope_id": o1, "sync_txid": moved_at}]));
+    let (_, rows) = rest(&s, &b, reqwest::Method::GET, "agents?select=id", None).await;
+    assert_eq!(rows, json!([]), "B cannot read it where it went");
+    // A, who reads it where it went, sees the same tombstone as a member of org one; its
+    // version equals the row's, so a device holding that version keeps the row.
+    let (_, t) = rest(&s, &a, reqwest::Method::GET, "supasync_tombstones?select=sync_txid&kind=eq.moved", None).await;
+    assert_eq!(t, json!([{"sync_txid": moved_at}]));
+}
+
+#[tokio::test]
+async fn membership_changes_are_told_to_the_user_they_concern() {
+    let s = server().await;
+    let (a, b) = (signup(&s, "access-a").await, signup(&s, "access-b").await);
+    let o1 = org(&s, "one", &[&a]).await;
+    let (st, m) = rest(&s, &a, reqwest::Method::POST, "rpc/supasync_memberships", Some(json!({}))).await;
+    assert_eq!(st, 200, "{m}");
+    assert_eq!(m["scopes"], json!({"org": [o1]}));
+    assert_eq!(m["tables"]["agents"], json!({"scope": "org", "column": "org_id", "owner_reads": true}));
+    assert_eq!(m["tables"]["notes"], json!({"scope": "org", "column": "org_id", "owner_reads": false}));
+    let (_, m) = rest(&s, &b, reqwest::Method::POST, "rpc/supasync_memberships", Some(json!({}))).await;
+    assert_eq!(m["scopes"], json!({"org": []}));
+    admin(&s, &format!("insert into public.org_members values ('{o1}', '{}')", b.id)).await;
+    admin(&s, &format!("delete from public.org_members where user_id = '{}'", b.id)).await;
+    let (_, lines) = rest(&s, &b, reqwest::Method::GET, "supasync_access?select=scope,scope_id,granted&order=id", None).await;
+    assert_eq!(lines, json!([{"scope": "org", "scope_id": o1, "granted": true}, {"scope": "org", "scope_id": o1, "granted": false}]));
+    let (_, lines) = rest(&s, &a, reqwest::Method::GET, "supasync_access?select=user_id", None).await;
+    assert_eq!(lines, json!([{"user_id": a.id}]), "A reads only its own line (its own join)");
+    let (st, _) = rest(&s, &b, reqwest::Method::POST, "supasync_access", Some(json!({"user_id": b.id, "scope": "org", "scope_id": o1, "granted": true}))).await;
+    assert_eq!(st, 403, "clients cannot forge access lines");
+}
+
+#[tokio::test]
+async fn scope_declarations_that_do_not_fit_are_refused_clearly() {
+    let s = server().await;
+    let db = sql(&s).await;
+    let refused = |stmt: &'static str, want: &'static str| {
+        let db = &db;
+        async move {
+            let e = db.batch_execute(stmt).await.expect_err(stmt);
+            let msg = e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string());
+            assert!(msg.contains(want), "{stmt}: {msg}");
+        }
+    };
+    refused("select supasync.define_scope('team', 'public.nope', 'id')", "relation \"public.nope\" does not exist").await;
+    refused("select supasync.define_scope('team', 'public.teams', 'team_id')", "scope column \"team_id\" does not exist in teams").await;
+    refused("select supasync.define_scope('team', 'public.teams', 'id')", "user column \"user_id\" does not exist in teams").await;
+    refused("select supasync.define_scope('team', 'public.teams', 'id', 'member')", "user column \"member\" of teams is text, not uuid").await;
+    refused("select supasync.define_scope('a:b', 'public.teams', 'id')", "a scope name is").await;
+    refused("select supasync.share_by('public.agents', 'team')", "no scope named \"team\"").await;
+    refused("select supasync.share_by('public.agents', 'org', 'team_id')", "scope column \"team_id\" does not exist").await;
+    refused("select supasync.share_by('public.orgs', 'org')", "run supasync.enable_sync('orgs') first").await;
+    // Declaring again changes nothing, in either order with enable_sync.
+    db.batch_execute(
+        "select supasync.define_scope('org', 'public.org_members', 'org_id');
+         select supasync.share_by('public.agents', 'org');
+         select supasync.enable_sync('public.agents', 'created_by');",
+    )
+    .await
+    .unwrap();
+    let triggers: Vec<String> = db
+        .query("select tgname::text from pg_trigger where tgrelid = 'public.agents'::regclass and not tgisinternal order by 1", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(triggers, ["supasync_keep_deleted", "supasync_moved", "supasync_tombstone", "supasync_version"]);
+    let args: Vec<u8> = db
+        .query_one("select tgargs from pg_trigger where tgrelid = 'public.agents'::regclass and tgname = 'supasync_tombstone'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(String::from_utf8_lossy(&args).contains("org_id"), "enable_sync keeps the table's scope");
+}
