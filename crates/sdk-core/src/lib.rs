@@ -21,7 +21,7 @@ pub use app::{device, engine, live, live_query, replica, settle};
 pub use local::{events, local_row, outbox, schema, store, write_lock, writer};
 pub use net::{auth, backoff, classify, client, realtime, transport};
 pub use platform::{maybe_send, timer};
-pub use sync::{pull, push, references, remote_change, server_delete};
+pub use sync::{pull, push, references, remote_change, scopes, server_delete};
 
 #[doc(hidden)]
 pub use async_trait;

@@ -320,10 +320,11 @@ async fn a_restore_walks_transactions_of_every_size_once() {
 }
 
 #[tokio::test]
-async fn two_server_rows_under_one_local_id_do_not_stall_a_restore() {
+async fn two_server_rows_under_one_local_id_are_both_kept_and_do_not_stall_a_restore() {
     // A schema whose local ids are not unique (rows shared by several owners, say):
     // a later page brings a second row under a local id an earlier page stored. The
-    // restore merges it (the later version wins, as any pull does) instead of failing.
+    // restore goes through, and keeps both rows: the second under its server id (two
+    // server rows are two rows; merging them would hide one the server still has).
     let s = server().await;
     let a = device(&s).await;
     let me = a.sign_up("dup@example.com", "password-123").await.unwrap();
@@ -343,9 +344,12 @@ async fn two_server_rows_under_one_local_id_do_not_stall_a_restore() {
     let pulled = b.pull().await.expect("the restore goes through");
     assert_eq!(pulled.rows, 12, "every server row was read");
     let got = b.query("messages", &Query::default()).await.unwrap();
-    assert_eq!(got.len(), 10, "one local row per local id");
+    assert_eq!(got.len(), 11, "one local row per server row");
     let d3 = got.iter().find(|m| m.local_id == "d-3").expect("d-3");
-    assert_eq!(d3.row["content"], json!("later"), "the later version wins");
+    assert_eq!(d3.row["content"], json!("first 3"), "the first row keeps the local id");
+    let later = server_rows(&s, "messages", "select=id&content=eq.later").await;
+    let second = got.iter().find(|m| m.local_id == format!("srv:{}", later[0]["id"].as_str().unwrap())).expect("the second, by server id");
+    assert_eq!(second.row["content"], json!("later"));
 }
 
 /// A device that pulls pages of `page` rows through `proxy`, whose requests wait a

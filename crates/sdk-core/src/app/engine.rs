@@ -391,6 +391,16 @@ impl<S: Store, H: Http> Engine<S, H> {
         Ok(out)
     }
 
+    /// The scope ids whose rows this replica holds, per shared table (see
+    /// [`crate::sync::scopes`]); empty when no table is shared.
+    pub async fn held_scopes(&self) -> Result<crate::app::listeners::HeldScopes, EngineError> {
+        let mut out = crate::app::listeners::HeldScopes::new();
+        for t in self.schema.tables().iter().filter(|t| t.shared_by.is_some()) {
+            out.insert(t.name.clone(), crate::sync::scopes::held(&self.store, &t.name).await?);
+        }
+        Ok(out)
+    }
+
     /// Pending and rejected counts, the oldest pending write, last sync per table.
     pub async fn status(&self) -> Result<Status, EngineError> {
         let ob = self.store.outbox_summary().await?;

@@ -2,7 +2,10 @@
 //!
 //! In the default realtime mode it joins one channel, `supasync:<user id>`, with one
 //! `postgres_changes` listener per synced table filtered by owner, plus one on the
-//! kit's tombstones (that is how deletes arrive). On every join it waits for the
+//! kit's tombstones (that is how deletes arrive), and for shared tables listeners by
+//! the scope ids the replica holds ([`crate::app::listeners`]). When a pull changes
+//! those ids (a membership granted or revoked, heard on the kit's access lines), it
+//! joins again with the new ones. On every join it waits for the
 //! server's "Subscribed to PostgreSQL", then pushes and pulls from the cursors while
 //! the changes that keep arriving wait in the channel's queue; afterwards it applies
 //! them in order, each checked against the replica's version
@@ -27,8 +30,9 @@ use crate::net::backoff::Backoff;
 use crate::net::classify::Failure;
 use crate::app::engine::{Engine, EngineError};
 use crate::local::events::EngineEvent;
-use crate::net::realtime::{AccessTokenSource, Channel, ChannelConfig, ChannelEvent, ChannelState, PgChangesSpec, RealtimeClient};
-use crate::sync::tombstones::TOMBSTONES;
+use crate::app::listeners::{channel_config, HeldScopes};
+use crate::net::realtime::{AccessTokenSource, Channel, ChannelEvent, ChannelState, RealtimeClient};
+use crate::sync::scopes::ACCESS;
 use crate::local::store::Store;
 use crate::platform::timer::Timer;
 use crate::net::transport::Http;
@@ -137,6 +141,8 @@ impl LiveSync {
             last_status: None,
             stopped: false,
             before_offline: None,
+            scopes: HeldScopes::new(),
+            rejoin: false,
         };
         (LiveSync { cmds: tx }, driver)
     }
@@ -235,6 +241,10 @@ pub struct LiveDriver<S: Store, H: Http> {
     stopped: bool,
     /// The phase a push found unreachable replaced (restored when a push goes through).
     before_offline: Option<Phase>,
+    /// The shared tables' scope ids the channel listens with.
+    scopes: HeldScopes,
+    /// A pull changed those ids: join again with the new ones.
+    rejoin: bool,
 }
 
 enum Woke {
@@ -252,6 +262,7 @@ impl<S: Store, H: Http> LiveDriver<S, H> {
     /// Run until stopped. Needs a signed-in engine.
     pub async fn run(mut self, timer: impl Timer) -> Result<(), EngineError> {
         let user_id = self.engine.session().await?.user_id;
+        self.scopes = self.engine.held_scopes().await?;
         self.start(&user_id);
         self.publish().await;
         while !self.stopped {
@@ -289,37 +300,15 @@ impl<S: Store, H: Http> LiveDriver<S, H> {
                 Woke::Local(_) => {}
                 Woke::Timer => self.timers().await,
             }
+            if std::mem::take(&mut self.rejoin) && self.channel.is_some() {
+                self.start(&user_id);
+            }
             self.publish().await;
         }
         if let Some(c) = self.channel.take() {
             c.leave();
         }
         Ok(())
-    }
-
-    fn channel_config(&self, user_id: &str) -> ChannelConfig {
-        let mut specs: Vec<PgChangesSpec> = self
-            .engine
-            .schema
-            .tables()
-            .iter()
-            .map(|t| PgChangesSpec {
-                event: "*".into(),
-                schema: "public".into(),
-                table: t.name.clone(),
-                filter: Some(format!("{}=eq.{user_id}", t.owner)),
-            })
-            .collect();
-        specs.push(PgChangesSpec {
-            event: "INSERT".into(),
-            schema: "public".into(),
-            table: TOMBSTONES.into(),
-            filter: Some(format!("owner_id=eq.{user_id}")),
-        });
-        ChannelConfig {
-            postgres_changes: specs,
-            ..Default::default()
-        }
     }
 
     /// Enter the current mode.
@@ -336,7 +325,7 @@ impl<S: Store, H: Http> LiveDriver<S, H> {
         match self.mode {
             SyncMode::Realtime => {
                 self.phase = Phase::Connecting;
-                self.channel = Some(self.realtime.channel(&format!("supasync:{user_id}"), &self.channel_config(user_id)));
+                self.channel = Some(self.realtime.channel(&format!("supasync:{user_id}"), &channel_config(&self.engine.schema, user_id, &self.scopes)));
             }
             SyncMode::Every { .. } => {
                 self.phase = Phase::Polling;
@@ -411,6 +400,11 @@ impl<S: Store, H: Http> LiveDriver<S, H> {
                 // The channel stays; fall back to polling until it works.
                 self.last_error = Some(format!("Realtime cannot deliver changes: {msg}"));
                 self.pull_at = Some(self.now() + 30_000);
+            }
+            ChannelEvent::Change(c) if c.table == ACCESS => {
+                // A membership of this user changed: pull (rows granted come, rows lost
+                // go), then listen with the new scope ids.
+                self.pull_at = Some(self.now());
             }
             ChannelEvent::Change(c) => {
                 if let Err(err) = self.engine.apply_change(&c).await {
@@ -491,6 +485,12 @@ impl<S: Store, H: Http> LiveDriver<S, H> {
             Ok(_) => {
                 if self.failures == 0 {
                     self.last_error = None;
+                }
+                if let Ok(now) = self.engine.held_scopes().await {
+                    if now != self.scopes {
+                        self.scopes = now;
+                        self.rejoin = true;
+                    }
                 }
                 Ok(())
             }

@@ -11,7 +11,12 @@
 //!   "indexes":["conversation_id"]}]}
 //! ```
 //!
-//! Omitted fields take those defaults. A schema is checked once, when it is built:
+//! Omitted fields take those defaults. A table whose rows several users read (an
+//! organisation's library, a shared conversation) also names the column that holds
+//! its scope id, `"shared_by": "org_id"`, as the SQL kit's `supasync.share_by` does on
+//! the server (the kit says which scope that is; see [`crate::sync::scopes`]).
+//!
+//! A schema is checked once, when it is built:
 //! references must name declared tables and must not form a cycle, because pushes and
 //! pulls go parents first ([`Schema::parent_order`]).
 
@@ -53,6 +58,10 @@ pub struct TableDecl {
     pub references: BTreeMap<String, String>,
     #[serde(default)]
     pub indexes: Vec<String>,
+    /// The column holding a shared row's scope id (`supasync.share_by` on the server);
+    /// `None` for a table only its owner reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_by: Option<String>,
 }
 
 impl TableDecl {
@@ -76,7 +85,14 @@ impl TableDecl {
             version: default_version(),
             references: BTreeMap::new(),
             indexes: vec![],
+            shared_by: None,
         }
+    }
+
+    /// Builder: rows are shared by the scope id in `column` (see [`crate::sync::scopes`]).
+    pub fn shared_by(mut self, column: &str) -> TableDecl {
+        self.shared_by = Some(column.into());
+        self
     }
 
     /// Builder: `column` references `table`.
@@ -116,6 +132,8 @@ pub enum SchemaError {
     NotAnObject { table: String, got: String },
     #[error("`{table}.{column}` is set by the server and cannot be written locally")]
     ServerColumn { table: String, column: String },
+    #[error("`{table}` is declared shared by `{column}`, but the SQL kit {kit}")]
+    SharedMismatch { table: String, column: String, kit: String },
     #[error("`{table}.{column}` references `{target}` and must be a local id (string) or null, got {got}")]
     BadReference { table: String, column: String, target: String, got: String },
 }
@@ -140,7 +158,7 @@ impl Schema {
         let mut by_name = HashMap::new();
         for (i, t) in tables.iter().enumerate() {
             let names = [&t.name, &t.key, &t.local_id, &t.owner, &t.version];
-            if names.iter().any(|n| n.trim().is_empty()) {
+            if names.iter().chain(t.shared_by.as_ref().as_slice()).any(|n| n.trim().is_empty()) {
                 return Err(SchemaError::EmptyName(t.name.clone()));
             }
             if by_name.insert(t.name.clone(), i).is_some() {
@@ -179,6 +197,11 @@ impl Schema {
     /// Tables with every parent before its children (self-references allowed).
     pub fn parent_order(&self) -> impl Iterator<Item = &TableDecl> {
         self.order.iter().map(|i| &self.tables[*i])
+    }
+
+    /// Whether any table is shared by a scope.
+    pub fn has_shared(&self) -> bool {
+        self.tables.iter().any(|t| t.shared_by.is_some())
     }
 
     /// All declared tables, in declaration order.
@@ -281,6 +304,10 @@ mod tests {
         let m = s.table("messages").unwrap();
         assert_eq!((m.key.as_str(), m.local_id.as_str(), m.owner.as_str(), m.version.as_str()), ("id", "local_id", "user_id", "updated_at"));
         assert_eq!(s.table("conversations").unwrap().owner, "owner_id");
+        assert_eq!(m.shared_by, None);
+        let shared = Schema::from_json(r#"{"tables":[{"name":"agents","owner":"created_by","shared_by":"org_id"}]}"#).unwrap();
+        assert_eq!(shared.table("agents").unwrap().shared_by.as_deref(), Some("org_id"));
+        assert!(shared.has_shared() && !s.has_shared());
         let order: Vec<&str> = s.parent_order().map(|t| t.name.as_str()).collect();
         assert_eq!(order, vec!["conversations", "messages"], "parents first");
     }
@@ -300,6 +327,7 @@ mod tests {
         ));
         assert!(Schema::new(vec![TableDecl::new("tree").references("parent_id", "tree")]).is_ok(), "self-references are fine");
         assert!(matches!(Schema::new(vec![TableDecl::new(" ")]), Err(SchemaError::EmptyName(_))));
+        assert!(matches!(Schema::new(vec![TableDecl::new("a").shared_by("")]), Err(SchemaError::EmptyName(_))));
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! [`remote_change`] applies one Realtime change. They share the paths every one of
 //! them ends in: server rows into the replica ([`server_rows`], with references mapped
 //! back by [`references`]), the server's deletes ([`tombstones`], [`server_delete`],
-//! [`graveyard`]), refusals rolled back ([`reject`]), and where a pull resumes
-//! ([`cursor`]).
+//! [`graveyard`]), refusals rolled back ([`reject`]), where a pull resumes
+//! ([`cursor`]), and what a change of the user's memberships brings or takes away for
+//! shared tables ([`scopes`]).
 //!
 //! None of them knows the engine: each step reads and writes through a
 //! [`context::SyncContext`] the engine lends it (schema, store, client, session,
@@ -20,6 +21,7 @@ pub mod push;
 pub mod references;
 pub mod reject;
 pub mod remote_change;
+pub mod scopes;
 pub mod server_delete;
 pub mod server_rows;
 pub mod session;

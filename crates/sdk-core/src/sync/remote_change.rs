@@ -11,7 +11,9 @@
 //!
 //! Deletes arrive as inserts into `supasync_tombstones` (an owner-filtered DELETE event
 //! carries only the key, so the server drops it before the filter; the tombstone is
-//! how the delete reaches us), and as DELETE events where the server sends them.
+//! how the delete reaches us), and as DELETE events where the server sends them. A
+//! shared row that moved to a scope id this user is not in arrives as a `moved`
+//! tombstone ([`super::scopes::moved_away`]).
 
 use serde_json::Value;
 
@@ -19,6 +21,7 @@ use super::context::SyncContext;
 use super::cursor;
 use super::error::SyncError;
 use super::server_delete::server_deleted;
+use super::scopes;
 use super::server_rows::apply_server_rows;
 use super::tombstones::tombstone_target;
 /// Where it always was for apps; the tombstones module owns it.
@@ -122,11 +125,21 @@ async fn pulled_past<S: Store>(store: &S, table: &str, txid: Option<i64>) -> Res
 /// Remove the row a tombstone names, with any writes of it still waiting (the
 /// server's delete wins, as in a pull; see [`crate::sync::server_delete`]).
 async fn delete_locally<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, decl: &TableDecl, tombstone: &Row) -> Result<Applied, SyncError> {
-    cx.graveyard.bury_tombstone(&decl.name, tombstone);
+    // A shared row moved to another scope id: not a delete (it may come back).
+    let moved = tombstone.get("kind").and_then(Value::as_str) == Some("moved");
+    if !moved {
+        cx.graveyard.bury_tombstone(&decl.name, tombstone);
+    }
     let Some(r) = tombstone_target(cx.store, decl, tombstone).await? else { return Ok(Applied::Skipped) };
     let mut wb = WriteBatch::default();
     let outbox = cx.store.outbox().await?;
-    server_deleted(cx, &r, "deleted on the server", &outbox, &mut Default::default(), &mut wb).await?;
+    if moved {
+        if !scopes::moved_away(cx, &r, tombstone, &outbox, &mut Default::default(), &mut wb).await? {
+            return Ok(Applied::Skipped);
+        }
+    } else {
+        server_deleted(cx, &r, "deleted on the server", &outbox, &mut Default::default(), &mut wb).await?;
+    }
     cx.store.apply(wb).await?;
     Ok(Applied::Deleted)
 }

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use super::context::SyncContext;
 use super::error::SyncError;
 use super::references::{adopt_children, to_local, ParentLocalIds};
-use crate::local::local_row::{sync_txid, LocalRow, Overlay, Row, RowStatus};
+use crate::local::local_row::{id_text, server_key, sync_txid, LocalRow, Overlay, Row, RowStatus};
 use crate::local::schema::TableDecl;
 use crate::local::store::{Store, WriteBatch};
 use crate::net::transport::Http;
@@ -53,9 +53,35 @@ pub async fn apply_pulled<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, decl: &
                 .collect()
         }
     };
+    // Who is signed in, asked only if a row's local id meets a row of this device's
+    // that never reached the server.
+    let mut me: Option<String> = None;
     for server in rows {
         let server_id = server.get(&decl.key).cloned();
-        let Some(local_id) = decl.row_key(&server) else { continue };
+        let Some(mut local_id) = decl.row_key(&server) else { continue };
+        let holder = seen.get(&local_id).or_else(|| held.get(&local_id));
+        if let (Some(h), Some(sid)) = (holder, &server_id) {
+            let foreign = match &h.server_id {
+                Some(known) => known != sid,
+                // Not pushed yet: the server row is that insert's only if this user owns it.
+                None => {
+                    if me.is_none() {
+                        me = Some(cx.session().await?.user_id);
+                    }
+                    server.get(&decl.owner).map(id_text).is_some_and(|o| Some(o) != me)
+                }
+            };
+            if foreign {
+                // Another user's row under a local id this device holds for a different
+                // row (local ids are unique per owner only): keyed by its server id.
+                local_id = server_key(&id_text(sid));
+                if !seen.contains_key(&local_id) && !held.contains_key(&local_id) {
+                    if let Some(r) = cx.store.get_row(&decl.name, &local_id).await? {
+                        held.insert(local_id.clone(), r);
+                    }
+                }
+            }
+        }
         // Older than the version this device holds (a push's answer applied while
         // this page was on its way): the newer one stays.
         let holds = seen.get(&local_id).or_else(|| held.get(&local_id));
@@ -151,12 +177,26 @@ async fn apply_restored<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, decl: &Ta
             last_pushed: None,
         });
     }
-    // In key order: neighbours in the store's B-trees are written together. A key
-    // met twice in one page (two server rows claiming one local id) keeps the later.
+    // A local id met twice in one page (two users' rows: local ids are unique per
+    // owner only): the second is keyed by its server id. (Across pages, the store
+    // refuses the page and the pull merges it through the look-up path instead.)
+    let mut keys: std::collections::HashMap<String, Option<Value>> = std::collections::HashMap::with_capacity(out.len());
+    for r in &mut out {
+        match keys.get(&r.local_id) {
+            Some(first) if *first != r.server_id => {
+                if let Some(sid) = &r.server_id {
+                    r.local_id = server_key(&id_text(sid));
+                }
+            }
+            Some(_) => {}
+            None => {
+                keys.insert(r.local_id.clone(), r.server_id.clone());
+            }
+        }
+    }
+    // In key order: neighbours in the store's B-trees are written together.
     out.sort_by(|a, b| a.local_id.cmp(&b.local_id));
-    out.reverse();
-    out.dedup_by(|earlier, later| earlier.local_id == later.local_id);
-    out.reverse();
+    out.dedup_by(|later, earlier| earlier.local_id == later.local_id);
     wb.new_rows.extend(out);
     adopt_children(cx.schema, cx.store, &decl.name, &learned, &mut wb).await?;
     cx.store.apply(wb).await?;

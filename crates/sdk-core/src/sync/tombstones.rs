@@ -1,7 +1,9 @@
 //! The server's record of deletes. The SQL kit writes a tombstone for every deleted
 //! row (`supasync_tombstones`: table, row id as text, local id, the deleting
-//! transaction). Pulls walk them, Realtime delivers them, and a push asks for them
-//! when a write matched nothing: this module asks, and finds the local row one names.
+//! transaction), and, for a shared row that moved to another scope id, one of kind
+//! `moved` (see [`super::scopes`]). Pulls walk them, Realtime delivers them, and a push
+//! asks for them when a write matched nothing: this module asks, and finds the local
+//! row one names.
 
 use std::collections::HashSet;
 
@@ -9,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::context::SyncContext;
 use super::error::SyncError;
-use crate::local::local_row::{LocalRow, Row};
+use crate::local::local_row::{id_text, LocalRow, Row};
 use crate::local::schema::TableDecl;
 use crate::local::store::Store;
 use crate::net::client::{enc, quoted_list, RequestError};
@@ -37,7 +39,12 @@ pub async fn tombstones_of<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, table:
         return Ok(HashSet::new());
     }
     let list = quoted_list(ids.iter().map(String::as_str));
-    let q = format!("select={col}&table_name=eq.{}&{col}=in.({})", enc(table), enc(&list));
+    // A shared row that moved to another scope id leaves a tombstone too; it is not a delete.
+    let deleted = match cx.schema.table(table) {
+        Ok(d) if d.shared_by.is_some() => "&kind=eq.deleted",
+        _ => "",
+    };
+    let q = format!("select={col}&table_name=eq.{}&{col}=in.({}){deleted}", enc(table), enc(&list));
     let rows = cx
         .authed(|t| {
             let q = q.clone();
@@ -54,12 +61,18 @@ pub async fn tombstones_of<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, table:
 
 /// The local row a tombstone (`local_id`, `row_id`) names, if this device has it.
 pub async fn tombstone_target<S: Store>(store: &S, decl: &TableDecl, t: &Row) -> Result<Option<LocalRow>, SyncError> {
+    let row_id = t.get("row_id").and_then(Value::as_str);
     if let Some(l) = t.get("local_id").and_then(Value::as_str) {
         if let Some(r) = store.get_row(&decl.name, l).await? {
-            return Ok(Some(r));
+            // The same local id may name another user's row here (local ids are unique
+            // per owner only): then the server id decides.
+            let other = matches!((&r.server_id, row_id), (Some(held), Some(id)) if id_text(held) != id);
+            if !other {
+                return Ok(Some(r));
+            }
         }
     }
-    match t.get("row_id").and_then(Value::as_str) {
+    match row_id {
         Some(id) => find_by_server_text(store, decl, id).await,
         None => Ok(None),
     }

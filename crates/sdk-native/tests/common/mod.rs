@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 use supasync_devserver::DevServer;
+use supasync_native::SqliteStore;
 
 /// This crate's directory.
 pub fn manifest() -> PathBuf {
@@ -24,6 +25,22 @@ pub async fn server() -> DevServer {
         .start()
         .await
         .expect("dev server")
+}
+
+/// A dev server with seed 000's organisation library (`examples/library/migrations`):
+/// agents and prompts shared within organisations.
+pub async fn library_server() -> DevServer {
+    DevServer::builder()
+        .migrations(manifest().join("../../examples/library/migrations"))
+        .shared_test_cluster()
+        .start()
+        .await
+        .expect("dev server")
+}
+
+/// A device of the organisation library's schema talking to `url`.
+pub async fn library_replica(url: &str, key: &str) -> Replica {
+    replica_with(url, key, SqliteStore::in_memory().expect("store"), "../../examples/library/schema.json").await
 }
 
 /// Read a table as the server holds it (service key: the whole truth, past RLS).
@@ -70,8 +87,12 @@ pub async fn replica_at(url: &str, key: &str, path: &std::path::Path) -> Replica
 }
 
 async fn replica_on(url: &str, key: &str, store: supasync_native::SqliteStore) -> Replica {
+    replica_with(url, key, store, "tests/chat_schema.json").await
+}
+
+async fn replica_with(url: &str, key: &str, store: supasync_native::SqliteStore, schema: &str) -> Replica {
     use supasync_core::{client::Project, Engine, EngineConfig, Schema};
-    let schema = Schema::from_json(&std::fs::read_to_string(manifest().join("tests/chat_schema.json")).expect("schema")).expect("schema");
+    let schema = Schema::from_json(&std::fs::read_to_string(manifest().join(schema)).expect("schema")).expect("schema");
     std::sync::Arc::new(
         Engine::open(
             schema,

@@ -16,8 +16,14 @@
 //! puts back an older version of a row than the one the device holds (`sync_txid`), so
 //! that answer stays; a restore's new rows cannot meet a row written meanwhile, since
 //! local inserts take fresh local ids (and if one did, the page is merged instead).
+//!
+//! Shared tables ([`crate::sync::scopes`]) first learn the user's scope ids: rows of
+//! ids lost leave the replica, and ids granted since the last pull have their older
+//! rows fetched (a backfill below the cursor) before the table's walk.
 
 mod page;
+
+use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -34,6 +40,7 @@ use crate::sync::context::SyncContext;
 use crate::sync::cursor;
 pub use crate::sync::cursor::Cursor;
 use crate::sync::error::SyncError;
+use crate::sync::scopes;
 use crate::sync::server_delete::server_deleted;
 use crate::sync::server_rows::{apply_pulled, apply_server_rows, Held};
 use crate::sync::tombstones::{tombstone_target, TOMBSTONES};
@@ -103,12 +110,31 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
     /// Pull every table, parents first.
     pub async fn run(&self) -> Result<PullReport, SyncError> {
         let mut report = PullReport::default();
+        // Shared tables: the user's scope ids now; rows of ids lost go first.
+        let members = if self.cx.schema.has_shared() {
+            let m = scopes::memberships(&self.cx).await?;
+            report.deleted += scopes::evict_lost(&self.cx, &m).await?;
+            report.requests += 1;
+            Some(m)
+        } else {
+            None
+        };
         let snap = self.snapshot().await?;
         report.requests += 1;
         let tables: Vec<TableDecl> = self.cx.schema.parent_order().cloned().collect();
         for decl in &tables {
             let started = self.cx.now_ms();
             let before = (report.rows, report.deleted);
+            // Scope ids granted since the last pull: their rows below the cursor.
+            let mut wb = WriteBatch::default();
+            if let (Some(m), Some(col)) = (&members, &decl.shared_by) {
+                let now = m.ids_for(&decl.name);
+                let new: BTreeSet<String> = now.difference(&scopes::held(self.cx.store, &decl.name).await?).cloned().collect();
+                if !new.is_empty() {
+                    self.backfill(decl, col, &new, &mut report).await?;
+                }
+                wb.meta.push(scopes::held_entry(&decl.name, &now));
+            }
             let never_pulled = self.cx.store.meta(&format!("cursor:{}", decl.name)).await?.is_none();
             let local = if never_pulled { self.cx.store.scan(&decl.name).await? } else { vec![] };
             // A table this device never pulled, none of whose rows ever reached the
@@ -120,7 +146,6 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
             drop(local);
             self.pull_rows(decl, &snap, held, &mut report).await?;
             self.pull_tombstones(decl, &snap, nothing_to_delete, &mut report).await?;
-            let mut wb = WriteBatch::default();
             wb.meta.push((format!("last_sync:{}", decl.name), Some(json!(self.cx.now_ms()))));
             let (rows, deleted) = (report.rows - before.0, report.deleted - before.1);
             wb.history.push(self.cx.history_line(
@@ -145,7 +170,6 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
     async fn pull_rows(&self, decl: &TableDecl, snap: &Snapshot, held: Held, report: &mut PullReport) -> Result<(), SyncError> {
         let key = format!("cursor:{}", decl.name);
         let cur = cursor::read(self.cx.store, &key).await?;
-        let page = self.cx.cfg.page_size;
         if !cur.pending.is_empty() {
             let ids: Vec<String> = cur.pending.iter().map(|x| x.to_string()).collect();
             let rows = self
@@ -155,6 +179,43 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
             let _w = self.cx.writer.lock().await;
             report.rows += apply_server_rows(&self.cx, decl, rows, WriteBatch::default()).await?;
         }
+        // A table never pulled here (a restore) asks for the count with its first page,
+        // to report progress against it.
+        self.walk(decl, "select=*", cur.next_txid, snap.xmax, held, cur == Cursor::default(), report).await?;
+        let next = Cursor {
+            next_txid: snap.xmax,
+            pending: snap.xip.clone(),
+        };
+        let _w = self.cx.writer.lock().await;
+        self.cx.store
+            .apply(WriteBatch {
+                meta: vec![(key, Some(json!(next)))],
+                ..Default::default()
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// The rows of scope ids granted since the last pull whose versions are below the
+    /// table's cursor (the walk from the cursor brings the rest, and the pending
+    /// transactions' rows come with them): a backfill, not a restore. Rows this device
+    /// already holds (its own, shared with the scope) are merged as any pulled row.
+    async fn backfill(&self, decl: &TableDecl, col: &str, ids: &BTreeSet<String>, report: &mut PullReport) -> Result<(), SyncError> {
+        let below = cursor::read(self.cx.store, &format!("cursor:{}", decl.name)).await?.next_txid;
+        if below == 0 {
+            return Ok(()); // never pulled: the walk brings everything
+        }
+        for filter in scopes::in_lists(col, ids) {
+            self.walk(decl, &format!("select=*&{filter}"), 0, below, Held::LookUp, true, report).await?;
+        }
+        Ok(())
+    }
+
+    /// A keyset walk over `decl`'s rows matching `base`, from transaction `from` up to
+    /// (not including) `upto`, each page applied as the next one is on its way.
+    #[allow(clippy::too_many_arguments)]
+    async fn walk(&self, decl: &TableDecl, base: &str, from: i64, upto: i64, held: Held, counted: bool, report: &mut PullReport) -> Result<(), SyncError> {
+        let page = self.cx.cfg.page_size;
         let table = &decl.name;
         // A page is built into rows and written while the next one is on its way: only
         // its first and last rows are built before the next request goes out.
@@ -171,11 +232,9 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
                 other => other,
             }
         };
-        let page_query = |at: &PageAt| at.query("select=*", &decl.key, snap.xmax, page);
-        let mut at = PageAt::From(cur.next_txid);
-        // A table never pulled here (a restore) asks for the count with its first page,
-        // to report progress against it.
-        let (mut rows, total) = self.get_page(table, page_query(&at), cur == Cursor::default()).await?;
+        let page_query = |at: &PageAt| at.query(base, &decl.key, upto, page);
+        let mut at = PageAt::From(from);
+        let (mut rows, total) = self.get_page(table, page_query(&at), counted).await?;
         report.requests += 1;
         let mut so_far: u64 = 0;
         let mut pages = 0;
@@ -230,17 +289,6 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
             }
             rows = next?.0;
         }
-        let next = Cursor {
-            next_txid: snap.xmax,
-            pending: snap.xip.clone(),
-        };
-        let _w = self.cx.writer.lock().await;
-        self.cx.store
-            .apply(WriteBatch {
-                meta: vec![(key, Some(json!(next)))],
-                ..Default::default()
-            })
-            .await?;
         Ok(())
     }
 
@@ -263,7 +311,10 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
                 .await?;
             return Ok(());
         }
-        let base = format!("select=row_id,local_id,sync_txid,id&table_name=eq.{}", enc(&decl.name));
+        // Shared tables' tombstones also say whether the row was deleted or moved away
+        // (older kits, without shared tables, have no `kind`).
+        let columns = if decl.shared_by.is_some() { "row_id,local_id,sync_txid,id,kind,scope,scope_id" } else { "row_id,local_id,sync_txid,id" };
+        let base = format!("select={columns}&table_name=eq.{}", enc(&decl.name));
         let mut found: Vec<Row> = vec![];
         if !cur.pending.is_empty() {
             let ids: Vec<String> = cur.pending.iter().map(|x| x.to_string()).collect();
@@ -288,9 +339,18 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
         let outbox = if found.is_empty() { vec![] } else { self.cx.store.outbox().await? };
         let mut settled = std::collections::HashSet::new();
         for t in found {
-            self.cx.graveyard.bury_tombstone(&decl.name, &t);
+            let moved = t.get("kind").and_then(Value::as_str) == Some("moved");
+            if !moved {
+                self.cx.graveyard.bury_tombstone(&decl.name, &t);
+            }
             if let Some(r) = tombstone_target(self.cx.store, decl, &t).await? {
                 if settled.contains(&(r.table.clone(), r.local_id.clone())) {
+                    continue;
+                }
+                if moved {
+                    if scopes::moved_away(&self.cx, &r, &t, &outbox, &mut settled, &mut wb).await? {
+                        report.deleted += 1;
+                    }
                     continue;
                 }
                 server_deleted(&self.cx, &r, "deleted on the server", &outbox, &mut settled, &mut wb).await?;

@@ -17,6 +17,7 @@ use crate::net::transport::Http;
 use crate::sync::error::SyncError;
 use crate::sync::references::{to_local, ParentLocalIds};
 use crate::sync::reject::{reject, reject_into};
+use crate::sync::scopes;
 use crate::sync::server_delete::server_deleted;
 use crate::sync::tombstones::{tombstones_of, TombstoneKey};
 
@@ -124,6 +125,22 @@ impl<S: Store, H: Http> Push<'_, S, H> {
             },
             _ => None,
         };
+        // Hidden rather than gone: for a shared row, whether this user left its scope.
+        let held = match gone {
+            Some(false) if decl.shared_by.is_some() => self.cx.store.get_row(&e.table, &e.local_id).await?,
+            _ => None,
+        };
+        let hidden = match held {
+            Some(row) => match scopes::why_hidden(&self.cx, &decl, &row).await {
+                Ok(why) => why,
+                Err(SyncError::Request(err)) => {
+                    let _w = self.cx.writer.lock_step().await;
+                    return self.retry_later(&e, &err).await;
+                }
+                Err(other) => return Err(other),
+            },
+            None => None,
+        };
         let _w = self.cx.writer.lock_step().await;
         let mut wb = WriteBatch::default();
         match (&e.op, first) {
@@ -135,7 +152,10 @@ impl<S: Store, H: Http> Push<'_, S, H> {
             (_, None) => {
                 if gone != Some(true) {
                     let verb = if matches!(e.op, OutboxOp::Delete) { "delete" } else { "change" };
-                    let why = format!("the server did not let this user {verb} the row (no row matched; a policy hides it)");
+                    let why = match hidden {
+                        Some(why) => format!("the server did not let this user {verb} the row: {why}"),
+                        None => format!("the server did not let this user {verb} the row (no row matched; a policy hides it)"),
+                    };
                     report.rejected += reject(&self.cx, &e, &why, refused).await?;
                     return Ok(RunOutcome::Done);
                 }

@@ -1,0 +1,317 @@
+//! Shared rows: the scope ids this user belongs to, and what follows when they change.
+//!
+//! A table shared by a scope (`shared_by` in the schema, `supasync.share_by` in the SQL
+//! kit) holds rows that every member of the row's scope id may read, as the app's RLS
+//! decides. The server's answers already carry only what RLS lets through; what RLS
+//! cannot do on its own is tell a device that its reach changed:
+//! - **Access granted.** A user added to an organisation may now read rows written long
+//!   before: older than the table's cursor, so no pull would ever bring them. The pull
+//!   fetches them for the new scope ids (rows of that scope id below the cursor; the
+//!   walk from the cursor on brings the rest), without a restore.
+//! - **Access lost.** Rows the user may no longer read stay on the device until told.
+//!   When a scope id leaves the user's memberships, the rows of it this device holds
+//!   are checked with the server (an owner may still read some) and the others go.
+//!   Writes of them still waiting become refusals ("no longer a member"), kept with
+//!   their reason for the app, never dropped in silence.
+//! - **A row moved** to another scope id leaves a `moved` tombstone for the old one:
+//!   members who cannot read it where it went drop it (a device that pulled its new
+//!   version, as old as the tombstone, keeps it).
+//!
+//! The kit answers `supasync_memberships()` with the shared tables and this user's
+//! scope ids; the scope ids whose rows a replica holds are kept per table (meta
+//! `scopes:<table>`), which is also what live sync listens with.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::context::SyncContext;
+use super::error::SyncError;
+use super::reject::reject_unsent_children;
+use crate::local::local_row::{id_text, sync_txid, LocalRow, Row, RowStatus};
+use crate::local::outbox::OutboxEntry;
+use crate::local::schema::{SchemaError, TableDecl};
+use crate::local::store::{Store, StoreError, WriteBatch};
+use crate::net::client::{enc, quoted_list, RequestError};
+use crate::net::transport::Http;
+
+/// The kit's table of membership changes (one line per user and scope id granted or
+/// revoked), which live sync listens to.
+pub const ACCESS: &str = "supasync_access";
+
+/// Server ids per `in.(…)` list: URLs stay well under proxies' limits.
+const IDS_PER_REQUEST: usize = 100;
+
+/// How the kit shares a table.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SharedTable {
+    pub scope: String,
+    pub column: String,
+    #[serde(default = "yes")]
+    pub owner_reads: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `supasync_memberships()`: the shared tables, and this user's scope ids per scope.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct Memberships {
+    pub tables: BTreeMap<String, SharedTable>,
+    pub scopes: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl Memberships {
+    /// The scope ids whose rows of `table` this user reads as a member.
+    pub fn ids_for(&self, table: &str) -> BTreeSet<String> {
+        self.tables
+            .get(table)
+            .and_then(|t| self.scopes.get(&t.scope))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn scope_of(&self, table: &str) -> &str {
+        self.tables.get(table).map(|t| t.scope.as_str()).unwrap_or("scope")
+    }
+}
+
+/// Ask the kit, and check that it shares each table the schema declares shared the
+/// same way (a mismatch would fetch and drop the wrong rows).
+pub async fn memberships<S: Store, H: Http>(cx: &SyncContext<'_, S, H>) -> Result<Memberships, SyncError> {
+    let v = cx
+        .authed(|t| async move { cx.client.rpc("supasync_memberships", &json!({}), &t).await })
+        .await?;
+    let m: Memberships = serde_json::from_value(v.clone())
+        .map_err(|e| RequestError::BadAnswer(format!("supasync_memberships() returned {v}: {e}; is the SQL kit applied?")))?;
+    for t in cx.schema.tables() {
+        let Some(col) = &t.shared_by else { continue };
+        match m.tables.get(&t.name) {
+            Some(k) if &k.column == col => {}
+            kit => {
+                return Err(SchemaError::SharedMismatch {
+                    table: t.name.clone(),
+                    column: col.clone(),
+                    kit: kit.map(|k| format!("shares it by `{}` (scope `{}`)", k.column, k.scope)).unwrap_or_else(|| {
+                        format!("does not share it: run select supasync.share_by('public.{}', '<scope>', '{col}')", t.name)
+                    }),
+                }
+                .into())
+            }
+        }
+    }
+    Ok(m)
+}
+
+/// The scope ids whose rows of `table` this replica holds.
+pub async fn held<S: Store>(store: &S, table: &str) -> Result<BTreeSet<String>, StoreError> {
+    match store.meta(&held_key(table)).await? {
+        Some(v) => serde_json::from_value(v).map_err(|e| StoreError::Corrupt(format!("scopes of {table}: {e}"))),
+        None => Ok(BTreeSet::new()),
+    }
+}
+
+/// The meta entry that records `ids` as the scope ids held for `table`.
+pub fn held_entry(table: &str, ids: &BTreeSet<String>) -> (String, Option<Value>) {
+    (held_key(table), Some(json!(ids)))
+}
+
+fn held_key(table: &str) -> String {
+    format!("scopes:{table}")
+}
+
+/// The scope id a row holds, as the server knows it: its server id when the scope
+/// column is the key, the parent's server id when it is a reference (the replica
+/// keeps references as local ids), else the column's value.
+async fn scope_id_of<S: Store>(store: &S, decl: &TableDecl, col: &str, row: &LocalRow, parents: &mut HashMap<String, Option<String>>) -> Result<Option<String>, StoreError> {
+    if col == decl.key {
+        return Ok(row.server_id.as_ref().map(id_text));
+    }
+    let Some(v) = row.mirror.as_ref().and_then(|m| m.get(col)).filter(|v| !v.is_null()) else { return Ok(None) };
+    let Some(parent) = decl.references.get(col) else { return Ok(Some(id_text(v))) };
+    let local = id_text(v);
+    if let Some(known) = parents.get(&local) {
+        return Ok(known.clone());
+    }
+    let id = store.get_row(parent, &local).await?.and_then(|p| p.server_id.as_ref().map(id_text));
+    parents.insert(local, id.clone());
+    Ok(id)
+}
+
+/// Drop the rows of scope ids this user lost (checked with the server first: an owner
+/// may still read some), for every shared table, and record what each table holds now.
+/// Returns how many rows went.
+pub async fn evict_lost<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, m: &Memberships) -> Result<usize, SyncError> {
+    let mut evicted = 0;
+    for decl in cx.schema.tables() {
+        let Some(col) = &decl.shared_by else { continue };
+        let had = held(cx.store, &decl.name).await?;
+        let now = m.ids_for(&decl.name);
+        let lost: BTreeSet<&String> = had.difference(&now).collect();
+        if lost.is_empty() {
+            continue;
+        }
+        let started = cx.now_ms();
+        let mut parents = HashMap::new();
+        let mut candidates: Vec<(LocalRow, String)> = vec![];
+        for r in cx.store.scan(&decl.name).await? {
+            if let Some(id) = scope_id_of(cx.store, decl, col, &r, &mut parents).await? {
+                if lost.contains(&id) {
+                    candidates.push((r, id));
+                }
+            }
+        }
+        let ids: Vec<String> = candidates.iter().filter_map(|(r, _)| r.server_id.as_ref().map(id_text)).collect();
+        let readable = still_readable(cx, decl, &ids).await?;
+        let _w = cx.writer.lock().await;
+        let outbox = cx.store.outbox().await?;
+        let mut wb = WriteBatch::default();
+        let mut settled = HashSet::new();
+        for (r, id) in candidates {
+            if r.server_id.as_ref().is_some_and(|s| readable.contains(&id_text(s))) {
+                continue;
+            }
+            // Read again under the lock: a Realtime change may have moved it meanwhile.
+            let Some(now_row) = cx.store.get_row(&decl.name, &r.local_id).await? else { continue };
+            if scope_id_of(cx.store, decl, col, &now_row, &mut parents).await?.as_ref() != Some(&id) {
+                continue;
+            }
+            let reason = format!("this user is no longer a member of {} {id}", m.scope_of(&decl.name));
+            evict(cx, &now_row, &reason, &outbox, &mut settled, &mut wb).await?;
+            evicted += 1;
+        }
+        let kept: BTreeSet<String> = had.intersection(&now).cloned().collect();
+        wb.meta.push(held_entry(&decl.name, &kept));
+        wb.history.push(cx.history_line(
+            "access",
+            Some(&decl.name),
+            settled.len() as u64,
+            started,
+            None,
+            json!({"scope": m.scope_of(&decl.name), "lost": lost, "rows": settled.len()}),
+        ));
+        cx.store.apply(wb).await?;
+        cx.events.changed(vec![decl.name.clone()], false);
+    }
+    Ok(evicted)
+}
+
+/// Which of these server ids of `decl` the user may still read.
+async fn still_readable<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, decl: &TableDecl, ids: &[String]) -> Result<HashSet<String>, SyncError> {
+    let mut out = HashSet::new();
+    for chunk in ids.chunks(IDS_PER_REQUEST) {
+        let q = format!("select={k}&{k}=in.({})", enc(&quoted_list(chunk.iter().map(String::as_str))), k = enc(&decl.key));
+        let rows = cx
+            .authed(|t| {
+                let q = q.clone();
+                async move { cx.client.select(&decl.name, &q, &t).await }
+            })
+            .await?;
+        out.extend(rows.iter().filter_map(|r| r.get(&decl.key)).map(id_text));
+    }
+    Ok(out)
+}
+
+/// A row this user may no longer read leaves the replica. Writes of it still waiting
+/// are refused with `reason` (kept, with the row as a marker queries hide, for the app
+/// to show, retry or discard), and so are unsent inserts of rows that reference it.
+pub async fn evict<S: Store, H: Http>(
+    cx: &SyncContext<'_, S, H>,
+    row: &LocalRow,
+    reason: &str,
+    outbox: &[OutboxEntry],
+    settled: &mut HashSet<(String, String)>,
+    wb: &mut WriteBatch,
+) -> Result<(), SyncError> {
+    let (table, local_id) = (row.table.as_str(), row.local_id.as_str());
+    settled.insert((table.to_string(), local_id.to_string()));
+    let entries: Vec<&OutboxEntry> = outbox.iter().filter(|e| e.table == table && e.local_id == local_id).collect();
+    if entries.is_empty() {
+        wb.delete_rows.push((table.to_string(), local_id.to_string()));
+    } else {
+        for e in entries.iter().filter(|e| e.rejected.is_none()) {
+            let mut x = (*e).clone();
+            x.rejected = Some(reason.to_string());
+            x.in_flight = false;
+            wb.put_outbox.push(x);
+        }
+        let mut marker = row.clone();
+        marker.mirror = None;
+        marker.overlay = None;
+        marker.status = RowStatus::Rejected { reason: reason.to_string() };
+        wb.put_rows.push(marker);
+        wb.history.push(cx.history_line("reject", Some(table), 1, cx.now_ms(), Some(reason.to_string()), json!({"local_id": local_id})));
+    }
+    let why = format!("its parent {table}/{local_id} left this device: {reason}");
+    reject_unsent_children(cx, table, local_id, &why, outbox, settled, wb).await
+}
+
+/// A `moved` tombstone: the row left the scope id named. A device that holds the row's
+/// version from that move or later reads it where it went and keeps it; otherwise it
+/// goes. Returns whether it went.
+pub async fn moved_away<S: Store, H: Http>(
+    cx: &SyncContext<'_, S, H>,
+    row: &LocalRow,
+    tombstone: &Row,
+    outbox: &[OutboxEntry],
+    settled: &mut HashSet<(String, String)>,
+    wb: &mut WriteBatch,
+) -> Result<bool, SyncError> {
+    let have = row.mirror.as_ref().and_then(sync_txid);
+    if let (Some(have), Some(moved)) = (have, sync_txid(tombstone)) {
+        if have >= moved {
+            return Ok(false);
+        }
+    }
+    let from = tombstone.get("scope_id").map(id_text).unwrap_or_default();
+    let scope = tombstone.get("scope").and_then(Value::as_str).unwrap_or("scope");
+    let reason = format!("it moved out of {scope} {from}, to where this user cannot read it");
+    evict(cx, row, &reason, outbox, settled, wb).await?;
+    Ok(true)
+}
+
+/// Why the server hid a shared row from a write (a PATCH or DELETE that matched
+/// nothing, with no tombstone): this user left its scope id, if so.
+pub async fn why_hidden<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, decl: &TableDecl, row: &LocalRow) -> Result<Option<String>, SyncError> {
+    let Some(col) = &decl.shared_by else { return Ok(None) };
+    let Some(id) = scope_id_of(cx.store, decl, col, row, &mut HashMap::new()).await? else { return Ok(None) };
+    let m = memberships(cx).await?;
+    Ok((!m.ids_for(&decl.name).contains(&id)).then(|| format!("this user is no longer a member of {} {id}", m.scope_of(&decl.name))))
+}
+
+/// The filter on a shared table's new scope ids for a backfill: `col=in.(…)`, in
+/// lists the server takes.
+pub fn in_lists(col: &str, ids: &BTreeSet<String>) -> Vec<String> {
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    ids.chunks(IDS_PER_REQUEST)
+        .map(|c| format!("{}=in.({})", enc(col), enc(&quoted_list(c.iter().copied()))))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kits_answer_gives_each_tables_scope_ids() {
+        let m: Memberships = serde_json::from_value(json!({
+            "tables": {"agents": {"scope": "org", "column": "org_id", "owner_reads": true},
+                       "notes": {"scope": "org", "column": "org_id", "owner_reads": false}},
+            "scopes": {"org": ["o1", "o2"], "team": []}
+        }))
+        .unwrap();
+        assert_eq!(m.ids_for("agents"), BTreeSet::from(["o1".to_string(), "o2".to_string()]));
+        assert_eq!(m.ids_for("messages"), BTreeSet::new(), "an owner-only table has none");
+        assert!(!m.tables["notes"].owner_reads);
+    }
+
+    #[test]
+    fn backfill_filters_stay_within_the_servers_list_size() {
+        let ids: BTreeSet<String> = (0..250).map(|i| format!("id{i:03}")).collect();
+        let lists = in_lists("org_id", &ids);
+        assert_eq!(lists.len(), 3);
+        assert!(lists[0].starts_with("org_id=in.(") && lists[0].contains("id000") && !lists[0].contains("id100"));
+    }
+}
