@@ -311,3 +311,129 @@ async fn scope_declarations_that_disagree_with_the_kit_are_a_clear_error() {
     assert_eq!(err.kind(), "invalid");
     assert!(err.to_string().contains("`agent_library` is declared shared by `team_id`, but the SQL kit shares it by `org_id`"), "{err}");
 }
+
+mod live {
+    use super::*;
+    use futures_util::StreamExt;
+    use supasync_core::live::Phase;
+    use supasync_core::live_query::{live_query, LiveQuery};
+    use supasync_core::realtime::{AccessTokenSource, ChannelEvent, RealtimeConfig};
+    use supasync_native::{ReqwestHttp, SqliteStore};
+    use tokio::time::timeout;
+
+    struct Fixed(String);
+
+    supasync_core::maybe_async_trait! {
+        impl AccessTokenSource for Fixed {
+            async fn access_token(&self) -> Option<String> {
+                Some(self.0.clone())
+            }
+        }
+    }
+
+    fn names(rows: &[supasync_core::RowView]) -> Vec<String> {
+        let mut n: Vec<String> = rows.iter().map(|r| r.row["name"].as_str().unwrap_or_default().to_string()).collect();
+        n.sort();
+        n
+    }
+
+    /// The live query's results up to the first that `ok` accepts (all of them, in order).
+    async fn until_names(q: &mut LiveQuery<SqliteStore, ReqwestHttp>, what: &str, ok: impl Fn(&[String]) -> bool) -> Vec<Vec<String>> {
+        let mut seen = vec![];
+        timeout(Duration::from_secs(15), async {
+            loop {
+                let n = names(&q.next().await.expect("engine alive").expect("query"));
+                let done = ok(&n);
+                seen.push(n);
+                if done {
+                    return;
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{what}: not seen in time; saw {seen:?}"));
+        seen
+    }
+
+    #[tokio::test]
+    async fn shared_rows_and_memberships_change_live_and_a_non_member_hears_nothing() {
+        let s = library_server().await;
+        let (url, key) = (s.url(), s.anon_key());
+        let (a, b, c) = (member(&s, "live-a").await, member(&s, "live-b").await, member(&s, "live-c").await);
+        let acme = new_org(&s, &a, "Acme").await;
+        add(&s, &a, &acme, &b).await;
+        let beta = new_org(&s, &c, "Beta").await;
+        a.dev.insert("agent_library", &json!({"org_id": acme, "name": "Z (before C)"})).await.unwrap();
+        sync(&a.dev).await;
+        let lives: Vec<_> = [&a, &b, &c].iter().map(|m| common::go_live(&m.dev, url, key, 25_000)).collect();
+        for l in &lives {
+            common::until_phase(l, Phase::Live, 15).await;
+        }
+        // A witness on the wire: C's token, with exactly the listeners C's replica joined with.
+        let c_token = c.dev.session().await.unwrap().access_token;
+        let rt = supasync_native::start_realtime(url, key, RealtimeConfig::with_clock(supasync_native::system_now_ms), Some(std::sync::Arc::new(Fixed(c_token))));
+        let listeners = supasync_core::listeners::channel_config(&c.dev.schema, &c.id, &c.dev.held_scopes().await.unwrap());
+        let mut witness = rt.channel("witness", &listeners);
+        timeout(Duration::from_secs(15), async {
+            while let Some(e) = witness.next().await {
+                if matches!(e, ChannelEvent::PostgresReady) {
+                    return;
+                }
+            }
+        })
+        .await
+        .expect("the witness joins");
+
+        let mut on_b = live_query(&b.dev, "agent_library", Query::default());
+        let mut on_c = live_query(&c.dev, "agent_library", Query::default());
+        until_names(&mut on_b, "B's first list", |n| n == ["Z (before C)"]).await;
+        until_names(&mut on_c, "C's first list", |n| n.is_empty()).await;
+
+        // Insert, update and delete reach B live.
+        let x = a.dev.insert("agent_library", &json!({"org_id": acme, "name": "X"})).await.unwrap();
+        until_names(&mut on_b, "X on B", |n| n.contains(&"X".to_string())).await;
+        a.dev.update("agent_library", &x.local_id, &json!({"name": "X2"})).await.unwrap();
+        until_names(&mut on_b, "X2 on B", |n| n.contains(&"X2".to_string())).await;
+        a.dev.delete("agent_library", &x.local_id).await.unwrap();
+        until_names(&mut on_b, "X gone on B", |n| n == ["Z (before C)"]).await;
+
+        // Then a Beta row: Realtime delivers in commit order, so once C hears of it, it
+        // would have heard of Acme's changes before. It heard nothing of them.
+        let c2 = library_replica(url, key).await;
+        c2.sign_in(&c.email, "password-123").await.unwrap();
+        c2.insert("agent_library", &json!({"org_id": beta, "name": "marker"})).await.unwrap();
+        c2.push().await.unwrap();
+        let heard = timeout(Duration::from_secs(15), async {
+            let mut heard = vec![];
+            while let Some(e) = witness.next().await {
+                if let ChannelEvent::Change(ch) = e {
+                    let marker = ch.record.get("name") == Some(&json!("marker"));
+                    heard.push(format!("{} {} {}", ch.kind, ch.table, Value::Object(ch.record.clone())));
+                    if marker {
+                        return heard;
+                    }
+                }
+            }
+            heard
+        })
+        .await
+        .expect("the witness hears the marker");
+        // (C's own access line, from making Beta, may come too: it is C's.)
+        assert!(heard.iter().all(|h| !h.contains(&acme) && !h.contains(&x.local_id)), "C heard of Acme's rows: {heard:?}");
+        assert!(heard.iter().all(|h| h.contains(&beta)), "{heard:?}");
+        let seen = until_names(&mut on_c, "the marker on C", |n| n == ["marker"]).await;
+        assert!(seen.iter().all(|n| n.is_empty() || n == &["marker".to_string()]), "{seen:?}");
+
+        // C joins Acme: Acme's older rows arrive live, and so do new ones.
+        add(&s, &a, &acme, &c).await;
+        until_names(&mut on_c, "Acme's rows on C", |n| n == ["Z (before C)", "marker"]).await;
+        a.dev.insert("agent_library", &json!({"org_id": acme, "name": "W"})).await.unwrap();
+        until_names(&mut on_c, "W on C", |n| n.contains(&"W".to_string())).await;
+        // C leaves: Acme's rows leave C's device live.
+        remove(&s, &a, &acme, &c).await;
+        until_names(&mut on_c, "Acme's rows gone from C", |n| n == ["marker"]).await;
+        for l in lives {
+            l.stop();
+        }
+    }
+}
