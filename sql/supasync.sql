@@ -50,6 +50,21 @@
 --   concern, in the Realtime publication), so a device hears of them live.
 -- * `public.supasync_memberships()` tells a signed-in user the shared tables and the
 --   scope ids they belong to.
+--
+-- Writes that must combine on the server (a usage counter many members bump, often
+-- offline: last-writer-wins would lose increments) are queued calls of a function:
+--
+--   create function public.use_agent(row_id text, args jsonb) returns public.agent_library ...
+--   select supasync.allow_call('public.use_agent');
+--
+-- * The SDK sends each queued call once through `public.supasync_call(call_id, fn,
+--   row_id, args)`, which runs it as the calling user (RLS applies) and records its id
+--   and result in the same transaction. A retry after a lost answer gets the recorded
+--   result and runs nothing again: N calls add up to exactly N.
+-- * Only functions named by allow_call can be called, with the signature
+--   (row_id text, args jsonb); their result (the row they changed, say) replaces the
+--   call's optimistic effect on the device. A function should raise when it cannot
+--   apply (a row it may not change), so that the device shows the refusal.
 
 create schema if not exists supasync;
 grant usage on schema supasync to anon, authenticated, service_role;
@@ -106,6 +121,22 @@ create table if not exists supasync.shared_tables (
   owner_reads boolean not null default true
 );
 revoke all on supasync.synced_tables, supasync.scopes, supasync.shared_tables from anon, authenticated;
+
+-- Queued calls: the functions apps may call (allow_call), and the calls made, each
+-- with its result, kept for replays of a lost answer.
+create table if not exists supasync.callables (
+  name text primary key,
+  fn regprocedure not null
+);
+create table if not exists supasync.calls (
+  user_id uuid not null,
+  call_id text not null,
+  result jsonb,
+  at timestamptz not null default now(),
+  primary key (user_id, call_id)
+);
+revoke all on supasync.callables, supasync.calls from anon, authenticated;
+
 
 -- `supasync.my_scope_keys()`: the caller's scope ids, as 'scope:id', one query over each
 -- scope's membership table. Generated from supasync.scopes (a union of plain selects,
@@ -340,7 +371,8 @@ $$;
 create or replace function supasync.purge_tombstones(keep interval default interval '30 days')
 returns bigint language sql as $$
   with gone as (delete from public.supasync_tombstones where deleted_at < now() - keep returning 1),
-       access as (delete from public.supasync_access where at < now() - keep returning 1)
+       access as (delete from public.supasync_access where at < now() - keep returning 1),
+       calls as (delete from supasync.calls where at < now() - keep returning 1)
   select count(*) from gone
 $$;
 
@@ -431,6 +463,74 @@ begin
                  (select relname from pg_class where oid = tbl) || '_supasync_scope', tbl, col, t.key_column);
 end
 $$;
+
+-- Let apps queue calls of `fn`, a function (row_id text, args jsonb).
+create or replace function supasync.allow_call(fn text) returns void
+language plpgsql as $$
+declare
+  f regprocedure := to_regprocedure(fn || '(text, jsonb)');
+begin
+  if f is null then
+    raise exception 'supasync.allow_call(%): no function %(row_id text, args jsonb)', fn, fn;
+  end if;
+  insert into supasync.callables (name, fn)
+  values ((select proname from pg_proc where oid = f), f)
+  on conflict (name) do update set fn = excluded.fn;
+end
+$$;
+
+-- The bookkeeping of supasync_call, as the kit's owner (the calls table is not the
+-- users'): the function a name allows, and the start and end of a call.
+create or replace function supasync.callable(fn text) returns regprocedure
+language sql stable security definer set search_path = pg_catalog as $$
+  select c.fn from supasync.callables c where c.name = callable.fn
+$$;
+create or replace function supasync.call_begin(call_id text, out fresh boolean, out result jsonb)
+language plpgsql security definer set search_path = pg_catalog as $$
+begin
+  insert into supasync.calls (user_id, call_id) values (auth.uid(), call_begin.call_id)
+  on conflict on constraint calls_pkey do nothing;
+  fresh := found;
+  if not fresh then
+    select c.result into result from supasync.calls c where c.user_id = auth.uid() and c.call_id = call_begin.call_id;
+  end if;
+end
+$$;
+create or replace function supasync.call_end(call_id text, result jsonb) returns void
+language sql security definer set search_path = pg_catalog as $$
+  update supasync.calls c set result = call_end.result where c.user_id = auth.uid() and c.call_id = call_end.call_id
+$$;
+grant execute on function supasync.callable(text), supasync.call_begin(text), supasync.call_end(text, jsonb)
+  to authenticated, service_role;
+
+-- One queued call, exactly once per (user, call_id): runs `fn` as the caller, or, for a
+-- call already made (its answer lost), returns what it returned then. The function is
+-- named by its catalog entry (allow_call), never by the request's text.
+create or replace function public.supasync_call(call_id text, fn text, row_id text, args jsonb default '{}')
+returns jsonb language plpgsql as $$
+declare
+  f regprocedure;
+  started record;
+  res jsonb;
+begin
+  if auth.uid() is null then
+    raise exception 'supasync_call: sign in first' using errcode = '42501';
+  end if;
+  f := supasync.callable(fn);
+  if f is null then
+    raise exception 'supasync_call: "%" is not a function apps may call (run select supasync.allow_call(''public.%''))', fn, fn
+      using errcode = '42883';
+  end if;
+  select * into started from supasync.call_begin(call_id);
+  if not started.fresh then
+    return started.result;
+  end if;
+  execute format('select to_jsonb(%s($1, $2))', f::regproc) into res using row_id, args;
+  perform supasync.call_end(call_id, res);
+  return res;
+end
+$$;
+grant execute on function public.supasync_call(text, text, text, jsonb) to authenticated, service_role;
 
 -- For a signed-in user: the shared tables (name → scope, scope column, whether owners
 -- read) and the scope ids they belong to (scope → ids).

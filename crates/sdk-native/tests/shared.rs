@@ -312,9 +312,84 @@ async fn scope_declarations_that_disagree_with_the_kit_are_a_clear_error() {
     assert!(err.to_string().contains("`agent_library` is declared shared by `team_id`, but the SQL kit shares it by `org_id`"), "{err}");
 }
 
+/// Bump an agent's usage counter as an app does: a queued call, shown at once as the
+/// count this device knows plus one.
+async fn use_agent(d: &Replica, local_id: &str) {
+    let now = agent(d, local_id).await["usage_count"].as_i64().unwrap_or(0);
+    d.call("agent_library", local_id, "use_agent", &json!({}), &json!({"usage_count": now + 1})).await.expect("call");
+}
+
+#[tokio::test]
+async fn offline_increments_from_several_devices_add_up_exactly() {
+    let s = library_server().await;
+    let (a, b) = (member(&s, "count-a").await, member(&s, "count-b").await);
+    let acme = new_org(&s, &a, "Acme").await;
+    add(&s, &a, &acme, &b).await;
+    // A's second device goes through a proxy that can lose answers.
+    let proxy = common::fault_proxy::FaultProxy::start(s.url().trim_start_matches("http://").to_string()).await.unwrap();
+    let a2 = library_replica(&proxy.url(), s.anon_key()).await;
+    a2.sign_in(&a.email, "password-123").await.unwrap();
+    let x = a.dev.insert("agent_library", &json!({"org_id": acme, "name": "counted"})).await.unwrap();
+    sync(&a.dev).await;
+    for d in [&b.dev, &a2] {
+        sync(d).await;
+    }
+    // Offline, five uses on each device: each shows its own count at once.
+    for d in [&a.dev, &b.dev, &a2] {
+        for _ in 0..5 {
+            use_agent(d, &x.local_id).await;
+        }
+        assert_eq!(agent(d, &x.local_id).await["usage_count"], json!(5));
+    }
+    // A rename on B between its uses goes with them, in order, and merges with nothing.
+    b.dev.update("agent_library", &x.local_id, &json!({"name": "counted!"})).await.unwrap();
+    use_agent(&b.dev, &x.local_id).await;
+    // A2's first push reaches the server, but its answers are lost; the retry replays.
+    proxy.set(common::fault_proxy::Mode::DropAnswers);
+    let lost = a2.push().await.unwrap();
+    assert!(lost.stopped.is_some() && lost.pushed == 0, "{lost:?}");
+    proxy.set(common::fault_proxy::Mode::Pass);
+    for d in [&a.dev, &b.dev, &a2] {
+        sync(d).await;
+    }
+    let on_server = server_rows(&s, "agent_library", "select=usage_count,name").await;
+    assert_eq!(on_server, vec![json!({"usage_count": 16, "name": "counted!"})], "5 + 6 + 5 uses, each counted once");
+    for d in [&a.dev, &b.dev, &a2] {
+        sync(d).await;
+        let row = agent(d, &x.local_id).await;
+        assert_eq!((row["usage_count"].clone(), row["name"].clone()), (json!(16), json!("counted!")));
+        assert_eq!(d.status().await.unwrap().pending, 0);
+    }
+}
+
+#[tokio::test]
+async fn a_call_the_server_refuses_rolls_back_its_effect_with_the_reason() {
+    let s = library_server().await;
+    let (a, b) = (member(&s, "refuse-a").await, member(&s, "refuse-b").await);
+    let acme = new_org(&s, &a, "Acme").await;
+    add(&s, &a, &acme, &b).await;
+    let x = a.dev.insert("agent_library", &json!({"org_id": acme, "name": "X"})).await.unwrap();
+    sync(&a.dev).await;
+    sync(&b.dev).await;
+    // A function the kit does not allow, and a use after B left the organisation.
+    b.dev.call("agent_library", &x.local_id, "drop_everything", &json!({}), &json!({"usage_count": 99})).await.unwrap();
+    sync(&b.dev).await;
+    let rejected = b.dev.rejected().await.unwrap();
+    assert_eq!(rejected.len(), 1);
+    let why = rejected[0].rejected.clone().unwrap_or_default();
+    assert!(why.contains("\"drop_everything\" is not a function apps may call"), "{why}");
+    b.dev.discard(&x.local_id).await.unwrap();
+    assert_eq!(agent(&b.dev, &x.local_id).await["usage_count"], json!(0), "the effect is rolled back");
+    // Bad calls are refused before anything is queued.
+    let err = b.dev.call("agent_library", &x.local_id, "use_agent", &json!([1]), &json!({})).await.unwrap_err();
+    assert_eq!(err.kind(), "invalid");
+    let err = b.dev.call("agent_library", &x.local_id, "use_agent", &json!({}), &json!({"id": "x"})).await.unwrap_err();
+    assert_eq!(err.kind(), "invalid");
+    assert_eq!(b.dev.status().await.unwrap().pending, 0);
+}
+
 mod live {
     use super::*;
-    use futures_util::StreamExt;
     use supasync_core::live::Phase;
     use supasync_core::live_query::{live_query, LiveQuery};
     use supasync_core::realtime::{AccessTokenSource, ChannelEvent, RealtimeConfig};

@@ -394,3 +394,34 @@ async fn scope_declarations_that_do_not_fit_are_refused_clearly() {
         .get(0);
     assert!(String::from_utf8_lossy(&args).contains("org_id"), "enable_sync keeps the table's scope");
 }
+
+#[tokio::test]
+async fn a_queued_call_runs_once_per_call_id_as_the_calling_user() {
+    let s = server().await;
+    let (a, c) = (signup(&s, "call-a").await, signup(&s, "call-c").await);
+    let o1 = org(&s, "one", &[&a]).await;
+    let (_, v) = rest(&s, &a, reqwest::Method::POST, "agents", Some(json!({"local_id": "C1", "name": "counted", "org_id": o1}))).await;
+    let id = v[0]["id"].as_str().unwrap().to_string();
+    let call = |call_id: &str, fn_name: &str| json!({"call_id": call_id, "fn": fn_name, "row_id": id, "args": {"by": 2}});
+    let (st, first) = rest(&s, &a, reqwest::Method::POST, "rpc/supasync_call", Some(call("k1", "bump"))).await;
+    assert_eq!((st, first["uses"].clone()), (200, json!(2)), "{first}");
+    // The same call again (its answer lost): the same answer, nothing run again.
+    let (st, again) = rest(&s, &a, reqwest::Method::POST, "rpc/supasync_call", Some(call("k1", "bump"))).await;
+    assert_eq!((st, again), (200, first.clone()));
+    let (_, next) = rest(&s, &a, reqwest::Method::POST, "rpc/supasync_call", Some(call("k2", "bump"))).await;
+    assert_eq!(next["uses"], json!(4));
+    // A function not allowed is refused by name, clearly.
+    let (st, e) = rest(&s, &a, reqwest::Method::POST, "rpc/supasync_call", Some(call("k3", "supasync_snapshot"))).await;
+    assert_eq!(st, 404, "{e}");
+    assert!(e["message"].as_str().unwrap().contains("\"supasync_snapshot\" is not a function apps may call"), "{e}");
+    // Another user's call runs as that user: RLS hides the row, the function refuses,
+    // and nothing is recorded (a retry once they may is not taken for a replay).
+    let (st, e) = rest(&s, &c, reqwest::Method::POST, "rpc/supasync_call", Some(call("c1", "bump"))).await;
+    assert_eq!(st, 403, "{e}");
+    admin(&s, &format!("insert into public.org_members values ('{o1}', '{}')", c.id)).await;
+    let (st, v) = rest(&s, &c, reqwest::Method::POST, "rpc/supasync_call", Some(call("c1", "bump"))).await;
+    assert_eq!((st, v["uses"].clone()), (200, json!(6)));
+    let db = sql(&s).await;
+    let e = db.batch_execute("select supasync.allow_call('public.orgs')").await.unwrap_err();
+    assert!(e.as_db_error().unwrap().message().contains("no function public.orgs(row_id text, args jsonb)"), "{e}");
+}

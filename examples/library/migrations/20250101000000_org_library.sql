@@ -131,3 +131,39 @@ select supasync.enable_sync('public.agent_library', 'created_by');
 select supasync.share_by('public.agent_library', 'org', owner_reads => false);
 select supasync.enable_sync('public.prompt_library', 'created_by');
 select supasync.share_by('public.prompt_library', 'org', owner_reads => false);
+
+-- Usage counters: members bump them through queued calls (supasync.allow_call), so
+-- that increments made offline on many devices add up instead of overwriting each
+-- other. Each returns the row it changed, which replaces the device's optimistic count.
+create or replace function public.use_agent(row_id text, args jsonb) returns public.agent_library
+language plpgsql as $$
+declare
+  r public.agent_library;
+begin
+  update public.agent_library
+  set usage_count = usage_count + greatest(coalesce((args ->> 'by')::int, 1), 1), last_used_at = now()
+  where id = row_id::uuid returning * into r;
+  if not found then
+    raise exception 'no agent % that this user may use', row_id using errcode = '42501';
+  end if;
+  return r;
+end
+$$;
+
+create or replace function public.use_prompt(row_id text, args jsonb) returns public.prompt_library
+language plpgsql as $$
+declare
+  r public.prompt_library;
+begin
+  update public.prompt_library
+  set usage_count = usage_count + greatest(coalesce((args ->> 'by')::int, 1), 1), last_used_at = now()
+  where id = row_id::uuid returning * into r;
+  if not found then
+    raise exception 'no prompt % that this user may use', row_id using errcode = '42501';
+  end if;
+  return r;
+end
+$$;
+
+select supasync.allow_call('public.use_agent');
+select supasync.allow_call('public.use_prompt');

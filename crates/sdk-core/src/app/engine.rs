@@ -316,6 +316,17 @@ impl<S: Store, H: Http> Engine<S, H> {
         self.view(&r).ok_or_else(|| StoreError::NotFound(r.local_id.clone()).into())
     }
 
+    /// Queue a call of a server function on a row (a write that combines on the server,
+    /// such as a counter): `effect` shows at once, the server's result replaces it. See
+    /// [`LocalWriter::call`].
+    pub async fn call(&self, table: &str, local_id: &str, function: &str, args: &Value, effect: &Value) -> Result<RowView, EngineError> {
+        let _w = self.writer.lock().await;
+        let w = self.local_writer();
+        let r = w.call(table, local_id, function, args, effect, self.now_ms()).await?;
+        self.events.changed(vec![table.to_string()], true);
+        self.view(&r).ok_or_else(|| StoreError::NotFound(r.local_id.clone()).into())
+    }
+
     /// Delete a row.
     pub async fn delete(&self, table: &str, local_id: &str) -> Result<(), EngineError> {
         let _w = self.writer.lock().await;
@@ -461,6 +472,7 @@ impl<S: Store, H: Http> Engine<S, H> {
             match &e.op {
                 OutboxOp::Insert { row } => overlay.extend(row.clone()),
                 OutboxOp::Update { fields } => overlay.extend(fields.clone()),
+                OutboxOp::Call { effect, .. } => overlay.extend(effect.clone()),
                 OutboxOp::Delete => deleted = true,
             }
             e.rejected = None;

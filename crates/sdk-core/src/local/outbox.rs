@@ -4,7 +4,9 @@
 //! crash or a closed tab loses nothing. Writes to a row coalesce while they wait: an
 //! insert then updates is still one insert; updates merge into one PATCH of the changed
 //! fields; an update then a delete is a delete; and an insert deleted before it was
-//! pushed is never sent at all. An entry already being pushed is never merged into: the
+//! pushed is never sent at all. A queued call never merges, nor is merged into: each
+//! runs once on the server, in order with the row's other writes. An entry already
+//! being pushed is never merged into: the
 //! new write queues behind it. Nor is an entry whose push was already tried: the server
 //! may have committed it with the answer lost, so merging would lose the new write (a
 //! retried insert is ignored as a duplicate, with whatever fields were merged into it)
@@ -31,6 +33,12 @@ pub enum OutboxOp {
     Update { fields: Row },
     /// Delete the row.
     Delete,
+    /// Run a function the SQL kit allows (`supasync.allow_call`) on the row, once: a
+    /// write that combines on the server (a counter bumped by many), where a field
+    /// value would overwrite. `effect` is what the app shows until the server answers;
+    /// the function's result (the row it changed) then replaces it. `call_id` makes a
+    /// retry after a lost answer a replay, never a second run.
+    Call { call_id: String, function: String, args: serde_json::Value, effect: Row },
 }
 
 /// A new outbox entry; the store assigns its `seq`.
@@ -126,7 +134,7 @@ pub fn coalesce(waiting: Option<&OutboxEntry>, sent_through: u64, new: OutboxOp)
         (_, Insert { .. }) => return Err(CoalesceError::InsertOverExisting),
         _ => {}
     }
-    if w.rejected.is_some() || w.may_be_on_server(sent_through) {
+    if w.rejected.is_some() || w.may_be_on_server(sent_through) || matches!(w.op, Call { .. }) || matches!(new, Call { .. }) {
         return Ok(Coalesced::Append(new));
     }
     Ok(match (&w.op, new) {
@@ -143,6 +151,7 @@ pub fn coalesce(waiting: Option<&OutboxEntry>, sent_through: u64, new: OutboxOp)
         }
         (Update { .. }, _) => Coalesced::Replace(Delete),
         (Delete, _) => return Err(CoalesceError::AfterDelete),
+        (Call { .. }, new) => Coalesced::Append(new),
     })
 }
 
@@ -208,6 +217,18 @@ mod tests {
         );
         assert_eq!(coalesce(Some(&upd), 0, OutboxOp::Delete), Ok(Coalesced::Replace(OutboxOp::Delete)));
         assert_eq!(coalesce(None, 0, OutboxOp::Delete), Ok(Coalesced::Append(OutboxOp::Delete)));
+    }
+
+    #[test]
+    fn queued_calls_neither_merge_nor_are_merged_into() {
+        let call = OutboxOp::Call { call_id: "c1".into(), function: "bump".into(), args: json!({}), effect: row(json!({"n": 2})) };
+        let ins = entry(OutboxOp::Insert { row: row(json!({"n": 1})) });
+        assert_eq!(coalesce(Some(&ins), 0, call.clone()), Ok(Coalesced::Append(call.clone())));
+        let queued = entry(call.clone());
+        let upd = OutboxOp::Update { fields: row(json!({"a": 1})) };
+        assert_eq!(coalesce(Some(&queued), 0, upd.clone()), Ok(Coalesced::Append(upd)));
+        assert_eq!(coalesce(Some(&queued), 0, OutboxOp::Delete), Ok(Coalesced::Append(OutboxOp::Delete)));
+        assert_eq!(coalesce(Some(&queued), 0, call.clone()), Ok(Coalesced::Append(call)));
     }
 
     #[test]

@@ -32,6 +32,9 @@ pub enum WriteError {
     BadLocalId { table: String, column: String },
     #[error("the local id of row `{local_id}` cannot change")]
     LocalIdChange { local_id: String },
+    /// A queued call that cannot be queued (see [`LocalWriter::call`]).
+    #[error("bad call: {reason}")]
+    BadCall { reason: String },
     /// The server refused the row's insert: retry or discard it before writing to it
     /// again (a write queued behind a refused insert could never be sent).
     #[error("row `{local_id}` of `{table}` was refused by the server ({reason}); retry or discard it first")]
@@ -167,6 +170,37 @@ impl<S: Store + ?Sized> LocalWriter<'_, S> {
             _ => Row::new(),
         };
         overlay.extend(changed);
+        row.overlay = Some(Overlay::Fields { fields: overlay });
+        row.status = RowStatus::Pending;
+        batch.put_rows.push(row.clone());
+        self.store.apply(batch).await?;
+        Ok(row)
+    }
+
+    /// Queue a call of `function` (allowed by the SQL kit) on a row: the server runs it
+    /// once, in order with the row's other writes. `effect` (fields, checked like an
+    /// update's) is what the app sees until the server's result replaces it.
+    pub async fn call(&self, table: &str, local_id: &str, function: &str, args: &Value, effect: &Value, now_ms: i64) -> Result<LocalRow, WriteError> {
+        let decl = self.schema.table(table)?;
+        if function.trim().is_empty() {
+            return Err(WriteError::BadCall { reason: "the function name is empty".into() });
+        }
+        if !args.is_object() {
+            return Err(WriteError::BadCall { reason: format!("the arguments of {function} must be a JSON object") });
+        }
+        let effect = self.schema.check_write(table, effect)?;
+        if effect.contains_key(&decl.local_id) {
+            return Err(WriteError::LocalIdChange { local_id: local_id.into() });
+        }
+        let mut row = self.live_row(table, local_id).await?;
+        let mut batch = WriteBatch::default();
+        let op = OutboxOp::Call { call_id: new_local_id(), function: function.into(), args: args.clone(), effect: effect.clone() };
+        self.queue(table, local_id, op, now_ms, &mut batch).await?;
+        let mut overlay = match row.overlay.take() {
+            Some(Overlay::Fields { fields }) => fields,
+            _ => Row::new(),
+        };
+        overlay.extend(effect);
         row.overlay = Some(Overlay::Fields { fields: overlay });
         row.status = RowStatus::Pending;
         batch.put_rows.push(row.clone());

@@ -62,6 +62,10 @@ pub async fn server_deleted<S: Store, H: Http>(
                 lost.extend(fields.clone());
                 lost_ops += 1;
             }
+            OutboxOp::Call { effect, .. } => {
+                lost.extend(effect.clone());
+                lost_ops += 1;
+            }
             OutboxOp::Delete => {}
         }
     }

@@ -6,7 +6,8 @@
 //!   had are fetched by local id and confirmed.
 //! - References are rewritten from the parent's local id to its server id. Parents go
 //!   first because they were written first; a child whose parent has no server id waits.
-//! - Updates are PATCHes of the changed fields by server id; deletes are DELETEs.
+//! - Updates are PATCHes of the changed fields by server id; deletes are DELETEs;
+//!   queued calls go through the kit's `supasync_call`, exactly once by their id.
 //! - Failures: transient ones stop the run (order kept, retried next push); a refused
 //!   token is refreshed once; anything permanent in a batch is bisected down to the rows
 //!   at fault, which are rejected with the server's reason and rolled back, their
@@ -18,9 +19,11 @@
 //!   touched, so an answer never undoes it.
 //!
 //! This module is the run loop and what the steps share; the steps are its
-//! submodules: runs of inserts (`inserts`), updates and deletes (`change`), and what
+//! submodules: runs of inserts (`inserts`), updates and deletes (`change`), queued
+//! calls (`call`), and what
 //! the push records in the replica between requests (`record`).
 
+mod call;
 mod change;
 mod inserts;
 mod record;
@@ -167,7 +170,7 @@ impl<S: Store, H: Http> Push<'_, S, H> {
             let outbox: Vec<OutboxEntry> = self.cx.store.outbox().await?.into_iter().filter(|e| e.rejected.is_none()).collect();
             ctx.others_at_start = self.cx.writer.others();
             let read_through = outbox.iter().map(|e| e.seq).max().unwrap_or(0);
-            (outbox, PushFloor::set(&self.cx.push_floor, read_through))
+            (outbox, PushFloor::set(self.cx.push_floor, read_through))
         };
         let mut refused: HashSet<(String, String)> = HashSet::new();
         for e in &outbox {
@@ -193,6 +196,13 @@ impl<S: Store, H: Http> Push<'_, S, H> {
                     }
                     i = j;
                     let outcome = self.push_inserts(run, &user_id, &mut report, &mut refused, &mut ctx).await?;
+                    if report.stop(outcome) {
+                        break;
+                    }
+                }
+                OutboxOp::Call { .. } => {
+                    i += 1;
+                    let outcome = self.push_call(e.clone(), &mut report, &mut refused, &mut ctx).await?;
                     if report.stop(outcome) {
                         break;
                     }
