@@ -131,6 +131,17 @@ impl FfiReplica {
         .await
     }
 
+    /// Queue a call of a server function on a row (a usage counter, say): it runs once
+    /// on the server; `effect_json` shows at once until its result replaces it.
+    pub async fn call(self: Arc<Self>, table: String, local_id: String, function: String, args_json: String, effect_json: String) -> Result<String, SupaSyncError> {
+        run(async move {
+            let args = parse(&args_json, "args")?;
+            let effect = parse(&effect_json, "effect")?;
+            Ok(text(&self.inner.call(&table, &local_id, &function, &args, &effect).await?))
+        })
+        .await
+    }
+
     pub async fn delete(self: Arc<Self>, table: String, local_id: String) -> Result<(), SupaSyncError> {
         run(async move { Ok(self.inner.delete(&table, &local_id).await?) }).await
     }

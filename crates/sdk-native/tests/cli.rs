@@ -18,6 +18,7 @@ struct Cli {
     store: PathBuf,
     url: String,
     key: String,
+    schema: PathBuf,
 }
 
 impl Cli {
@@ -26,7 +27,7 @@ impl Cli {
         c.arg("--store")
             .arg(&self.store)
             .arg("--schema")
-            .arg(manifest().join("tests/chat_schema.json"))
+            .arg(&self.schema)
             .args(args)
             .env("SUPABASE_URL", &self.url)
             .env("SUPABASE_ANON_KEY", &self.key);
@@ -80,6 +81,7 @@ fn cli(dir: &Path, server: &DevServer) -> Cli {
         store: dir.join("replica"),
         url: server.url().into(),
         key: server.anon_key().into(),
+        schema: manifest().join("tests/chat_schema.json"),
     }
 }
 
@@ -456,4 +458,45 @@ async fn watch_prints_each_change_from_another_device_and_status_follows_live() 
     assert!(terminate(&mut following).success(), "status --follow stops cleanly");
     // What watch saw is in B's replica.
     assert_eq!(b.ok(&["query", "memories"]), json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn organisation_members_share_rows_count_uses_and_lose_them_on_leaving() {
+    let s = common::library_server().await;
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let schema = manifest().join("../../examples/library/schema.json");
+    let a = Cli { schema: schema.clone(), ..cli(da.path(), &s) };
+    let b = Cli { schema, ..cli(db.path(), &s) };
+    let ua = a.ok(&["signup", "--email", "cli-org-a@example.com", "--password", "password-123"]);
+    let ub = b.ok(&["signup", "--email", "cli-org-b@example.com", "--password", "password-123"]);
+    // An admin tool makes the organisation and its members.
+    let (sql, conn) = tokio_postgres::connect(s.database_url(), tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let org: String = sql.query_one("insert into public.organizations (name) values ('Acme') returning id::text", &[]).await.unwrap().get(0);
+    for u in [&ua, &ub] {
+        let id = u["user_id"].as_str().unwrap_or_else(|| panic!("a user id in {u}"));
+        sql.execute("insert into public.org_members (org_id, user_id) values ($1::text::uuid, $2::text::uuid)", &[&org, &id]).await.unwrap();
+    }
+    let row = a.ok(&["insert", "agent_library", &json!({"org_id": org, "name": "Helper"}).to_string()]);
+    let local_id = row["local_id"].as_str().unwrap().to_string();
+    a.ok(&["sync"]);
+    b.ok(&["sync"]);
+    assert_eq!(b.ok(&["query", "agent_library"])[0]["row"]["name"], json!("Helper"));
+    // B uses it twice (shown at once), then syncs; A sees the count the server kept.
+    b.ok(&["call", "agent_library", &local_id, "use_agent", "--effect", r#"{"usage_count":1}"#]);
+    let shown = b.ok(&["call", "agent_library", &local_id, "use_agent", "--effect", r#"{"usage_count":2}"#]);
+    assert_eq!((shown["row"]["usage_count"].clone(), shown["status"].clone()), (json!(2), json!({"state": "pending"})));
+    b.ok(&["sync"]);
+    a.ok(&["sync"]);
+    assert_eq!(a.ok(&["query", "agent_library"])[0]["row"]["usage_count"], json!(2));
+    // Bad input is a clear error, and nothing is queued.
+    let (ok, err) = b.run(&["call", "agent_library", &local_id, "use_agent", "--args", "[1]"]);
+    assert!(!ok);
+    assert_eq!(err["kind"], json!("invalid"), "{err}");
+    // B leaves Acme: its rows leave B's replica at the next sync.
+    sql.execute("delete from public.org_members where user_id = $1::text::uuid", &[&ub["user_id"].as_str().unwrap()]).await.unwrap();
+    b.ok(&["sync"]);
+    assert_eq!(b.ok(&["query", "agent_library"]), json!([]));
+    let history = b.ok(&["history"]);
+    assert!(history.as_array().unwrap().iter().any(|h| h["kind"] == json!("access")), "{history}");
 }

@@ -295,6 +295,14 @@ impl WasmReplica {
         })
     }
 
+    pub fn call(&self, table: String, local_id: String, function: String, args: JsValue, effect: JsValue) -> js_sys::Promise {
+        self.promise(|r| async move {
+            let args = from_js(args, "args")?;
+            let effect = from_js(effect, "effect")?;
+            to_js(&r.engine().call(&table, &local_id, &function, &args, &effect).await.map_err(engine_err)?)
+        })
+    }
+
     pub fn delete(&self, table: String, local_id: String) -> js_sys::Promise {
         self.promise(|r| async move {
             r.engine().delete(&table, &local_id).await.map_err(engine_err)?;

@@ -243,6 +243,11 @@ impl<U: UserStores, H: Http + Clone + 'static, R: Runtime> DeviceReplica<U, H, R
         self.current()?.engine().delete(table, local_id).await
     }
 
+    /// Queue a call of a server function on a row (see [`crate::engine::Engine::call`]).
+    pub async fn call(&self, table: &str, local_id: &str, function: &str, args: &Value, effect: &Value) -> Result<RowView, EngineError> {
+        self.current()?.engine().call(table, local_id, function, args, effect).await
+    }
+
     pub async fn get(&self, table: &str, local_id: &str) -> Result<Option<RowView>, EngineError> {
         self.current()?.engine().get(table, local_id).await
     }

@@ -67,6 +67,20 @@ enum Cmd {
     Update { table: String, local_id: String, json: String },
     /// Delete a row.
     Delete { table: String, local_id: String },
+    /// Queue a call of a server function on a row (one the SQL kit allows, e.g. a usage
+    /// counter): it runs once on the server, in order with the row's writes. --effect
+    /// is what the row shows until the server's result replaces it.
+    Call {
+        table: String,
+        local_id: String,
+        function: String,
+        /// The function's arguments (a JSON object).
+        #[arg(long, default_value = "{}")]
+        args: String,
+        /// Fields to show at once (a JSON object).
+        #[arg(long, default_value = "{}")]
+        effect: String,
+    },
     /// Query rows: --where COL=VALUE (VALUE as JSON, else text), --order COL[.desc].
     Query {
         table: String,
@@ -273,6 +287,9 @@ async fn run(cli: Cli) -> Result<Value, Failure> {
         Cmd::Delete { table, local_id } => {
             e.delete(&table, &local_id).await?;
             json!({"deleted": local_id})
+        }
+        Cmd::Call { table, local_id, function, args, effect } => {
+            json!(e.call(&table, &local_id, &function, &parse_json(&args)?, &parse_json(&effect)?).await?)
         }
         Cmd::Query { table, filters, order, limit } => {
             let mut q = Query { limit, ..Default::default() };
