@@ -64,7 +64,9 @@
 -- * Only functions named by allow_call can be called, with the signature
 --   (row_id text, args jsonb); their result (the row they changed, say) replaces the
 --   call's optimistic effect on the device. A function should raise when it cannot
---   apply (a row it may not change), so that the device shows the refusal.
+--   apply (a row it may not change), so that the device shows the refusal: with the
+--   default code (P0001, answered 400) or 42501 (403). Codes the server answers with
+--   a 5xx (P0002, for one) are taken for an outage, and the call is retried.
 
 create schema if not exists supasync;
 grant usage on schema supasync to anon, authenticated, service_role;
@@ -459,8 +461,10 @@ begin
     set scope = excluded.scope, scope_column = excluded.scope_column, owner_reads = excluded.owner_reads;
   perform supasync.install_tombstone_trigger(tbl);
   -- A member who joins fetches the scope id's rows below their cursor, in pull order.
-  execute format('create index if not exists %I on %s (%I, sync_txid, %I)',
-                 (select relname from pg_class where oid = tbl) || '_supasync_scope', tbl, col, t.key_column);
+  if col <> t.key_column then
+    execute format('create index if not exists %I on %s (%I, sync_txid, %I)',
+                   (select relname from pg_class where oid = tbl) || '_supasync_scope', tbl, col, t.key_column);
+  end if;
 end
 $$;
 

@@ -388,6 +388,50 @@ async fn a_call_the_server_refuses_rolls_back_its_effect_with_the_reason() {
     assert_eq!(b.dev.status().await.unwrap().pending, 0);
 }
 
+#[tokio::test]
+async fn a_conversation_shared_by_email_offline_brings_both_users_each_others_messages() {
+    // The chat example (seed 004): A makes a conversation offline and shares it with B
+    // by email, a queued call that goes after the conversation's insert.
+    let s = common::chat_example_server().await;
+    let (a, b) = (common::chat_example_replica(s.url(), s.anon_key()).await, common::chat_example_replica(s.url(), s.anon_key()).await);
+    a.sign_up("share-a@example.com", "password-123").await.unwrap();
+    b.sign_up("share-b@example.com", "password-123").await.unwrap();
+    let conv = a.insert("conversations", &json!({"title": "Trip"})).await.unwrap();
+    a.insert("messages", &json!({"conversation_id": conv.local_id, "role": "user", "content": "from A"})).await.unwrap();
+    a.call("conversations", &conv.local_id, "share_conversation", &json!({"email": "share-b@example.com"}), &json!({})).await.unwrap();
+    a.sync().await.unwrap();
+    b.sync().await.unwrap();
+    let contents = |d: Replica| async move {
+        let mut c: Vec<String> = d.query("messages", &Query::default()).await.unwrap().iter().map(|m| m.row["content"].as_str().unwrap().to_string()).collect();
+        c.sort();
+        c
+    };
+    let on_b = b.query("conversations", &Query::default()).await.unwrap();
+    assert_eq!(on_b.len(), 1);
+    assert_eq!((on_b[0].local_id.as_str(), on_b[0].row["title"].clone()), (conv.local_id.as_str(), json!("Trip")));
+    assert_eq!(contents(b.clone()).await, ["from A"]);
+    // B answers in it; A gets B's message (and the server's count of both).
+    b.insert("messages", &json!({"conversation_id": conv.local_id, "role": "user", "content": "from B"})).await.unwrap();
+    b.sync().await.unwrap();
+    a.sync().await.unwrap();
+    assert_eq!(contents(a.clone()).await, ["from A", "from B"]);
+    assert_eq!(a.get("conversations", &conv.local_id).await.unwrap().unwrap().row["message_count"], json!(2));
+    // Sharing with an unknown email is refused with the server's reason.
+    a.call("conversations", &conv.local_id, "share_conversation", &json!({"email": "nobody@example.com"}), &json!({})).await.unwrap();
+    a.sync().await.unwrap();
+    let rejected = a.rejected().await.unwrap();
+    assert!(rejected.len() == 1 && rejected[0].rejected.as_deref().unwrap_or_default().contains("no user with the email nobody@example.com"), "{rejected:?}");
+    a.discard(&conv.local_id).await.unwrap();
+    // A stops sharing: B loses the conversation and A's messages. B's own message stays:
+    // the example's policies still let B read what B wrote.
+    a.call("conversations", &conv.local_id, "unshare_conversation", &json!({"email": "share-b@example.com"}), &json!({})).await.unwrap();
+    a.sync().await.unwrap();
+    b.sync().await.unwrap();
+    assert!(b.query("conversations", &Query::default()).await.unwrap().is_empty());
+    assert_eq!(contents(b.clone()).await, ["from B"]);
+    assert_eq!(contents(a.clone()).await, ["from A", "from B"], "A keeps both");
+}
+
 mod live {
     use super::*;
     use supasync_core::live::Phase;

@@ -59,7 +59,7 @@ begin
   end if;
   select id into who from auth.users u where lower(u.email) = lower(add_member.email);
   if who is null then
-    raise exception 'no user with the email %', email using errcode = 'P0002';
+    raise exception 'no user with the email %', email;
   end if;
   insert into public.org_members (org_id, user_id, role) values (org, who, add_member.role)
   on conflict (org_id, user_id) do update set role = excluded.role;

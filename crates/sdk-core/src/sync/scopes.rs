@@ -145,7 +145,10 @@ async fn scope_id_of<S: Store>(store: &S, decl: &TableDecl, col: &str, row: &Loc
 /// Returns how many rows went.
 pub async fn evict_lost<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, m: &Memberships) -> Result<usize, SyncError> {
     let mut evicted = 0;
-    for decl in cx.schema.tables() {
+    // Children first: a child's scope id may be its parent's server id (a message
+    // shared by its conversation), read from the parent while it is still here.
+    let tables: Vec<&TableDecl> = cx.schema.parent_order().collect();
+    for decl in tables.into_iter().rev() {
         let Some(col) = &decl.shared_by else { continue };
         let had = held(cx.store, &decl.name).await?;
         let now = m.ids_for(&decl.name);

@@ -43,6 +43,22 @@ pub async fn library_replica(url: &str, key: &str) -> Replica {
     replica_with(url, key, SqliteStore::in_memory().expect("store"), "../../examples/library/schema.json").await
 }
 
+/// A dev server with the chat example's own migrations (`examples/chat/migrations`:
+/// seed 004's chat, with conversations shared by email).
+pub async fn chat_example_server() -> DevServer {
+    DevServer::builder()
+        .migrations(manifest().join("../../examples/chat/migrations"))
+        .shared_test_cluster()
+        .start()
+        .await
+        .expect("dev server")
+}
+
+/// A device of the chat example's schema (`examples/chat/schema.json`).
+pub async fn chat_example_replica(url: &str, key: &str) -> Replica {
+    replica_with(url, key, SqliteStore::in_memory().expect("store"), "../../examples/chat/schema.json").await
+}
+
 /// Read a table as the server holds it (service key: the whole truth, past RLS).
 pub async fn server_rows(server: &DevServer, table: &str, query: &str) -> Vec<Value> {
     reqwest::Client::new()

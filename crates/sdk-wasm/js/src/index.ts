@@ -329,6 +329,16 @@ export class Replica implements ReplicaApi {
     });
   }
 
+  /** Queue a call of a server function on a row (one the SQL kit allows, such as a
+   * usage counter): it runs once on the server, in order with the row's writes;
+   * `effect` shows at once until the server's result replaces it. */
+  call<T extends Row = Row>(table: string, localId: string, fn: string, o: { args?: Record<string, unknown>; effect?: Partial<T> } = {}): Promise<RowView<T>> {
+    return call(() => {
+      this.check();
+      return this.written(this.inner.call(table, localId, fn, o.args ?? {}, o.effect ?? {}));
+    });
+  }
+
   get<T extends Row = Row>(table: string, localId: string): Promise<RowView<T> | null> {
     return call(async () => {
       this.check();

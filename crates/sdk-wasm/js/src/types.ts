@@ -55,7 +55,11 @@ export interface OutboxEntry {
   seq: number;
   table: string;
   local_id: string;
-  op: { op: 'insert'; row: Row } | { op: 'update'; fields: Row } | { op: 'delete' };
+  op:
+    | { op: 'insert'; row: Row }
+    | { op: 'update'; fields: Row }
+    | { op: 'delete' }
+    | { op: 'call'; call_id: string; function: string; args: Record<string, unknown>; effect: Row };
   created_at_ms: number;
   attempts: number;
   last_error: string | null;
@@ -82,15 +86,22 @@ export interface Settled {
   status: { signed_in: string | null; pending: number; rejected: number; oldest_pending_ms: number | null; last_sync: Record<string, unknown> };
 }
 
-/** The tables to sync, as the CLI's JSON schema file. */
+/** The tables to sync, as the CLI's JSON schema file. Omitted fields take the
+ * defaults: key `id`, local id `local_id`, owner `user_id`, version `updated_at`. */
 export interface Schema {
   tables: Array<{
     name: string;
-    primary_key?: string;
-    owner_column?: string;
+    key?: string;
+    local_id?: string;
+    owner?: string;
+    version?: string;
+    /** column → the synced table it references */
     references?: Record<string, string>;
     indexes?: string[];
-    [k: string]: unknown;
+    /** The column holding a shared row's scope id (`supasync.share_by` in the SQL kit):
+     * rows every member of that scope id reads, fetched when the user joins it and
+     * dropped when they leave. */
+    shared_by?: string;
   }>;
 }
 
@@ -158,6 +169,10 @@ export interface ReplicaApi {
   insert<T extends Row = Row>(table: string, row: T): Promise<RowView<T>>;
   update<T extends Row = Row>(table: string, localId: string, fields: Partial<T>): Promise<RowView<T>>;
   delete(table: string, localId: string): Promise<void>;
+  /** Queue a call of a server function on a row (one the SQL kit allows, such as a
+   * usage counter): it runs once on the server, in order with the row's writes;
+   * `effect` shows at once until the server's result replaces it. */
+  call<T extends Row = Row>(table: string, localId: string, fn: string, o?: { args?: Record<string, unknown>; effect?: Partial<T> }): Promise<RowView<T>>;
   get<T extends Row = Row>(table: string, localId: string): Promise<RowView<T> | null>;
   query<T extends Row = Row>(table: string, query?: Query): Promise<RowView<T>[]>;
   /** Call `callback` with the query's rows now and whenever they change; returns stop(). */
