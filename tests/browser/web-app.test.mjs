@@ -234,3 +234,34 @@ test('9. after the first load the app opens offline, with its data', async () =>
   noErrors();
   for (const d of Object.values(devices)) await d.context.close();
 });
+
+test('10. a conversation shared by email: both users see each other\'s messages live', async () => {
+  const [owner, guest] = [await newUser(server), await newUser(server)];
+  const x = await open('owner', owner);
+  const y = await open('guest', guest);
+  await until(async () => (await phase(x.page)) === 'Connected', 'the owner connected');
+  await until(async () => (await phase(y.page)) === 'Connected', 'the guest connected');
+  await newConversation(x.page, 'Shared trip');
+  await send(x.page, 'hello from the owner');
+  await x.page.getByLabel('share with (email)').fill(guest.email);
+  await x.page.getByRole('button', { name: 'Share' }).click();
+  // The guest's list gains it live (the membership reaches the guest's device as it
+  // happens), marked as shared, with the owner's message.
+  await until(async () => (await y.page.getByTestId('conversation').allInnerTexts()).some((t) => t.includes('Shared trip')), 'the shared conversation on the guest', 20000);
+  await openConversation(y.page, 'Shared trip');
+  await y.page.getByTestId('shared-with-me').waitFor();
+  await until(async () => (await messages(y.page)).includes('hello from the owner'), "the owner's message on the guest");
+  await send(y.page, 'hi from the guest');
+  await until(async () => (await messages(x.page)).includes('hi from the guest'), "the guest's message on the owner, live");
+  await send(x.page, 'see you there');
+  await until(async () => (await messages(y.page)).includes('see you there'), 'the next message on the guest, live');
+  await shot(x.page, '10-owner');
+  await shot(y.page, '10-guest');
+  // Sharing with an address that has no account is refused with the server's reason.
+  await x.page.getByLabel('share with (email)').fill('nobody-here@example.com');
+  await x.page.getByRole('button', { name: 'Share' }).click();
+  await until(async () => (await x.page.getByTestId('rejected').allInnerTexts()).some((t) => t.includes('no user with the email nobody-here@example.com')), 'the refusal shown');
+  await x.context.close();
+  await y.context.close();
+  noErrors();
+});

@@ -106,6 +106,29 @@ fun main() = runBlocking {
         a.discard(bad["local_id"] as String)
         check("discard empties the list", a.rejected().isEmpty())
 
+        // Shared data: a conversation shared by email (a queued call) reaches the other
+        // user with its message, and leaves when the share is withdrawn.
+        val guestEmail = "kt-guest-${System.nanoTime()}@example.com"
+        val guest = device()
+        guest.signUp(guestEmail, password)
+        val shared = a.insert("conversations", mapOf("title" to "Shared from Kotlin"))
+        a.insert("messages", mapOf("conversation_id" to shared["local_id"], "role" to "user", "content" to "for the guest"))
+        val call = a.call("conversations", shared["local_id"] as String, "share_conversation", args = mapOf("email" to guestEmail))
+        check("a queued call is pending", (call["status"] as Map<*, *>)["state"] == "pending")
+        a.sync(30_000)
+        guest.sync(30_000)
+        check("the guest gets the shared conversation",
+            guest.query("conversations").map { (it["row"] as Map<*, *>)["title"] } == listOf("Shared from Kotlin"))
+        check("and its message", guest.query("messages").map { (it["row"] as Map<*, *>)["content"] } == listOf("for the guest"))
+        a.call("conversations", shared["local_id"] as String, "unshare_conversation", args = mapOf("email" to guestEmail))
+        a.sync(30_000)
+        guest.sync(30_000)
+        check("unshared, it leaves the guest's device", guest.query("conversations").isEmpty())
+        expectError("invalid", "a call whose effect sets the key") {
+            a.call("conversations", shared["local_id"] as String, "share_conversation", effect = mapOf("id" to "x"))
+        }
+        guest.close()
+
         expectError("invalid", "an unknown table") { a.insert("nope", mapOf("a" to 1)) }
         expectError("invalid", "a bad limit") { a.query("messages", limit = -1) }
         expectError("not_found", "retrying nothing") { a.retry("no-such-write") }

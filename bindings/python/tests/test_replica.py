@@ -207,3 +207,52 @@ def test_a_live_query_follows_the_replica_to_the_next_user(server, user, tmp_pat
         assert [rows async for rows in live] == []
 
     run(main())
+
+
+def _signup(server, email):
+    import json
+    import urllib.request
+    req = urllib.request.Request(
+        f"{server['SUPABASE_URL']}/auth/v1/signup",
+        data=json.dumps({"email": email, "password": "correct-horse-battery"}).encode(),
+        headers={"apikey": server["SUPABASE_ANON_KEY"], "content-type": "application/json"},
+    )
+    urllib.request.urlopen(req).read()
+    return email, "correct-horse-battery"
+
+
+def test_a_conversation_shared_by_email_reaches_the_other_user_and_leaves_when_unshared(server, user, tmp_path):
+    import uuid
+    guest = _signup(server, f"py-guest-{uuid.uuid4().hex[:10]}@example.com")
+
+    async def main():
+        a = await replica(server, tmp_path / "owner")
+        b = await replica(server, tmp_path / "guest")
+        await a.sign_in(*user)
+        await b.sign_in(*guest)
+        await a.pause()  # offline: the share is queued after the conversation's insert
+        c = await a.insert("conversations", {"title": "Shared from Python"})
+        await a.insert("messages", {"conversation_id": c["local_id"], "role": "user", "content": "from the owner"})
+        shared = await a.call("conversations", c["local_id"], "share_conversation", args={"email": guest[0]})
+        assert shared["status"] == {"state": "pending"}
+        assert (await a.sync(timeout_s=30))["status"]["pending"] == 0
+        await b.sync(timeout_s=30)
+        assert [r["row"]["title"] for r in await b.query("conversations")] == ["Shared from Python"]
+        assert [r["row"]["content"] for r in await b.query("messages")] == ["from the owner"]
+        # Refused by the server: shown with its reason, never dropped.
+        await a.call("conversations", c["local_id"], "share_conversation", args={"email": "nobody@example.com"})
+        await a.sync(timeout_s=30)
+        rejected = await a.rejected()
+        assert len(rejected) == 1 and "no user with the email nobody@example.com" in rejected[0]["rejected"]
+        await a.discard(c["local_id"])
+        await a.call("conversations", c["local_id"], "unshare_conversation", args={"email": guest[0]})
+        await a.sync(timeout_s=30)
+        await b.sync(timeout_s=30)
+        assert await b.query("conversations") == []
+        with pytest.raises(supasync.SupaSyncError) as e:
+            await a.call("conversations", c["local_id"], "share_conversation", args=[1])
+        assert e.value.kind == "invalid"
+        await a.close()
+        await b.close()
+
+    run(main())

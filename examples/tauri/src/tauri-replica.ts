@@ -120,6 +120,10 @@ class TauriReplica implements ReplicaApi {
     return call('delete', { table, localId });
   }
 
+  call<T extends Row = Row>(table: string, localId: string, fn: string, o: { args?: Record<string, unknown>; effect?: Partial<T> } = {}): Promise<RowView<T>> {
+    return call('queue_call', { table, localId, function: fn, args: o.args ?? {}, effect: o.effect ?? {} });
+  }
+
   get<T extends Row = Row>(table: string, localId: string): Promise<RowView<T> | null> {
     return call('get', { table, localId });
   }

@@ -44,6 +44,25 @@ function TitleEdit({ title, save }: { title: string; save: (t: string) => Promis
   );
 }
 
+/** Share the conversation with another user by email: a queued call, so it works
+ * offline too; a refusal (no such user) shows in the rejected list with its reason. */
+function ShareForm({ conversation }: { conversation: string }) {
+  const db = useReplica();
+  const [email, setEmail] = useState('');
+  async function share(e: FormEvent) {
+    e.preventDefault();
+    if (!email.trim()) return;
+    await db.call<Conversation>('conversations', conversation, 'share_conversation', { args: { email: email.trim() } });
+    setEmail('');
+  }
+  return (
+    <form className="share" onSubmit={share}>
+      <input aria-label="share with (email)" placeholder="share with (email)" type="email" value={email} onChange={(e) => setEmail(e.target.value)} />
+      <button type="submit">Share</button>
+    </form>
+  );
+}
+
 export function Chat({ conversation, device }: { conversation: string; device: string }) {
   const db = useReplica();
   const [conv] = useLiveQuery<Conversation>('conversations', { where: { local_id: conversation } }) ?? [];
@@ -67,6 +86,8 @@ export function Chat({ conversation, device }: { conversation: string; device: s
   }
 
   const important = new Set(memories?.map((m) => m.row.context));
+  // Not yet on the server (no owner yet), or this user's own.
+  const mine = !conv?.row.user_id || conv.row.user_id === db.auth.user()?.id;
 
   async function markImportant(m: { local_id: string; row: Message }) {
     await db.insert<Memory>('memories', { content: m.row.content, context: `message:${m.local_id}`, tag: 'important', importance_score: 1 });
@@ -76,6 +97,7 @@ export function Chat({ conversation, device }: { conversation: string; device: s
     <>
       <div className="chat-head">
         <TitleEdit key={conversation} title={conv?.row.title ?? ''} save={(title) => db.update<Conversation>('conversations', conversation, { title })} />
+        {conv && (mine ? <ShareForm conversation={conversation} /> : <span className="shared-badge" data-testid="shared-with-me">shared with you</span>)}
       </div>
       <div className="messages" data-testid="messages">
         {messages?.map((m) => (

@@ -12,8 +12,8 @@ export function Rejected() {
         {list.map((e) => (
           <li key={e.seq} data-testid="rejected-write">
             <div className="what">
-              {e.op.op} in {e.table}
-              {e.op.op !== 'delete' && <q>{String((e.op.op === 'insert' ? e.op.row : e.op.fields).content ?? (e.op.op === 'insert' ? e.op.row : e.op.fields).title ?? '')}</q>}
+              {e.op.op === 'call' ? `${e.op.function} on` : e.op.op} in {e.table}
+              {(e.op.op === 'insert' || e.op.op === 'update') && <q>{String((e.op.op === 'insert' ? e.op.row : e.op.fields).content ?? (e.op.op === 'insert' ? e.op.row : e.op.fields).title ?? '')}</q>}
             </div>
             <div className="reason" data-testid="reason">{e.rejected}</div>
             <div className="row">

@@ -1,6 +1,8 @@
 // The chat schema's rows as the app reads them (examples/chat/migrations).
 export interface Conversation extends Record<string, unknown> {
   title: string | null;
+  /** The owner (set by the server); another user's id on a conversation shared with you. */
+  user_id?: string;
   message_count?: number;
 }
 

@@ -85,6 +85,11 @@ class Replica internal constructor(private val inner: FfiReplica) {
     suspend fun insert(table: String, row: Row): Row = row(ffi { inner.insert(table, Json.write(row)) })
     suspend fun update(table: String, localId: String, fields: Row): Row = row(ffi { inner.update(table, localId, Json.write(fields)) })
     suspend fun delete(table: String, localId: String) = ffi { inner.delete(table, localId) }
+    /** Queue a call of a server function on a row (one the SQL kit allows, such as a usage
+     * counter): it runs once on the server, in order with the row's writes; [effect]
+     * shows at once until the server's result replaces it. */
+    suspend fun call(table: String, localId: String, function: String, args: Row = emptyMap(), effect: Row = emptyMap()): Row =
+        row(ffi { inner.call(table, localId, function, Json.write(args), Json.write(effect)) })
     suspend fun get(table: String, localId: String): Row? = ffi { inner.get(table, localId) }?.let(::row)
     suspend fun query(table: String, where: Row? = null, order: String? = null, limit: Int? = null): List<Row> =
         rows(ffi { inner.query(table, query(where, order, limit)) })

@@ -211,6 +211,13 @@ class Replica:
     async def delete(self, table: str, local_id: str) -> None:
         await _call(self._inner.delete(table, local_id))
 
+    async def call(self, table: str, local_id: str, function: str, args: Optional[Row] = None, effect: Optional[Row] = None) -> Row:
+        """Queue a call of a server function on a row (one the SQL kit allows, such as a
+        usage counter): it runs once on the server, in order with the row's writes;
+        ``effect`` shows at once until the server's result replaces it."""
+        return json.loads(await _call(self._inner.call(
+            table, local_id, function, _dumps({} if args is None else args, "args"), _dumps({} if effect is None else effect, "effect"))))
+
     async def get(self, table: str, local_id: str) -> Optional[Row]:
         r = await _call(self._inner.get(table, local_id))
         return None if r is None else json.loads(r)

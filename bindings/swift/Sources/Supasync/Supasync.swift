@@ -87,6 +87,12 @@ public final class Replica: @unchecked Sendable {
     public func insert(_ table: String, _ value: Row) async throws -> Row { row(try await ffi { try await inner.insert(table: table, rowJson: try json(value)) }) }
     public func update(_ table: String, _ localId: String, _ fields: Row) async throws -> Row { row(try await ffi { try await inner.update(table: table, localId: localId, fieldsJson: try json(fields)) }) }
     public func delete(_ table: String, _ localId: String) async throws { try await ffi { try await inner.delete(table: table, localId: localId) } }
+    /// Queue a call of a server function on a row (one the SQL kit allows, such as a usage
+    /// counter): it runs once on the server, in order with the row's writes; `effect`
+    /// shows at once until the server's result replaces it.
+    public func call(_ table: String, _ localId: String, _ function: String, args: Row = [:], effect: Row = [:]) async throws -> Row {
+        row(try await ffi { try await inner.call(table: table, localId: localId, function: function, argsJson: try json(args), effectJson: try json(effect)) })
+    }
     public func get(_ table: String, _ localId: String) async throws -> Row? { try await ffi { try await inner.get(table: table, localId: localId) }.map(row) }
     public func query(_ table: String, where where_: Row? = nil, order: String? = nil, limit: Int? = nil) async throws -> [Row] {
         rows(try await ffi { try await inner.query(table: table, queryJson: try query(where_, order, limit)) })

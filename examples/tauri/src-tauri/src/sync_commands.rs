@@ -131,6 +131,12 @@ async fn update(state: State<'_, SyncState>, table: String, local_id: String, fi
     to_json(state.replica.update(&table, &local_id, &fields).await?)
 }
 
+/// A queued call of a server function on a row (sharing a conversation, say).
+#[tauri::command]
+async fn queue_call(state: State<'_, SyncState>, table: String, local_id: String, function: String, args: Value, effect: Value) -> Answer {
+    to_json(state.replica.call(&table, &local_id, &function, &args, &effect).await?)
+}
+
 #[tauri::command]
 async fn delete(state: State<'_, SyncState>, table: String, local_id: String) -> Answer<()> {
     Ok(state.replica.delete(&table, &local_id).await?)
@@ -292,6 +298,7 @@ pub fn handler() -> impl Fn(tauri::ipc::Invoke) -> bool + Send + Sync + 'static 
         user,
         insert,
         update,
+        queue_call,
         delete,
         get,
         query,
