@@ -1,10 +1,16 @@
-//! Live sync under faults (issue 4 §6, widened by issue 8 §2): three devices of one user
-//! writing at random (conversations deleted with their messages included) while their
-//! connections are cut, refused, slowed, answered 503, or forwarded and answered 500;
-//! engines killed mid-push and reopened from their files; the dev server restarted
-//! mid-push; every access token expired at once. After healing, every device holds
-//! exactly what the server holds, every write that was not deleted is there once, and
-//! the only refusals are messages whose conversation was deleted, each saying so.
+//! Live sync under faults (issue 4 §6, widened by issues 8 and 22): two users, on the
+//! chat example's schema (conversations shared by email). The first user has three
+//! devices writing at random (conversations deleted with their messages included) and
+//! now and then shares a conversation with the second user, or stops sharing it; the
+//! second user's device writes into their own conversations and into those shared with
+//! them. Meanwhile connections are cut, refused, slowed, answered 503, or forwarded and
+//! answered 500; engines are killed mid-push and reopened from their files; the dev
+//! server is restarted mid-push; every access token expires at once. After healing,
+//! every device holds exactly what its user may read on the server (nothing leaked,
+//! nothing lost), every write that was neither deleted nor refused is there once, and
+//! the only refusals are those the races explain: messages whose conversation was
+//! deleted, and the second user's messages into a conversation no longer shared with
+//! them.
 //! Seeds come from `CHAOS_SEEDS` (see [`seeds`]); the soak runs them all and names the
 //! ones that diverged. Also: a dev server restarted under connected devices, and access
 //! tokens that expire while channels are joined.
@@ -15,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use common::fault_proxy::{FaultProxy, Mode};
-use common::{go_live, go_live_killable, manifest, replica, replica_at, server, server_rows, until_phase, KillableLive, Replica};
+use common::{chat_example_replica_at, go_live, go_live_killable, manifest, replica, server, server_rows, until_phase, KillableLive, Replica};
 use serde_json::{json, Value};
 use supasync_core::engine::Query;
 use supasync_core::live::Phase;
@@ -42,30 +48,49 @@ impl Rng {
 }
 
 /// What one replica shows, in server terms: (table, local id) → the synced fields, with
-/// a message's conversation given by the conversation's local id on both sides.
-async fn device_view(d: &Replica) -> BTreeMap<(String, String), Value> {
+/// a message's conversation given by the conversation's server id. A device keeps a
+/// reference as the parent's local id, or as its server id while it holds no such
+/// parent (a conversation no longer shared with this user): `conversation_ids` maps
+/// every conversation's local id to its server id.
+async fn device_view(d: &Replica, conversation_ids: &BTreeMap<String, Value>) -> BTreeMap<(String, String), Value> {
     let mut out = BTreeMap::new();
     for (table, cols) in [("conversations", &["title"][..]), ("messages", &["content", "conversation_id"][..]), ("memories", &["content"][..])] {
         for r in d.query(table, &Query::default()).await.unwrap() {
-            let v: serde_json::Map<String, Value> = cols.iter().map(|c| (c.to_string(), r.row.get(*c).cloned().unwrap_or(Value::Null))).collect();
+            let mut v: serde_json::Map<String, Value> = cols.iter().map(|c| (c.to_string(), r.row.get(*c).cloned().unwrap_or(Value::Null))).collect();
+            if let Some(Value::String(c)) = v.get("conversation_id").cloned() {
+                v.insert("conversation_id".into(), conversation_ids.get(&c).cloned().unwrap_or(Value::String(c)));
+            }
             out.insert((table.to_string(), r.local_id.clone()), Value::Object(v));
         }
     }
     out
 }
 
-async fn server_view(s: &DevServer) -> BTreeMap<(String, String), Value> {
-    let convs = server_rows(s, "conversations", "select=id,local_id,title").await;
-    let conv_local: BTreeMap<String, Value> = convs.iter().map(|c| (c["id"].as_str().unwrap_or_default().to_string(), c["local_id"].clone())).collect();
+/// Every conversation's local id → its server id (past RLS).
+async fn conversation_ids(s: &DevServer) -> BTreeMap<String, Value> {
+    server_rows(s, "conversations", "select=id,local_id").await.iter().map(|c| (c["local_id"].as_str().unwrap_or_default().to_string(), c["id"].clone())).collect()
+}
+
+/// What `token`'s user may read on the server, in the shape of [`device_view`].
+async fn server_view(s: &DevServer, token: &str) -> BTreeMap<(String, String), Value> {
+    let read = |table: &'static str, select: &'static str| async move {
+        let res = reqwest::Client::new()
+            .get(format!("{}/rest/v1/{table}?select={select}", s.url()))
+            .header("apikey", s.anon_key())
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request");
+        res.json::<Vec<Value>>().await.expect("rows")
+    };
     let mut out = BTreeMap::new();
-    for c in &convs {
+    for c in read("conversations", "local_id,title").await {
         out.insert(("conversations".to_string(), c["local_id"].as_str().unwrap().to_string()), json!({"title": c["title"]}));
     }
-    for m in server_rows(s, "messages", "select=local_id,content,conversation_id").await {
-        let conv = conv_local.get(m["conversation_id"].as_str().unwrap_or_default()).cloned().unwrap_or(Value::Null);
-        out.insert(("messages".to_string(), m["local_id"].as_str().unwrap().to_string()), json!({"content": m["content"], "conversation_id": conv}));
+    for m in read("messages", "local_id,content,conversation_id").await {
+        out.insert(("messages".to_string(), m["local_id"].as_str().unwrap().to_string()), json!({"content": m["content"], "conversation_id": m["conversation_id"]}));
     }
-    for m in server_rows(s, "memories", "select=local_id,content").await {
+    for m in read("memories", "local_id,content").await {
         out.insert(("memories".to_string(), m["local_id"].as_str().unwrap().to_string()), json!({"content": m["content"]}));
     }
     out
@@ -94,7 +119,7 @@ impl Device {
         let old = self.replica.take().expect("a running device");
         assert_eq!(std::sync::Arc::strong_count(&old), 1, "the killed engine is held by nothing else");
         drop(old); // closes its SQLite connection
-        let fresh = replica_at(&self.proxy.url(), key, &self.path).await;
+        let fresh = chat_example_replica_at(&self.proxy.url(), key, &self.path).await;
         self.live = go_live_killable(&fresh, &self.proxy.url(), key, 2_000);
         self.replica = Some(fresh);
     }
@@ -111,12 +136,14 @@ struct Injected {
     kills: u32,
     server_restarts: u32,
     token_expiries: u32,
+    shares: u32,
+    unshares: u32,
 }
 
 async fn start_server(db: Option<(&str, u16)>) -> DevServer {
     let b = DevServer::builder();
     let b = match db {
-        None => b.migrations(manifest().join("tests/fixtures/scenarios")).shared_test_cluster(),
+        None => b.migrations(manifest().join("../../examples/chat/migrations")).shared_test_cluster(),
         Some((url, port)) => b.database_url(url).port(port),
     };
     b.start().await.expect("dev server")
@@ -148,6 +175,15 @@ async fn pending_detail(devices: &[Device]) -> String {
     out.join("; ")
 }
 
+/// An access token for `email` (password `password-123`), as the user's app would hold.
+async fn token_of(s: &DevServer, email: &str) -> String {
+    let v = common::auth_post(s, "token?grant_type=password", &json!({"email": email, "password": "password-123"})).await;
+    v["access_token"].as_str().unwrap_or_else(|| panic!("a token for {email}: {v}")).to_string()
+}
+
+/// The user a device belongs to: devices 0-2 are the first user's, device 3 the second's.
+const GUEST_DEVICE: usize = 3;
+
 async fn chaos(seed: u64) -> Injected {
     let mut s = start_server(None).await;
     let (url, key, db) = (s.url().to_string(), s.anon_key().to_string(), s.database_url().to_string());
@@ -156,14 +192,16 @@ async fn chaos(seed: u64) -> Injected {
     let mut rng = Rng(seed);
     let mut injected = Injected::default();
     let mut devices: Vec<Device> = vec![];
-    for i in 0..3 {
+    let owner_email = format!("chaos{seed}@example.com");
+    let guest_email = format!("chaos{seed}-guest@example.com");
+    for i in 0..4 {
         let proxy = FaultProxy::start(url.trim_start_matches("http://").to_string()).await.unwrap();
         let path = dir.path().join(format!("device{i}.db"));
-        let d = replica_at(&proxy.url(), &key, &path).await;
-        if i == 0 {
-            d.sign_up(&format!("chaos{seed}@example.com"), "password-123").await.unwrap();
-        } else {
-            d.sign_in(&format!("chaos{seed}@example.com"), "password-123").await.unwrap();
+        let d = chat_example_replica_at(&proxy.url(), &key, &path).await;
+        match i {
+            0 => drop(d.sign_up(&owner_email, "password-123").await.unwrap()),
+            GUEST_DEVICE => drop(d.sign_up(&guest_email, "password-123").await.unwrap()),
+            _ => drop(d.sign_in(&owner_email, "password-123").await.unwrap()),
         }
         let live = go_live_killable(&d, &proxy.url(), &key, 2_000);
         devices.push(Device { path, proxy, replica: Some(d), live });
@@ -171,17 +209,22 @@ async fn chaos(seed: u64) -> Injected {
     for d in &devices {
         until_phase(&d.live.live, Phase::Live, 20).await;
     }
+    let owner_id = devices[0].r().session().await.unwrap().user_id;
+    let guest_id = devices[GUEST_DEVICE].r().session().await.unwrap().user_id;
     let mut inserted: BTreeSet<(String, String)> = BTreeSet::new();
     let mut deleted: BTreeSet<(String, String)> = BTreeSet::new();
     // Message → its conversation: deleting a conversation deletes its messages on the
     // server (on delete cascade), and a message written into a conversation deleted
     // elsewhere is rejected with that reason.
     let mut parent_of: BTreeMap<String, String> = BTreeMap::new();
+    // Messages the guest wrote into the first user's conversations: refused when the
+    // conversation stopped being shared before they reached the server.
+    let mut guest_in_shared: BTreeSet<String> = BTreeSet::new();
     // A fault that strikes right after the next write (while its push is in flight).
     let mut after_write: Option<usize> = None;
     for op in 0..500 {
         if op % 20 == 0 {
-            let p = &devices[rng.below(3)].proxy;
+            let p = &devices[rng.below(devices.len())].proxy;
             match rng.below(8) {
                 0 => {
                     p.set(Mode::Refuse);
@@ -209,10 +252,16 @@ async fn chaos(seed: u64) -> Injected {
                 _ => p.set(Mode::Pass),
             }
         }
-        let di = rng.below(3);
+        let di = rng.below(devices.len());
+        let guest = di == GUEST_DEVICE;
         let d = devices[di].r().clone();
         let convs = d.query("conversations", &Query::default()).await.unwrap();
-        match rng.below(10) {
+        // Each user changes only their own rows (the example's policies let the guest
+        // read the owner's shared rows and write messages into them, not change them,
+        // and the owner reads the guest's messages there but does not change them).
+        let me = if guest { &guest_id } else { &owner_id };
+        let own = |r: &supasync_core::RowView| r.row.get("user_id").is_none_or(|u| u.as_str() == Some(me.as_str()));
+        match rng.below(12) {
             0 | 1 if convs.len() < 8 || rng.below(4) == 0 => {
                 let c = d.insert("conversations", &json!({"title": format!("c{op}")})).await.unwrap();
                 inserted.insert(("conversations".into(), c.local_id));
@@ -223,6 +272,9 @@ async fn chaos(seed: u64) -> Injected {
                     .insert("messages", &json!({"conversation_id": c.local_id, "role": "user", "content": format!("m{op}")}))
                     .await
                     .unwrap();
+                if guest && !own(c) {
+                    guest_in_shared.insert(m.local_id.clone());
+                }
                 parent_of.insert(m.local_id.clone(), c.local_id.clone());
                 inserted.insert(("messages".into(), m.local_id));
             }
@@ -232,7 +284,7 @@ async fn chaos(seed: u64) -> Injected {
             }
             6 | 7 => {
                 let table = ["messages", "memories", "conversations"][rng.below(3)];
-                let rows = d.query(table, &Query::default()).await.unwrap();
+                let rows: Vec<_> = d.query(table, &Query::default()).await.unwrap().into_iter().filter(|r| own(r)).collect();
                 if !rows.is_empty() {
                     let r = &rows[rng.below(rows.len())];
                     let field = if table == "conversations" { "title" } else { "content" };
@@ -244,9 +296,19 @@ async fn chaos(seed: u64) -> Injected {
                     }
                 }
             }
+            8 if !guest && !convs.is_empty() => {
+                // Share a conversation with the guest, or stop sharing it.
+                let c = &convs[rng.below(convs.len())];
+                let (function, n) = if rng.below(3) == 0 { ("unshare_conversation", &mut injected.unshares) } else { ("share_conversation", &mut injected.shares) };
+                match d.call("conversations", &c.local_id, function, &json!({"email": guest_email}), &json!({})).await {
+                    Ok(_) => *n += 1,
+                    Err(EngineError::Write(WriteError::NotFound { .. } | WriteError::Deleted { .. } | WriteError::Rejected { .. })) => {}
+                    Err(e) => panic!("seed {seed}: {e}"),
+                }
+            }
             _ => {
                 let table = ["messages", "memories", "messages", "memories", "messages", "memories", "messages", "conversations"][rng.below(8)];
-                let rows = d.query(table, &Query::default()).await.unwrap();
+                let rows: Vec<_> = d.query(table, &Query::default()).await.unwrap().into_iter().filter(|r| own(r)).collect();
                 if !rows.is_empty() {
                     let r = &rows[rng.below(rows.len())];
                     match d.delete(table, &r.local_id).await {
@@ -304,16 +366,25 @@ async fn chaos(seed: u64) -> Injected {
         panic!("seed {seed}: writes still pending a minute after healing: {}", pending_detail(&devices).await);
     }
     let orphaned = |m: &str| parent_of.get(m).is_some_and(|c| deleted.contains(&("conversations".to_string(), c.clone())));
-    for d in &devices {
-        d.live.live.sync_now().await.unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+    let mut refused: BTreeSet<(String, String)> = BTreeSet::new();
+    // Twice: a device's second sync brings what another device pushed during its first.
+    for _ in 0..2 {
+        for d in &devices {
+            d.live.live.sync_now().await.unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        }
+    }
+    for (i, d) in devices.iter().enumerate() {
         // The only refusals: messages written into a conversation deleted (elsewhere
-        // or here) before they reached the server, each saying so. The app discards them.
+        // or here) before they reached the server, each saying so; the guest's messages
+        // into a conversation shared with it no more. The app discards them.
         for e in d.r().rejected().await.unwrap() {
             let why = e.rejected.clone().unwrap_or_default();
-            assert!(
-                e.table == "messages" && orphaned(&e.local_id) && why.contains("was deleted"),
-                "seed {seed}: a write was refused: {e:?}"
-            );
+            let explained = (e.table == "messages" && orphaned(&e.local_id) && why.contains("was deleted"))
+                || (i == GUEST_DEVICE && e.table == "messages" && guest_in_shared.contains(&e.local_id));
+            assert!(explained, "seed {seed}: device {i}: a write was refused: {e:?}");
+            if !matches!(e.op, supasync_core::OutboxOp::Call { .. }) {
+                refused.insert((e.table.clone(), e.local_id.clone()));
+            }
             // (Gone already if the server had the message after all and its cascade's
             // tombstone arrived meanwhile: then the delete took it, which is right too.)
             match d.r().discard(&e.local_id).await {
@@ -322,22 +393,41 @@ async fn chaos(seed: u64) -> Injected {
             }
         }
     }
-    let truth = server_view(&s).await;
-    let expected: BTreeSet<(String, String)> =
-        inserted.difference(&deleted).filter(|(t, l)| !(t == "messages" && orphaned(l))).cloned().collect();
-    let on_server: BTreeSet<(String, String)> = truth.keys().cloned().collect();
-    let lost: Vec<_> = expected.difference(&on_server).collect();
-    let kept: Vec<_> = on_server.difference(&expected).collect();
+    // Nothing lost: every write neither deleted nor refused is on the server, once; and
+    // nothing deleted is there.
+    let everything = [
+        ("conversations", server_rows(&s, "conversations", "select=local_id").await),
+        ("messages", server_rows(&s, "messages", "select=local_id").await),
+        ("memories", server_rows(&s, "memories", "select=local_id").await),
+    ];
+    let on_server: Vec<(String, String)> =
+        everything.iter().flat_map(|(t, rows)| rows.iter().map(|r| (t.to_string(), r["local_id"].as_str().unwrap_or_default().to_string()))).collect();
+    let on_server_set: BTreeSet<(String, String)> = on_server.iter().cloned().collect();
+    assert_eq!(on_server.len(), on_server_set.len(), "seed {seed}: no duplicates");
+    let expected: BTreeSet<(String, String)> = inserted
+        .difference(&deleted)
+        .filter(|(t, l)| !(t == "messages" && orphaned(l)) && !refused.contains(&(t.clone(), l.clone())))
+        .cloned()
+        .collect();
+    let lost: Vec<_> = expected.difference(&on_server_set).collect();
+    let kept: Vec<_> = on_server_set.intersection(&deleted).collect();
+    let unknown: Vec<_> = on_server_set.difference(&inserted).collect();
     assert!(
-        lost.is_empty() && kept.is_empty(),
-        "seed {seed}: {} lost, {} kept though deleted; first lost {:?}; first kept though deleted {:?}",
+        lost.is_empty() && kept.is_empty() && unknown.is_empty(),
+        "seed {seed}: {} lost, {} kept though deleted, {} never written; first lost {:?}; first kept {:?}",
         lost.len(),
         kept.len(),
+        unknown.len(),
         lost.first(),
         kept.first()
     );
+    // Nothing leaked, nothing missing: each device holds what its user may read.
+    let (owner_token, guest_token) = (token_of(&s, &owner_email).await, token_of(&s, &guest_email).await);
+    let (owner_truth, guest_truth) = (server_view(&s, &owner_token).await, server_view(&s, &guest_token).await);
+    let ids = conversation_ids(&s).await;
     for (i, d) in devices.iter().enumerate() {
-        let view = device_view(d.r()).await;
+        let truth = if i == GUEST_DEVICE { &guest_truth } else { &owner_truth };
+        let view = device_view(d.r(), &ids).await;
         let differ: Vec<_> = view
             .iter()
             .filter(|(k, v)| truth.get(*k) != Some(*v))
@@ -346,13 +436,11 @@ async fn chaos(seed: u64) -> Injected {
             .collect();
         assert!(
             differ.is_empty(),
-            "seed {seed}: device {i} differs from the server in {} rows; first (row, device, server): {:?}",
+            "seed {seed}: device {i} differs from what its user may read in {} rows; first (row, device, server): {:?}",
             differ.len(),
             differ.first()
         );
     }
-    let n = server_rows(&s, "messages", "select=local_id").await.len();
-    assert_eq!(n, truth.keys().filter(|(t, _)| t == "messages").count(), "seed {seed}: no duplicates");
     for mut d in devices {
         d.live.kill().await;
     }
@@ -409,6 +497,8 @@ async fn three_devices_under_random_faults_converge() {
                     total.kills += i.kills;
                     total.server_restarts += i.server_restarts;
                     total.token_expiries += i.token_expiries;
+                    total.shares += i.shares;
+                    total.unshares += i.unshares;
                 }
                 Err(e) => {
                     let why = panic_text(e);

@@ -466,8 +466,12 @@ impl<S: Store, H: Http> Engine<S, H> {
             .get_row(&table, local_id)
             .await?
             .ok_or_else(|| StoreError::NotFound(local_id.into()))?;
-        let mut overlay = Row::new();
-        let mut deleted = false;
+        // Writes of the row still waiting keep their part of what the app sees.
+        let mut overlay = match &row.overlay {
+            Some(Overlay::Fields { fields }) => fields.clone(),
+            _ => Row::new(),
+        };
+        let mut deleted = matches!(row.overlay, Some(Overlay::Deleted));
         for mut e in es {
             match &e.op {
                 OutboxOp::Insert { row } => overlay.extend(row.clone()),

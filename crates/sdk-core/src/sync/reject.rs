@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use super::context::SyncContext;
 use super::error::SyncError;
-use crate::local::local_row::RowStatus;
+use crate::local::local_row::{Overlay, RowStatus};
 use crate::local::outbox::{OutboxEntry, OutboxOp};
 use crate::local::schema::Schema;
 use crate::local::store::{Store, WriteBatch};
@@ -77,6 +77,46 @@ pub async fn reject_into<S: Store, H: Http>(
     // A rolled-back insert keeps its row as a marker (status rejected, no mirror):
     // queries hide it, `rejected()` lists its entry with the reason.
     Ok(done.len())
+}
+
+/// Refuse a queued call alone: it changes nothing the row's other writes or its
+/// children depend on, so they stay queued. Its entry is kept with the reason, and its
+/// effect leaves what the app sees: the overlay is rebuilt from the row's writes still
+/// waiting (none: the server's version shows, with the row marked rejected until the
+/// call is discarded or retried).
+pub async fn reject_call<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, e: &OutboxEntry, reason: &str) -> Result<(), SyncError> {
+    let outbox = cx.store.outbox().await?;
+    let mut wb = WriteBatch::default();
+    let mut x = e.clone();
+    x.rejected = Some(reason.to_string());
+    x.in_flight = false;
+    wb.put_outbox.push(x);
+    if let Some(mut row) = cx.store.get_row(&e.table, &e.local_id).await? {
+        let waiting: Vec<&OutboxEntry> =
+            outbox.iter().filter(|w| w.table == e.table && w.local_id == e.local_id && w.seq != e.seq && w.rejected.is_none()).collect();
+        let mut fields = crate::local::local_row::Row::new();
+        let mut deleted = false;
+        for w in &waiting {
+            match &w.op {
+                OutboxOp::Insert { row } => fields.extend(row.clone()),
+                OutboxOp::Update { fields: f } => fields.extend(f.clone()),
+                OutboxOp::Call { effect, .. } => fields.extend(effect.clone()),
+                OutboxOp::Delete => deleted = true,
+            }
+        }
+        row.overlay = if deleted {
+            Some(Overlay::Deleted)
+        } else if fields.is_empty() {
+            None
+        } else {
+            Some(Overlay::Fields { fields })
+        };
+        row.status = if waiting.is_empty() { RowStatus::Rejected { reason: reason.to_string() } } else { RowStatus::Pending };
+        wb.put_rows.push(row);
+    }
+    wb.history.push(cx.history_line("reject", Some(&e.table), 1, cx.now_ms(), Some(reason.to_string()), json!({"local_id": e.local_id})));
+    cx.store.apply(wb).await?;
+    Ok(())
 }
 
 /// Reject the waiting inserts of rows that reference `table`/`local_id` (and, through

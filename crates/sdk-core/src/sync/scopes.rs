@@ -29,7 +29,7 @@ use serde_json::{json, Value};
 use super::context::SyncContext;
 use super::error::SyncError;
 use super::reject::reject_unsent_children;
-use crate::local::local_row::{id_text, sync_txid, LocalRow, Row, RowStatus};
+use crate::local::local_row::{id_text, sync_txid, LocalRow, Overlay, Row, RowStatus};
 use crate::local::outbox::OutboxEntry;
 use crate::local::schema::{SchemaError, TableDecl};
 use crate::local::store::{Store, StoreError, WriteBatch};
@@ -122,6 +122,29 @@ fn held_key(table: &str) -> String {
     format!("scopes:{table}")
 }
 
+/// Scope ids of rows a pull brought though the user was not a member of them when it
+/// began (a share that came and went while the pull ran: RLS let the rows through at
+/// query time). They are not backfilled, so not held, but the device may hold rows of
+/// them: the next pull evicts those rows unless the user is a member by then (then
+/// the id is granted and backfilled as any other).
+pub async fn strays<S: Store>(store: &S, table: &str) -> Result<BTreeSet<String>, StoreError> {
+    match store.meta(&strays_key(table)).await? {
+        Some(v) => serde_json::from_value(v).map_err(|e| StoreError::Corrupt(format!("stray scopes of {table}: {e}"))),
+        None => Ok(BTreeSet::new()),
+    }
+}
+
+/// The meta entry recording the stray scope ids of `table`: those `found` in rows the
+/// pull brought that are not among `members`.
+pub fn strays_entry(table: &str, found: &BTreeSet<String>, members: &BTreeSet<String>) -> (String, Option<Value>) {
+    let strays: BTreeSet<&String> = found.difference(members).collect();
+    (strays_key(table), if strays.is_empty() { None } else { Some(json!(strays)) })
+}
+
+fn strays_key(table: &str) -> String {
+    format!("scopes:stray:{table}")
+}
+
 /// The scope id a row holds, as the server knows it: its server id when the scope
 /// column is the key, the parent's server id when it is a reference (the replica
 /// keeps references as local ids), else the column's value.
@@ -129,7 +152,12 @@ async fn scope_id_of<S: Store>(store: &S, decl: &TableDecl, col: &str, row: &Loc
     if col == decl.key {
         return Ok(row.server_id.as_ref().map(id_text));
     }
-    let Some(v) = row.mirror.as_ref().and_then(|m| m.get(col)).filter(|v| !v.is_null()) else { return Ok(None) };
+    // The server's version; for a row not on the server yet, what this device wrote.
+    let written = match &row.overlay {
+        Some(Overlay::Fields { fields }) if row.mirror.is_none() => Some(fields),
+        _ => None,
+    };
+    let Some(v) = row.mirror.as_ref().or(written).and_then(|m| m.get(col)).filter(|v| !v.is_null()) else { return Ok(None) };
     let Some(parent) = decl.references.get(col) else { return Ok(Some(id_text(v))) };
     let local = id_text(v);
     if let Some(known) = parents.get(&local) {
@@ -151,19 +179,25 @@ pub async fn evict_lost<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, m: &Membe
     for decl in tables.into_iter().rev() {
         let Some(col) = &decl.shared_by else { continue };
         let had = held(cx.store, &decl.name).await?;
+        let stray = strays(cx.store, &decl.name).await?;
         let now = m.ids_for(&decl.name);
-        let lost: BTreeSet<&String> = had.difference(&now).collect();
+        let lost: BTreeSet<&String> = had.union(&stray).filter(|id| !now.contains(*id)).collect();
         if lost.is_empty() {
             continue;
         }
         let started = cx.now_ms();
         let mut parents = HashMap::new();
-        let mut candidates: Vec<(LocalRow, String)> = vec![];
-        for r in cx.store.scan(&decl.name).await? {
-            if let Some(id) = scope_id_of(cx.store, decl, col, &r, &mut parents).await? {
-                if lost.contains(&id) {
-                    candidates.push((r, id));
-                }
+        let mut candidates: Vec<(LocalRow, Option<String>)> = vec![];
+        // Rows on the server only: an insert not sent yet is the server's to refuse.
+        for r in cx.store.scan(&decl.name).await?.into_iter().filter(|r| r.server_id.is_some()) {
+            match scope_id_of(cx.store, decl, col, &r, &mut parents).await? {
+                Some(id) if lost.contains(&id) => candidates.push((r, Some(id))),
+                Some(_) => {}
+                // Shared by a parent no longer here (its delete arrived first, say, a
+                // delete whose cascade also ended the membership that let this user read
+                // the child's tombstone): the server says whether it is still readable.
+                None if decl.references.contains_key(col) && r.server_id.is_some() => candidates.push((r, None)),
+                None => {}
             }
         }
         let ids: Vec<String> = candidates.iter().filter_map(|(r, _)| r.server_id.as_ref().map(id_text)).collect();
@@ -178,15 +212,20 @@ pub async fn evict_lost<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, m: &Membe
             }
             // Read again under the lock: a Realtime change may have moved it meanwhile.
             let Some(now_row) = cx.store.get_row(&decl.name, &r.local_id).await? else { continue };
-            if scope_id_of(cx.store, decl, col, &now_row, &mut parents).await?.as_ref() != Some(&id) {
+            if scope_id_of(cx.store, decl, col, &now_row, &mut parents).await? != id {
                 continue;
             }
-            let reason = format!("this user is no longer a member of {} {id}", m.scope_of(&decl.name));
+            let scope = m.scope_of(&decl.name);
+            let reason = match &id {
+                Some(id) => format!("this user is no longer a member of {scope} {id}"),
+                None => format!("this user can no longer read it (its {scope} left this device)"),
+            };
             evict(cx, &now_row, &reason, &outbox, &mut settled, &mut wb).await?;
             evicted += 1;
         }
         let kept: BTreeSet<String> = had.intersection(&now).cloned().collect();
         wb.meta.push(held_entry(&decl.name, &kept));
+        wb.meta.push(strays_entry(&decl.name, &stray, &now));
         wb.history.push(cx.history_line(
             "access",
             Some(&decl.name),
@@ -276,10 +315,16 @@ pub async fn moved_away<S: Store, H: Http>(
 }
 
 /// Why the server hid a shared row from a write (a PATCH or DELETE that matched
-/// nothing, with no tombstone): this user left its scope id, if so.
+/// nothing, with no tombstone), or refused its insert: this user left its scope id (or
+/// was never in it), if so.
 pub async fn why_hidden<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, decl: &TableDecl, row: &LocalRow) -> Result<Option<String>, SyncError> {
     let Some(col) = &decl.shared_by else { return Ok(None) };
     let Some(id) = scope_id_of(cx.store, decl, col, row, &mut HashMap::new()).await? else { return Ok(None) };
+    // Only a scope id the user was in: a row of the owner's own, never shared, is
+    // refused for some other reason.
+    if !held(cx.store, &decl.name).await?.contains(&id) {
+        return Ok(None);
+    }
     let m = memberships(cx).await?;
     Ok((!m.ids_for(&decl.name).contains(&id)).then(|| format!("this user is no longer a member of {} {id}", m.scope_of(&decl.name))))
 }

@@ -59,6 +59,11 @@ pub async fn chat_example_replica(url: &str, key: &str) -> Replica {
     replica_with(url, key, SqliteStore::in_memory().expect("store"), "../../examples/chat/schema.json").await
 }
 
+/// A device of the chat example's schema whose replica is the SQLite file at `path`.
+pub async fn chat_example_replica_at(url: &str, key: &str, path: &std::path::Path) -> Replica {
+    replica_with(url, key, SqliteStore::open(path).expect("store"), "../../examples/chat/schema.json").await
+}
+
 /// Read a table as the server holds it (service key: the whole truth, past RLS).
 pub async fn server_rows(server: &DevServer, table: &str, query: &str) -> Vec<Value> {
     reqwest::Client::new()

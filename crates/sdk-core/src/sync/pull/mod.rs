@@ -23,7 +23,7 @@
 
 mod page;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -31,7 +31,7 @@ use serde_json::{json, Value};
 use self::page::{build, ends, objects, PageAt, RawRow};
 
 use crate::local::events::PullProgress;
-use crate::local::local_row::Row;
+use crate::local::local_row::{id_text, Row};
 use crate::local::schema::TableDecl;
 use crate::local::store::{Store, StoreError, WriteBatch};
 use crate::net::client::{enc, RequestError};
@@ -62,11 +62,23 @@ struct Snapshot {
 /// (the engine holds a lock around [`Pull::run`]).
 pub struct Pull<'a, S: Store, H: Http> {
     cx: SyncContext<'a, S, H>,
+    /// Shared tables: the scope ids of the rows this pull brought (see
+    /// [`scopes::strays_entry`]).
+    found: std::sync::Mutex<BTreeMap<String, BTreeSet<String>>>,
 }
 
 impl<'a, S: Store, H: Http> Pull<'a, S, H> {
     pub fn new(cx: SyncContext<'a, S, H>) -> Self {
-        Pull { cx }
+        Pull { cx, found: Default::default() }
+    }
+
+    /// Note the scope ids of rows of a shared table this pull brings.
+    fn note_scopes(&self, decl: &TableDecl, rows: &[Row]) {
+        let Some(col) = &decl.shared_by else { return };
+        let ids = rows.iter().filter_map(|r| r.get(col)).filter(|v| !v.is_null()).map(id_text);
+        if let Ok(mut found) = self.found.lock() {
+            found.entry(decl.name.clone()).or_default().extend(ids);
+        }
     }
 
     async fn snapshot(&self) -> Result<Snapshot, SyncError> {
@@ -146,6 +158,12 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
             drop(local);
             self.pull_rows(decl, &snap, held, &mut report).await?;
             self.pull_tombstones(decl, &snap, nothing_to_delete, &mut report).await?;
+            if let Some(m) = &members {
+                if decl.shared_by.is_some() {
+                    let found = self.found.lock().map(|mut f| f.remove(&decl.name).unwrap_or_default()).unwrap_or_default();
+                    wb.meta.push(scopes::strays_entry(&decl.name, &found, &m.ids_for(&decl.name)));
+                }
+            }
             wb.meta.push((format!("last_sync:{}", decl.name), Some(json!(self.cx.now_ms()))));
             let (rows, deleted) = (report.rows - before.0, report.deleted - before.1);
             wb.history.push(self.cx.history_line(
@@ -176,6 +194,7 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
                 .get_rows(&decl.name, format!("select=*&sync_txid=in.({})", enc(&ids.join(","))))
                 .await?;
             report.requests += 1;
+            self.note_scopes(decl, &rows);
             let _w = self.cx.writer.lock().await;
             report.rows += apply_server_rows(&self.cx, decl, rows, WriteBatch::default()).await?;
         }
@@ -221,7 +240,11 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
         // its first and last rows are built before the next request goes out.
         let apply = |raw: Vec<RawRow>| async move {
             let _w = self.cx.writer.lock().await;
-            let build_all = || raw.iter().map(build).collect::<Result<Vec<Row>, SyncError>>();
+            let build_all = || {
+                let rows = raw.iter().map(build).collect::<Result<Vec<Row>, SyncError>>()?;
+                self.note_scopes(decl, &rows);
+                Ok::<_, SyncError>(rows)
+            };
             match apply_pulled(&self.cx, decl, build_all()?, WriteBatch::default(), held).await {
                 // Two server rows under one local key (rows that others share with this
                 // user, their local ids unique only per owner): a restore's plain

@@ -2,7 +2,9 @@
 //! `supasync_call`: the kit records the call's id and result with the call's own
 //! effects, in one transaction, so a retry after a lost answer replays the result and
 //! runs nothing twice. The result, when it is the row (the function returned it),
-//! becomes the row's server version, replacing the call's optimistic effect.
+//! becomes the row's server version, replacing the call's optimistic effect. A refused
+//! call is refused alone (the row's other writes do not depend on it), unless the row
+//! itself is gone from the server: then the delete wins, as for any write.
 
 use std::collections::HashSet;
 
@@ -16,7 +18,9 @@ use crate::net::classify::Failure;
 use crate::net::transport::Http;
 use crate::sync::error::SyncError;
 use crate::sync::references::{to_local, ParentLocalIds};
-use crate::sync::reject::reject;
+use crate::sync::reject::reject_call;
+use crate::sync::server_delete::server_deleted;
+use crate::sync::tombstones::{tombstones_of, TombstoneKey};
 
 impl<S: Store, H: Http> Push<'_, S, H> {
     /// One queued call.
@@ -52,19 +56,39 @@ impl<S: Store, H: Http> Push<'_, S, H> {
                 async move { self.cx.client.rpc("supasync_call", &b, &t).await }
             })
             .await;
-        let _w = self.cx.writer.lock_step().await;
         let result = match res {
             Ok(v) => v,
+            Err(err) if matches!(err.failure(), Failure::Transient | Failure::Unauthorized) => {
+                let _w = self.cx.writer.lock_step().await;
+                return self.retry_later(&e, &err).await;
+            }
             Err(err) => {
-                return match err.failure() {
-                    Failure::Transient | Failure::Unauthorized => self.retry_later(&e, &err).await,
-                    _ => {
-                        report.rejected += reject(&self.cx, &e, &format!("{function}: {err}"), refused).await?;
-                        Ok(RunOutcome::Done)
+                // Refused. The row may be gone from the server (deleted on another
+                // device; a function then finds nothing to change): the delete wins.
+                let id = id_text(&server_id);
+                let gone = match tombstones_of(&self.cx, &e.table, TombstoneKey::RowIds(std::slice::from_ref(&id))).await {
+                    Ok(g) => !g.is_empty(),
+                    Err(asked) => {
+                        let _w = self.cx.writer.lock_step().await;
+                        return self.retry_later(&e, &asked).await;
                     }
                 };
+                let _w = self.cx.writer.lock_step().await;
+                if gone {
+                    let outbox = self.cx.store.outbox().await?;
+                    let mut wb = WriteBatch::default();
+                    if let Some(row) = self.cx.store.get_row(&e.table, &e.local_id).await? {
+                        server_deleted(&self.cx, &row, "deleted on another device", &outbox, refused, &mut wb).await?;
+                    }
+                    self.cx.store.apply(wb).await?;
+                } else {
+                    reject_call(&self.cx, &e, &format!("{function}: {err}")).await?;
+                    report.rejected += 1;
+                }
+                return Ok(RunOutcome::Done);
             }
         };
+        let _w = self.cx.writer.lock_step().await;
         // The function returned the row it changed: that is the row now.
         let mirror = match result {
             Value::Object(m) if m.get(&decl.key).map(id_text) == Some(id_text(&server_id)) => {

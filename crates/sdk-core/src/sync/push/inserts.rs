@@ -16,6 +16,7 @@ use crate::net::client::{enc, quoted_list, RequestError};
 use crate::net::transport::Http;
 use crate::sync::error::SyncError;
 use crate::sync::references::{adopt_children, to_local, ParentLocalIds};
+use crate::sync::scopes;
 use crate::sync::reject::reject;
 use crate::sync::server_delete::server_deleted;
 use crate::sync::tombstones::{tombstones_of, TombstoneKey};
@@ -203,21 +204,31 @@ impl<S: Store, H: Http> Push<'_, S, H> {
                 stack.push((first, None));
                 continue;
             }
-            if failure == Failure::MissingParent {
-                // Its parent may be gone from the server (deleted on another device):
-                // then the delete wins and this insert is rejected with that reason.
+            // Its parent may be gone from the server (deleted on another device): then
+            // the delete wins and this insert is rejected with that reason. A missing
+            // parent says so; so may a policy refusal, when the app's policy checks the
+            // parent (messages only into conversations the user may write to).
+            if failure == Failure::MissingParent || (failure == Failure::Permanent && !decl.references.is_empty()) {
                 let gone = self.parents_deleted(table, &batch[0].0, refused).await?;
                 if gone > 0 {
                     report.rejected += gone;
                     continue;
                 }
-                if batch[0].0.attempts + 1 < self.cx.cfg.max_parent_waits {
+                if failure == Failure::MissingParent && batch[0].0.attempts + 1 < self.cx.cfg.max_parent_waits {
                     let _w = self.cx.writer.lock_step().await;
                     self.note_attempt(&batch, &e).await?;
                     return Ok(Some(RunOutcome::Stop(e.to_string())));
                 }
             }
-            let reason = e.to_string();
+            // A shared row refused because the user left its scope id: say so.
+            let left = match (failure, self.cx.store.get_row(table, &batch[0].0.local_id).await?) {
+                (Failure::Permanent, Some(row)) => scopes::why_hidden(&self.cx, decl, &row).await.ok().flatten(),
+                _ => None,
+            };
+            let reason = match left {
+                Some(why) => format!("{e} ({why})"),
+                None => e.to_string(),
+            };
             let _w = self.cx.writer.lock_step().await;
             report.rejected += reject(&self.cx, &batch[0].0, &reason, refused).await?;
         }
