@@ -158,3 +158,28 @@ test('a refused write in the desktop app shows its reason and can be discarded',
   await eventually(async () => (await texts('[data-testid=pending]')).length === 0, 20000, 'nothing left waiting');
   assert.equal(device('query', 'messages', '--where', 'role=tool').length, 0, 'the other device never saw it');
 });
+
+test('a conversation shared from the desktop app reaches another user with its messages', async () => {
+  // The guest uses the CLI as their own device (their own store).
+  const guest = await newUser(server);
+  const guestStore = mkdtempSync(path.join(tmpdir(), 'virgil-guest-'));
+  const asGuest = (...args) => {
+    const out = execFileSync(cli, ['--store', guestStore, '--schema', schemaFile, ...args], {
+      env: { ...process.env, SUPABASE_URL: server.url, SUPABASE_ANON_KEY: server.anonKey },
+      encoding: 'utf8',
+    });
+    return out.trim() ? JSON.parse(out.trim().split('\n').at(-1)) : null;
+  };
+  asGuest('login', '--email', guest.email, '--password', guest.password);
+  // The conversation open in the app (from the first test) is shared through the
+  // app's share form: a queued call through the Tauri command.
+  await type('input[aria-label="share with (email)"]', guest.email);
+  await click('form.share button[type=submit]');
+  await eventually(async () => (await texts('[data-testid=pending]')).length === 0, 20000, 'the share to be pushed');
+  await eventually(() => {
+    asGuest('sync');
+    return asGuest('query', 'messages').some((r) => r.row.content === 'Seat 42, window');
+  }, 20000, 'the shared conversation\'s messages on the guest\'s device');
+  assert.deepEqual(asGuest('query', 'conversations').map((r) => r.row.title), ['Trip to Lisbon']);
+  await screenshot('virgil-desktop-shared');
+});
