@@ -432,6 +432,42 @@ async fn a_conversation_shared_by_email_offline_brings_both_users_each_others_me
     assert_eq!(contents(a.clone()).await, ["from A", "from B"], "A keeps both");
 }
 
+#[tokio::test]
+async fn a_shared_conversation_deleted_with_its_memberships_is_a_delete_not_a_lost_membership() {
+    // Deleting a shared conversation also deletes its memberships (on delete cascade):
+    // the owner's other device learns that it left the scope, and must still say that
+    // the conversation was deleted, for it and for a message it wrote there meanwhile.
+    let s = common::chat_example_server().await;
+    let (a1, a2, b) = (
+        common::chat_example_replica(s.url(), s.anon_key()).await,
+        common::chat_example_replica(s.url(), s.anon_key()).await,
+        common::chat_example_replica(s.url(), s.anon_key()).await,
+    );
+    a1.sign_up("del-shared-a@example.com", "password-123").await.unwrap();
+    a2.sign_in("del-shared-a@example.com", "password-123").await.unwrap();
+    b.sign_up("del-shared-b@example.com", "password-123").await.unwrap();
+    let conv = a1.insert("conversations", &json!({"title": "Soon gone"})).await.unwrap();
+    a1.call("conversations", &conv.local_id, "share_conversation", &json!({"email": "del-shared-b@example.com"}), &json!({})).await.unwrap();
+    a1.sync().await.unwrap();
+    a2.sync().await.unwrap();
+    b.sync().await.unwrap();
+    // A2 writes into it while A1 deletes it; A2's next pull comes before its push.
+    let late = a2.insert("messages", &json!({"conversation_id": conv.local_id, "role": "user", "content": "too late"})).await.unwrap();
+    a1.delete("conversations", &conv.local_id).await.unwrap();
+    a1.sync().await.unwrap();
+    a2.pull().await.unwrap();
+    assert!(a2.query("conversations", &Query::default()).await.unwrap().is_empty());
+    let rejected = a2.rejected().await.unwrap();
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    assert_eq!(rejected[0].local_id, late.local_id);
+    let why = rejected[0].rejected.clone().unwrap_or_default();
+    assert!(why.contains("was deleted"), "{why}");
+    let history = a2.history(20).await.unwrap();
+    assert!(!history.iter().any(|h| h.error.as_deref().is_some_and(|e| e.contains("no longer a member"))), "{history:?}");
+    b.sync().await.unwrap();
+    assert!(b.query("conversations", &Query::default()).await.unwrap().is_empty(), "gone for the guest too");
+}
+
 mod live {
     use super::*;
     use supasync_core::live::Phase;

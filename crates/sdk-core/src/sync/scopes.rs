@@ -29,6 +29,8 @@ use serde_json::{json, Value};
 use super::context::SyncContext;
 use super::error::SyncError;
 use super::reject::reject_unsent_children;
+use super::server_delete::server_deleted;
+use super::tombstones::{tombstones_of, TombstoneKey};
 use crate::local::local_row::{id_text, sync_txid, LocalRow, Overlay, Row, RowStatus};
 use crate::local::outbox::OutboxEntry;
 use crate::local::schema::{SchemaError, TableDecl};
@@ -196,12 +198,21 @@ pub async fn evict_lost<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, m: &Membe
                 // Shared by a parent no longer here (its delete arrived first, say, a
                 // delete whose cascade also ended the membership that let this user read
                 // the child's tombstone): the server says whether it is still readable.
-                None if decl.references.contains_key(col) && r.server_id.is_some() => candidates.push((r, None)),
+                None if decl.references.contains_key(col) && r.mirror.as_ref().and_then(|m| m.get(col)).is_some_and(|v| !v.is_null()) => {
+                    candidates.push((r, None))
+                }
                 None => {}
             }
         }
         let ids: Vec<String> = candidates.iter().filter_map(|(r, _)| r.server_id.as_ref().map(id_text)).collect();
         let readable = still_readable(cx, decl, &ids).await?;
+        // Unreadable because deleted (a conversation deleted with its memberships): the
+        // delete wins, as a tombstone would have said.
+        let unreadable: Vec<String> = ids.into_iter().filter(|id| !readable.contains(id)).collect();
+        let mut deleted = HashSet::new();
+        for chunk in unreadable.chunks(IDS_PER_REQUEST) {
+            deleted.extend(tombstones_of(cx, &decl.name, TombstoneKey::RowIds(chunk)).await?);
+        }
         let _w = cx.writer.lock().await;
         let outbox = cx.store.outbox().await?;
         let mut wb = WriteBatch::default();
@@ -213,6 +224,11 @@ pub async fn evict_lost<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, m: &Membe
             // Read again under the lock: a Realtime change may have moved it meanwhile.
             let Some(now_row) = cx.store.get_row(&decl.name, &r.local_id).await? else { continue };
             if scope_id_of(cx.store, decl, col, &now_row, &mut parents).await? != id {
+                continue;
+            }
+            if now_row.server_id.as_ref().is_some_and(|s| deleted.contains(&id_text(s))) {
+                server_deleted(cx, &now_row, "deleted on the server", &outbox, &mut settled, &mut wb).await?;
+                evicted += 1;
                 continue;
             }
             let scope = m.scope_of(&decl.name);
