@@ -187,6 +187,7 @@ create table if not exists public.supasync_access (
   at timestamptz not null default now()
 );
 create index if not exists supasync_access_by_user on public.supasync_access (user_id, id);
+create index if not exists supasync_access_by_txid on public.supasync_access (user_id, sync_txid);
 alter table public.supasync_access enable row level security;
 drop policy if exists "users read their access changes" on public.supasync_access;
 create policy "users read their access changes" on public.supasync_access
@@ -537,8 +538,13 @@ $$;
 grant execute on function public.supasync_call(text, text, text, jsonb) to authenticated, service_role;
 
 -- For a signed-in user: the shared tables (name → scope, scope column, whether owners
--- read) and the scope ids they belong to (scope → ids).
-create or replace function public.supasync_memberships() returns json
+-- read) and the scope ids they belong to (scope → ids); `access_from`, the snapshot
+-- this answer saw; and, given `changed_since` (an earlier answer's access_from), the
+-- scope ids ('scope:id') whose membership changed after it (by transactions that
+-- snapshot did not see). A pull asks at its start and its end: a membership
+-- granted and revoked while it ran changed what RLS let its pages through.
+drop function if exists public.supasync_memberships();
+create or replace function public.supasync_memberships(changed_since text default null) returns json
 language sql stable security definer set search_path = pg_catalog, public as $$
   select json_build_object(
     'tables', coalesce((select json_object_agg(c.relname, json_build_object(
@@ -548,6 +554,13 @@ language sql stable security definer set search_path = pg_catalog, public as $$
                           (select json_agg(substr(k, length(s.name) + 2) order by k)
                            from supasync.my_scope_keys() k where left(k, length(s.name) + 1) = s.name || ':'),
                           '[]'::json))
-                        from supasync.scopes s), '{}'::json))
+                        from supasync.scopes s), '{}'::json),
+    'access_from', pg_current_snapshot()::text,
+    'changed', coalesce((select json_agg(distinct a.scope || ':' || a.scope_id)
+                         from public.supasync_access a
+                         where changed_since is not null and a.user_id = (select auth.uid())
+                           and a.sync_txid >= pg_snapshot_xmin(changed_since::pg_snapshot)::text::bigint
+                           and not pg_visible_in_snapshot(a.sync_txid::text::xid8, changed_since::pg_snapshot)),
+                        '[]'::json))
 $$;
-grant execute on function public.supasync_memberships() to authenticated, service_role;
+grant execute on function public.supasync_memberships(text) to authenticated, service_role;

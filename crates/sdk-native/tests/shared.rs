@@ -468,6 +468,56 @@ async fn a_shared_conversation_deleted_with_its_memberships_is_a_delete_not_a_lo
     assert!(b.query("conversations", &Query::default()).await.unwrap().is_empty(), "gone for the guest too");
 }
 
+#[tokio::test]
+async fn a_membership_revoked_and_granted_again_while_a_pull_runs_loses_no_row() {
+    // A pull's pages go through RLS as it is at each request. Here the guest's pull
+    // begins as a member, its walk of messages runs while the share is withdrawn (so a
+    // message written then is not in it, though below the new cursor), and the share
+    // is back before the pull ends. The pull must not take the scope for held.
+    let s = common::chat_example_server().await;
+    let a = common::chat_example_replica(s.url(), s.anon_key()).await;
+    a.sign_up("race-a@example.com", "password-123").await.unwrap();
+    let proxy = common::fault_proxy::FaultProxy::start(s.url().trim_start_matches("http://").to_string()).await.unwrap();
+    let b = common::chat_example_replica(&proxy.url(), s.anon_key()).await;
+    b.sign_up("race-b@example.com", "password-123").await.unwrap();
+    let conv = a.insert("conversations", &json!({"title": "Flaky share"})).await.unwrap();
+    a.insert("messages", &json!({"conversation_id": conv.local_id, "role": "user", "content": "first"})).await.unwrap();
+    let share = |f: &'static str| {
+        let (a, conv) = (a.clone(), conv.local_id.clone());
+        async move {
+            a.call("conversations", &conv, f, &json!({"email": "race-b@example.com"}), &json!({})).await.unwrap();
+            a.push().await.unwrap();
+        }
+    };
+    a.push().await.unwrap();
+    share("share_conversation").await;
+    b.pull().await.unwrap();
+    let contents = |d: Replica| async move {
+        let mut c: Vec<String> = d.query("messages", &Query::default()).await.unwrap().iter().map(|m| m.row["content"].as_str().unwrap().to_string()).collect();
+        c.sort();
+        c
+    };
+    assert_eq!(contents(b.clone()).await, ["first"]);
+
+    let mut start = proxy.hold_answer(&["POST /rest/v1/rpc/supasync_memberships"]);
+    let pull = tokio::spawn({
+        let b = b.clone();
+        async move { b.pull().await }
+    });
+    start.arrived().await; // the pull began while B is a member
+    share("unshare_conversation").await;
+    a.insert("messages", &json!({"conversation_id": conv.local_id, "role": "user", "content": "while unshared"})).await.unwrap();
+    a.push().await.unwrap();
+    let mut walk = proxy.hold_answer(&["GET /rest/v1/messages?", "sync_txid=gte."]);
+    start.release();
+    walk.arrived().await; // the walk ran without B's membership
+    share("share_conversation").await;
+    walk.release();
+    pull.await.unwrap().unwrap();
+    b.pull().await.unwrap();
+    assert_eq!(contents(b.clone()).await, ["first", "while unshared"], "the message written while unshared arrives");
+}
+
 mod live {
     use super::*;
     use supasync_core::live::Phase;

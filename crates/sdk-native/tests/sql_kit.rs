@@ -341,8 +341,15 @@ async fn membership_changes_are_told_to_the_user_they_concern() {
     assert_eq!(m["tables"]["notes"], json!({"scope": "org", "column": "org_id", "owner_reads": false}));
     let (_, m) = rest(&s, &b, reqwest::Method::POST, "rpc/supasync_memberships", Some(json!({}))).await;
     assert_eq!(m["scopes"], json!({"org": []}));
+    let since = m["access_from"].clone();
     admin(&s, &format!("insert into public.org_members values ('{o1}', '{}')", b.id)).await;
     admin(&s, &format!("delete from public.org_members where user_id = '{}'", b.id)).await;
+    // Asked with the snapshot of an earlier answer: what changed since, even when it
+    // came and went (the scope ids are the same as before).
+    let (_, m) = rest(&s, &b, reqwest::Method::POST, "rpc/supasync_memberships", Some(json!({"changed_since": since}))).await;
+    assert_eq!((m["scopes"].clone(), m["changed"].clone()), (json!({"org": []}), json!([format!("org:{o1}")])));
+    let (_, m) = rest(&s, &b, reqwest::Method::POST, "rpc/supasync_memberships", Some(json!({"changed_since": m["access_from"]}))).await;
+    assert_eq!(m["changed"], json!([]), "nothing since the last answer");
     let (_, lines) = rest(&s, &b, reqwest::Method::GET, "supasync_access?select=scope,scope_id,granted&order=id", None).await;
     assert_eq!(lines, json!([{"scope": "org", "scope_id": o1, "granted": true}, {"scope": "org", "scope_id": o1, "granted": false}]));
     let (_, lines) = rest(&s, &a, reqwest::Method::GET, "supasync_access?select=user_id", None).await;

@@ -63,6 +63,13 @@ fn yes() -> bool {
 pub struct Memberships {
     pub tables: BTreeMap<String, SharedTable>,
     pub scopes: BTreeMap<String, BTreeSet<String>>,
+    /// The server's snapshot when this was read (`xmin:xmax:xip,…`).
+    #[serde(default)]
+    pub access_from: Option<String>,
+    /// Asked with `changed_since`: the scope ids (`scope:id`) whose membership changed
+    /// since then.
+    #[serde(default)]
+    pub changed: BTreeSet<String>,
 }
 
 impl Memberships {
@@ -81,10 +88,18 @@ impl Memberships {
 }
 
 /// Ask the kit, and check that it shares each table the schema declares shared the
-/// same way (a mismatch would fetch and drop the wrong rows).
-pub async fn memberships<S: Store, H: Http>(cx: &SyncContext<'_, S, H>) -> Result<Memberships, SyncError> {
+/// same way (a mismatch would fetch and drop the wrong rows). With `changed_since` (an
+/// earlier answer's `access_from`), also which memberships changed since.
+pub async fn memberships<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, changed_since: Option<&str>) -> Result<Memberships, SyncError> {
+    let args = match changed_since {
+        Some(t) => json!({"changed_since": t}),
+        None => json!({}),
+    };
     let v = cx
-        .authed(|t| async move { cx.client.rpc("supasync_memberships", &json!({}), &t).await })
+        .authed(|t| {
+            let a = args.clone();
+            async move { cx.client.rpc("supasync_memberships", &a, &t).await }
+        })
         .await?;
     let m: Memberships = serde_json::from_value(v.clone())
         .map_err(|e| RequestError::BadAnswer(format!("supasync_memberships() returned {v}: {e}; is the SQL kit applied?")))?;
@@ -241,7 +256,6 @@ pub async fn evict_lost<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, m: &Membe
         }
         let kept: BTreeSet<String> = had.intersection(&now).cloned().collect();
         wb.meta.push(held_entry(&decl.name, &kept));
-        wb.meta.push(strays_entry(&decl.name, &stray, &now));
         wb.history.push(cx.history_line(
             "access",
             Some(&decl.name),
@@ -341,8 +355,31 @@ pub async fn why_hidden<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, decl: &Ta
     if !held(cx.store, &decl.name).await?.contains(&id) {
         return Ok(None);
     }
-    let m = memberships(cx).await?;
+    let m = memberships(cx, None).await?;
     Ok((!m.ids_for(&decl.name).contains(&id)).then(|| format!("this user is no longer a member of {} {id}", m.scope_of(&decl.name))))
+}
+
+/// Memberships that changed while a pull ran (`end`, asked with the `access_from` of
+/// the answer the pull began with): the pull's pages went through RLS as it was at
+/// each request, so for those scope ids the replica may lack rows (revoked, then
+/// granted again: rows written meanwhile were hidden from the walk that passed them)
+/// or hold rows the user cannot read (granted, then revoked). Neither held nor sure:
+/// the next pull backfills them if the user is a member, else checks their rows.
+pub fn changed_during(cx_schema: &crate::local::schema::Schema, end: &Memberships, held_now: &BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)>) -> Vec<(String, Option<Value>)> {
+    let mut out = vec![];
+    for (table, (held_ids, stray_ids)) in held_now {
+        let Ok(decl) = cx_schema.table(table) else { continue };
+        let Some(scope) = end.tables.get(&decl.name).map(|t| t.scope.as_str()) else { continue };
+        let ids: BTreeSet<String> = end.changed.iter().filter_map(|k| k.strip_prefix(scope)?.strip_prefix(':')).map(str::to_string).collect();
+        if ids.is_empty() {
+            continue;
+        }
+        let held: BTreeSet<String> = held_ids.difference(&ids).cloned().collect();
+        let strays: BTreeSet<String> = stray_ids.union(&ids).cloned().collect();
+        out.push(held_entry(table, &held));
+        out.push((strays_key(table), Some(json!(strays))));
+    }
+    out
 }
 
 /// The filter on a shared table's new scope ids for a backfill: `col=in.(…)`, in

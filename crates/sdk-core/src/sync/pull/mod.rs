@@ -124,7 +124,7 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
         let mut report = PullReport::default();
         // Shared tables: the user's scope ids now; rows of ids lost go first.
         let members = if self.cx.schema.has_shared() {
-            let m = scopes::memberships(&self.cx).await?;
+            let m = scopes::memberships(&self.cx, None).await?;
             report.deleted += scopes::evict_lost(&self.cx, &m).await?;
             report.requests += 1;
             Some(m)
@@ -182,7 +182,32 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
                 self.cx.events.changed(vec![decl.name.clone()], false);
             }
         }
+        if let Some(m) = &members {
+            self.memberships_changed_meanwhile(m, &mut report).await?;
+        }
         Ok(report)
+    }
+
+    /// Ask the kit which memberships changed while this pull ran, and mark those scope
+    /// ids unsure (see [`scopes::changed_during`]).
+    async fn memberships_changed_meanwhile(&self, start: &scopes::Memberships, report: &mut PullReport) -> Result<(), SyncError> {
+        let Some(since) = start.access_from.as_deref() else { return Ok(()) };
+        let end = scopes::memberships(&self.cx, Some(since)).await?;
+        report.requests += 1;
+        if end.changed.is_empty() {
+            return Ok(());
+        }
+        let mut now = BTreeMap::new();
+        for t in self.cx.schema.tables().iter().filter(|t| t.shared_by.is_some()) {
+            let ids = (scopes::held(self.cx.store, &t.name).await?, scopes::strays(self.cx.store, &t.name).await?);
+            now.insert(t.name.clone(), ids);
+        }
+        let meta = scopes::changed_during(self.cx.schema, &end, &now);
+        if !meta.is_empty() {
+            let _w = self.cx.writer.lock().await;
+            self.cx.store.apply(WriteBatch { meta, ..Default::default() }).await?;
+        }
+        Ok(())
     }
 
     async fn pull_rows(&self, decl: &TableDecl, snap: &Snapshot, held: Held, report: &mut PullReport) -> Result<(), SyncError> {
