@@ -256,6 +256,8 @@ pub async fn evict_lost<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, m: &Membe
         }
         let kept: BTreeSet<String> = had.intersection(&now).cloned().collect();
         wb.meta.push(held_entry(&decl.name, &kept));
+        // Strays are settled: evicted here, or members now (backfilled by this pull).
+        wb.meta.push(strays_entry(&decl.name, &BTreeSet::new(), &BTreeSet::new()));
         wb.history.push(cx.history_line(
             "access",
             Some(&decl.name),

@@ -62,23 +62,32 @@ struct Snapshot {
 /// (the engine holds a lock around [`Pull::run`]).
 pub struct Pull<'a, S: Store, H: Http> {
     cx: SyncContext<'a, S, H>,
-    /// Shared tables: the scope ids of the rows this pull brought (see
-    /// [`scopes::strays_entry`]).
-    found: std::sync::Mutex<BTreeMap<String, BTreeSet<String>>>,
+    /// Shared tables: the scope ids the user was a member of when this pull began.
+    members: std::sync::Mutex<BTreeMap<String, BTreeSet<String>>>,
 }
 
 impl<'a, S: Store, H: Http> Pull<'a, S, H> {
     pub fn new(cx: SyncContext<'a, S, H>) -> Self {
-        Pull { cx, found: Default::default() }
+        Pull { cx, members: Default::default() }
     }
 
-    /// Note the scope ids of rows of a shared table this pull brings.
-    fn note_scopes(&self, decl: &TableDecl, rows: &[Row]) {
-        let Some(col) = &decl.shared_by else { return };
-        let ids = rows.iter().filter_map(|r| r.get(col)).filter(|v| !v.is_null()).map(id_text);
-        if let Ok(mut found) = self.found.lock() {
-            found.entry(decl.name.clone()).or_default().extend(ids);
+    /// For a page of a shared table: the scope ids among its rows that the user was not
+    /// a member of when the pull began (a share that came while it ran) added to the
+    /// table's strays, as a meta entry written with the page itself, so that a process
+    /// killed after the page still knows to check those rows (see [`scopes::strays`]).
+    async fn strays_with(&self, decl: &TableDecl, rows: &[Row]) -> Result<Vec<(String, Option<Value>)>, SyncError> {
+        let Some(col) = &decl.shared_by else { return Ok(vec![]) };
+        let new: BTreeSet<String> = {
+            let Ok(members) = self.members.lock() else { return Ok(vec![]) };
+            let Some(ids) = members.get(&decl.name) else { return Ok(vec![]) };
+            rows.iter().filter_map(|r| r.get(col)).filter(|v| !v.is_null()).map(id_text).filter(|id| !ids.contains(id)).collect()
+        };
+        if new.is_empty() {
+            return Ok(vec![]);
         }
+        let mut strays = scopes::strays(self.cx.store, &decl.name).await?;
+        strays.extend(new);
+        Ok(vec![scopes::strays_entry(&decl.name, &strays, &BTreeSet::new())])
     }
 
     async fn snapshot(&self) -> Result<Snapshot, SyncError> {
@@ -126,6 +135,11 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
         let members = if self.cx.schema.has_shared() {
             let m = scopes::memberships(&self.cx, None).await?;
             report.deleted += scopes::evict_lost(&self.cx, &m).await?;
+            if let Ok(mut members) = self.members.lock() {
+                for t in self.cx.schema.tables().iter().filter(|t| t.shared_by.is_some()) {
+                    members.insert(t.name.clone(), m.ids_for(&t.name));
+                }
+            }
             report.requests += 1;
             Some(m)
         } else {
@@ -160,8 +174,9 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
             self.pull_tombstones(decl, &snap, nothing_to_delete, &mut report).await?;
             if let Some(m) = &members {
                 if decl.shared_by.is_some() {
-                    let found = self.found.lock().map(|mut f| f.remove(&decl.name).unwrap_or_default()).unwrap_or_default();
-                    wb.meta.push(scopes::strays_entry(&decl.name, &found, &m.ids_for(&decl.name)));
+                    // Strays the user is a member of now were backfilled above.
+                    let strays = scopes::strays(self.cx.store, &decl.name).await?;
+                    wb.meta.push(scopes::strays_entry(&decl.name, &strays, &m.ids_for(&decl.name)));
                 }
             }
             wb.meta.push((format!("last_sync:{}", decl.name), Some(json!(self.cx.now_ms()))));
@@ -219,9 +234,9 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
                 .get_rows(&decl.name, format!("select=*&sync_txid=in.({})", enc(&ids.join(","))))
                 .await?;
             report.requests += 1;
-            self.note_scopes(decl, &rows);
             let _w = self.cx.writer.lock().await;
-            report.rows += apply_server_rows(&self.cx, decl, rows, WriteBatch::default()).await?;
+            let meta = self.strays_with(decl, &rows).await?;
+            report.rows += apply_server_rows(&self.cx, decl, rows, WriteBatch { meta, ..Default::default() }).await?;
         }
         // A table never pulled here (a restore) asks for the count with its first page,
         // to report progress against it.
@@ -265,17 +280,16 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
         // its first and last rows are built before the next request goes out.
         let apply = |raw: Vec<RawRow>| async move {
             let _w = self.cx.writer.lock().await;
-            let build_all = || {
-                let rows = raw.iter().map(build).collect::<Result<Vec<Row>, SyncError>>()?;
-                self.note_scopes(decl, &rows);
-                Ok::<_, SyncError>(rows)
-            };
-            match apply_pulled(&self.cx, decl, build_all()?, WriteBatch::default(), held).await {
+            let build_all = || raw.iter().map(build).collect::<Result<Vec<Row>, SyncError>>();
+            let rows = build_all()?;
+            let meta = self.strays_with(decl, &rows).await?;
+            let batch = || WriteBatch { meta: meta.clone(), ..Default::default() };
+            match apply_pulled(&self.cx, decl, rows, batch(), held).await {
                 // Two server rows under one local key (rows that others share with this
                 // user, their local ids unique only per owner): a restore's plain
                 // inserts refuse the page, and nothing of it was written. Merge it.
                 Err(SyncError::Store(StoreError::Exists(_))) if matches!(held, Held::NoneYet) => {
-                    apply_pulled(&self.cx, decl, build_all()?, WriteBatch::default(), Held::LookUp).await
+                    apply_pulled(&self.cx, decl, build_all()?, batch(), Held::LookUp).await
                 }
                 other => other,
             }
