@@ -90,7 +90,8 @@ pub async fn apply_change<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, c: &PgC
                 let got = sync_txid(&c.record);
                 let stale = held.is_none()
                     && (cx.graveyard.holds_change(&decl.name, local.as_deref(), c.record.get(&decl.key))
-                        || pulled_past(cx.store, &decl.name, got).await?);
+                        || pulled_past(cx.store, &decl.name, got).await?)
+                    || outside_held_scopes(cx, &decl, &c.record).await?;
                 match (mine, got) {
                     // A change from before the row's delete (queued during a
                     // catch-up, or in flight): deleted rows never come back.
@@ -120,6 +121,21 @@ async fn pulled_past<S: Store>(store: &S, table: &str, txid: Option<i64>) -> Res
     let Some(t) = txid else { return Ok(false) };
     let cur = cursor::read(store, &format!("cursor:{table}")).await?;
     Ok(t < cur.next_txid && !cur.pending.contains(&t))
+}
+
+/// Whether a change to a shared row belongs to a scope id this replica does not hold
+/// (and to a row this user does not own): it came through a listener from before the
+/// scope id left the replica (queued, or heard before the channel joined again with
+/// the new ids). Applying it would bring back a row the user may no longer read; if the
+/// user is a member again, the pull that the membership line starts brings the row.
+async fn outside_held_scopes<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, decl: &TableDecl, record: &Row) -> Result<bool, SyncError> {
+    let Some(col) = &decl.shared_by else { return Ok(false) };
+    let Some(id) = record.get(col).filter(|v| !v.is_null()).map(id_text) else { return Ok(false) };
+    if scopes::held(cx.store, &decl.name).await?.contains(&id) {
+        return Ok(false);
+    }
+    let me = cx.session().await?.user_id;
+    Ok(record.get(&decl.owner).map(id_text).as_deref() != Some(me.as_str()))
 }
 
 /// Remove the row a tombstone names, with any writes of it still waiting (the
