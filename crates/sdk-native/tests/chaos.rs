@@ -434,9 +434,13 @@ async fn chaos(seed: u64) -> Injected {
             .map(|(k, v)| (k.clone(), v.clone(), truth.get(k).cloned()))
             .chain(truth.iter().filter(|(k, _)| !view.contains_key(*k)).map(|(k, v)| (k.clone(), Value::Null, Some(v.clone()))))
             .collect();
+        let why = match differ.first() {
+            Some(((table, local_id), _, _)) => divergence_detail(&s, d.r(), table, local_id).await,
+            None => String::new(),
+        };
         assert!(
             differ.is_empty(),
-            "seed {seed}: device {i} differs from what its user may read in {} rows; first (row, device, server): {:?}",
+            "seed {seed}: device {i} differs from what its user may read in {} rows; first (row, device, server): {:?}; {why}",
             differ.len(),
             differ.first()
         );
@@ -445,6 +449,23 @@ async fn chaos(seed: u64) -> Injected {
         d.live.kill().await;
     }
     injected
+}
+
+/// For a row a device holds wrongly (or lacks): the row on the server past RLS, its
+/// tombstones, the device's row and scope bookkeeping, and its last history lines.
+async fn divergence_detail(s: &DevServer, d: &Replica, table: &str, local_id: &str) -> String {
+    let on_server = server_rows(s, table, &format!("select=id,user_id,sync_txid&local_id=eq.{local_id}")).await;
+    let tombstones = server_rows(s, "supasync_tombstones", &format!("select=kind,scope_id,sync_txid&local_id=eq.{local_id}")).await;
+    let members = server_rows(s, "conversation_members", "select=conversation_id,user_id").await;
+    let access = server_rows(s, "supasync_access", "select=scope_id,granted,sync_txid&order=id").await;
+    let row = d.store.get_row(table, local_id).await.ok().flatten();
+    let held = d.store.meta(&format!("scopes:{table}")).await.ok().flatten();
+    let strays = d.store.meta(&format!("scopes:stray:{table}")).await.ok().flatten();
+    let cursor = d.store.meta(&format!("cursor:{table}")).await.ok().flatten();
+    let history: Vec<String> = d.history(12).await.unwrap_or_default().iter().map(|h| format!("{} {:?} {} {:?}", h.kind, h.table, h.detail, h.error)).collect();
+    format!(
+        "server row {on_server:?}; tombstones {tombstones:?}; members {members:?}; access {access:?}; device row {row:?}; held {held:?}; strays {strays:?}; cursor {cursor:?}; history {history:?}"
+    )
 }
 
 /// The seeds to run: `CHAOS_SEEDS` as `A..B` (both included), `A..=B`, or a comma list

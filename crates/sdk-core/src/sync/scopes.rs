@@ -42,6 +42,10 @@ use crate::net::transport::Http;
 /// revoked), which live sync listens to.
 pub const ACCESS: &str = "supasync_access";
 
+/// Meta key: the server snapshot at the start of the oldest pull that has not yet
+/// asked which memberships changed since (see `Pull`).
+pub const ACCESS_FROM: &str = "scopes:access_from";
+
 /// Server ids per `in.(…)` list: URLs stay well under proxies' limits.
 const IDS_PER_REQUEST: usize = 100;
 
@@ -232,8 +236,16 @@ pub async fn evict_lost<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, m: &Membe
         let outbox = cx.store.outbox().await?;
         let mut wb = WriteBatch::default();
         let mut settled = HashSet::new();
+        let me = cx.session().await?.user_id;
+        // Lost scope ids whose rows the server still let this user read, not as their
+        // owner (shared again since the memberships were read): still unsure.
+        let mut unsure = BTreeSet::new();
         for (r, id) in candidates {
             if r.server_id.as_ref().is_some_and(|s| readable.contains(&id_text(s))) {
+                let owned = r.mirror.as_ref().and_then(|m| m.get(&decl.owner)).map(id_text).as_deref() == Some(me.as_str());
+                if let (Some(id), false) = (&id, owned) {
+                    unsure.insert(id.clone());
+                }
                 continue;
             }
             // Read again under the lock: a Realtime change may have moved it meanwhile.
@@ -256,8 +268,9 @@ pub async fn evict_lost<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, m: &Membe
         }
         let kept: BTreeSet<String> = had.intersection(&now).cloned().collect();
         wb.meta.push(held_entry(&decl.name, &kept));
-        // Strays are settled: evicted here, or members now (backfilled by this pull).
-        wb.meta.push(strays_entry(&decl.name, &BTreeSet::new(), &BTreeSet::new()));
+        // Strays are settled (evicted here, or members now: backfilled by this pull),
+        // but for scope ids whose rows were still readable.
+        wb.meta.push(strays_entry(&decl.name, &unsure, &BTreeSet::new()));
         wb.history.push(cx.history_line(
             "access",
             Some(&decl.name),

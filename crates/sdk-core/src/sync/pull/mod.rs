@@ -134,6 +134,14 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
         // Shared tables: the user's scope ids now; rows of ids lost go first.
         let members = if self.cx.schema.has_shared() {
             let m = scopes::memberships(&self.cx, None).await?;
+            // Where this pull began, kept until its end has asked what changed since
+            // (an older mark, of a pull that failed before, stays).
+            if let (Some(from), None) = (&m.access_from, self.cx.store.meta(scopes::ACCESS_FROM).await?) {
+                let _w = self.cx.writer.lock().await;
+                self.cx.store
+                    .apply(WriteBatch { meta: vec![(scopes::ACCESS_FROM.to_string(), Some(json!(from)))], ..Default::default() })
+                    .await?;
+            }
             report.deleted += scopes::evict_lost(&self.cx, &m).await?;
             if let Ok(mut members) = self.members.lock() {
                 for t in self.cx.schema.tables().iter().filter(|t| t.shared_by.is_some()) {
@@ -206,10 +214,21 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
     /// Ask the kit which memberships changed while this pull ran, and mark those scope
     /// ids unsure (see [`scopes::changed_during`]).
     async fn memberships_changed_meanwhile(&self, start: &scopes::Memberships, report: &mut PullReport) -> Result<(), SyncError> {
-        let Some(since) = start.access_from.as_deref() else { return Ok(()) };
-        let end = scopes::memberships(&self.cx, Some(since)).await?;
+        // From the start of the oldest pull that did not get this far (one that failed
+        // after its pages went through RLS as it stood then): its changes count too.
+        let since = match self.cx.store.meta(scopes::ACCESS_FROM).await? {
+            Some(Value::String(s)) => s,
+            _ => match &start.access_from {
+                Some(s) => s.clone(),
+                None => return Ok(()),
+            },
+        };
+        let end = scopes::memberships(&self.cx, Some(&since)).await?;
         report.requests += 1;
+        let done = (scopes::ACCESS_FROM.to_string(), None);
         if end.changed.is_empty() {
+            let _w = self.cx.writer.lock().await;
+            self.cx.store.apply(WriteBatch { meta: vec![done], ..Default::default() }).await?;
             return Ok(());
         }
         let mut now = BTreeMap::new();
@@ -217,11 +236,10 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
             let ids = (scopes::held(self.cx.store, &t.name).await?, scopes::strays(self.cx.store, &t.name).await?);
             now.insert(t.name.clone(), ids);
         }
-        let meta = scopes::changed_during(self.cx.schema, &end, &now);
-        if !meta.is_empty() {
-            let _w = self.cx.writer.lock().await;
-            self.cx.store.apply(WriteBatch { meta, ..Default::default() }).await?;
-        }
+        let mut meta = scopes::changed_during(self.cx.schema, &end, &now);
+        meta.push(done);
+        let _w = self.cx.writer.lock().await;
+        self.cx.store.apply(WriteBatch { meta, ..Default::default() }).await?;
         Ok(())
     }
 
