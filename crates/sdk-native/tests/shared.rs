@@ -518,6 +518,52 @@ async fn a_membership_revoked_and_granted_again_while_a_pull_runs_loses_no_row()
     assert_eq!(contents(b.clone()).await, ["first", "while unshared"], "the message written while unshared arrives");
 }
 
+#[tokio::test]
+async fn a_delete_made_while_a_share_was_withdrawn_reaches_the_member_when_shared_again() {
+    // The guest's pull begins as a member; the share is withdrawn and a message deleted
+    // before its walk of tombstones, which therefore cannot see the tombstone; shared
+    // again, the next pull must still delete the message.
+    let s = common::chat_example_server().await;
+    let a = common::chat_example_replica(s.url(), s.anon_key()).await;
+    a.sign_up("gone-a@example.com", "password-123").await.unwrap();
+    let proxy = common::fault_proxy::FaultProxy::start(s.url().trim_start_matches("http://").to_string()).await.unwrap();
+    let b = common::chat_example_replica(&proxy.url(), s.anon_key()).await;
+    b.sign_up("gone-b@example.com", "password-123").await.unwrap();
+    let conv = a.insert("conversations", &json!({"title": "Shared, then not"})).await.unwrap();
+    let doomed = a.insert("messages", &json!({"conversation_id": conv.local_id, "role": "user", "content": "doomed"})).await.unwrap();
+    a.insert("messages", &json!({"conversation_id": conv.local_id, "role": "user", "content": "kept"})).await.unwrap();
+    let share = |f: &'static str| {
+        let (a, conv) = (a.clone(), conv.local_id.clone());
+        async move {
+            a.call("conversations", &conv, f, &json!({"email": "gone-b@example.com"}), &json!({})).await.unwrap();
+            a.push().await.unwrap();
+        }
+    };
+    a.push().await.unwrap();
+    share("share_conversation").await;
+    b.pull().await.unwrap();
+    let contents = |d: Replica| async move {
+        let mut c: Vec<String> = d.query("messages", &Query::default()).await.unwrap().iter().map(|m| m.row["content"].as_str().unwrap().to_string()).collect();
+        c.sort();
+        c
+    };
+    assert_eq!(contents(b.clone()).await, ["doomed", "kept"]);
+    let mut start = proxy.hold_answer(&["POST /rest/v1/rpc/supasync_memberships"]);
+    let pull = tokio::spawn({
+        let b = b.clone();
+        async move { b.pull().await }
+    });
+    start.arrived().await;
+    share("unshare_conversation").await;
+    a.delete("messages", &doomed.local_id).await.unwrap();
+    a.push().await.unwrap();
+    start.release();
+    pull.await.unwrap().unwrap();
+    share("share_conversation").await;
+    b.pull().await.unwrap();
+    assert_eq!(contents(b.clone()).await, ["kept"], "the delete arrives once shared again");
+}
+
 mod live {
     use super::*;
     use supasync_core::live::Phase;

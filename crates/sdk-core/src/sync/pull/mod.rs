@@ -166,6 +166,7 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
                 let new: BTreeSet<String> = now.difference(&scopes::held(self.cx.store, &decl.name).await?).cloned().collect();
                 if !new.is_empty() {
                     self.backfill(decl, col, &new, &mut report).await?;
+                    self.backfill_tombstones(decl, &new, &mut report).await?;
                 }
                 wb.meta.push(scopes::held_entry(&decl.name, &now));
             }
@@ -416,6 +417,55 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
         }
         let _w = self.cx.writer.lock().await;
         let mut wb = WriteBatch::default();
+        self.apply_tombstones(decl, found, &mut wb, report).await?;
+        wb.meta.push((
+            key,
+            Some(json!(Cursor {
+                next_txid: snap.xmax,
+                pending: snap.xip.clone(),
+            })),
+        ));
+        self.cx.store.apply(wb).await?;
+        Ok(())
+    }
+
+    /// The tombstones of scope ids granted since the last pull, below the tombstone
+    /// cursor: deletes (and moves) made while this device could not read them, of rows
+    /// it may still hold from an earlier membership (shared, withdrawn, a row deleted,
+    /// shared again: the walk that passed the delete could not see it).
+    async fn backfill_tombstones(&self, decl: &TableDecl, ids: &BTreeSet<String>, report: &mut PullReport) -> Result<(), SyncError> {
+        let below = cursor::read(self.cx.store, &format!("tombstones:{}", decl.name)).await?.next_txid;
+        if below == 0 {
+            return Ok(());
+        }
+        let mut found: Vec<Row> = vec![];
+        for filter in scopes::in_lists("scope_id", ids) {
+            let base = format!("select=row_id,local_id,sync_txid,id,kind,scope,scope_id&table_name=eq.{}&{filter}", enc(&decl.name));
+            let mut at = PageAt::From(0);
+            loop {
+                let page = self.get_rows(TOMBSTONES, at.query(&base, "id", below, self.cx.cfg.page_size)).await?;
+                report.requests += 1;
+                let next = at.next((page.len(), page.first(), page.last()), "id", self.cx.cfg.page_size, TOMBSTONES)?;
+                found.extend(page);
+                match next {
+                    Some(n) => at = n,
+                    None => break,
+                }
+            }
+        }
+        if found.is_empty() {
+            return Ok(());
+        }
+        let _w = self.cx.writer.lock().await;
+        let mut wb = WriteBatch::default();
+        self.apply_tombstones(decl, found, &mut wb, report).await?;
+        self.cx.store.apply(wb).await?;
+        Ok(())
+    }
+
+    /// Tombstones into a batch (the caller holds the writer lock): a deleted row goes,
+    /// a row moved out of a scope id goes unless this device holds its newer version.
+    async fn apply_tombstones(&self, decl: &TableDecl, found: Vec<Row>, wb: &mut WriteBatch, report: &mut PullReport) -> Result<(), SyncError> {
         let outbox = if found.is_empty() { vec![] } else { self.cx.store.outbox().await? };
         let mut settled = std::collections::HashSet::new();
         for t in found {
@@ -428,23 +478,15 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
                     continue;
                 }
                 if moved {
-                    if scopes::moved_away(&self.cx, &r, &t, &outbox, &mut settled, &mut wb).await? {
+                    if scopes::moved_away(&self.cx, &r, &t, &outbox, &mut settled, wb).await? {
                         report.deleted += 1;
                     }
                     continue;
                 }
-                server_deleted(&self.cx, &r, "deleted on the server", &outbox, &mut settled, &mut wb).await?;
+                server_deleted(&self.cx, &r, "deleted on the server", &outbox, &mut settled, wb).await?;
                 report.deleted += 1;
             }
         }
-        wb.meta.push((
-            key,
-            Some(json!(Cursor {
-                next_txid: snap.xmax,
-                pending: snap.xip.clone(),
-            })),
-        ));
-        self.cx.store.apply(wb).await?;
         Ok(())
     }
 
