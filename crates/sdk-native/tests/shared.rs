@@ -11,6 +11,7 @@ use std::time::Duration;
 use common::{library_replica, library_server, server_rows, Replica};
 use serde_json::{json, Value};
 use supasync_core::engine::Query;
+use supasync_core::Store;
 use supasync_devserver::DevServer;
 
 struct Member {
@@ -562,6 +563,31 @@ async fn a_delete_made_while_a_share_was_withdrawn_reaches_the_member_when_share
     share("share_conversation").await;
     b.pull().await.unwrap();
     assert_eq!(contents(b.clone()).await, ["kept"], "the delete arrives once shared again");
+}
+
+#[tokio::test]
+async fn the_users_own_rows_of_a_shared_table_are_never_in_doubt() {
+    // A user's own conversations and messages (never shared) are read as theirs: a pull
+    // that brings them does not take them for rows of a scope id the user is not in,
+    // which the next pull would have to check with the server, row by row.
+    let s = common::chat_example_server().await;
+    let a = common::chat_example_replica(s.url(), s.anon_key()).await;
+    a.sign_up("own-rows@example.com", "password-123").await.unwrap();
+    let conv = a.insert("conversations", &json!({"title": "Mine"})).await.unwrap();
+    for i in 0..3 {
+        a.insert("messages", &json!({"conversation_id": conv.local_id, "role": "user", "content": format!("m{i}")})).await.unwrap();
+    }
+    a.push().await.unwrap();
+    let fresh = common::chat_example_replica(s.url(), s.anon_key()).await;
+    fresh.sign_in("own-rows@example.com", "password-123").await.unwrap();
+    let first = fresh.pull().await.unwrap();
+    assert_eq!(first.rows, 4);
+    for t in ["conversations", "messages"] {
+        assert_eq!(fresh.store.meta(&format!("scopes:stray:{t}")).await.unwrap(), None, "{t}: no stray scope ids");
+    }
+    let again = fresh.pull().await.unwrap();
+    assert_eq!((again.rows, again.deleted), (0, 0));
+    assert!(fresh.history(20).await.unwrap().iter().all(|h| h.kind != "access"), "no eviction pass");
 }
 
 mod live {

@@ -62,8 +62,9 @@ struct Snapshot {
 /// (the engine holds a lock around [`Pull::run`]).
 pub struct Pull<'a, S: Store, H: Http> {
     cx: SyncContext<'a, S, H>,
-    /// Shared tables: the scope ids the user was a member of when this pull began.
-    members: std::sync::Mutex<BTreeMap<String, BTreeSet<String>>>,
+    /// Shared tables: the scope ids the user was a member of when this pull began, and
+    /// whose rows the user reads as their owner anyway (`None`: owners do not read).
+    members: std::sync::Mutex<BTreeMap<String, (BTreeSet<String>, Option<String>)>>,
 }
 
 impl<'a, S: Store, H: Http> Pull<'a, S, H> {
@@ -79,8 +80,10 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
         let Some(col) = &decl.shared_by else { return Ok(vec![]) };
         let new: BTreeSet<String> = {
             let Ok(members) = self.members.lock() else { return Ok(vec![]) };
-            let Some(ids) = members.get(&decl.name) else { return Ok(vec![]) };
-            rows.iter().filter_map(|r| r.get(col)).filter(|v| !v.is_null()).map(id_text).filter(|id| !ids.contains(id)).collect()
+            let Some((ids, owner)) = members.get(&decl.name) else { return Ok(vec![]) };
+            // The user's own rows come through their ownership (where owners read).
+            let own = |r: &Row| owner.as_ref().is_some_and(|me| r.get(&decl.owner).map(id_text).as_ref() == Some(me));
+            rows.iter().filter(|r| !own(r)).filter_map(|r| r.get(col)).filter(|v| !v.is_null()).map(id_text).filter(|id| !ids.contains(id)).collect()
         };
         if new.is_empty() {
             return Ok(vec![]);
@@ -143,9 +146,11 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
                     .await?;
             }
             report.deleted += scopes::evict_lost(&self.cx, &m).await?;
+            let me = self.cx.session().await?.user_id;
             if let Ok(mut members) = self.members.lock() {
                 for t in self.cx.schema.tables().iter().filter(|t| t.shared_by.is_some()) {
-                    members.insert(t.name.clone(), m.ids_for(&t.name));
+                    let owner_reads = m.tables.get(&t.name).is_none_or(|k| k.owner_reads);
+                    members.insert(t.name.clone(), (m.ids_for(&t.name), owner_reads.then(|| me.clone())));
                 }
             }
             report.requests += 1;
