@@ -389,6 +389,19 @@ async fn a_call_the_server_refuses_rolls_back_its_effect_with_the_reason() {
     assert_eq!(b.dev.status().await.unwrap().pending, 0);
 }
 
+/// The messages a device shows, by content, sorted.
+async fn message_contents(d: &Replica) -> Vec<String> {
+    let mut c: Vec<String> = d.query("messages", &Query::default()).await.unwrap().iter().map(|m| m.row["content"].as_str().unwrap().to_string()).collect();
+    c.sort();
+    c
+}
+
+/// The owner shares a conversation with `email`, or stops sharing it (`function`), and pushes.
+async fn set_share(owner: &Replica, conversation: &str, email: &str, function: &str) {
+    owner.call("conversations", conversation, function, &json!({"email": email}), &json!({})).await.unwrap();
+    owner.push().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_conversation_shared_by_email_offline_brings_both_users_each_others_messages() {
     // The chat example (seed 004): A makes a conversation offline and shares it with B
@@ -402,20 +415,15 @@ async fn a_conversation_shared_by_email_offline_brings_both_users_each_others_me
     a.call("conversations", &conv.local_id, "share_conversation", &json!({"email": "share-b@example.com"}), &json!({})).await.unwrap();
     a.sync().await.unwrap();
     b.sync().await.unwrap();
-    let contents = |d: Replica| async move {
-        let mut c: Vec<String> = d.query("messages", &Query::default()).await.unwrap().iter().map(|m| m.row["content"].as_str().unwrap().to_string()).collect();
-        c.sort();
-        c
-    };
     let on_b = b.query("conversations", &Query::default()).await.unwrap();
     assert_eq!(on_b.len(), 1);
     assert_eq!((on_b[0].local_id.as_str(), on_b[0].row["title"].clone()), (conv.local_id.as_str(), json!("Trip")));
-    assert_eq!(contents(b.clone()).await, ["from A"]);
+    assert_eq!(message_contents(&b).await, ["from A"]);
     // B answers in it; A gets B's message (and the server's count of both).
     b.insert("messages", &json!({"conversation_id": conv.local_id, "role": "user", "content": "from B"})).await.unwrap();
     b.sync().await.unwrap();
     a.sync().await.unwrap();
-    assert_eq!(contents(a.clone()).await, ["from A", "from B"]);
+    assert_eq!(message_contents(&a).await, ["from A", "from B"]);
     assert_eq!(a.get("conversations", &conv.local_id).await.unwrap().unwrap().row["message_count"], json!(2));
     // Sharing with an unknown email is refused with the server's reason.
     a.call("conversations", &conv.local_id, "share_conversation", &json!({"email": "nobody@example.com"}), &json!({})).await.unwrap();
@@ -429,8 +437,8 @@ async fn a_conversation_shared_by_email_offline_brings_both_users_each_others_me
     a.sync().await.unwrap();
     b.sync().await.unwrap();
     assert!(b.query("conversations", &Query::default()).await.unwrap().is_empty());
-    assert_eq!(contents(b.clone()).await, ["from B"]);
-    assert_eq!(contents(a.clone()).await, ["from A", "from B"], "A keeps both");
+    assert_eq!(message_contents(&b).await, ["from B"]);
+    assert_eq!(message_contents(&a).await, ["from A", "from B"], "A keeps both");
 }
 
 #[tokio::test]
@@ -483,22 +491,10 @@ async fn a_membership_revoked_and_granted_again_while_a_pull_runs_loses_no_row()
     b.sign_up("race-b@example.com", "password-123").await.unwrap();
     let conv = a.insert("conversations", &json!({"title": "Flaky share"})).await.unwrap();
     a.insert("messages", &json!({"conversation_id": conv.local_id, "role": "user", "content": "first"})).await.unwrap();
-    let share = |f: &'static str| {
-        let (a, conv) = (a.clone(), conv.local_id.clone());
-        async move {
-            a.call("conversations", &conv, f, &json!({"email": "race-b@example.com"}), &json!({})).await.unwrap();
-            a.push().await.unwrap();
-        }
-    };
     a.push().await.unwrap();
-    share("share_conversation").await;
+    set_share(&a, &conv.local_id, "race-b@example.com", "share_conversation").await;
     b.pull().await.unwrap();
-    let contents = |d: Replica| async move {
-        let mut c: Vec<String> = d.query("messages", &Query::default()).await.unwrap().iter().map(|m| m.row["content"].as_str().unwrap().to_string()).collect();
-        c.sort();
-        c
-    };
-    assert_eq!(contents(b.clone()).await, ["first"]);
+    assert_eq!(message_contents(&b).await, ["first"]);
 
     let mut start = proxy.hold_answer(&["POST /rest/v1/rpc/supasync_memberships"]);
     let pull = tokio::spawn({
@@ -506,17 +502,17 @@ async fn a_membership_revoked_and_granted_again_while_a_pull_runs_loses_no_row()
         async move { b.pull().await }
     });
     start.arrived().await; // the pull began while B is a member
-    share("unshare_conversation").await;
+    set_share(&a, &conv.local_id, "race-b@example.com", "unshare_conversation").await;
     a.insert("messages", &json!({"conversation_id": conv.local_id, "role": "user", "content": "while unshared"})).await.unwrap();
     a.push().await.unwrap();
     let mut walk = proxy.hold_answer(&["GET /rest/v1/messages?", "sync_txid=gte."]);
     start.release();
     walk.arrived().await; // the walk ran without B's membership
-    share("share_conversation").await;
+    set_share(&a, &conv.local_id, "race-b@example.com", "share_conversation").await;
     walk.release();
     pull.await.unwrap().unwrap();
     b.pull().await.unwrap();
-    assert_eq!(contents(b.clone()).await, ["first", "while unshared"], "the message written while unshared arrives");
+    assert_eq!(message_contents(&b).await, ["first", "while unshared"], "the message written while unshared arrives");
 }
 
 #[tokio::test]
@@ -533,36 +529,24 @@ async fn a_delete_made_while_a_share_was_withdrawn_reaches_the_member_when_share
     let conv = a.insert("conversations", &json!({"title": "Shared, then not"})).await.unwrap();
     let doomed = a.insert("messages", &json!({"conversation_id": conv.local_id, "role": "user", "content": "doomed"})).await.unwrap();
     a.insert("messages", &json!({"conversation_id": conv.local_id, "role": "user", "content": "kept"})).await.unwrap();
-    let share = |f: &'static str| {
-        let (a, conv) = (a.clone(), conv.local_id.clone());
-        async move {
-            a.call("conversations", &conv, f, &json!({"email": "gone-b@example.com"}), &json!({})).await.unwrap();
-            a.push().await.unwrap();
-        }
-    };
     a.push().await.unwrap();
-    share("share_conversation").await;
+    set_share(&a, &conv.local_id, "gone-b@example.com", "share_conversation").await;
     b.pull().await.unwrap();
-    let contents = |d: Replica| async move {
-        let mut c: Vec<String> = d.query("messages", &Query::default()).await.unwrap().iter().map(|m| m.row["content"].as_str().unwrap().to_string()).collect();
-        c.sort();
-        c
-    };
-    assert_eq!(contents(b.clone()).await, ["doomed", "kept"]);
+    assert_eq!(message_contents(&b).await, ["doomed", "kept"]);
     let mut start = proxy.hold_answer(&["POST /rest/v1/rpc/supasync_memberships"]);
     let pull = tokio::spawn({
         let b = b.clone();
         async move { b.pull().await }
     });
     start.arrived().await;
-    share("unshare_conversation").await;
+    set_share(&a, &conv.local_id, "gone-b@example.com", "unshare_conversation").await;
     a.delete("messages", &doomed.local_id).await.unwrap();
     a.push().await.unwrap();
     start.release();
     pull.await.unwrap().unwrap();
-    share("share_conversation").await;
+    set_share(&a, &conv.local_id, "gone-b@example.com", "share_conversation").await;
     b.pull().await.unwrap();
-    assert_eq!(contents(b.clone()).await, ["kept"], "the delete arrives once shared again");
+    assert_eq!(message_contents(&b).await, ["kept"], "the delete arrives once shared again");
 }
 
 #[tokio::test]
