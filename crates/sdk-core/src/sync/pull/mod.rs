@@ -407,19 +407,7 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
             found.extend(self.get_rows(TOMBSTONES, format!("{base}&sync_txid=in.({})", enc(&ids.join(",")))).await?);
             report.requests += 1;
         }
-        let mut at = PageAt::From(cur.next_txid);
-        loop {
-            let page = self
-                .get_rows(TOMBSTONES, at.query(&base, "id", snap.xmax, self.cx.cfg.page_size))
-                .await?;
-            report.requests += 1;
-            let next = at.next((page.len(), page.first(), page.last()), "id", self.cx.cfg.page_size, TOMBSTONES)?;
-            found.extend(page);
-            match next {
-                Some(n) => at = n,
-                None => break,
-            }
-        }
+        found.extend(self.tombstone_walk(&base, cur.next_txid, snap.xmax, report).await?);
         let _w = self.cx.writer.lock().await;
         let mut wb = WriteBatch::default();
         self.apply_tombstones(decl, found, &mut wb, report).await?;
@@ -446,17 +434,7 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
         let mut found: Vec<Row> = vec![];
         for filter in scopes::in_lists("scope_id", ids) {
             let base = format!("select=row_id,local_id,sync_txid,id,kind,scope,scope_id&table_name=eq.{}&{filter}", enc(&decl.name));
-            let mut at = PageAt::From(0);
-            loop {
-                let page = self.get_rows(TOMBSTONES, at.query(&base, "id", below, self.cx.cfg.page_size)).await?;
-                report.requests += 1;
-                let next = at.next((page.len(), page.first(), page.last()), "id", self.cx.cfg.page_size, TOMBSTONES)?;
-                found.extend(page);
-                match next {
-                    Some(n) => at = n,
-                    None => break,
-                }
-            }
+            found.extend(self.tombstone_walk(&base, 0, below, report).await?);
         }
         if found.is_empty() {
             return Ok(());
@@ -468,7 +446,24 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
         Ok(())
     }
 
-    /// Tombstones into a batch (the caller holds the writer lock): a deleted row goes,
+    /// The tombstones matching `base`, from transaction `from` up to (not including)
+    /// `upto`, in keyset pages.
+    async fn tombstone_walk(&self, base: &str, from: i64, upto: i64, report: &mut PullReport) -> Result<Vec<Row>, SyncError> {
+        let mut found = vec![];
+        let mut at = PageAt::From(from);
+        loop {
+            let page = self.get_rows(TOMBSTONES, at.query(base, "id", upto, self.cx.cfg.page_size)).await?;
+            report.requests += 1;
+            let next = at.next((page.len(), page.first(), page.last()), "id", self.cx.cfg.page_size, TOMBSTONES)?;
+            found.extend(page);
+            match next {
+                Some(n) => at = n,
+                None => return Ok(found),
+            }
+        }
+    }
+
+        /// Tombstones into a batch (the caller holds the writer lock): a deleted row goes,
     /// a row moved out of a scope id goes unless this device holds its newer version.
     async fn apply_tombstones(&self, decl: &TableDecl, found: Vec<Row>, wb: &mut WriteBatch, report: &mut PullReport) -> Result<(), SyncError> {
         let outbox = if found.is_empty() { vec![] } else { self.cx.store.outbox().await? };
