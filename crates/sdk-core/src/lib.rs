@@ -14,6 +14,7 @@ mod app;
 mod local;
 mod net;
 mod platform;
+pub mod select;
 mod sync;
 
 // Every module keeps the path it had before the layers were folders.
@@ -36,5 +37,6 @@ pub use engine::{Engine, EngineConfig, EngineError, Query, RowView, Status};
 pub use local_row::{LocalRow, RowStatus};
 pub use outbox::{OutboxEntry, OutboxOp};
 pub use schema::{Schema, SchemaError, TableDecl};
+pub use select::{Cardinality, Order, SelectBuilder, SelectError, SelectOptions, SelectRequest, SelectResult, SelectedRow};
 pub use store::{Store, StoreError, WriteBatch};
 pub use writer::{LocalWriter, WriteError};

@@ -19,6 +19,12 @@ pub struct RestError {
     pub hint: Option<String>,
 }
 
+impl From<supasync_query_syntax::SyntaxError> for RestError {
+    fn from(e: supasync_query_syntax::SyntaxError) -> RestError {
+        RestError::parse(e.message, e.details)
+    }
+}
+
 impl RestError {
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> RestError {
         RestError {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::bind::{column_expr, ColumnKind, Params};
 use super::error::RestError;
-use super::params::{Cond, Leaf, Nulls, Op, OrderTerm, Quantifier};
+use supasync_query_syntax::{Cond, Leaf, Nulls, Op, OrderTerm, Quantifier};
 use crate::schema::{SchemaCache, Table};
 
 /// The table a request targets, resolved.

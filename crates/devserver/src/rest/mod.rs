@@ -9,8 +9,6 @@
 mod bind;
 pub mod error;
 mod filter_sql;
-pub mod params;
-mod parse;
 mod prefer;
 mod read;
 mod response;
@@ -29,7 +27,7 @@ use axum::routing::{any, get};
 use axum::Router;
 
 use self::error::RestError;
-use self::parse::parse_query;
+use supasync_query_syntax::parse_query;
 use self::prefer::Prefer;
 use self::sql::Target;
 use self::read::read;

@@ -8,7 +8,7 @@ use axum::response::Response;
 use serde_json::Value;
 
 use super::error::RestError;
-use super::params::QueryParams;
+use supasync_query_syntax::QueryParams;
 use super::prefer::Prefer;
 use super::sql::{Params, SelectSql, Target};
 use crate::gateway::Caller;

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use super::error::RestError;
-use super::parse::parse_query;
+use supasync_query_syntax::parse_query;
 use super::prefer::Prefer;
 use super::sql::{Params, Target};
 use crate::gateway::{self, Caller};

@@ -14,7 +14,7 @@ pub use super::bind::{column_expr, ColumnExpr, ColumnKind, Params};
 use super::bind::shown_name;
 use super::error::RestError;
 pub use super::filter_sql::Target;
-use super::params::{Aggregate, EmbedParams, EmbeddedParams, SelectItem};
+use supasync_query_syntax::{Aggregate, EmbedParams, EmbeddedParams, SelectItem};
 use crate::schema::{quote_ident, SchemaCache, Table};
 
 impl Target<'_> {

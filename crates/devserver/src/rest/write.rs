@@ -8,7 +8,7 @@ use axum::response::Response;
 use serde_json::Value;
 
 use super::error::RestError;
-use super::params::QueryParams;
+use supasync_query_syntax::QueryParams;
 use super::prefer::{Prefer, Resolution, Return};
 use super::sql::{Params, Target};
 use crate::gateway::Caller;
@@ -191,7 +191,7 @@ pub(super) async fn put(st: &AppState, caller: &Caller, path: &str, headers: &He
         .conds
         .iter()
         .filter_map(|c| match c {
-            super::params::Cond::Leaf(l) if l.op == super::params::Op::Eq && !l.negate && l.quantifier.is_none() => Some((l.column.as_str(), l.value.as_str())),
+            supasync_query_syntax::Cond::Leaf(l) if l.op == supasync_query_syntax::Op::Eq && !l.negate && l.quantifier.is_none() => Some((l.column.as_str(), l.value.as_str())),
             _ => None,
         })
         .collect();

@@ -23,7 +23,8 @@ use crate::net::auth::{self, Session};
 use crate::net::client::Client;
 use crate::app::engine::{EngineError, Query, RowView};
 use crate::app::live::{LiveStatus, SyncMode};
-use crate::app::live_query::live_query;
+use crate::app::live_query::{live_query, live_select};
+use crate::select::{self, SelectRequest, SelectResult};
 use crate::platform::maybe_send::{BoxCallback, MaybeSend, MaybeSync};
 use crate::local::outbox::OutboxEntry;
 use crate::net::realtime::Channel;
@@ -256,6 +257,19 @@ impl<U: UserStores, H: Http + Clone + 'static, R: Runtime> DeviceReplica<U, H, R
         self.current()?.engine().query(table, q).await
     }
 
+    /// A query in PostgREST's language (`messages?select=*,conversations(title)&…`, or
+    /// [`SelectRequest::from`]'s builder), answered from the replica.
+    pub async fn select(&self, req: &SelectRequest) -> Result<SelectResult, EngineError> {
+        self.current()?.engine().select(req).await
+    }
+
+    /// A query's answer now and after every change that alters it, across sign-ins.
+    /// An invalid query is refused at once.
+    pub fn live_select(&self, req: SelectRequest) -> Result<impl Stream<Item = Result<SelectResult, EngineError>> + MaybeSend + 'static, EngineError> {
+        select::tables_read(&self.current()?.engine().schema, &req)?;
+        self.follow(move |r| answers_of(r, req.clone()))
+    }
+
     /// The query's rows now and after every change that alters them, across sign-ins
     /// (a new user's replica runs the query again). Ends when the replica closes.
     pub fn live(&self, table: &str, q: Query) -> Result<impl Stream<Item = Result<Vec<RowView>, EngineError>> + MaybeSend + 'static, EngineError> {
@@ -356,6 +370,20 @@ fn rows_of<S: Store + 'static, H: Http + 'static, R: Runtime>(
 ) -> std::pin::Pin<Box<impl Stream<Item = Result<Vec<RowView>, EngineError>> + MaybeSend + 'static>> {
     let lq = live_query(replica.engine(), table, q);
     Box::pin(stream::unfold(lq, |mut lq| async move { lq.next().await.map(|r| (r, lq)) }))
+}
+
+/// A live select on `replica` as a stream (a query refused here ends it after its error).
+fn answers_of<S: Store + 'static, H: Http + 'static, R: Runtime>(
+    replica: &Replica<S, H, R>,
+    req: SelectRequest,
+) -> std::pin::Pin<Box<impl Stream<Item = Result<SelectResult, EngineError>> + MaybeSend + 'static>> {
+    let first = live_select(replica.engine(), req);
+    Box::pin(stream::unfold(Some(first), |state| async move {
+        match state? {
+            Ok(mut ls) => ls.next().await.map(|r| (r, Some(Ok(ls)))),
+            Err(e) => Some((Err(e), None)),
+        }
+    }))
 }
 
 /// The items of the latest stream in `streams`: when a new stream arrives, the old one

@@ -31,6 +31,7 @@ use crate::sync::reject::reject_unsent_children;
 use crate::sync::remote_change::{self, Applied};
 use crate::sync::session::Sessions;
 use crate::net::realtime::PgChange;
+use crate::select::{self, QueryError, SelectError, SelectRequest, SelectResult};
 
 /// Why an engine call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,6 +44,9 @@ pub enum EngineError {
     Write(#[from] WriteError),
     #[error(transparent)]
     Request(#[from] RequestError),
+    /// A local query the replica does not answer, in PostgREST's words.
+    #[error(transparent)]
+    Select(#[from] SelectError),
     #[error("not signed in")]
     NotSignedIn,
     /// Auth refused a sign-in or sign-up (wrong password, account exists, …).
@@ -72,7 +76,7 @@ impl EngineError {
     pub fn kind(&self) -> &'static str {
         match self {
             EngineError::Store(_) | EngineError::Write(WriteError::Store(_)) => "store",
-            EngineError::Schema(_) | EngineError::Write(_) => "invalid",
+            EngineError::Schema(_) | EngineError::Write(_) | EngineError::Select(_) => "invalid",
             EngineError::Request(_) => "server",
             EngineError::NotSignedIn | EngineError::Auth(_) => "auth",
             EngineError::NoRejected(_) => "not_found",
@@ -366,6 +370,15 @@ impl<S: Store, H: Http> Engine<S, H> {
     pub async fn get(&self, table: &str, local_id: &str) -> Result<Option<RowView>, EngineError> {
         self.schema.table(table)?;
         Ok(self.store.get_row(table, local_id).await?.and_then(|r| self.view(&r)))
+    }
+
+    /// A query in PostgREST's language (embeds, aggregates, every filter), answered
+    /// from the replica: see [`crate::select`].
+    pub async fn select(&self, req: &SelectRequest) -> Result<SelectResult, EngineError> {
+        select::select(&self.schema, &self.store, req).await.map_err(|e| match e {
+            QueryError::Invalid(e) => EngineError::Select(e),
+            QueryError::Store(e) => EngineError::Store(e),
+        })
     }
 
     /// Rows of a table matching equality filters, ordered and limited. A filter on the

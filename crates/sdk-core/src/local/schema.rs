@@ -62,6 +62,13 @@ pub struct TableDecl {
     /// `None` for a table only its owner reads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shared_by: Option<String>,
+    /// The table's columns and their PostgreSQL types (`{"title": "text",
+    /// "created_at": "timestamptz"}`), for local queries: with them an unknown column
+    /// is refused as PostgREST refuses it, and filters compare as the type does
+    /// (timestamps as instants). Optional: without them, any column may be named (an
+    /// absent one reads as null) and values compare as their JSON says.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub columns: BTreeMap<String, String>,
 }
 
 impl TableDecl {
@@ -86,6 +93,7 @@ impl TableDecl {
             references: BTreeMap::new(),
             indexes: vec![],
             shared_by: None,
+            columns: BTreeMap::new(),
         }
     }
 
@@ -105,6 +113,21 @@ impl TableDecl {
     pub fn index(mut self, column: &str) -> TableDecl {
         self.indexes.push(column.into());
         self
+    }
+
+    /// Builder: the table has `column` of PostgreSQL type `ty` (see [`TableDecl::columns`]).
+    pub fn column(mut self, column: &str, ty: &str) -> TableDecl {
+        self.columns.insert(column.into(), ty.into());
+        self
+    }
+
+    /// Whether local queries may name `column`: any column when none are declared,
+    /// else a declared one or one the sync itself keeps.
+    pub fn has_column(&self, column: &str) -> bool {
+        self.columns.is_empty()
+            || self.columns.contains_key(column)
+            || [&self.key, &self.local_id, &self.owner, &self.version].iter().any(|c| *c == column)
+            || column == "sync_txid"
     }
 
     /// Columns the server owns: a row written locally may not set them.

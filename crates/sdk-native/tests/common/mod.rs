@@ -111,6 +111,11 @@ async fn replica_on(url: &str, key: &str, store: supasync_native::SqliteStore) -
     replica_with(url, key, store, "tests/chat_schema.json").await
 }
 
+/// A device whose schema is the JSON file at `schema` (relative to this crate).
+pub async fn replica_with_schema(url: &str, key: &str, schema: &str) -> Replica {
+    replica_with(url, key, SqliteStore::in_memory().expect("store"), schema).await
+}
+
 async fn replica_with(url: &str, key: &str, store: supasync_native::SqliteStore, schema: &str) -> Replica {
     use supasync_core::{client::Project, Engine, EngineConfig, Schema};
     let schema = Schema::from_json(&std::fs::read_to_string(manifest().join(schema)).expect("schema")).expect("schema");

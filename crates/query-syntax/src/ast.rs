@@ -1,7 +1,7 @@
 //! PostgREST's query language as a small AST of names and raw values (what
-//! [`super::parse`] makes of `select`, filters, logic trees, `order`, `limit`, `offset`,
+//! [`crate::parse_query`] makes of `select`, filters, logic trees, `order`, `limit`, `offset`,
 //! `on_conflict` and `columns`). Nothing here touches SQL; names are checked against
-//! the schema cache later, in `sql`.
+//! the schema by whoever reads it (the dev server's schema cache, the core's declared tables).
 
 /// A filter operator (reference §4.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,7 +45,7 @@ pub enum Quantifier {
 }
 
 impl Op {
-    pub(super) fn parse(s: &str) -> Option<Op> {
+    pub fn parse(s: &str) -> Option<Op> {
         Some(match s {
             "eq" => Op::Eq,
             "neq" => Op::Neq,
@@ -141,7 +141,7 @@ pub enum Aggregate {
 }
 
 impl Aggregate {
-    pub(super) fn parse(s: &str) -> Option<Aggregate> {
+    pub fn parse(s: &str) -> Option<Aggregate> {
         Some(match s {
             "count" => Aggregate::Count,
             "sum" => Aggregate::Sum,

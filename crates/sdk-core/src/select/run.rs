@@ -1,0 +1,460 @@
+//! Answering a planned query from the replica, in two steps.
+//!
+//! First the rows are read (async, from the store): the top table's candidates
+//! (through the local id or an index when an equality filter allows it, else a scan),
+//! then, level by level, the rows each embed joins, read once for all the rows above
+//! them, not once per row. Then the answer is built from them without further reads
+//! (plain code): filters, `!inner`, grouping and aggregates, order, page, and the
+//! output objects. Reading first keeps the store's async calls out of a recursive
+//! walk, and lets each embed read in one batch.
+//!
+//! Rows are what the app sees (overlay over mirror): an optimistic insert is counted
+//! and embedded at once, and leaves the answer when it is rolled back. References
+//! hold local ids, so joins work for rows the server has not confirmed yet.
+
+use std::cmp::Ordering;
+use std::collections::{HashMap, HashSet};
+
+use serde_json::{Map, Value};
+use supasync_query_syntax::{Aggregate, Cond, Nulls, Op, OrderTerm};
+
+use crate::local::local_row::{LocalRow, Row, RowStatus};
+use crate::local::schema::Schema;
+use crate::local::store::{Store, StoreError};
+use crate::select::error::SelectError;
+use crate::select::filter;
+use crate::select::plan::{Embed, Item, Join, Level};
+use crate::select::value;
+use crate::select::{Cardinality, QueryError, SelectOptions, SelectResult, SelectedRow};
+
+/// A row as queries see it.
+#[derive(Debug, Clone)]
+struct Rec {
+    key: String,
+    row: Row,
+    status: RowStatus,
+}
+
+fn rec(schema: &Schema, r: LocalRow) -> Option<Rec> {
+    let decl = schema.table(&r.table).ok()?;
+    Some(Rec { row: r.visible(&decl.local_id)?, key: r.local_id, status: r.status })
+}
+
+/// An embed's rows, by the value they join on (the embedded row's key for a to-one
+/// embed, its reference column for a to-many one).
+type Related = HashMap<String, Vec<Rec>>;
+
+/// Rows read for each embed of the plan (keyed by the embed's address in the plan).
+#[derive(Default)]
+struct Fetched {
+    by_embed: HashMap<usize, Related>,
+}
+
+fn embed_id(e: &Embed<'_>) -> usize {
+    e as *const Embed<'_> as usize
+}
+
+/// Up to this many parents, a to-many embed through an indexed column is read per
+/// parent; above it, the embedded table is read once.
+const PER_PARENT_READS: usize = 32;
+
+/// Answer `level` (the top of a plan) from `store`.
+pub async fn run<S: Store + ?Sized>(schema: &Schema, store: &S, level: &Level<'_>, opts: &SelectOptions) -> Result<SelectResult, QueryError> {
+    let mut top: Vec<Rec> = candidates(schema, store, level).await?;
+    let mut kept = Vec::with_capacity(top.len());
+    for r in top.drain(..) {
+        if filter::passes(level, &r.row)? {
+            kept.push(r);
+        }
+    }
+    let mut fetched = Fetched::default();
+    fetch(schema, store, level, &kept, &mut fetched).await?;
+    let rows: Vec<&Rec> = kept.iter().collect();
+    let rows = with_inner(level, rows, &fetched)?;
+    let count = opts.count.then_some(rows.len() as u64);
+    let (data, meta) = if level.grouped() {
+        (groups(level, &rows, &fetched)?, vec![])
+    } else {
+        let rows = page(level, sorted(level, rows));
+        let mut data = Vec::with_capacity(rows.len());
+        for r in &rows {
+            data.push(Value::Object(project(level, r, &fetched)?));
+        }
+        (data, rows.iter().map(|r| (r.key.clone(), r.status.clone())).collect())
+    };
+    if let Some(total) = count {
+        // As PostgREST: a counted answer refuses a page that starts past its end.
+        if level.offset > 0 && data.is_empty() && level.offset as u64 >= total {
+            return Err(SelectError::past_the_end(level.offset, total).into());
+        }
+    }
+    match opts.cardinality {
+        Cardinality::One if data.len() != 1 => return Err(SelectError::not_one(data.len()).into()),
+        Cardinality::MaybeOne if data.len() > 1 => return Err(SelectError::not_one(data.len()).into()),
+        _ => {}
+    }
+    let mut out = SelectResult { rows: vec![], count };
+    let mut meta = meta.into_iter();
+    for d in data {
+        let (local_id, status) = match meta.next() {
+            Some((k, s)) => (Some(k), Some(s)),
+            None => (None, None),
+        };
+        out.rows.push(SelectedRow { data: d, local_id, status });
+    }
+    Ok(out)
+}
+
+/// The top table's rows a query may return: one row for an equality on the local id,
+/// an index's rows for an equality on an indexed text column, else the whole table.
+async fn candidates<S: Store + ?Sized>(schema: &Schema, store: &S, level: &Level<'_>) -> Result<Vec<Rec>, StoreError> {
+    let decl = level.decl;
+    let eq = |col: &str| {
+        level.conds.iter().find_map(|c| match c {
+            Cond::Leaf(l) if l.column == col && l.op == Op::Eq && !l.negate && l.quantifier.is_none() => Some(l.value.clone()),
+            _ => None,
+        })
+    };
+    let rows = if let Some(id) = eq(&decl.local_id) {
+        store.get_row(&decl.name, &id).await?.into_iter().collect()
+    } else if let Some((col, v)) = decl.indexes.iter().find_map(|c| {
+        let text_like = decl.references.contains_key(c) || decl.columns.get(c).is_some_and(|t| value::Kind::of_type(t) == value::Kind::Text);
+        eq(c).filter(|_| text_like).map(|v| (c.clone(), v))
+    }) {
+        store.rows_by(&decl.name, &col, &Value::String(v)).await?
+    } else {
+        store.scan(&decl.name).await?
+    };
+    Ok(rows.into_iter().filter_map(|r| rec(schema, r)).collect())
+}
+
+/// Read the rows of every embed under `level`, for `parents`, level by level.
+async fn fetch<S: Store + ?Sized>(schema: &Schema, store: &S, level: &Level<'_>, parents: &[Rec], out: &mut Fetched) -> Result<(), QueryError> {
+    let mut work: Vec<(&Level<'_>, Vec<Rec>)> = vec![(level, parents.to_vec())];
+    while let Some((lvl, rows)) = work.pop() {
+        for item in &lvl.items {
+            let Item::Embed(e) = item else { continue };
+            let target = &e.level.decl.name;
+            let mut related = Related::new();
+            match &e.join {
+                Join::ToOne { column } => {
+                    let ids: Vec<String> = rows
+                        .iter()
+                        .filter_map(|r| r.row.get(column).and_then(Value::as_str).map(str::to_string))
+                        .collect::<HashSet<_>>()
+                        .into_iter()
+                        .collect();
+                    for r in store.get_rows(target, &ids).await?.into_iter().flatten().filter_map(|r| rec(schema, r)) {
+                        related.entry(r.key.clone()).or_default().push(r);
+                    }
+                }
+                Join::ToMany { column } => {
+                    let keys: HashSet<&str> = rows.iter().map(|r| r.key.as_str()).collect();
+                    let found: Vec<LocalRow> = if e.level.decl.indexes.contains(column) && keys.len() <= PER_PARENT_READS {
+                        let mut v = vec![];
+                        for k in &keys {
+                            v.extend(store.rows_by(target, column, &Value::String((*k).to_string())).await?);
+                        }
+                        v
+                    } else {
+                        store.scan(target).await?
+                    };
+                    for r in found.into_iter().filter_map(|r| rec(schema, r)) {
+                        if let Some(k) = r.row.get(column).and_then(Value::as_str) {
+                            if keys.contains(k) {
+                                related.entry(k.to_string()).or_default().push(r);
+                            }
+                        }
+                    }
+                }
+            }
+            let mut below = vec![];
+            for rs in related.values() {
+                for r in rs {
+                    if filter::passes(&e.level, &r.row)? {
+                        below.push(r.clone());
+                    }
+                }
+            }
+            out.by_embed.insert(embed_id(e), related);
+            if e.level.items.iter().any(|i| matches!(i, Item::Embed(_))) {
+                work.push((&e.level, below));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The rows an embed gives one row of the level above: filtered, with its own
+/// `!inner` embeds applied (not yet ordered or paged).
+fn related<'f>(e: &Embed<'_>, parent: &Rec, f: &'f Fetched) -> Result<Vec<&'f Rec>, SelectError> {
+    let Some(by) = f.by_embed.get(&embed_id(e)) else { return Ok(vec![]) };
+    let key = match &e.join {
+        Join::ToOne { column } => match parent.row.get(column).and_then(Value::as_str) {
+            Some(k) => k.to_string(),
+            None => return Ok(vec![]),
+        },
+        Join::ToMany { .. } => parent.key.clone(),
+    };
+    let mut out = vec![];
+    for r in by.get(&key).into_iter().flatten() {
+        if filter::passes(&e.level, &r.row)? {
+            out.push(r);
+        }
+    }
+    with_inner(&e.level, out, f)
+}
+
+/// Leave out rows whose `!inner` embeds found nothing.
+fn with_inner<'f>(level: &Level<'_>, rows: Vec<&'f Rec>, f: &Fetched) -> Result<Vec<&'f Rec>, SelectError> {
+    let inner: Vec<&Embed<'_>> = level
+        .items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Embed(e) if e.inner => Some(&**e),
+            _ => None,
+        })
+        .collect();
+    if inner.is_empty() {
+        return Ok(rows);
+    }
+    let mut out = vec![];
+    'rows: for r in rows {
+        for e in &inner {
+            if related(e, r, f)?.is_empty() {
+                continue 'rows;
+            }
+        }
+        out.push(r);
+    }
+    Ok(out)
+}
+
+/// PostgreSQL's order: each term in turn, `NULL` last ascending and first descending
+/// unless the term says otherwise; ties keep the order they came in.
+fn order_cmp(level: &Level<'_>, terms: &[OrderTerm], a: &Row, b: &Row) -> Ordering {
+    for t in terms {
+        let (x, y) = (a.get(&t.column).unwrap_or(&Value::Null), b.get(&t.column).unwrap_or(&Value::Null));
+        let nulls_first = match t.nulls {
+            Some(Nulls::First) => true,
+            Some(Nulls::Last) => false,
+            None => t.desc,
+        };
+        let o = match (x.is_null(), y.is_null()) {
+            (true, true) => Ordering::Equal,
+            (true, false) => if nulls_first { Ordering::Less } else { Ordering::Greater },
+            (false, true) => if nulls_first { Ordering::Greater } else { Ordering::Less },
+            (false, false) => {
+                let kind = level.kind(&t.column, x);
+                let o = value::compare(kind, x, y).unwrap_or(Ordering::Equal);
+                if t.desc { o.reverse() } else { o }
+            }
+        };
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    Ordering::Equal
+}
+
+fn sorted<'f>(level: &Level<'_>, mut rows: Vec<&'f Rec>) -> Vec<&'f Rec> {
+    if !level.order.is_empty() {
+        rows.sort_by(|a, b| order_cmp(level, &level.order, &a.row, &b.row));
+    }
+    rows
+}
+
+fn page<T>(level: &Level<'_>, rows: Vec<T>) -> Vec<T> {
+    let it = rows.into_iter().skip(level.offset);
+    match level.limit {
+        Some(l) => it.take(l).collect(),
+        None => it.collect(),
+    }
+}
+
+/// One row's output object.
+fn project(level: &Level<'_>, r: &Rec, f: &Fetched) -> Result<Map<String, Value>, SelectError> {
+    let mut out = Map::new();
+    for item in &level.items {
+        match item {
+            Item::Star => {
+                for (k, v) in &r.row {
+                    out.insert(k.clone(), v.clone());
+                }
+                for c in level.decl.columns.keys() {
+                    out.entry(c.clone()).or_insert(Value::Null);
+                }
+            }
+            Item::Column { key, column } => {
+                out.insert(key.clone(), r.row.get(column).cloned().unwrap_or(Value::Null));
+            }
+            Item::Aggregate { .. } => {}
+            Item::Embed(e) if e.hidden => {}
+            Item::Embed(e) => {
+                let v = embed_value(e, r, f)?;
+                if e.spread {
+                    spread_into(&mut out, e, v);
+                } else {
+                    out.insert(e.key.clone(), v);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// An embed's value for one row: an object (or null) to one, an array to many.
+fn embed_value(e: &Embed<'_>, parent: &Rec, f: &Fetched) -> Result<Value, SelectError> {
+    let rows = related(e, parent, f)?;
+    if e.level.grouped() {
+        let g = groups(&e.level, &rows, f)?;
+        return Ok(match e.join {
+            Join::ToOne { .. } => g.into_iter().next().unwrap_or(Value::Null),
+            Join::ToMany { .. } => Value::Array(g),
+        });
+    }
+    let rows = page(&e.level, sorted(&e.level, rows));
+    let mut objs = Vec::with_capacity(rows.len());
+    for r in rows {
+        objs.push(Value::Object(project(&e.level, r, f)?));
+    }
+    Ok(match e.join {
+        Join::ToOne { .. } => objs.into_iter().next().unwrap_or(Value::Null),
+        Join::ToMany { .. } => Value::Array(objs),
+    })
+}
+
+/// `...rel(a,b)`: the embed's columns lifted into the row (to one: its values, or
+/// nulls; to many: an array of each column's values).
+fn spread_into(out: &mut Map<String, Value>, e: &Embed<'_>, v: Value) {
+    let names = output_names(&e.level);
+    match (v, &e.join) {
+        (Value::Object(m), _) => out.extend(m),
+        (Value::Array(items), Join::ToMany { .. }) => {
+            for n in names {
+                let col: Vec<Value> = items.iter().map(|i| i.get(&n).cloned().unwrap_or(Value::Null)).collect();
+                out.insert(n, Value::Array(col));
+            }
+        }
+        _ => {
+            for n in names {
+                out.insert(n, Value::Null);
+            }
+        }
+    }
+}
+
+fn output_names(level: &Level<'_>) -> Vec<String> {
+    let mut names = vec![];
+    for item in &level.items {
+        match item {
+            Item::Star => names.extend(level.decl.columns.keys().cloned()),
+            Item::Column { key, .. } | Item::Aggregate { key, .. } => names.push(key.clone()),
+            Item::Embed(e) if e.hidden => {}
+            Item::Embed(e) if e.spread => names.extend(output_names(&e.level)),
+            Item::Embed(e) => names.push(e.key.clone()),
+        }
+    }
+    names
+}
+
+/// A grouped level: one object per distinct value of its plain items (all rows in one
+/// group when there are none, even no rows: `count()` of nothing is 0), with its
+/// aggregates; ordered and paged as groups.
+fn groups(level: &Level<'_>, rows: &[&Rec], f: &Fetched) -> Result<Vec<Value>, SelectError> {
+    let plain = level.items.iter().any(|i| !matches!(i, Item::Aggregate { .. }) && !matches!(i, Item::Embed(e) if e.hidden));
+    let mut order: Vec<String> = vec![];
+    let mut by: HashMap<String, (Map<String, Value>, Vec<&Rec>)> = HashMap::new();
+    for r in rows {
+        let p = project(level, r, f)?;
+        let k = Value::Object(p.clone()).to_string();
+        let entry = by.entry(k.clone()).or_insert_with(|| {
+            order.push(k);
+            (p, vec![])
+        });
+        entry.1.push(r);
+    }
+    if !plain && by.is_empty() {
+        order.push(String::new());
+        by.insert(String::new(), (Map::new(), vec![]));
+    }
+    let mut out: Vec<(Map<String, Value>, Option<&Rec>)> = vec![];
+    for k in order {
+        let Some((p, members)) = by.remove(&k) else { continue };
+        let mut obj = Map::new();
+        for item in &level.items {
+            match item {
+                Item::Aggregate { key, func, column } => {
+                    obj.insert(key.clone(), aggregate(level, *func, column.as_deref(), &members));
+                }
+                Item::Star => {
+                    for (k, v) in &p {
+                        if !obj.contains_key(k) && !is_aggregate_key(level, k) {
+                            obj.insert(k.clone(), v.clone());
+                        }
+                    }
+                }
+                Item::Column { key, .. } => {
+                    obj.insert(key.clone(), p.get(key).cloned().unwrap_or(Value::Null));
+                }
+                Item::Embed(e) if e.hidden => {}
+                Item::Embed(e) => {
+                    for n in if e.spread { output_names(&e.level) } else { vec![e.key.clone()] } {
+                        obj.insert(n.clone(), p.get(&n).cloned().unwrap_or(Value::Null));
+                    }
+                }
+            }
+        }
+        out.push((obj, members.first().copied()));
+    }
+    if !level.order.is_empty() {
+        out.sort_by(|(_, a), (_, b)| match (a, b) {
+            (Some(a), Some(b)) => order_cmp(level, &level.order, &a.row, &b.row),
+            _ => Ordering::Equal,
+        });
+    }
+    Ok(page(level, out).into_iter().map(|(o, _)| Value::Object(o)).collect())
+}
+
+fn is_aggregate_key(level: &Level<'_>, k: &str) -> bool {
+    level.items.iter().any(|i| matches!(i, Item::Aggregate { key, .. } if key == k))
+}
+
+/// One aggregate over a group's rows, as PostgreSQL computes it (`NULL`s skipped; the
+/// sum of integers an integer; `NULL` over no values, except for counts).
+fn aggregate(level: &Level<'_>, func: Aggregate, column: Option<&str>, rows: &[&Rec]) -> Value {
+    let values: Vec<&Value> = match column {
+        Some(c) => rows.iter().filter_map(|r| r.row.get(c)).filter(|v| !v.is_null()).collect(),
+        None => return Value::from(rows.len() as u64),
+    };
+    match func {
+        Aggregate::Count => Value::from(values.len() as u64),
+        _ if values.is_empty() => Value::Null,
+        Aggregate::Sum => {
+            if values.iter().all(|v| v.as_i64().is_some()) {
+                Value::from(values.iter().filter_map(|v| v.as_i64()).sum::<i64>())
+            } else {
+                number(values.iter().filter_map(|v| v.as_f64()).sum::<f64>())
+            }
+        }
+        Aggregate::Avg => {
+            let n = values.len() as f64;
+            number(values.iter().filter_map(|v| v.as_f64()).sum::<f64>() / n)
+        }
+        Aggregate::Min | Aggregate::Max => {
+            let col = column.unwrap_or_default();
+            let mut best = values[0];
+            for v in &values[1..] {
+                let o = value::compare(level.kind(col, v), v, best).unwrap_or(Ordering::Equal);
+                if (func == Aggregate::Min && o == Ordering::Less) || (func == Aggregate::Max && o == Ordering::Greater) {
+                    best = v;
+                }
+            }
+            best.clone()
+        }
+    }
+}
+
+fn number(f: f64) -> Value {
+    serde_json::Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null)
+}
