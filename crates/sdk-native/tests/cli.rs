@@ -113,6 +113,48 @@ async fn writes_wait_in_the_outbox_with_no_server_and_sync_later() {
     assert_eq!(count(&s, "memories").await, 1);
 }
 
+/// `supasync query` in PostgREST's URL syntax, answered from the replica with no
+/// server: embeds and counts include writes not yet pushed, and the server's refusal of
+/// one takes it out of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_in_postgrest_syntax_answer_offline_with_pending_writes() {
+    let s = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cli(dir.path(), &s);
+    c.ok(&["signup", "--email", "cli-query@example.com", "--password", "password-123"]);
+    c.url = "http://127.0.0.1:9".into();
+    let trip = c.ok(&["insert", "conversations", r#"{"title":"Lisbon"}"#])["local_id"].as_str().unwrap().to_string();
+    let other = c.ok(&["insert", "conversations", r#"{"title":"Porto"}"#])["local_id"].as_str().unwrap().to_string();
+    for (conv, text) in [(&trip, "Flights"), (&trip, "Hotel"), (&trip, "Tram 28"), (&other, "Wine")] {
+        c.ok(&["insert", "messages", &json!({"conversation_id": conv, "role": "user", "content": text}).to_string()]);
+    }
+    let answer = c.ok(&["query", "conversations?select=title,messages(count)&order=title"]);
+    assert_eq!(answer["data"], json!([{"title": "Lisbon", "messages": [{"count": 3}]}, {"title": "Porto", "messages": [{"count": 1}]}]));
+    assert_eq!(answer["sync"][0]["status"], json!({"state": "pending"}), "each row says it waits");
+    let found = c.ok(&["query", "messages?select=content,conversations(title)&content=ilike.*TRAM*", "--single"]);
+    assert_eq!(found["data"], json!({"content": "Tram 28", "conversations": {"title": "Lisbon"}}));
+    let counted = c.ok(&["query", &format!("messages?select=content&conversation_id=eq.{trip}&order=content.desc&limit=1"), "--count"]);
+    assert_eq!((counted["data"].clone(), counted["count"].clone()), (json!([{"content": "Tram 28"}]), json!(3)));
+    // Refusals in PostgREST's words.
+    let (ok, err) = c.run(&["query", "conversations?select=*,memories(*)"]);
+    assert!(!ok);
+    assert_eq!(err["kind"], json!("invalid"));
+    assert_eq!(err["code"], json!("PGRST200"), "{err}");
+    assert!(err["error"].as_str().unwrap().contains("Could not find a relationship between 'conversations' and 'memories'"), "{err}");
+    let (ok, err) = c.run(&["query", "messages?select=content", "--single"]);
+    assert!(!ok && err["code"] == json!("PGRST116"), "{err}");
+    let (ok, err) = c.run(&["query", "messages?content=like"]);
+    assert!(!ok && err["code"] == json!("PGRST100"), "{err}");
+    // Online: a blank title is refused by the server (the scenarios' rule) and rolled back.
+    c.ok(&["insert", "conversations", r#"{"title":"  "}"#]);
+    assert_eq!(c.ok(&["query", "conversations?select=count()"])["data"], json!([{"count": 3}]), "the optimistic insert counts at once");
+    c.url = s.url().into();
+    c.ok(&["sync", "--timeout", "20"]);
+    assert_eq!(c.ok(&["query", "conversations?select=count()"])["data"], json!([{"count": 2}]), "the refused insert left the answer");
+    let synced = c.ok(&["query", "conversations?select=title&order=title"]);
+    assert_eq!(synced["sync"][0]["status"], json!({"state": "synced"}));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_process_killed_mid_push_delivers_everything_exactly_once_after_restart() {
     let s = server().await;

@@ -116,6 +116,20 @@ impl SelectResult {
     }
 }
 
+impl SelectResult {
+    /// The answer as every binding hands it over: `{"data": …, "count": n|null,
+    /// "sync": [{"local_id", "status"}, …]}`, `data` in PostgREST's shape and `sync`
+    /// the sync state of each row of `data` (empty for aggregates).
+    pub fn to_json(&self, cardinality: Cardinality) -> Value {
+        let sync: Vec<Value> = self
+            .rows
+            .iter()
+            .filter_map(|r| Some(serde_json::json!({"local_id": r.local_id.as_ref()?, "status": r.status})))
+            .collect();
+        serde_json::json!({"data": self.data(cardinality), "count": self.count, "sync": sync})
+    }
+}
+
 /// The tables a query reads (its own and every embed's): a change to any other
 /// cannot change its answer.
 pub fn tables_read(schema: &Schema, req: &SelectRequest) -> Result<std::collections::BTreeSet<String>, SelectError> {

@@ -18,6 +18,7 @@ use supasync_core::auth;
 use supasync_core::events::EngineEvent;
 use supasync_core::client::{Client, Project};
 use supasync_core::engine::Query;
+use supasync_core::{Cardinality, SelectOptions, SelectRequest};
 use supasync_core::engine::RowView;
 use supasync_core::live::{LiveConfig, LiveSync};
 use supasync_core::live_query::live_query;
@@ -81,9 +82,21 @@ enum Cmd {
         #[arg(long, default_value = "{}")]
         effect: String,
     },
-    /// Query rows: --where COL=VALUE (VALUE as JSON, else text), --order COL[.desc].
+    /// Query the replica in PostgREST's URL syntax: `messages?select=*,conversations(title)&role=eq.user&order=timestamp.desc`
+    /// (prints {"data", "count", "sync"}). A bare table name, with or without the older
+    /// `--where COL=VALUE --order COL[.desc] --limit N`, prints its rows with their sync status.
     Query {
+        /// `table?select=…&col=op.value&order=…&limit=…`, or a table name.
         table: String,
+        /// Also count every row the filters keep (PostgREST's `Prefer: count=exact`).
+        #[arg(long)]
+        count: bool,
+        /// Exactly one row, else an error (supabase-js's `single()`).
+        #[arg(long, conflicts_with = "maybe_single")]
+        single: bool,
+        /// At most one row (supabase-js's `maybeSingle()`).
+        #[arg(long)]
+        maybe_single: bool,
         #[arg(long = "where")]
         filters: Vec<String>,
         #[arg(long)]
@@ -136,16 +149,22 @@ enum Cmd {
 struct Failure {
     kind: &'static str,
     message: String,
+    /// PostgREST's code of a refused local query (`PGRST200`, `42703`, …).
+    code: Option<String>,
 }
 
 impl From<EngineError> for Failure {
     fn from(e: EngineError) -> Self {
-        Failure { kind: e.kind(), message: e.to_string() }
+        let code = match &e {
+            EngineError::Select(s) => Some(s.code.clone()),
+            _ => None,
+        };
+        Failure { kind: e.kind(), message: e.to_string(), code }
     }
 }
 
 fn fail(kind: &'static str, message: impl Into<String>) -> Failure {
-    Failure { kind, message: message.into() }
+    Failure { kind, message: message.into(), code: None }
 }
 
 fn project() -> Result<Project, Failure> {
@@ -291,7 +310,16 @@ async fn run(cli: Cli) -> Result<Value, Failure> {
         Cmd::Call { table, local_id, function, args, effect } => {
             json!(e.call(&table, &local_id, &function, &parse_json(&args)?, &parse_json(&effect)?).await?)
         }
-        Cmd::Query { table, filters, order, limit } => {
+        Cmd::Query { table, count, single, maybe_single, .. } if table.contains('?') || count || single || maybe_single => {
+            let cardinality = match (single, maybe_single) {
+                (true, _) => Cardinality::One,
+                (_, true) => Cardinality::MaybeOne,
+                _ => Cardinality::Many,
+            };
+            let req = SelectRequest::parse(&table).map_err(EngineError::from)?.with_options(SelectOptions { count, cardinality });
+            e.select(&req).await?.to_json(cardinality)
+        }
+        Cmd::Query { table, filters, order, limit, .. } => {
             let mut q = Query { limit, ..Default::default() };
             for f in filters {
                 let (k, v) = f.split_once('=').ok_or_else(|| fail("invalid", format!("--where wants COL=VALUE, got `{f}`")))?;
@@ -449,7 +477,11 @@ fn main() {
         Ok(Value::Null) => {}
         Ok(v) => println!("{v}"),
         Err(f) => {
-            eprintln!("{}", json!({"error": f.message, "kind": f.kind}));
+            let mut err = json!({"error": f.message, "kind": f.kind});
+            if let Some(code) = f.code {
+                err["code"] = json!(code);
+            }
+            eprintln!("{err}");
             std::process::exit(1);
         }
     }
