@@ -129,6 +129,11 @@ fun main() = runBlocking {
         }
         guest.close()
 
+        val counted = a.select("messages?select=content,conversations(title)&conversation_id=eq.${shared["local_id"]}", count = true)
+        check("a query in PostgREST's syntax answers with embeds and a count",
+            counted["data"] == listOf(mapOf("content" to "for the guest", "conversations" to mapOf("title" to "Shared from Kotlin"))) &&
+                (counted["count"] as Number).toInt() == 1)
+        expectError("invalid", "a query embedding what nothing references") { a.select("conversations?select=*,memories(*)") }
         expectError("invalid", "an unknown table") { a.insert("nope", mapOf("a" to 1)) }
         expectError("invalid", "a bad limit") { a.query("messages", limit = -1) }
         expectError("not_found", "retrying nothing") { a.retry("no-such-write") }

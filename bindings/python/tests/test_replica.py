@@ -256,3 +256,27 @@ def test_a_conversation_shared_by_email_reaches_the_other_user_and_leaves_when_u
         await b.close()
 
     run(main())
+
+
+def test_queries_in_postgrest_syntax_answer_from_the_replica_and_live(server, user, tmp_path):
+    async def main():
+        a = await replica(server, tmp_path)
+        await a.sign_in(*user)
+        await a.pause()
+        c = await a.insert("conversations", {"title": "Lisbon"})
+        stream = a.live_select(f"messages?select=content,conversations(title)&conversation_id=eq.{c['local_id']}&order=content", count=True)
+        first = await stream.__anext__()
+        assert (first["data"], first["count"]) == ([], 0)
+        await a.insert("messages", {"conversation_id": c["local_id"], "role": "user", "content": "Flights"})
+        nxt = await stream.__anext__()
+        assert nxt["data"] == [{"content": "Flights", "conversations": {"title": "Lisbon"}}]
+        assert nxt["sync"][0]["status"] == {"state": "pending"}
+        one = await a.select("conversations?select=title,messages(count)&title=eq.Lisbon", single=True)
+        assert one["data"] == {"title": "Lisbon", "messages": [{"count": 1}]}
+        with pytest.raises(supasync.SupaSyncError) as e:
+            await a.select("conversations?select=*,memories(*)")
+        assert e.value.kind == "invalid" and "PGRST200" in str(e.value)
+        await stream.aclose()
+        await a.close()
+
+    run(main())

@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 use supasync_core::live::SyncMode;
 use supasync_core::realtime::ChannelHandle;
-use supasync_core::{Query, ReplicaConfig, Schema};
+use supasync_core::{Cardinality, Query, ReplicaConfig, Schema, SelectOptions, SelectRequest};
 use supasync_native::NativeReplica;
 
 use crate::callback_gate::{deliver, release};
@@ -38,6 +38,17 @@ fn parse_mode(mode: &str) -> Result<SyncMode, SupaSyncError> {
             _ => Err(invalid(format!("unknown sync mode `{m}`: realtime, manual or every:<ms>"))),
         },
     }
+}
+
+/// A URL-syntax query and its options (`{"count", "cardinality"}`).
+fn select_request(url: &str, options_json: &str) -> Result<(SelectRequest, Cardinality), SupaSyncError> {
+    let options: SelectOptions = if options_json.trim().is_empty() {
+        SelectOptions::default()
+    } else {
+        serde_json::from_value(parse(options_json, "options")?).map_err(|e| invalid(format!("options: {e}")))?
+    };
+    let req = SelectRequest::parse(url).map_err(supasync_core::EngineError::from)?;
+    Ok((req.with_options(options), options.cardinality))
 }
 
 /// The replica of the user signed in on this device.
@@ -155,6 +166,42 @@ impl FfiReplica {
         run(async move {
             let q = Query::from_json(&parse(&query_json, "query")?).map_err(invalid)?;
             Ok(text(&self.inner.query(&table, &q).await?))
+        })
+        .await
+    }
+
+    /// A query in PostgREST's URL syntax (`messages?select=*,conversations(title)&…`),
+    /// answered from the replica: `{"data", "count", "sync"}` as JSON. `options_json`:
+    /// `{"count": true, "cardinality": "many" | "one" | "maybe_one"}`, each optional.
+    pub async fn select(self: Arc<Self>, url: String, options_json: String) -> Result<String, SupaSyncError> {
+        run(async move {
+            let (req, cardinality) = select_request(&url, &options_json)?;
+            Ok(self.inner.select(&req).await?.to_json(cardinality).to_string())
+        })
+        .await
+    }
+
+    /// [`FfiReplica::select`], live: `listener.on_rows` gets the answer now and after
+    /// every change to a table the query reads that alters it.
+    pub async fn live_select(self: Arc<Self>, url: String, options_json: String, listener: Arc<dyn RowsListener>) -> Result<Arc<Subscription>, SupaSyncError> {
+        run(async move {
+            let (req, cardinality) = select_request(&url, &options_json)?;
+            let answers = Box::pin(self.inner.live_select(req)?);
+            let on_end = listener.clone();
+            forward(
+                answers,
+                move |next| match next {
+                    Ok(answer) => {
+                        listener.on_rows(answer.to_json(cardinality).to_string());
+                        true
+                    }
+                    Err(e) => {
+                        listener.on_error(e.kind().into(), e.to_string());
+                        false
+                    }
+                },
+                move || on_end.on_end(),
+            )
         })
         .await
     }

@@ -52,6 +52,11 @@ private suspend inline fun <T> ffi(crossinline block: suspend () -> T): T =
         throw SupaSyncError.of(e.kind, e.detail)
     }
 
+private fun selectOptions(count: Boolean, single: Boolean, maybeSingle: Boolean): String {
+    require(!(single && maybeSingle)) { "single and maybeSingle exclude each other" }
+    return Json.write(mapOf("count" to count, "cardinality" to if (single) "one" else if (maybeSingle) "maybe_one" else "many"))
+}
+
 @Suppress("UNCHECKED_CAST")
 private fun row(json: String): Row = Json.parse(json) as Row
 
@@ -93,6 +98,31 @@ class Replica internal constructor(private val inner: FfiReplica) {
     suspend fun get(table: String, localId: String): Row? = ffi { inner.get(table, localId) }?.let(::row)
     suspend fun query(table: String, where: Row? = null, order: String? = null, limit: Int? = null): List<Row> =
         rows(ffi { inner.query(table, query(where, order, limit)) })
+
+    /**
+     * A query in PostgREST's URL syntax (`"conversations?select=title,messages(count)"`),
+     * answered from the replica: `{"data", "count", "sync"}`, `data` as PostgREST shapes it.
+     */
+    suspend fun select(url: String, count: Boolean = false, single: Boolean = false, maybeSingle: Boolean = false): Row =
+        row(ffi { inner.select(url, selectOptions(count, single, maybeSingle)) })
+
+    /** [select], live: the answer now and after every change that alters it. */
+    fun liveSelect(url: String, count: Boolean = false, single: Boolean = false, maybeSingle: Boolean = false): Flow<Row> = callbackFlow {
+        val sub = ffi {
+            inner.liveSelect(url, selectOptions(count, single, maybeSingle), object : RowsListener {
+                override fun onRows(rowsJson: String) {
+                    trySend(row(rowsJson))
+                }
+                override fun onError(kind: String, message: String) {
+                    close(SupaSyncError.of(kind, message))
+                }
+                override fun onEnd() {
+                    close()
+                }
+            })
+        }
+        awaitClose { sub.cancel() }
+    }
 
     /** Push, then pull, until no write waits (as `supasync sync`). */
     suspend fun sync(timeoutMs: Long = 30_000): Row = row(ffi { inner.sync(timeoutMs.coerceAtLeast(0).toULong()) })

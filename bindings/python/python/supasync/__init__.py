@@ -57,6 +57,13 @@ def _query(where: Optional[Row], order: Optional[str], limit: Optional[int]) -> 
     return json.dumps({"where": where, "order": order, "limit": limit})
 
 
+def _select_options(count: bool, single: bool, maybe_single: bool) -> str:
+    if single and maybe_single:
+        raise SupaSyncError("invalid", "single and maybe_single exclude each other")
+    cardinality = "one" if single else "maybe_one" if maybe_single else "many"
+    return json.dumps({"count": count, "cardinality": cardinality})
+
+
 def _dumps(value: Any, what: str) -> str:
     try:
         return json.dumps(value)
@@ -224,6 +231,20 @@ class Replica:
 
     async def query(self, table: str, where: Optional[Row] = None, order: Optional[str] = None, limit: Optional[int] = None) -> List[Row]:
         return json.loads(await _call(self._inner.query(table, _query(where, order, limit))))
+
+    async def select(self, url: str, count: bool = False, single: bool = False, maybe_single: bool = False) -> Row:
+        """A query in PostgREST's URL syntax, answered from the replica, e.g.
+        ``await db.select("conversations?select=title,messages(count)&order=title")``.
+        Returns ``{"data", "count", "sync"}``: ``data`` as PostgREST shapes it (one object,
+        or None, with ``single``/``maybe_single``), ``count`` with ``count=True``, and
+        each row's ``local_id`` and sync ``status`` in ``sync``."""
+        return json.loads(await _call(self._inner.select(url, _select_options(count, single, maybe_single))))
+
+    def live_select(self, url: str, count: bool = False, single: bool = False, maybe_single: bool = False) -> _Stream:
+        """``async for answer in db.live_select(url)``: the answer now, then after every
+        change to a table the query reads (embeds included) that alters it."""
+        options = _select_options(count, single, maybe_single)
+        return _Stream(lambda queue: self._inner.live_select(url, options, _RowsListener(queue)))
 
     async def sync(self, timeout_s: float = 30) -> Row:
         """Push, then pull, until no write waits (as ``supasync sync``)."""

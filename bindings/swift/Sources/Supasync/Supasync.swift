@@ -61,6 +61,19 @@ final class RowsBridge: RowsListener, @unchecked Sendable {
     func onEnd() { cont.finish() }
 }
 
+/// A live select's answers (`{"data", "count", "sync"}`), one object each.
+final class AnswerBridge: RowsListener, @unchecked Sendable {
+    let cont: AsyncThrowingStream<Row, Error>.Continuation
+    init(_ c: AsyncThrowingStream<Row, Error>.Continuation) { cont = c }
+    func onRows(rowsJson: String) { cont.yield(row(rowsJson)) }
+    func onError(kind: String, message: String) { cont.finish(throwing: SupaSyncError(kind: kind, detail: message)) }
+    func onEnd() { cont.finish() }
+}
+
+func selectOptions(count: Bool, single: Bool, maybeSingle: Bool) throws -> String {
+    try json(["count": count, "cardinality": single ? "one" : maybeSingle ? "maybe_one" : "many"])
+}
+
 final class StatusBridge: StatusListener, @unchecked Sendable {
     let cont: AsyncStream<Row>.Continuation
     init(_ c: AsyncStream<Row>.Continuation) { cont = c }
@@ -98,6 +111,12 @@ public final class Replica: @unchecked Sendable {
         rows(try await ffi { try await inner.query(table: table, queryJson: try query(where_, order, limit)) })
     }
 
+    /// A query in PostgREST's URL syntax (`"conversations?select=title,messages(count)"`),
+    /// answered from the replica: `["data": …, "count": …, "sync": […]]`.
+    public func select(_ url: String, count: Bool = false, single: Bool = false, maybeSingle: Bool = false) async throws -> Row {
+        row(try await ffi { try await inner.select(url: url, optionsJson: try selectOptions(count: count, single: single, maybeSingle: maybeSingle)) })
+    }
+
     public func sync(timeoutMs: UInt64 = 30_000) async throws -> Row { row(try await ffi { try await inner.sync(timeoutMs: timeoutMs) }) }
     public func syncNow() async throws { try await ffi { try await inner.syncNow() } }
     public func status() async throws -> Row { row(try await ffi { try await inner.status() }) }
@@ -111,6 +130,22 @@ public final class Replica: @unchecked Sendable {
     public func resume() async throws { try await ffi { try await inner.resume() } }
 
     /// The rows now, then after every change; ending the iteration (or the task) stops it.
+    /// `select`, live: the answer now and after every change that alters it.
+    public func liveSelect(_ url: String, count: Bool = false, single: Bool = false, maybeSingle: Bool = false) -> AsyncThrowingStream<Row, Error> {
+        AsyncThrowingStream { cont in
+            let task = Task {
+                do {
+                    let options = try selectOptions(count: count, single: single, maybeSingle: maybeSingle)
+                    let sub = try await ffi { try await inner.liveSelect(url: url, optionsJson: options, listener: AnswerBridge(cont)) }
+                    cont.onTermination = { _ in sub.cancel() }
+                } catch {
+                    cont.finish(throwing: error)
+                }
+            }
+            _ = task
+        }
+    }
+
     public func live(_ table: String, where where_: Row? = nil, order: String? = nil, limit: Int? = nil) -> AsyncThrowingStream<[Row], Error> {
         AsyncThrowingStream { cont in
             let task = Task {
