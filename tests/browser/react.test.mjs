@@ -16,10 +16,18 @@ before(async () => {
 import { createRoot } from 'react-dom/client';
 import { act } from 'react';
 import * as supasync from 'supasync';
-import { ReplicaProvider, useLiveQuery, useSyncStatus, useRejected, useUser, useChannel, usePresence, useBroadcast } from 'supasync/react';
+import { ReplicaProvider, useReplica, useLiveQuery, useSyncStatus, useRejected, useUser, useChannel, usePresence, useBroadcast } from 'supasync/react';
 import { useState } from 'react';
 
-window.renders = { messages: 0 };
+window.renders = { messages: 0, counts: 0 };
+function Counts() {
+  const db = useReplica();
+  const answer = useLiveQuery(db.from('conversations').select('title, messages(count)').order('title'));
+  window.renders.counts++;
+  if (!answer) return <p id="counts">loading</p>;
+  if (answer.error) return <p id="counts">{answer.error.code}</p>;
+  return <ul id="counts">{answer.data.map((c) => <li key={c.title}>{c.title}: {c.messages[0].count}</li>)}</ul>;
+}
 function Messages() {
   const rows = useLiveQuery('messages', { order: 'content' });
   window.renders.messages++;
@@ -50,7 +58,7 @@ window.mount = async (opts, me) => {
   window.db = await supasync.openReplica(opts);
   window.root = createRoot(document.getElementById('root'));
   await act(async () => root.render(
-    <ReplicaProvider replica={db}><Who /><Status /><Messages /><Rejected />{me ? <Typing me={me} /> : null}</ReplicaProvider>));
+    <ReplicaProvider replica={db}><Who /><Status /><Messages /><Counts /><Rejected />{me ? <Typing me={me} /> : null}</ReplicaProvider>));
 };
 window.act = act;
 window.IS_REACT_ACT_ENVIRONMENT = false;
@@ -101,6 +109,26 @@ test('useLiveQuery renders rows with their status and re-renders only when the r
   await page.evaluate(() => db.insert('messages', { role: 'user', content: 'a' }));
   await until(async () => (await text(page, '#messages')) === 'a\nb', 'ordered rows');
   assert.equal(await page.evaluate(() => window.renders.messages), before + 1, 'one re-render for one change');
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('useLiveQuery(db.from(…)) renders embeds and counts, and re-renders only when the answer changes', async () => {
+  const { context, page, errors } = await mounted();
+  await until(async () => (await page.locator('#counts').innerText()) === '', 'the first (empty) answer');
+  const cid = await page.evaluate(async () => {
+    const c = await db.insert('conversations', { title: 'Lisbon' });
+    await db.insert('messages', { conversation_id: c.local_id, role: 'user', content: 'one' });
+    return c.local_id;
+  });
+  await until(async () => (await text(page, '#counts')) === 'Lisbon: 1', 'the count of the new conversation');
+  const before = await page.evaluate(() => window.renders.counts);
+  await page.evaluate(() => db.insert('memories', { content: 'unrelated' }));
+  await until(async () => (await text(page, '#status')).includes('3 pending'), 'the unrelated write counted');
+  assert.equal(await page.evaluate(() => window.renders.counts), before, 'a write to a table it does not read: no re-render');
+  await page.evaluate((cid) => db.insert('messages', { conversation_id: cid, role: 'user', content: 'two' }), cid);
+  await until(async () => (await text(page, '#counts')) === 'Lisbon: 2', 'the count follows');
+  assert.equal(await page.evaluate(() => window.renders.counts), before + 1, 'one re-render for one change');
   assert.deepEqual(errors, []);
   await context.close();
 });

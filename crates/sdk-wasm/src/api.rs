@@ -15,10 +15,10 @@ use serde_json::Value;
 use supasync_core::auth::{ProvidedToken, Session, TokenProvider};
 use supasync_core::events::EngineEvent;
 use supasync_core::live::SyncMode;
-use supasync_core::live_query::live_query;
+use supasync_core::live_query::{live_query, live_select};
 use supasync_core::realtime::{ChannelEvent, ChannelHandle};
 use supasync_core::store::MemoryStore;
-use supasync_core::{EngineError, Query, Replica, ReplicaConfig, Schema};
+use supasync_core::{Cardinality, EngineError, Query, Replica, ReplicaConfig, Schema, SelectOptions, SelectRequest};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{future_to_promise, spawn_local, JsFuture};
@@ -39,6 +39,17 @@ fn error(kind: &str, message: impl std::fmt::Display) -> JsValue {
     o.into()
 }
 
+/// A JS function that stops a live answer (once; later calls do nothing).
+fn stop_function(stop_tx: oneshot::Sender<()>) -> js_sys::Function {
+    let stop = std::cell::RefCell::new(Some(stop_tx));
+    let f = Closure::<dyn FnMut()>::new(move || {
+        if let Some(t) = stop.borrow_mut().take() {
+            let _ = t.send(());
+        }
+    });
+    f.into_js_value().unchecked_into()
+}
+
 type JsResultFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<JsValue, JsValue>>>>;
 
 /// A promise for a future. Boxed on purpose: `future_to_promise` is generic, and one
@@ -49,7 +60,29 @@ fn promise(f: impl std::future::Future<Output = Result<JsValue, JsValue>> + 'sta
 }
 
 fn engine_err(e: EngineError) -> JsValue {
-    error(e.kind(), e)
+    let o = error(e.kind(), &e);
+    if let EngineError::Select(s) = &e {
+        // A refused query also carries PostgREST's code, details and hint.
+        let _ = js_sys::Reflect::set(&o, &"code".into(), &s.code.as_str().into());
+        if let Some(d) = &s.details {
+            let _ = js_sys::Reflect::set(&o, &"details".into(), &d.as_str().into());
+        }
+        if let Some(h) = &s.hint {
+            let _ = js_sys::Reflect::set(&o, &"hint".into(), &h.as_str().into());
+        }
+    }
+    o
+}
+
+/// A URL-syntax query and its `{count, cardinality}` options.
+fn select_request(url: &str, options: JsValue) -> Result<(SelectRequest, Cardinality), JsValue> {
+    let options: SelectOptions = if options.is_undefined() || options.is_null() {
+        SelectOptions::default()
+    } else {
+        serde_wasm_bindgen::from_value(options).map_err(|e| invalid(format!("options: {e}")))?
+    };
+    let req = SelectRequest::parse(url).map_err(|e| engine_err(e.into()))?;
+    Ok((req.with_options(options), options.cardinality))
 }
 
 fn invalid(message: impl std::fmt::Display) -> JsValue {
@@ -321,6 +354,45 @@ impl WasmReplica {
         })
     }
 
+    /// A query in PostgREST's URL syntax answered from the replica: `{data, count, sync}`.
+    pub fn select(&self, url: String, options: JsValue) -> js_sys::Promise {
+        self.promise(|r| async move {
+            let (req, cardinality) = select_request(&url, options)?;
+            to_js(&r.engine().select(&req).await.map_err(engine_err)?.to_json(cardinality))
+        })
+    }
+
+    /// [`WasmReplica::select`], live: `callback(answer)` now and after every change to a
+    /// table the query reads that alters the answer; returns the function that stops it.
+    #[wasm_bindgen(js_name = liveSelect, unchecked_return_type = "() => void")]
+    pub fn live_select(&self, url: String, options: JsValue, callback: js_sys::Function, on_error: js_sys::Function) -> Result<js_sys::Function, JsValue> {
+        let (req, cardinality) = select_request(&url, options)?;
+        let mut ls = live_select(self.inner.engine(), req).map_err(engine_err)?;
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        spawn_local(async move {
+            let mut stop_rx = stop_rx.fuse();
+            loop {
+                let next = futures_util::select! {
+                    n = ls.next().fuse() => n,
+                    _ = stop_rx => None,
+                };
+                match next {
+                    Some(Ok(answer)) => {
+                        if let Ok(v) = to_js(&answer.to_json(cardinality)) {
+                            let _ = callback.call1(&JsValue::NULL, &v);
+                        }
+                    }
+                    Some(Err(e)) => {
+                        let _ = on_error.call1(&JsValue::NULL, &engine_err(e));
+                        break;
+                    }
+                    None => break,
+                }
+            }
+        });
+        Ok(stop_function(stop_tx))
+    }
+
     /// Call `callback(rows)` with the query's result now and after every change that
     /// alters it; returns the function that stops it.
     #[wasm_bindgen(unchecked_return_type = "() => void")]
@@ -349,13 +421,7 @@ impl WasmReplica {
                 }
             }
         });
-        let stop = std::cell::RefCell::new(Some(stop_tx));
-        let f = Closure::<dyn FnMut()>::new(move || {
-            if let Some(t) = stop.borrow_mut().take() {
-                let _ = t.send(());
-            }
-        });
-        Ok(f.into_js_value().unchecked_into())
+        Ok(stop_function(stop_tx))
     }
 
     /// `callback({tables, local})` after every change this replica makes (not those

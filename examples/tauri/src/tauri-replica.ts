@@ -8,8 +8,11 @@ import { invoke } from '@tauri-apps/api/core';
 import { listen } from '@tauri-apps/api/event';
 import { SupaSyncError } from '../../../crates/sdk-wasm/js/src/types';
 import { channelHandle, type ChannelEventJson } from '../../../crates/sdk-wasm/js/src/channel-handle';
+import { QueryBuilder } from '../../../crates/sdk-wasm/js/src/query';
 import type {
   ErrorKind,
+  SelectAnswer,
+  SelectOptions,
   HistoryEntry,
   OutboxEntry,
   Query,
@@ -35,7 +38,7 @@ async function call<T>(command: string, args: Record<string, unknown> = {}): Pro
   }
 }
 
-type RowsEvent = { id: number; rows?: RowView[]; error?: { kind: ErrorKind; message: string } };
+type RowsEvent = { id: number; rows?: RowView[]; answer?: SelectAnswer; error?: { kind: ErrorKind; message: string; code?: string } };
 type ChannelEvent = { id: number; event: ChannelEventJson };
 
 const IDLE: Status = { phase: 'paused', mode: { mode: 'realtime' }, pending: 0, rejected: 0, last_sync: {}, last_error: null, leader: true };
@@ -47,7 +50,7 @@ class TauriReplica implements ReplicaApi {
   private closed = false;
   private readonly statusWatchers = new Set<(s: Status) => void>();
   private readonly userWatchers = new Set<(u: User | undefined) => void>();
-  private readonly rows = new Map<number, { callback: (rows: RowView[]) => void; onError?: (e: SupaSyncError) => void }>();
+  private readonly rows = new Map<number, { callback: (rows: RowView[]) => void; onAnswer?: (a: SelectAnswer) => void; onError?: (e: SupaSyncError) => void }>();
   private readonly channelEvents = new Map<number, (ev: ChannelEvent['event']) => void>();
   private readonly unlisten: Array<() => void> = [];
 
@@ -78,6 +81,7 @@ class TauriReplica implements ReplicaApi {
         const reg = this.rows.get(e.payload.id);
         if (!reg) return;
         if (e.payload.error) reg.onError?.(wrap(e.payload.error));
+        else if (e.payload.answer) reg.onAnswer?.(e.payload.answer);
         else reg.callback(e.payload.rows ?? []);
       }),
       await listen<ChannelEvent>('supasync://channel', (e) => this.channelEvents.get(e.payload.id)?.(e.payload.event)),
@@ -137,6 +141,28 @@ class TauriReplica implements ReplicaApi {
     const id = this.nextId++;
     this.rows.set(id, { callback: callback as (rows: RowView[]) => void, onError });
     call('live_start', { id, table, query }).catch((e: unknown) => {
+      this.rows.delete(id);
+      onError?.(wrap(e));
+    });
+    return () => {
+      this.rows.delete(id);
+      call('live_stop', { id }).catch(() => undefined);
+    };
+  }
+
+  from<T = Record<string, unknown>>(table: string): QueryBuilder<T> {
+    return new QueryBuilder<T>(this, table);
+  }
+
+  select(url: string, options: SelectOptions = {}): Promise<SelectAnswer> {
+    return call('select', { url, options });
+  }
+
+  liveSelect(url: string, options: SelectOptions, callback: (a: SelectAnswer) => void, onError?: (e: SupaSyncError) => void): () => void {
+    this.check();
+    const id = this.nextId++;
+    this.rows.set(id, { callback: () => undefined, onAnswer: callback, onError });
+    call('live_select_start', { id, url, options }).catch((e: unknown) => {
       this.rows.delete(id);
       onError?.(wrap(e));
     });

@@ -12,10 +12,12 @@ import init, { openWasmReplica, deleteDatabase, WasmReplica, WasmChannel, WasmSe
 import { Tabs } from './tabs.js';
 import { channelHandle, type ChannelEventJson } from './channel-handle.js';
 
-export type { Row, RowStatus, RowView, Query, SyncMode, Phase, Status, OutboxEntry, HistoryEntry, Settled, Schema, ErrorKind, User, PresenceState, SyncChannel, ReplicaApi } from './types.js';
+export type { Row, RowStatus, RowView, Query, SyncMode, Phase, Status, OutboxEntry, HistoryEntry, Settled, Schema, ErrorKind, User, PresenceState, SyncChannel, ReplicaApi, SelectOptions, SelectAnswer, SelectResponse, SelectReader, RowSync } from './types.js';
+export { QueryBuilder } from './query.js';
+import { QueryBuilder } from './query.js';
 export { SupaSyncError } from './types.js';
 import { SupaSyncError } from './types.js';
-import type { Row, RowView, Query, SyncMode, Status, OutboxEntry, HistoryEntry, Settled, Schema, User, SyncChannel, ReplicaApi } from './types.js';
+import type { Row, RowView, Query, SyncMode, Status, OutboxEntry, HistoryEntry, Settled, Schema, User, SyncChannel, ReplicaApi, SelectAnswer, SelectOptions } from './types.js';
 
 export interface OpenOptions {
   /** The project's URL, e.g. https://xyz.supabase.co */
@@ -77,11 +79,9 @@ function storage(): Storage | undefined {
   }
 }
 
+/** A live query, started again on the new user's replica after a sign-in. */
 interface LiveReg {
-  table: string;
-  query: Query;
-  callback: (rows: RowView[]) => void;
-  onError?: (e: SupaSyncError) => void;
+  begin: (inner: WasmReplica) => () => void;
   stop?: () => void;
 }
 
@@ -356,7 +356,9 @@ export class Replica implements ReplicaApi {
   /** Call `callback` with the query's rows now and whenever they change; returns stop(). */
   live<T extends Row = Row>(table: string, query: Query, callback: (rows: RowView<T>[]) => void, onError?: (e: SupaSyncError) => void): () => void {
     this.check();
-    const reg: LiveReg = { table, query, callback: callback as (rows: RowView[]) => void, onError };
+    const reg: LiveReg = {
+      begin: (inner) => inner.live(table, query, callback as (rows: RowView[]) => void, (e: unknown) => onError?.(wrap(e))),
+    };
     this.startLive(reg);
     this.lives.add(reg);
     return () => {
@@ -367,10 +369,39 @@ export class Replica implements ReplicaApi {
 
   private startLive(reg: LiveReg): void {
     try {
-      reg.stop = this.inner.live(reg.table, reg.query, reg.callback, (e: unknown) => reg.onError?.(wrap(e)));
+      reg.stop = reg.begin(this.inner);
     } catch (e) {
       throw wrap(e);
     }
+  }
+
+  /** supabase-js's query builder, answered from the replica:
+   * `await db.from('messages').select('*, conversations(title)').eq('role', 'user')`
+   * resolves to `{ data, error, count, sync }`; `.live(callback)` keeps answering. */
+  from<T = Record<string, unknown>>(table: string): QueryBuilder<T> {
+    return new QueryBuilder<T>(this, table);
+  }
+
+  /** A query in PostgREST's URL syntax (`conversations?select=title,messages(count)`). */
+  select(url: string, options: SelectOptions = {}): Promise<SelectAnswer> {
+    return call(() => {
+      this.check();
+      return this.inner.select(url, options) as Promise<SelectAnswer>;
+    });
+  }
+
+  /** `select`, live: `callback` with the answer now and whenever it changes; returns stop(). */
+  liveSelect(url: string, options: SelectOptions, callback: (a: SelectAnswer) => void, onError?: (e: SupaSyncError) => void): () => void {
+    this.check();
+    const reg: LiveReg = {
+      begin: (inner) => inner.liveSelect(url, options, callback, (e: unknown) => onError?.(wrap(e))),
+    };
+    this.startLive(reg);
+    this.lives.add(reg);
+    return () => {
+      reg.stop?.();
+      this.lives.delete(reg);
+    };
   }
 
   /** Push, then pull, until no write waits or `timeoutMs` passes (as `supasync sync`). */

@@ -7,7 +7,8 @@
 import { createContext, createElement, useCallback, useContext, useEffect, useState, useSyncExternalStore } from 'react';
 import type { ReactNode } from 'react';
 import { SupaSyncError } from './types.js';
-import type { OutboxEntry, PresenceState, Query, ReplicaApi as Replica, Row, RowView, Status, SyncChannel, User } from './types.js';
+import type { OutboxEntry, PresenceState, Query, ReplicaApi as Replica, Row, RowView, SelectOptions, SelectResponse, Status, SyncChannel, User } from './types.js';
+import { answered, refused, type QueryBuilder } from './query.js';
 
 const ReplicaContext = createContext<Replica | null>(null);
 
@@ -34,7 +35,43 @@ interface LiveState<T extends Row> {
  * result, then re-rendered whenever the result changes (any tab's write, or the
  * server's). A failing query throws, for an error boundary to show.
  */
-export function useLiveQuery<T extends Row = Row>(table: string, query: Query = {}): RowView<T>[] | undefined {
+export function useLiveQuery<T = Record<string, unknown>>(query: QueryBuilder<T>): SelectResponse<T[]> | undefined;
+export function useLiveQuery<T extends Row = Row>(table: string, query?: Query): RowView<T>[] | undefined;
+export function useLiveQuery<T extends Row = Row>(table: string | QueryBuilder<T>, query: Query = {}): RowView<T>[] | SelectResponse<T[]> | undefined {
+  // One hook or the other: a call site passes a builder or a table name every time.
+  if (typeof table !== 'string') return useLiveSelect<T>(table);
+  return useLiveRows<T>(table, query);
+}
+
+/**
+ * The answer of a live `db.from(…)` query (`{ data, error, count, sync }`), as
+ * supabase-js shapes it: `undefined` until the first answer, then re-rendered whenever
+ * it changes. A refused query comes back with `error` set, not thrown.
+ */
+function useLiveSelect<T>(builder: QueryBuilder<T>): SelectResponse<T[]> | undefined {
+  const db = useReplica();
+  const url = builder.url();
+  const options = JSON.stringify(builder.selectOptions());
+  const key = `${url}\u0000${options}`;
+  const [state, setState] = useState<{ key: string; answer?: SelectResponse<T[]> }>({ key });
+  // The builder may be a new object on every render: its URL and options say what it asks.
+  useEffect(() => {
+    let alive = true;
+    const stop = db.liveSelect(
+      url,
+      JSON.parse(options) as SelectOptions,
+      (a) => alive && setState({ key, answer: answered<T[]>(a) }),
+      (e) => alive && setState({ key, answer: refused<T[]>(e) }),
+    );
+    return () => {
+      alive = false;
+      stop();
+    };
+  }, [db, key, url, options]);
+  return state.key === key ? state.answer : undefined;
+}
+
+function useLiveRows<T extends Row = Row>(table: string, query: Query = {}): RowView<T>[] | undefined {
   const db = useReplica();
   const key = `${table}\u0000${JSON.stringify(query)}`;
   const [state, setState] = useState<LiveState<T>>({ key });

@@ -2,6 +2,8 @@
 // and `ReplicaApi`, what a replica offers an app. The browser package implements it on
 // the wasm core (index.ts); the Tauri example implements it on commands to the native
 // SDK; the React hooks (react.ts) take any ReplicaApi, so one UI runs on both.
+import type { QueryBuilder } from './query.js';
+
 
 /** A row as the app and the server see it. */
 export type Row = Record<string, unknown>;
@@ -110,10 +112,17 @@ export type ErrorKind = 'invalid' | 'store' | 'server' | 'auth' | 'not_found' | 
 /** Every failure, with the same kinds as the CLI's JSON errors. */
 export class SupaSyncError extends Error {
   readonly kind: ErrorKind;
-  constructor(kind: ErrorKind, message: string) {
+  /** A refused local query: PostgREST's code (`PGRST200`, `42703`, …), details and hint. */
+  readonly code?: string;
+  readonly details?: string;
+  readonly hint?: string;
+  constructor(kind: ErrorKind, message: string, o: { code?: string; details?: string; hint?: string } = {}) {
     super(message);
     this.name = 'SupaSyncError';
     this.kind = kind;
+    if (o.code !== undefined) this.code = o.code;
+    if (o.details !== undefined) this.details = o.details;
+    if (o.hint !== undefined) this.hint = o.hint;
   }
 
   /** The error as a SupaSyncError: the SDKs' `{kind, message}` objects keep their
@@ -121,8 +130,8 @@ export class SupaSyncError extends Error {
   static from(e: unknown): SupaSyncError {
     if (e instanceof SupaSyncError) return e;
     if (e && typeof e === 'object' && 'kind' in e && 'message' in e) {
-      const o = e as { kind: ErrorKind; message: string };
-      return new SupaSyncError(o.kind, o.message);
+      const o = e as { kind: ErrorKind; message: string; code?: string; details?: string; hint?: string };
+      return new SupaSyncError(o.kind, o.message, o);
     }
     return new SupaSyncError('store', e instanceof Error ? e.message : String(e));
   }
@@ -154,7 +163,44 @@ export interface SyncChannel {
 }
 
 /** What a replica offers an app, whichever SDK underneath (browser or native). */
-export interface ReplicaApi {
+/** What PostgREST takes as headers: `count: 'exact'`, and one object (`single`, `maybeSingle`). */
+export interface SelectOptions {
+  count?: boolean;
+  cardinality?: 'many' | 'one' | 'maybe_one';
+}
+
+/** A sync state per row of an answer: the row's local id and status. */
+export interface RowSync {
+  local_id: string;
+  status: RowStatus;
+}
+
+/** A local query's answer: `data` in PostgREST's shape. */
+export interface SelectAnswer {
+  data: unknown;
+  count: number | null;
+  sync: RowSync[];
+}
+
+/** An awaited `db.from(…)…`, as supabase-js resolves: `error` instead of a rejection. */
+export interface SelectResponse<D> {
+  data: D | null;
+  error: SupaSyncError | null;
+  count: number | null;
+  sync: RowSync[];
+}
+
+/** What `db.from(…)` needs of a replica: queries in PostgREST's URL syntax. */
+export interface SelectReader {
+  /** A query in PostgREST's URL syntax (`messages?select=*,conversations(title)&role=eq.user`). */
+  select(url: string, options?: SelectOptions): Promise<SelectAnswer>;
+  /** `select`, live: `callback` now and whenever the answer changes; returns stop(). */
+  liveSelect(url: string, options: SelectOptions, callback: (a: SelectAnswer) => void, onError?: (e: SupaSyncError) => void): () => void;
+}
+
+export interface ReplicaApi extends SelectReader {
+  /** supabase-js's builder over the replica: `db.from('messages').select('*, conversations(title)').eq('role', 'user')`. */
+  from<T = Record<string, unknown>>(table: string): QueryBuilder<T>;
   readonly auth: {
     signUp(c: { email: string; password: string }): Promise<User>;
     signIn(c: { email: string; password: string }): Promise<User>;

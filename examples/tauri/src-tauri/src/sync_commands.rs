@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use supasync_native::core::live::SyncMode;
 use supasync_native::core::realtime::ChannelHandle;
-use supasync_native::core::{EngineError, Query};
+use supasync_native::core::{Cardinality, EngineError, Query, SelectOptions, SelectRequest};
 use supasync_native::NativeReplica;
 use tauri::async_runtime::JoinHandle;
 use tauri::{AppHandle, Emitter, State};
@@ -26,17 +26,24 @@ use tauri::{AppHandle, Emitter, State};
 pub struct CommandError {
     kind: String,
     message: String,
+    /// A refused local query: PostgREST's code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<String>,
 }
 
 impl CommandError {
     fn new(kind: &str, message: impl ToString) -> CommandError {
-        CommandError { kind: kind.into(), message: message.to_string() }
+        CommandError { kind: kind.into(), message: message.to_string(), code: None }
     }
 }
 
 impl From<EngineError> for CommandError {
     fn from(e: EngineError) -> Self {
-        CommandError::new(e.kind(), e)
+        let code = match &e {
+            EngineError::Select(s) => Some(s.code.clone()),
+            _ => None,
+        };
+        CommandError { code, ..CommandError::new(e.kind(), e) }
     }
 }
 
@@ -164,6 +171,44 @@ async fn live_start(app: AppHandle, state: State<'_, SyncState>, id: u32, table:
         while let Some(next) = rows.next().await {
             let ev = match next {
                 Ok(rows) => json!({"id": id, "rows": rows}),
+                Err(e) => json!({"id": id, "error": CommandError::from(e)}),
+            };
+            let _ = app.emit("supasync://rows", ev);
+        }
+    });
+    if let Some(old) = lock(&state.lives).insert(id, task) {
+        old.abort();
+    }
+    Ok(())
+}
+
+/// A URL-syntax query and its `{count, cardinality}` options.
+fn select_of(url: &str, options: Value) -> Answer<(SelectRequest, Cardinality)> {
+    let options: SelectOptions = if options.is_null() {
+        SelectOptions::default()
+    } else {
+        serde_json::from_value(options).map_err(|e| CommandError::new("invalid", format!("options: {e}")))?
+    };
+    let req = SelectRequest::parse(url).map_err(EngineError::from)?;
+    Ok((req.with_options(options), options.cardinality))
+}
+
+/// A query in PostgREST's URL syntax, answered from the replica.
+#[tauri::command]
+async fn select(state: State<'_, SyncState>, url: String, options: Value) -> Answer {
+    let (req, cardinality) = select_of(&url, options)?;
+    Ok(state.replica.select(&req).await?.to_json(cardinality))
+}
+
+/// `select`, live: its answers arrive as `supasync://rows` events under `id`.
+#[tauri::command]
+async fn live_select_start(app: AppHandle, state: State<'_, SyncState>, id: u32, url: String, options: Value) -> Answer<()> {
+    let (req, cardinality) = select_of(&url, options)?;
+    let mut answers = Box::pin(state.replica.live_select(req)?);
+    let task = tauri::async_runtime::spawn(async move {
+        while let Some(next) = answers.next().await {
+            let ev = match next {
+                Ok(a) => json!({"id": id, "answer": a.to_json(cardinality)}),
                 Err(e) => json!({"id": id, "error": CommandError::from(e)}),
             };
             let _ = app.emit("supasync://rows", ev);
@@ -304,6 +349,8 @@ pub fn handler() -> impl Fn(tauri::ipc::Invoke) -> bool + Send + Sync + 'static 
         query,
         live_start,
         live_stop,
+        select,
+        live_select_start,
         sync,
         sync_now,
         status,
