@@ -55,8 +55,9 @@ fn embed_id(e: &Embed<'_>) -> usize {
 }
 
 /// Up to this many parents, a to-many embed through an indexed column is read per
-/// parent; above it, the embedded table is read once.
-const PER_PARENT_READS: usize = 32;
+/// parent (a page of 50 conversations reads their messages, not every message);
+/// above it, the embedded table is read once.
+const PER_PARENT_READS: usize = 64;
 
 /// Answer `level` (the top of a plan) from `store`.
 pub async fn run<S: Store + ?Sized>(schema: &Schema, store: &S, level: &Level<'_>, opts: &SelectOptions) -> Result<SelectResult, QueryError> {
@@ -68,19 +69,26 @@ pub async fn run<S: Store + ?Sized>(schema: &Schema, store: &S, level: &Level<'_
         }
     }
     let mut fetched = Fetched::default();
-    fetch(schema, store, level, &kept, &mut fetched).await?;
-    let rows: Vec<&Rec> = kept.iter().collect();
-    let rows = with_inner(level, rows, &fetched)?;
-    let count = opts.count.then_some(rows.len() as u64);
-    let (data, meta) = if level.grouped() {
-        (groups(level, &rows, &fetched)?, vec![])
-    } else {
-        let rows = page(level, sorted(level, rows));
-        let mut data = Vec::with_capacity(rows.len());
-        for r in &rows {
-            data.push(Value::Object(project(level, r, &fetched)?));
+    let inner = level.items.iter().any(|i| matches!(i, Item::Embed(e) if e.inner));
+    let (data, meta, count) = if level.grouped() || inner {
+        // Which rows stay depends on their embeds: read those for every row first.
+        fetch(schema, store, level, &kept, &mut fetched).await?;
+        let rows = with_inner(level, kept.iter().collect(), &fetched)?;
+        let count = opts.count.then_some(rows.len() as u64);
+        if level.grouped() {
+            (groups(level, &rows, &fetched)?, vec![], count)
+        } else {
+            let rows = page(level, sorted(level, rows));
+            let (data, meta) = projected(level, &rows, &fetched)?;
+            (data, meta, count)
         }
-        (data, rows.iter().map(|r| (r.key.clone(), r.status.clone())).collect())
+    } else {
+        // The page first, then the embeds of the rows on it only.
+        let count = opts.count.then_some(kept.len() as u64);
+        let on_page: Vec<Rec> = page(level, sorted(level, kept.iter().collect())).into_iter().cloned().collect();
+        fetch(schema, store, level, &on_page, &mut fetched).await?;
+        let (data, meta) = projected(level, &on_page.iter().collect::<Vec<_>>(), &fetched)?;
+        (data, meta, count)
     };
     if let Some(total) = count {
         // As PostgREST: a counted answer refuses a page that starts past its end.
@@ -103,6 +111,15 @@ pub async fn run<S: Store + ?Sized>(schema: &Schema, store: &S, level: &Level<'_
         out.rows.push(SelectedRow { data: d, local_id, status });
     }
     Ok(out)
+}
+
+/// The output objects of a level's rows, with each row's key and status.
+fn projected(level: &Level<'_>, rows: &[&Rec], f: &Fetched) -> Result<(Vec<Value>, Vec<(String, RowStatus)>), SelectError> {
+    let mut data = Vec::with_capacity(rows.len());
+    for r in rows {
+        data.push(Value::Object(project(level, r, f)?));
+    }
+    Ok((data, rows.iter().map(|r| (r.key.clone(), r.status.clone())).collect()))
 }
 
 /// The top table's rows a query may return: one row for an equality on the local id,
