@@ -22,6 +22,9 @@ pub mod plan;
 mod run;
 pub mod value;
 
+#[cfg(test)]
+mod tests;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use supasync_query_syntax::{parse_query, QueryParams};

@@ -1,0 +1,117 @@
+//! The select layer on the in-memory store: what the differential test against
+//! PostgREST cannot show (rows the server has not confirmed, a rollback) and the
+//! refusals that depend on the schema alone.
+
+use serde_json::{json, Value};
+
+use crate::local::local_row::{LocalRow, Overlay, Row, RowStatus};
+use crate::local::schema::{Schema, TableDecl};
+use crate::local::store::{MemoryStore, Store, WriteBatch};
+use crate::select::{select, Cardinality, QueryError, SelectOptions, SelectRequest};
+
+fn obj(v: Value) -> Row {
+    v.as_object().cloned().unwrap_or_default()
+}
+
+fn synced(table: &str, key: &str, row: Value) -> LocalRow {
+    LocalRow { table: table.into(), local_id: key.into(), server_id: None, mirror: Some(obj(row)), overlay: None, status: RowStatus::Synced, last_pushed: None }
+}
+
+fn pending(table: &str, key: &str, row: Value) -> LocalRow {
+    LocalRow {
+        table: table.into(),
+        local_id: key.into(),
+        server_id: None,
+        mirror: None,
+        overlay: Some(Overlay::Fields { fields: obj(row) }),
+        status: RowStatus::Pending,
+        last_pushed: None,
+    }
+}
+
+fn schema() -> Schema {
+    Schema::new(vec![
+        TableDecl::new("conversations").column("title", "text").column("created_at", "timestamptz"),
+        TableDecl::new("messages").references("conversation_id", "conversations").index("conversation_id").column("conversation_id", "text").column("content", "text"),
+        TableDecl::new("links").references("from_id", "conversations").references("to_id", "conversations"),
+    ])
+    .expect("schema")
+}
+
+async fn store(rows: Vec<LocalRow>) -> MemoryStore {
+    let s = MemoryStore::new();
+    s.ensure_index("messages", "conversation_id").await.expect("index");
+    s.apply(WriteBatch { put_rows: rows, ..Default::default() }).await.expect("rows");
+    s
+}
+
+async fn ask(s: &MemoryStore, url: &str) -> Result<Value, QueryError> {
+    let req = SelectRequest::parse(url).map_err(QueryError::Invalid)?.with_options(SelectOptions { count: true, cardinality: Cardinality::Many });
+    Ok(select(&schema(), s, &req).await?.to_json(Cardinality::Many))
+}
+
+fn code(r: Result<Value, QueryError>) -> String {
+    match r {
+        Err(QueryError::Invalid(e)) => e.code,
+        other => format!("not refused: {other:?}"),
+    }
+}
+
+#[test]
+fn pending_rows_count_and_embed_and_leave_when_rolled_back() {
+    futures_executor::block_on(async {
+        let s = store(vec![
+            synced("conversations", "c1", json!({"title": "Lisbon", "created_at": "2024-05-01T10:00:00+00:00"})),
+            synced("messages", "m1", json!({"conversation_id": "c1", "content": "Flights"})),
+            pending("messages", "m2", json!({"conversation_id": "c1", "content": "Hotel"})),
+        ])
+        .await;
+        let a = ask(&s, "conversations?select=title,messages(count),messages_x:messages(content)&messages_x.order=content").await.expect("answer");
+        assert_eq!(a["data"], json!([{"title": "Lisbon", "messages": [{"count": 2}], "messages_x": [{"content": "Flights"}, {"content": "Hotel"}]}]));
+        let m = ask(&s, "messages?select=content,conversations(title)&order=content.desc").await.expect("answer");
+        assert_eq!(m["data"][0], json!({"content": "Hotel", "conversations": {"title": "Lisbon"}}));
+        assert_eq!(m["sync"][0], json!({"local_id": "m2", "status": {"state": "pending"}}), "the row says it waits");
+        // The server refused the insert: rolled back, it leaves every answer.
+        s.apply(WriteBatch { delete_rows: vec![("messages".into(), "m2".into())], ..Default::default() }).await.expect("rollback");
+        let a = ask(&s, "conversations?select=messages(count)").await.expect("answer");
+        assert_eq!(a["data"], json!([{"messages": [{"count": 1}]}]));
+    });
+}
+
+#[test]
+fn nulls_sort_last_ascending_and_first_descending_unless_told() {
+    futures_executor::block_on(async {
+        let s = store(vec![
+            synced("conversations", "a", json!({"title": "b"})),
+            synced("conversations", "b", json!({"title": null})),
+            synced("conversations", "c", json!({"title": "a"})),
+        ])
+        .await;
+        let titles = |v: Value| v["data"].as_array().map(|a| a.iter().map(|r| r["title"].clone()).collect::<Vec<_>>()).unwrap_or_default();
+        assert_eq!(titles(ask(&s, "conversations?select=title&order=title").await.expect("asc")), vec![json!("a"), json!("b"), Value::Null]);
+        assert_eq!(titles(ask(&s, "conversations?select=title&order=title.desc").await.expect("desc")), vec![Value::Null, json!("b"), json!("a")]);
+        assert_eq!(titles(ask(&s, "conversations?select=title&order=title.nullsfirst").await.expect("nullsfirst")), vec![Value::Null, json!("a"), json!("b")]);
+        // A comparison with NULL is unknown: `neq` leaves the null row out too.
+        assert_eq!(ask(&s, "conversations?select=title&title=neq.a").await.expect("neq")["count"], json!(1));
+        assert_eq!(ask(&s, "conversations?select=count()&title=is.null").await.expect("is null")["data"], json!([{"count": 1}]));
+    });
+}
+
+#[test]
+fn refusals_follow_the_schema_as_postgrest_does() {
+    futures_executor::block_on(async {
+        let s = store(vec![]).await;
+        assert_eq!(code(ask(&s, "nope?select=*").await), "PGRST205");
+        assert_eq!(code(ask(&s, "conversations?select=nope").await), "42703", "declared columns: an unknown one is refused");
+        assert_eq!(code(ask(&s, "conversations?select=*,links(*)").await), "PGRST201", "two references: ambiguous");
+        assert!(ask(&s, "conversations?select=*,links!from_id(*)").await.is_ok(), "a hint picks one");
+        assert_eq!(code(ask(&s, "messages?select=*,links(*)").await), "PGRST200");
+        assert_eq!(code(ask(&s, "conversations?select=title&messages.content=eq.x").await), "PGRST108");
+        assert_eq!(code(ask(&s, "conversations?created_at=gt.yesterday").await), "22007");
+        assert_eq!(code(ask(&s, "conversations?select=title::text").await), "0A000", "casts are said, not ignored");
+        assert_eq!(code(ask(&s, "conversations?title=eq").await), "PGRST100");
+        // Undeclared columns: any column may be named, and an absent one reads as null.
+        let a = ask(&s, "links?select=whatever").await.expect("answer");
+        assert_eq!(a["data"], json!([]));
+    });
+}
