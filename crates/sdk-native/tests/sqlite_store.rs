@@ -6,6 +6,7 @@ use supasync_core::local_row::{LocalRow, Overlay, RowStatus};
 use supasync_core::store::suite::block_on;
 use supasync_core::store::{NewOutboxEntry, Store, StoreError, WriteBatch};
 use supasync_core::OutboxOp;
+use supasync_core::index::IndexDef;
 use supasync_native::store::SCHEMA_VERSION;
 use supasync_native::SqliteStore;
 
@@ -90,7 +91,7 @@ fn indexes_survive_a_reopen() {
     let path = dir.path().join("replica.db");
     block_on(async {
         let s = SqliteStore::open(&path).unwrap();
-        s.ensure_index("messages", "body").await.unwrap();
+        s.ensure_index("messages", &IndexDef::column("body")).await.unwrap();
         s.apply(batch("L1")).await.unwrap();
     });
     block_on(async {
@@ -102,6 +103,33 @@ fn indexes_survive_a_reopen() {
             .unwrap();
         assert!(s.rows_by("messages", "body", &json!("kept")).await.unwrap().is_empty());
     });
+}
+
+#[test]
+fn per_column_indexes_of_format_4_are_dropped_and_built_again_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("replica.db");
+    block_on(async {
+        let old = SqliteStore::open_at_version(&path, 4).unwrap();
+        old.apply(batch("L1")).await.unwrap();
+    });
+    // What a format-4 build kept for a declared `body` index: JSON text per column.
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    raw.execute_batch(
+        "INSERT INTO indexed_columns (tbl, col) VALUES ('messages', 'body');
+         INSERT INTO row_index (tbl, col, val, local_id) VALUES ('messages', 'body', '\"kept\"', 'L1');",
+    )
+    .unwrap();
+    drop(raw);
+    block_on(async {
+        let s = SqliteStore::open(&path).unwrap();
+        assert!(s.indexes("messages").await.unwrap().is_empty(), "the old index is gone");
+        assert!(s.rows_by("messages", "body", &json!("kept")).await.is_err(), "and not read");
+        s.ensure_index("messages", &IndexDef::column("body")).await.unwrap();
+        assert_eq!(s.rows_by("messages", "body", &json!("kept")).await.unwrap(), vec![a_row("L1")], "built again from the rows");
+    });
+    let left: i64 = rusqlite::Connection::open(&path).unwrap().query_row("SELECT count(*) FROM row_index WHERE col = 'body'", [], |r| r.get(0)).unwrap();
+    assert_eq!(left, 0, "no entry of the old kind is left");
 }
 
 #[test]
@@ -134,7 +162,7 @@ fn an_old_format_is_upgraded_in_place() {
         .await
         .unwrap();
         assert_eq!(s.history(5).await.unwrap().len(), 1, "the new table works");
-        s.ensure_index("messages", "body").await.unwrap();
+        s.ensure_index("messages", &IndexDef::column("body")).await.unwrap();
         let found = s.rows_by("messages", "body", &json!("kept")).await.unwrap();
         assert_eq!(found, vec![a_row("L1")], "rows from before the upgrade are indexed");
     });

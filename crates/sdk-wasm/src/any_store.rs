@@ -3,6 +3,7 @@
 //! rather than a type parameter keeps the exported JavaScript classes concrete.
 
 use serde_json::Value;
+use supasync_core::index::{IndexDef, KeyRange};
 use supasync_core::local_row::LocalRow;
 use supasync_core::outbox::OutboxEntry;
 use supasync_core::store::{HistoryEntry, MemoryStore, OutboxSummary, Store, StoreError, WriteBatch};
@@ -37,11 +38,14 @@ supasync_core::maybe_async_trait! {
         async fn scan(&self, table: &str) -> Result<Vec<LocalRow>, StoreError> {
             each!(self, s => s.scan(table).await)
         }
-        async fn ensure_index(&self, table: &str, column: &str) -> Result<(), StoreError> {
-            each!(self, s => s.ensure_index(table, column).await)
+        async fn ensure_index(&self, table: &str, index: &IndexDef) -> Result<(), StoreError> {
+            each!(self, s => s.ensure_index(table, index).await)
         }
-        async fn rows_by(&self, table: &str, column: &str, value: &Value) -> Result<Vec<LocalRow>, StoreError> {
-            each!(self, s => s.rows_by(table, column, value).await)
+        async fn indexes(&self, table: &str) -> Result<Vec<IndexDef>, StoreError> {
+            each!(self, s => s.indexes(table).await)
+        }
+        async fn rows_in_index(&self, table: &str, index: &IndexDef, range: &KeyRange, descending: bool, limit: Option<usize>) -> Result<Vec<LocalRow>, StoreError> {
+            each!(self, s => s.rows_in_index(table, index, range, descending, limit).await)
         }
         async fn outbox(&self) -> Result<Vec<OutboxEntry>, StoreError> {
             each!(self, s => s.outbox().await)

@@ -5,6 +5,7 @@
 #![cfg(target_family = "wasm")]
 
 use serde_json::json;
+use supasync_core::index::IndexDef;
 use supasync_core::local_row::{LocalRow, Overlay, RowStatus};
 use supasync_core::outbox::OutboxOp;
 use supasync_core::store::{NewOutboxEntry, Store, StoreError, WriteBatch};
@@ -53,7 +54,7 @@ fn write(local_id: &str, body: &str) -> WriteBatch {
 async fn what_was_written_is_there_after_reopening() {
     let name = fresh_name();
     let s = IdbStore::open(&name).await.unwrap();
-    s.ensure_index("messages", "conversation_id").await.unwrap();
+    s.ensure_index("messages", &IndexDef::column("conversation_id")).await.unwrap();
     s.apply(write("L1", "hello")).await.unwrap();
     s.close_connection();
     drop(s);
@@ -87,7 +88,7 @@ async fn every_older_layout_upgrades_keeping_its_data() {
         let s = IdbStore::open(&name).await.unwrap();
         assert_eq!(supasync_wasm::store::stored_version(&name).await.unwrap(), SCHEMA_VERSION);
         assert_eq!(s.get_row("messages", "L1").await.unwrap().unwrap(), row("L1", "kept"), "from version {from}");
-        s.ensure_index("messages", "conversation_id").await.unwrap();
+        s.ensure_index("messages", &IndexDef::column("conversation_id")).await.unwrap();
         let found = s.rows_by("messages", "conversation_id", &json!("c1")).await.unwrap();
         assert_eq!(found.len(), if from >= 2 { 3 } else { 1 }, "rows stored before the upgrade are indexed");
         let summary = s.outbox_summary().await.unwrap();

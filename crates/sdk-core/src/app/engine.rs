@@ -134,8 +134,8 @@ impl<S: Store, H: Http> Engine<S, H> {
     pub async fn open(schema: Schema, store: S, http: H, project: Project, cfg: EngineConfig) -> Result<Self, EngineError> {
         let sessions = Sessions::load(&store).await?;
         for t in schema.tables() {
-            for col in &t.indexes {
-                store.ensure_index(&t.name, col).await?;
+            for index in t.index_defs() {
+                store.ensure_index(&t.name, &index).await?;
             }
         }
         Ok(Engine {
@@ -387,7 +387,7 @@ impl<S: Store, H: Http> Engine<S, H> {
     pub async fn query(&self, table: &str, q: &Query) -> Result<Vec<RowView>, EngineError> {
         let decl = self.schema.table(table)?;
         let by_local_id = q.filters.iter().find(|(k, _)| *k == decl.local_id);
-        let by_index = q.filters.iter().find(|(k, _)| decl.indexes.contains(k));
+        let by_index = q.filters.iter().find(|(k, _)| decl.index_on(k).is_some());
         let candidates = match (by_local_id, by_index) {
             (Some((_, Value::String(id))), _) => self.store.get_row(table, id).await?.into_iter().collect(),
             (Some(_), _) => vec![],

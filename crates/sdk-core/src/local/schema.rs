@@ -8,8 +8,14 @@
 //! ```json
 //! {"tables":[{"name":"messages","key":"id","local_id":"local_id","owner":"user_id",
 //!   "version":"updated_at","references":{"conversation_id":"conversations"},
-//!   "indexes":["conversation_id"]}]}
+//!   "indexes":["conversation_id", "conversation_id, created_at"]}]}
 //! ```
+//!
+//! An index is one column or several, comma-separated, kept in order
+//! ([`crate::local::index`]): local queries filter by equality on its first columns
+//! and read the next one in order, so `"conversation_id, created_at"` answers "the
+//! newest 50 messages of a conversation" by reading 50 rows. A column declared with a
+//! timestamp type is ordered as instants.
 //!
 //! Omitted fields take those defaults. A table whose rows several users read (an
 //! organisation's library, a shared conversation) also names the column that holds
@@ -25,7 +31,9 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::local::index::{IndexColumn, IndexDef};
 use crate::local::local_row::{id_text, server_key, Row};
+use crate::local::time::is_time_type;
 
 fn default_key() -> String {
     "id".into()
@@ -56,6 +64,8 @@ pub struct TableDecl {
     /// column → referenced synced table (the reference is to that table's `key`).
     #[serde(default)]
     pub references: BTreeMap<String, String>,
+    /// Indexes for local queries: each a column, or columns separated by commas
+    /// (`"conversation_id, created_at"`), see [`TableDecl::index_defs`].
     #[serde(default)]
     pub indexes: Vec<String>,
     /// The column holding a shared row's scope id (`supasync.share_by` on the server);
@@ -109,10 +119,35 @@ impl TableDecl {
         self
     }
 
-    /// Builder: index `column` for local queries.
-    pub fn index(mut self, column: &str) -> TableDecl {
-        self.indexes.push(column.into());
+    /// Builder: index `columns` for local queries: one column, or several separated
+    /// by commas (`"conversation_id, created_at"`).
+    pub fn index(mut self, columns: &str) -> TableDecl {
+        self.indexes.push(columns.into());
         self
+    }
+
+    /// One `indexes` entry as the index a store keeps (timestamps declared in
+    /// `columns` ordered as instants); `None` for an entry that names no column.
+    fn index_def(&self, entry: &str) -> Option<IndexDef> {
+        let columns = entry
+            .split(',')
+            .map(|c| {
+                let name = c.trim().to_string();
+                let instant = self.columns.get(&name).is_some_and(|t| is_time_type(t));
+                IndexColumn { name, instant }
+            })
+            .collect();
+        IndexDef::new(columns)
+    }
+
+    /// The declared indexes, as stores keep them.
+    pub fn index_defs(&self) -> Vec<IndexDef> {
+        self.indexes.iter().filter_map(|e| self.index_def(e)).collect()
+    }
+
+    /// The narrowest declared index whose first column is `column`.
+    pub fn index_on(&self, column: &str) -> Option<IndexDef> {
+        self.index_defs().into_iter().filter(|i| i.parts()[0].name == column).min_by_key(|i| i.parts().len())
     }
 
     /// Builder: the table has `column` of PostgreSQL type `ty` (see [`TableDecl::columns`]).
@@ -157,6 +192,8 @@ pub enum SchemaError {
     ServerColumn { table: String, column: String },
     #[error("`{table}` is declared shared by `{column}`, but the SQL kit {kit}")]
     SharedMismatch { table: String, column: String, kit: String },
+    #[error("index `{index}` of `{table}`: {why}")]
+    BadIndex { table: String, index: String, why: String },
     #[error("`{table}.{column}` references `{target}` and must be a local id (string) or null, got {got}")]
     BadReference { table: String, column: String, target: String, got: String },
 }
@@ -189,6 +226,15 @@ impl Schema {
             }
         }
         for t in &tables {
+            for entry in &t.indexes {
+                let why = match t.index_def(entry) {
+                    None => Some("an index names one column or several, separated by commas".to_string()),
+                    Some(def) => def.parts().iter().find(|c| !t.has_column(&c.name)).map(|c| format!("`{}` is not among the declared columns", c.name)),
+                };
+                if let Some(why) = why {
+                    return Err(SchemaError::BadIndex { table: t.name.clone(), index: entry.clone(), why });
+                }
+            }
             for (col, target) in &t.references {
                 if !by_name.contains_key(target) {
                     return Err(SchemaError::UnknownReference {
@@ -336,10 +382,23 @@ mod tests {
     }
 
     #[test]
+    fn indexes_are_columns_in_order_with_timestamps_as_instants() {
+        let t = TableDecl::new("messages").column("conversation_id", "uuid").column("at", "timestamptz").index("conversation_id").index(" conversation_id , at ");
+        let names: Vec<String> = t.index_defs().iter().map(|i| i.name()).collect();
+        assert_eq!(names, ["(conversation_id)", "(conversation_id,at@time)"]);
+        assert_eq!(t.index_on("conversation_id").map(|i| i.name()).as_deref(), Some("(conversation_id)"), "the narrowest");
+        assert_eq!(t.index_on("at"), None);
+        Schema::new(vec![t]).unwrap();
+    }
+
+    #[test]
     fn refuses_bad_schemas() {
         assert!(matches!(Schema::from_json("{"), Err(SchemaError::Json(_))));
         assert!(matches!(Schema::from_json(r#"{"tables":[{"name":"a","colour":"red"}]}"#), Err(SchemaError::Json(_))));
         assert!(matches!(Schema::new(vec![TableDecl::new("a"), TableDecl::new("a")]), Err(SchemaError::Duplicate(_))));
+        assert!(matches!(Schema::new(vec![TableDecl::new("a").index("x,,y")]), Err(SchemaError::BadIndex { .. })));
+        let e = Schema::new(vec![TableDecl::new("a").column("x", "text").index("x, at")]).unwrap_err();
+        assert_eq!(e.to_string(), "index `x, at` of `a`: `at` is not among the declared columns");
         assert!(matches!(
             Schema::new(vec![TableDecl::new("a").references("b_id", "b")]),
             Err(SchemaError::UnknownReference { .. })

@@ -19,6 +19,7 @@ mod builder;
 pub mod error;
 mod filter;
 pub mod plan;
+mod read;
 mod run;
 pub mod value;
 

@@ -1,7 +1,8 @@
 //! Answering a planned query from the replica, in two steps.
 //!
 //! First the rows are read (async, from the store): the top table's candidates
-//! (through the local id or an index when an equality filter allows it, else a scan),
+//! ([`read`]: the local id, an index read in order up to the page, an index's rows
+//! for an equality, else a scan),
 //! then, level by level, the rows each embed joins, read once for all the rows above
 //! them, not once per row. Then the answer is built from them without further reads
 //! (plain code): filters, `!inner`, grouping and aggregates, order, page, and the
@@ -16,14 +17,15 @@ use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
-use supasync_query_syntax::{Aggregate, Cond, Nulls, Op, OrderTerm};
+use supasync_query_syntax::{Aggregate, Nulls, OrderTerm};
 
 use crate::local::local_row::{LocalRow, Row, RowStatus};
 use crate::local::schema::Schema;
-use crate::local::store::{Store, StoreError};
+use crate::local::store::Store;
 use crate::select::error::SelectError;
 use crate::select::filter;
 use crate::select::plan::{Embed, Item, Join, Level};
+use crate::select::read;
 use crate::select::value;
 use crate::select::{Cardinality, QueryError, SelectOptions, SelectResult, SelectedRow};
 
@@ -61,15 +63,16 @@ const PER_PARENT_READS: usize = 64;
 
 /// Answer `level` (the top of a plan) from `store`.
 pub async fn run<S: Store + ?Sized>(schema: &Schema, store: &S, level: &Level<'_>, opts: &SelectOptions) -> Result<SelectResult, QueryError> {
-    let mut top: Vec<Rec> = candidates(schema, store, level).await?;
+    let inner = level.items.iter().any(|i| matches!(i, Item::Embed(e) if e.inner));
+    let page_only = !opts.count && !inner && !level.grouped();
+    let top = read::candidates(store, level, page_only).await?;
     let mut kept = Vec::with_capacity(top.len());
-    for r in top.drain(..) {
+    for r in top.into_iter().filter_map(|r| rec(schema, r)) {
         if filter::passes(level, &r.row)? {
             kept.push(r);
         }
     }
     let mut fetched = Fetched::default();
-    let inner = level.items.iter().any(|i| matches!(i, Item::Embed(e) if e.inner));
     let (data, meta, count) = if level.grouped() || inner {
         // Which rows stay depends on their embeds: read those for every row first.
         fetch(schema, store, level, &kept, &mut fetched).await?;
@@ -122,29 +125,6 @@ fn projected(level: &Level<'_>, rows: &[&Rec], f: &Fetched) -> Result<(Vec<Value
     Ok((data, rows.iter().map(|r| (r.key.clone(), r.status.clone())).collect()))
 }
 
-/// The top table's rows a query may return: one row for an equality on the local id,
-/// an index's rows for an equality on an indexed text column, else the whole table.
-async fn candidates<S: Store + ?Sized>(schema: &Schema, store: &S, level: &Level<'_>) -> Result<Vec<Rec>, StoreError> {
-    let decl = level.decl;
-    let eq = |col: &str| {
-        level.conds.iter().find_map(|c| match c {
-            Cond::Leaf(l) if l.column == col && l.op == Op::Eq && !l.negate && l.quantifier.is_none() => Some(l.value.clone()),
-            _ => None,
-        })
-    };
-    let rows = if let Some(id) = eq(&decl.local_id) {
-        store.get_row(&decl.name, &id).await?.into_iter().collect()
-    } else if let Some((col, v)) = decl.indexes.iter().find_map(|c| {
-        let text_like = decl.references.contains_key(c) || decl.columns.get(c).is_some_and(|t| value::Kind::of_type(t) == value::Kind::Text);
-        eq(c).filter(|_| text_like).map(|v| (c.clone(), v))
-    }) {
-        store.rows_by(&decl.name, &col, &Value::String(v)).await?
-    } else {
-        store.scan(&decl.name).await?
-    };
-    Ok(rows.into_iter().filter_map(|r| rec(schema, r)).collect())
-}
-
 /// Read the rows of every embed under `level`, for `parents`, level by level.
 async fn fetch<S: Store + ?Sized>(schema: &Schema, store: &S, level: &Level<'_>, parents: &[Rec], out: &mut Fetched) -> Result<(), QueryError> {
     let mut work: Vec<(&Level<'_>, Vec<Rec>)> = vec![(level, parents.to_vec())];
@@ -167,7 +147,7 @@ async fn fetch<S: Store + ?Sized>(schema: &Schema, store: &S, level: &Level<'_>,
                 }
                 Join::ToMany { column } => {
                     let keys: HashSet<&str> = rows.iter().map(|r| r.key.as_str()).collect();
-                    let found: Vec<LocalRow> = if e.level.decl.indexes.contains(column) && keys.len() <= PER_PARENT_READS {
+                    let found: Vec<LocalRow> = if e.level.decl.index_on(column).is_some() && keys.len() <= PER_PARENT_READS {
                         let mut v = vec![];
                         for k in &keys {
                             v.extend(store.rows_by(target, column, &Value::String((*k).to_string())).await?);

@@ -59,7 +59,7 @@ pub async fn adopt_children<S: Store>(schema: &Schema, store: &S, parent: &str, 
             if p != parent {
                 continue;
             }
-            let candidates = if child.indexes.contains(col) {
+            let candidates = if child.index_on(col).is_some() {
                 let mut rows = vec![];
                 for (sid, _) in learned {
                     rows.extend(store.rows_by(&child.name, col, sid).await?);

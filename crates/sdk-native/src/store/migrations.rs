@@ -6,9 +6,9 @@ use rusqlite::Connection;
 use supasync_core::store::StoreError;
 
 /// The format this build writes.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
-const MIGRATIONS: [&str; 4] = [
+const MIGRATIONS: [&str; 5] = [
     // 1: rows, outbox, metadata.
     "CREATE TABLE rows (
         tbl TEXT NOT NULL,
@@ -42,6 +42,10 @@ const MIGRATIONS: [&str; 4] = [
     // (`row_doc`). Nothing to convert: older documents still read. The number is what
     // changes, so that an older build refuses the file instead of misreading it.
     "-- documents only",
+    // 5: indexes are kept in order, under names that say their columns
+    // (`supasync_core::index`): the per-column entries of format 3 are dropped here, and
+    // the replica builds its declared indexes afresh when it opens.
+    "DELETE FROM row_index; DELETE FROM indexed_columns;",
 ];
 
 fn err(e: rusqlite::Error) -> StoreError {

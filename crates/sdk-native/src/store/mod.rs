@@ -4,9 +4,11 @@
 //! and costs microseconds instead of an fsync; 8 KiB pages; checkpoints every 16 MB of WAL), one
 //! connection behind a mutex (one writer), rows and outbox entries kept as JSON
 //! documents next to the columns the lookups need (table, local id, server id, seq).
-//! Declared indexes are a side table (`row_index`: table, column, value, local id) kept
-//! in the same transaction as the rows, because a row's visible value is the overlay
-//! over the mirror and no SQLite expression index over the JSON document can say that.
+//! Declared indexes are a side table (`row_index`: table, index name, key, local id)
+//! kept in the same transaction as the rows, because a row's visible value is the
+//! overlay over the mirror and no SQLite expression index over the JSON document can
+//! say that. Keys come from the core ([`IndexDef::key`]) and sort as bytes, so an
+//! ordered read is a range of the side table's primary key.
 //! The file format is versioned with `PRAGMA user_version` and upgraded by numbered
 //! migrations ([`migrations`]).
 
@@ -20,7 +22,8 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
 use supasync_core::outbox::OutboxEntry;
-use supasync_core::store::{index_key, index_value, HistoryEntry, Store, StoreError, WriteBatch};
+use supasync_core::index::{IndexDef, KeyRange};
+use supasync_core::store::{HistoryEntry, Store, StoreError, WriteBatch};
 use supasync_core::LocalRow;
 
 pub use migrations::SCHEMA_VERSION;
@@ -33,8 +36,8 @@ pub const WAL_CHECKPOINT_PAGES: u32 = 16 * 1024 * 1024 / PAGE_SIZE;
 /// A store in one SQLite file.
 pub struct SqliteStore {
     conn: Mutex<Connection>,
-    /// Indexed columns per table (a copy of `indexed_columns`, read at open).
-    indexed: Mutex<BTreeMap<String, Vec<String>>>,
+    /// Kept indexes per table (a copy of `indexed_columns`, read at open).
+    indexed: Mutex<BTreeMap<String, Vec<IndexDef>>>,
 }
 
 fn sql_err(e: rusqlite::Error) -> StoreError {
@@ -82,7 +85,7 @@ impl SqliteStore {
         conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES).map_err(sql_err)?;
         let mut conn = conn;
         migrations::upgrade(&mut conn, target)?;
-        let mut indexed: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut indexed: BTreeMap<String, Vec<IndexDef>> = BTreeMap::new();
         if target >= 3 {
             let mut st = conn.prepare("SELECT tbl, col FROM indexed_columns ORDER BY tbl, col").map_err(sql_err)?;
             let pairs = st
@@ -91,8 +94,11 @@ impl SqliteStore {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(sql_err)?;
             drop(st);
-            for (t, c) in pairs {
-                indexed.entry(t).or_default().push(c);
+            for (t, name) in pairs {
+                // Every kept name is one `IndexDef::name` made (migration 5 cleared
+                // the per-column names of older files).
+                let def = IndexDef::parse(&name).ok_or_else(|| StoreError::Corrupt(format!("index `{name}` of `{t}`")))?;
+                indexed.entry(t).or_default().push(def);
             }
         }
         Ok(SqliteStore {
@@ -111,7 +117,7 @@ impl SqliteStore {
         self.conn.lock().map_err(|_| StoreError::Io("store connection lock poisoned".into()))
     }
 
-    fn indexed(&self) -> Result<MutexGuard<'_, BTreeMap<String, Vec<String>>>, StoreError> {
+    fn indexed(&self) -> Result<MutexGuard<'_, BTreeMap<String, Vec<IndexDef>>>, StoreError> {
         self.indexed.lock().map_err(|_| StoreError::Io("store index lock poisoned".into()))
     }
 
@@ -163,14 +169,15 @@ supasync_core::maybe_async_trait! {
             self.rows_where(&format!("SELECT {} FROM rows WHERE tbl = ?1 ORDER BY local_id", row_doc::COLUMNS), &[&table])
         }
 
-        async fn ensure_index(&self, table: &str, column: &str) -> Result<(), StoreError> {
+        async fn ensure_index(&self, table: &str, index: &IndexDef) -> Result<(), StoreError> {
             let mut c = self.lock()?;
             let mut indexed = self.indexed()?;
-            if indexed.get(table).is_some_and(|cols| cols.iter().any(|c| c == column)) {
+            if indexed.get(table).is_some_and(|kept| kept.contains(index)) {
                 return Ok(());
             }
+            let name = index.name();
             let tx = c.transaction().map_err(sql_err)?;
-            tx.execute("INSERT OR IGNORE INTO indexed_columns (tbl, col) VALUES (?1, ?2)", params![table, column])
+            tx.execute("INSERT OR IGNORE INTO indexed_columns (tbl, col) VALUES (?1, ?2)", params![table, name])
                 .map_err(sql_err)?;
             {
                 let mut read = tx.prepare(&format!("SELECT {} FROM rows WHERE tbl = ?1", row_doc::COLUMNS)).map_err(sql_err)?;
@@ -184,25 +191,36 @@ supasync_core::maybe_async_trait! {
                     .map_err(sql_err)?;
                 for r in rows {
                     let r = r?;
-                    if let Some(key) = index_key(&r, column) {
-                        add.execute(params![table, column, key, r.local_id]).map_err(sql_err)?;
+                    if let Some(key) = index.key(&r) {
+                        add.execute(params![table, name, key, r.local_id]).map_err(sql_err)?;
                     }
                 }
             }
             tx.commit().map_err(sql_err)?;
-            indexed.entry(table.to_string()).or_default().push(column.to_string());
+            indexed.entry(table.to_string()).or_default().push(index.clone());
             Ok(())
         }
 
-        async fn rows_by(&self, table: &str, column: &str, value: &Value) -> Result<Vec<LocalRow>, StoreError> {
-            if !self.indexed()?.get(table).is_some_and(|cols| cols.iter().any(|c| c == column)) {
-                return Err(StoreError::NotFound(format!("no index on {table}.{column}")));
+        async fn indexes(&self, table: &str) -> Result<Vec<IndexDef>, StoreError> {
+            Ok(self.indexed()?.get(table).cloned().unwrap_or_default())
+        }
+
+        async fn rows_in_index(&self, table: &str, index: &IndexDef, range: &KeyRange, descending: bool, limit: Option<usize>) -> Result<Vec<LocalRow>, StoreError> {
+            if !self.indexed()?.get(table).is_some_and(|kept| kept.contains(index)) {
+                return Err(StoreError::NotFound(format!("no index {} on {table}", index.name())));
             }
-            self.rows_where(
+            let ((lower, lower_open), (upper, upper_open)) = range.closed();
+            // The statement's shape varies with the bounds and the direction only; every
+            // value is a parameter.
+            let sql = format!(
                 "SELECT r.tbl, r.local_id, r.server_id, r.data FROM row_index i JOIN rows r ON r.tbl = i.tbl AND r.local_id = i.local_id
-                 WHERE i.tbl = ?1 AND i.col = ?2 AND i.val = ?3 ORDER BY i.local_id",
-                &[&table, &column, &index_value(value)],
-            )
+                 WHERE i.tbl = ?1 AND i.col = ?2 AND i.val {} ?3 AND i.val {} ?4 ORDER BY i.val {dir}, i.local_id {dir} LIMIT ?5",
+                if lower_open { ">" } else { ">=" },
+                if upper_open { "<" } else { "<=" },
+                dir = if descending { "DESC" } else { "ASC" },
+            );
+            let limit = limit.map_or(-1, |l| l.min(i64::MAX as usize) as i64);
+            self.rows_where(&sql, &[&table, &index.name(), &lower, &upper, &limit])
         }
 
         async fn outbox(&self) -> Result<Vec<OutboxEntry>, StoreError> {
@@ -293,13 +311,13 @@ supasync_core::maybe_async_trait! {
                         .map_err(sql_err)?;
                     let fresh = batch.new_rows.iter().map(|r| (r, false));
                     for (r, replaced) in batch.put_rows.iter().map(|r| (r, true)).chain(fresh) {
-                        let Some(cols) = indexed.get(&r.table) else { continue };
+                        let Some(kept) = indexed.get(&r.table) else { continue };
                         if replaced {
                             drop_keys.execute(params![r.table, r.local_id]).map_err(sql_err)?;
                         }
-                        for col in cols {
-                            if let Some(key) = index_key(r, col) {
-                                add_key.execute(params![r.table, col, key, r.local_id]).map_err(sql_err)?;
+                        for index in kept {
+                            if let Some(key) = index.key(r) {
+                                add_key.execute(params![r.table, index.name(), key, r.local_id]).map_err(sql_err)?;
                             }
                         }
                     }

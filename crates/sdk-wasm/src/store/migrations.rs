@@ -8,7 +8,7 @@ use wasm_bindgen::JsValue;
 use web_sys::{IdbDatabase, IdbIndexParameters, IdbObjectStoreParameters, IdbTransaction};
 
 /// The layout this build writes.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// Object stores. Each record keeps its JSON document in `d`, as text: one string is
 /// the cheapest thing to put through IndexedDB's structured clone, and it is the same
@@ -73,6 +73,15 @@ pub fn upgrade(db: &IdbDatabase, tx: &IdbTransaction, old: u32, new: u32) -> Res
                 let outbox = tx.object_store(OUTBOX)?;
                 outbox.create_index_with_str(OUTBOX_REJECTED, "r")?;
                 mark_rejected(&outbox)?;
+            }
+            // 5: indexes are kept in order under names that say their columns
+            // (`supasync_core::index`); the per-column indexes of layout 3 are
+            // forgotten here. Their `ix` entries stay on rows until the row is next
+            // written (or its table's index is built again, which the replica does
+            // when it opens), and no range of a new index reaches them: new names
+            // are in parentheses.
+            4 => {
+                tx.object_store(INDEXED)?.clear()?;
             }
             _ => {}
         }

@@ -5,7 +5,9 @@
 //!
 //! Records keep the same JSON documents the SQLite store keeps, as text in `d`, beside
 //! the few fields IndexedDB must see to index them: `t`/`l` (table, local id), `s` (the
-//! server id as index text), `ix` (declared-column keys). See [`migrations`] for the
+//! server id as index text), `ix` (the row's keys in the declared indexes, from the
+//! core's [`IndexDef::key`]: ASCII, so IndexedDB's string order is the keys' byte
+//! order and an ordered read is a key range of one index). See [`migrations`] for the
 //! layout.
 //!
 //! Connections end under an app: WebKit closes IndexedDB connections of background
@@ -18,7 +20,7 @@ mod idb;
 pub mod migrations;
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::rc::Rc;
 
@@ -26,7 +28,8 @@ use js_sys::{Array, Object, Reflect};
 use serde_json::Value;
 use supasync_core::local_row::LocalRow;
 use supasync_core::outbox::OutboxEntry;
-use supasync_core::store::{index_key, index_value, HistoryEntry, OutboxSummary, Store, StoreError, WriteBatch};
+use supasync_core::index::{IndexDef, KeyRange};
+use supasync_core::store::{index_value, HistoryEntry, OutboxSummary, Store, StoreError, WriteBatch};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{IdbCursorDirection, IdbDatabase, IdbKeyRange, IdbObjectStore, IdbTransaction, IdbTransactionMode};
@@ -40,8 +43,8 @@ pub struct IdbStore {
     name: String,
     version: u32,
     db: Rc<RefCell<Option<IdbDatabase>>>,
-    /// Declared (table → columns) indexes; persisted in `indexed_columns`.
-    indexed: RefCell<BTreeMap<String, BTreeSet<String>>>,
+    /// Kept indexes per table; persisted (by name) in `indexed_columns`.
+    indexed: RefCell<BTreeMap<String, Vec<IndexDef>>>,
 }
 
 impl std::fmt::Debug for IdbStore {
@@ -98,8 +101,10 @@ fn outbox_from(rec: &JsValue) -> Result<OutboxEntry, StoreError> {
     Ok(e)
 }
 
-fn index_entry(table: &str, column: &str, value_text: &str) -> String {
-    format!("{table}\0{column}\0{value_text}")
+/// An `ix` entry: the table and the index's name before the key, so one multi-entry
+/// IndexedDB index holds every declared index apart.
+fn index_entry(table: &str, index: &str, key: &str) -> String {
+    format!("{table}\0{index}\0{key}")
 }
 
 impl IdbStore {
@@ -210,25 +215,27 @@ impl IdbStore {
         let mut m = self.indexed.borrow_mut();
         for k in Array::from(&keys).iter() {
             let k = Array::from(&k);
-            if let (Some(t), Some(c)) = (k.get(0).as_string(), k.get(1).as_string()) {
-                m.entry(t).or_default().insert(c);
+            // Every name is one `IndexDef::name` made: upgrade 5 cleared the
+            // per-column names of older layouts.
+            if let (Some(t), Some(def)) = (k.get(0).as_string(), k.get(1).as_string().and_then(|n| IndexDef::parse(&n))) {
+                m.entry(t).or_default().push(def);
             }
         }
         Ok(())
     }
 
     /// A row as its record: `{t, l, s?, ix?, d}`.
-    fn row_record(&self, r: &LocalRow, columns: Option<&BTreeSet<String>>) -> Result<JsValue, StoreError> {
+    fn row_record(&self, r: &LocalRow, indexes: Option<&Vec<IndexDef>>) -> Result<JsValue, StoreError> {
         let o = Object::new();
         set(&o, "t", &JsValue::from_str(&r.table));
         set(&o, "l", &JsValue::from_str(&r.local_id));
         if let Some(sid) = &r.server_id {
             set(&o, "s", &JsValue::from_str(&index_value(sid)));
         }
-        if let Some(cols) = columns {
-            let ix: Array = cols
+        if let Some(kept) = indexes {
+            let ix: Array = kept
                 .iter()
-                .filter_map(|c| index_key(r, c).map(|k| JsValue::from_str(&index_entry(&r.table, c, &k))))
+                .filter_map(|i| i.key(r).map(|k| JsValue::from_str(&index_entry(&r.table, &i.name(), &k))))
                 .collect();
             set(&o, "ix", &ix);
         }
@@ -304,38 +311,68 @@ supasync_core::maybe_async_trait! {
             }).await
         }
 
-        async fn ensure_index(&self, table: &str, column: &str) -> Result<(), StoreError> {
-            if self.indexed.borrow().get(table).is_some_and(|c| c.contains(column)) {
+        async fn ensure_index(&self, table: &str, index: &IndexDef) -> Result<(), StoreError> {
+            if self.indexed.borrow().get(table).is_some_and(|kept| kept.contains(index)) {
                 return Ok(());
             }
-            let mut cols = self.indexed.borrow().get(table).cloned().unwrap_or_default();
-            cols.insert(column.to_string());
-            let cols = &cols;
+            let mut kept = self.indexed.borrow().get(table).cloned().unwrap_or_default();
+            kept.push(index.clone());
+            let (kept, name) = (&kept, index.name());
+            let name = &name;
             self.run(|db| async move {
                 let t = tx(&db, &[ROWS, INDEXED], IdbTransactionMode::Readwrite).map_err(store_err)?;
                 let rows = obj_store(&t, ROWS).map_err(store_err)?;
-                issue(obj_store(&t, INDEXED).map_err(store_err)?.put_with_key(&JsValue::from(1), &key(&[table, column])))?;
+                issue(obj_store(&t, INDEXED).map_err(store_err)?.put_with_key(&JsValue::from(1), &key(&[table, name])))?;
                 let range = table_range(table).map_err(store_err)?;
                 let all = request(issue(rows.get_all_with_key(&range))?).await.map_err(store_err)?;
                 for rec in Array::from(&all).iter() {
                     let r = row_from(&rec)?;
-                    issue(rows.put(&self.row_record(&r, Some(cols))?))?;
+                    issue(rows.put(&self.row_record(&r, Some(kept))?))?;
                 }
                 commit(&t).await.map_err(store_err)
             }).await?;
-            self.indexed.borrow_mut().insert(table.to_string(), cols.clone());
+            self.indexed.borrow_mut().insert(table.to_string(), kept.clone());
             Ok(())
         }
 
-        async fn rows_by(&self, table: &str, column: &str, value: &Value) -> Result<Vec<LocalRow>, StoreError> {
-            if !self.indexed.borrow().get(table).is_some_and(|c| c.contains(column)) {
-                return Err(StoreError::NotFound(format!("no index on {table}.{column}")));
+        async fn indexes(&self, table: &str) -> Result<Vec<IndexDef>, StoreError> {
+            Ok(self.indexed.borrow().get(table).cloned().unwrap_or_default())
+        }
+
+        async fn rows_in_index(&self, table: &str, index: &IndexDef, range: &KeyRange, descending: bool, limit: Option<usize>) -> Result<Vec<LocalRow>, StoreError> {
+            if !self.indexed.borrow().get(table).is_some_and(|kept| kept.contains(index)) {
+                return Err(StoreError::NotFound(format!("no index {} on {table}", index.name())));
             }
-            let k = JsValue::from_str(&index_entry(table, column, &index_value(value)));
-            self.run(|db| { let k = k.clone(); async move {
-                let all = read(&db, ROWS, |s| s.index(ROWS_BY_VALUE)?.get_all_with_key(&k)).await?;
-                Array::from(&all).iter().map(|r| row_from(&r)).collect()
-            }}).await
+            let name = index.name();
+            let ((lower, lower_open), (upper, upper_open)) = range.closed();
+            let bounds = (index_entry(table, &name, &lower), index_entry(table, &name, &upper));
+            let bounds = &bounds;
+            self.run(|db| async move {
+                let range = IdbKeyRange::bound_with_lower_open_and_upper_open(&JsValue::from_str(&bounds.0), &JsValue::from_str(&bounds.1), lower_open, upper_open)
+                    .map_err(|e| store_err(IdbError::from_js(&e)))?;
+                let t = tx(&db, &[ROWS], IdbTransactionMode::Readonly).map_err(store_err)?;
+                let by_value = obj_store(&t, ROWS).and_then(|s| s.index(ROWS_BY_VALUE).map_err(|e| IdbError::from_js(&e))).map_err(store_err)?;
+                if !descending {
+                    // Forwards: one `getAll`, in key order (then primary key: local id).
+                    let all = match limit {
+                        Some(n) => request(issue(by_value.get_all_with_key_and_limit(&range, n.min(u32::MAX as usize) as u32))?).await?,
+                        None => request(issue(by_value.get_all_with_key(&range))?).await?,
+                    };
+                    return Array::from(&all).iter().map(|r| row_from(&r)).collect();
+                }
+                // Backwards: a cursor, as far as the limit.
+                let req = issue(by_value.open_cursor_with_range_and_direction(&range, IdbCursorDirection::Prev))?;
+                let mut out = vec![];
+                while limit.is_none_or(|n| out.len() < n) {
+                    let c = request(req.clone()).await?;
+                    let Some(c) = c.dyn_ref::<web_sys::IdbCursorWithValue>() else { break };
+                    out.push(row_from(&c.value().map_err(|e| IdbError::from_js(&e))?)?);
+                    if limit.is_none_or(|n| out.len() < n) {
+                        c.continue_().map_err(|e| IdbError::from_js(&e))?;
+                    }
+                }
+                Ok(out)
+            }).await
         }
 
         async fn outbox(&self) -> Result<Vec<OutboxEntry>, StoreError> {

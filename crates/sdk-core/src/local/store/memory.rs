@@ -1,12 +1,14 @@
 //! The in-memory store: for the engine's unit tests and as the reference the other
 //! stores are held to by the shared suite. Nothing survives the process.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use serde_json::Value;
 
-use super::{index_key, index_value, HistoryEntry, Store, StoreError, WriteBatch};
+use super::{HistoryEntry, Store, StoreError, WriteBatch};
+use crate::local::index::{IndexDef, KeyRange};
 use crate::local::local_row::LocalRow;
 use crate::local::outbox::OutboxEntry;
 
@@ -17,19 +19,32 @@ struct Data {
     next_seq: u64,
     meta: BTreeMap<String, Value>,
     history: Vec<HistoryEntry>,
-    /// Indexed (table, column) pairs.
-    indexed: BTreeSet<(String, String)>,
+    /// Kept indexes per table.
+    indexed: BTreeMap<String, Vec<IndexDef>>,
 }
 
 /// A store in memory.
 #[derive(Default)]
 pub struct MemoryStore {
     data: Mutex<Data>,
+    /// Rows handed out by reads, for tests that check how much a query reads.
+    rows_read: AtomicUsize,
 }
 
 impl MemoryStore {
     pub fn new() -> MemoryStore {
         MemoryStore::default()
+    }
+
+    /// How many rows reads have handed out so far (`get_row`, `scan`,
+    /// `rows_in_index`).
+    pub fn rows_read(&self) -> usize {
+        self.rows_read.load(Ordering::Relaxed)
+    }
+
+    fn counted(&self, rows: Vec<LocalRow>) -> Vec<LocalRow> {
+        self.rows_read.fetch_add(rows.len(), Ordering::Relaxed);
+        rows
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, Data>, StoreError> {
@@ -40,7 +55,9 @@ impl MemoryStore {
 crate::maybe_async_trait! {
     impl Store for MemoryStore {
         async fn get_row(&self, table: &str, local_id: &str) -> Result<Option<LocalRow>, StoreError> {
-            Ok(self.lock()?.rows.get(&(table.to_string(), local_id.to_string())).cloned())
+            let row = self.lock()?.rows.get(&(table.to_string(), local_id.to_string())).cloned();
+            self.rows_read.fetch_add(row.is_some() as usize, Ordering::Relaxed);
+            Ok(row)
         }
 
         async fn find_by_server_id(&self, table: &str, server_id: &Value) -> Result<Option<LocalRow>, StoreError> {
@@ -53,26 +70,42 @@ crate::maybe_async_trait! {
         }
 
         async fn scan(&self, table: &str) -> Result<Vec<LocalRow>, StoreError> {
-            Ok(self.lock()?.rows.values().filter(|r| r.table == table).cloned().collect())
+            let rows = self.lock()?.rows.values().filter(|r| r.table == table).cloned().collect();
+            Ok(self.counted(rows))
         }
 
-        async fn ensure_index(&self, table: &str, column: &str) -> Result<(), StoreError> {
-            self.lock()?.indexed.insert((table.to_string(), column.to_string()));
+        async fn ensure_index(&self, table: &str, index: &IndexDef) -> Result<(), StoreError> {
+            let mut d = self.lock()?;
+            let kept = d.indexed.entry(table.to_string()).or_default();
+            if !kept.contains(index) {
+                kept.push(index.clone());
+            }
             Ok(())
         }
 
-        async fn rows_by(&self, table: &str, column: &str, value: &Value) -> Result<Vec<LocalRow>, StoreError> {
+        async fn indexes(&self, table: &str) -> Result<Vec<IndexDef>, StoreError> {
+            Ok(self.lock()?.indexed.get(table).cloned().unwrap_or_default())
+        }
+
+        async fn rows_in_index(&self, table: &str, index: &IndexDef, range: &KeyRange, descending: bool, limit: Option<usize>) -> Result<Vec<LocalRow>, StoreError> {
             let d = self.lock()?;
-            if !d.indexed.contains(&(table.to_string(), column.to_string())) {
-                return Err(StoreError::NotFound(format!("no index on {table}.{column}")));
+            if !d.indexed.get(table).is_some_and(|kept| kept.contains(index)) {
+                return Err(StoreError::NotFound(format!("no index {} on {table}", index.name())));
             }
-            // The reference store answers by scanning; what it answers is the contract.
-            let want = index_value(value);
-            Ok(d.rows
+            // The reference store answers by scanning and sorting; what it answers is
+            // the contract.
+            let mut found: Vec<(String, &LocalRow)> = d
+                .rows
                 .values()
-                .filter(|r| r.table == table && index_key(r, column).as_deref() == Some(want.as_str()))
-                .cloned()
-                .collect())
+                .filter(|r| r.table == table)
+                .filter_map(|r| index.key(r).filter(|k| range.contains(k)).map(|k| (k, r)))
+                .collect();
+            found.sort_by(|a, b| (&a.0, &a.1.local_id).cmp(&(&b.0, &b.1.local_id)));
+            if descending {
+                found.reverse();
+            }
+            let rows = found.into_iter().take(limit.unwrap_or(usize::MAX)).map(|(_, r)| r.clone()).collect();
+            Ok(self.counted(rows))
         }
 
         async fn outbox(&self) -> Result<Vec<OutboxEntry>, StoreError> {

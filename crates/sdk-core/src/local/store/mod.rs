@@ -15,7 +15,8 @@ use serde_json::Value;
 
 pub use memory::MemoryStore;
 
-use crate::local::local_row::{LocalRow, Overlay};
+use crate::local::index::{visible, IndexDef, KeyRange};
+use crate::local::local_row::LocalRow;
 use crate::platform::maybe_send::{MaybeSend, MaybeSync};
 pub use crate::local::outbox::NewOutboxEntry;
 use crate::local::outbox::OutboxEntry;
@@ -119,20 +120,8 @@ impl WriteBatch {
     }
 }
 
-/// The key a row has in the index on `column`: its visible value as JSON text (absent
-/// is null), or `None` for a row that is not visible (deleted locally, or empty). Every
-/// store indexes with this one function, so lookups agree across platforms.
-pub fn index_key(row: &LocalRow, column: &str) -> Option<String> {
-    let value = match (&row.overlay, &row.mirror) {
-        (Some(Overlay::Deleted), _) | (None, None) => return None,
-        (Some(Overlay::Fields { fields }), _) if fields.contains_key(column) => fields.get(column),
-        (_, Some(m)) => m.get(column),
-        (_, None) => None,
-    };
-    Some(index_value(value.unwrap_or(&Value::Null)))
-}
-
-/// A lookup value as index text (see [`index_key`]).
+/// A value as lookup text: how stores key server ids, and what [`Store::rows_by`]
+/// compares.
 pub fn index_value(value: &Value) -> String {
     value.to_string()
 }
@@ -156,13 +145,37 @@ crate::maybe_async_trait! {
         async fn find_by_server_id(&self, table: &str, server_id: &Value) -> Result<Option<LocalRow>, StoreError>;
         /// Every row of a table, in local-id order.
         async fn scan(&self, table: &str) -> Result<Vec<LocalRow>, StoreError>;
-        /// Index `column` of `table` from now on (idempotent; rows already stored are
+        /// Keep `index` of `table` from now on (idempotent; rows already stored are
         /// indexed at once). Indexes survive reopening a persistent store.
-        async fn ensure_index(&self, table: &str, column: &str) -> Result<(), StoreError>;
-        /// The rows whose visible `column` (overlay over mirror; absent counts as null)
-        /// equals `value`, in local-id order, through the index. A column that was
-        /// never indexed is `NotFound`, never a silent scan.
-        async fn rows_by(&self, table: &str, column: &str, value: &Value) -> Result<Vec<LocalRow>, StoreError>;
+        async fn ensure_index(&self, table: &str, index: &IndexDef) -> Result<(), StoreError>;
+        /// The indexes kept for `table`.
+        async fn indexes(&self, table: &str) -> Result<Vec<IndexDef>, StoreError>;
+        /// The visible rows whose key in `index` ([`IndexDef::key`]) is in `range`,
+        /// ordered by (key, local id), or the reverse when `descending`; at most
+        /// `limit` of them. An index that is not kept is `NotFound`, never a silent scan.
+        async fn rows_in_index(&self, table: &str, index: &IndexDef, range: &KeyRange, descending: bool, limit: Option<usize>) -> Result<Vec<LocalRow>, StoreError>;
+        /// The rows whose visible `column` (absent counts as null) equals `value` as
+        /// JSON, in local-id order, through the narrowest index that starts with
+        /// `column`. A column no index starts with is `NotFound`, never a silent scan.
+        async fn rows_by(&self, table: &str, column: &str, value: &Value) -> Result<Vec<LocalRow>, StoreError> {
+            let index = self
+                .indexes(table)
+                .await?
+                .into_iter()
+                .filter(|i| i.parts()[0].name == column)
+                .min_by_key(|i| i.parts().len())
+                .ok_or_else(|| StoreError::NotFound(format!("no index on {table}.{column}")))?;
+            let want = index_value(value);
+            let range = KeyRange::prefix(&index.prefix(&[value]));
+            let mut rows: Vec<LocalRow> = self
+                .rows_in_index(table, &index, &range, false, None)
+                .await?
+                .into_iter()
+                .filter(|r| visible(r, column).is_some_and(|v| index_value(v.unwrap_or(&Value::Null)) == want))
+                .collect();
+            rows.sort_by(|a, b| a.local_id.cmp(&b.local_id));
+            Ok(rows)
+        }
         /// The outbox in `seq` order.
         async fn outbox(&self) -> Result<Vec<OutboxEntry>, StoreError>;
         /// Counts for the status line. Asked after every write while live, so stores

@@ -6,6 +6,7 @@
 use serde_json::{json, Value};
 
 use super::{HistoryEntry, NewOutboxEntry, Store, StoreError, WriteBatch};
+use crate::local::index::{IndexColumn, IndexDef, KeyRange};
 use crate::local::local_row::{LocalRow, Overlay, RowStatus};
 use crate::local::outbox::OutboxOp;
 use crate::local::local_row::Row;
@@ -172,7 +173,7 @@ pub async fn a_failed_batch_applies_nothing<S: Store>(s: &S) {
 /// New rows (a restored page) are stored, indexed and found like put ones; a new row
 /// whose key is taken fails its whole batch and changes nothing.
 pub async fn new_rows_are_stored_and_a_taken_key_fails_the_batch<S: Store>(s: &S) {
-    s.ensure_index("messages", "conversation_id").await.unwrap();
+    s.ensure_index("messages", &IndexDef::column("conversation_id")).await.unwrap();
     let with_id = |local_id: &str, id: i64, conversation: i64| LocalRow {
         server_id: Some(json!(id)),
         ..synced("messages", local_id, json!({"id": id, "conversation_id": conversation}))
@@ -339,8 +340,8 @@ pub async fn indexes_follow_visible_values<S: Store>(s: &S) {
     let other = synced("memories", "a", json!({"conversation_id": 1}));
     s.apply(WriteBatch { put_rows: vec![a.clone(), b.clone(), other], ..Default::default() }).await.unwrap();
     assert!(matches!(s.rows_by("messages", "conversation_id", &json!(1)).await, Err(StoreError::NotFound(_))));
-    s.ensure_index("messages", "conversation_id").await.unwrap();
-    s.ensure_index("messages", "conversation_id").await.unwrap();
+    s.ensure_index("messages", &IndexDef::column("conversation_id")).await.unwrap();
+    s.ensure_index("messages", &IndexDef::column("conversation_id")).await.unwrap();
     assert_eq!(ids_by(s, "messages", "conversation_id", json!(1)).await, ["a", "b"]);
     assert!(ids_by(s, "messages", "conversation_id", json!(2)).await.is_empty());
     assert!(matches!(s.rows_by("messages", "body", &json!("x")).await, Err(StoreError::NotFound(_))));
@@ -370,6 +371,53 @@ pub async fn indexes_follow_visible_values<S: Store>(s: &S) {
     };
     assert!(s.apply(bad).await.is_err());
     assert!(ids_by(s, "messages", "conversation_id", json!(1)).await.is_empty());
+}
+
+/// An ordered index reads rows by key range in order, either way, a page at a time:
+/// an equality on its first column and the order of its second (timestamps as
+/// instants, nulls last), local edits moving rows, deleted rows in no entry.
+pub async fn ordered_indexes_read_in_order<S: Store>(s: &S) {
+    let by_time = IndexDef::new(vec![
+        IndexColumn { name: "conversation_id".into(), instant: false },
+        IndexColumn { name: "at".into(), instant: true },
+    ])
+    .unwrap();
+    let m = |l: &str, c: &str, at: Value| synced("messages", l, json!({"conversation_id": c, "at": at}));
+    let mut rows = vec![
+        m("a", "c1", json!("2026-01-02T00:00:00+00:00")),
+        m("b", "c1", json!("2026-01-01T23:00:00-02:00")), // 01:00 on the 2nd: after a
+        m("c", "c1", Value::Null),
+        m("d", "c1", json!("2025-12-31")),
+        m("e", "c2", json!("2020-01-01")),
+        m("f", "c1", json!("2026-01-02T00:00:00Z")), // the same instant as a
+    ];
+    s.apply(WriteBatch { put_rows: rows.clone(), ..Default::default() }).await.unwrap();
+    let range = KeyRange::prefix(&by_time.prefix(&[&json!("c1")]));
+    assert!(matches!(s.rows_in_index("messages", &by_time, &range, false, None).await, Err(StoreError::NotFound(_))));
+    s.ensure_index("messages", &by_time).await.unwrap();
+    s.ensure_index("messages", &IndexDef::column("conversation_id")).await.unwrap();
+    assert_eq!(s.indexes("messages").await.unwrap().len(), 2);
+    let ids = |rows: Vec<LocalRow>| rows.into_iter().map(|r| r.local_id).collect::<Vec<_>>();
+    let read = |range: KeyRange, desc: bool, limit: Option<usize>| {
+        let by_time = by_time.clone();
+        async move { ids(s.rows_in_index("messages", &by_time, &range, desc, limit).await.unwrap()) }
+    };
+    assert_eq!(read(range.clone(), false, None).await, ["d", "a", "f", "b", "c"], "by instant, ties by local id, nulls last");
+    assert_eq!(read(range.clone(), true, None).await, ["c", "b", "f", "a", "d"], "backwards: nulls first");
+    assert_eq!(read(range.clone(), false, Some(2)).await, ["d", "a"]);
+    let a_key = by_time.key(&rows[0]).unwrap();
+    assert_eq!(read(range.past(&a_key, false), false, Some(2)).await, ["b", "c"], "past a key skips its ties (f shares a's)");
+    assert_eq!(read(KeyRange::exactly(&a_key), false, None).await, ["a", "f"]);
+    assert_eq!(read(range.past(&a_key, true), true, None).await, ["d"]);
+    assert_eq!(read(KeyRange::all(), false, None).await, ["d", "a", "f", "b", "c", "e"], "c1's rows, then c2's");
+
+    // A pending edit moves the row; a local delete takes it out.
+    rows[3].overlay = Some(Overlay::Fields { fields: obj(json!({"at": "2027-01-01T00:00:00Z"})) });
+    rows[1].overlay = Some(Overlay::Deleted);
+    s.apply(WriteBatch { put_rows: vec![rows[3].clone(), rows[1].clone()], ..Default::default() }).await.unwrap();
+    assert_eq!(read(range.clone(), false, None).await, ["a", "f", "d", "c"]);
+    s.apply(WriteBatch { delete_rows: vec![("messages".into(), "a".into())], ..Default::default() }).await.unwrap();
+    assert_eq!(read(range, false, None).await, ["f", "d", "c"]);
 }
 
 /// Run every case of the store suite as a `#[test]` against stores made by `$make`
@@ -403,7 +451,8 @@ macro_rules! store_suite {
             json_round_trips_exactly,
             metadata_is_set_replaced_and_deleted,
             history_is_newest_first,
-            indexes_follow_visible_values
+            indexes_follow_visible_values,
+            ordered_indexes_read_in_order
         );
     };
     (@browser $make:expr; $($case:ident),*) => {
