@@ -47,6 +47,9 @@ supasync_core::maybe_async_trait! {
         async fn rows_in_index(&self, table: &str, index: &IndexDef, range: &KeyRange, descending: bool, limit: Option<usize>) -> Result<Vec<LocalRow>, StoreError> {
             each!(self, s => s.rows_in_index(table, index, range, descending, limit).await)
         }
+        async fn count_in_index(&self, table: &str, index: &IndexDef, ranges: &[KeyRange]) -> Result<Vec<usize>, StoreError> {
+            each!(self, s => s.count_in_index(table, index, ranges).await)
+        }
         async fn outbox(&self) -> Result<Vec<OutboxEntry>, StoreError> {
             each!(self, s => s.outbox().await)
         }

@@ -19,6 +19,7 @@ use std::collections::{HashMap, HashSet};
 use serde_json::{Map, Value};
 use supasync_query_syntax::{Aggregate, Nulls, OrderTerm};
 
+use crate::local::index::KeyRange;
 use crate::local::local_row::{LocalRow, Row, RowStatus};
 use crate::local::schema::Schema;
 use crate::local::store::Store;
@@ -50,6 +51,21 @@ type Related = HashMap<String, Vec<Rec>>;
 #[derive(Default)]
 struct Fetched {
     by_embed: HashMap<usize, Related>,
+    /// Embeds answered by counting index entries ([`counted_only`]): parent key → count.
+    counts: HashMap<usize, HashMap<String, u64>>,
+}
+
+/// `rel(count)` and nothing else (no filter, page, `!inner` or spread): its answer is
+/// a number per parent, which an index on the join column gives without reading a
+/// row. The key it is shown under, if so.
+fn counted_only<'e>(e: &'e Embed<'_>) -> Option<&'e str> {
+    if e.inner || e.spread || e.hidden || !e.level.conds.is_empty() || e.level.limit.is_some() || e.level.offset > 0 {
+        return None;
+    }
+    match e.level.items.as_slice() {
+        [Item::Aggregate { key, func: Aggregate::Count, column: None }] => Some(key),
+        _ => None,
+    }
 }
 
 fn embed_id(e: &Embed<'_>) -> usize {
@@ -144,6 +160,14 @@ async fn fetch<S: Store + ?Sized>(schema: &Schema, store: &S, level: &Level<'_>,
                     for r in store.get_rows(target, &ids).await?.into_iter().flatten().filter_map(|r| rec(schema, r)) {
                         related.entry(r.key.clone()).or_default().push(r);
                     }
+                }
+                Join::ToMany { column } if counted_only(e).is_some() && e.level.decl.index_on(column).is_some() => {
+                    let Some(index) = e.level.decl.index_on(column) else { continue };
+                    let keys: Vec<String> = rows.iter().map(|r| r.key.clone()).collect::<HashSet<_>>().into_iter().collect();
+                    let ranges: Vec<KeyRange> = keys.iter().map(|k| KeyRange::prefix(&index.prefix(&[&Value::String(k.clone())]))).collect();
+                    let counts = store.count_in_index(target, &index, &ranges).await?;
+                    out.counts.insert(embed_id(e), keys.into_iter().zip(counts.into_iter().map(|n| n as u64)).collect());
+                    continue;
                 }
                 Join::ToMany { column } => {
                     let keys: HashSet<&str> = rows.iter().map(|r| r.key.as_str()).collect();
@@ -302,6 +326,11 @@ fn project(level: &Level<'_>, r: &Rec, f: &Fetched) -> Result<Map<String, Value>
 
 /// An embed's value for one row: an object (or null) to one, an array to many.
 fn embed_value(e: &Embed<'_>, parent: &Rec, f: &Fetched) -> Result<Value, SelectError> {
+    if let (Some(counts), Some(key)) = (f.counts.get(&embed_id(e)), counted_only(e)) {
+        let mut one = Map::new();
+        one.insert(key.to_string(), Value::from(counts.get(&parent.key).copied().unwrap_or(0)));
+        return Ok(Value::Array(vec![Value::Object(one)]));
+    }
     let rows = related(e, parent, f)?;
     if e.level.grouped() {
         let g = groups(&e.level, &rows, f)?;

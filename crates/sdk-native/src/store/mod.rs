@@ -223,6 +223,30 @@ supasync_core::maybe_async_trait! {
             self.rows_where(&sql, &[&table, &index.name(), &lower, &upper, &limit])
         }
 
+        async fn count_in_index(&self, table: &str, index: &IndexDef, ranges: &[KeyRange]) -> Result<Vec<usize>, StoreError> {
+            if !self.indexed()?.get(table).is_some_and(|kept| kept.contains(index)) {
+                return Err(StoreError::NotFound(format!("no index {} on {table}", index.name())));
+            }
+            let name = index.name();
+            let c = self.lock()?;
+            let mut out = Vec::with_capacity(ranges.len());
+            for range in ranges {
+                let ((lower, lower_open), (upper, upper_open)) = range.closed();
+                let sql = format!(
+                    "SELECT count(*) FROM row_index WHERE tbl = ?1 AND col = ?2 AND val {} ?3 AND val {} ?4",
+                    if lower_open { ">" } else { ">=" },
+                    if upper_open { "<" } else { "<=" },
+                );
+                let n: i64 = c
+                    .prepare_cached(&sql)
+                    .map_err(sql_err)?
+                    .query_row(params![table, name, lower, upper], |r| r.get(0))
+                    .map_err(sql_err)?;
+                out.push(n as usize);
+            }
+            Ok(out)
+        }
+
         async fn outbox(&self) -> Result<Vec<OutboxEntry>, StoreError> {
             let c = self.lock()?;
             let mut st = c.prepare_cached("SELECT seq, data FROM outbox ORDER BY seq").map_err(sql_err)?;

@@ -375,6 +375,37 @@ supasync_core::maybe_async_trait! {
             }).await
         }
 
+        async fn count_in_index(&self, table: &str, index: &IndexDef, ranges: &[KeyRange]) -> Result<Vec<usize>, StoreError> {
+            if !self.indexed.borrow().get(table).is_some_and(|kept| kept.contains(index)) {
+                return Err(StoreError::NotFound(format!("no index {} on {table}", index.name())));
+            }
+            let name = index.name();
+            let bounds: Vec<(String, String, bool, bool)> = ranges
+                .iter()
+                .map(|r| {
+                    let ((lower, lower_open), (upper, upper_open)) = r.closed();
+                    (index_entry(table, &name, &lower), index_entry(table, &name, &upper), lower_open, upper_open)
+                })
+                .collect();
+            let bounds = &bounds;
+            self.run(|db| async move {
+                // One transaction: every count issued at once, answered in order.
+                let t = tx(&db, &[ROWS], IdbTransactionMode::Readonly).map_err(store_err)?;
+                let by_value = obj_store(&t, ROWS).and_then(|s| s.index(ROWS_BY_VALUE).map_err(|e| IdbError::from_js(&e))).map_err(store_err)?;
+                let mut reqs = Vec::with_capacity(bounds.len());
+                for (lower, upper, lo, uo) in bounds {
+                    let range = IdbKeyRange::bound_with_lower_open_and_upper_open(&JsValue::from_str(lower), &JsValue::from_str(upper), *lo, *uo)
+                        .map_err(|e| store_err(IdbError::from_js(&e)))?;
+                    reqs.push(request(issue(by_value.count_with_key(&range))?));
+                }
+                let mut out = Vec::with_capacity(reqs.len());
+                for req in reqs {
+                    out.push(req.await?.as_f64().unwrap_or(0.0) as usize);
+                }
+                Ok(out)
+            }).await
+        }
+
         async fn outbox(&self) -> Result<Vec<OutboxEntry>, StoreError> {
             self.run(|db| async move {
                 let all = read(&db, OUTBOX, |s| s.get_all()).await?;

@@ -154,6 +154,16 @@ crate::maybe_async_trait! {
         /// ordered by (key, local id), or the reverse when `descending`; at most
         /// `limit` of them. An index that is not kept is `NotFound`, never a silent scan.
         async fn rows_in_index(&self, table: &str, index: &IndexDef, range: &KeyRange, descending: bool, limit: Option<usize>) -> Result<Vec<LocalRow>, StoreError>;
+        /// How many rows [`Store::rows_in_index`] would give for each of `ranges`
+        /// (`messages(count)` for a page of conversations). Stores answer from the
+        /// index alone, in one read where they can.
+        async fn count_in_index(&self, table: &str, index: &IndexDef, ranges: &[KeyRange]) -> Result<Vec<usize>, StoreError> {
+            let mut out = Vec::with_capacity(ranges.len());
+            for r in ranges {
+                out.push(self.rows_in_index(table, index, r, false, None).await?.len());
+            }
+            Ok(out)
+        }
         /// The rows whose visible `column` (absent counts as null) equals `value` as
         /// JSON, in local-id order, through the narrowest index that starts with
         /// `column`. A column no index starts with is `NotFound`, never a silent scan.

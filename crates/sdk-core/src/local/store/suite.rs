@@ -411,13 +411,18 @@ pub async fn ordered_indexes_read_in_order<S: Store>(s: &S) {
     assert_eq!(read(range.past(&a_key, true), true, None).await, ["d"]);
     assert_eq!(read(KeyRange::all(), false, None).await, ["d", "a", "f", "b", "c", "e"], "c1's rows, then c2's");
 
+    let c2 = KeyRange::prefix(&by_time.prefix(&[&json!("c2")]));
+    let none = KeyRange::prefix(&by_time.prefix(&[&json!("c9")]));
+    assert_eq!(s.count_in_index("messages", &by_time, &[range.clone(), c2, none, KeyRange::all()]).await.unwrap(), [5, 1, 0, 6]);
+
     // A pending edit moves the row; a local delete takes it out.
     rows[3].overlay = Some(Overlay::Fields { fields: obj(json!({"at": "2027-01-01T00:00:00Z"})) });
     rows[1].overlay = Some(Overlay::Deleted);
     s.apply(WriteBatch { put_rows: vec![rows[3].clone(), rows[1].clone()], ..Default::default() }).await.unwrap();
     assert_eq!(read(range.clone(), false, None).await, ["a", "f", "d", "c"]);
     s.apply(WriteBatch { delete_rows: vec![("messages".into(), "a".into())], ..Default::default() }).await.unwrap();
-    assert_eq!(read(range, false, None).await, ["f", "d", "c"]);
+    assert_eq!(read(range.clone(), false, None).await, ["f", "d", "c"]);
+    assert_eq!(s.count_in_index("messages", &by_time, &[range]).await.unwrap(), [3], "counts follow too");
 }
 
 /// Run every case of the store suite as a `#[test]` against stores made by `$make`
