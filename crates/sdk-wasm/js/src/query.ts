@@ -23,14 +23,18 @@ export class QueryBuilder<T = Record<string, unknown>> implements PromiseLike<Se
   private columns = '*';
   private readonly params: [string, string][] = [];
   private options: SelectOptions = {};
+  private head = false;
 
   constructor(
     private readonly db: SelectReader,
     readonly table: string,
   ) {}
 
-  /** The columns and embeds (`'id, title, messages(count)'`); `{ count: 'exact' }` also counts. */
-  select(columns = '*', o: { count?: 'exact' } = {}): this {
+  /**
+   * The columns and embeds (`'id, title, messages(count)'`); `{ count: 'exact' }` also
+   * counts, and `head: true` answers the count alone (`data` is null), as supabase-js.
+   */
+  select(columns = '*', o: { count?: 'exact'; head?: boolean } = {}): this {
     let quoted = false;
     this.columns = [...columns]
       .filter((c) => {
@@ -39,6 +43,7 @@ export class QueryBuilder<T = Record<string, unknown>> implements PromiseLike<Se
       })
       .join('');
     if (o.count) this.options = { ...this.options, count: true };
+    this.head = o.head === true;
     return this;
   }
 
@@ -138,7 +143,9 @@ export class QueryBuilder<T = Record<string, unknown>> implements PromiseLike<Se
 
   /** The query as PostgREST's URL takes it after `/rest/v1/`. */
   url(): string {
-    const q = new URLSearchParams([['select', this.columns], ...this.params]);
+    // `head`: no rows are built at all (the count still covers every row).
+    const params = this.head ? [...this.params.filter(([k]) => k !== 'limit' && k !== 'offset'), ['limit', '0']] : this.params;
+    const q = new URLSearchParams([['select', this.columns], ...params]);
     return `${this.table}?${q.toString()}`;
   }
 
@@ -152,7 +159,7 @@ export class QueryBuilder<T = Record<string, unknown>> implements PromiseLike<Se
     onrejected?: ((reason: unknown) => R2 | PromiseLike<R2>) | null,
   ): PromiseLike<R1 | R2> {
     const run = this.db.select(this.url(), this.options).then(
-      (a) => answered<T[]>(a),
+      (a) => answered<T[]>(a, this.head),
       (e: unknown) => refused<T[]>(e),
     );
     return run.then(onfulfilled, onrejected);
@@ -164,7 +171,7 @@ export class QueryBuilder<T = Record<string, unknown>> implements PromiseLike<Se
       return this.db.liveSelect(
         this.url(),
         this.options,
-        (a) => callback(answered<T[]>(a)),
+        (a) => callback(answered<T[]>(a, this.head)),
         (e) => callback(refused<T[]>(e)),
       );
     } catch (e) {
@@ -174,8 +181,9 @@ export class QueryBuilder<T = Record<string, unknown>> implements PromiseLike<Se
   }
 }
 
-/** An answer as supabase-js resolves it. */
-export function answered<D>(a: SelectAnswer): SelectResponse<D> {
+/** An answer as supabase-js resolves it (`head`: the count alone, data null). */
+export function answered<D>(a: SelectAnswer, head = false): SelectResponse<D> {
+  if (head) return { data: null as D, error: null, count: a.count, sync: [] };
   return { data: a.data as D, error: null, count: a.count, sync: a.sync };
 }
 
