@@ -38,7 +38,8 @@ test('db.from answers as supabase-js would: embeds, counts, filters, order, sing
     const none = await db.from('conversations').select('title').eq('title', 'Madrid').maybeSingle();
     const bad = await db.from('conversations').select('*, memories(*)');
     const url = db.from('messages').select('id, content').eq('role', 'user').url();
-    return { list, found, page2, either, none, bad: { data: bad.data, code: bad.error?.code, kind: bad.error?.kind, message: bad.error?.message }, url };
+    const head = await db.from('messages').select('*', { count: 'exact', head: true }).eq('conversation_id', lisbon.local_id);
+    return { list, found, page2, either, none, head, bad: { data: bad.data, code: bad.error?.code, kind: bad.error?.kind, message: bad.error?.message }, url };
   });
   assert.deepEqual(got.list.data, [
     { title: null, messages: [{ count: 0 }] },
@@ -54,6 +55,7 @@ test('db.from answers as supabase-js would: embeds, counts, filters, order, sing
   assert.deepEqual([got.bad.data, got.bad.code, got.bad.kind], [null, 'PGRST200', 'invalid']);
   assert.match(got.bad.message, /Could not find a relationship between 'conversations' and 'memories'/);
   assert.equal(got.url, 'messages?select=id%2Ccontent&role=eq.user', 'the URL postgrest-js would send');
+  assert.deepEqual([got.head.data, got.head.count, got.head.error], [null, 3, null], 'head: the count alone');
   await context.close();
 });
 
