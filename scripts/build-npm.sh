@@ -22,6 +22,14 @@ crates/sdk-wasm/js/node_modules/.bin/wasm-opt -Oz --enable-bulk-memory --enable-
   --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue \
   "$out/stage/src/wasm/supasync_wasm_bg.wasm" -o "$out/stage/src/wasm/supasync_wasm_bg.wasm"
 
+# The wrapper opens the database while the module compiles, at the store's layout.
+rust_layout=$(sed -n 's/^pub const SCHEMA_VERSION: u32 = \([0-9]*\);/\1/p' crates/sdk-wasm/src/store/migrations.rs)
+ts_layout=$(sed -n 's/^const IDB_LAYOUT = \([0-9]*\);/\1/p' crates/sdk-wasm/js/src/index.ts)
+if [ -z "$rust_layout" ] || [ "$rust_layout" != "$ts_layout" ]; then
+  echo "build-npm: IDB_LAYOUT in js/src/index.ts ($ts_layout) is not SCHEMA_VERSION in store/migrations.rs ($rust_layout)" >&2
+  exit 1
+fi
+
 echo "== tsc --strict" >&2
 cp crates/sdk-wasm/js/src/*.ts "$out/stage/src/"
 crates/sdk-wasm/js/node_modules/.bin/tsc -p crates/sdk-wasm/js/tsconfig.json

@@ -51,7 +51,7 @@ export function installApp() {
 const types = { '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.html': 'text/html', '.json': 'application/json', '.css': 'text/css', '.svg': 'image/svg+xml', '.png': 'image/png' };
 
 /** Serve `dir` on 127.0.0.1 (a secure context, so Web Locks exist). */
-export function serve(dir) {
+export function serve(dir, { cache = false } = {}) {
   return new Promise((resolve) => {
     const srv = createServer((req, res) => {
       const p = path.join(dir, decodeURIComponent(new URL(req.url, 'http://x').pathname));
@@ -60,7 +60,22 @@ export function serve(dir) {
         res.writeHead(404).end();
         return;
       }
-      res.writeHead(200, { 'content-type': types[path.extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-store' });
+      const type = types[path.extname(file)] ?? 'application/octet-stream';
+      if (!cache) {
+        res.writeHead(200, { 'content-type': type, 'cache-control': 'no-store' });
+        res.end(readFileSync(file));
+        return;
+      }
+      // As a static host serves an app's files: kept by the browser, checked again on
+      // every load (ETag, 304 when unchanged).
+      const st = statSync(file);
+      const etag = `"${st.size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}"`;
+      const headers = { 'content-type': type, 'cache-control': 'no-cache', etag };
+      if (req.headers['if-none-match'] === etag) {
+        res.writeHead(304, headers).end();
+        return;
+      }
+      res.writeHead(200, headers);
       res.end(readFileSync(file));
     });
     srv.listen(0, '127.0.0.1', () => resolve({ url: `http://127.0.0.1:${srv.address().port}/`, close: () => srv.close() }));
@@ -130,8 +145,9 @@ export async function serverRows(server, user, table, filter = (q) => q) {
 
 /** An app page bundled with esbuild that has both supabase-js (`window.createClient`,
  *  from the conformance suite's pinned install) and supasync (`window.supasync`), as
- *  an app that already uses supabase-js would; returns the folder to serve. */
-export async function appWithSupabaseJs() {
+ *  an app that already uses supabase-js would; `more` is code the module runs after
+ *  (with `supasync` in scope). Returns the folder to serve. */
+export async function appWithSupabaseJs(more = '') {
   const app = installApp();
   writeFileSync(path.join(app, 'main.js'), `
 import { createClient } from '@supabase/supabase-js';
@@ -139,7 +155,7 @@ import * as supasync from 'supasync';
 window.supasync = supasync;
 window.createClient = createClient;
 window.ready = true;
-`);
+${more}`);
   const dist = path.join(app, 'dist');
   await esbuild.build({ absWorkingDir: app, entryPoints: ['main.js'], bundle: true, format: 'esm', minify: true, outdir: dist,
     nodePaths: [path.join(root, 'tests/conformance/node_modules')], logLevel: 'silent' });

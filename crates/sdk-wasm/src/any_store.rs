@@ -62,6 +62,9 @@ supasync_core::maybe_async_trait! {
         async fn meta(&self, key: &str) -> Result<Option<Value>, StoreError> {
             each!(self, s => s.meta(key).await)
         }
+        async fn metas(&self, keys: &[String]) -> Result<Vec<Option<Value>>, StoreError> {
+            each!(self, s => s.metas(keys).await)
+        }
         async fn history(&self, limit: usize) -> Result<Vec<HistoryEntry>, StoreError> {
             each!(self, s => s.history(limit).await)
         }

@@ -3,41 +3,26 @@
 //! classes into the documented API (`openReplica`, `SupaSyncError`, several tabs);
 //! nothing here decides anything about sync.
 //!
-//! Values cross as plain JS objects (serde-wasm-bindgen, maps as objects). Errors are
-//! thrown as `{kind, message}` objects, with the same kinds as the CLI's JSON errors.
+//! Values cross as plain JSON-compatible JS objects and errors are thrown as
+//! `{kind, message}` objects with the same kinds as the CLI's JSON errors (see
+//! [`crate::js`]); opening a replica is [`crate::open`].
 
 use std::rc::Rc;
 
 use futures_channel::oneshot;
 use futures_util::{FutureExt, StreamExt};
-use serde::Serialize;
-use serde_json::Value;
-use supasync_core::auth::{ProvidedToken, Session, TokenProvider};
+use supasync_core::auth::Session;
 use supasync_core::events::EngineEvent;
-use supasync_core::live::SyncMode;
 use supasync_core::live_query::{live_query, live_select};
 use supasync_core::realtime::{ChannelEvent, ChannelHandle};
-use supasync_core::store::MemoryStore;
-use supasync_core::{Cardinality, EngineError, Query, Replica, ReplicaConfig, Schema, SelectOptions, SelectRequest};
+use supasync_core::{Cardinality, EngineError, Query, SelectOptions, SelectRequest};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::{future_to_promise, spawn_local, JsFuture};
+use wasm_bindgen_futures::spawn_local;
 
-use crate::any_store::AnyStore;
-use crate::http::FetchHttp;
-use crate::runtime::BrowserRuntime;
-use crate::web_lock::WebLock;
+use crate::js::{engine_err, error, from_js, invalid, promise, to_js};
+use crate::open::{self, parse_mode, Inner};
 use crate::IdbStore;
-
-type Inner = Replica<AnyStore, FetchHttp, BrowserRuntime>;
-
-/// A thrown error: `{kind, message}`.
-fn error(kind: &str, message: impl std::fmt::Display) -> JsValue {
-    let o = js_sys::Object::new();
-    let _ = js_sys::Reflect::set(&o, &"kind".into(), &kind.into());
-    let _ = js_sys::Reflect::set(&o, &"message".into(), &message.to_string().into());
-    o.into()
-}
 
 /// A JS function that stops a live answer (once; later calls do nothing).
 fn stop_function(stop_tx: oneshot::Sender<()>) -> js_sys::Function {
@@ -50,30 +35,6 @@ fn stop_function(stop_tx: oneshot::Sender<()>) -> js_sys::Function {
     f.into_js_value().unchecked_into()
 }
 
-type JsResultFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<JsValue, JsValue>>>>;
-
-/// A promise for a future. Boxed on purpose: `future_to_promise` is generic, and one
-/// instantiation for every exported method cost tens of KB of wasm.
-fn promise(f: impl std::future::Future<Output = Result<JsValue, JsValue>> + 'static) -> js_sys::Promise {
-    let boxed: JsResultFuture = Box::pin(f);
-    future_to_promise(boxed)
-}
-
-fn engine_err(e: EngineError) -> JsValue {
-    let o = error(e.kind(), &e);
-    if let EngineError::Select(s) = &e {
-        // A refused query also carries PostgREST's code, details and hint.
-        let _ = js_sys::Reflect::set(&o, &"code".into(), &s.code.as_str().into());
-        if let Some(d) = &s.details {
-            let _ = js_sys::Reflect::set(&o, &"details".into(), &d.as_str().into());
-        }
-        if let Some(h) = &s.hint {
-            let _ = js_sys::Reflect::set(&o, &"hint".into(), &h.as_str().into());
-        }
-    }
-    o
-}
-
 /// A URL-syntax query and its `{count, cardinality}` options.
 fn select_request(url: &str, options: JsValue) -> Result<(SelectRequest, Cardinality), JsValue> {
     let options: SelectOptions = if options.is_undefined() || options.is_null() {
@@ -83,113 +44,6 @@ fn select_request(url: &str, options: JsValue) -> Result<(SelectRequest, Cardina
     };
     let req = SelectRequest::parse(url).map_err(|e| engine_err(e.into()))?;
     Ok((req.with_options(options), options.cardinality))
-}
-
-fn invalid(message: impl std::fmt::Display) -> JsValue {
-    error("invalid", message)
-}
-
-fn to_js<T: Serialize + ?Sized>(v: &T) -> Result<JsValue, JsValue> {
-    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(|e| error("invalid", e))
-}
-
-fn from_js(v: JsValue, what: &str) -> Result<Value, JsValue> {
-    serde_wasm_bindgen::from_value(v).map_err(|e| invalid(format!("{what}: {e}")))
-}
-
-fn str_field(o: &JsValue, name: &str) -> Option<String> {
-    js_sys::Reflect::get(o, &name.into()).ok().and_then(|v| v.as_string())
-}
-
-/// Options of [`WasmReplica::open`] (the TypeScript wrapper checks and documents them).
-struct OpenOptions {
-    url: String,
-    anon_key: String,
-    schema: Schema,
-    /// IndexedDB database name; `None`: an in-memory store.
-    database: Option<String>,
-    access_token: Option<js_sys::Function>,
-    mode: SyncMode,
-    network: bool,
-}
-
-fn parse_mode(v: &JsValue) -> Result<SyncMode, JsValue> {
-    if v.is_undefined() || v.is_null() {
-        return Ok(SyncMode::Realtime);
-    }
-    if let Some(s) = v.as_string() {
-        return match s.as_str() {
-            "realtime" => Ok(SyncMode::Realtime),
-            "manual" => Ok(SyncMode::Manual),
-            other => Err(invalid(format!("unknown sync mode `{other}` (realtime, manual, or {{ everyMs }})"))),
-        };
-    }
-    match js_sys::Reflect::get(v, &"everyMs".into()).ok().and_then(|n| n.as_f64()) {
-        Some(ms) if ms >= 1.0 => Ok(SyncMode::Every { ms: ms as u64 }),
-        _ => Err(invalid("a sync mode is 'realtime', 'manual' or { everyMs: N } with N ≥ 1")),
-    }
-}
-
-impl OpenOptions {
-    fn parse(o: &JsValue) -> Result<OpenOptions, JsValue> {
-        let url = str_field(o, "url").ok_or_else(|| invalid("openReplica needs `url`, the project's URL"))?;
-        let anon_key = str_field(o, "anonKey").ok_or_else(|| invalid("openReplica needs `anonKey`, the project's anon key"))?;
-        let schema_v = js_sys::Reflect::get(o, &"schema".into()).unwrap_or(JsValue::UNDEFINED);
-        let schema_text = match schema_v.as_string() {
-            Some(s) => s,
-            None if schema_v.is_object() => js_sys::JSON::stringify(&schema_v).map(String::from).map_err(|_| invalid("schema: not JSON"))?,
-            None => return Err(invalid("openReplica needs `schema`: the tables to sync, as the CLI's JSON schema")),
-        };
-        let schema = Schema::from_json(&schema_text).map_err(|e| invalid(format!("schema: {e}")))?;
-        let access_token = js_sys::Reflect::get(o, &"accessToken".into()).ok().and_then(|f| f.dyn_into::<js_sys::Function>().ok());
-        let mode = parse_mode(&js_sys::Reflect::get(o, &"mode".into()).unwrap_or(JsValue::UNDEFINED))?;
-        let network = js_sys::Reflect::get(o, &"network".into()).ok().and_then(|v| v.as_bool()).unwrap_or(true);
-        Ok(OpenOptions { url, anon_key, schema, database: str_field(o, "database"), access_token, mode, network })
-    }
-}
-
-/// Tokens from the app's own auth: `accessToken()` as supabase-js's option (an async
-/// function returning the current JWT, or null when signed out).
-struct JsTokens(js_sys::Function);
-
-impl JsTokens {
-    async fn ask(&self) -> Option<ProvidedToken> {
-        let v = self.0.call0(&JsValue::NULL).ok()?;
-        let v = match v.dyn_into::<js_sys::Promise>() {
-            Ok(p) => JsFuture::from(p).await.ok()?,
-            Err(v) => v,
-        };
-        let token = v.as_string()?;
-        let user_id = jwt_subject(&token)?;
-        Some(ProvidedToken { access_token: token, user_id })
-    }
-}
-
-supasync_core::maybe_async_trait! {
-    impl TokenProvider for JsTokens {
-        async fn current(&self) -> Option<ProvidedToken> {
-            self.ask().await
-        }
-
-        async fn refresh(&self) -> Option<ProvidedToken> {
-            // supabase-js refreshes on its own; asking again gets its newest token.
-            self.ask().await
-        }
-    }
-}
-
-/// The `sub` claim of a JWT (the user id), read without verifying: the server
-/// verifies; this only names whose replica it is.
-pub fn jwt_subject(token: &str) -> Option<String> {
-    let payload = token.split('.').nth(1)?;
-    let mut b64 = payload.replace('-', "+").replace('_', "/");
-    while b64.len() % 4 != 0 {
-        b64.push('=');
-    }
-    let atob = js_sys::Reflect::get(&js_sys::global(), &"atob".into()).ok()?.dyn_into::<js_sys::Function>().ok()?;
-    let text = atob.call1(&JsValue::NULL, &b64.into()).ok()?.as_string()?;
-    let claims: Value = serde_json::from_str(&text).ok()?;
-    claims.get("sub")?.as_str().map(str::to_string)
 }
 
 /// A signed-in session, opaque to JavaScript: tokens never become JS strings, so an
@@ -218,29 +72,13 @@ pub struct WasmReplica {
     database: Option<String>,
 }
 
-/// Open a replica: `{url, anonKey, schema, database?, accessToken?, mode?, network?}`.
-/// Without `database` the store is in memory.
+/// Open a replica: `{url, anonKey, schema, database?, connection?, accessToken?, mode?,
+/// network?}`. Without `database` the store is in memory.
 #[wasm_bindgen(js_name = openWasmReplica)]
 pub fn open_wasm_replica(options: JsValue) -> js_sys::Promise {
     promise(async move {
-        let o = OpenOptions::parse(&options)?;
-        let store = match &o.database {
-            Some(name) => AnyStore::Idb(IdbStore::open(name).await.map_err(|e| error("store", e))?),
-            None => AnyStore::Memory(MemoryStore::new()),
-        };
-        let mut cfg = ReplicaConfig::new(&o.url, &o.anon_key);
-        cfg.live.mode = o.mode;
-        cfg.network = o.network;
-        let tokens = o.access_token.map(|f| Box::new(JsTokens(f)) as Box<dyn TokenProvider>);
-        let http = FetchHttp::default();
-        // Tabs sharing the database take turns writing (Web Locks, by database name).
-        let lock = o
-            .database
-            .as_ref()
-            .and_then(|d| WebLock::new(format!("supasync-writer:{d}")))
-            .map(|l| Box::new(l) as Box<dyn supasync_core::write_lock::SharedLock>);
-        let inner = Replica::open_shared(o.schema, store, http, BrowserRuntime, cfg, tokens, lock).await.map_err(engine_err)?;
-        Ok(WasmReplica { inner: Rc::new(inner), database: o.database }.into())
+        let (inner, database) = open::open(&options).await?;
+        Ok(WasmReplica { inner: Rc::new(inner), database }.into())
     })
 }
 
@@ -469,6 +307,13 @@ impl WasmReplica {
             r.sync_now().await.map_err(engine_err)?;
             Ok(JsValue::UNDEFINED)
         })
+    }
+
+    /// `{phase, mode, last_error}` now, without the counts (no store read).
+    #[wasm_bindgen(js_name = phaseNow)]
+    pub fn phase_now(&self) -> Result<JsValue, JsValue> {
+        let (phase, mode, last_error) = self.inner.phase();
+        to_js(&serde_json::json!({"phase": phase, "mode": mode, "last_error": last_error}))
     }
 
     pub fn status(&self) -> js_sys::Promise {

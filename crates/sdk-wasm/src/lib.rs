@@ -9,6 +9,8 @@
 mod any_store;
 pub mod api;
 pub mod http;
+mod js;
+mod open;
 pub mod runtime;
 pub mod store;
 pub mod web_lock;

@@ -25,6 +25,14 @@ mod suite {
     supasync_core::store_suite!(browser: supasync_wasm::IdbStore::open(&super::fresh_name()).await.expect("open"));
 }
 
+/// Backwards pages as WebKit and Firefox read them (no `getAllRecords`): a key cursor
+/// to where the page starts, then one `getAll`.
+#[wasm_bindgen_test]
+async fn backwards_pages_without_get_all_records() {
+    let s = IdbStore::open(&fresh_name()).await.expect("open").without_get_all_records();
+    supasync_core::store::suite::ordered_indexes_read_in_order(&s).await;
+}
+
 fn row(local_id: &str, body: &str) -> LocalRow {
     LocalRow {
         table: "messages".into(),

@@ -427,10 +427,13 @@ impl<S: Store, H: Http> Engine<S, H> {
 
     /// Pending and rejected counts, the oldest pending write, last sync per table.
     pub async fn status(&self) -> Result<Status, EngineError> {
-        let ob = self.store.outbox_summary().await?;
+        let keys: Vec<String> = self.schema.tables().iter().map(|t| format!("last_sync:{}", t.name)).collect();
+        // Both reads at once: on IndexedDB each is a round trip to the browser's store.
+        let (ob, synced) = futures_util::join!(self.store.outbox_summary(), self.store.metas(&keys));
+        let (ob, synced) = (ob?, synced?);
         let mut last_sync = serde_json::Map::new();
-        for t in self.schema.tables() {
-            if let Some(v) = self.store.meta(&format!("last_sync:{}", t.name)).await? {
+        for (t, v) in self.schema.tables().iter().zip(synced) {
+            if let Some(v) = v {
                 last_sync.insert(t.name.clone(), v);
             }
         }

@@ -361,14 +361,20 @@ impl<S: Store + 'static, H: Http + 'static, R: Runtime> Replica<S, H, R> {
     pub async fn status(&self) -> Result<LiveStatus, EngineError> {
         self.check_open()?;
         let s = self.engine.status().await?;
+        let (phase, mode, last_error) = self.phase();
+        Ok(LiveStatus { phase, mode, pending: s.pending, rejected: s.rejected, last_sync: s.last_sync, last_error, progress: None })
+    }
+
+    /// Live sync's phase, mode and last error now: the part of [`Replica::status`] that
+    /// needs no store read.
+    pub fn phase(&self) -> (Phase, SyncMode, Option<String>) {
         let st = self.lock();
-        let (phase, mode, last_error) = match (&st.net, &st.last) {
+        match (&st.net, &st.last) {
             (Some(_), Some(l)) => (l.phase, l.mode, l.last_error.clone()),
             // Live sync runs but has not said anything yet.
             (Some(_), None) => (starting_phase(&st), st.mode, None),
             (None, _) => (Phase::Paused, st.mode, None),
-        };
-        Ok(LiveStatus { phase, mode, pending: s.pending, rejected: s.rejected, last_sync: s.last_sync, last_error, progress: None })
+        }
     }
 
     /// Realtime, every N ms, or manual.

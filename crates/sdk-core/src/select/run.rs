@@ -132,8 +132,11 @@ pub async fn run<S: Store + ?Sized>(schema: &Schema, store: &S, level: &Level<'_
     Ok(out)
 }
 
+/// Each output row's local id and sync status.
+type RowKeys = Vec<(String, RowStatus)>;
+
 /// The output objects of a level's rows, with each row's key and status.
-fn projected(level: &Level<'_>, rows: &[&Rec], f: &Fetched) -> Result<(Vec<Value>, Vec<(String, RowStatus)>), SelectError> {
+fn projected(level: &Level<'_>, rows: &[&Rec], f: &Fetched) -> Result<(Vec<Value>, RowKeys), SelectError> {
     let mut data = Vec::with_capacity(rows.len());
     for r in rows {
         data.push(Value::Object(project(level, r, f)?));

@@ -52,6 +52,37 @@ function loadWasm(source?: OpenOptions['wasm']): Promise<unknown> {
   return wasmReady;
 }
 
+/** The IndexedDB layout this build's store keeps: `SCHEMA_VERSION` in
+ *  crates/sdk-wasm/src/store/migrations.rs (scripts/build-npm.sh checks the two agree;
+ *  were they not, the store would only lose the head start below). */
+const IDB_LAYOUT = 5;
+
+/** A connection to `database` if it exists at this build's layout, opened while the
+ *  module compiles; otherwise nothing (the store creates or upgrades it itself: an
+ *  upgrade this open would need is aborted, which leaves the database as it was). */
+function preopen(database: string): Promise<IDBDatabase | undefined> {
+  return new Promise((resolve) => {
+    let req: IDBOpenDBRequest;
+    try {
+      req = indexedDB.open(database, IDB_LAYOUT);
+    } catch {
+      return resolve(undefined);
+    }
+    req.onupgradeneeded = () => req.transaction?.abort();
+    req.onsuccess = () => {
+      const db = req.result;
+      // Until the store takes it over: never hold up another tab's upgrade.
+      db.onversionchange = () => db.close();
+      resolve(db);
+    };
+    req.onerror = (e) => {
+      e.preventDefault();
+      resolve(undefined);
+    };
+    req.onblocked = () => resolve(undefined);
+  });
+}
+
 function projectKey(url: string): string {
   try {
     return new URL(url).host;
@@ -99,7 +130,7 @@ export class Replica implements ReplicaApi {
   /** Count reads (see recount): asked for, covered by the last read, the read under way. */
   private countsAsked = 0;
   private countsRead = 0;
-  private counting?: Promise<void>;
+  private counting?: Promise<Omit<Status, 'leader'>>;
   private user?: User;
 
   /** Sign up, in and out (the built-in Auth client; with `accessToken`, supabase-js does this). */
@@ -135,9 +166,12 @@ export class Replica implements ReplicaApi {
         "IndexedDB is not available here (Node, or a sandboxed frame): pass { store: 'memory' } for an in-memory replica",
       );
     }
-    await call(() => loadWasm(opts.wasm));
+    // The module compiles while the user is found and the database and the lead are
+    // asked for (see switchTo).
+    const wasm = call(() => loadWasm(opts.wasm));
+    wasm.catch(() => undefined);
     const r = new Replica(opts, projectKey(opts.url), opts.name ?? 'default');
-    await r.switchTo(await r.initialUser());
+    await r.switchTo(await r.initialUser(), undefined, wasm);
     r.watchNetwork();
     return r;
   }
@@ -178,7 +212,7 @@ export class Replica implements ReplicaApi {
   }
 
   /** Open the replica of `userId` (or a signed-out one in memory) and move everything to it. */
-  private async switchTo(userId: string | undefined, session?: WasmSession): Promise<void> {
+  private async switchTo(userId: string | undefined, session?: WasmSession, wasm?: Promise<unknown>): Promise<void> {
     const database = this.persistent && userId ? this.databaseFor(userId) : undefined;
     if (this.inner && this.inner.database === database && database) return;
     const old = this.inner;
@@ -188,18 +222,31 @@ export class Replica implements ReplicaApi {
     oldTabs?.close();
     old?.close();
     const schema = typeof this.opts.schema === 'string' ? this.opts.schema : JSON.stringify(this.opts.schema);
-    const inner: WasmReplica = await call(() =>
-      openWasmReplica({
-        url: this.opts.url,
-        anonKey: this.opts.anonKey,
-        schema,
-        database,
-        accessToken: this.opts.accessToken,
-        mode: this.opts.mode,
-        // Tabs sharing a database decide who talks to the server.
-        network: database === undefined,
-      }),
-    );
+    // Head starts, while the module compiles: the browser takes some milliseconds to
+    // answer a page's first Web Lock request and to open its first database.
+    const tabs = database ? new Tabs(database, (status) => this.publishPhase(status)) : undefined;
+    const connection = database ? preopen(database) : undefined;
+    let inner: WasmReplica;
+    try {
+      await wasm;
+      inner = await call(async () =>
+        openWasmReplica({
+          url: this.opts.url,
+          anonKey: this.opts.anonKey,
+          schema,
+          database,
+          connection: await connection,
+          accessToken: this.opts.accessToken,
+          mode: this.opts.mode,
+          // Tabs sharing a database decide who talks to the server.
+          network: database === undefined,
+        }),
+      );
+    } catch (e) {
+      tabs?.close();
+      (await connection)?.close();
+      throw e;
+    }
     if (session) await call(() => inner.adoptSession(session));
     this.inner = inner;
     const s: WasmSession | undefined = await call(() => inner.session());
@@ -211,11 +258,8 @@ export class Replica implements ReplicaApi {
       if (this.user) st?.setItem(this.activeUserKey(), this.user.id);
       else st?.removeItem(this.activeUserKey());
     }
-    if (database) {
-      this.tabs = new Tabs(database, inner, (status) => this.publishPhase(status));
-    } else {
-      this.tabs = undefined;
-    }
+    this.tabs = tabs;
+    tabs?.attach(inner);
     this.stopInnerStatus = inner.onStatus((s: Omit<Status, 'leader'>) => {
       if (!this.tabs || this.tabs.leader) this.publishPhase({ ...s, leader: this.tabs ? this.tabs.leader : true });
       if (this.tabs?.leader) this.tabs.shareStatus({ ...s, leader: false });
@@ -223,43 +267,46 @@ export class Replica implements ReplicaApi {
     for (const l of this.lives) this.startLive(l);
     if (old) for (const c of this.channels) c.rebind();
     // Once open resolves, the status describes this replica: whether this tab leads is
-    // decided, and the counts are the store's.
-    await this.tabs?.decided;
-    await this.refreshStatus();
+    // decided, and the counts are the store's (read while the lead is decided).
+    const counts = this.recount();
+    await tabs?.decided;
+    await counts;
+    const leading = tabs ? tabs.leader : true;
+    const now = inner.phaseNow() as Pick<Status, 'phase' | 'mode' | 'last_error'>;
+    this.publish({ ...this.last, mode: now.mode, phase: leading ? now.phase : this.last.phase, last_error: leading ? now.last_error : this.last.last_error, leader: leading });
   }
 
   /** Read the status from the store now (after a write, sync(), retry(), discard()):
-   *  the phase as live sync has it where this tab leads, and the counts. */
+   *  the phase as live sync has it where this tab leads, and the counts, from one read. */
   private async refreshStatus(): Promise<void> {
-    const s = (await this.inner.status()) as Omit<Status, 'leader'>;
+    const s = await this.recount();
     const leading = this.tabs ? this.tabs.leader : true;
     const phase = leading ? s.phase : this.last.phase;
     this.publish({ ...this.last, phase, mode: s.mode, last_error: leading ? s.last_error : this.last.last_error, leader: leading });
-    await this.recount();
   }
 
   /** The counts (pending, rejected, last sync) as the store holds them now: every write
    *  whose promise resolved before this call is in them. Reads run one at a time and
    *  each covers every call made before it started, so counts never go back to an
    *  earlier state (a status from live sync or another tab, computed before a write,
-   *  may arrive after it: only its phase is taken, and the counts are read again). */
-  private recount(): Promise<void> {
+   *  may arrive after it: only its phase is taken, and the counts are read again).
+   *  Resolves with the status read that covered this call. */
+  private async recount(): Promise<Omit<Status, 'leader'>> {
     const want = ++this.countsAsked;
-    const loop = async (): Promise<void> => {
-      while (this.countsRead < want) {
-        if (!this.counting) {
-          const covers = this.countsAsked;
-          const inner = this.inner;
-          this.counting = (async () => {
-            const s = (await inner.status()) as Omit<Status, 'leader'>;
-            this.countsRead = Math.max(this.countsRead, covers);
-            if (inner === this.inner) this.publish({ ...this.last, pending: s.pending, rejected: s.rejected, last_sync: s.last_sync });
-          })().finally(() => (this.counting = undefined));
-        }
-        await this.counting;
+    for (;;) {
+      if (!this.counting) {
+        const covers = this.countsAsked;
+        const inner = this.inner;
+        this.counting = (async () => {
+          const s = (await inner.status()) as Omit<Status, 'leader'>;
+          this.countsRead = Math.max(this.countsRead, covers);
+          if (inner === this.inner) this.publish({ ...this.last, pending: s.pending, rejected: s.rejected, last_sync: s.last_sync });
+          return s;
+        })().finally(() => (this.counting = undefined));
       }
-    };
-    return loop();
+      const s = await this.counting;
+      if (this.countsRead >= want) return s;
+    }
   }
 
   /** A status from live sync or the leading tab: its phase now, its counts read again. */

@@ -39,6 +39,7 @@ function lockManager(): LockManagerLike | undefined {
 export class Tabs {
   leader = false;
   private closed = false;
+  private inner?: WasmReplica;
   private readonly bc?: BroadcastChannel;
   private readonly abort = new AbortController();
   private release?: () => void;
@@ -50,22 +51,28 @@ export class Tabs {
   /** Resolves once it is known whether this tab leads now: it took the free lock (and
    *  leads), or another tab holds it (this one queues for it and follows meanwhile). */
   readonly decided = new Promise<void>((resolve) => (this.settle = resolve));
+  private attachTo!: (attached: boolean) => void;
+  /** Resolves with true once the replica is open here, false if it closed first. */
+  private readonly attached = new Promise<boolean>((resolve) => (this.attachTo = resolve));
   private readonly waiting = new Map<string, { resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
 
-  constructor(database: string, private readonly inner: WasmReplica, private readonly onStatus: (s: Status) => void) {
+  /** Asks for the lead at once, before the replica is open (the Web Lock's first
+   *  request takes the browser some milliseconds, which then overlap the wasm module's
+   *  compile); leading starts once {@link attach} gives the replica. */
+  constructor(database: string, private readonly onStatus: (s: Status) => void) {
     if (typeof BroadcastChannel !== 'undefined') {
       this.bc = new BroadcastChannel(`supasync:${database}`);
       this.bc.onmessage = (e: MessageEvent<Message>) => this.receive(e.data);
     }
-    inner.onChange((c: { tables: string[]; local: boolean }) => this.tell({ t: 'changed', tables: c.tables, local: c.local }));
     const locks = lockManager();
     if (!locks) {
       // Without Web Locks (an insecure context) every tab would lead: only one may.
-      void this.lead().finally(this.settle);
+      void this.attached.then((ok) => (ok ? this.lead() : undefined)).finally(this.settle);
       return;
     }
     const name = `supasync-lead:${database}`;
     const hold = async (): Promise<void> => {
+      if (!(await this.attached) || this.closed) return this.settle();
       await this.lead();
       this.settle();
       await new Promise<void>((resolve) => (this.release = resolve));
@@ -86,11 +93,18 @@ export class Tabs {
           });
       })
       .catch(() => this.settle());
+  }
+
+  /** The replica is open: follow the other tabs' changes, and lead if the lock is ours. */
+  attach(inner: WasmReplica): void {
+    this.inner = inner;
+    inner.onChange((c: { tables: string[]; local: boolean }) => this.tell({ t: 'changed', tables: c.tables, local: c.local }));
+    this.attachTo(true);
     this.tell({ t: 'hello' });
   }
 
   private async lead(): Promise<void> {
-    await this.inner.setNetwork(true);
+    await this.inner?.setNetwork(true);
     this.leader = true;
     this.becameLeader();
   }
@@ -107,10 +121,13 @@ export class Tabs {
   }
 
   private receive(m: Message): void {
-    if (this.closed) return;
+    // Before the replica is open here there is nothing to follow, and this tab cannot
+    // lead (answers to its own questions are all it could wait for, and it asks none).
+    const inner = this.inner;
+    if (this.closed || !inner) return;
     switch (m.t) {
       case 'changed':
-        this.inner.changedElsewhere(m.tables, m.local);
+        inner.changedElsewhere(m.tables, m.local);
         break;
       case 'status':
         if (!this.leader) this.onStatus({ ...m.status, leader: false });
@@ -130,20 +147,21 @@ export class Tabs {
         break;
       }
       case 'mode':
-        this.inner.setMode(m.mode);
+        inner.setMode(m.mode);
         break;
       case 'pause':
-        this.inner.pause();
+        inner.pause();
         break;
       case 'resume':
-        this.inner.resume();
+        inner.resume();
         break;
     }
   }
 
   private async answer(id: string, what: 'sync' | 'syncNow', timeoutMs: number): Promise<void> {
+    const inner = this.inner as WasmReplica;
     try {
-      const value = what === 'sync' ? await this.inner.sync(timeoutMs) : await this.inner.syncNow();
+      const value = what === 'sync' ? await inner.sync(timeoutMs) : await inner.syncNow();
       this.tell({ t: 'answer', id, ok: true, value });
     } catch (error) {
       this.tell({ t: 'answer', id, ok: false, error });
@@ -158,7 +176,8 @@ export class Tabs {
     const first = await Promise.race([asked.then((v) => ({ v })), this.leading.then(() => undefined)]);
     if (first) return first.v;
     this.waiting.delete(id);
-    return what === 'sync' ? this.inner.sync(timeoutMs) : this.inner.syncNow();
+    const inner = this.inner as WasmReplica;
+    return what === 'sync' ? inner.sync(timeoutMs) : inner.syncNow();
   }
 
   private ask(id: string, what: 'sync' | 'syncNow', timeoutMs: number): Promise<unknown> {
@@ -182,6 +201,7 @@ export class Tabs {
 
   close(): void {
     this.closed = true;
+    this.attachTo(false);
     this.abort.abort();
     this.release?.();
     this.bc?.close();

@@ -18,6 +18,7 @@
 
 mod idb;
 pub mod migrations;
+mod reads;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -45,6 +46,9 @@ pub struct IdbStore {
     db: Rc<RefCell<Option<IdbDatabase>>>,
     /// Kept indexes per table; persisted (by name) in `indexed_columns`.
     indexed: RefCell<BTreeMap<String, Vec<IndexDef>>>,
+    /// Whether backwards reads may use `getAllRecords` where the browser has it (tests
+    /// turn it off to check the path other browsers take).
+    records: std::cell::Cell<bool>,
 }
 
 impl std::fmt::Debug for IdbStore {
@@ -116,17 +120,44 @@ impl IdbStore {
     /// Open at an older layout version: for upgrade tests.
     #[doc(hidden)]
     pub async fn open_at_version(name: &str, version: u32) -> Result<IdbStore, StoreError> {
+        IdbStore::open_with(name, version, None).await
+    }
+
+    /// [`IdbStore::open`], from a connection the page opened while the module compiled
+    /// (so the browser's first-open latency overlaps the compile): used if it is this
+    /// database at this build's layout, closed otherwise (the store then opens, creates
+    /// or upgrades it itself).
+    pub async fn open_from(name: &str, connection: Option<IdbDatabase>) -> Result<IdbStore, StoreError> {
+        IdbStore::open_with(name, SCHEMA_VERSION, connection).await
+    }
+
+    async fn open_with(name: &str, version: u32, connection: Option<IdbDatabase>) -> Result<IdbStore, StoreError> {
         let store = IdbStore {
             name: name.to_string(),
             version,
             db: Rc::new(RefCell::new(None)),
             indexed: RefCell::new(BTreeMap::new()),
+            records: std::cell::Cell::new(true),
         };
+        if let Some(db) = connection {
+            if db.name() == name && db.version() == f64::from(version) {
+                store.adopt(db);
+            } else {
+                db.close();
+            }
+        }
         let db = store.connect().await?;
         if version >= 3 {
             store.load_indexed(&db).await.map_err(store_err)?;
         }
         Ok(store)
+    }
+
+    /// Read backwards pages as browsers without `getAllRecords` do: for tests.
+    #[doc(hidden)]
+    pub fn without_get_all_records(self) -> IdbStore {
+        self.records.set(false);
+        self
     }
 
     /// The database's name.
@@ -166,6 +197,13 @@ impl IdbStore {
             }
             Err(e) => return Err(store_err(e)),
         };
+        self.adopt(db.clone());
+        Ok(db)
+    }
+
+    /// Use `db` from now on, giving it up when the browser closes it or a newer version
+    /// of the app wants to upgrade.
+    fn adopt(&self, db: IdbDatabase) {
         // A newer version of the app in another tab wants to upgrade: let it.
         let cell = self.db.clone();
         let on_change = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
@@ -183,8 +221,16 @@ impl IdbStore {
         // They live as long as the connection, which IndexedDB keeps alive itself.
         on_change.forget();
         on_close.forget();
-        *self.db.borrow_mut() = Some(db.clone());
-        Ok(db)
+        *self.db.borrow_mut() = Some(db);
+    }
+
+    /// The name of `index` on `table` if it is kept (built), or why not.
+    fn kept_index(&self, table: &str, index: &IndexDef) -> Result<String, StoreError> {
+        if self.indexed.borrow().get(table).is_some_and(|kept| kept.contains(index)) {
+            Ok(index.name())
+        } else {
+            Err(StoreError::NotFound(format!("no index {} on {table}", index.name())))
+        }
     }
 
     /// Run `op` on the open connection; if the connection turns out closed, reopen and
@@ -340,70 +386,25 @@ supasync_core::maybe_async_trait! {
         }
 
         async fn rows_in_index(&self, table: &str, index: &IndexDef, range: &KeyRange, descending: bool, limit: Option<usize>) -> Result<Vec<LocalRow>, StoreError> {
-            if !self.indexed.borrow().get(table).is_some_and(|kept| kept.contains(index)) {
-                return Err(StoreError::NotFound(format!("no index {} on {table}", index.name())));
-            }
-            let name = index.name();
+            let name = self.kept_index(table, index)?;
             let ((lower, lower_open), (upper, upper_open)) = range.closed();
-            let bounds = (index_entry(table, &name, &lower), index_entry(table, &name, &upper));
+            let bounds = ((index_entry(table, &name, &lower), lower_open), (index_entry(table, &name, &upper), upper_open));
             let bounds = &bounds;
-            self.run(|db| async move {
-                let range = IdbKeyRange::bound_with_lower_open_and_upper_open(&JsValue::from_str(&bounds.0), &JsValue::from_str(&bounds.1), lower_open, upper_open)
-                    .map_err(|e| store_err(IdbError::from_js(&e)))?;
-                let t = tx(&db, &[ROWS], IdbTransactionMode::Readonly).map_err(store_err)?;
-                let by_value = obj_store(&t, ROWS).and_then(|s| s.index(ROWS_BY_VALUE).map_err(|e| IdbError::from_js(&e))).map_err(store_err)?;
-                if !descending {
-                    // Forwards: one `getAll`, in key order (then primary key: local id).
-                    let all = match limit {
-                        Some(n) => request(issue(by_value.get_all_with_key_and_limit(&range, n.min(u32::MAX as usize) as u32))?).await?,
-                        None => request(issue(by_value.get_all_with_key(&range))?).await?,
-                    };
-                    return Array::from(&all).iter().map(|r| row_from(&r)).collect();
-                }
-                // Backwards: a cursor, as far as the limit.
-                let req = issue(by_value.open_cursor_with_range_and_direction(&range, IdbCursorDirection::Prev))?;
-                let mut out = vec![];
-                while limit.is_none_or(|n| out.len() < n) {
-                    let c = request(req.clone()).await?;
-                    let Some(c) = c.dyn_ref::<web_sys::IdbCursorWithValue>() else { break };
-                    out.push(row_from(&c.value().map_err(|e| IdbError::from_js(&e))?)?);
-                    if limit.is_none_or(|n| out.len() < n) {
-                        c.continue_().map_err(|e| IdbError::from_js(&e))?;
-                    }
-                }
-                Ok(out)
-            }).await
+            let records = self.records.get();
+            self.run(|db| reads::rows_in_index(db, &bounds.0, &bounds.1, descending, limit, records)).await
         }
 
         async fn count_in_index(&self, table: &str, index: &IndexDef, ranges: &[KeyRange]) -> Result<Vec<usize>, StoreError> {
-            if !self.indexed.borrow().get(table).is_some_and(|kept| kept.contains(index)) {
-                return Err(StoreError::NotFound(format!("no index {} on {table}", index.name())));
-            }
-            let name = index.name();
-            let bounds: Vec<(String, String, bool, bool)> = ranges
+            let name = self.kept_index(table, index)?;
+            let bounds: Vec<(reads::Bound, reads::Bound)> = ranges
                 .iter()
                 .map(|r| {
                     let ((lower, lower_open), (upper, upper_open)) = r.closed();
-                    (index_entry(table, &name, &lower), index_entry(table, &name, &upper), lower_open, upper_open)
+                    ((index_entry(table, &name, &lower), lower_open), (index_entry(table, &name, &upper), upper_open))
                 })
                 .collect();
             let bounds = &bounds;
-            self.run(|db| async move {
-                // One transaction: every count issued at once, answered in order.
-                let t = tx(&db, &[ROWS], IdbTransactionMode::Readonly).map_err(store_err)?;
-                let by_value = obj_store(&t, ROWS).and_then(|s| s.index(ROWS_BY_VALUE).map_err(|e| IdbError::from_js(&e))).map_err(store_err)?;
-                let mut reqs = Vec::with_capacity(bounds.len());
-                for (lower, upper, lo, uo) in bounds {
-                    let range = IdbKeyRange::bound_with_lower_open_and_upper_open(&JsValue::from_str(lower), &JsValue::from_str(upper), *lo, *uo)
-                        .map_err(|e| store_err(IdbError::from_js(&e)))?;
-                    reqs.push(request(issue(by_value.count_with_key(&range))?));
-                }
-                let mut out = Vec::with_capacity(reqs.len());
-                for req in reqs {
-                    out.push(req.await?.as_f64().unwrap_or(0.0) as usize);
-                }
-                Ok(out)
-            }).await
+            self.run(|db| reads::count_in_index(db, bounds)).await
         }
 
         async fn outbox(&self) -> Result<Vec<OutboxEntry>, StoreError> {
@@ -455,13 +456,11 @@ supasync_core::maybe_async_trait! {
         }
 
         async fn meta(&self, name: &str) -> Result<Option<Value>, StoreError> {
-            self.run(|db| async move {
-                let v = read(&db, META, |s| s.get(&JsValue::from_str(name))).await?;
-                match v.as_string() {
-                    None => Ok(None),
-                    Some(text) => serde_json::from_str(&text).map(Some).map_err(|e| corrupt("metadata", e)),
-                }
-            }).await
+            self.run(|db| async move { reads::meta_value(&read(&db, META, |s| s.get(&JsValue::from_str(name))).await?) }).await
+        }
+
+        async fn metas(&self, keys: &[String]) -> Result<Vec<Option<Value>>, StoreError> {
+            self.run(|db| reads::metas(db, keys)).await
         }
 
         async fn history(&self, limit: usize) -> Result<Vec<HistoryEntry>, StoreError> {

@@ -197,6 +197,15 @@ crate::maybe_async_trait! {
         async fn last_outbox_entry(&self, table: &str, local_id: &str) -> Result<Option<OutboxEntry>, StoreError>;
         /// A metadata value.
         async fn meta(&self, key: &str) -> Result<Option<Value>, StoreError>;
+        /// Several metadata values, in the order of `keys` (the status reads one per
+        /// table: stores where each read is a round trip, IndexedDB, read them in one).
+        async fn metas(&self, keys: &[String]) -> Result<Vec<Option<Value>>, StoreError> {
+            let mut out = Vec::with_capacity(keys.len());
+            for k in keys {
+                out.push(self.meta(k).await?);
+            }
+            Ok(out)
+        }
         /// The newest `limit` history lines, newest first.
         async fn history(&self, limit: usize) -> Result<Vec<HistoryEntry>, StoreError>;
         /// Apply a whole batch, or nothing of it.

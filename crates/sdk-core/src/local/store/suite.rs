@@ -282,6 +282,9 @@ pub async fn metadata_is_set_replaced_and_deleted<S: Store>(s: &S) {
     s.apply(set(Some(json!({"user": "a"})))).await.unwrap();
     s.apply(set(Some(json!({"user": "b"})))).await.unwrap();
     assert_eq!(s.meta("session").await.unwrap(), Some(json!({"user": "b"})));
+    s.apply(WriteBatch { meta: vec![("last_sync:messages".into(), Some(json!("2026-01-01")))], ..Default::default() }).await.unwrap();
+    let keys = ["last_sync:messages".to_string(), "nothing".into(), "session".into()];
+    assert_eq!(s.metas(&keys).await.unwrap(), [Some(json!("2026-01-01")), None, Some(json!({"user": "b"}))], "several at once, in order");
     s.apply(set(None)).await.unwrap();
     assert_eq!(s.meta("session").await.unwrap(), None);
 }
@@ -405,10 +408,16 @@ pub async fn ordered_indexes_read_in_order<S: Store>(s: &S) {
     assert_eq!(read(range.clone(), false, None).await, ["d", "a", "f", "b", "c"], "by instant, ties by local id, nulls last");
     assert_eq!(read(range.clone(), true, None).await, ["c", "b", "f", "a", "d"], "backwards: nulls first");
     assert_eq!(read(range.clone(), false, Some(2)).await, ["d", "a"]);
+    assert_eq!(read(range.clone(), false, Some(0)).await, Vec::<String>::new(), "a limit of 0 reads nothing");
+    // Backwards pages, cut before, inside and after ties (a and f share a key).
+    for (n, want) in [(0, &[][..]), (1, &["c"][..]), (3, &["c", "b", "f"]), (4, &["c", "b", "f", "a"]), (5, &["c", "b", "f", "a", "d"]), (9, &["c", "b", "f", "a", "d"])] {
+        assert_eq!(read(range.clone(), true, Some(n)).await, want, "the last {n} backwards");
+    }
     let a_key = by_time.key(&rows[0]).unwrap();
     assert_eq!(read(range.past(&a_key, false), false, Some(2)).await, ["b", "c"], "past a key skips its ties (f shares a's)");
     assert_eq!(read(KeyRange::exactly(&a_key), false, None).await, ["a", "f"]);
     assert_eq!(read(range.past(&a_key, true), true, None).await, ["d"]);
+    assert_eq!(read(range.past(&by_time.key(&rows[1]).unwrap(), true), true, Some(2)).await, ["f", "a"], "backwards past b");
     assert_eq!(read(KeyRange::all(), false, None).await, ["d", "a", "f", "b", "c", "e"], "c1's rows, then c2's");
 
     let c2 = KeyRange::prefix(&by_time.prefix(&[&json!("c2")]));

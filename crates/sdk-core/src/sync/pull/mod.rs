@@ -64,8 +64,12 @@ pub struct Pull<'a, S: Store, H: Http> {
     cx: SyncContext<'a, S, H>,
     /// Shared tables: the scope ids the user was a member of when this pull began, and
     /// whose rows the user reads as their owner anyway (`None`: owners do not read).
-    members: std::sync::Mutex<BTreeMap<String, (BTreeSet<String>, Option<String>)>>,
+    members: std::sync::Mutex<BTreeMap<String, Membership>>,
 }
+
+/// A shared table's scope ids the user is a member of, and the owner column through
+/// which the user reads their own rows anyway (`None`: owners do not read).
+type Membership = (BTreeSet<String>, Option<String>);
 
 impl<'a, S: Store, H: Http> Pull<'a, S, H> {
     pub fn new(cx: SyncContext<'a, S, H>) -> Self {
