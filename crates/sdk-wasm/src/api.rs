@@ -269,7 +269,7 @@ impl WasmReplica {
         let mut events = self.inner.engine().subscribe();
         spawn_local(async move {
             while let Some(event) = events.next().await {
-                let EngineEvent::Changed { tables, local, elsewhere: false } = event else { continue };
+                let EngineEvent::Changed { tables, local, elsewhere: false, .. } = event else { continue };
                 if let Ok(v) = to_js(&serde_json::json!({"tables": tables, "local": local})) {
                     let _ = callback.call1(&JsValue::NULL, &v);
                 }

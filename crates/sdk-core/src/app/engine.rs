@@ -9,7 +9,6 @@ use async_lock::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::query::compare;
 pub use super::query::{Query, RowView};
 use crate::local::events::{EngineEvent, Notifier};
 use crate::local::local_row::{LocalRow, Overlay, Row, RowStatus};
@@ -281,15 +280,20 @@ impl<S: Store, H: Http> Engine<S, H> {
         // for no push or pull (see `WriterLock::lock_fresh_insert`).
         let reads_first = self.schema.table(table).ok().and_then(|d| row.get(&d.local_id)).is_some_and(|v| !v.is_null());
         let w = self.local_writer();
-        let r = if reads_first {
+        // The change is announced before the writer lock goes, so announcements come in
+        // the order of the writes (live queries apply the rows they carry in that order).
+        let announce = |r: LocalRow| {
+            let view = self.view(&r).ok_or_else(|| StoreError::NotFound(r.local_id.clone()).into());
+            self.events.changed_rows(table, true, vec![r]);
+            view
+        };
+        if reads_first {
             let _w = self.writer.lock().await;
-            w.insert(table, row, self.now_ms()).await?
+            announce(w.insert(table, row, self.now_ms()).await?)
         } else {
             let _w = self.writer.lock_fresh_insert().await;
-            w.insert(table, row, self.now_ms()).await?
-        };
-        self.events.changed(vec![table.to_string()], true);
-        self.view(&r).ok_or_else(|| StoreError::NotFound(r.local_id.clone()).into())
+            announce(w.insert(table, row, self.now_ms()).await?)
+        }
     }
 
     /// Append many rows to `table` as local inserts in one transaction (an import: a
@@ -316,8 +320,9 @@ impl<S: Store, H: Http> Engine<S, H> {
         let _w = self.writer.lock().await;
         let w = self.local_writer();
         let r = w.update(table, local_id, fields, self.now_ms()).await?;
-        self.events.changed(vec![table.to_string()], true);
-        self.view(&r).ok_or_else(|| StoreError::NotFound(r.local_id.clone()).into())
+        let view = self.view(&r).ok_or_else(|| StoreError::NotFound(r.local_id.clone()).into());
+        self.events.changed_rows(table, true, vec![r]);
+        view
     }
 
     /// Queue a call of a server function on a row (a write that combines on the server,
@@ -327,8 +332,9 @@ impl<S: Store, H: Http> Engine<S, H> {
         let _w = self.writer.lock().await;
         let w = self.local_writer();
         let r = w.call(table, local_id, function, args, effect, self.now_ms()).await?;
-        self.events.changed(vec![table.to_string()], true);
-        self.view(&r).ok_or_else(|| StoreError::NotFound(r.local_id.clone()).into())
+        let view = self.view(&r).ok_or_else(|| StoreError::NotFound(r.local_id.clone()).into());
+        self.events.changed_rows(table, true, vec![r]);
+        view
     }
 
     /// Delete a row.
@@ -375,10 +381,13 @@ impl<S: Store, H: Http> Engine<S, H> {
     /// A query in PostgREST's language (embeds, aggregates, every filter), answered
     /// from the replica: see [`crate::select`].
     pub async fn select(&self, req: &SelectRequest) -> Result<SelectResult, EngineError> {
-        select::select(&self.schema, &self.store, req).await.map_err(|e| match e {
-            QueryError::Invalid(e) => EngineError::Select(e),
-            QueryError::Store(e) => EngineError::Store(e),
-        })
+        select::select(&self.schema, &self.store, req).await.map_err(query_error)
+    }
+
+    /// [`Engine::select`], with the page's rows when the answer can be updated from
+    /// changed rows alone (what a live select keeps).
+    pub(crate) async fn select_keeping(&self, req: &SelectRequest) -> Result<(SelectResult, Option<select::PageRows>), EngineError> {
+        select::select_keeping(&self.schema, &self.store, req).await.map_err(query_error)
     }
 
     /// Rows of a table matching equality filters, ordered and limited. A filter on the
@@ -394,25 +403,7 @@ impl<S: Store, H: Http> Engine<S, H> {
             (None, Some((col, v))) => self.store.rows_by(table, col, v).await?,
             (None, None) => self.store.scan(table).await?,
         };
-        let mut out: Vec<RowView> = candidates
-            .iter()
-            .filter_map(|r| self.view(r))
-            .filter(|v| q.filters.iter().all(|(k, want)| v.row.get(k).unwrap_or(&Value::Null) == want))
-            .collect();
-        if let Some((col, desc)) = &q.order {
-            out.sort_by(|a, b| {
-                let o = compare(a.row.get(col), b.row.get(col));
-                if *desc {
-                    o.reverse()
-                } else {
-                    o
-                }
-            });
-        }
-        if let Some(l) = q.limit {
-            out.truncate(l);
-        }
-        Ok(out)
+        Ok(q.arrange(candidates.iter().filter_map(|r| self.view(r)).collect()))
     }
 
     /// The scope ids whose rows this replica holds, per shared table (see
@@ -557,4 +548,11 @@ impl<S: Store, H: Http> Engine<S, H> {
         Ok((push, pull))
     }
 
+}
+
+fn query_error(e: QueryError) -> EngineError {
+    match e {
+        QueryError::Invalid(e) => EngineError::Select(e),
+        QueryError::Store(e) => EngineError::Store(e),
+    }
 }

@@ -32,6 +32,7 @@ use crate::app::engine::{Engine, EngineError};
 use crate::local::events::EngineEvent;
 use crate::app::listeners::{channel_config, HeldScopes};
 use crate::net::realtime::{AccessTokenSource, Channel, ChannelEvent, ChannelState, RealtimeClient};
+use crate::sync::remote_change::Applied;
 use crate::sync::scopes::ACCESS;
 use crate::local::store::Store;
 use crate::platform::timer::Timer;
@@ -287,10 +288,15 @@ impl<S: Store, H: Http> LiveDriver<S, H> {
                 _ = sleep => Woke::Timer,
             };
             drop((sleep, cmd, local, chan));
+            // Whether the counts (pending, rejected, last sync) may have changed: not
+            // by a server row applied, nor by the change event that follows it, so
+            // the status after them needs no store read (a Realtime change's latency
+            // is every read on its way).
+            let mut counts_changed = !matches!(woke, Woke::Local(Some(EngineEvent::Changed { local: false, .. })));
             match woke {
                 Woke::Cmd(None) => self.stopped = true,
                 Woke::Cmd(Some(c)) => self.command(c, &user_id).await,
-                Woke::Channel(Some(e)) => self.channel_event(e).await,
+                Woke::Channel(Some(e)) => counts_changed = self.channel_event(e).await,
                 Woke::Channel(None) => self.channel = None,
                 Woke::Local(Some(EngineEvent::Changed { local: true, .. })) => {
                     if !self.paused && self.mode != SyncMode::Manual {
@@ -303,7 +309,11 @@ impl<S: Store, H: Http> LiveDriver<S, H> {
             if std::mem::take(&mut self.rejoin) && self.channel.is_some() {
                 self.start(&user_id);
             }
-            self.publish().await;
+            if counts_changed {
+                self.publish().await;
+            } else {
+                self.publish_phase();
+            }
         }
         if let Some(c) = self.channel.take() {
             c.leave();
@@ -374,7 +384,9 @@ impl<S: Store, H: Http> LiveDriver<S, H> {
         }
     }
 
-    async fn channel_event(&mut self, e: ChannelEvent) {
+    /// Handle one event of the channel; returns whether the counts may have changed
+    /// (all but a server row applied, or a change skipped).
+    async fn channel_event(&mut self, e: ChannelEvent) -> bool {
         if matches!(e, ChannelEvent::State(_) | ChannelEvent::PostgresReady) {
             // The channel's own news decides the phase from here.
             self.before_offline = None;
@@ -406,16 +418,19 @@ impl<S: Store, H: Http> LiveDriver<S, H> {
                 // go), then listen with the new scope ids.
                 self.pull_at = Some(self.now());
             }
-            ChannelEvent::Change(c) => {
-                if let Err(err) = self.engine.apply_change(&c).await {
+            ChannelEvent::Change(c) => match self.engine.apply_change(&c).await {
+                // A delete takes the row's waiting writes with it: those counts change.
+                Ok(applied) => return applied == Applied::Deleted,
+                Err(err) => {
                     tracing::warn!(target: "supasync::live", "could not apply a {} change on {}: {err}", c.kind, c.table);
                     self.last_error = Some(err.to_string());
                     // The next pull brings it.
                     self.pull_at = Some(self.now());
                 }
-            }
+            },
             _ => {}
         }
+        true
     }
 
     async fn timers(&mut self) {
@@ -504,6 +519,16 @@ impl<S: Store, H: Http> LiveDriver<S, H> {
                 }
                 Err(msg)
             }
+        }
+    }
+
+    /// Publish the phase and last error with the counts last read (see [`Self::publish`]).
+    fn publish_phase(&mut self) {
+        let Some(last) = &self.last_status else { return };
+        let status = LiveStatus { phase: self.phase, mode: self.mode, last_error: self.last_error.clone(), ..last.clone() };
+        if *last != status {
+            self.watchers.retain(|w| w.unbounded_send(status.clone()).is_ok());
+            self.last_status = Some(status);
         }
     }
 

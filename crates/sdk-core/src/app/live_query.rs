@@ -1,6 +1,8 @@
 //! Live queries: a query's current result, then a new result after every change that
 //! touches its table and alters what it returns (a change that leaves the result as it
-//! was, like the echo of this device's own confirmed write, yields nothing). The same
+//! was, like the echo of this device's own confirmed write, yields nothing). A change
+//! that brings the rows it wrote (a local write, a server row from Realtime) updates
+//! the last answer from them without reading the store, unless a row left a full page. The same
 //! for queries in PostgREST's language ([`LiveSelect`]), which run again on a change to
 //! any table they read, embeds included.
 
@@ -12,8 +14,9 @@ use futures_util::StreamExt;
 use std::collections::BTreeSet;
 
 use crate::app::engine::{Engine, EngineError, Query, RowView};
-use crate::select::{tables_read, SelectRequest, SelectResult};
+use crate::select::{self, tables_read, PageRows, SelectRequest, SelectResult};
 use crate::local::events::EngineEvent;
+use crate::local::local_row::LocalRow;
 use crate::local::store::Store;
 use crate::net::transport::Http;
 
@@ -37,19 +40,40 @@ impl<S: Store, H: Http> LiveQuery<S, H> {
     pub async fn next(&mut self) -> Option<Result<Vec<RowView>, EngineError>> {
         let mut wait = self.last.is_some();
         loop {
+            // The rows that changed, when every change since the last answer said them.
+            let mut changed: Option<Vec<LocalRow>> = None;
             if wait {
-                match self.events.next().await? {
-                    EngineEvent::Changed { tables, .. } if tables.contains(&self.table) => {
-                        // Several changes may be queued: one query answers them all.
-                        while self.events.try_recv().is_ok() {}
+                let first = self.events.next().await?;
+                if !self.concerns(&first) {
+                    continue;
+                }
+                changed = Some(vec![]);
+                // Several changes may be queued: one answer for them all.
+                let mut more = Some(first);
+                while let Some(e) = more.take() {
+                    if self.concerns(&e) {
+                        match (&mut changed, e) {
+                            (Some(all), EngineEvent::Changed { rows: Some(rows), .. }) => all.extend(rows.0.iter().filter(|r| r.table == self.table).cloned()),
+                            _ => changed = None,
+                        }
                     }
-                    _ => continue,
+                    more = self.events.try_recv().ok();
                 }
             }
             wait = true;
-            let now = match self.engine.query(&self.table, &self.query).await {
-                Ok(r) => r,
-                Err(e) => return Some(Err(e)),
+            let patched = match (&self.last, &changed) {
+                (Some(last), Some(rows)) => {
+                    let views: Vec<(String, Option<RowView>)> = rows.iter().map(|r| (r.local_id.clone(), self.engine.view(r))).collect();
+                    self.query.patched(last, &views)
+                }
+                _ => None,
+            };
+            let now = match patched {
+                Some(now) => now,
+                None => match self.engine.query(&self.table, &self.query).await {
+                    Ok(r) => r,
+                    Err(e) => return Some(Err(e)),
+                },
             };
             if self.last.as_ref() != Some(&now) {
                 self.last = Some(now.clone());
@@ -57,6 +81,17 @@ impl<S: Store, H: Http> LiveQuery<S, H> {
             }
         }
     }
+}
+
+impl<S: Store, H: Http> LiveQuery<S, H> {
+    fn concerns(&self, e: &EngineEvent) -> bool {
+        matches!(e, EngineEvent::Changed { tables, .. } if tables.contains(&self.table))
+    }
+}
+
+/// Whether a change is to one of `tables`.
+fn concerns(tables: &BTreeSet<String>, e: &EngineEvent) -> bool {
+    matches!(e, EngineEvent::Changed { tables: changed, .. } if changed.iter().any(|t| tables.contains(t)))
 }
 
 /// Start a live query on a shared engine.
@@ -77,6 +112,8 @@ pub struct LiveSelect<S: Store, H: Http> {
     tables: BTreeSet<String>,
     events: mpsc::UnboundedReceiver<EngineEvent>,
     last: Option<SelectResult>,
+    /// The last page's rows, for a query simple enough to update from changed rows.
+    page: Option<PageRows>,
 }
 
 impl<S: Store, H: Http> LiveSelect<S, H> {
@@ -85,18 +122,41 @@ impl<S: Store, H: Http> LiveSelect<S, H> {
     pub async fn next(&mut self) -> Option<Result<SelectResult, EngineError>> {
         let mut wait = self.last.is_some();
         loop {
+            let mut changed: Option<Vec<LocalRow>> = None;
             if wait {
-                match self.events.next().await? {
-                    EngineEvent::Changed { tables, .. } if tables.iter().any(|t| self.tables.contains(t)) => {
-                        while self.events.try_recv().is_ok() {}
+                let first = self.events.next().await?;
+                if !concerns(&self.tables, &first) {
+                    continue;
+                }
+                changed = Some(vec![]);
+                let mut more = Some(first);
+                while let Some(e) = more.take() {
+                    if concerns(&self.tables, &e) {
+                        match (&mut changed, e) {
+                            (Some(all), EngineEvent::Changed { rows: Some(rows), .. }) => all.extend(rows.0.iter().cloned()),
+                            _ => changed = None,
+                        }
                     }
-                    _ => continue,
+                    more = self.events.try_recv().ok();
                 }
             }
             wait = true;
-            let now = match self.engine.select(&self.request).await {
-                Ok(r) => r,
-                Err(e) => return Some(Err(e)),
+            let patched = match (&self.page, &changed) {
+                (Some(page), Some(rows)) => select::select_patched(&self.engine.schema, &self.request, page, rows),
+                _ => None,
+            };
+            let now = match patched {
+                Some((now, page)) => {
+                    self.page = Some(page);
+                    now
+                }
+                None => match self.engine.select_keeping(&self.request).await {
+                    Ok((now, page)) => {
+                        self.page = page;
+                        now
+                    }
+                    Err(e) => return Some(Err(e)),
+                },
             };
             if self.last.as_ref() != Some(&now) {
                 self.last = Some(now.clone());
@@ -109,5 +169,5 @@ impl<S: Store, H: Http> LiveSelect<S, H> {
 /// Start a live query in PostgREST's language; an invalid query is refused at once.
 pub fn live_select<S: Store, H: Http>(engine: &Arc<Engine<S, H>>, request: SelectRequest) -> Result<LiveSelect<S, H>, EngineError> {
     let tables = tables_read(&engine.schema, &request)?;
-    Ok(LiveSelect { events: engine.subscribe(), engine: engine.clone(), request, tables, last: None })
+    Ok(LiveSelect { events: engine.subscribe(), engine: engine.clone(), request, tables, last: None, page: None })
 }

@@ -66,6 +66,51 @@ impl Query {
     }
 }
 
+impl Query {
+    /// The answer from the rows that may match, given in local-id order: those whose
+    /// values equal the filters', in the query's order (ties stay in local-id order),
+    /// as many as the limit.
+    pub(crate) fn arrange(&self, rows: Vec<RowView>) -> Vec<RowView> {
+        let mut out: Vec<RowView> = rows.into_iter().filter(|v| self.matches(v)).collect();
+        if let Some((col, desc)) = &self.order {
+            out.sort_by(|a, b| {
+                let o = compare(a.row.get(col), b.row.get(col));
+                if *desc {
+                    o.reverse()
+                } else {
+                    o
+                }
+            });
+        }
+        if let Some(l) = self.limit {
+            out.truncate(l);
+        }
+        out
+    }
+
+    fn matches(&self, v: &RowView) -> bool {
+        self.filters.iter().all(|(k, want)| v.row.get(k).unwrap_or(&Value::Null) == want)
+    }
+
+    /// The answer after some rows changed, from the last answer and the changed rows
+    /// alone (each by local id, with what the app now sees of it, or `None` if it is
+    /// gone): no store read. `None` when that cannot be known: a row left a full page,
+    /// and which row comes next only the store knows.
+    pub(crate) fn patched(&self, last: &[RowView], changed: &[(String, Option<RowView>)]) -> Option<Vec<RowView>> {
+        let ids: std::collections::HashSet<&str> = changed.iter().map(|(id, _)| id.as_str()).collect();
+        let left = last.iter().any(|v| ids.contains(v.local_id.as_str()));
+        if left && self.limit.is_some_and(|l| last.len() >= l) {
+            return None;
+        }
+        let mut rows: Vec<RowView> = last.iter().filter(|v| !ids.contains(v.local_id.as_str())).cloned().collect();
+        // A row changed twice: its last state.
+        let latest: std::collections::HashMap<&str, &Option<RowView>> = changed.iter().map(|(id, v)| (id.as_str(), v)).collect();
+        rows.extend(latest.into_values().filter_map(|v| v.clone()));
+        rows.sort_by(|a, b| a.local_id.cmp(&b.local_id));
+        Some(self.arrange(rows))
+    }
+}
+
 /// Order JSON values for local queries: null first, then numbers, strings, others.
 pub(crate) fn compare(a: Option<&Value>, b: Option<&Value>) -> std::cmp::Ordering {
     use std::cmp::Ordering::*;

@@ -2,9 +2,11 @@
 //! write. Live queries re-run on them, the live sync pushes on local ones, status
 //! streams recompute on them. Subscribers that went away are dropped on the next send.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use futures_channel::mpsc;
+
+use crate::local::local_row::LocalRow;
 
 /// Something changed in the replica.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,10 +14,20 @@ pub enum EngineEvent {
     /// Rows of these tables changed (what queries see, or their sync status).
     /// `elsewhere`: reported by another process or tab sharing this replica's store
     /// (so it is not passed on again).
-    Changed { tables: Vec<String>, local: bool, elsewhere: bool },
+    /// `rows`: the rows written, as the store now holds them, when the change knows
+    /// them (live queries then update their answers from these rows without reading
+    /// the store); `None`: re-read.
+    Changed { tables: Vec<String>, local: bool, elsewhere: bool, rows: Option<ChangedRows> },
     /// A pull is bringing many rows (a new device's restore, a long absence): how far.
     Progress(PullProgress),
 }
+
+/// Rows a change wrote (shared by every subscriber).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangedRows(pub Arc<Vec<LocalRow>>);
+
+// Rows hold JSON values, which are never NaN: equality is total.
+impl Eq for ChangedRows {}
 
 /// How far a pull of one table has come: rows written so far in this pull, and the
 /// server's count of the table's rows when it gives one cheaply (a restore asks).
@@ -44,7 +56,12 @@ impl Notifier {
     }
 
     pub fn changed(&self, tables: Vec<String>, local: bool) {
-        self.send(EngineEvent::Changed { tables, local, elsewhere: false });
+        self.send(EngineEvent::Changed { tables, local, elsewhere: false, rows: None });
+    }
+
+    /// Rows of `table` changed, and here they are as the store now holds them.
+    pub fn changed_rows(&self, table: &str, local: bool, rows: Vec<LocalRow>) {
+        self.send(EngineEvent::Changed { tables: vec![table.to_string()], local, elsewhere: false, rows: Some(ChangedRows(Arc::new(rows))) });
     }
 
     /// How far a long pull has come.
@@ -54,7 +71,7 @@ impl Notifier {
 
     /// A change another tab or process made to the shared store.
     pub fn changed_elsewhere(&self, tables: Vec<String>, local: bool) {
-        self.send(EngineEvent::Changed { tables, local, elsewhere: true });
+        self.send(EngineEvent::Changed { tables, local, elsewhere: true, rows: None });
     }
 
     fn send(&self, e: EngineEvent) {

@@ -18,6 +18,10 @@
 //!   are one atomic store batch that no read-then-write can involve (no one else knows
 //!   the row yet). It takes neither part, only a shared hold that a wipe (sign-out)
 //!   takes exclusively.
+//! - A server row from Realtime that no one on this device holds yet, of a table no
+//!   other references, is written as a batch that only adds it (refused if the row
+//!   exists after all): no other process knows it either, so it takes only this
+//!   process's part ([`WriterLock::lock_new_server_row`]).
 //!
 //! Inside a process the shared lock is held on behalf of all of its holders at once
 //! (counted): a write of this process during its own push needs no second Web Lock,
@@ -126,6 +130,16 @@ impl WriterLock {
     /// saves a Web Lock round (≈ 0.4 ms) on the most common write.
     pub async fn lock_fresh_insert(&self) -> InsertGuard<'_> {
         InsertGuard(self.inserts.read().await)
+    }
+
+    /// For applying a server row no process on this device holds yet, as a batch that
+    /// only adds it (see `crate::sync::remote_change`): this process's writers wait,
+    /// other processes need not (none knows the row). Counted in
+    /// [`WriterLock::others`], as any write of this process.
+    pub async fn lock_new_server_row(&self) -> WriterGuard<'_> {
+        let local = self.local.lock().await;
+        self.others.fetch_add(1, Ordering::SeqCst);
+        WriterGuard { _shared: None, _local: local }
     }
 
     /// For a wipe of the store: every other write, fresh inserts included, waits.

@@ -25,6 +25,8 @@ pub mod value;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod patch_tests;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -32,8 +34,9 @@ use supasync_query_syntax::{parse_query, QueryParams};
 
 pub use builder::{Order, SelectBuilder};
 pub use error::SelectError;
+pub use run::PageRows;
 
-use crate::local::local_row::RowStatus;
+use crate::local::local_row::{LocalRow, RowStatus};
 use crate::local::schema::Schema;
 use crate::local::store::{Store, StoreError};
 
@@ -155,4 +158,19 @@ pub fn tables_read(schema: &Schema, req: &SelectRequest) -> Result<std::collecti
 pub async fn select<S: Store + ?Sized>(schema: &Schema, store: &S, req: &SelectRequest) -> Result<SelectResult, QueryError> {
     let level = plan::plan(schema, &req.table, &req.params)?;
     run::run(schema, store, &level, &req.options).await
+}
+
+/// [`select`], and the rows on the page when the answer can later be updated from
+/// changed rows alone ([`select_patched`]): one table, no embed or aggregate, no count
+/// or offset.
+pub async fn select_keeping<S: Store + ?Sized>(schema: &Schema, store: &S, req: &SelectRequest) -> Result<(SelectResult, Option<PageRows>), QueryError> {
+    let level = plan::plan(schema, &req.table, &req.params)?;
+    run::run_keeping(schema, store, &level, &req.options).await
+}
+
+/// The answer after `changed` rows were written, from the last page alone (no store
+/// read); `None` when only the store can tell (see [`run::patch`]).
+pub fn select_patched(schema: &Schema, req: &SelectRequest, last: &PageRows, changed: &[LocalRow]) -> Option<(SelectResult, PageRows)> {
+    let level = plan::plan(schema, &req.table, &req.params).ok()?;
+    run::patch(schema, &level, &req.options, last, changed)
 }

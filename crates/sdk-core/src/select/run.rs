@@ -77,8 +77,26 @@ fn embed_id(e: &Embed<'_>) -> usize {
 /// above it, the embedded table is read once.
 const PER_PARENT_READS: usize = 64;
 
+/// The rows on the page of a simple answer, as the app sees them: what a live select
+/// updates from the rows a change wrote ([`patch`]).
+#[derive(Debug, Clone)]
+pub struct PageRows(Vec<Rec>);
+
+/// Whether an answer can be updated from changed rows alone: one table (no embed, no
+/// aggregate), no count, no offset, an array.
+fn patchable(level: &Level<'_>, opts: &SelectOptions) -> bool {
+    level.offset == 0 && !opts.count && opts.cardinality == Cardinality::Many && level.items.iter().all(|i| matches!(i, Item::Star | Item::Column { .. }))
+}
+
 /// Answer `level` (the top of a plan) from `store`.
 pub async fn run<S: Store + ?Sized>(schema: &Schema, store: &S, level: &Level<'_>, opts: &SelectOptions) -> Result<SelectResult, QueryError> {
+    Ok(run_keeping(schema, store, level, opts).await?.0)
+}
+
+/// [`run`], and the rows on the page when the answer is simple enough to be updated
+/// from changed rows later ([`patch`]).
+pub async fn run_keeping<S: Store + ?Sized>(schema: &Schema, store: &S, level: &Level<'_>, opts: &SelectOptions) -> Result<(SelectResult, Option<PageRows>), QueryError> {
+    let mut kept_page = None;
     let inner = level.items.iter().any(|i| matches!(i, Item::Embed(e) if e.inner));
     let page_only = !opts.count && !inner && !level.grouped();
     let top = read::candidates(store, level, page_only).await?;
@@ -105,6 +123,9 @@ pub async fn run<S: Store + ?Sized>(schema: &Schema, store: &S, level: &Level<'_
         // The page first, then the embeds of the rows on it only.
         let count = opts.count.then_some(kept.len() as u64);
         let on_page: Vec<Rec> = page(level, sorted(level, kept.iter().collect())).into_iter().cloned().collect();
+        if patchable(level, opts) {
+            kept_page = Some(PageRows(on_page.clone()));
+        }
         fetch(schema, store, level, &on_page, &mut fetched).await?;
         let (data, meta) = projected(level, &on_page.iter().collect::<Vec<_>>(), &fetched)?;
         (data, meta, count)
@@ -120,6 +141,44 @@ pub async fn run<S: Store + ?Sized>(schema: &Schema, store: &S, level: &Level<'_
         Cardinality::MaybeOne if data.len() > 1 => return Err(SelectError::not_one(data.len()).into()),
         _ => {}
     }
+    Ok((answer(data, meta, count), kept_page))
+}
+
+/// The answer after some rows of the level's table changed (`changed`, as the store
+/// now holds them), from the last page alone: no store read. `None` when that cannot
+/// be known so (a row left a full page, and which comes next only the store knows; a
+/// value a filter refuses).
+pub fn patch(schema: &Schema, level: &Level<'_>, opts: &SelectOptions, last: &PageRows, changed: &[LocalRow]) -> Option<(SelectResult, PageRows)> {
+    if !patchable(level, opts) {
+        return None;
+    }
+    // A row changed twice: its last state.
+    let latest: HashMap<&str, &LocalRow> = changed.iter().filter(|r| r.table == level.decl.name).map(|r| (r.local_id.as_str(), r)).collect();
+    if latest.is_empty() {
+        return None;
+    }
+    let left = last.0.iter().any(|r| latest.contains_key(r.key.as_str()));
+    if left && level.limit.is_some_and(|l| last.0.len() >= l) {
+        return None;
+    }
+    let mut rows: Vec<Rec> = last.0.iter().filter(|r| !latest.contains_key(r.key.as_str())).cloned().collect();
+    for r in latest.values() {
+        if let Some(r) = rec(schema, (*r).clone()) {
+            if filter::passes(level, &r.row).ok()? {
+                rows.push(r);
+            }
+        }
+    }
+    // As the store gives candidates: in local-id order, which ties keep.
+    rows.sort_by(|a, b| a.key.cmp(&b.key));
+    let on_page: Vec<&Rec> = page(level, sorted(level, rows.iter().collect()));
+    let (data, meta) = projected(level, &on_page, &Fetched::default()).ok()?;
+    let kept = PageRows(on_page.into_iter().cloned().collect());
+    Some((answer(data, meta, None), kept))
+}
+
+/// The answer's rows with their local ids and sync status, and the count.
+fn answer(data: Vec<Value>, meta: RowKeys, count: Option<u64>) -> SelectResult {
     let mut out = SelectResult { rows: vec![], count };
     let mut meta = meta.into_iter();
     for d in data {
@@ -129,7 +188,7 @@ pub async fn run<S: Store + ?Sized>(schema: &Schema, store: &S, level: &Level<'_
         };
         out.rows.push(SelectedRow { data: d, local_id, status });
     }
-    Ok(out)
+    out
 }
 
 /// Each output row's local id and sync status.

@@ -49,6 +49,15 @@ pub async fn to_local<S: Store>(schema: &Schema, store: &S, table: &str, mut row
 
 /// `learned`: (server id, local id) of rows of `parent` whose server id just became
 /// known; children that hold such a server id are rewritten to the local id, in `wb`.
+/// The parents' local ids a row's references need, read at once (what [`to_local`]
+/// would look up one by one).
+pub async fn parents_of<S: Store>(schema: &Schema, store: &S, table: &str, row: &Row) -> Result<ParentLocalIds, SyncError> {
+    let decl = schema.table(table)?;
+    let wanted: Vec<(String, &Value)> = decl.references.iter().filter_map(|(col, parent)| Some((parent.clone(), row.get(col).filter(|v| !v.is_null())?))).collect();
+    let found = futures_util::future::try_join_all(wanted.iter().map(|(parent, v)| store.find_by_server_id(parent, v))).await?;
+    Ok(wanted.into_iter().zip(found).map(|((parent, v), p)| ((parent, v.to_string()), p.map(|p| p.local_id))).collect())
+}
+
 pub async fn adopt_children<S: Store>(schema: &Schema, store: &S, parent: &str, learned: &[(Value, String)], wb: &mut WriteBatch) -> Result<(), SyncError> {
     if learned.is_empty() {
         return Ok(());

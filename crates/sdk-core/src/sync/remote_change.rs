@@ -15,6 +15,8 @@
 //! shared row that moved to a scope id this user is not in arrives as a `moved`
 //! tombstone ([`super::scopes::moved_away`]).
 
+use std::collections::BTreeSet;
+
 use serde_json::Value;
 
 use super::context::SyncContext;
@@ -22,13 +24,15 @@ use super::cursor;
 use super::error::SyncError;
 use super::server_delete::server_deleted;
 use super::scopes;
-use super::server_rows::apply_server_rows;
+use super::references::{parents_of, ParentLocalIds};
+use super::server_rows::apply_server_row_read;
 use super::tombstones::tombstone_target;
 /// Where it always was for apps; the tombstones module owns it.
 pub use super::tombstones::TOMBSTONES;
 use crate::local::local_row::{id_text, sync_txid, Row};
 use crate::local::schema::TableDecl;
-use crate::local::store::{Store, WriteBatch};
+use crate::local::local_row::LocalRow;
+use crate::local::store::{Store, StoreError, WriteBatch};
 use crate::net::realtime::PgChange;
 use crate::net::transport::Http;
 
@@ -48,6 +52,9 @@ pub async fn apply_change<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, c: &PgC
     if c.errors.as_ref().is_some_and(|e| !e.is_null()) {
         tracing::warn!(target: "supasync::live", "skipped a {} change on {} that carries errors", c.kind, c.table);
         return Ok(Applied::Skipped);
+    }
+    if let Some(applied) = apply_new_row(cx, c).await? {
+        return Ok(applied);
     }
     let _w = cx.writer.lock().await;
     let applied = if c.table == TOMBSTONES {
@@ -76,30 +83,19 @@ pub async fn apply_change<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, c: &PgC
                 delete_locally(cx, &decl, &t).await?
             }
             "INSERT" | "UPDATE" if !c.record.is_empty() => {
-                let local = decl.row_key(&c.record);
-                let mut held = match &local {
-                    Some(l) => cx.store.get_row(&decl.name, l).await?,
-                    None => None,
-                };
-                if held.is_none() {
-                    if let Some(id) = c.record.get(&decl.key) {
-                        held = cx.store.find_by_server_id(&decl.name, id).await?;
-                    }
-                }
-                let mine = held.as_ref().and_then(|r| sync_txid(r.mirror.as_ref()?));
-                let got = sync_txid(&c.record);
-                let stale = held.is_none()
-                    && (cx.graveyard.holds_change(&decl.name, local.as_deref(), c.record.get(&decl.key))
-                        || pulled_past(cx.store, &decl.name, got).await?)
-                    || outside_held_scopes(cx, &decl, &c.record).await?;
-                match (mine, got) {
+                let read = read_for(cx, &decl, c).await?;
+                let held = read.by_local.as_ref().or(read.by_server.as_ref());
+                let mine = held.and_then(|r| sync_txid(r.mirror.as_ref()?));
+                match (mine, sync_txid(&c.record)) {
                     // A change from before the row's delete (queued during a
                     // catch-up, or in flight): deleted rows never come back.
-                    _ if stale => Applied::Skipped,
+                    _ if stale(cx, &decl, c, &read).await? => Applied::Skipped,
                     (Some(have), Some(got)) if got < have => Applied::Skipped,
                     _ => {
-                        apply_server_rows(cx, &decl, vec![c.record.clone()], WriteBatch::default()).await?;
-                        Applied::Row
+                        let written = apply_server_row_read(cx, &decl, c.record.clone(), read.by_local, read.parents, false).await?;
+                        // Live queries of this table update from the row itself.
+                        cx.events.changed_rows(&decl.name, false, written);
+                        return Ok(Applied::Row);
                     }
                 }
             }
@@ -111,6 +107,88 @@ pub async fn apply_change<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, c: &PgC
         cx.events.changed(vec![table.to_string()], false);
     }
     Ok(applied)
+}
+
+/// What applying a change to a row may need, read at once (on IndexedDB each read is a
+/// round trip, and a change's latency is theirs added up): the row by its local id and
+/// by its server id, whether the table's last pull is past it, the local ids of the
+/// rows it references, and the table's held scope ids if it is shared.
+struct ReadFor {
+    by_local: Option<LocalRow>,
+    by_server: Option<LocalRow>,
+    pulled: bool,
+    parents: ParentLocalIds,
+    scopes: Option<BTreeSet<String>>,
+}
+
+async fn read_for<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, decl: &TableDecl, c: &PgChange) -> Result<ReadFor, SyncError> {
+    let local = decl.row_key(&c.record);
+    let (by_local, by_server, pulled, parents, scopes) = futures_util::join!(
+        async {
+            match &local {
+                Some(l) => cx.store.get_row(&decl.name, l).await,
+                None => Ok(None),
+            }
+        },
+        async {
+            match c.record.get(&decl.key) {
+                Some(id) => cx.store.find_by_server_id(&decl.name, id).await,
+                None => Ok(None),
+            }
+        },
+        pulled_past(cx.store, &decl.name, sync_txid(&c.record)),
+        parents_of(cx.schema, cx.store, &decl.name, &c.record),
+        async {
+            match &decl.shared_by {
+                Some(_) => scopes::held(cx.store, &decl.name).await.map(Some),
+                None => Ok(None),
+            }
+        },
+    );
+    Ok(ReadFor { by_local: by_local?, by_server: by_server?, pulled: pulled?, parents: parents?, scopes: scopes? })
+}
+
+/// Whether the change must not be applied: about a row this device does not hold that
+/// was deleted since (a tombstone met, or the last pull is past it), or outside the
+/// scope ids this replica holds.
+async fn stale<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, decl: &TableDecl, c: &PgChange, read: &ReadFor) -> Result<bool, SyncError> {
+    let held = read.by_local.is_some() || read.by_server.is_some();
+    let gone = !held && (cx.graveyard.holds_change(&decl.name, decl.row_key(&c.record).as_deref(), c.record.get(&decl.key)) || read.pulled);
+    Ok(gone || outside_held_scopes(cx, decl, &c.record, read.scopes.as_ref()).await?)
+}
+
+/// A server row no one on this device holds yet, of a table no other table references
+/// (no child waits for its server id): written as a new row under this process's
+/// writer lock only, without the lock other processes (tabs) share, whose round trip
+/// would be most of a change's latency in a browser. That is safe for the reason a
+/// fresh local insert is (see [`crate::local::write_lock`]): no other process knows
+/// the row, so none can read it and write it back; and the batch only adds it, failing
+/// if it exists after all. `None`: not such a change, or the row turned up: the caller
+/// applies it under the whole lock.
+async fn apply_new_row<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, c: &PgChange) -> Result<Option<Applied>, SyncError> {
+    if c.table == TOMBSTONES || c.kind != "INSERT" || c.record.is_empty() {
+        return Ok(None);
+    }
+    let Ok(decl) = cx.schema.table(&c.table) else { return Ok(None) };
+    if cx.schema.tables().iter().any(|t| t.references.iter().any(|(_, parent)| *parent == decl.name)) {
+        return Ok(None);
+    }
+    let _w = cx.writer.lock_new_server_row().await;
+    let read = read_for(cx, decl, c).await?;
+    if read.by_local.is_some() || read.by_server.is_some() {
+        return Ok(None);
+    }
+    if stale(cx, decl, c, &read).await? {
+        return Ok(Some(Applied::Skipped));
+    }
+    match apply_server_row_read(cx, decl, c.record.clone(), None, read.parents, true).await {
+        Ok(written) => {
+            cx.events.changed_rows(&decl.name, false, written);
+            Ok(Some(Applied::Row))
+        }
+        Err(SyncError::Store(StoreError::Exists(_))) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// Whether a change of transaction `txid` to a row this device does not hold is older
@@ -128,10 +206,11 @@ async fn pulled_past<S: Store>(store: &S, table: &str, txid: Option<i64>) -> Res
 /// scope id left the replica (queued, or heard before the channel joined again with
 /// the new ids). Applying it would bring back a row the user may no longer read; if the
 /// user is a member again, the pull that the membership line starts brings the row.
-async fn outside_held_scopes<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, decl: &TableDecl, record: &Row) -> Result<bool, SyncError> {
-    let Some(col) = &decl.shared_by else { return Ok(false) };
+/// `held`: the table's held scope ids, read already (`None` for a table not shared).
+async fn outside_held_scopes<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, decl: &TableDecl, record: &Row, held: Option<&BTreeSet<String>>) -> Result<bool, SyncError> {
+    let (Some(col), Some(held)) = (&decl.shared_by, held) else { return Ok(false) };
     let Some(id) = record.get(col).filter(|v| !v.is_null()).map(id_text) else { return Ok(false) };
-    if scopes::held(cx.store, &decl.name).await?.contains(&id) {
+    if held.contains(&id) {
         return Ok(false);
     }
     let me = cx.session().await?.user_id;

@@ -29,30 +29,44 @@ pub async fn apply_server_rows<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, de
     apply_pulled(cx, decl, rows, wb, Held::LookUp).await
 }
 
-pub async fn apply_pulled<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, decl: &TableDecl, rows: Vec<Row>, mut wb: WriteBatch, held: Held) -> Result<usize, SyncError> {
+pub async fn apply_pulled<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, decl: &TableDecl, rows: Vec<Row>, wb: WriteBatch, held: Held) -> Result<usize, SyncError> {
     if let Held::NoneYet = held {
         return apply_restored(cx, decl, rows, wb).await;
     }
+    // Every row of the page this device already holds, in one read.
+    let keys: Vec<String> = rows.iter().filter_map(|r| decl.row_key(r)).collect();
+    let held = cx.store.get_rows(&decl.name, &keys).await?.into_iter().flatten().map(|r| (r.local_id.clone(), r)).collect();
+    Ok(apply_looked_up(cx, decl, rows, wb, held, ParentLocalIds::new(), None).await?.0)
+}
+
+/// One server row whose local copy (under its local id: `held`, `None` if there is
+/// none) and parents' local ids were read already (a Realtime change reads them all
+/// at once, with what it checks first). Returns the rows of `decl` written, as the
+/// store now holds them.
+/// With `only_new`, the row is written as a new one: the store refuses the batch
+/// (`StoreError::Exists`) if it holds the row after all.
+pub async fn apply_server_row_read<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, decl: &TableDecl, row: Row, held: Option<LocalRow>, parents: ParentLocalIds, only_new: bool) -> Result<Vec<LocalRow>, SyncError> {
+    let held = held.map(|r| (r.local_id.clone(), r)).into_iter().collect();
+    Ok(apply_looked_up(cx, decl, vec![row], WriteBatch::default(), held, parents, Some(only_new)).await?.1)
+}
+
+/// Server rows onto what the device holds of them (`held`, by local id), with the
+/// parents' local ids known so far (`parents`, filled as they are looked up). Returns
+/// how many, and (with `keep`) a copy of the rows of `decl` written; `keep` says too
+/// whether they go to the store as new rows only (see [`apply_server_row_read`]).
+async fn apply_looked_up<S: Store, H: Http>(
+    cx: &SyncContext<'_, S, H>,
+    decl: &TableDecl,
+    rows: Vec<Row>,
+    mut wb: WriteBatch,
+    mut held: std::collections::HashMap<String, LocalRow>,
+    mut parents: ParentLocalIds,
+    keep: Option<bool>,
+) -> Result<(usize, Vec<LocalRow>), SyncError> {
     let n = rows.len();
     let mut seen: std::collections::HashMap<String, LocalRow> = std::collections::HashMap::new();
-    // Parent server id → local id, looked up once per page.
-    let mut parents = ParentLocalIds::new();
     // Rows whose server id this device learns now (children may wait for it).
     let mut learned: Vec<(Value, String)> = vec![];
-    // Every row of the page this device already holds, in one read.
-    let mut held: std::collections::HashMap<String, LocalRow> = match held {
-        Held::NoneYet => Default::default(),
-        Held::LookUp => {
-            let keys: Vec<String> = rows.iter().filter_map(|r| decl.row_key(r)).collect();
-            cx.store
-                .get_rows(&decl.name, &keys)
-                .await?
-                .into_iter()
-                .flatten()
-                .map(|r| (r.local_id.clone(), r))
-                .collect()
-        }
-    };
     // Who is signed in, asked only if a row's local id meets a row of this device's
     // that never reached the server.
     let mut me: Option<String> = None;
@@ -146,10 +160,15 @@ pub async fn apply_pulled<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, decl: &
     // In key order: neighbours in the store's B-trees are written together.
     let mut rows: Vec<LocalRow> = seen.into_values().collect();
     rows.sort_by(|a, b| a.local_id.cmp(&b.local_id));
-    wb.put_rows.extend(rows);
+    let kept = if keep.is_some() { rows.clone() } else { vec![] };
+    if keep == Some(true) {
+        wb.new_rows.extend(rows);
+    } else {
+        wb.put_rows.extend(rows);
+    }
     adopt_children(cx.schema, cx.store, &decl.name, &learned, &mut wb).await?;
     cx.store.apply(wb).await?;
-    Ok(n)
+    Ok((n, kept))
 }
 
 /// A page of a table that held nothing when the walk began (a restore): every row

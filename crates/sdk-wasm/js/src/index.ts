@@ -83,6 +83,11 @@ function preopen(database: string): Promise<IDBDatabase | undefined> {
   });
 }
 
+function sameSyncTimes(a: Status['last_sync'], b: Status['last_sync']): boolean {
+  const ka = Object.keys(a);
+  return ka.length === Object.keys(b).length && ka.every((k) => a[k] === b[k]);
+}
+
 function projectKey(url: string): string {
   try {
     return new URL(url).host;
@@ -309,10 +314,13 @@ export class Replica implements ReplicaApi {
     }
   }
 
-  /** A status from live sync or the leading tab: its phase now, its counts read again. */
+  /** A status from live sync or the leading tab: its phase now, its counts read again
+   *  unless they are the ones shown (then they cannot take the counts back: and a
+   *  change from the server, which changes no count, costs no second read). */
   private publishPhase(s: Status): void {
+    const same = s.pending === this.last.pending && s.rejected === this.last.rejected && sameSyncTimes(s.last_sync, this.last.last_sync);
     this.publish({ ...s, pending: this.last.pending, rejected: this.last.rejected, last_sync: this.last.last_sync });
-    if (!this.closed) this.recount().catch(() => undefined);
+    if (!same && !this.closed) this.recount().catch(() => undefined);
   }
 
   private publish(s: Status): void {
