@@ -291,11 +291,12 @@ export class Replica implements ReplicaApi {
   }
 
   /** The counts (pending, rejected, last sync) as the store holds them now: every write
-   *  whose promise resolved before this call is in them. Reads run one at a time and
-   *  each covers every call made before it started, so counts never go back to an
-   *  earlier state (a status from live sync or another tab, computed before a write,
-   *  may arrive after it: only its phase is taken, and the counts are read again).
-   *  Resolves with the status read that covered this call. */
+   *  whose promise resolved before this call is in them. Reads run one at a time, and
+   *  only a read that began after every call so far publishes its counts (one that ran
+   *  while a write was counted may lack it), so counts never go back to an earlier
+   *  state (a status from live sync or another tab, computed before a write, may arrive
+   *  after it: only its phase is taken, and the counts are read again). Resolves with
+   *  the status read that covered this call. */
   private async recount(): Promise<Omit<Status, 'leader'>> {
     const want = ++this.countsAsked;
     for (;;) {
@@ -304,8 +305,10 @@ export class Replica implements ReplicaApi {
         const inner = this.inner;
         this.counting = (async () => {
           const s = (await inner.status()) as Omit<Status, 'leader'>;
-          this.countsRead = Math.max(this.countsRead, covers);
-          if (inner === this.inner) this.publish({ ...this.last, pending: s.pending, rejected: s.rejected, last_sync: s.last_sync });
+          if (covers === this.countsAsked) {
+            this.countsRead = Math.max(this.countsRead, covers);
+            if (inner === this.inner) this.publish({ ...this.last, pending: s.pending, rejected: s.rejected, last_sync: s.last_sync });
+          }
           return s;
         })().finally(() => (this.counting = undefined));
       }
@@ -326,6 +329,14 @@ export class Replica implements ReplicaApi {
   private publish(s: Status): void {
     this.last = s;
     for (const w of this.statusWatchers) w(s);
+  }
+
+  /** An insert is counted as soon as it is stored, without a read: under a new local id
+   *  it always adds exactly one waiting write. The store's own count follows (a read
+   *  that begins after it). Keeps an insert as fast as the store's write alone. */
+  private counted(): void {
+    this.publish({ ...this.last, pending: this.last.pending + 1 });
+    this.recount().catch(() => undefined);
   }
 
   /** A write resolves once the status counts it (read-your-writes). */
@@ -365,7 +376,11 @@ export class Replica implements ReplicaApi {
   insert<T extends Row = Row>(table: string, row: T): Promise<RowView<T>> {
     return call(() => {
       this.check();
-      return this.written(this.inner.insert(table, row));
+      const inner = this.inner;
+      return inner.insert(table, row).then((v: RowView<T>) => {
+        if (inner === this.inner) this.counted();
+        return v;
+      });
     });
   }
 
