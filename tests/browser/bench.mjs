@@ -17,7 +17,8 @@
 //  4. one tab's write → another tab's live query (BroadcastChannel), p50;
 //  5. device A's write → device B's live query (`db.live` and `db.from(…).live`), p50,
 //     next to supabase-js's own postgres_changes callback for the same writes in the
-//     same page of B;
+//     same page of B; then the same with the writes made by supabase-js in Node (so no
+//     second Chromium competes with B for the 2 cores as it handles its own echo);
 //  6. package size (wasm + JS, gzip -9).
 import { readFileSync, mkdtempSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -277,7 +278,26 @@ for (let b = 0; b < 10; b++) {
   report('our extra over supabase-js\'s callback, p50', `${ms(p50(both.map((k) => ours[k] - theirs[k])))} (${both.length} writes)`);
   const viaFrom = keys.filter((k) => built[k] && theirs[k]);
   report('our extra over supabase-js\'s callback, db.from(…).live, p50', `${ms(p50(viaFrom.map((k) => built[k] - theirs[k])))} (${viaFrom.length} writes)`);
+  // The same writes made by a supabase-js client in Node, with device A closed: another
+  // device that is not a second Chromium on this 2-core machine, busy with its own
+  // echo of each write at the very moment B handles it.
   await ctxA.close();
+  const sbw = client(server);
+  await sbw.auth.signInWithPassword(creds);
+  const { data: convRow, error: convErr } = await sbw.from('conversations').select('id').eq('local_id', conv).single();
+  if (convErr) throw convErr;
+  const nodeKeys = [];
+  for (let i = 0; i < 60; i++) {
+    const content = `from node ${i}`;
+    nodeKeys.push(content);
+    const { error } = await sbw.from('messages').insert({ conversation_id: convRow.id, role: 'user', content, local_id: `bench-node-${i}` });
+    if (error) throw error;
+    await new Promise((r) => setTimeout(r, 150 + Math.random() * 250));
+  }
+  await new Promise((r) => setTimeout(r, 3000));
+  const later = await b.evaluate(() => ({ ours: window.ours, built: window.built, theirs: window.theirs }));
+  const fromNode = nodeKeys.filter((k) => later.ours[k] && later.theirs[k]);
+  report('our extra over supabase-js\'s callback, writes from Node (no second browser busy), p50', `${ms(p50(fromNode.map((k) => later.ours[k] - later.theirs[k])))} (db.live), ${ms(p50(fromNode.filter((k) => later.built[k]).map((k) => later.built[k] - later.theirs[k])))} (db.from(…).live) (${fromNode.length} writes)`);
   await ctxB.close();
 }
 

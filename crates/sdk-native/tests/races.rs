@@ -7,15 +7,20 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::fault_proxy::{FaultProxy, Mode};
-use common::{go_live, replica, server, server_rows, until_phase, Replica};
+use common::{go_live, replica, replica_at, server, server_rows, until_phase, Replica};
 use serde_json::{json, Value};
 use supasync_core::live::Phase;
 use supasync_core::realtime::PgChange;
 use supasync_core::remote_change::Applied;
-use supasync_core::{EngineError, RowStatus, Store, WriteError};
+use supasync_core::index::{IndexDef, KeyRange};
+use supasync_core::live_query::live_select;
+use supasync_core::store::HistoryEntry;
+use supasync_core::{EngineError, LocalRow, OutboxEntry, RowStatus, SelectRequest, Store, StoreError, WriteBatch, WriteError};
+use supasync_native::{ReqwestHttp, SqliteStore};
 use tokio::time::{sleep, timeout};
 
 /// Two devices of one new user, A through a fault proxy, B direct.
@@ -452,4 +457,146 @@ async fn a_push_killed_after_its_request_landed_still_counts_as_tried() {
     assert_eq!(on_server(&s, "conversations", &c).await, 0, "the delete reached the server");
     let kept = server_rows(&s, "conversations", &format!("select=title&local_id=eq.{m}")).await;
     assert_eq!(kept, vec![json!({"title": "edited after the restart"})], "the edit was not lost in a duplicate insert");
+}
+
+/// A store whose next batch can be held at the door: the test sees what the app sees
+/// while a write is on its way, then lets the write through or fails it.
+struct GatedStore {
+    inner: SqliteStore,
+    gate: Arc<Gate>,
+}
+
+#[derive(Default)]
+struct Gate {
+    door: std::sync::Mutex<Option<tokio::sync::oneshot::Receiver<Result<(), String>>>>,
+    knocked: tokio::sync::Notify,
+}
+
+impl Gate {
+    /// Hold the next batch until the returned sender says `Ok` (write it) or `Err` (fail it).
+    fn hold_next(&self) -> tokio::sync::oneshot::Sender<Result<(), String>> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        *self.door.lock().unwrap() = Some(rx);
+        tx
+    }
+}
+
+supasync_core::maybe_async_trait! {
+    impl Store for GatedStore {
+        async fn get_row(&self, table: &str, local_id: &str) -> Result<Option<LocalRow>, StoreError> { self.inner.get_row(table, local_id).await }
+        async fn get_rows(&self, table: &str, local_ids: &[String]) -> Result<Vec<Option<LocalRow>>, StoreError> { self.inner.get_rows(table, local_ids).await }
+        async fn find_by_server_id(&self, table: &str, server_id: &Value) -> Result<Option<LocalRow>, StoreError> { self.inner.find_by_server_id(table, server_id).await }
+        async fn scan(&self, table: &str) -> Result<Vec<LocalRow>, StoreError> { self.inner.scan(table).await }
+        async fn ensure_index(&self, table: &str, index: &IndexDef) -> Result<(), StoreError> { self.inner.ensure_index(table, index).await }
+        async fn indexes(&self, table: &str) -> Result<Vec<IndexDef>, StoreError> { self.inner.indexes(table).await }
+        async fn rows_in_index(&self, table: &str, index: &IndexDef, range: &KeyRange, descending: bool, limit: Option<usize>) -> Result<Vec<LocalRow>, StoreError> { self.inner.rows_in_index(table, index, range, descending, limit).await }
+        async fn count_in_index(&self, table: &str, index: &IndexDef, ranges: &[KeyRange]) -> Result<Vec<usize>, StoreError> { self.inner.count_in_index(table, index, ranges).await }
+        async fn outbox(&self) -> Result<Vec<OutboxEntry>, StoreError> { self.inner.outbox().await }
+        async fn last_outbox_entry(&self, table: &str, local_id: &str) -> Result<Option<OutboxEntry>, StoreError> { self.inner.last_outbox_entry(table, local_id).await }
+        async fn meta(&self, key: &str) -> Result<Option<Value>, StoreError> { self.inner.meta(key).await }
+        async fn history(&self, limit: usize) -> Result<Vec<HistoryEntry>, StoreError> { self.inner.history(limit).await }
+        async fn apply(&self, batch: WriteBatch) -> Result<(), StoreError> {
+            let door = self.gate.door.lock().unwrap().take();
+            if let Some(door) = door {
+                self.gate.knocked.notify_one();
+                door.await.map_err(|_| StoreError::Io("the door was dropped".into()))?.map_err(StoreError::Io)?;
+            }
+            self.inner.apply(batch).await
+        }
+    }
+}
+
+/// A Realtime change of `messages` as the server would send it.
+fn message_change(record: &Value) -> PgChange {
+    PgChange { table: "messages".into(), ..memory_change("INSERT", record) }
+}
+
+/// Contents of a live select's next answer, in its order.
+async fn next_contents<S: Store, H: supasync_core::transport::Http>(live: &mut supasync_core::live_query::LiveSelect<S, H>) -> Vec<String> {
+    let answer = timeout(Duration::from_secs(10), live.next()).await.expect("an answer within 10 s").expect("engine open").expect("answer");
+    answer.rows.iter().map(|r| r.data["content"].as_str().unwrap_or_default().to_string()).collect()
+}
+
+/// The same for a live query of one table (`db.live`).
+async fn next_rows<S: Store, H: supasync_core::transport::Http>(live: &mut supasync_core::live_query::LiveQuery<S, H>) -> Vec<String> {
+    let rows = timeout(Duration::from_secs(10), live.next()).await.expect("an answer within 10 s").expect("engine open").expect("answer");
+    rows.iter().map(|r| r.row["content"].as_str().unwrap_or_default().to_string()).collect()
+}
+
+#[tokio::test]
+async fn a_server_row_shows_in_live_queries_while_it_is_stored_and_leaves_them_if_storing_fails() {
+    use supasync_core::{client::Project, Engine, EngineConfig, Schema};
+    let s = server().await;
+    let schema = Schema::from_json(&std::fs::read_to_string(common::manifest().join("tests/chat_schema.json")).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("replica.db");
+    let store = Arc::new(Gate::default());
+    let a = Arc::new(
+        Engine::open(schema, GatedStore { inner: SqliteStore::open(&file).unwrap(), gate: store.clone() }, ReqwestHttp::with_timeout(Duration::from_secs(5)).unwrap(), Project { url: s.url().into(), anon_key: s.anon_key().into() }, EngineConfig::with_clock(supasync_native::system_now_ms))
+            .await
+            .unwrap(),
+    );
+    let b = replica(s.url(), s.anon_key()).await;
+    a.sign_up("shown-early@example.com", "password-123").await.unwrap();
+    b.sign_in("shown-early@example.com", "password-123").await.unwrap();
+    let conv = b.insert("conversations", &json!({"title": "t"})).await.unwrap().local_id;
+    b.push().await.unwrap();
+    a.pull().await.unwrap();
+    // Two messages written elsewhere, each reaching A as a Realtime change.
+    let mut records = vec![];
+    for content in ["first", "second"] {
+        let m = b.insert("messages", &json!({"conversation_id": conv, "role": "user", "content": content})).await.unwrap().local_id;
+        b.push().await.unwrap();
+        records.push((m.clone(), server_rows(&s, "messages", &format!("select=*&local_id=eq.{m}")).await.remove(0)));
+    }
+    let req = SelectRequest::parse(&format!("messages?select=content&conversation_id=eq.{conv}&order=content")).unwrap();
+    let mut live = live_select(&a, req).unwrap();
+    assert!(next_contents(&mut live).await.is_empty());
+    let by_content = supasync_core::Query { filters: vec![("conversation_id".into(), json!(conv))], order: Some(("content".into(), false)), limit: None };
+    let mut simple = supasync_core::live_query::live_query(&a, "messages", by_content);
+    assert!(next_rows(&mut simple).await.is_empty());
+
+    // Shown while the store writes it; stored once let through; no second answer.
+    let (first, record) = &records[0];
+    let door = store.hold_next();
+    let applying = tokio::spawn({
+        let (a, change) = (a.clone(), message_change(record));
+        async move { a.apply_change(&change).await }
+    });
+    store.knocked.notified().await;
+    assert_eq!(next_contents(&mut live).await, ["first"], "shown while the write waits");
+    assert_eq!(next_rows(&mut simple).await, ["first"], "shown while the write waits");
+    assert!(a.get("messages", first).await.unwrap().is_none(), "not stored yet");
+    // Another process on the same replica (a tab) writes meanwhile, and the query
+    // reads the store again: the row on its way still shows, next to that tab's.
+    let tab = replica_at(s.url(), s.anon_key(), &file).await;
+    tab.insert("messages", &json!({"conversation_id": conv, "role": "user", "content": "from a tab"})).await.unwrap();
+    a.notify_changed(vec!["messages".into()], true);
+    assert_eq!(next_contents(&mut live).await, ["first", "from a tab"]);
+    assert_eq!(next_rows(&mut simple).await, ["first", "from a tab"]);
+    door.send(Ok(())).unwrap();
+    assert_eq!(applying.await.unwrap().unwrap(), Applied::Row);
+    assert!(a.get("messages", first).await.unwrap().is_some(), "stored");
+
+    // A write that fails: shown, then gone again, and the change reports the failure.
+    let (second, record) = &records[1];
+    let door = store.hold_next();
+    let applying = tokio::spawn({
+        let (a, change) = (a.clone(), message_change(record));
+        async move { a.apply_change(&change).await }
+    });
+    store.knocked.notified().await;
+    // The next answer is this one: the stored first row gave no answer of its own.
+    assert_eq!(next_contents(&mut live).await, ["first", "from a tab", "second"]);
+    assert_eq!(next_rows(&mut simple).await, ["first", "from a tab", "second"]);
+    door.send(Err("disk full".into())).unwrap();
+    let failed = applying.await.unwrap().unwrap_err();
+    assert!(failed.to_string().contains("disk full"), "{failed}");
+    assert_eq!(next_contents(&mut live).await, ["first", "from a tab"], "what was shown left with the failed write");
+    assert_eq!(next_rows(&mut simple).await, ["first", "from a tab"], "what was shown left with the failed write");
+    assert!(a.get("messages", second).await.unwrap().is_none());
+    // The pull brings what the failed write did not store.
+    a.pull().await.unwrap();
+    assert_eq!(next_contents(&mut live).await, ["first", "from a tab", "second"]);
+    assert_eq!(next_rows(&mut simple).await, ["first", "from a tab", "second"]);
 }

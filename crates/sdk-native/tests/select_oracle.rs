@@ -271,7 +271,7 @@ fn order(rng: &mut Rng, table: &str) -> String {
             t.push_str(".desc");
         }
         if rng.chance(0.3) {
-            t.push_str(*rng.pick(&[".nullsfirst", ".nullslast"]));
+            t.push_str(rng.pick::<&str>(&[".nullsfirst", ".nullslast"]));
         }
         terms.push(t);
     }
@@ -364,7 +364,7 @@ fn invalid(rng: &mut Rng, c: &mut Case) {
         3 => c.select = "*,memories(*)".into(),
         4 => c.both("id", "foo.bar"),
         5 => {
-            let (col, _) = *rng.pick(&columns(&t).into_iter().filter(|(_, ty)| *ty == Ty::Int).collect::<Vec<_>>().first().map(std::slice::from_ref).unwrap_or(&[("id", Ty::Int)]));
+            let (col, _) = *rng.pick(columns(&t).into_iter().filter(|(_, ty)| *ty == Ty::Int).collect::<Vec<_>>().first().map(std::slice::from_ref).unwrap_or(&[("id", Ty::Int)]));
             c.both(col, "eq.abc")
         }
         6 => c.both("messages.role", "eq.user"),

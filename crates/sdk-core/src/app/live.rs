@@ -289,10 +289,10 @@ impl<S: Store, H: Http> LiveDriver<S, H> {
             };
             drop((sleep, cmd, local, chan));
             // Whether the counts (pending, rejected, last sync) may have changed: not
-            // by a server row applied, nor by the change event that follows it, so
+            // by a server row applied, nor by the change events that follow it, so
             // the status after them needs no store read (a Realtime change's latency
             // is every read on its way).
-            let mut counts_changed = !matches!(woke, Woke::Local(Some(EngineEvent::Changed { local: false, .. })));
+            let mut counts_changed = !matches!(woke, Woke::Local(Some(EngineEvent::Changed { local: false, .. } | EngineEvent::Arriving { .. })));
             match woke {
                 Woke::Cmd(None) => self.stopped = true,
                 Woke::Cmd(Some(c)) => self.command(c, &user_id).await,

@@ -27,6 +27,8 @@ pub struct LiveQuery<S: Store, H: Http> {
     query: Query,
     events: mpsc::UnboundedReceiver<EngineEvent>,
     last: Option<Vec<RowView>>,
+    /// Rows shown before they were stored (see [`gather`]).
+    in_flight: Vec<LocalRow>,
 }
 
 impl<S: Store, H: Http> LiveQuery<S, H> {
@@ -44,34 +46,24 @@ impl<S: Store, H: Http> LiveQuery<S, H> {
             let mut changed: Option<Vec<LocalRow>> = None;
             if wait {
                 let first = self.events.next().await?;
-                if !self.concerns(&first) {
+                let table = self.table.clone();
+                let of_table = |t: &str| t == table;
+                if !concerns(&of_table, &first) {
                     continue;
                 }
-                changed = Some(vec![]);
                 // Several changes may be queued: one answer for them all.
-                let mut more = Some(first);
-                while let Some(e) = more.take() {
-                    if self.concerns(&e) {
-                        match (&mut changed, e) {
-                            (Some(all), EngineEvent::Changed { rows: Some(rows), .. }) => all.extend(rows.0.iter().filter(|r| r.table == self.table).cloned()),
-                            _ => changed = None,
-                        }
-                    }
-                    more = self.events.try_recv().ok();
-                }
+                changed = gather(first, &mut self.events, &of_table, &mut self.in_flight);
             }
             wait = true;
             let patched = match (&self.last, &changed) {
-                (Some(last), Some(rows)) => {
-                    let views: Vec<(String, Option<RowView>)> = rows.iter().map(|r| (r.local_id.clone(), self.engine.view(r))).collect();
-                    self.query.patched(last, &views)
-                }
+                (Some(last), Some(rows)) => self.patched(last, rows),
                 _ => None,
             };
             let now = match patched {
                 Some(now) => now,
                 None => match self.engine.query(&self.table, &self.query).await {
-                    Ok(r) => r,
+                    // Rows shown before they were stored are not in the store yet.
+                    Ok(r) => self.patched(&r, &self.in_flight).unwrap_or(r),
                     Err(e) => return Some(Err(e)),
                 },
             };
@@ -84,14 +76,64 @@ impl<S: Store, H: Http> LiveQuery<S, H> {
 }
 
 impl<S: Store, H: Http> LiveQuery<S, H> {
-    fn concerns(&self, e: &EngineEvent) -> bool {
-        matches!(e, EngineEvent::Changed { tables, .. } if tables.contains(&self.table))
+    /// `last` updated from changed rows (of any table), if the query allows it.
+    fn patched(&self, last: &[RowView], rows: &[LocalRow]) -> Option<Vec<RowView>> {
+        let views: Vec<(String, Option<RowView>)> = rows.iter().filter(|r| r.table == self.table).map(|r| (r.local_id.clone(), self.engine.view(r))).collect();
+        if views.is_empty() {
+            return None;
+        }
+        self.query.patched(last, &views)
     }
 }
 
-/// Whether a change is to one of `tables`.
-fn concerns(tables: &BTreeSet<String>, e: &EngineEvent) -> bool {
-    matches!(e, EngineEvent::Changed { tables: changed, .. } if changed.iter().any(|t| tables.contains(t)))
+/// Whether an event is about a table `reads` says the query reads.
+fn concerns(reads: &impl Fn(&str) -> bool, e: &EngineEvent) -> bool {
+    match e {
+        EngineEvent::Changed { tables, .. } => tables.iter().any(|t| reads(t)),
+        EngineEvent::Arriving { table, .. } => reads(table),
+        EngineEvent::Progress(_) => false,
+    }
+}
+
+/// The changes queued since the last answer (`first` and whatever else is queued),
+/// gathered into one: the rows they carry, or `None` when one of them did not say its
+/// rows (then the query reads the store again). Keeps `in_flight`, the rows shown
+/// before they were stored ([`EngineEvent::Arriving`]), up to date: a re-read answer
+/// still shows them until the change that stored them (or failed to) comes.
+fn gather(first: EngineEvent, events: &mut mpsc::UnboundedReceiver<EngineEvent>, reads: &impl Fn(&str) -> bool, in_flight: &mut Vec<LocalRow>) -> Option<Vec<LocalRow>> {
+    let mut changed = Some(vec![]);
+    let mut next = Some(first);
+    while let Some(e) = next.take() {
+        if concerns(reads, &e) {
+            match e {
+                EngineEvent::Arriving { rows, .. } => {
+                    in_flight.extend(rows.0.iter().cloned());
+                    if let Some(all) = &mut changed {
+                        all.extend(rows.0.iter().cloned());
+                    }
+                }
+                EngineEvent::Changed { rows: Some(rows), elsewhere, .. } => {
+                    if !elsewhere {
+                        in_flight.retain(|f| !rows.0.iter().any(|r| r.table == f.table && r.local_id == f.local_id));
+                    }
+                    if let Some(all) = &mut changed {
+                        all.extend(rows.0.iter().cloned());
+                    }
+                }
+                EngineEvent::Changed { elsewhere, .. } => {
+                    // This process's change without rows (a store that failed to
+                    // write what was shown, among others): read again.
+                    if !elsewhere {
+                        in_flight.clear();
+                    }
+                    changed = None;
+                }
+                EngineEvent::Progress(_) => {}
+            }
+        }
+        next = events.try_recv().ok();
+    }
+    changed
 }
 
 /// Start a live query on a shared engine.
@@ -102,6 +144,7 @@ pub fn live_query<S: Store, H: Http>(engine: &Arc<Engine<S, H>>, table: &str, qu
         table: table.to_string(),
         query,
         last: None,
+        in_flight: vec![],
     }
 }
 
@@ -114,6 +157,8 @@ pub struct LiveSelect<S: Store, H: Http> {
     last: Option<SelectResult>,
     /// The last page's rows, for a query simple enough to update from changed rows.
     page: Option<PageRows>,
+    /// Rows shown before they were stored (see [`gather`]).
+    in_flight: Vec<LocalRow>,
 }
 
 impl<S: Store, H: Http> LiveSelect<S, H> {
@@ -125,20 +170,12 @@ impl<S: Store, H: Http> LiveSelect<S, H> {
             let mut changed: Option<Vec<LocalRow>> = None;
             if wait {
                 let first = self.events.next().await?;
-                if !concerns(&self.tables, &first) {
+                let tables = self.tables.clone();
+                let reads = |t: &str| tables.contains(t);
+                if !concerns(&reads, &first) {
                     continue;
                 }
-                changed = Some(vec![]);
-                let mut more = Some(first);
-                while let Some(e) = more.take() {
-                    if concerns(&self.tables, &e) {
-                        match (&mut changed, e) {
-                            (Some(all), EngineEvent::Changed { rows: Some(rows), .. }) => all.extend(rows.0.iter().cloned()),
-                            _ => changed = None,
-                        }
-                    }
-                    more = self.events.try_recv().ok();
-                }
+                changed = gather(first, &mut self.events, &reads, &mut self.in_flight);
             }
             wait = true;
             let patched = match (&self.page, &changed) {
@@ -151,6 +188,17 @@ impl<S: Store, H: Http> LiveSelect<S, H> {
                     now
                 }
                 None => match self.engine.select_keeping(&self.request).await {
+                    // Rows shown before they were stored are not in the store yet.
+                    Ok((now, Some(page))) if !self.in_flight.is_empty() => match select::select_patched(&self.engine.schema, &self.request, &page, &self.in_flight) {
+                        Some((shown, page)) => {
+                            self.page = Some(page);
+                            shown
+                        }
+                        None => {
+                            self.page = Some(page);
+                            now
+                        }
+                    },
                     Ok((now, page)) => {
                         self.page = page;
                         now
@@ -169,5 +217,5 @@ impl<S: Store, H: Http> LiveSelect<S, H> {
 /// Start a live query in PostgREST's language; an invalid query is refused at once.
 pub fn live_select<S: Store, H: Http>(engine: &Arc<Engine<S, H>>, request: SelectRequest) -> Result<LiveSelect<S, H>, EngineError> {
     let tables = tables_read(&engine.schema, &request)?;
-    Ok(LiveSelect { events: engine.subscribe(), engine: engine.clone(), request, tables, last: None, page: None })
+    Ok(LiveSelect { events: engine.subscribe(), engine: engine.clone(), request, tables, last: None, page: None, in_flight: vec![] })
 }

@@ -154,7 +154,11 @@ impl<S: Store + 'static, H: Http + 'static, R: Runtime> Replica<S, H, R> {
         let engine = self.engine.clone();
         let state = self.state.clone();
         self.runtime.spawn(Box::pin(async move {
-            while events.next().await.is_some() {
+            while let Some(e) = events.next().await {
+                // Rows shown before they are stored change no count; their `Changed` follows.
+                if matches!(e, EngineEvent::Arriving { .. }) {
+                    continue;
+                }
                 while events.try_recv().is_ok() {}
                 let (idle, closed) = {
                     let st = state.lock().unwrap_or_else(|p| p.into_inner());

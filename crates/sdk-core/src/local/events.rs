@@ -18,6 +18,14 @@ pub enum EngineEvent {
     /// them (live queries then update their answers from these rows without reading
     /// the store); `None`: re-read.
     Changed { tables: Vec<String>, local: bool, elsewhere: bool, rows: Option<ChangedRows> },
+    /// Server rows of `table` on their way into the store, shown before they are stored:
+    /// live queries of the table update from them at once, while the store writes.
+    /// Nothing is lost by it: a server row that never reaches the store (the tab
+    /// closes, the write fails) is still on the server, and the next pull brings it.
+    /// A `Changed` follows once they are stored (with the same rows), or a `Changed`
+    /// without rows if storing them failed. Only live queries listen; nothing that
+    /// announces stored changes (other tabs, `onChange`, status) does.
+    Arriving { table: String, rows: ChangedRows },
     /// A pull is bringing many rows (a new device's restore, a long absence): how far.
     Progress(PullProgress),
 }
@@ -62,6 +70,13 @@ impl Notifier {
     /// Rows of `table` changed, and here they are as the store now holds them.
     pub fn changed_rows(&self, table: &str, local: bool, rows: Vec<LocalRow>) {
         self.send(EngineEvent::Changed { tables: vec![table.to_string()], local, elsewhere: false, rows: Some(ChangedRows(Arc::new(rows))) });
+    }
+
+    /// Server rows of `table` about to be stored (see [`EngineEvent::Arriving`]).
+    pub fn arriving(&self, table: &str, rows: Vec<LocalRow>) {
+        if !rows.is_empty() {
+            self.send(EngineEvent::Arriving { table: table.to_string(), rows: ChangedRows(Arc::new(rows)) });
+        }
     }
 
     /// How far a long pull has come.

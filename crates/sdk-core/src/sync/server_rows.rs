@@ -45,6 +45,8 @@ pub async fn apply_pulled<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, decl: &
 /// store now holds them.
 /// With `only_new`, the row is written as a new one: the store refuses the batch
 /// (`StoreError::Exists`) if it holds the row after all.
+/// Live queries see the row as soon as the batch is built, while the store writes it
+/// ([`crate::local::events::EngineEvent::Arriving`]); the caller announces it stored.
 pub async fn apply_server_row_read<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, decl: &TableDecl, row: Row, held: Option<LocalRow>, parents: ParentLocalIds, only_new: bool) -> Result<Vec<LocalRow>, SyncError> {
     let held = held.map(|r| (r.local_id.clone(), r)).into_iter().collect();
     Ok(apply_looked_up(cx, decl, vec![row], WriteBatch::default(), held, parents, Some(only_new)).await?.1)
@@ -167,7 +169,19 @@ async fn apply_looked_up<S: Store, H: Http>(
         wb.put_rows.extend(rows);
     }
     adopt_children(cx.schema, cx.store, &decl.name, &learned, &mut wb).await?;
-    cx.store.apply(wb).await?;
+    if keep.is_some() {
+        // One row from Realtime: live queries show it while the store writes it
+        // (and answer before the write is even begun).
+        cx.events.arriving(&decl.name, kept.clone());
+        crate::platform::yield_now::let_woken_tasks_run().await;
+    }
+    if let Err(e) = cx.store.apply(wb).await {
+        if keep.is_some() {
+            // Not stored after all: what was shown goes back to what the store holds.
+            cx.events.changed(vec![decl.name.clone()], false);
+        }
+        return Err(e.into());
+    }
     Ok((n, kept))
 }
 
