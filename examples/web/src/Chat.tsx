@@ -63,11 +63,18 @@ function ShareForm({ conversation }: { conversation: string }) {
   );
 }
 
+/** A row as the replica answers it: the app's columns and its local id. */
+type Local<T> = T & { local_id: string };
+
 export function Chat({ conversation, device }: { conversation: string; device: string }) {
   const db = useReplica();
-  const [conv] = useLiveQuery<Conversation>('conversations', { where: { local_id: conversation } }) ?? [];
-  const messages = useLiveQuery<Message>('messages', { where: { conversation_id: conversation }, order: 'timestamp.asc' });
-  const memories = useLiveQuery<Memory>('memories', { where: { tag: 'important' } });
+  // Each list is the query supabase-js would send, answered by the replica, live.
+  const conv = useLiveQuery(db.from<Local<Conversation>>('conversations').select('*').eq('local_id', conversation))?.data?.[0];
+  const answer = useLiveQuery(db.from<Local<Message>>('messages').select('*').eq('conversation_id', conversation).order('timestamp'));
+  const messages = answer?.data;
+  // Each row's sync state comes next to the data (`sync`), by local id.
+  const states = new Map(answer?.sync.map((s) => [s.local_id, s.status.state]));
+  const memories = useLiveQuery(db.from<Pick<Memory, 'context'>>('memories').select('context').eq('tag', 'important'))?.data;
   const [text, setText] = useState('');
   const [role, setRole] = useState<Message['role']>('user');
   const { typingNow, typing } = useTyping(conversation, device);
@@ -85,26 +92,28 @@ export function Chat({ conversation, device }: { conversation: string; device: s
     setText('');
   }
 
-  const important = new Set(memories?.map((m) => m.row.context));
+  const important = new Set(memories?.map((m) => m.context));
   // Not yet on the server (no owner yet), or this user's own.
-  const mine = !conv?.row.user_id || conv.row.user_id === db.auth.user()?.id;
+  const mine = !conv?.user_id || conv.user_id === db.auth.user()?.id;
 
-  async function markImportant(m: { local_id: string; row: Message }) {
-    await db.insert<Memory>('memories', { content: m.row.content, context: `message:${m.local_id}`, tag: 'important', importance_score: 1 });
+  async function markImportant(m: Local<Message>) {
+    await db.insert<Memory>('memories', { content: m.content, context: `message:${m.local_id}`, tag: 'important', importance_score: 1 });
   }
 
   return (
     <>
       <div className="chat-head">
-        <TitleEdit key={conversation} title={conv?.row.title ?? ''} save={(title) => db.update<Conversation>('conversations', conversation, { title })} />
+        <TitleEdit key={conversation} title={conv?.title ?? ''} save={(title) => db.update<Conversation>('conversations', conversation, { title })} />
         {conv && (mine ? <ShareForm conversation={conversation} /> : <span className="shared-badge" data-testid="shared-with-me">shared with you</span>)}
       </div>
       <div className="messages" data-testid="messages">
-        {messages?.map((m) => (
-          <div key={m.local_id} className={`message role-${m.row.role} state-${m.status.state}`} data-testid="message">
-            <span className="role">{m.row.role}</span>
-            <span className="content">{m.row.content}</span>
-            {m.status.state === 'pending' && <span className="tick" title="waiting to be sent">◷</span>}
+        {messages?.map((m) => {
+          const state = states.get(m.local_id) ?? 'synced';
+          return (
+          <div key={m.local_id} className={`message role-${m.role} state-${state}`} data-testid="message">
+            <span className="role">{m.role}</span>
+            <span className="content">{m.content}</span>
+            {state === 'pending' && <span className="tick" title="waiting to be sent">◷</span>}
             <button
               className={important.has(`message:${m.local_id}`) ? 'star on' : 'star'}
               title="mark as important"
@@ -115,7 +124,8 @@ export function Chat({ conversation, device }: { conversation: string; device: s
               ★
             </button>
           </div>
-        ))}
+          );
+        })}
         <div ref={end} />
       </div>
       <p className="typing" data-testid="typing">{typingNow.length > 0 ? `${typingNow.join(', ')} ${typingNow.length > 1 ? 'are' : 'is'} typing…` : '\u00a0'}</p>

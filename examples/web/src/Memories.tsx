@@ -1,10 +1,11 @@
 import { useLiveQuery, useReplica } from 'supasync/react';
 import type { Memory } from './types';
 
-/** What the user marked as important, on every device. */
+/** What the user marked as important, on every device, newest first (local ids are
+ *  UUIDv7: ordered by creation, the same on every device). */
 export function Memories() {
   const db = useReplica();
-  const rows = useLiveQuery<Memory>('memories', { order: 'local_id.desc' });
+  const rows = useLiveQuery(db.from<Memory & { local_id: string }>('memories').select('*').order('local_id', { ascending: false }))?.data;
   return (
     <section className="panel memories" data-testid="memories">
       <h2>Memories</h2>
@@ -12,7 +13,7 @@ export function Memories() {
       <ul>
         {rows?.map((m) => (
           <li key={m.local_id} data-testid="memory">
-            <span>{m.row.content}</span>
+            <span>{m.content}</span>
             <button className="link" aria-label="forget" onClick={() => db.delete('memories', m.local_id)}>✕</button>
           </li>
         ))}
