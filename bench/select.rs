@@ -46,7 +46,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let device = Engine::open(
         schema,
-        SqliteStore::open(&dir.path().join("bench.db"))?,
+        SqliteStore::open(dir.path().join("bench.db"))?,
         ReqwestHttp::new()?,
         Project { url: server.url().into(), anon_key: server.anon_key().into() },
         EngineConfig::with_clock(system_now_ms),
@@ -77,7 +77,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let http = reqwest::Client::new();
     let token = device.session().await?.access_token;
     let cases = [
-        ("first page of a 10k-message conversation", format!("messages?select=*&conversation_id=eq.c-1&order=timestamp.desc&limit=50"), format!("messages?select=*&conversation_id=eq.{big_server}&order=timestamp.desc&limit=50")),
+        ("first page of a 10k-message conversation", "messages?select=*&conversation_id=eq.c-1&order=timestamp.desc&limit=50".to_string(), format!("messages?select=*&conversation_id=eq.{big_server}&order=timestamp.desc&limit=50")),
         ("50 conversations with message counts", "conversations?select=id,title,messages(count)&order=created_at.desc&limit=50".to_string(), "conversations?select=id,title,messages(count)&order=created_at.desc&limit=50".to_string()),
         ("10k conversations with message counts", "conversations?select=id,title,messages(count)".to_string(), "conversations?select=id,title,messages(count)".to_string()),
     ];

@@ -542,3 +542,30 @@ async fn organisation_members_share_rows_count_uses_and_lose_them_on_leaving() {
     let history = b.ok(&["history"]);
     assert!(history.as_array().unwrap().iter().any(|h| h["kind"] == json!("access")), "{history}");
 }
+
+#[test]
+fn attach_captures_an_apps_own_database_with_no_account_or_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Cli { store: dir.path().join("store"), url: "http://127.0.0.1:9".into(), key: String::new(), schema: manifest().join("tests/chat_schema.json") };
+    let db = dir.path().join("webui.db");
+    let app = rusqlite::Connection::open(&db).unwrap();
+    app.execute_batch("CREATE TABLE chat (id TEXT PRIMARY KEY, title TEXT); CREATE TABLE tag (name TEXT);").unwrap();
+    let db_arg = db.to_str().unwrap();
+    let attached = c.ok(&["attach", "--db", db_arg]);
+    assert_eq!(attached["journal_mode"], json!("wal"));
+    assert_eq!(attached["tables"], json!([{"name": "chat", "key": ["id"], "columns": 2}, {"name": "tag", "key": "rowid", "columns": 1}]));
+    assert_eq!(attached["fresh"], json!(["chat", "tag"]));
+    app.execute_batch("INSERT INTO chat VALUES ('a', 'x'); UPDATE chat SET title = 'y'; INSERT INTO tag VALUES ('t');").unwrap();
+    assert_eq!(c.ok(&["attach", "--db", db_arg, "--pending"])["pending"], json!({"chat": 1, "tag": 1}));
+    // Again: nothing new to capture.
+    assert_eq!(c.ok(&["attach", "--db", db_arg])["fresh"], json!([]));
+    assert_eq!(c.ok(&["attach", "--db", db_arg, "--detach"])["detached"], json!(db_arg));
+    assert_eq!(c.ok(&["attach", "--db", db_arg, "--pending"])["pending"], json!({}));
+    // A file that is not there is refused, and not created.
+    let missing = dir.path().join("typo.db");
+    let (ok, err) = c.run(&["attach", "--db", missing.to_str().unwrap()]);
+    assert!(!ok);
+    assert_eq!(err["kind"], json!("invalid"));
+    assert!(err["error"].as_str().unwrap().contains("no such file"), "{err}");
+    assert!(!missing.exists());
+}

@@ -4,6 +4,9 @@
 //!
 //! The replica lives in `--store DIR`: one SQLite file per user
 //! (`DIR/users/<user id>.db`) and `DIR/active_user`, the user signed in on this device.
+//! `attach` works on another app's SQLite file instead ([`attach`]).
+
+mod attach;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -143,6 +146,21 @@ enum Cmd {
     Retry { local_id: String },
     /// Drop a rejected write.
     Discard { local_id: String },
+    /// Capture an existing app's SQLite database as the app writes it: triggers log the
+    /// key of every row its own SQL inserts, updates or deletes (the file is put in WAL
+    /// mode). Safe to run again: it picks up tables the app has added since. Needs no
+    /// account or server.
+    Attach {
+        /// The app's database file (it must exist).
+        #[arg(long)]
+        db: PathBuf,
+        /// Only print the rows waiting in the change log, per table.
+        #[arg(long, conflicts_with = "detach")]
+        pending: bool,
+        /// Remove the triggers and the log (the app's tables are untouched).
+        #[arg(long)]
+        detach: bool,
+    },
 }
 
 /// A CLI failure: a kind for scripts and a message for people.
@@ -281,6 +299,14 @@ async fn run(cli: Cli) -> Result<Value, Failure> {
     match &cli.cmd {
         Cmd::Signup { email, password } => return sign(&cli, email, password, true).await,
         Cmd::Login { email, password } => return sign(&cli, email, password, false).await,
+        Cmd::Attach { db, pending, detach } => {
+            let action = match (pending, detach) {
+                (true, _) => attach::Action::Pending,
+                (_, true) => attach::Action::Detach,
+                _ => attach::Action::Install,
+            };
+            return attach::run(db, action);
+        }
         _ => {}
     }
     let user = active_user(&cli.store)?;
@@ -290,7 +316,7 @@ async fn run(cli: Cli) -> Result<Value, Failure> {
     };
     let e = open(&cli.store, load_schema(&cli.schema)?, &user, batch_size).await?;
     Ok(match cli.cmd {
-        Cmd::Signup { .. } | Cmd::Login { .. } => unreachable!("handled above"),
+        Cmd::Signup { .. } | Cmd::Login { .. } | Cmd::Attach { .. } => unreachable!("handled above"),
         Cmd::Logout { wipe } => {
             e.sign_out(wipe).await?;
             drop(e);

@@ -1,0 +1,346 @@
+//! Capturing the app's writes: triggers that log each changed row's key into a change
+//! log inside the app's own database, and the log handed out in batches.
+//!
+//! Why triggers and a log in the same file: the entry is written by the app's own
+//! statement, inside the app's own transaction, so a write and its entry commit or roll
+//! back together (no write is missed, none is logged that did not happen), with no
+//! change to the app. Only the key is logged, not the row: a sync reads the row as it
+//! is when it runs (so ten updates of a row send it once, and a column the app adds
+//! later needs no new trigger), and a key that no longer reads back is a delete.
+//!
+//! What it costs the app: one small insert per row written (measured against the same
+//! writes without triggers by `supasync-bench-capture`). The file is put in WAL mode,
+//! so the sync's reads never block the app's writes; the sync's own writes (installing
+//! triggers, forgetting a confirmed batch) are short `IMMEDIATE` transactions that wait
+//! for the app with a busy timeout and give up with [`AttachError::Busy`] rather than
+//! make the app wait long: the app's writes are never failed or blocked by design.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::AttachError;
+use crate::inspect::{app_tables, ident, AppTable, KeyRule};
+
+pub use crate::inspect::PREFIX;
+/// The change log: one entry per row written (`seq`; the table's number `t`; `op`;
+/// `at`, ms since the epoch; the key's values in `k1`, `k2`, …, as the row holds them).
+pub const LOG: &str = "_supasync_changes";
+/// The tables captured: each one's number in the log, and the key it was captured by.
+pub const CAPTURED: &str = "_supasync_tables";
+
+/// Milliseconds since the Unix epoch in SQL that any SQLite of the last decade runs
+/// (the app's own library may be old: Python's `sqlite3` uses the system's).
+const NOW_MS: &str = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)";
+
+/// What a logged write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Op {
+    Insert,
+    Update,
+    Delete,
+}
+
+impl Op {
+    fn code(self) -> i64 {
+        match self {
+            Op::Insert => 1,
+            Op::Update => 2,
+            Op::Delete => 3,
+        }
+    }
+
+    fn from_code(c: i64) -> Result<Op, AttachError> {
+        match c {
+            1 => Ok(Op::Insert),
+            2 => Ok(Op::Update),
+            3 => Ok(Op::Delete),
+            other => Err(AttachError::Corrupt(format!("unknown op {other}"))),
+        }
+    }
+}
+
+/// A row that changed since the last confirmed batch: its last op, when, and its key.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Change {
+    pub table: String,
+    /// The key's values, in the key's order (`[rowid]` for a table without a key); a
+    /// BLOB as `{"$blob": "<hex>"}`.
+    pub key: Vec<Value>,
+    /// The last thing done to the row (an insert then a delete is a delete).
+    pub op: Op,
+    /// When, in ms since the epoch, by the clock of the process that wrote it.
+    pub at_ms: i64,
+}
+
+/// A batch of changes, each row once, up to entry `upto` of the log.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChangeBatch {
+    pub upto: i64,
+    pub changes: Vec<Change>,
+}
+
+/// What [`install`] found and did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Installed {
+    /// Every table now captured.
+    pub tables: Vec<AppTable>,
+    /// Tables whose capture began now (new, rebuilt by a migration, or keyed anew):
+    /// what they hold was written without a log, so a sync must compare them whole.
+    pub fresh: Vec<String>,
+    /// The journal mode the file is in (`wal` unless the app held it open in another
+    /// mode and it could not be switched yet).
+    pub journal_mode: String,
+}
+
+/// How long the sync's own writes wait for the app before giving up.
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(2);
+
+/// Open the app's database for capture and sync (it must exist: attaching never creates
+/// an empty database in place of one that was mistyped).
+pub fn open(path: &std::path::Path, wait: Duration) -> Result<Connection, AttachError> {
+    let not_db = |why: String| AttachError::NotADatabase { path: path.display().to_string(), why };
+    if !path.is_file() {
+        return Err(not_db("no such file".into()));
+    }
+    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX).map_err(|e| not_db(e.to_string()))?;
+    conn.busy_timeout(wait)?;
+    // Reading the schema fails on a file that is not a database.
+    conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get::<_, i64>(0)).map_err(|e| not_db(e.to_string()))?;
+    Ok(conn)
+}
+
+/// Capture every app table: create the log, (re)create each table's triggers where they
+/// are missing or differ, and forget tables that are gone. Safe to run again at any
+/// time (each sync does, so a table the app's migration adds is captured from then on).
+pub fn install(conn: &mut Connection) -> Result<Installed, AttachError> {
+    let journal_mode = wal(conn)?;
+    let tables = app_tables(conn)?;
+    let tx = immediate(conn, "installing the capture triggers")?;
+    tx.execute_batch(&format!(
+        "CREATE TABLE IF NOT EXISTS {LOG} (seq INTEGER PRIMARY KEY, t INTEGER NOT NULL, op INTEGER NOT NULL, at INTEGER NOT NULL, k1);
+         CREATE TABLE IF NOT EXISTS {CAPTURED} (id INTEGER PRIMARY KEY, tbl TEXT NOT NULL UNIQUE, key TEXT NOT NULL, since INTEGER NOT NULL);"
+    ))?;
+    // Enough key columns in the log for the widest key.
+    let widest = tables.iter().map(|t| t.key_exprs("NEW").len()).max().unwrap_or(1);
+    for k in key_columns(&tx)? + 1..=widest {
+        tx.execute_batch(&format!("ALTER TABLE {LOG} ADD COLUMN k{k};"))?;
+    }
+    let had: BTreeMap<String, (i64, String)> = {
+        let mut st = tx.prepare(&format!("SELECT tbl, id, key FROM {CAPTURED}"))?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    let existing = our_triggers(&tx)?;
+    let mut fresh = vec![];
+    let mut wanted = std::collections::BTreeSet::new();
+    for t in &tables {
+        let key = serde_json::to_string(&t.key).map_err(|e| AttachError::Corrupt(e.to_string()))?;
+        let id = match had.get(&t.name) {
+            Some((id, _)) => *id,
+            None => {
+                tx.execute(&format!("INSERT INTO {CAPTURED} (tbl, key, since) VALUES (?1, ?2, {NOW_MS})"), (&t.name, &key))?;
+                tx.last_insert_rowid()
+            }
+        };
+        let mut rebuilt = false;
+        for (name, sql) in triggers(t, id) {
+            if existing.get(&name) != Some(&sql) {
+                tx.execute_batch(&format!("DROP TRIGGER IF EXISTS {}; {sql};", ident(&name)))?;
+                rebuilt = true;
+            }
+            wanted.insert(name);
+        }
+        // New, keyed anew, or its triggers were gone (a migration rebuilt the table):
+        // its rows were written without a log.
+        if had.get(&t.name).map(|(_, k)| k) != Some(&key) || rebuilt {
+            fresh.push(t.name.clone());
+            tx.execute(&format!("UPDATE {CAPTURED} SET key = ?2, since = {NOW_MS} WHERE id = ?1"), (id, &key))?;
+        }
+    }
+    for name in existing.keys().filter(|n| !wanted.contains(*n)) {
+        tx.execute_batch(&format!("DROP TRIGGER IF EXISTS {};", ident(name)))?;
+    }
+    // A table the app dropped: its entries name rows that are gone with it.
+    for (gone, (id, _)) in had.iter().filter(|(n, _)| !tables.iter().any(|t| &t.name == *n)) {
+        tx.execute(&format!("DELETE FROM {LOG} WHERE t = ?1"), [id])?;
+        tx.execute(&format!("DELETE FROM {CAPTURED} WHERE tbl = ?1"), [gone])?;
+    }
+    tx.commit()?;
+    Ok(Installed { tables, fresh, journal_mode })
+}
+
+/// Remove every trigger and table this crate added; the app's tables are untouched.
+pub fn detach(conn: &mut Connection) -> Result<(), AttachError> {
+    let tx = immediate(conn, "removing the capture triggers")?;
+    for n in our_triggers(&tx)?.keys() {
+        tx.execute_batch(&format!("DROP TRIGGER IF EXISTS {};", ident(n)))?;
+    }
+    tx.execute_batch(&format!("DROP TABLE IF EXISTS {LOG}; DROP TABLE IF EXISTS {CAPTURED};"))?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Rows waiting in the log, per table (each row once however often it was written).
+pub fn pending(conn: &Connection) -> Result<BTreeMap<String, u64>, AttachError> {
+    if !has_log(conn)? {
+        return Ok(BTreeMap::new());
+    }
+    let keys = (1..=key_columns(conn)?).map(|k| format!("k{k}")).collect::<Vec<_>>().join(", ");
+    let mut st = conn.prepare(&format!("SELECT c.tbl, count(*) FROM (SELECT DISTINCT t, {keys} FROM {LOG}) l JOIN {CAPTURED} c ON c.id = l.t GROUP BY c.tbl"))?;
+    let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The oldest logged changes, up to `limit` entries of the log, each row once with its
+/// last op. Nothing is removed: [`confirm`] does, once the batch is safely sent.
+pub fn take(conn: &Connection, limit: usize) -> Result<ChangeBatch, AttachError> {
+    // Each table's name and key width, by number.
+    let mut names: BTreeMap<i64, (String, usize)> = BTreeMap::new();
+    {
+        let mut st = conn.prepare(&format!("SELECT id, tbl, key FROM {CAPTURED}"))?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            let key: KeyRule = serde_json::from_str(&r.get::<_, String>(2)?).map_err(|e| AttachError::Corrupt(format!("a captured table's key: {e}")))?;
+            let width = match key {
+                KeyRule::PrimaryKey(cols) => cols.len(),
+                KeyRule::RowId => 1,
+            };
+            names.insert(r.get(0)?, (r.get(1)?, width));
+        }
+    }
+    let width = key_columns(conn)?;
+    let keys = (1..=width).map(|k| format!("k{k}")).collect::<Vec<_>>().join(", ");
+    let mut st = conn.prepare(&format!("SELECT seq, t, op, at, {keys} FROM {LOG} ORDER BY seq LIMIT ?1"))?;
+    let mut rows = st.query([limit as i64])?;
+    let mut upto = 0;
+    let mut order: Vec<(i64, String)> = vec![];
+    let mut last: BTreeMap<(i64, String), (Vec<Value>, Op, i64)> = BTreeMap::new();
+    while let Some(r) = rows.next()? {
+        upto = r.get::<_, i64>(0)?;
+        let t: i64 = r.get(1)?;
+        let op = Op::from_code(r.get(2)?)?;
+        let at: i64 = r.get(3)?;
+        let own = names.get(&t).map(|(_, w)| (*w).min(width)).ok_or_else(|| AttachError::Corrupt(format!("a change of table number {t}, which is not captured")))?;
+        let key = (0..own).map(|i| r.get_ref(4 + i).map(json_value)).collect::<Result<Vec<_>, _>>()?;
+        let id = (t, serde_json::to_string(&key).map_err(|e| AttachError::Corrupt(e.to_string()))?);
+        if !last.contains_key(&id) {
+            order.push(id.clone());
+        }
+        last.insert(id, (key, op, at));
+    }
+    let mut changes = Vec::with_capacity(order.len());
+    for id in order {
+        let Some((key, op, at_ms)) = last.remove(&id) else { continue };
+        let table = names.get(&id.0).map(|(n, _)| n.clone()).unwrap_or_default();
+        changes.push(Change { table, key, op, at_ms });
+    }
+    Ok(ChangeBatch { upto, changes })
+}
+
+/// Forget the log up to entry `upto` (a batch that was sent and confirmed).
+pub fn confirm(conn: &mut Connection, upto: i64) -> Result<(), AttachError> {
+    let tx = immediate(conn, "forgetting a confirmed batch")?;
+    tx.execute(&format!("DELETE FROM {LOG} WHERE seq <= ?1"), [upto])?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// The three triggers of table number `id`, by name, with the SQL that creates each.
+/// Each logs the row's key as the row holds it (no conversion: the cheapest insert
+/// SQLite can do, since it runs inside every one of the app's writes).
+fn triggers(t: &AppTable, id: i64) -> Vec<(String, String)> {
+    let table = ident(&t.name);
+    let (new, old) = (t.key_exprs("NEW"), t.key_exprs("OLD"));
+    let cols = (1..=new.len()).map(|k| format!("k{k}")).collect::<Vec<_>>().join(", ");
+    let log = |key: &[String], op: Op| format!("INSERT INTO {LOG} (t, op, at, {cols}) VALUES ({id}, {}, {NOW_MS}, {})", op.code(), key.join(", "));
+    let key_changed = new.iter().zip(&old).map(|(n, o)| format!("{o} IS NOT {n}")).collect::<Vec<_>>().join(" OR ");
+    let name = |what: &str| format!("{PREFIX}{}_{what}", t.name);
+    vec![
+        (name("insert"), format!("CREATE TRIGGER {} AFTER INSERT ON {table} BEGIN {}; END", ident(&name("insert")), log(&new, Op::Insert))),
+        (
+            name("update"),
+            format!(
+                // A key changed: the old row is gone, the new one is there.
+                "CREATE TRIGGER {} AFTER UPDATE ON {table} BEGIN INSERT INTO {LOG} (t, op, at, {cols}) SELECT {id}, {}, {NOW_MS}, {} WHERE {key_changed}; {}; END",
+                ident(&name("update")),
+                Op::Delete.code(),
+                old.join(", "),
+                log(&new, Op::Update)
+            ),
+        ),
+        (name("delete"), format!("CREATE TRIGGER {} AFTER DELETE ON {table} BEGIN {}; END", ident(&name("delete")), log(&old, Op::Delete))),
+    ]
+}
+
+/// A value SQLite holds, as JSON: a BLOB (JSON has none) as `{"$blob": "<hex>"}`.
+fn json_value(v: rusqlite::types::ValueRef<'_>) -> Value {
+    use rusqlite::types::ValueRef::*;
+    match v {
+        Null => Value::Null,
+        Integer(i) => Value::from(i),
+        Real(f) => serde_json::Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null),
+        Text(t) => Value::String(String::from_utf8_lossy(t).into_owned()),
+        Blob(b) => serde_json::json!({"$blob": b.iter().map(|x| format!("{x:02X}")).collect::<String>()}),
+    }
+}
+
+/// How many key columns (`k1`…) the log has.
+fn key_columns(conn: &Connection) -> Result<usize, AttachError> {
+    Ok(conn.query_row(&format!("SELECT count(*) FROM pragma_table_info('{LOG}') WHERE name GLOB 'k[0-9]*'"), [], |r| r.get::<_, i64>(0))? as usize)
+}
+
+/// This crate's triggers, by name, with their SQL.
+fn our_triggers(conn: &Connection) -> Result<BTreeMap<String, String>, AttachError> {
+    let mut st = conn.prepare("SELECT name, sql FROM sqlite_schema WHERE type = 'trigger' AND name LIKE '\\_supasync\\_%' ESCAPE '\\'")?;
+    let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Put the file in WAL mode (the sync's reads then never block the app's writes); the
+/// mode the file is in afterwards (unchanged if another connection prevented it).
+fn wal(conn: &Connection) -> Result<String, AttachError> {
+    match conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0)) {
+        Ok(mode) => Ok(mode.to_lowercase()),
+        Err(e) if is_busy(&e) => Ok(conn.query_row("PRAGMA journal_mode", [], |r| r.get::<_, String>(0))?.to_lowercase()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn has_log(conn: &Connection) -> Result<bool, AttachError> {
+    Ok(conn.query_row("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1", [LOG], |_| Ok(())).optional()?.is_some())
+}
+
+/// An `IMMEDIATE` transaction (the write lock taken up front, so it never fails half
+/// way on a lock upgrade), or [`AttachError::Busy`] after the connection's busy timeout.
+fn immediate<'c>(conn: &'c mut Connection, what: &str) -> Result<rusqlite::Transaction<'c>, AttachError> {
+    let waited_ms = busy_timeout_ms(conn);
+    conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| if is_busy(&e) { AttachError::Busy { what: what.into(), waited_ms } } else { e.into() })
+}
+
+fn busy_timeout_ms(conn: &Connection) -> u64 {
+    conn.query_row("PRAGMA busy_timeout", [], |r| r.get::<_, i64>(0)).map(|v| v.max(0) as u64).unwrap_or(0)
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if matches!(f.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_blob_key_is_logged_as_hex() {
+        let mut c = Connection::open_in_memory().unwrap();
+        c.execute_batch("CREATE TABLE files (id BLOB PRIMARY KEY, name TEXT)").unwrap();
+        install(&mut c).unwrap();
+        c.execute("INSERT INTO files VALUES (x'00ff', 'a')", []).unwrap();
+        let b = take(&c, 10).unwrap();
+        assert_eq!(b.changes[0].key, vec![serde_json::json!({"$blob": "00FF"})]);
+    }
+}

@@ -1,0 +1,18 @@
+//! What can go wrong with an attached database, one enum for the crate.
+
+/// An attached database's failure.
+#[derive(Debug, thiserror::Error)]
+pub enum AttachError {
+    /// The file is not there, or is not a SQLite database.
+    #[error("{path}: {why}")]
+    NotADatabase { path: String, why: String },
+    /// The app (or another process) held the database longer than we wait.
+    #[error("the database stayed locked by another connection for {waited_ms} ms: {what}")]
+    Busy { what: String, waited_ms: u64 },
+    /// Something SQLite refused.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// What the change log holds is not what this crate wrote there.
+    #[error("the change log is corrupt: {0}")]
+    Corrupt(String),
+}

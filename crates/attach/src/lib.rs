@@ -1,0 +1,25 @@
+//! An existing app's SQLite database, synced as it is (issue 24, seed 001).
+//!
+//! The rest of supasync syncs rows it writes itself, through its API, under local ids.
+//! An app like Open WebUI writes its own tables with its own SQL (SQLAlchemy), keyed by
+//! its own primary keys, and must not change to be synced. So this crate works beside
+//! the app instead of under it:
+//!
+//! - [`inspect`] reads the app's tables and decides how each row is keyed;
+//! - [`capture`] installs triggers that log the key of every row the app inserts,
+//!   updates or deletes into a change log inside the same file (same transaction as
+//!   the app's write, so a write and its log entry commit or roll back together), and
+//!   hands the log to a sync in batches.
+//!
+//! Why not the core's engine: its replica has an outbox of writes made through its API
+//! and rows keyed by local ids; here the writes are the app's and the keys are the
+//! app's, so what the two share is the idea (log what changed, send it once, confirm
+//! it, then forget it), not the code.
+
+pub mod capture;
+pub mod error;
+pub mod inspect;
+
+pub use capture::{Change, ChangeBatch, Op};
+pub use error::AttachError;
+pub use inspect::{AppTable, Column, KeyRule};
