@@ -89,8 +89,9 @@ pub struct ChangeBatch {
 pub struct Installed {
     /// Every table now captured.
     pub tables: Vec<AppTable>,
-    /// Tables whose capture began now (new, rebuilt by a migration, or keyed anew):
-    /// what they hold was written without a log, so a sync must compare them whole.
+    /// Tables not yet copied whole since their capture began (new, rebuilt by a
+    /// migration, or keyed anew): what they hold was written without a log, so a sync
+    /// must compare them whole, then say so with [`mark_copied`].
     pub fresh: Vec<String>,
     /// The journal mode the file is in (`wal` unless the app held it open in another
     /// mode and it could not be switched yet).
@@ -123,7 +124,7 @@ pub fn install(conn: &mut Connection) -> Result<Installed, AttachError> {
     let tx = immediate(conn, "installing the capture triggers")?;
     tx.execute_batch(&format!(
         "CREATE TABLE IF NOT EXISTS {LOG} (seq INTEGER PRIMARY KEY, t INTEGER NOT NULL, op INTEGER NOT NULL, at INTEGER NOT NULL, k1);
-         CREATE TABLE IF NOT EXISTS {CAPTURED} (id INTEGER PRIMARY KEY, tbl TEXT NOT NULL UNIQUE, key TEXT NOT NULL, since INTEGER NOT NULL);"
+         CREATE TABLE IF NOT EXISTS {CAPTURED} (id INTEGER PRIMARY KEY, tbl TEXT NOT NULL UNIQUE, key TEXT NOT NULL, since INTEGER NOT NULL, copied INTEGER NOT NULL DEFAULT 0);"
     ))?;
     // Enough key columns in the log for the widest key.
     let widest = tables.iter().map(|t| t.key_exprs("NEW").len()).max().unwrap_or(1);
@@ -136,7 +137,6 @@ pub fn install(conn: &mut Connection) -> Result<Installed, AttachError> {
         rows.collect::<Result<_, _>>()?
     };
     let existing = our_triggers(&tx)?;
-    let mut fresh = vec![];
     let mut wanted = std::collections::BTreeSet::new();
     for t in &tables {
         let key = serde_json::to_string(&t.key).map_err(|e| AttachError::Corrupt(e.to_string()))?;
@@ -158,8 +158,8 @@ pub fn install(conn: &mut Connection) -> Result<Installed, AttachError> {
         // New, keyed anew, or its triggers were gone (a migration rebuilt the table):
         // its rows were written without a log.
         if had.get(&t.name).map(|(_, k)| k) != Some(&key) || rebuilt {
-            fresh.push(t.name.clone());
-            tx.execute(&format!("UPDATE {CAPTURED} SET key = ?2, since = {NOW_MS} WHERE id = ?1"), (id, &key))?;
+            // Strictly later than before, even within one millisecond.
+            tx.execute(&format!("UPDATE {CAPTURED} SET key = ?2, since = max(since + 1, {NOW_MS}), copied = 0 WHERE id = ?1"), (id, &key))?;
         }
     }
     for name in existing.keys().filter(|n| !wanted.contains(*n)) {
@@ -170,8 +170,28 @@ pub fn install(conn: &mut Connection) -> Result<Installed, AttachError> {
         tx.execute(&format!("DELETE FROM {LOG} WHERE t = ?1"), [id])?;
         tx.execute(&format!("DELETE FROM {CAPTURED} WHERE tbl = ?1"), [gone])?;
     }
+    let fresh: Vec<String> = {
+        let mut st = tx.prepare(&format!("SELECT tbl FROM {CAPTURED} WHERE copied = 0 ORDER BY tbl"))?;
+        let rows = st.query_map([], |r| r.get(0))?;
+        rows.collect::<Result<_, _>>()?
+    };
     tx.commit()?;
     Ok(Installed { tables, fresh, journal_mode })
+}
+
+/// `table` was copied whole (after it was [`Installed::fresh`]): from now on its log
+/// says all that changes. Not if its capture began again since `since_ms` said it did
+/// (a migration rebuilt it while it was being copied).
+pub fn mark_copied(conn: &mut Connection, table: &str, since_ms: i64) -> Result<(), AttachError> {
+    let tx = immediate(conn, "recording a table copied whole")?;
+    tx.execute(&format!("UPDATE {CAPTURED} SET copied = 1 WHERE tbl = ?1 AND since = ?2"), (table, since_ms))?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// When the capture of `table` began (ms since the epoch), to hand to [`mark_copied`].
+pub fn capture_began(conn: &Connection, table: &str) -> Result<Option<i64>, AttachError> {
+    Ok(conn.query_row(&format!("SELECT since FROM {CAPTURED} WHERE tbl = ?1"), [table], |r| r.get(0)).optional()?)
 }
 
 /// Remove every trigger and table this crate added; the app's tables are untouched.
