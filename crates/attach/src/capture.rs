@@ -121,6 +121,12 @@ pub fn open(path: &std::path::Path, wait: Duration) -> Result<Connection, Attach
 pub fn install(conn: &mut Connection) -> Result<Installed, AttachError> {
     let journal_mode = wal(conn)?;
     let tables = app_tables(conn)?;
+    // Usually nothing changed since the last sync: then the app's write lock is not
+    // taken at all.
+    if up_to_date(conn, &tables)? {
+        let fresh = not_copied(conn)?;
+        return Ok(Installed { tables, fresh, journal_mode });
+    }
     let tx = immediate(conn, "installing the capture triggers")?;
     tx.execute_batch(&format!(
         "CREATE TABLE IF NOT EXISTS {LOG} (seq INTEGER PRIMARY KEY, t INTEGER NOT NULL, op INTEGER NOT NULL, at INTEGER NOT NULL, k1);
@@ -170,13 +176,49 @@ pub fn install(conn: &mut Connection) -> Result<Installed, AttachError> {
         tx.execute(&format!("DELETE FROM {LOG} WHERE t = ?1"), [id])?;
         tx.execute(&format!("DELETE FROM {CAPTURED} WHERE tbl = ?1"), [gone])?;
     }
-    let fresh: Vec<String> = {
-        let mut st = tx.prepare(&format!("SELECT tbl FROM {CAPTURED} WHERE copied = 0 ORDER BY tbl"))?;
-        let rows = st.query_map([], |r| r.get(0))?;
-        rows.collect::<Result<_, _>>()?
-    };
+    let fresh = not_copied(&tx)?;
     tx.commit()?;
     Ok(Installed { tables, fresh, journal_mode })
+}
+
+/// Whether the capture is installed as `tables` need it: the log wide enough, each
+/// table recorded under its key, each trigger as it would be written now, none else.
+fn up_to_date(conn: &Connection, tables: &[AppTable]) -> Result<bool, AttachError> {
+    if !has_log(conn)? {
+        return Ok(false);
+    }
+    let widest = tables.iter().map(|t| t.key_exprs("NEW").len()).max().unwrap_or(1);
+    if key_columns(conn)? < widest {
+        return Ok(false);
+    }
+    let had: BTreeMap<String, (i64, String)> = {
+        let mut st = conn.prepare(&format!("SELECT tbl, id, key FROM {CAPTURED}"))?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    let existing = our_triggers(conn)?;
+    let mut wanted = 0;
+    for t in tables {
+        let key = serde_json::to_string(&t.key).map_err(|e| AttachError::Corrupt(e.to_string()))?;
+        let Some((id, held)) = had.get(&t.name) else { return Ok(false) };
+        if *held != key {
+            return Ok(false);
+        }
+        for (name, sql) in triggers(t, *id) {
+            if existing.get(&name) != Some(&sql) {
+                return Ok(false);
+            }
+            wanted += 1;
+        }
+    }
+    Ok(existing.len() == wanted && had.len() == tables.len())
+}
+
+/// Tables not yet copied whole.
+fn not_copied(conn: &Connection) -> Result<Vec<String>, AttachError> {
+    let mut st = conn.prepare(&format!("SELECT tbl FROM {CAPTURED} WHERE copied = 0 ORDER BY tbl"))?;
+    let rows = st.query_map([], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// `table` was copied whole (after it was [`Installed::fresh`]): from now on its log

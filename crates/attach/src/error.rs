@@ -12,6 +12,16 @@ pub enum AttachError {
     /// Something SQLite refused.
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// A name, value or setting that cannot be used, and why.
+    #[error("{0}")]
+    Invalid(String),
+    /// The server (Postgres) refused or could not be reached.
+    #[error("postgres: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// A row the server cannot take as it is in SQLite (a value that does not fit its
+    /// column's type).
+    #[error("{table} row {key}: column {column}: {why}")]
+    Value { table: String, key: String, column: String, why: String },
     /// What the change log holds is not what this crate wrote there.
     #[error("the change log is corrupt: {0}")]
     Corrupt(String),

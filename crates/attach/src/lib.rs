@@ -9,7 +9,13 @@
 //! - [`capture`] installs triggers that log the key of every row the app inserts,
 //!   updates or deletes into a change log inside the same file (same transaction as
 //!   the app's write, so a write and its log entry commit or roll back together), and
-//!   hands the log to a sync in batches.
+//!   hands the log to a sync in batches;
+//! - [`tenant`] makes the tenant's schema on Supabase from the app's tables (and the
+//!   seed's `sync_metadata`), over a Postgres connection;
+//! - [`deployment`] keeps each deployment's config (database, tenant schema,
+//!   interval) as a JSON file in a directory;
+//! - [`push`] sends what the log says changed (and tables not yet copied whole),
+//!   one Postgres transaction per batch, then forgets the batch.
 //!
 //! Why not the core's engine: its replica has an outbox of writes made through its API
 //! and rows keyed by local ids; here the writes are the app's and the keys are the
@@ -17,8 +23,11 @@
 //! it, then forget it), not the code.
 
 pub mod capture;
+pub mod deployment;
 pub mod error;
 pub mod inspect;
+pub mod push;
+pub mod tenant;
 
 pub use capture::{Change, ChangeBatch, Op};
 pub use error::AttachError;

@@ -569,3 +569,52 @@ fn attach_captures_an_apps_own_database_with_no_account_or_server() {
     assert!(err["error"].as_str().unwrap().contains("no such file"), "{err}");
     assert!(!missing.exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deployments_of_attached_databases_sync_into_their_tenant_schemas() {
+    let s = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("deployments");
+    let c = Cli { store: dir.path().join("store"), url: "http://127.0.0.1:9".into(), key: String::new(), schema: manifest().join("tests/chat_schema.json") };
+    let run = |args: &[&str]| {
+        let out = c.cmd(args).env("SUPASYNC_DATABASE_URL", s.database_url()).output().expect("run supasync");
+        let text = if out.status.success() { &out.stdout } else { &out.stderr };
+        let v: Value = serde_json::from_slice(text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(text)));
+        (out.status.success(), v)
+    };
+    let cfg = config.to_str().unwrap();
+    let db = dir.path().join("webui.db");
+    let app = rusqlite::Connection::open(&db).unwrap();
+    app.execute_batch("CREATE TABLE chat (id TEXT PRIMARY KEY, title TEXT); INSERT INTO chat VALUES ('a', 'x'), ('b', 'y');").unwrap();
+    let (ok, attached) = run(&["attach", "--db", db.to_str().unwrap(), "--deployment", "acme", "--tenant-schema", "acme_quantabase_io", "--interval", "5m", "--config", cfg]);
+    assert!(ok, "{attached}");
+    assert_eq!(attached["synced"]["upserted"], json!(2), "copied whole at once");
+    assert!(Path::new(attached["backup"].as_str().unwrap()).is_file(), "a backup first");
+    // The app writes; status shows it waiting; sync-now sends it.
+    app.execute_batch("UPDATE chat SET title = 'z' WHERE id = 'a'; DELETE FROM chat WHERE id = 'b';").unwrap();
+    let (_, st) = run(&["deployments", "--config", cfg, "status"]);
+    assert_eq!(st["deployments"][0]["pending"], json!({"chat": 2}));
+    assert_eq!(st["deployments"][0]["interval"], json!("5m"));
+    assert_eq!(st["deployments"][0]["last_sync"]["rows_upserted"], json!(2));
+    let (ok, synced) = run(&["deployments", "--config", cfg, "sync-now", "acme"]);
+    assert!(ok, "{synced}");
+    assert_eq!((synced["synced"]["upserted"].clone(), synced["synced"]["deleted"].clone()), (json!(1), json!(1)));
+    let (_, history) = run(&["deployments", "--config", cfg, "history", "acme"]);
+    assert_eq!(history["history"].as_array().map(Vec::len), Some(2));
+    // Settings: changed in the file, checked first.
+    let (ok, err) = run(&["deployments", "--config", cfg, "set-interval", "acme", "every so often"]);
+    assert!(!ok);
+    assert!(err["error"].as_str().unwrap().contains("interval"), "{err}");
+    assert_eq!(run(&["deployments", "--config", cfg, "set-interval", "acme", "daily"]).1["interval"], json!("1d"));
+    assert_eq!(run(&["deployments", "--config", cfg, "disable", "acme"]).1["enabled"], json!(false));
+    // Bad input: an unknown deployment; a config naming a file that is gone; a schema
+    // name that is not an identifier.
+    let (ok, err) = run(&["deployments", "--config", cfg, "sync-now", "nope"]);
+    assert!(!ok && err["error"].as_str().unwrap().contains("nope"), "{err}");
+    std::fs::write(config.join("gone.json"), r#"{"name":"gone","db":"/nowhere/webui.db","tenant_schema":"gone_tenant","interval":"1h","enabled":true}"#).unwrap();
+    let (ok, err) = run(&["deployments", "--config", cfg, "sync-now", "gone"]);
+    assert!(!ok && err["error"].as_str().unwrap().contains("no such file"), "{err}");
+    let (ok, err) = run(&["attach", "--db", db.to_str().unwrap(), "--deployment", "x", "--tenant-schema", "Bad-Name", "--config", cfg]);
+    assert!(!ok && err["kind"] == json!("invalid"), "{err}");
+    assert!(!config.join("x.json").exists(), "nothing written for a refused deployment");
+}

@@ -150,16 +150,40 @@ enum Cmd {
     /// key of every row its own SQL inserts, updates or deletes (the file is put in WAL
     /// mode). Safe to run again: it picks up tables the app has added since. Needs no
     /// account or server.
+    /// With --deployment, also make it a deployment that syncs into its own tenant
+    /// schema: back the file up, write its config, and copy it to the server now when
+    /// SUPASYNC_DATABASE_URL (or database_url in DIR/config.json) says where.
     Attach {
         /// The app's database file (it must exist).
         #[arg(long)]
         db: PathBuf,
         /// Only print the rows waiting in the change log, per table.
-        #[arg(long, conflicts_with = "detach")]
+        #[arg(long, conflicts_with_all = ["detach", "deployment"])]
         pending: bool,
         /// Remove the triggers and the log (the app's tables are untouched).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "deployment")]
         detach: bool,
+        /// The deployment's name (its config is DIR/NAME.json).
+        #[arg(long, requires = "tenant_schema")]
+        deployment: Option<String>,
+        /// The Postgres schema its tables go to, e.g. acme_quantabase_io.
+        #[arg(long, requires = "deployment")]
+        tenant_schema: Option<String>,
+        /// How often it syncs: manual, hourly, daily, or e.g. 1m, 5m, 2h.
+        #[arg(long, default_value = "hourly")]
+        interval: String,
+        /// The deployments' config directory (default ~/.supasync/deployments).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// The deployments of attached databases (see `attach --deployment`): status,
+    /// sync-now, history, set-interval, enable, disable.
+    Deployments {
+        /// The deployments' config directory (default ~/.supasync/deployments).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        cmd: attach::DeploymentsCmd,
     },
 }
 
@@ -299,7 +323,10 @@ async fn run(cli: Cli) -> Result<Value, Failure> {
     match &cli.cmd {
         Cmd::Signup { email, password } => return sign(&cli, email, password, true).await,
         Cmd::Login { email, password } => return sign(&cli, email, password, false).await,
-        Cmd::Attach { db, pending, detach } => {
+        Cmd::Attach { db, deployment: Some(name), tenant_schema: Some(schema), interval, config, .. } => {
+            return attach::enable(&attach::config_dir(config), db, name, schema, interval).await;
+        }
+        Cmd::Attach { db, pending, detach, .. } => {
             let action = match (pending, detach) {
                 (true, _) => attach::Action::Pending,
                 (_, true) => attach::Action::Detach,
@@ -307,7 +334,11 @@ async fn run(cli: Cli) -> Result<Value, Failure> {
             };
             return attach::run(db, action);
         }
+        Cmd::Deployments { .. } => {}
         _ => {}
+    }
+    if let Cmd::Deployments { config, cmd } = cli.cmd {
+        return attach::deployments(&attach::config_dir(&config), cmd).await;
     }
     let user = active_user(&cli.store)?;
     let batch_size = match &cli.cmd {
@@ -316,7 +347,7 @@ async fn run(cli: Cli) -> Result<Value, Failure> {
     };
     let e = open(&cli.store, load_schema(&cli.schema)?, &user, batch_size).await?;
     Ok(match cli.cmd {
-        Cmd::Signup { .. } | Cmd::Login { .. } | Cmd::Attach { .. } => unreachable!("handled above"),
+        Cmd::Signup { .. } | Cmd::Login { .. } | Cmd::Attach { .. } | Cmd::Deployments { .. } => unreachable!("handled above"),
         Cmd::Logout { wipe } => {
             e.sign_out(wipe).await?;
             drop(e);
