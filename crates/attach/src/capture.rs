@@ -137,11 +137,7 @@ pub fn install(conn: &mut Connection) -> Result<Installed, AttachError> {
     for k in key_columns(&tx)? + 1..=widest {
         tx.execute_batch(&format!("ALTER TABLE {LOG} ADD COLUMN k{k};"))?;
     }
-    let had: BTreeMap<String, (i64, String)> = {
-        let mut st = tx.prepare(&format!("SELECT tbl, id, key FROM {CAPTURED}"))?;
-        let rows = st.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?;
-        rows.collect::<Result<_, _>>()?
-    };
+    let had = captured(&tx)?;
     let existing = our_triggers(&tx)?;
     let mut wanted = std::collections::BTreeSet::new();
     for t in &tables {
@@ -191,11 +187,7 @@ fn up_to_date(conn: &Connection, tables: &[AppTable]) -> Result<bool, AttachErro
     if key_columns(conn)? < widest {
         return Ok(false);
     }
-    let had: BTreeMap<String, (i64, String)> = {
-        let mut st = conn.prepare(&format!("SELECT tbl, id, key FROM {CAPTURED}"))?;
-        let rows = st.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?;
-        rows.collect::<Result<_, _>>()?
-    };
+    let had = captured(conn)?;
     let existing = our_triggers(conn)?;
     let mut wanted = 0;
     for t in tables {
@@ -212,6 +204,14 @@ fn up_to_date(conn: &Connection, tables: &[AppTable]) -> Result<bool, AttachErro
         }
     }
     Ok(existing.len() == wanted && had.len() == tables.len())
+}
+
+/// The captured tables: each one's number in the log and the key (as JSON) it was
+/// captured by, by name.
+fn captured(conn: &Connection) -> Result<BTreeMap<String, (i64, String)>, AttachError> {
+    let mut st = conn.prepare(&format!("SELECT tbl, id, key FROM {CAPTURED}"))?;
+    let rows = st.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// Tables not yet copied whole.
