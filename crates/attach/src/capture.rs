@@ -231,6 +231,14 @@ pub fn mark_copied(conn: &mut Connection, table: &str, since_ms: i64) -> Result<
     Ok(())
 }
 
+/// Every captured table holds what the server holds (a file just restored from it).
+pub fn mark_all_copied(conn: &mut Connection) -> Result<(), AttachError> {
+    let tx = immediate(conn, "recording the tables copied whole")?;
+    tx.execute(&format!("UPDATE {CAPTURED} SET copied = 1"), [])?;
+    tx.commit()?;
+    Ok(())
+}
+
 /// When the capture of `table` began (ms since the epoch), to hand to [`mark_copied`].
 pub fn capture_began(conn: &Connection, table: &str) -> Result<Option<i64>, AttachError> {
     Ok(conn.query_row(&format!("SELECT since FROM {CAPTURED} WHERE tbl = ?1"), [table], |r| r.get(0)).optional()?)
@@ -288,7 +296,7 @@ pub fn take(conn: &Connection, limit: usize) -> Result<ChangeBatch, AttachError>
         let op = Op::from_code(r.get(2)?)?;
         let at: i64 = r.get(3)?;
         let own = names.get(&t).map(|(_, w)| (*w).min(width)).ok_or_else(|| AttachError::Corrupt(format!("a change of table number {t}, which is not captured")))?;
-        let key = (0..own).map(|i| r.get_ref(4 + i).map(json_value)).collect::<Result<Vec<_>, _>>()?;
+        let key = (0..own).map(|i| r.get_ref(4 + i).map(crate::values::json_value)).collect::<Result<Vec<_>, _>>()?;
         let id = (t, serde_json::to_string(&key).map_err(|e| AttachError::Corrupt(e.to_string()))?);
         if !last.contains_key(&id) {
             order.push(id.clone());
@@ -309,6 +317,27 @@ pub fn confirm(conn: &mut Connection, upto: i64) -> Result<(), AttachError> {
     let tx = immediate(conn, "forgetting a confirmed batch")?;
     tx.execute(&format!("DELETE FROM {LOG} WHERE seq <= ?1"), [upto])?;
     tx.commit()?;
+    Ok(())
+}
+
+/// Whether the log holds a change of `table`'s row under `key` (as the row holds it)
+/// not yet sent: the app wrote it since the last sync.
+pub(crate) fn is_pending(conn: &Connection, table: &str, key: &[rusqlite::types::Value]) -> Result<bool, AttachError> {
+    let matches = (1..=key.len()).map(|k| format!(" AND l.k{k} IS ?{}", k + 1)).collect::<String>();
+    let mut st = conn.prepare_cached(&format!("SELECT 1 FROM {LOG} l JOIN {CAPTURED} c ON c.id = l.t WHERE c.tbl = ?1{matches} LIMIT 1"))?;
+    let params: Vec<&dyn rusqlite::ToSql> = std::iter::once(&table as &dyn rusqlite::ToSql).chain(key.iter().map(|v| v as &dyn rusqlite::ToSql)).collect();
+    Ok(st.exists(params.as_slice())?)
+}
+
+/// The log's last entry (0 when empty).
+pub(crate) fn last_seq(conn: &Connection) -> Result<i64, AttachError> {
+    Ok(conn.query_row(&format!("SELECT coalesce(max(seq), 0) FROM {LOG}"), [], |r| r.get(0))?)
+}
+
+/// Forget the entries after `seq`: the sync's own writes, made inside its transaction
+/// (so no write of the app's is among them), which must not go back to the server.
+pub(crate) fn forget_after(conn: &Connection, seq: i64) -> Result<(), AttachError> {
+    conn.execute(&format!("DELETE FROM {LOG} WHERE seq > ?1"), [seq])?;
     Ok(())
 }
 
@@ -339,18 +368,6 @@ fn triggers(t: &AppTable, id: i64) -> Vec<(String, String)> {
     ]
 }
 
-/// A value SQLite holds, as JSON: a BLOB (JSON has none) as `{"$blob": "<hex>"}`.
-fn json_value(v: rusqlite::types::ValueRef<'_>) -> Value {
-    use rusqlite::types::ValueRef::*;
-    match v {
-        Null => Value::Null,
-        Integer(i) => Value::from(i),
-        Real(f) => serde_json::Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null),
-        Text(t) => Value::String(String::from_utf8_lossy(t).into_owned()),
-        Blob(b) => serde_json::json!({"$blob": b.iter().map(|x| format!("{x:02X}")).collect::<String>()}),
-    }
-}
-
 /// How many key columns (`k1`…) the log has.
 fn key_columns(conn: &Connection) -> Result<usize, AttachError> {
     Ok(conn.query_row(&format!("SELECT count(*) FROM pragma_table_info('{LOG}') WHERE name GLOB 'k[0-9]*'"), [], |r| r.get::<_, i64>(0))? as usize)
@@ -379,7 +396,7 @@ fn has_log(conn: &Connection) -> Result<bool, AttachError> {
 
 /// An `IMMEDIATE` transaction (the write lock taken up front, so it never fails half
 /// way on a lock upgrade), or [`AttachError::Busy`] after the connection's busy timeout.
-fn immediate<'c>(conn: &'c mut Connection, what: &str) -> Result<rusqlite::Transaction<'c>, AttachError> {
+pub(crate) fn immediate<'c>(conn: &'c mut Connection, what: &str) -> Result<rusqlite::Transaction<'c>, AttachError> {
     let waited_ms = busy_timeout_ms(conn);
     conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| if is_busy(&e) { AttachError::Busy { what: what.into(), waited_ms } } else { e.into() })
 }

@@ -15,7 +15,13 @@
 //! - [`deployment`] keeps each deployment's config (database, tenant schema,
 //!   interval) as a JSON file in a directory;
 //! - [`push`] sends what the log says changed (and tables not yet copied whole),
-//!   one Postgres transaction per batch, then forgets the batch.
+//!   one Postgres transaction per batch, then forgets the batch; a row the server
+//!   edited too is a conflict, settled by the later write ([`history`] keeps the
+//!   other);
+//! - [`server_log`] logs edits made on the server, and [`pull`] writes them into the
+//!   app's file; [`sync`] does both, push first;
+//! - [`restore`] builds a new file from the tenant schema and checks it;
+//! - [`schedule`] runs deployments on their intervals (the daemon).
 //!
 //! Why not the core's engine: its replica has an outbox of writes made through its API
 //! and rows keyed by local ids; here the writes are the app's and the keys are the
@@ -25,9 +31,18 @@
 pub mod capture;
 pub mod deployment;
 pub mod error;
+pub mod history;
 pub mod inspect;
+pub mod progress;
+pub mod pull;
 pub mod push;
+pub mod restore;
+mod rows;
+pub mod schedule;
+pub mod server_log;
+pub mod sync;
 pub mod tenant;
+pub mod values;
 
 pub use capture::{Change, ChangeBatch, Op};
 pub use error::AttachError;

@@ -113,8 +113,12 @@ impl Tenant {
 pub const METADATA: &str = "sync_metadata";
 
 /// Make sure `sync_metadata` exists (idempotent).
-pub async fn ensure_metadata(pg: &Client) -> Result<(), AttachError> {
-    pg.batch_execute(&format!(
+pub async fn ensure_metadata(pg: &mut Client) -> Result<(), AttachError> {
+    let tx = pg.transaction().await?;
+    // Deployments syncing at once would race to create the same objects (Postgres's
+    // `IF NOT EXISTS` is not safe against that): one at a time.
+    tx.execute("SELECT pg_advisory_xact_lock(hashtext('supasync sync_metadata'))", &[]).await?;
+    tx.batch_execute(&format!(
         "CREATE SCHEMA IF NOT EXISTS {METADATA};
          CREATE TABLE IF NOT EXISTS {METADATA}.client_config (
            deployment text PRIMARY KEY, tenant_schema text NOT NULL UNIQUE,
@@ -124,9 +128,13 @@ pub async fn ensure_metadata(pg: &Client) -> Result<(), AttachError> {
            id bigserial PRIMARY KEY, deployment text NOT NULL, direction text NOT NULL,
            started_at timestamptz NOT NULL, finished_at timestamptz NOT NULL DEFAULT now(),
            rows_upserted bigint NOT NULL DEFAULT 0, rows_deleted bigint NOT NULL DEFAULT 0,
-           tables jsonb NOT NULL DEFAULT '{{}}', error text);"
+           tables jsonb NOT NULL DEFAULT '{{}}', error text);
+         ALTER TABLE {METADATA}.client_config ADD COLUMN IF NOT EXISTS sqlite_schema jsonb;"
     ))
     .await?;
+    crate::history::ensure(&tx).await?;
+    crate::server_log::ensure_function(&tx).await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -146,6 +154,7 @@ pub async fn ensure_schema(pg: &mut Client, tenant: &Tenant, tables: &[AppTable]
     if owner != tenant.schema {
         return Err(AttachError::Invalid(format!("deployment {:?} syncs into schema {owner:?}, not {:?}", tenant.deployment, tenant.schema)));
     }
+    crate::server_log::ensure_log(&tx, tenant).await?;
     let mut out = vec![];
     for t in tables {
         let tt = TenantTable::of(t);
@@ -163,6 +172,7 @@ pub async fn ensure_schema(pg: &mut Client, tenant: &Tenant, tables: &[AppTable]
                 tx.batch_execute(&format!("ALTER TABLE {s}.{} ADD COLUMN {} {}", ident(&t.name), ident(c), ty.sql())).await?;
             }
         }
+        crate::server_log::ensure_trigger(&tx, tenant, &tt).await?;
         out.push(tt);
     }
     tx.commit().await?;

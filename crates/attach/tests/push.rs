@@ -222,16 +222,21 @@ async fn bad_input_is_refused_clearly_and_nothing_changes() {
         Err(e @ AttachError::Invalid(_)) => assert!(e.to_string().contains("syncs into schema \"bad_tenant\""), "{e}"),
         other => panic!("{other:?}"),
     }
-    // A value the server's column cannot take: the whole batch waits, named.
+    // A value the server's column cannot take: that row is set aside in the history,
+    // named, and the rest goes on (a deployment never stalls on one row).
     let app = Connection::open(&path).unwrap();
     app.execute_batch("INSERT INTO chat (id, user_id) VALUES ('ok', 'u1'); INSERT INTO chat (id, user_id, created_at) VALUES ('bad', 'u1', 'yesterday');").unwrap();
-    match push(&mut db, &mut pg, &Tenant::new("bad", "bad_tenant").unwrap()).await {
-        Err(e @ AttachError::Value { .. }) => {
-            let msg = e.to_string();
-            assert!(msg.contains("chat") && msg.contains("created_at") && msg.contains("integer"), "{msg}");
-        }
-        other => panic!("{other:?}"),
-    }
-    assert_eq!(capture::pending(&db).unwrap().get("chat"), Some(&2), "nothing forgotten");
-    assert!(server_rows(&pg, "bad_tenant", "chat").await.is_empty(), "nothing half-sent");
+    let report = push(&mut db, &mut pg, &Tenant::new("bad", "bad_tenant").unwrap()).await.unwrap();
+    assert_eq!(report.upserted, 1);
+    let ids: Vec<Value> = server_rows(&pg, "bad_tenant", "chat").await.iter().map(|r| r["id"].clone()).collect();
+    assert_eq!(ids, vec![json!("ok")]);
+    let aside = pg.query_one("SELECT key, reason, from_side, why FROM sync_metadata.row_history WHERE deployment = 'bad'", &[]).await.unwrap();
+    assert_eq!((aside.get::<_, Value>(0), aside.get::<_, String>(1), aside.get::<_, String>(2)), (json!({"id": "bad"}), "set_aside".into(), "sqlite".into()));
+    let why: String = aside.get(3);
+    assert!(why.contains("created_at") && why.contains("integer"), "{why}");
+    assert!(capture::pending(&db).unwrap().is_empty(), "the log moves on");
+    // Fixed in the app, the row goes at the next sync.
+    app.execute("UPDATE chat SET created_at = 1733300000 WHERE id = 'bad'", []).unwrap();
+    assert_eq!(push(&mut db, &mut pg, &Tenant::new("bad", "bad_tenant").unwrap()).await.unwrap().upserted, 1);
+    assert_eq!(server_rows(&pg, "bad_tenant", "chat").await.len(), 2);
 }
