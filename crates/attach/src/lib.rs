@@ -40,7 +40,9 @@ pub mod restore;
 mod rows;
 pub mod schedule;
 pub mod server_log;
+pub mod setup;
 pub mod sync;
+mod sync_log;
 pub mod tenant;
 pub mod values;
 

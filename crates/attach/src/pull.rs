@@ -26,8 +26,8 @@ use crate::error::AttachError;
 use crate::history::{self, Record, Side, What};
 use crate::inspect::AppTable;
 use crate::progress::{Progress, Step};
-use crate::push::{key_text, TableCounts, BATCH};
-use crate::rows::{delete_row, key_of, server_rows, sqlite_key, write_row};
+use crate::push::{TableCounts, BATCH};
+use crate::rows::{delete_row, key_of, key_text, server_rows, sqlite_key, write_row};
 use crate::server_log;
 use crate::tenant::{Tenant, TenantTable};
 

@@ -29,11 +29,11 @@ use crate::error::AttachError;
 use crate::history::{self, Record, Side, What};
 use crate::inspect::{self, AppTable, KeyRule};
 use crate::progress::{Progress, Step};
-use crate::rows::{key_of, logged_key, read_row, row_json, select_sql, server_rows};
+use crate::rows::{key_of, key_text, logged_key, read_row, row_json, select_sql, server_rows};
 use crate::server_log;
-use crate::sync::{log_outcome, Counts};
-use crate::tenant::{ensure_metadata, ensure_schema, ident, Tenant, TenantTable};
-use crate::values::canonical;
+use crate::setup::{ensure_metadata, ensure_schema};
+use crate::sync_log::{log_outcome, Counts};
+use crate::tenant::{ident, Tenant, TenantTable};
 
 /// Log entries per batch (and rows per statement of a whole-table copy).
 pub const BATCH: usize = 1000;
@@ -61,7 +61,7 @@ pub struct TableCounts {
 pub async fn push(db: &mut Connection, pg: &mut Client, tenant: &Tenant) -> Result<PushReport, AttachError> {
     let started = SystemTime::now();
     let outcome = push_all(db, pg, tenant, &mut ()).await.map(|(r, _)| r);
-    let counts = outcome.as_ref().map(|r| Counts::of(r, None)).unwrap_or_default();
+    let counts = outcome.as_ref().map(|r| Counts { upserted: r.upserted, deleted: r.deleted, tables: serde_json::json!({"pushed": r.tables, "history": r.history.len()}) }).unwrap_or_default();
     log_outcome(pg, tenant, "sqlite_to_supabase", started, outcome.as_ref().err(), counts).await?;
     outcome
 }
@@ -175,19 +175,6 @@ async fn settle_conflicts(tx: &Transaction<'_>, tenant: &Tenant, shape: &TenantT
     }
     server_log::forget(tx, tenant, &overwritten).await?;
     Ok(kept)
-}
-
-/// A key written one way, to match the server's entries with the file's rows.
-pub(crate) fn key_text(shape: &TenantTable, key: &Value) -> String {
-    let parts: Vec<Value> = shape
-        .key
-        .iter()
-        .map(|k| {
-            let ty = shape.columns.iter().find(|(c, _)| c == k).map(|(_, t)| *t).unwrap_or(crate::tenant::PgType::Any);
-            canonical(key.get(k).unwrap_or(&Value::Null), ty)
-        })
-        .collect();
-    Value::Array(parts).to_string()
 }
 
 pub(crate) fn set_aside(table: &str, key: Value, values: Option<Value>, at_ms: Option<i64>, why: String) -> Record {

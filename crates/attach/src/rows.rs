@@ -10,7 +10,7 @@ use tokio_postgres::GenericClient;
 use crate::error::AttachError;
 use crate::inspect::{self, AppTable, KeyRule};
 use crate::tenant::{ident, PgType, Tenant, TenantTable, ROWID};
-use crate::values::{from_pg, sql_value, to_pg};
+use crate::values::{canonical, from_pg, sql_value, to_pg};
 
 /// `SELECT` of a table's columns (the rowid first when it is the key), with `filter`.
 pub(crate) fn select_sql(app: &AppTable, filter: &str) -> String {
@@ -148,4 +148,17 @@ pub(crate) fn delete_row(db: &Connection, app: &AppTable, shape: &TenantTable, k
     let key = sqlite_key(shape, key)?;
     let n = db.prepare_cached(&format!("DELETE FROM {}{}", inspect::ident(&app.name), by_key(app))).and_then(|mut s| s.execute(rusqlite::params_from_iter(&key))).map_err(|e| e.to_string())?;
     Ok(n > 0)
+}
+
+/// A key written one way, to match the server's entries with the file's rows.
+pub(crate) fn key_text(shape: &TenantTable, key: &Value) -> String {
+    let parts: Vec<Value> = shape
+        .key
+        .iter()
+        .map(|k| {
+            let ty = shape.columns.iter().find(|(c, _)| c == k).map(|(_, t)| *t).unwrap_or(PgType::Any);
+            canonical(key.get(k).unwrap_or(&Value::Null), ty)
+        })
+        .collect();
+    Value::Array(parts).to_string()
 }

@@ -9,14 +9,14 @@ use std::time::SystemTime;
 
 use rusqlite::Connection;
 use serde::Serialize;
-use serde_json::Value;
 use tokio_postgres::Client;
 
 use crate::error::AttachError;
 use crate::progress::Progress;
 use crate::pull::{pull_all, PullReport};
 use crate::push::{push_all, PushReport};
-use crate::tenant::{Tenant, METADATA};
+use crate::sync_log::{log_outcome, Counts};
+use crate::tenant::Tenant;
 
 /// What one sync did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -29,7 +29,7 @@ pub struct SyncReport {
 pub async fn sync(db: &mut Connection, pg: &mut Client, tenant: &Tenant, progress: &mut dyn Progress) -> Result<SyncReport, AttachError> {
     let started = SystemTime::now();
     let outcome = both_ways(db, pg, tenant, progress).await;
-    let counts = outcome.as_ref().map(|r| Counts::of(&r.pushed, Some(&r.pulled))).unwrap_or_default();
+    let counts = outcome.as_ref().map(counts).unwrap_or_default();
     log_outcome(pg, tenant, "both", started, outcome.as_ref().err(), counts).await?;
     outcome
 }
@@ -41,41 +41,10 @@ async fn both_ways(db: &mut Connection, pg: &mut Client, tenant: &Tenant, progre
 }
 
 /// A sync's figures, as the log keeps them.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Counts {
-    pub upserted: u64,
-    pub deleted: u64,
-    pub tables: Value,
-}
-
-impl Counts {
-    pub(crate) fn of(pushed: &PushReport, pulled: Option<&PullReport>) -> Counts {
-        let mut tables = serde_json::json!({"pushed": pushed.tables});
-        let (mut upserted, mut deleted) = (pushed.upserted, pushed.deleted);
-        if let Some(p) = pulled {
-            tables["pulled"] = serde_json::json!(p.tables);
-            upserted += p.written;
-            deleted += p.deleted;
-        }
-        tables["history"] = serde_json::json!(pushed.history.len() + pulled.map_or(0, |p| p.history.len()));
-        Counts { upserted, deleted, tables }
+fn counts(r: &SyncReport) -> Counts {
+    Counts {
+        upserted: r.pushed.upserted + r.pulled.written,
+        deleted: r.pushed.deleted + r.pulled.deleted,
+        tables: serde_json::json!({"pushed": r.pushed.tables, "pulled": r.pulled.tables, "history": r.pushed.history.len() + r.pulled.history.len()}),
     }
-}
-
-/// Log a sync's outcome. When it failed because the server could not be reached,
-/// logging it fails too: the sync's own error is what the caller gets, and the
-/// deployment's status shows it (the log on the server says so once it is back).
-pub(crate) async fn log_outcome(pg: &mut Client, tenant: &Tenant, direction: &str, started: SystemTime, error: Option<&AttachError>, counts: Counts) -> Result<(), AttachError> {
-    let error = error.map(|e| e.to_string());
-    let logged = pg
-        .execute(
-            &format!("INSERT INTO {METADATA}.owui_sync_log (deployment, direction, started_at, rows_upserted, rows_deleted, tables, error) VALUES ($1, $2, $3, $4, $5, $6, $7)"),
-            &[&tenant.deployment, &direction, &started, &(counts.upserted as i64), &(counts.deleted as i64), &counts.tables, &error],
-        )
-        .await;
-    if error.is_none() {
-        logged?;
-        pg.execute(&format!("UPDATE {METADATA}.client_config SET last_sync_at = now() WHERE deployment = $1"), &[&tenant.deployment]).await?;
-    }
-    Ok(())
 }
