@@ -211,7 +211,7 @@ async fn load_table(tx: &tokio_postgres::Transaction<'_>, db: &Connection, tenan
             .collect::<Result<Vec<_>, _>>()?;
         insert.execute(rusqlite::params_from_iter(values))?;
         sum.add(shape, &row);
-        if sum.rows % 10_000 == 0 {
+        if sum.rows.is_multiple_of(10_000) {
             progress.step(&Step { phase: "restore", table: app.name.clone(), done: sum.rows, total: Some(total as u64) });
         }
     }

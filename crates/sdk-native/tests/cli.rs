@@ -579,7 +579,9 @@ async fn deployments_of_attached_databases_sync_into_their_tenant_schemas() {
     let run = |args: &[&str]| {
         let out = c.cmd(args).env("SUPASYNC_DATABASE_URL", s.database_url()).output().expect("run supasync");
         let text = if out.status.success() { &out.stdout } else { &out.stderr };
-        let v: Value = serde_json::from_slice(text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(text)));
+        // The answer is the last line (progress lines may come before an error).
+        let last = text.split(|b| *b == b'\n').rfind(|l| !l.is_empty()).unwrap_or_default();
+        let v: Value = serde_json::from_slice(last).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(text)));
         (out.status.success(), v)
     };
     let cfg = config.to_str().unwrap();
@@ -588,7 +590,7 @@ async fn deployments_of_attached_databases_sync_into_their_tenant_schemas() {
     app.execute_batch("CREATE TABLE chat (id TEXT PRIMARY KEY, title TEXT); INSERT INTO chat VALUES ('a', 'x'), ('b', 'y');").unwrap();
     let (ok, attached) = run(&["attach", "--db", db.to_str().unwrap(), "--deployment", "acme", "--tenant-schema", "acme_quantabase_io", "--interval", "5m", "--config", cfg]);
     assert!(ok, "{attached}");
-    assert_eq!(attached["synced"]["upserted"], json!(2), "copied whole at once");
+    assert_eq!(attached["synced"]["pushed"]["upserted"], json!(2), "copied whole at once");
     assert!(Path::new(attached["backup"].as_str().unwrap()).is_file(), "a backup first");
     // The app writes; status shows it waiting; sync-now sends it.
     app.execute_batch("UPDATE chat SET title = 'z' WHERE id = 'a'; DELETE FROM chat WHERE id = 'b';").unwrap();
@@ -598,7 +600,7 @@ async fn deployments_of_attached_databases_sync_into_their_tenant_schemas() {
     assert_eq!(st["deployments"][0]["last_sync"]["rows_upserted"], json!(2));
     let (ok, synced) = run(&["deployments", "--config", cfg, "sync-now", "acme"]);
     assert!(ok, "{synced}");
-    assert_eq!((synced["synced"]["upserted"].clone(), synced["synced"]["deleted"].clone()), (json!(1), json!(1)));
+    assert_eq!((synced["synced"]["pushed"]["upserted"].clone(), synced["synced"]["pushed"]["deleted"].clone(), synced["via"].clone()), (json!(1), json!(1), json!("this process")));
     let (_, history) = run(&["deployments", "--config", cfg, "history", "acme"]);
     assert_eq!(history["history"].as_array().map(Vec::len), Some(2));
     // Settings: changed in the file, checked first.
@@ -617,4 +619,21 @@ async fn deployments_of_attached_databases_sync_into_their_tenant_schemas() {
     let (ok, err) = run(&["attach", "--db", db.to_str().unwrap(), "--deployment", "x", "--tenant-schema", "Bad-Name", "--config", cfg]);
     assert!(!ok && err["kind"] == json!("invalid"), "{err}");
     assert!(!config.join("x.json").exists(), "nothing written for a refused deployment");
+    // A new host: restore builds the file from the server, checks it, and the
+    // deployment's config there names it.
+    let new_host = dir.path().join("new-host");
+    let new_cfg = new_host.join("deployments");
+    let new_db = new_host.join("webui.db");
+    std::fs::create_dir_all(&new_host).unwrap();
+    let (ok, restored) = run(&["deployments", "--config", new_cfg.to_str().unwrap(), "restore", "acme", "--to", new_db.to_str().unwrap()]);
+    assert!(ok, "{restored}");
+    assert_eq!(restored["restored"]["tables"]["chat"]["rows"], json!(1));
+    assert_eq!((restored["deployment"]["tenant_schema"].clone(), restored["deployment"]["interval"].clone()), (json!("acme_quantabase_io"), json!("1d")));
+    let title: String = rusqlite::Connection::open(&new_db).unwrap().query_row("SELECT title FROM chat WHERE id = 'a'", [], |r| r.get(0)).unwrap();
+    assert_eq!(title, "z");
+    let (ok, resumed) = run(&["deployments", "--config", new_cfg.to_str().unwrap(), "sync-now", "acme"]);
+    assert!(ok, "{resumed}");
+    assert_eq!((resumed["synced"]["pushed"]["upserted"].clone(), resumed["synced"]["pushed"]["copied_whole"].clone()), (json!(0), json!([])), "nothing to send again");
+    let (ok, err) = run(&["deployments", "--config", new_cfg.to_str().unwrap(), "restore", "acme", "--to", new_db.to_str().unwrap()]);
+    assert!(!ok && err["error"].as_str().unwrap().contains("already exists"), "{err}");
 }

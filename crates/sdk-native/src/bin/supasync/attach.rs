@@ -3,13 +3,18 @@
 //! (supasync-attach). They need no account: the file, the deployment's config and a
 //! Postgres connection string are all they use.
 
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use clap::Subcommand;
 use serde_json::{json, Value};
 use supasync_attach::capture::{self, DEFAULT_WAIT};
 use supasync_attach::deployment::{back_up, Deployment, Deployments, Interval};
-use supasync_attach::push::push;
+use supasync_attach::progress::{Progress, Step};
+use supasync_attach::restore::restore;
+use supasync_attach::schedule::{self, ask_daemon, daemon_running, local_status, sync_deployment, Settings};
 use supasync_attach::tenant::METADATA;
 use supasync_attach::{AttachError, KeyRule};
 
@@ -80,24 +85,48 @@ pub async fn enable(config: &Path, db: &Path, name: &str, tenant_schema: &str, i
     let mut conn = capture::open(db, DEFAULT_WAIT)?;
     let backup = back_up(&conn, &deployments, name, supasync_native::system_now_ms())?;
     let installed = capture::install(&mut conn)?;
+    drop(conn);
     deployments.save(&d)?;
     let synced = match deployments.database_url() {
-        Ok(url) => Some(serde_json::to_value(push(&mut conn, &mut connect(&url).await?, &d.tenant()?).await?).unwrap_or(Value::Null)),
+        Ok(_) => Some(serde_json::to_value(sync_deployment(&deployments, &d, false, &mut display()).await.map_err(network)?).unwrap_or(Value::Null)),
         Err(_) => None,
     };
     Ok(json!({"deployment": name, "db": db.display().to_string(), "tenant_schema": tenant_schema, "interval": String::from(d.interval),
               "backup": backup.display().to_string(), "tables": tables_json(&installed.tables), "synced": synced}))
 }
 
+/// A failure to reach the server said as such (the connection string is never in it).
+fn network(e: AttachError) -> Failure {
+    match e {
+        AttachError::Postgres(e) if e.as_db_error().is_none() => fail("network", format!("cannot reach the database to sync to: {e}")),
+        other => other.into(),
+    }
+}
+
 async fn connect(url: &str) -> Result<tokio_postgres::Client, Failure> {
-    // The connection string holds a password: never echoed in errors.
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.map_err(|e| fail("network", format!("cannot reach the database to sync to: {e}")))?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::warn!(target: "supasync::attach", "database connection ended: {e}");
+    supasync_attach::deployment::connect(url).await.map_err(network)
+}
+
+/// Progress of a long sync on stderr: one line rewritten in place on a terminal, a
+/// JSON line at most once a second otherwise (a log, a pipe).
+fn display() -> impl Progress {
+    let terminal = std::io::stderr().is_terminal();
+    let mut last: Option<Instant> = None;
+    move |s: &Step| {
+        let finished = s.total == Some(s.done);
+        let every = if terminal { Duration::from_millis(200) } else { Duration::from_secs(1) };
+        if last.is_some_and(|t| t.elapsed() < every) && !finished {
+            return;
         }
-    });
-    Ok(client)
+        last = Some(Instant::now());
+        let mut err = std::io::stderr();
+        if terminal {
+            let of = s.total.map(|t| format!("/{t} ({}%)", (s.done * 100).checked_div(t).unwrap_or(100))).unwrap_or_default();
+            let _ = write!(err, "\r\x1b[K{} {}: {}{of} rows{}", s.phase, s.table, s.done, if finished { "\n" } else { "" });
+        } else {
+            let _ = writeln!(err, "{}", json!({"progress": s}));
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -116,6 +145,15 @@ pub enum DeploymentsCmd {
     SetInterval { name: String, interval: String },
     Enable { name: String },
     Disable { name: String },
+    /// Build a new SQLite file for NAME from its tenant schema (on a new host, say),
+    /// check it against the server (rows and a checksum per table), and make it NAME's
+    /// database here, syncing on from there.
+    Restore {
+        name: String,
+        /// The new file (it must not exist).
+        #[arg(long)]
+        to: PathBuf,
+    },
 }
 
 pub async fn deployments(config: &Path, cmd: DeploymentsCmd) -> Result<Value, Failure> {
@@ -133,17 +171,21 @@ pub async fn deployments(config: &Path, cmd: DeploymentsCmd) -> Result<Value, Fa
             let mut out = vec![];
             for d in list {
                 out.push(match d {
-                    Ok(d) => status(&d, pg.as_ref()).await,
+                    Ok(d) => status(config, &d, pg.as_ref()).await,
                     Err(e) => json!({"error": e.to_string()}),
                 });
             }
-            json!({"deployments": out})
+            json!({"deployments": out, "daemon": daemon_running(config).await})
         }
         DeploymentsCmd::SyncNow { name } => {
             let d = all.get(&name)?;
-            let mut conn = capture::open(&d.db, DEFAULT_WAIT)?;
-            let mut pg = connect(&all.database_url()?).await?;
-            json!({"deployment": name, "synced": push(&mut conn, &mut pg, &d.tenant()?).await?})
+            // A running daemon does it (in turn with its own syncs of NAME); else this process.
+            match ask_daemon(config, &name).await.map_err(|e| fail("network", e.to_string()))? {
+                Some(answer) if answer.get("error").is_some() && answer.get("sync").is_none() => return Err(fail("invalid", answer["error"].as_str().unwrap_or_default().to_string())),
+                Some(answer) if answer["sync"] == "failed" => return Err(fail("network", format!("the daemon's sync failed: {}", answer["error"].as_str().unwrap_or_default()))),
+                Some(answer) => json!({"deployment": name, "via": "daemon", "synced": answer["synced"]}),
+                None => json!({"deployment": name, "via": "this process", "synced": sync_deployment(&all, &d, false, &mut display()).await.map_err(network)?}),
+            }
         }
         DeploymentsCmd::History { name, limit } => {
             all.get(&name)?;
@@ -160,24 +202,67 @@ pub async fn deployments(config: &Path, cmd: DeploymentsCmd) -> Result<Value, Fa
         DeploymentsCmd::SetInterval { name, interval } => {
             let mut d = all.get(&name)?;
             d.interval = Interval::try_from(interval)?;
-            all.save(&d)?;
-            json!(d)
+            saved(&all, d).await?
         }
-        DeploymentsCmd::Enable { name } => set_enabled(&all, &name, true)?,
-        DeploymentsCmd::Disable { name } => set_enabled(&all, &name, false)?,
+        DeploymentsCmd::Enable { name } => saved(&all, Deployment { enabled: true, ..all.get(&name)? }).await?,
+        DeploymentsCmd::Disable { name } => saved(&all, Deployment { enabled: false, ..all.get(&name)? }).await?,
+        DeploymentsCmd::Restore { name, to } => {
+            let mut pg = connect(&all.database_url()?).await?;
+            let report = restore(&mut pg, &name, &to, &mut display()).await.map_err(network)?;
+            let interval = Interval::try_from(report.interval.clone()).unwrap_or(Interval::Manual);
+            // NAME's config here now names the new file (made from the server's if new).
+            let d = match all.get(&name) {
+                Ok(d) => Deployment { db: to.clone(), ..d },
+                Err(_) => Deployment { name: name.clone(), db: to.clone(), tenant_schema: report.tenant_schema.clone(), interval, enabled: report.enabled },
+            };
+            all.save(&d)?;
+            json!({"restored": report, "deployment": d})
+        }
     })
 }
 
-fn set_enabled(all: &Deployments, name: &str, enabled: bool) -> Result<Value, Failure> {
-    let mut d = all.get(name)?;
-    d.enabled = enabled;
+/// Save a deployment's changed config; the daemon reads it at its next tick, and the
+/// server's copy (`client_config`) is updated now if the server can be reached (else
+/// at its next sync).
+async fn saved(all: &Deployments, d: Deployment) -> Result<Value, Failure> {
     all.save(&d)?;
-    Ok(json!(d))
+    let on_server = match all.database_url() {
+        Ok(url) => match connect(&url).await {
+            Ok(pg) => schedule::publish_config(&pg, &d).await.is_ok(),
+            Err(_) => false,
+        },
+        Err(_) => false,
+    };
+    let mut out = json!(d);
+    out["server_updated"] = json!(on_server);
+    Ok(out)
+}
+
+/// `supasync daemon`: every deployment in `config` on its interval, until stopped
+/// (Ctrl-C, or SIGTERM from systemd). One JSON line per event on stdout (readable
+/// text on a terminal).
+pub async fn daemon(config: &Path, retry: Duration) -> Result<Value, Failure> {
+    let terminal = std::io::stdout().is_terminal();
+    // A closed stdout (the journal restarting, a pipe's reader gone) must not stop it.
+    let log: Arc<dyn Fn(Value) + Send + Sync> = Arc::new(move |v: Value| {
+        let mut out = std::io::stdout().lock();
+        let _ = if terminal { writeln!(out, "{}\n", crate::readable::render(&v).trim_end()) } else { writeln!(out, "{v}") };
+        let _ = out.flush();
+    });
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(|e| fail("runtime", e.to_string()))?;
+    let stop = async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    };
+    schedule::run_daemon(Deployments::new(config), Settings { retry, ..Settings::default() }, log, stop).await?;
+    Ok(Value::Null)
 }
 
 /// One deployment's status: its config, the rows waiting in its file's log, and its
 /// last sync from the server's history (when the server is reachable).
-async fn status(d: &Deployment, pg: Option<&tokio_postgres::Client>) -> Value {
+async fn status(dir: &Path, d: &Deployment, pg: Option<&tokio_postgres::Client>) -> Value {
     let pending = capture::open(&d.db, DEFAULT_WAIT).and_then(|c| capture::pending(&c)).map(|p| json!(p)).unwrap_or_else(|e| json!({"error": e.to_string()}));
     let last = match pg {
         Some(pg) => pg
@@ -191,5 +276,5 @@ async fn status(d: &Deployment, pg: Option<&tokio_postgres::Client>) -> Value {
             .map(|r| r.get::<_, Value>(0)),
         None => None,
     };
-    json!({"name": d.name, "db": d.db, "tenant_schema": d.tenant_schema, "interval": String::from(d.interval), "enabled": d.enabled, "pending": pending, "last_sync": last})
+    json!({"name": d.name, "db": d.db, "tenant_schema": d.tenant_schema, "interval": String::from(d.interval), "enabled": d.enabled, "pending": pending, "last_sync": last, "here": local_status(&Deployments::new(dir), &d.name)})
 }

@@ -7,6 +7,7 @@
 //! `attach` works on another app's SQLite file instead ([`attach`]).
 
 mod attach;
+mod readable;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -185,6 +186,18 @@ enum Cmd {
         #[command(subcommand)]
         cmd: attach::DeploymentsCmd,
     },
+    /// Run every enabled deployment in the config directory on its interval, several at
+    /// once, until stopped; config changes take effect without a restart, and
+    /// `deployments sync-now` is done by it. One JSON line per event (for systemd's
+    /// journal; readable text on a terminal).
+    Daemon {
+        /// The deployments' config directory (default ~/.supasync/deployments).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Seconds before a failed sync is tried again (at most its interval).
+        #[arg(long, default_value_t = 60)]
+        retry_secs: u64,
+    },
 }
 
 /// A CLI failure: a kind for scripts and a message for people.
@@ -335,6 +348,7 @@ async fn run(cli: Cli) -> Result<Value, Failure> {
             return attach::run(db, action);
         }
         Cmd::Deployments { .. } => {}
+        Cmd::Daemon { config, retry_secs } => return attach::daemon(&attach::config_dir(config), Duration::from_secs(*retry_secs)).await,
         _ => {}
     }
     if let Cmd::Deployments { config, cmd } = cli.cmd {
@@ -347,7 +361,7 @@ async fn run(cli: Cli) -> Result<Value, Failure> {
     };
     let e = open(&cli.store, load_schema(&cli.schema)?, &user, batch_size).await?;
     Ok(match cli.cmd {
-        Cmd::Signup { .. } | Cmd::Login { .. } | Cmd::Attach { .. } | Cmd::Deployments { .. } => unreachable!("handled above"),
+        Cmd::Signup { .. } | Cmd::Login { .. } | Cmd::Attach { .. } | Cmd::Deployments { .. } | Cmd::Daemon { .. } => unreachable!("handled above"),
         Cmd::Logout { wipe } => {
             e.sign_out(wipe).await?;
             drop(e);
@@ -521,6 +535,8 @@ async fn watch(e: Replica, table: &str) -> Result<(), Failure> {
 
 fn main() {
     let cli = Cli::parse();
+    // The operator's commands answer a person at a terminal in text.
+    let for_people = matches!(cli.cmd, Cmd::Attach { .. } | Cmd::Deployments { .. }) && std::io::IsTerminal::is_terminal(&std::io::stdout());
     // Two workers: a push's next request travels while the SQLite store writes the last
     // batch's confirmations on the other (see the push module in supasync-core).
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
@@ -532,6 +548,7 @@ fn main() {
     };
     match rt.block_on(run(cli)) {
         Ok(Value::Null) => {}
+        Ok(v) if for_people => print!("{}", readable::render(&v)),
         Ok(v) => println!("{v}"),
         Err(f) => {
             let mut err = json!({"error": f.message, "kind": f.kind});
