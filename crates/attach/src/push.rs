@@ -72,11 +72,13 @@ pub(crate) async fn push_all(db: &mut Connection, pg: &mut Client, tenant: &Tena
     ensure_metadata(pg).await?;
     // Follow the app's migrations first: new tables captured, new columns on the server.
     let installed = capture::install(db)?;
-    let shapes = ensure_schema(pg, tenant, &installed.tables).await?;
+    let (shapes, reshaped) = ensure_schema(pg, tenant, &installed.tables).await?;
     crate::restore::remember_schema(pg, tenant, db).await?;
     let tables: BTreeMap<&str, (&AppTable, &TenantTable)> = installed.tables.iter().zip(&shapes).map(|(a, t)| (a.name.as_str(), (a, t))).collect();
     let mut report = PushReport::default();
-    for name in &installed.fresh {
+    let mut whole = installed.fresh.clone();
+    whole.extend(reshaped.into_iter().filter(|t| !installed.fresh.contains(t)));
+    for name in &whole {
         let Some((app, shape)) = tables.get(name.as_str()) else { continue };
         let since = capture::capture_began(db, name)?;
         copy_whole(db, pg, tenant, app, shape, &mut report, progress).await?;

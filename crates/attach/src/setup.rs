@@ -38,7 +38,11 @@ pub async fn ensure_metadata(pg: &mut Client) -> Result<(), AttachError> {
 /// Make the tenant's schema match the app's tables: create what is missing (schema,
 /// tables, columns the app added since); never drop or retype what is there. Returns
 /// each table's columns with their Postgres types, as the sync carries values.
-pub async fn ensure_schema(pg: &mut Client, tenant: &Tenant, tables: &[AppTable]) -> Result<Vec<TenantTable>, AttachError> {
+///
+/// Also the tables it created or added columns to: what the server holds of them is
+/// not whole (a table dropped by hand, or a column the app added, whose existing rows
+/// hold its default in the file), so the sync copies them whole.
+pub async fn ensure_schema(pg: &mut Client, tenant: &Tenant, tables: &[AppTable]) -> Result<(Vec<TenantTable>, Vec<String>), AttachError> {
     let tx = pg.transaction().await?;
     let s = ident(&tenant.schema);
     tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {s}")).await?;
@@ -53,26 +57,64 @@ pub async fn ensure_schema(pg: &mut Client, tenant: &Tenant, tables: &[AppTable]
     }
     crate::server_log::ensure_log(&tx, tenant).await?;
     let mut out = vec![];
+    let mut reshaped = vec![];
     for t in tables {
         let tt = TenantTable::of(t);
-        let cols: Vec<String> = tt.columns.iter().map(|(c, ty)| format!("{} {}", ident(c), ty.sql())).collect();
-        let key: Vec<String> = tt.key.iter().map(|k| ident(k)).collect();
-        tx.batch_execute(&format!("CREATE TABLE IF NOT EXISTS {s}.{} ({}, PRIMARY KEY ({}))", ident(&t.name), cols.join(", "), key.join(", "))).await?;
-        let have: Vec<String> = tx
-            .query("SELECT column_name::text FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2", &[&tenant.schema, &t.name])
+        let name = ident(&t.name);
+        let have: Vec<(String, String)> = tx
+            .query("SELECT column_name::text, data_type::text FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2", &[&tenant.schema, &t.name])
             .await?
             .iter()
-            .map(|r| r.get(0))
+            .map(|r| (r.get(0), r.get(1)))
             .collect();
-        for (c, ty) in &tt.columns {
-            if !have.contains(c) {
-                tx.batch_execute(&format!("ALTER TABLE {s}.{} ADD COLUMN {} {}", ident(&t.name), ident(c), ty.sql())).await?;
+        if have.is_empty() {
+            let cols: Vec<String> = tt.columns.iter().map(|(c, ty)| format!("{} {}", ident(c), ty.sql())).collect();
+            let key: Vec<String> = tt.key.iter().map(|k| ident(k)).collect();
+            tx.batch_execute(&format!("CREATE TABLE {s}.{name} ({}, PRIMARY KEY ({}))", cols.join(", "), key.join(", "))).await?;
+            reshaped.push(t.name.clone());
+        } else {
+            check_by_hand(&tx, tenant, &tt, &have).await?;
+            for (c, ty) in &tt.columns {
+                if !have.iter().any(|(h, _)| h == c) {
+                    tx.batch_execute(&format!("ALTER TABLE {s}.{name} ADD COLUMN {} {}", ident(c), ty.sql())).await?;
+                    if !reshaped.contains(&t.name) {
+                        reshaped.push(t.name.clone());
+                    }
+                }
             }
         }
         crate::server_log::ensure_trigger(&tx, tenant, &tt).await?;
         out.push(tt);
     }
     tx.commit().await?;
-    Ok(out)
+    Ok((out, reshaped))
 }
 
+
+/// A tenant table changed by hand in a way the sync cannot write to (a column retyped,
+/// another primary key) is refused before anything is written, naming what differs.
+/// Columns added by hand are left alone (the sync neither fills nor clears them).
+async fn check_by_hand(tx: &tokio_postgres::Transaction<'_>, tenant: &Tenant, tt: &TenantTable, have: &[(String, String)]) -> Result<(), AttachError> {
+    let changed = |what: String| AttachError::Invalid(format!("tenant schema {}: table {} {what} (changed by hand?): change it back, or drop the table and the next sync makes it again from the app's file", tenant.schema, tt.name));
+    for (c, ty) in &tt.columns {
+        if let Some((_, found)) = have.iter().find(|(h, _)| h == c) {
+            if found != ty.sql() {
+                return Err(changed(format!("column {c} is {found} on the server where the sync writes {}", ty.sql())));
+            }
+        }
+    }
+    let key: Vec<String> = tx
+        .query(
+            "SELECT a.attname::text FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+             WHERE i.indrelid = format('%I.%I', $1::text, $2::text)::regclass AND i.indisprimary ORDER BY array_position(i.indkey::int2[], a.attnum)",
+            &[&tenant.schema, &tt.name],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if key != tt.key {
+        return Err(changed(format!("has primary key ({}) on the server where the sync keys rows by ({})", key.join(", "), tt.key.join(", "))));
+    }
+    Ok(())
+}

@@ -198,7 +198,7 @@ async fn the_apps_migrations_reach_the_server() {
     )
     .unwrap();
     let report = push(&mut db, &mut pg, &tenant).await.unwrap();
-    assert_eq!(report.copied_whole, vec!["folder"]);
+    assert_eq!(report.copied_whole, vec!["folder", "chat"], "a new table, and one with a new column (its rows hold the column's default in the file)");
     assert_eq!(server_rows(&pg, "mig_tenant", "folder").await, vec![json!({"id": "f", "name": "Trips"})]);
     let chat = server_rows(&pg, "mig_tenant", "chat").await;
     assert_eq!(chat[0]["pinned"], json!(true));
@@ -239,4 +239,41 @@ async fn bad_input_is_refused_clearly_and_nothing_changes() {
     app.execute("UPDATE chat SET created_at = 1733300000 WHERE id = 'bad'", []).unwrap();
     assert_eq!(push(&mut db, &mut pg, &Tenant::new("bad", "bad_tenant").unwrap()).await.unwrap().upserted, 1);
     assert_eq!(server_rows(&pg, "bad_tenant", "chat").await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_tenant_schema_changed_by_hand_is_refused_clearly_or_made_whole_again() {
+    let (_s, mut pg) = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = app_db(dir.path(), "webui.db");
+    let tenant = Tenant::new("hand", "hand_tenant").unwrap();
+    let app = Connection::open(&path).unwrap();
+    app.execute_batch("INSERT INTO chat (id, user_id, created_at) VALUES ('a', 'u1', 1), ('b', 'u1', 2); INSERT INTO chat_tag VALUES ('a', 't');").unwrap();
+    let mut db = open(&path);
+    push(&mut db, &mut pg, &tenant).await.unwrap();
+    // A column retyped by hand: refused, naming it; nothing written, nothing forgotten.
+    pg.batch_execute("ALTER TABLE hand_tenant.chat ALTER COLUMN created_at TYPE text").await.unwrap();
+    app.execute("UPDATE chat SET title = 'new' WHERE id = 'a'", []).unwrap();
+    match push(&mut db, &mut pg, &tenant).await {
+        Err(e @ AttachError::Invalid(_)) => {
+            let msg = e.to_string();
+            assert!(msg.contains("hand_tenant") && msg.contains("created_at") && msg.contains("text") && msg.contains("bigint"), "{msg}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(capture::pending(&db).unwrap().get("chat"), Some(&1));
+    let title: Option<String> = pg.query_one("SELECT title FROM hand_tenant.chat WHERE id = 'a'", &[]).await.unwrap().get(0);
+    assert_eq!(title, None);
+    // Changed back, it goes on.
+    pg.batch_execute("ALTER TABLE hand_tenant.chat ALTER COLUMN created_at TYPE bigint USING created_at::bigint").await.unwrap();
+    push(&mut db, &mut pg, &tenant).await.unwrap();
+    // Another primary key: refused too.
+    pg.batch_execute("ALTER TABLE hand_tenant.chat_tag DROP CONSTRAINT chat_tag_pkey, ADD PRIMARY KEY (chat_id)").await.unwrap();
+    let e = push(&mut db, &mut pg, &tenant).await.unwrap_err().to_string();
+    assert!(e.contains("chat_tag") && e.contains("primary key (chat_id)") && e.contains("(tag, chat_id)"), "{e}");
+    // A table dropped by hand: made again, and copied whole from the file.
+    pg.batch_execute("DROP TABLE hand_tenant.chat_tag; DROP TABLE hand_tenant.chat").await.unwrap();
+    let report = push(&mut db, &mut pg, &tenant).await.unwrap();
+    assert_eq!(report.copied_whole, vec!["chat", "chat_tag"]);
+    assert_eq!(server_rows(&pg, "hand_tenant", "chat").await.len(), 2);
 }
