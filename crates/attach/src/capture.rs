@@ -110,6 +110,11 @@ pub fn open(path: &std::path::Path, wait: Duration) -> Result<Connection, Attach
     }
     let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX).map_err(|e| not_db(e.to_string()))?;
     conn.busy_timeout(wait)?;
+    // The sync writes rows in batches, a table at a time, as they come, not in the
+    // order of the app's foreign keys; and a delete it applies must not cascade (the
+    // other rows' own changes come with the batch). SQLite's default is off (and Open
+    // WebUI leaves it so); the bundled SQLite this crate links turns it on.
+    conn.execute_batch("PRAGMA foreign_keys = OFF")?;
     // Reading the schema fails on a file that is not a database.
     conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get::<_, i64>(0)).map_err(|e| not_db(e.to_string()))?;
     Ok(conn)

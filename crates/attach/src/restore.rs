@@ -138,7 +138,8 @@ pub async fn restore(pg: &mut Client, name: &str, to: &Path, progress: &mut dyn 
 
 async fn build(pg: &mut Client, tenant: &Tenant, ddl: &[Value], path: &Path, progress: &mut dyn Progress) -> Result<BTreeMap<String, TableCheck>, AttachError> {
     let mut db = Connection::open(path)?;
-    db.execute_batch("PRAGMA journal_mode = WAL")?;
+    // Tables are filled one after another, not in the order of their foreign keys.
+    db.execute_batch("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = OFF")?;
     let sql_of = |kind: &str| ddl.iter().filter(move |d| d["type"] == kind).filter_map(|d| d["sql"].as_str().map(String::from)).collect::<Vec<_>>();
     for sql in sql_of("table") {
         db.execute_batch(&sql)?;
