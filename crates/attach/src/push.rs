@@ -33,7 +33,7 @@ use crate::rows::{key_of, key_text, logged_key, read_row, row_json, select_sql, 
 use crate::server_log;
 use crate::setup::{ensure_metadata, ensure_schema};
 use crate::sync_log::{log_outcome, Counts};
-use crate::tenant::{ident, Tenant, TenantTable};
+use crate::tenant::{ident, PgType, Tenant, TenantTable};
 
 /// Log entries per batch (and rows per statement of a whole-table copy).
 pub const BATCH: usize = 1000;
@@ -203,6 +203,27 @@ async fn copy_chunks(db: &mut Connection, pg: &mut Client, tenant: &Tenant, app:
     let target = format!("{}.{}", ident(&tenant.schema), ident(&shape.name));
     let keys: Vec<String> = shape.key.iter().map(|k| ident(k)).collect();
     let total: i64 = db.query_row(&format!("SELECT count(*) FROM {}", inspect::ident(&app.name)), [], |r| r.get(0))?;
+    // A table the server holds nothing of (a first sync): COPY, the database's own
+    // fastest way in. If the server refuses a value there, the whole COPY is undone and
+    // the table goes the row-by-row way below, which sets such rows aside.
+    {
+        let tx = pg.transaction().await?;
+        server_log::applying(&tx).await?;
+        if tx.query_opt(&format!("SELECT 1 FROM {target} LIMIT 1"), &[]).await?.is_none() {
+            match copy_into_empty(db, &tx, &target, app, shape, total as u64, progress).await {
+                Ok((sent, records)) => {
+                    server_log::forget_table(&tx, tenant, &shape.name).await?;
+                    for r in &records {
+                        history::record(&tx, tenant, r).await?;
+                    }
+                    tx.commit().await?;
+                    return Ok((sent, 0, records));
+                }
+                Err(AttachError::Postgres(e)) if refused_value(&e) => drop(tx),
+                Err(e) => return Err(e),
+            }
+        }
+    }
     let tx = pg.transaction().await?;
     server_log::applying(&tx).await?;
     tx.batch_execute(&format!("CREATE TEMP TABLE _supasync_seen ON COMMIT DROP AS SELECT {} FROM {target} WITH NO DATA", keys.join(", "))).await?;
@@ -233,6 +254,58 @@ async fn copy_chunks(db: &mut Connection, pg: &mut Client, tenant: &Tenant, app:
     }
     tx.commit().await?;
     Ok((sent, gone, records))
+}
+
+/// Every row of the file's table into the server's empty one, in one `COPY` (CSV).
+async fn copy_into_empty(db: &mut Connection, tx: &Transaction<'_>, target: &str, app: &AppTable, shape: &TenantTable, total: u64, progress: &mut dyn Progress) -> Result<(u64, Vec<Record>), AttachError> {
+    use futures_util::SinkExt;
+    let cols: Vec<String> = shape.columns.iter().map(|(c, _)| ident(c)).collect();
+    let sink = tx.copy_in(&format!("COPY {target} ({}) FROM STDIN (FORMAT csv)", cols.join(", "))).await?;
+    let mut sink = std::pin::pin!(sink);
+    let mut after: Option<Vec<SqlValue>> = None;
+    let (mut sent, mut read, mut records) = (0, 0, vec![]);
+    loop {
+        let (chunk, last) = read_chunk(db, app, shape, after.as_deref())?;
+        if chunk.is_empty() {
+            break;
+        }
+        read += chunk.len() as u64;
+        let mut csv = String::new();
+        for row in chunk {
+            match row {
+                Ok(row) => {
+                    csv_line(&mut csv, shape, &row);
+                    sent += 1;
+                }
+                Err(r) => records.push(r),
+            }
+        }
+        sink.send(std::io::Cursor::new(csv.into_bytes())).await?;
+        progress.step(&Step { phase: "copy", table: shape.name.clone(), done: read, total: Some(total) });
+        after = Some(last);
+    }
+    sink.finish().await?;
+    Ok((sent, records))
+}
+
+/// A row (server form) as a CSV line in the shape's column order: NULL as an empty
+/// field, every other value quoted, JSON columns as their JSON text.
+fn csv_line(out: &mut String, shape: &TenantTable, row: &Value) {
+    for (i, (c, ty)) in shape.columns.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let text = match (row.get(c).unwrap_or(&Value::Null), ty) {
+            (Value::Null, _) => continue,
+            (v, PgType::Jsonb | PgType::Any) => v.to_string(),
+            (Value::String(s), _) => s.clone(),
+            (v, _) => v.to_string(),
+        };
+        out.push('"');
+        out.push_str(&text.replace('"', "\"\""));
+        out.push('"');
+    }
+    out.push('\n');
 }
 
 /// Up to [`BATCH`] rows in key order after the key `after` (each as the server takes

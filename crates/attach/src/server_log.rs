@@ -92,7 +92,8 @@ pub(crate) async fn ensure_trigger(pg: &impl GenericClient, tenant: &Tenant, sha
         // The key's column names go in as trigger arguments: string literals, quoted.
         let args = shape.key.iter().map(|k| format!("'{}'", k.replace('\'', "''"))).collect::<Vec<_>>().join(", ");
         pg.batch_execute(&format!(
-            "CREATE TRIGGER {TRIGGER} AFTER INSERT OR UPDATE OR DELETE ON {}.{} FOR EACH ROW EXECUTE FUNCTION {METADATA}.{FUNCTION}({args})",
+            // The sync's own writes are skipped by the WHEN clause, before any PL/pgSQL runs.
+            "CREATE TRIGGER {TRIGGER} AFTER INSERT OR UPDATE OR DELETE ON {}.{} FOR EACH ROW WHEN (current_setting('supasync.applying', true) IS DISTINCT FROM 'on') EXECUTE FUNCTION {METADATA}.{FUNCTION}({args})",
             ident(&tenant.schema),
             ident(&shape.name)
         ))
