@@ -128,15 +128,27 @@ pub fn install(conn: &mut Connection) -> Result<Installed, AttachError> {
     let tables = app_tables(conn)?;
     // Usually nothing changed since the last sync: then the app's write lock is not
     // taken at all.
-    if up_to_date(conn, &tables)? {
-        let fresh = not_copied(conn)?;
-        return Ok(Installed { tables, fresh, journal_mode });
+    if !up_to_date(conn, &tables)? {
+        install_triggers(conn, &tables)?;
     }
+    begin_again_if_renumbered(conn, &tables)?;
+    let fresh = not_copied(conn)?;
+    Ok(Installed { tables, fresh, journal_mode })
+}
+
+/// Create what the capture needs and (re)create each table's triggers; record tables
+/// whose capture begins (new, keyed anew, rebuilt) as not yet copied whole.
+fn install_triggers(conn: &mut Connection, tables: &[AppTable]) -> Result<(), AttachError> {
     let tx = immediate(conn, "installing the capture triggers")?;
     tx.execute_batch(&format!(
         "CREATE TABLE IF NOT EXISTS {LOG} (seq INTEGER PRIMARY KEY, t INTEGER NOT NULL, op INTEGER NOT NULL, at INTEGER NOT NULL, k1);
-         CREATE TABLE IF NOT EXISTS {CAPTURED} (id INTEGER PRIMARY KEY, tbl TEXT NOT NULL UNIQUE, key TEXT NOT NULL, since INTEGER NOT NULL, copied INTEGER NOT NULL DEFAULT 0);"
+         CREATE TABLE IF NOT EXISTS {CAPTURED} (id INTEGER PRIMARY KEY, tbl TEXT NOT NULL UNIQUE, key TEXT NOT NULL, since INTEGER NOT NULL, copied INTEGER NOT NULL DEFAULT 0,
+                                                n INTEGER NOT NULL DEFAULT 0, s INTEGER NOT NULL DEFAULT 0);"
     ))?;
+    // A log made before the rowid fingerprint (n, s) was kept.
+    if !has_fingerprint(&tx)? {
+        tx.execute_batch(&format!("ALTER TABLE {CAPTURED} ADD COLUMN n INTEGER NOT NULL DEFAULT 0; ALTER TABLE {CAPTURED} ADD COLUMN s INTEGER NOT NULL DEFAULT 0;"))?;
+    }
     // Enough key columns in the log for the widest key.
     let widest = tables.iter().map(|t| t.key_exprs("NEW").len()).max().unwrap_or(1);
     for k in key_columns(&tx)? + 1..=widest {
@@ -145,7 +157,7 @@ pub fn install(conn: &mut Connection) -> Result<Installed, AttachError> {
     let had = captured(&tx)?;
     let existing = our_triggers(&tx)?;
     let mut wanted = std::collections::BTreeSet::new();
-    for t in &tables {
+    for t in tables {
         let key = serde_json::to_string(&t.key).map_err(|e| AttachError::Corrupt(e.to_string()))?;
         let id = match had.get(&t.name) {
             Some((id, _)) => *id,
@@ -167,6 +179,9 @@ pub fn install(conn: &mut Connection) -> Result<Installed, AttachError> {
         if had.get(&t.name).map(|(_, k)| k) != Some(&key) || rebuilt {
             // Strictly later than before, even within one millisecond.
             tx.execute(&format!("UPDATE {CAPTURED} SET key = ?2, since = max(since + 1, {NOW_MS}), copied = 0 WHERE id = ?1"), (id, &key))?;
+            if t.key == KeyRule::RowId {
+                set_fingerprint(&tx, t, id)?;
+            }
         }
     }
     for name in existing.keys().filter(|n| !wanted.contains(*n)) {
@@ -177,9 +192,54 @@ pub fn install(conn: &mut Connection) -> Result<Installed, AttachError> {
         tx.execute(&format!("DELETE FROM {LOG} WHERE t = ?1"), [id])?;
         tx.execute(&format!("DELETE FROM {CAPTURED} WHERE tbl = ?1"), [gone])?;
     }
-    let fresh = not_copied(&tx)?;
     tx.commit()?;
-    Ok(Installed { tables, fresh, journal_mode })
+    Ok(())
+}
+
+/// A table without a primary key is keyed by its rowid, which `VACUUM` renumbers
+/// without firing a trigger. Its triggers keep a fingerprint of its rowids (how many,
+/// and their sum) in `_supasync_tables`; a table whose rowids no longer add up was
+/// renumbered (or lost rows no trigger saw): its log entries name the wrong rows, so
+/// they are dropped and the table is copied whole again. The check reads each such
+/// table (a count and a sum), and takes the write lock only when one moved.
+fn begin_again_if_renumbered(conn: &mut Connection, tables: &[AppTable]) -> Result<(), AttachError> {
+    let rowid_tables: Vec<&AppTable> = tables.iter().filter(|t| t.key == KeyRule::RowId).collect();
+    if rowid_tables.is_empty() {
+        return Ok(());
+    }
+    let moved = |c: &Connection, t: &AppTable| -> Result<Option<i64>, AttachError> {
+        let (id, n, s): (i64, i64, i64) = c.query_row(&format!("SELECT id, n, s FROM {CAPTURED} WHERE tbl = ?1"), [&t.name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        let (count, sum): (i64, i64) = c.query_row(&format!("SELECT count(*), coalesce(sum(rowid), 0) FROM {}", ident(&t.name)), [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(((count, sum) != (n, s)).then_some(id))
+    };
+    let mut any = false;
+    for t in &rowid_tables {
+        any |= moved(conn, t)?.is_some();
+    }
+    if !any {
+        return Ok(());
+    }
+    let tx = immediate(conn, "recapturing a table whose rowids were renumbered")?;
+    for t in rowid_tables {
+        if let Some(id) = moved(&tx, t)? {
+            tx.execute(&format!("DELETE FROM {LOG} WHERE t = ?1"), [id])?;
+            tx.execute(&format!("UPDATE {CAPTURED} SET since = max(since + 1, {NOW_MS}), copied = 0 WHERE id = ?1"), [id])?;
+            set_fingerprint(&tx, t, id)?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Set a rowid table's fingerprint to what it holds now (inside a write transaction).
+fn set_fingerprint(tx: &Connection, t: &AppTable, id: i64) -> Result<(), AttachError> {
+    let table = ident(&t.name);
+    tx.execute(&format!("UPDATE {CAPTURED} SET n = (SELECT count(*) FROM {table}), s = (SELECT coalesce(sum(rowid), 0) FROM {table}) WHERE id = ?1"), [id])?;
+    Ok(())
+}
+
+fn has_fingerprint(conn: &Connection) -> Result<bool, AttachError> {
+    Ok(conn.query_row(&format!("SELECT count(*) FROM pragma_table_info('{CAPTURED}') WHERE name = 's'"), [], |r| r.get::<_, i64>(0))? > 0)
 }
 
 /// Whether the capture is installed as `tables` need it: the log wide enough, each
@@ -189,7 +249,7 @@ fn up_to_date(conn: &Connection, tables: &[AppTable]) -> Result<bool, AttachErro
         return Ok(false);
     }
     let widest = tables.iter().map(|t| t.key_exprs("NEW").len()).max().unwrap_or(1);
-    if key_columns(conn)? < widest {
+    if key_columns(conn)? < widest || !has_fingerprint(conn)? {
         return Ok(false);
     }
     let had = captured(conn)?;
@@ -356,20 +416,29 @@ fn triggers(t: &AppTable, id: i64) -> Vec<(String, String)> {
     let log = |key: &[String], op: Op| format!("INSERT INTO {LOG} (t, op, at, {cols}) VALUES ({id}, {}, {NOW_MS}, {})", op.code(), key.join(", "));
     let key_changed = new.iter().zip(&old).map(|(n, o)| format!("{o} IS NOT {n}")).collect::<Vec<_>>().join(" OR ");
     let name = |what: &str| format!("{PREFIX}{}_{what}", t.name);
+    // A rowid table's fingerprint (see `begin_again_if_renumbered`), kept by each write.
+    let (on_insert, on_update, on_delete) = match t.key {
+        KeyRule::RowId => (
+            format!(" UPDATE {CAPTURED} SET n = n + 1, s = s + NEW.rowid WHERE id = {id};"),
+            format!(" UPDATE {CAPTURED} SET s = s - OLD.rowid + NEW.rowid WHERE id = {id} AND OLD.rowid IS NOT NEW.rowid;"),
+            format!(" UPDATE {CAPTURED} SET n = n - 1, s = s - OLD.rowid WHERE id = {id};"),
+        ),
+        KeyRule::PrimaryKey(_) => Default::default(),
+    };
     vec![
-        (name("insert"), format!("CREATE TRIGGER {} AFTER INSERT ON {table} BEGIN {}; END", ident(&name("insert")), log(&new, Op::Insert))),
+        (name("insert"), format!("CREATE TRIGGER {} AFTER INSERT ON {table} BEGIN {};{on_insert} END", ident(&name("insert")), log(&new, Op::Insert))),
         (
             name("update"),
             format!(
                 // A key changed: the old row is gone, the new one is there.
-                "CREATE TRIGGER {} AFTER UPDATE ON {table} BEGIN INSERT INTO {LOG} (t, op, at, {cols}) SELECT {id}, {}, {NOW_MS}, {} WHERE {key_changed}; {}; END",
+                "CREATE TRIGGER {} AFTER UPDATE ON {table} BEGIN INSERT INTO {LOG} (t, op, at, {cols}) SELECT {id}, {}, {NOW_MS}, {} WHERE {key_changed}; {};{on_update} END",
                 ident(&name("update")),
                 Op::Delete.code(),
                 old.join(", "),
                 log(&new, Op::Update)
             ),
         ),
-        (name("delete"), format!("CREATE TRIGGER {} AFTER DELETE ON {table} BEGIN {}; END", ident(&name("delete")), log(&old, Op::Delete))),
+        (name("delete"), format!("CREATE TRIGGER {} AFTER DELETE ON {table} BEGIN {};{on_delete} END", ident(&name("delete")), log(&old, Op::Delete))),
     ]
 }
 

@@ -277,3 +277,38 @@ async fn a_tenant_schema_changed_by_hand_is_refused_clearly_or_made_whole_again(
     assert_eq!(report.copied_whole, vec!["chat", "chat_tag"]);
     assert_eq!(server_rows(&pg, "hand_tenant", "chat").await.len(), 2);
 }
+
+#[tokio::test]
+async fn a_vacuum_that_renumbers_a_table_without_a_key_is_copied_whole_again() {
+    let (_s, mut pg) = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = app_db(dir.path(), "webui.db");
+    let tenant = Tenant::new("vac", "vac_tenant").unwrap();
+    let app = Connection::open(&path).unwrap();
+    for i in 1..=10 {
+        app.execute("INSERT INTO event_log (what) VALUES (?1)", [format!("e{i}")]).unwrap();
+    }
+    let mut db = open(&path);
+    push(&mut db, &mut pg, &tenant).await.unwrap();
+    // Deletes the triggers see: no whole copy.
+    app.execute("DELETE FROM event_log WHERE what IN ('e2', 'e3', 'e4')", []).unwrap();
+    let report = push(&mut db, &mut pg, &tenant).await.unwrap();
+    assert!(report.copied_whole.is_empty(), "{report:?}");
+    // VACUUM renumbers the rowids (1..7) with no trigger firing; then the app writes.
+    app.execute_batch("VACUUM; UPDATE event_log SET at = 'x' WHERE what = 'e10'; INSERT INTO event_log (what) VALUES ('late');").unwrap();
+    let report = push(&mut db, &mut pg, &tenant).await.unwrap();
+    assert_eq!(report.copied_whole, vec!["event_log"]);
+    let file: Vec<Value> = app
+        .prepare("SELECT rowid, what, at FROM event_log ORDER BY rowid")
+        .unwrap()
+        .query_map([], |r| Ok(json!({"_rowid": r.get::<_, i64>(0)?, "what": r.get::<_, String>(1)?, "at": r.get::<_, Option<String>>(2)?})))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(file.len(), 8);
+    assert_eq!(file[1]["what"], json!("e5"), "renumbered: e5 is rowid 2 now");
+    let mut server = server_rows(&pg, "vac_tenant", "event_log").await;
+    server.sort_by_key(|r| r["_rowid"].as_i64());
+    assert_eq!(server, file, "the server holds the file's rows under their new rowids");
+    assert!(push(&mut db, &mut pg, &tenant).await.unwrap().copied_whole.is_empty(), "and it settles");
+}
