@@ -169,14 +169,3 @@ pub fn back_up(conn: &rusqlite::Connection, deployments: &Deployments, name: &st
     conn.execute("VACUUM INTO ?1", [path.to_string_lossy()])?;
     Ok(path)
 }
-
-/// A connection to the database to sync to. The connection string holds a password:
-/// it is never part of an error or a log line.
-pub async fn connect(url: &str) -> Result<tokio_postgres::Client, AttachError> {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
-    tokio::spawn(async move {
-        // The client's next request reports a connection that ended.
-        let _ = conn.await;
-    });
-    Ok(client)
-}

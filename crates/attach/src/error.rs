@@ -16,7 +16,7 @@ pub enum AttachError {
     #[error("{0}")]
     Invalid(String),
     /// The server (Postgres) refused or could not be reached.
-    #[error("postgres: {0}")]
+    #[error("postgres: {}", with_causes(.0))]
     Postgres(#[from] tokio_postgres::Error),
     /// A row the server cannot take as it is in SQLite (a value that does not fit its
     /// column's type).
@@ -25,4 +25,19 @@ pub enum AttachError {
     /// What the change log holds is not what this crate wrote there.
     #[error("the change log is corrupt: {0}")]
     Corrupt(String),
+}
+
+/// An error with what caused it, down the chain (tokio-postgres keeps a TLS
+/// handshake's reason, an unknown certificate authority say, one level down).
+fn with_causes(e: &tokio_postgres::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let said = c.to_string();
+        if !text.contains(&said) {
+            text = format!("{text}: {said}");
+        }
+        cause = c.source();
+    }
+    text
 }

@@ -29,6 +29,7 @@
 //! it, then forget it), not the code.
 
 pub mod capture;
+pub mod connect;
 pub mod deployment;
 pub mod error;
 pub mod history;

@@ -33,7 +33,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
 use crate::capture::{self, DEFAULT_WAIT};
-use crate::deployment::{connect, Deployment, Deployments, Interval};
+use crate::connect::connect;
+use crate::deployment::{Deployment, Deployments, Interval};
 use crate::error::AttachError;
 use crate::progress::{Progress, Step};
 use crate::sync::{sync, SyncReport};

@@ -97,14 +97,14 @@ pub async fn enable(config: &Path, db: &Path, name: &str, tenant_schema: &str, i
 
 /// A failure to reach the server said as such (the connection string is never in it).
 fn network(e: AttachError) -> Failure {
-    match e {
-        AttachError::Postgres(e) if e.as_db_error().is_none() => fail("network", format!("cannot reach the database to sync to: {e}")),
-        other => other.into(),
+    match &e {
+        AttachError::Postgres(p) if p.as_db_error().is_none() => fail("network", format!("cannot reach the database to sync to ({e})")),
+        _ => e.into(),
     }
 }
 
 async fn connect(url: &str) -> Result<tokio_postgres::Client, Failure> {
-    supasync_attach::deployment::connect(url).await.map_err(network)
+    supasync_attach::connect::connect(url).await.map_err(network)
 }
 
 /// Progress of a long sync on stderr: one line rewritten in place on a terminal, a
