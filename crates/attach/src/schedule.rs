@@ -66,6 +66,18 @@ pub struct LocalStatus {
     pub last_report: Option<Value>,
     /// While a sync runs: how far it has come.
     pub progress: Option<Value>,
+    /// Failures the server's history could not be told of (it was down, or the file
+    /// could not be opened first): written to `owui_sync_log` at the next connection.
+    #[serde(default)]
+    pub unlogged_failures: Vec<UnloggedFailure>,
+}
+
+/// A failed sync not yet in the server's history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnloggedFailure {
+    pub started_ms: i64,
+    pub finished_ms: i64,
+    pub error: String,
 }
 
 fn now_ms() -> i64 {
@@ -117,7 +129,8 @@ pub async fn sync_deployment(all: &Deployments, d: &Deployment, wait: bool, prog
     status.last_started_ms = Some(now_ms());
     status.progress = None;
     save_status(all, &d.name, &status);
-    let outcome = run_one(all, d, &mut status, progress).await;
+    let mut reached_log = false;
+    let outcome = run_one(all, d, &mut status, &mut reached_log, progress).await;
     status.last_finished_ms = Some(now_ms());
     status.last_ok = Some(outcome.is_ok());
     status.progress = None;
@@ -126,17 +139,39 @@ pub async fn sync_deployment(all: &Deployments, d: &Deployment, wait: bool, prog
             status.last_error = None;
             status.last_report = serde_json::to_value(report).ok();
         }
-        Err(e) => status.last_error = Some(e.to_string()),
+        Err(e) => {
+            status.last_error = Some(e.to_string());
+            // The sync logs its own failure on the server, unless it never got that far
+            // or the server went away under it.
+            let server_gone = matches!(e, AttachError::Postgres(p) if p.as_db_error().is_none());
+            if !reached_log || server_gone {
+                status.unlogged_failures.push(UnloggedFailure { started_ms: status.last_started_ms.unwrap_or(0), finished_ms: now_ms(), error: e.to_string() });
+            }
+        }
     }
     save_status(all, &d.name, &status);
     drop(lock);
     outcome
 }
 
-async fn run_one(all: &Deployments, d: &Deployment, status: &mut LocalStatus, progress: &mut dyn Progress) -> Result<SyncReport, AttachError> {
+async fn run_one(all: &Deployments, d: &Deployment, status: &mut LocalStatus, reached_log: &mut bool, progress: &mut dyn Progress) -> Result<SyncReport, AttachError> {
     let tenant = d.tenant()?;
-    let mut db = capture::open(&d.db, DEFAULT_WAIT)?;
     let mut pg = connect(&all.database_url()?).await?;
+    // The server is back: first, the failures it could not hear of.
+    if !status.unlogged_failures.is_empty() {
+        crate::setup::ensure_metadata(&mut pg).await?;
+        for f in &status.unlogged_failures {
+            pg.execute(
+                &format!("INSERT INTO {METADATA}.owui_sync_log (deployment, direction, started_at, finished_at, error) VALUES ($1, 'both', to_timestamp($2::float8 / 1000), to_timestamp($3::float8 / 1000), $4)"),
+                &[&d.name, &(f.started_ms as f64), &(f.finished_ms as f64), &f.error],
+            )
+            .await?;
+        }
+        status.unlogged_failures.clear();
+        save_status(all, &d.name, status);
+    }
+    let mut db = capture::open(&d.db, DEFAULT_WAIT)?;
+    *reached_log = true;
     // Progress to the caller, and to the status file (at most once a second).
     let mut last_saved = 0;
     let mut both = |s: &Step| {

@@ -194,8 +194,12 @@ async fn the_daemon_killed_mid_sync_loses_and_doubles_nothing_and_a_server_down_
     let caught_up = daemon.synced(&["kill"]);
     assert_eq!(caught_up["kill"]["synced"]["pushed"]["upserted"], json!(3000), "{}", caught_up["kill"]);
     let server = pg(s.database_url()).await;
-    let failures: i64 = server.query_one("SELECT count(*) FROM sync_metadata.owui_sync_log WHERE deployment = 'kill' AND error IS NULL", &[]).await.unwrap().get(0);
-    assert_eq!(failures, 1);
+    let succeeded: i64 = server.query_one("SELECT count(*) FROM sync_metadata.owui_sync_log WHERE deployment = 'kill' AND error IS NULL", &[]).await.unwrap().get(0);
+    assert_eq!(succeeded, 1, "one sync went through");
+    let while_down: i64 = server.query_one("SELECT count(*) FROM sync_metadata.owui_sync_log WHERE deployment = 'kill' AND error LIKE '%postgres%'", &[]).await.unwrap().get(0);
+    assert!(while_down >= 1, "the failures while it was down are in the server's history once it is back");
+    let (_, st) = cli(&config, &["deployments", "status", "kill"]);
+    assert_eq!(st["deployments"][0]["here"]["unlogged_failures"], json!([]), "{st}");
 
     // The app changes every row: three batches. The test holds a lock on a row of the
     // last one, so the sync stops there (two batches sent and forgotten); then the
