@@ -61,7 +61,8 @@ pub(crate) async fn ensure(pg: &impl GenericClient) -> Result<(), AttachError> {
            id bigserial PRIMARY KEY, deployment text NOT NULL, tbl text NOT NULL, key jsonb NOT NULL,
            reason text NOT NULL, kept text, from_side text, why text,
            overwritten jsonb, written_at timestamptz, recorded_at timestamptz NOT NULL DEFAULT now());
-         CREATE INDEX IF NOT EXISTS row_history_deployment ON {METADATA}.row_history (deployment, id);"
+         CREATE INDEX IF NOT EXISTS row_history_deployment ON {METADATA}.row_history (deployment, id);
+         ALTER TABLE {METADATA}.row_history ENABLE ROW LEVEL SECURITY;"
     ))
     .await?;
     Ok(())

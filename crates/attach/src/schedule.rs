@@ -70,6 +70,9 @@ pub struct LocalStatus {
     /// could not be opened first): written to `owui_sync_log` at the next connection.
     #[serde(default)]
     pub unlogged_failures: Vec<UnloggedFailure>,
+    /// Failed syncs in a row (the retry delay doubles with each).
+    #[serde(default)]
+    pub failures_in_a_row: u32,
 }
 
 /// A failed sync not yet in the server's history.
@@ -133,6 +136,7 @@ pub async fn sync_deployment(all: &Deployments, d: &Deployment, wait: bool, prog
     let outcome = run_one(all, d, &mut status, &mut reached_log, progress).await;
     status.last_finished_ms = Some(now_ms());
     status.last_ok = Some(outcome.is_ok());
+    status.failures_in_a_row = if outcome.is_ok() { 0 } else { status.failures_in_a_row.saturating_add(1) };
     status.progress = None;
     match &outcome {
         Ok(report) => {
@@ -210,7 +214,9 @@ fn due_ms(d: &Deployment, s: &LocalStatus, settings: &Settings) -> Option<i64> {
     if s.last_started_ms.is_some() && s.last_finished_ms.is_none_or(|f| Some(f) < s.last_started_ms) {
         return Some(0);
     }
-    let wait = if s.last_ok == Some(false) { every.min(settings.retry) } else { every };
+    // After failures, sooner than the interval: the retry delay, doubled with each
+    // failure in a row (exponential backoff), never longer than the interval.
+    let wait = if s.last_ok == Some(false) { every.min(settings.retry.saturating_mul(1 << s.failures_in_a_row.saturating_sub(1).min(16))) } else { every };
     Some(s.last_started_ms.map_or(0, |t| t + wait.as_millis() as i64))
 }
 
@@ -331,4 +337,25 @@ pub async fn ask_daemon(dir: &Path, name: &str) -> Result<Option<Value>, AttachE
 /// Whether a daemon serves `dir`.
 pub async fn daemon_running(dir: &Path) -> bool {
     UnixStream::connect(socket_path(dir)).await.is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_deployment_is_retried_sooner_with_the_delay_doubling_up_to_its_interval() {
+        let d = Deployment { name: "acme".into(), db: "webui.db".into(), tenant_schema: "acme_io".into(), interval: Interval::Every(Duration::from_secs(3600)), enabled: true };
+        let settings = Settings { retry: Duration::from_secs(60), ..Settings::default() };
+        let failed = |n: u32| LocalStatus { last_started_ms: Some(1_000), last_finished_ms: Some(2_000), last_ok: Some(false), failures_in_a_row: n, ..LocalStatus::default() };
+        assert_eq!(due_ms(&d, &failed(1), &settings), Some(1_000 + 60_000));
+        assert_eq!(due_ms(&d, &failed(3), &settings), Some(1_000 + 240_000));
+        assert_eq!(due_ms(&d, &failed(12), &settings), Some(1_000 + 3_600_000), "never later than the interval");
+        let ok = LocalStatus { last_ok: Some(true), failures_in_a_row: 0, ..failed(0) };
+        assert_eq!(due_ms(&d, &ok, &settings), Some(1_000 + 3_600_000));
+        let cut_short = LocalStatus { last_finished_ms: Some(500), ..ok.clone() };
+        assert_eq!(due_ms(&d, &cut_short, &settings), Some(0), "a sync cut short is taken up at once");
+        assert_eq!(due_ms(&Deployment { enabled: false, ..d.clone() }, &ok, &settings), None);
+        assert_eq!(due_ms(&Deployment { interval: Interval::Manual, ..d }, &ok, &settings), None);
+    }
 }

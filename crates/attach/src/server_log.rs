@@ -72,7 +72,8 @@ END $f$;"#
 /// The tenant's log table (idempotent; run inside the schema's transaction).
 pub(crate) async fn ensure_log(pg: &impl GenericClient, tenant: &Tenant) -> Result<(), AttachError> {
     pg.batch_execute(&format!(
-        "CREATE TABLE IF NOT EXISTS {}.{LOG} (seq bigserial PRIMARY KEY, tbl text NOT NULL, op text NOT NULL, key jsonb NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())",
+        "CREATE TABLE IF NOT EXISTS {0}.{LOG} (seq bigserial PRIMARY KEY, tbl text NOT NULL, op text NOT NULL, key jsonb NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp());
+         ALTER TABLE {0}.{LOG} ENABLE ROW LEVEL SECURITY",
         ident(&tenant.schema)
     ))
     .await?;

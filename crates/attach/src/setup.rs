@@ -26,7 +26,16 @@ pub async fn ensure_metadata(pg: &mut Client) -> Result<(), AttachError> {
            started_at timestamptz NOT NULL, finished_at timestamptz NOT NULL DEFAULT now(),
            rows_upserted bigint NOT NULL DEFAULT 0, rows_deleted bigint NOT NULL DEFAULT 0,
            tables jsonb NOT NULL DEFAULT '{{}}', error text);
-         ALTER TABLE {METADATA}.client_config ADD COLUMN IF NOT EXISTS sqlite_schema jsonb;"
+         ALTER TABLE {METADATA}.client_config ADD COLUMN IF NOT EXISTS sqlite_schema jsonb;
+         ALTER TABLE {METADATA}.client_config ENABLE ROW LEVEL SECURITY;
+         ALTER TABLE {METADATA}.owui_sync_log ENABLE ROW LEVEL SECURITY;
+         -- Every tenant's config and history: for the operator only (the seed's
+         -- \"restrict access to sync_metadata\"), whatever a project grants by default.
+         REVOKE ALL ON SCHEMA {METADATA} FROM PUBLIC;
+         DO $r$ BEGIN
+           IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'anon') THEN REVOKE ALL ON SCHEMA {METADATA} FROM anon; END IF;
+           IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'authenticated') THEN REVOKE ALL ON SCHEMA {METADATA} FROM authenticated; END IF;
+         END $r$;"
     ))
     .await?;
     crate::history::ensure(&tx).await?;
@@ -70,7 +79,10 @@ pub async fn ensure_schema(pg: &mut Client, tenant: &Tenant, tables: &[AppTable]
         if have.is_empty() {
             let cols: Vec<String> = tt.columns.iter().map(|(c, ty)| format!("{} {}", ident(c), ty.sql())).collect();
             let key: Vec<String> = tt.key.iter().map(|k| ident(k)).collect();
-            tx.batch_execute(&format!("CREATE TABLE {s}.{name} ({}, PRIMARY KEY ({}))", cols.join(", "), key.join(", "))).await?;
+            // Row level security on, no policy: only the table's owner (the sync) and
+            // roles that bypass RLS (service_role) read or write it until the operator
+            // grants more; the API's anon and authenticated roles see nothing.
+            tx.batch_execute(&format!("CREATE TABLE {s}.{name} ({}, PRIMARY KEY ({})); ALTER TABLE {s}.{name} ENABLE ROW LEVEL SECURITY", cols.join(", "), key.join(", "))).await?;
             reshaped.push(t.name.clone());
         } else {
             check_by_hand(&tx, tenant, &tt, &have).await?;

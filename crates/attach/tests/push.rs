@@ -85,6 +85,16 @@ async fn the_apps_tables_arrive_in_the_tenant_schema_with_their_types() {
     assert_eq!((chats[0]["archived"].clone(), chats[0]["avatar"].clone(), chats[0]["meta"].clone()), (json!(true), json!("\\x00ff"), json!(7)));
     assert_eq!((chats[1]["chat"].clone(), chats[1]["meta"].clone(), chats[1]["title"].clone()), (json!("not json"), json!("seven"), Value::Null));
     assert_eq!(server_rows(&pg, "acme_quantabase_io", "event_log").await, vec![json!({"_rowid": 1, "what": "started", "at": "2026-12-04 08:00:00"})]);
+    // Row level security on every table the sync makes, no policy: the API's roles see
+    // nothing until the operator says otherwise.
+    let open_tables: Vec<String> = pg
+        .query("SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname IN ('acme_quantabase_io', 'sync_metadata') AND c.relkind = 'r' AND NOT c.relrowsecurity", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(open_tables.is_empty(), "{open_tables:?}");
     // The seed's metadata: the tenant's config and a line of history.
     let cfg = pg.query_one("SELECT tenant_schema, last_sync_at IS NOT NULL FROM sync_metadata.client_config WHERE deployment = 'acme'", &[]).await.unwrap();
     assert_eq!((cfg.get::<_, String>(0), cfg.get::<_, bool>(1)), ("acme_quantabase_io".into(), true));
