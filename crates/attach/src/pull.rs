@@ -64,7 +64,8 @@ pub(crate) async fn pull_all(db: &mut Connection, pg: &mut Client, tenant: &Tena
         let entries = server_log::read(&tx, tenant, after, BATCH as i64).await?;
         let Some(last) = entries.last() else { break };
         after = last.seq;
-        let mut incoming: BTreeMap<String, Vec<Incoming>> = BTreeMap::new();
+        // Per table, per row (its key written one way): the row's entries.
+        let mut incoming: BTreeMap<String, BTreeMap<String, Incoming>> = BTreeMap::new();
         let mut unknown = vec![];
         for e in &entries {
             let Some((_, shape)) = by_name.get(e.table.as_str()) else {
@@ -72,19 +73,16 @@ pub(crate) async fn pull_all(db: &mut Connection, pg: &mut Client, tenant: &Tena
                 unknown.push(e.seq);
                 continue;
             };
-            let list = incoming.entry(e.table.clone()).or_default();
-            let k = key_text(shape, &e.key);
-            match list.iter_mut().find(|i| key_text(shape, &i.key) == k) {
-                Some(i) => i.seqs.push(e.seq),
-                None => list.push(Incoming { seqs: vec![e.seq], key: e.key.clone(), row: None }),
-            }
+            let row = incoming.entry(e.table.clone()).or_default().entry(key_text(shape, &e.key)).or_insert_with(|| Incoming { seqs: vec![], key: e.key.clone(), row: None });
+            row.seqs.push(e.seq);
         }
         for (name, list) in incoming.iter_mut() {
             let (_, shape) = by_name[name.as_str()];
-            let keys: Vec<Value> = list.iter().map(|i| i.key.clone()).collect();
-            let mut now: BTreeMap<String, Value> = server_rows(&tx, tenant, shape, &keys).await?.into_iter().map(|r| (key_text(shape, &key_of(shape, &r)), r)).collect();
-            for i in list.iter_mut() {
-                i.row = now.remove(&key_text(shape, &i.key));
+            let keys: Vec<Value> = list.values().map(|i| i.key.clone()).collect();
+            for r in server_rows(&tx, tenant, shape, &keys).await? {
+                if let Some(i) = list.get_mut(&key_text(shape, &key_of(shape, &r))) {
+                    i.row = Some(r);
+                }
             }
         }
         tx.commit().await?;
@@ -106,14 +104,14 @@ pub(crate) async fn pull_all(db: &mut Connection, pg: &mut Client, tenant: &Tena
 
 /// Write one batch into the file, in one transaction; the entries it settled (to
 /// forget on the server) and the rows it set aside.
-fn write_batch(db: &mut Connection, by_name: &BTreeMap<&str, &(AppTable, TenantTable)>, incoming: &BTreeMap<String, Vec<Incoming>>, report: &mut PullReport) -> Result<(Vec<i64>, Vec<Record>), AttachError> {
+fn write_batch(db: &mut Connection, by_name: &BTreeMap<&str, &(AppTable, TenantTable)>, incoming: &BTreeMap<String, BTreeMap<String, Incoming>>, report: &mut PullReport) -> Result<(Vec<i64>, Vec<Record>), AttachError> {
     let tx = capture::immediate(db, "writing the server's edits into the file")?;
     let before = capture::last_seq(&tx)?;
     let mut forget = vec![];
     let mut records = vec![];
     for (name, list) in incoming {
         let (app, shape) = by_name[name.as_str()];
-        for i in list {
+        for i in list.values() {
             let key = match sqlite_key(shape, &i.key) {
                 Ok(k) => k,
                 Err(why) => {

@@ -130,7 +130,13 @@ pub(crate) fn write_row(db: &Connection, app: &AppTable, shape: &TenantTable, ro
     let params: Vec<&SqlValue> = key.iter().chain(&vals).collect();
     let sql_err = |e: rusqlite::Error| e.to_string();
     let updated = if set.is_empty() { 0 } else { db.prepare_cached(&format!("UPDATE {} SET {set}{}", inspect::ident(&app.name), by_key(app))).and_then(|mut s| s.execute(rusqlite::params_from_iter(&params))).map_err(sql_err)? };
-    let exists = updated > 0 || db.prepare_cached(&format!("SELECT 1 FROM {}{}", inspect::ident(&app.name), by_key(app))).and_then(|mut s| s.exists(rusqlite::params_from_iter(&key))).map_err(sql_err)?;
+    // SQLite counts the rows an UPDATE matched, changed or not; with nothing to set
+    // (a table that is all key), ask.
+    let exists = if set.is_empty() {
+        db.prepare_cached(&format!("SELECT 1 FROM {}{}", inspect::ident(&app.name), by_key(app))).and_then(|mut s| s.exists(rusqlite::params_from_iter(&key))).map_err(sql_err)?
+    } else {
+        updated > 0
+    };
     if !exists {
         let (mut icols, mut ivals): (Vec<String>, Vec<&SqlValue>) = (cols.clone(), vals.iter().collect());
         if app.key == KeyRule::RowId {

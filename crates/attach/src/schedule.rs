@@ -21,7 +21,7 @@
 //! turn behind a sync of the same deployment already running, and shows in the
 //! daemon's log like any other.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -220,6 +220,9 @@ fn due_ms(d: &Deployment, s: &LocalStatus, settings: &Settings) -> Option<i64> {
     Some(s.last_started_ms.map_or(0, |t| t + wait.as_millis() as i64))
 }
 
+/// The deployments a sync is running for in this daemon.
+type Running = Arc<Mutex<BTreeSet<String>>>;
+
 /// The daemon's socket in a config directory.
 pub fn socket_path(dir: &Path) -> PathBuf {
     dir.join("daemon.sock")
@@ -237,7 +240,7 @@ pub async fn run_daemon(all: Deployments, settings: Settings, log: Arc<dyn Fn(Va
     let _ = std::fs::remove_file(&sock);
     let listener = UnixListener::bind(&sock).map_err(|e| AttachError::Invalid(format!("{}: {e}", sock.display())))?;
     let all = Arc::new(all);
-    let running: Arc<Mutex<BTreeMap<String, ()>>> = Arc::default();
+    let running: Running = Arc::default();
     let mut known: BTreeMap<String, Deployment> = BTreeMap::new();
     let mut ticker = tokio::time::interval(settings.tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -258,7 +261,7 @@ pub async fn run_daemon(all: Deployments, settings: Settings, log: Arc<dyn Fn(Va
                 }
                 known = now;
                 for d in known.values() {
-                    let busy = running.lock().map(|r| r.contains_key(&d.name)).unwrap_or(true);
+                    let busy = running.lock().map(|r| r.contains(&d.name)).unwrap_or(true);
                     if busy || due_ms(d, &local_status(&all, &d.name), &settings).is_none_or(|due| due > now_ms()) {
                         continue;
                     }
@@ -279,9 +282,9 @@ pub async fn run_daemon(all: Deployments, settings: Settings, log: Arc<dyn Fn(Va
 }
 
 /// Start a sync of `d` in its own task; `reply` gets its outcome.
-fn spawn_sync(all: Arc<Deployments>, d: Deployment, running: Arc<Mutex<BTreeMap<String, ()>>>, log: Arc<dyn Fn(Value) + Send + Sync>, why: &'static str, reply: Option<tokio::sync::oneshot::Sender<Value>>) {
+fn spawn_sync(all: Arc<Deployments>, d: Deployment, running: Running, log: Arc<dyn Fn(Value) + Send + Sync>, why: &'static str, reply: Option<tokio::sync::oneshot::Sender<Value>>) {
     if let Ok(mut r) = running.lock() {
-        r.insert(d.name.clone(), ());
+        r.insert(d.name.clone());
     }
     tokio::spawn(async move {
         log(json!({"deployment": d.name, "sync": "started", "why": why}));
@@ -301,7 +304,7 @@ fn spawn_sync(all: Arc<Deployments>, d: Deployment, running: Arc<Mutex<BTreeMap<
 }
 
 /// One request on the socket: `{"sync_now": NAME}`, answered with the sync's outcome.
-async fn serve(stream: UnixStream, all: Arc<Deployments>, running: Arc<Mutex<BTreeMap<String, ()>>>, log: Arc<dyn Fn(Value) + Send + Sync>) {
+async fn serve(stream: UnixStream, all: Arc<Deployments>, running: Running, log: Arc<dyn Fn(Value) + Send + Sync>) {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     if BufReader::new(read).read_line(&mut line).await.is_err() {
