@@ -4,6 +4,8 @@
 //! one side cannot take is set aside and the rest goes on; the app writing while a
 //! sync runs loses nothing; a restore builds a file that checks out and syncs on.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -14,7 +16,7 @@ use supasync_attach::restore::restore;
 use supasync_attach::sync::sync;
 use supasync_attach::tenant::Tenant;
 use supasync_devserver::DevServer;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 const APP: &str = r#"
 CREATE TABLE chat (id TEXT PRIMARY KEY, user_id TEXT NOT NULL, title TEXT, chat JSON, archived BOOLEAN DEFAULT 0,
@@ -27,25 +29,15 @@ CREATE TRIGGER chat_counted AFTER INSERT ON chat BEGIN INSERT INTO chat_count VA
 "#;
 
 async fn server() -> (DevServer, Client) {
-    let s = DevServer::builder().shared_test_cluster().start().await.expect("dev server");
-    let pg = connect(&s).await;
-    (s, pg)
-}
-
-async fn connect(s: &DevServer) -> Client {
-    let (pg, conn) = tokio_postgres::connect(s.database_url(), NoTls).await.expect("postgres");
-    tokio::spawn(conn);
-    pg
+    common::server().await
 }
 
 fn app_db(dir: &Path, name: &str) -> PathBuf {
-    let path = dir.join(name);
-    Connection::open(&path).unwrap().execute_batch(APP).unwrap();
-    path
+    common::app_db(dir, name, APP)
 }
 
 fn open(path: &Path) -> Connection {
-    capture::open(path, Duration::from_millis(500)).unwrap()
+    common::open(path, Duration::from_millis(500))
 }
 
 fn title(app: &Connection, id: &str) -> Option<String> {

@@ -3,6 +3,8 @@
 //! tenants never cross; a push whose end was lost is sent again without doubling; the
 //! app's migrations reach the server; bad input is refused clearly, changing nothing.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -13,7 +15,7 @@ use supasync_attach::push::push;
 use supasync_attach::tenant::Tenant;
 use supasync_attach::AttachError;
 use supasync_devserver::DevServer;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 const APP: &str = r#"
 CREATE TABLE chat (id TEXT PRIMARY KEY, user_id TEXT NOT NULL, title TEXT, chat JSON, archived BOOLEAN DEFAULT 0,
@@ -23,26 +25,19 @@ CREATE TABLE event_log (what TEXT, at DATETIME);
 "#;
 
 async fn server() -> (DevServer, Client) {
-    let s = DevServer::builder().shared_test_cluster().start().await.expect("dev server");
-    let (pg, conn) = tokio_postgres::connect(s.database_url(), NoTls).await.expect("postgres");
-    tokio::spawn(conn);
-    (s, pg)
+    common::server().await
 }
 
 async fn connect(s: &DevServer) -> Client {
-    let (pg, conn) = tokio_postgres::connect(s.database_url(), NoTls).await.expect("postgres");
-    tokio::spawn(conn);
-    pg
+    common::connect(s).await
 }
 
 fn app_db(dir: &Path, name: &str) -> PathBuf {
-    let path = dir.join(name);
-    Connection::open(&path).unwrap().execute_batch(APP).unwrap();
-    path
+    common::app_db(dir, name, APP)
 }
 
 fn open(path: &Path) -> Connection {
-    capture::open(path, Duration::from_millis(200)).unwrap()
+    common::open(path, Duration::from_millis(200))
 }
 
 /// A table of the tenant schema as sorted JSON rows.
