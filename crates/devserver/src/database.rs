@@ -14,6 +14,7 @@ use tokio_postgres::NoTls;
 use crate::error::StartError;
 
 const BOOTSTRAP_SQL: &str = include_str!("bootstrap.sql");
+const STORAGE_SQL: &str = include_str!("storage/schema.sql");
 
 /// Connect once to `url` (a short-lived admin connection).
 pub async fn connect(url: &str) -> Result<tokio_postgres::Client, StartError> {
@@ -32,7 +33,10 @@ pub async fn bootstrap(url: &str) -> Result<(), StartError> {
     // Roles are cluster-wide; two databases bootstrapping at once could race on CREATE
     // ROLE, so take a cluster-wide advisory lock.
     client.execute("SELECT pg_advisory_lock(4242001)", &[]).await?;
-    let res = client.batch_execute(BOOTSTRAP_SQL).await;
+    let mut res = client.batch_execute(BOOTSTRAP_SQL).await;
+    if res.is_ok() {
+        res = client.batch_execute(STORAGE_SQL).await;
+    }
     client.execute("SELECT pg_advisory_unlock(4242001)", &[]).await?;
     res.map_err(|e| StartError::Postgres(format!("bootstrap failed: {}", crate::pgerr::describe(&e))))
 }

@@ -82,6 +82,27 @@ impl JwtKeys {
 
     /// Verify a token and return its claims. Requires `exp` (not passed) and `role`.
     pub fn verify(&self, token: &str) -> Result<Map<String, Value>, JwtError> {
+        let claims = self.decode(token, "Fields `role` and `exp` are required in JWT")?;
+        let cutoff = self.expired_before.load(std::sync::atomic::Ordering::Relaxed);
+        if claims.get("iat").and_then(Value::as_i64).is_some_and(|iat| iat < cutoff) {
+            return Err(JwtError::Expired { seconds_ago: 0 });
+        }
+        match claims.get("role") {
+            Some(Value::String(r)) if !r.is_empty() => {}
+            _ => return Err(JwtError::Claims("Fields `role` and `exp` are required in JWT".into())),
+        }
+        Ok(claims)
+    }
+
+    /// Verify a token this server signed for its own use (Storage's signed URLs):
+    /// signature and `exp` only, no `role` required.
+    pub fn verify_own(&self, token: &str) -> Result<Map<String, Value>, JwtError> {
+        self.decode(token, "the token has no exp")
+    }
+
+    /// Check the shape, the HS256 signature and `exp` (not passed); `no_exp` is the
+    /// message when it has none.
+    fn decode(&self, token: &str, no_exp: &str) -> Result<Map<String, Value>, JwtError> {
         let parts = token.split('.').count();
         if parts != 3 {
             return Err(JwtError::Malformed(parts));
@@ -101,21 +122,10 @@ impl JwtKeys {
             }
         })?;
         let claims = data.claims;
-        let exp = claims
-            .get("exp")
-            .and_then(Value::as_i64)
-            .ok_or_else(|| JwtError::Claims("Fields `role` and `exp` are required in JWT".into()))?;
+        let exp = claims.get("exp").and_then(Value::as_i64).ok_or_else(|| JwtError::Claims(no_exp.into()))?;
         let now = now_secs();
         if exp <= now {
             return Err(JwtError::Expired { seconds_ago: now - exp });
-        }
-        let cutoff = self.expired_before.load(std::sync::atomic::Ordering::Relaxed);
-        if claims.get("iat").and_then(Value::as_i64).is_some_and(|iat| iat < cutoff) {
-            return Err(JwtError::Expired { seconds_ago: 0 });
-        }
-        match claims.get("role") {
-            Some(Value::String(r)) if !r.is_empty() => {}
-            _ => return Err(JwtError::Claims("Fields `role` and `exp` are required in JWT".into())),
         }
         Ok(claims)
     }

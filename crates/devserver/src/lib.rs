@@ -1,5 +1,5 @@
 //! supasync-devserver: a local server that behaves like Supabase (PostgREST, Auth,
-//! Realtime) as the official clients see it, over a real PostgreSQL with real row-level
+//! Realtime, Storage) as the official clients see it, over a real PostgreSQL with real row-level
 //! security.
 //!
 //! No Supabase can run on our build machines (no Docker), and every part of supasync is
@@ -19,7 +19,8 @@
 //! ```
 //!
 //! Layers: [`cluster`] owns a private PostgreSQL; [`database`] bootstraps it like Supabase
-//! and applies migrations; [`rest`], [`auth`] and [`realtime`] serve the three APIs;
+//! and applies migrations; [`rest`], [`auth`], [`realtime`] and [`storage`] serve the
+//! four APIs;
 //! [`gateway`] does what Supabase's API gateway does first (the `apikey` check).
 
 pub mod auth;
@@ -35,6 +36,7 @@ pub mod realtime;
 pub mod rest;
 pub mod schema;
 pub mod state;
+pub mod storage;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -66,6 +68,7 @@ pub struct DevServerBuilder {
     realtime_poll_ms: u64,
     schemas: Vec<String>,
     shared_cluster: bool,
+    storage_dir: Option<PathBuf>,
 }
 
 impl Default for DevServerBuilder {
@@ -80,6 +83,7 @@ impl Default for DevServerBuilder {
             realtime_poll_ms: 100,
             schemas: vec!["public".into()],
             shared_cluster: false,
+            storage_dir: None,
         }
     }
 }
@@ -130,6 +134,12 @@ impl DevServerBuilder {
         }
         self
     }
+    /// Keep Storage's files here (default: `storage/` in the data directory, else a
+    /// temporary directory removed when the server stops).
+    pub fn storage_dir(mut self, dir: impl AsRef<Path>) -> Self {
+        self.storage_dir = Some(dir.as_ref().to_path_buf());
+        self
+    }
     /// For test suites: run in one PostgreSQL cluster shared by the whole process (with
     /// durability off), each server in a fresh database copied from a template of its
     /// migrations. Milliseconds per server instead of seconds.
@@ -154,6 +164,8 @@ pub struct DevServer {
     tasks: Vec<JoinHandle<()>>,
     state: Arc<AppState>,
     _cluster: Option<Arc<PgCluster>>,
+    /// Storage's files when no directory was given (removed on drop).
+    _storage_tmp: Option<tempfile::TempDir>,
 }
 
 static SHARED_CLUSTER: OnceLock<Arc<PgCluster>> = OnceLock::new();
@@ -264,6 +276,19 @@ impl DevServer {
             let client = pool.get().await.map_err(|e| StartError::Postgres(e.to_string()))?;
             schema::SchemaCache::load(&client, &settings.schemas).await?
         };
+        let (storage_root, storage_tmp) = match (&b.storage_dir, &b.data_dir) {
+            (Some(d), _) => (d.clone(), None),
+            (None, Some(d)) => (d.join("storage"), None),
+            (None, None) => {
+                let t = tempfile::Builder::new()
+                    .prefix("supasync-dev-storage-")
+                    .tempdir()
+                    .map_err(|e| StartError::Io(format!("cannot make a directory for Storage's files: {e}")))?;
+                (t.path().to_path_buf(), Some(t))
+            }
+        };
+        let blobs = storage::blobs::BlobStore::open(&storage_root)
+            .map_err(|e| StartError::Io(format!("cannot use {} for Storage's files: {e}", storage_root.display())))?;
         let keys = JwtKeys::new(&b.jwt_secret);
         let (stop, stopping) = tokio::sync::watch::channel(false);
         let state = Arc::new(AppState {
@@ -272,6 +297,7 @@ impl DevServer {
             settings,
             schema: RwLock::new(Arc::new(cache)),
             realtime: realtime::hub::Hub::default(),
+            blobs,
             stopping,
         });
 
@@ -296,6 +322,7 @@ impl DevServer {
             .merge(rest::router())
             .merge(auth::router())
             .merge(realtime::router())
+            .merge(storage::router())
             .merge(dev_admin::router())
             .layer(DefaultBodyLimit::max(256 * 1024 * 1024))
             .layer(tower_http::cors::CorsLayer::very_permissive())
@@ -323,6 +350,7 @@ impl DevServer {
             tasks,
             state,
             _cluster: cluster,
+            _storage_tmp: storage_tmp,
         })
     }
 

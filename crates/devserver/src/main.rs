@@ -22,6 +22,10 @@ struct Args {
     /// Keep the private PostgreSQL cluster here (a temporary directory otherwise).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Keep Storage's files here (default: `storage/` in --data-dir, else a temporary
+    /// directory).
+    #[arg(long)]
+    storage_dir: Option<PathBuf>,
     /// Use this database (superuser URL) instead of a private cluster.
     #[arg(long)]
     database_url: Option<String>,
@@ -55,6 +59,9 @@ async fn main() {
     }
     if let Some(d) = &args.data_dir {
         b = b.data_dir(d);
+    }
+    if let Some(d) = &args.storage_dir {
+        b = b.storage_dir(d);
     }
     if let Some(u) = args.database_url {
         b = b.database_url(u);

@@ -1,5 +1,5 @@
 //! The state every request handler shares: the connection pool, the keys, the schema
-//! cache and the Realtime hub.
+//! cache, the Realtime hub and Storage's files.
 
 use std::sync::Arc;
 
@@ -26,6 +26,8 @@ pub struct AppState {
     pub settings: Settings,
     pub schema: RwLock<Arc<SchemaCache>>,
     pub realtime: crate::realtime::hub::Hub,
+    /// Storage's bytes on disk.
+    pub blobs: crate::storage::blobs::BlobStore,
     /// Turns true when the server stops: open sockets close (they outlive the HTTP
     /// server's graceful shutdown, being upgraded connections).
     pub stopping: tokio::sync::watch::Receiver<bool>,
