@@ -160,6 +160,7 @@ async fn pending_detail(devices: &[Device]) -> String {
                 supasync_core::OutboxOp::Update { .. } => "update",
                 supasync_core::OutboxOp::Delete => "delete",
                 supasync_core::OutboxOp::Call { .. } => "call",
+                supasync_core::OutboxOp::Upload { .. } => "upload",
             };
             let row = d.r().store.get_row(&e.table, &e.local_id).await.ok().flatten();
             out.push(format!(

@@ -68,6 +68,12 @@ supasync_core::maybe_async_trait! {
         async fn history(&self, limit: usize) -> Result<Vec<HistoryEntry>, StoreError> {
             each!(self, s => s.history(limit).await)
         }
+        async fn read_blob(&self, key: &str, offset: u64, len: Option<u64>) -> Result<Option<Vec<u8>>, StoreError> {
+            each!(self, s => s.read_blob(key, offset, len).await)
+        }
+        async fn blob_len(&self, key: &str) -> Result<Option<u64>, StoreError> {
+            each!(self, s => s.blob_len(key).await)
+        }
         async fn apply(&self, batch: WriteBatch) -> Result<(), StoreError> {
             each!(self, s => s.apply(batch).await)
         }

@@ -12,7 +12,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -88,10 +88,14 @@ before(async () => {
   // A webview with no data of its own (localStorage, caches), as on a user's first
   // start: what an earlier run left in ~/.local/share must not decide this one.
   const webviewData = mkdtempSync(path.join(tmpdir(), 'virgil-webview-'));
+  // Output through pipes of this process, never inherited: the app tauri-driver starts
+  // would otherwise hold the test runner's stdout open, and the runner waits for it.
   driver = spawn('tauri-driver', ['--port', '4444'], {
     env: { ...process.env, XDG_DATA_HOME: webviewData, SUPABASE_URL: server.url, SUPABASE_ANON_KEY: server.anonKey, VIRGIL_DATA_DIR: data, VIRGIL_DEVICE: 'desktop' },
-    stdio: ['ignore', 'inherit', 'inherit'],
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
+  driver.stdout.on('data', (d) => process.stderr.write(d));
+  driver.stderr.on('data', (d) => process.stderr.write(d));
   await eventually(async () => fetch(`${DRIVER}/status`).then((r) => r.ok, () => false), 20000, 'tauri-driver');
   const created = await wd('POST', '/session', { capabilities: { alwaysMatch: { 'tauri:options': { application: app } } } });
   session = created.sessionId;
@@ -101,6 +105,23 @@ before(async () => {
 after(async () => {
   if (session) await wd('DELETE', s('')).catch(() => undefined);
   driver?.kill();
+  // Ending the WebDriver session asks the app to quit; should it outlive tauri-driver
+  // (seen once, under load: the CI run then waited on it for minutes), end it here.
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    let argv0 = '';
+    try {
+      argv0 = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0];
+    } catch {
+      continue; // gone meanwhile
+    }
+    if (argv0 === app) {
+      try {
+        process.kill(Number(pid), 'SIGTERM');
+      } catch {
+        // It ended between the read and the kill.
+      }
+    }
+  }
   await server?.stop();
 });
 

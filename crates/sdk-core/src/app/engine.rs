@@ -12,7 +12,7 @@ use serde_json::Value;
 pub use super::query::{Query, RowView};
 use crate::local::events::{EngineEvent, Notifier};
 use crate::local::local_row::{LocalRow, Overlay, Row, RowStatus};
-use crate::local::outbox::{OutboxEntry, OutboxOp};
+use crate::local::outbox::OutboxEntry;
 use crate::local::schema::{Schema, SchemaError};
 use crate::local::store::{HistoryEntry, Store, StoreError, WriteBatch};
 use crate::local::write_lock::{SharedLock, WriterLock};
@@ -110,11 +110,11 @@ impl From<SyncError> for EngineError {
 pub struct Engine<S: Store, H: Http> {
     pub schema: Schema,
     pub store: S,
-    client: Client<H>,
-    cfg: EngineConfig,
+    pub(super) client: Client<H>,
+    pub(super) cfg: EngineConfig,
     sessions: Sessions,
     /// One writer: local writes, push results and pulls apply one at a time.
-    writer: WriterLock,
+    pub(super) writer: WriterLock,
     /// One pull at a time. A pull takes `writer` only while it applies a page, so local
     /// writes go on while it waits for the server.
     puller: Mutex<()>,
@@ -123,9 +123,11 @@ pub struct Engine<S: Store, H: Http> {
     /// While a push runs: the highest `seq` of the outbox it read (see
     /// [`SyncContext::push_floor`]).
     push_floor: std::sync::atomic::AtomicU64,
-    events: Notifier,
+    pub(super) events: Notifier,
     /// Rows the server deleted, so that stale Realtime changes cannot revive them.
     graveyard: Graveyard,
+    /// The last read-order stamp given to a kept file (see `files::Engine::use_stamp`).
+    pub(super) file_uses: std::sync::atomic::AtomicI64,
 }
 
 impl<S: Store, H: Http> Engine<S, H> {
@@ -149,11 +151,12 @@ impl<S: Store, H: Http> Engine<S, H> {
             push_floor: Default::default(),
             events: Default::default(),
             graveyard: Default::default(),
+            file_uses: Default::default(),
         })
     }
 
     /// What push, pull and remote changes read and write through.
-    fn cx(&self) -> SyncContext<'_, S, H> {
+    pub(super) fn cx(&self) -> SyncContext<'_, S, H> {
         SyncContext {
             schema: &self.schema,
             store: &self.store,
@@ -355,7 +358,7 @@ impl<S: Store, H: Http> Engine<S, H> {
     }
 
     /// The local write path, never merging into what a running push read.
-    fn local_writer(&self) -> LocalWriter<'_, S> {
+    pub(super) fn local_writer(&self) -> LocalWriter<'_, S> {
         LocalWriter {
             schema: &self.schema,
             store: &self.store,
@@ -480,11 +483,9 @@ impl<S: Store, H: Http> Engine<S, H> {
         };
         let mut deleted = matches!(row.overlay, Some(Overlay::Deleted));
         for mut e in es {
-            match &e.op {
-                OutboxOp::Insert { row } => overlay.extend(row.clone()),
-                OutboxOp::Update { fields } => overlay.extend(fields.clone()),
-                OutboxOp::Call { effect, .. } => overlay.extend(effect.clone()),
-                OutboxOp::Delete => deleted = true,
+            match e.op.shown_fields() {
+                Some(f) => overlay.extend(f),
+                None => deleted = true,
             }
             e.rejected = None;
             e.attempts = 0;
@@ -513,6 +514,10 @@ impl<S: Store, H: Http> Engine<S, H> {
         if let Some(mut row) = self.store.get_row(&table, local_id).await? {
             if row.mirror.is_none() {
                 batch.delete_rows.push((table.clone(), local_id.into()));
+                // A file that never reached Storage: its bytes go too.
+                if let Some(bucket) = crate::local::files::bucket_of(&table) {
+                    batch.delete_blobs.push(crate::local::files::blob_key(bucket, local_id));
+                }
             } else {
                 row.overlay = None;
                 row.status = RowStatus::Synced;

@@ -91,7 +91,7 @@ fn concerns(reads: &impl Fn(&str) -> bool, e: &EngineEvent) -> bool {
     match e {
         EngineEvent::Changed { tables, .. } => tables.iter().any(|t| reads(t)),
         EngineEvent::Arriving { table, .. } => reads(table),
-        EngineEvent::Progress(_) => false,
+        EngineEvent::Progress(_) | EngineEvent::FileProgress(_) => false,
     }
 }
 
@@ -128,7 +128,7 @@ fn gather(first: EngineEvent, events: &mut mpsc::UnboundedReceiver<EngineEvent>,
                     }
                     changed = None;
                 }
-                EngineEvent::Progress(_) => {}
+                EngineEvent::Progress(_) | EngineEvent::FileProgress(_) => {}
             }
         }
         next = events.try_recv().ok();

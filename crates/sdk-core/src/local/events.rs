@@ -28,6 +28,20 @@ pub enum EngineEvent {
     Arriving { table: String, rows: ChangedRows },
     /// A pull is bringing many rows (a new device's restore, a long absence): how far.
     Progress(PullProgress),
+    /// A file is on its way to Storage: how far.
+    FileProgress(FileProgress),
+}
+
+/// How far the upload of one file has come.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FileProgress {
+    pub bucket: String,
+    pub path: String,
+    /// Bytes Storage holds so far.
+    pub sent: u64,
+    pub size: u64,
+    /// Stored (the last event of its upload).
+    pub done: bool,
 }
 
 /// Rows a change wrote (shared by every subscriber).
@@ -82,6 +96,11 @@ impl Notifier {
     /// How far a long pull has come.
     pub fn progress(&self, p: PullProgress) {
         self.send(EngineEvent::Progress(p));
+    }
+
+    /// How far an upload has come.
+    pub fn file_progress(&self, p: FileProgress) {
+        self.send(EngineEvent::FileProgress(p));
     }
 
     /// A change another tab or process made to the shared store.

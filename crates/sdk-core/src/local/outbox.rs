@@ -21,6 +21,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::local::files::FileMeta;
 use crate::local::local_row::Row;
 
 /// What an entry asks of the server.
@@ -39,6 +40,29 @@ pub enum OutboxOp {
     /// the function's result (the row it changed) then replaces it. `call_id` makes a
     /// retry after a lost answer a replay, never a second run.
     Call { call_id: String, function: String, args: serde_json::Value, effect: Row },
+    /// Store a file in Supabase Storage. The entry's table is `files:<bucket>`, its
+    /// local id the file's path, and its bytes the store's blob of that name
+    /// ([`crate::local::files`]). A large file goes over TUS; `resumable_url` is its
+    /// upload's address once created, so a push after a crash resumes it.
+    Upload {
+        file: FileMeta,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resumable_url: Option<String>,
+    },
+}
+
+impl OutboxOp {
+    /// The fields this write shows in the row until the server answers (`None` for a
+    /// delete).
+    pub fn shown_fields(&self) -> Option<Row> {
+        match self {
+            OutboxOp::Insert { row } => Some(row.clone()),
+            OutboxOp::Update { fields } => Some(fields.clone()),
+            OutboxOp::Call { effect, .. } => Some(effect.clone()),
+            OutboxOp::Upload { file, .. } => Some(file.fields()),
+            OutboxOp::Delete => None,
+        }
+    }
 }
 
 /// A new outbox entry; the store assigns its `seq`.
@@ -132,10 +156,19 @@ pub fn coalesce(waiting: Option<&OutboxEntry>, sent_through: u64, new: OutboxOp)
     match (&w.op, &new) {
         (Delete, _) => return Err(CoalesceError::AfterDelete),
         (_, Insert { .. }) => return Err(CoalesceError::InsertOverExisting),
+        (_, Upload { .. }) if !matches!(w.op, Upload { .. }) => return Err(CoalesceError::InsertOverExisting),
         _ => {}
     }
     if w.rejected.is_some() || w.may_be_on_server(sent_through) || matches!(w.op, Call { .. }) || matches!(new, Call { .. }) {
         return Ok(Coalesced::Append(new));
+    }
+    if let Upload { .. } = &w.op {
+        // A file not sent yet: a new version replaces it, a delete cancels it.
+        return Ok(match new {
+            Upload { .. } => Coalesced::Replace(new),
+            Delete => Coalesced::Cancel,
+            _ => Coalesced::Append(new),
+        });
     }
     Ok(match (&w.op, new) {
         (Insert { row }, Update { fields }) => {
@@ -151,7 +184,7 @@ pub fn coalesce(waiting: Option<&OutboxEntry>, sent_through: u64, new: OutboxOp)
         }
         (Update { .. }, _) => Coalesced::Replace(Delete),
         (Delete, _) => return Err(CoalesceError::AfterDelete),
-        (Call { .. }, new) => Coalesced::Append(new),
+        (Call { .. } | Upload { .. }, new) => Coalesced::Append(new),
     })
 }
 

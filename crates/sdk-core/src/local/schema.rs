@@ -79,6 +79,12 @@ pub struct TableDecl {
     /// absent one reads as null) and values compare as their JSON says.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub columns: BTreeMap<String, String>,
+    /// column → Storage bucket: the column holds the path of a file in that bucket
+    /// (`"files": {"attachment": "attachments"}`). A row naming a file uploaded on
+    /// this device is pushed only once the file is stored, and a refused upload
+    /// refuses it too ([`crate::local::files`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub files: BTreeMap<String, String>,
 }
 
 impl TableDecl {
@@ -104,7 +110,23 @@ impl TableDecl {
             indexes: vec![],
             shared_by: None,
             columns: BTreeMap::new(),
+            files: BTreeMap::new(),
         }
+    }
+
+    /// Builder: `column` holds the path of a file in `bucket`.
+    pub fn file(mut self, column: &str, bucket: &str) -> TableDecl {
+        self.files.insert(column.into(), bucket.into());
+        self
+    }
+
+    /// What the push must wait for and a refusal must follow: the references to other
+    /// tables, and each file column as a reference to its bucket's pseudo-table.
+    pub fn dependencies(&self) -> impl Iterator<Item = (&String, String)> {
+        self.references
+            .iter()
+            .map(|(c, t)| (c, t.clone()))
+            .chain(self.files.iter().map(|(c, b)| (c, crate::local::files::files_table(b))))
     }
 
     /// Builder: rows are shared by the scope id in `column` (see [`crate::sync::scopes`]).
@@ -196,6 +218,8 @@ pub enum SchemaError {
     BadIndex { table: String, index: String, why: String },
     #[error("`{table}.{column}` references `{target}` and must be a local id (string) or null, got {got}")]
     BadReference { table: String, column: String, target: String, got: String },
+    #[error("`{table}.{column}` holds files of bucket {bucket:?}, which is not a bucket name")]
+    BadBucket { table: String, column: String, bucket: String },
 }
 
 /// The synced tables of an app, checked.
@@ -233,6 +257,11 @@ impl Schema {
                 };
                 if let Some(why) = why {
                     return Err(SchemaError::BadIndex { table: t.name.clone(), index: entry.clone(), why });
+                }
+            }
+            for (col, bucket) in &t.files {
+                if crate::local::files::check_name(bucket, "x").is_err() || t.references.contains_key(col) {
+                    return Err(SchemaError::BadBucket { table: t.name.clone(), column: col.clone(), bucket: bucket.clone() });
                 }
             }
             for (col, target) in &t.references {
@@ -296,14 +325,14 @@ impl Schema {
                 });
             }
         }
-        for (col, target) in &t.references {
+        for (col, target) in t.dependencies() {
             match m.get(col) {
                 None | Some(Value::Null) | Some(Value::String(_)) => {}
                 Some(other) => {
                     return Err(SchemaError::BadReference {
                         table: table.into(),
                         column: col.clone(),
-                        target: target.clone(),
+                        target,
                         got: kind(other).into(),
                     })
                 }

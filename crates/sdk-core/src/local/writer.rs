@@ -35,6 +35,9 @@ pub enum WriteError {
     /// A queued call that cannot be queued (see [`LocalWriter::call`]).
     #[error("bad call: {reason}")]
     BadCall { reason: String },
+    /// A bucket or file path that Storage would refuse.
+    #[error(transparent)]
+    File(#[from] crate::local::files::FileError),
     /// The server refused the row's insert: retry or discard it before writing to it
     /// again (a write queued behind a refused insert could never be sent).
     #[error("row `{local_id}` of `{table}` was refused by the server ({reason}); retry or discard it first")]
@@ -239,7 +242,7 @@ impl<S: Store + ?Sized> LocalWriter<'_, S> {
 impl<S: Store + ?Sized> LocalWriter<'_, S> {
     /// Add `op` to the outbox, coalesced with the row's waiting entry, into `batch`.
     /// Returns true when the two cancel out (an unpushed insert, then a delete).
-    async fn queue(&self, table: &str, local_id: &str, op: OutboxOp, now_ms: i64, batch: &mut WriteBatch) -> Result<bool, WriteError> {
+    pub(crate) async fn queue(&self, table: &str, local_id: &str, op: OutboxOp, now_ms: i64, batch: &mut WriteBatch) -> Result<bool, WriteError> {
         let waiting = self.store.last_outbox_entry(table, local_id).await?;
         let sent = match &waiting {
             Some(_) => sent_through(self.store).await?,

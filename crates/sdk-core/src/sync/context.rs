@@ -33,6 +33,9 @@ pub struct EngineConfig {
     pub max_parent_waits: u32,
     /// Milliseconds since the Unix epoch (the platform's clock).
     pub now_ms: fn() -> i64,
+    /// Bytes of downloaded files kept for reading offline; past it, the least
+    /// recently read go first (files waiting to upload are never dropped).
+    pub file_cache_bytes: u64,
 }
 
 impl EngineConfig {
@@ -43,6 +46,7 @@ impl EngineConfig {
             page_size: 1000,
             max_parent_waits: 5,
             now_ms,
+            file_cache_bytes: 256 * 1024 * 1024,
         }
     }
 }

@@ -97,11 +97,9 @@ pub async fn reject_call<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, e: &Outb
         let mut fields = crate::local::local_row::Row::new();
         let mut deleted = false;
         for w in &waiting {
-            match &w.op {
-                OutboxOp::Insert { row } => fields.extend(row.clone()),
-                OutboxOp::Update { fields: f } => fields.extend(f.clone()),
-                OutboxOp::Call { effect, .. } => fields.extend(effect.clone()),
-                OutboxOp::Delete => deleted = true,
+            match w.op.shown_fields() {
+                Some(f) => fields.extend(f),
+                None => deleted = true,
             }
         }
         row.overlay = if deleted {
@@ -141,7 +139,7 @@ pub async fn reject_unsent_children<S: Store, H: Http>(
 pub fn unsent_children<'a>(schema: &Schema, table: &str, local_id: &str, outbox: &'a [OutboxEntry]) -> Vec<&'a OutboxEntry> {
     let mut out = vec![];
     for child in schema.tables() {
-        for (col, parent) in &child.references {
+        for (col, parent) in child.dependencies() {
             if parent != table {
                 continue;
             }

@@ -30,7 +30,7 @@ use super::context::SyncContext;
 use super::error::SyncError;
 use super::reject::reject_unsent_children;
 use crate::local::local_row::{id_text, server_key, LocalRow, Overlay, Row};
-use crate::local::outbox::{OutboxEntry, OutboxOp};
+use crate::local::outbox::OutboxEntry;
 use crate::local::store::{Store, WriteBatch};
 use crate::net::transport::Http;
 
@@ -53,20 +53,9 @@ pub async fn server_deleted<S: Store, H: Http>(
     let mut lost_ops = 0;
     for e in outbox.iter().filter(|e| e.table == table && e.local_id == local_id) {
         wb.delete_outbox.push(e.seq);
-        match &e.op {
-            OutboxOp::Insert { row } => {
-                lost.extend(row.clone());
-                lost_ops += 1;
-            }
-            OutboxOp::Update { fields } => {
-                lost.extend(fields.clone());
-                lost_ops += 1;
-            }
-            OutboxOp::Call { effect, .. } => {
-                lost.extend(effect.clone());
-                lost_ops += 1;
-            }
-            OutboxOp::Delete => {}
+        if let Some(f) = e.op.shown_fields() {
+            lost.extend(f);
+            lost_ops += 1;
         }
     }
     if let Some(Overlay::Fields { fields }) = &row.overlay {

@@ -6,9 +6,9 @@ use rusqlite::Connection;
 use supasync_core::store::StoreError;
 
 /// The format this build writes.
-pub const SCHEMA_VERSION: u32 = 5;
+pub const SCHEMA_VERSION: u32 = 6;
 
-const MIGRATIONS: [&str; 5] = [
+const MIGRATIONS: [&str; 6] = [
     // 1: rows, outbox, metadata.
     "CREATE TABLE rows (
         tbl TEXT NOT NULL,
@@ -46,6 +46,10 @@ const MIGRATIONS: [&str; 5] = [
     // (`supasync_core::index`): the per-column entries of format 3 are dropped here, and
     // the replica builds its declared indexes afresh when it opens.
     "DELETE FROM row_index; DELETE FROM indexed_columns;",
+    // 6: files' bytes (uploads waiting, downloads kept), in chunks, so an upload reads
+    // a large file a piece at a time and the bytes commit with the file's row and
+    // outbox entry in one transaction.
+    "CREATE TABLE blobs (key TEXT NOT NULL, chunk INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (key, chunk));",
 ];
 
 fn err(e: rusqlite::Error) -> StoreError {

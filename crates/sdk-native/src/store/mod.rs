@@ -401,11 +401,71 @@ supasync_core::maybe_async_trait! {
                         add_h.execute([encode(h)?]).map_err(sql_err)?;
                     }
                 }
+                if !batch.delete_blobs.is_empty() || !batch.put_blobs.is_empty() {
+                    let mut del = tx.prepare_cached("DELETE FROM blobs WHERE key = ?1").map_err(sql_err)?;
+                    for k in &batch.delete_blobs {
+                        del.execute([k]).map_err(sql_err)?;
+                    }
+                    let mut add = tx.prepare_cached("INSERT INTO blobs (key, chunk, data) VALUES (?1, ?2, ?3)").map_err(sql_err)?;
+                    for (k, bytes) in &batch.put_blobs {
+                        del.execute([k]).map_err(sql_err)?;
+                        if bytes.is_empty() {
+                            // An empty file is kept too: one empty chunk.
+                            add.execute(params![k, 0i64, &[] as &[u8]]).map_err(sql_err)?;
+                        }
+                        for (i, c) in bytes.chunks(BLOB_CHUNK).enumerate() {
+                            add.execute(params![k, i as i64, c]).map_err(sql_err)?;
+                        }
+                    }
+                }
             }
             tx.commit().map_err(sql_err)
         }
+
+        async fn read_blob(&self, key: &str, offset: u64, len: Option<u64>) -> Result<Option<Vec<u8>>, StoreError> {
+            let c = self.lock()?;
+            let n: i64 = c.prepare_cached("SELECT count(*) FROM blobs WHERE key = ?1").map_err(sql_err)?.query_row([key], |r| r.get(0)).map_err(sql_err)?;
+            if n == 0 {
+                return Ok(None);
+            }
+            let chunk = BLOB_CHUNK as u64;
+            let first = (offset / chunk) as i64;
+            let last = match len {
+                Some(0) => return Ok(Some(vec![])),
+                Some(l) => (offset.saturating_add(l - 1) / chunk).min(i64::MAX as u64) as i64,
+                None => i64::MAX,
+            };
+            let mut st = c.prepare_cached("SELECT chunk, data FROM blobs WHERE key = ?1 AND chunk BETWEEN ?2 AND ?3 ORDER BY chunk").map_err(sql_err)?;
+            let mut out = Vec::new();
+            let mut rows = st.query(params![key, first, last]).map_err(sql_err)?;
+            while let Some(r) = rows.next().map_err(sql_err)? {
+                let i: i64 = r.get(0).map_err(sql_err)?;
+                let data: Vec<u8> = r.get(1).map_err(sql_err)?;
+                let base = i as u64 * chunk;
+                let from = offset.saturating_sub(base).min(data.len() as u64) as usize;
+                out.extend_from_slice(&data[from..]);
+            }
+            if let Some(l) = len {
+                out.truncate(l as usize);
+            }
+            Ok(Some(out))
+        }
+
+        async fn blob_len(&self, key: &str) -> Result<Option<u64>, StoreError> {
+            let c = self.lock()?;
+            let (n, len): (i64, Option<i64>) = c
+                .prepare_cached("SELECT count(*), sum(length(data)) FROM blobs WHERE key = ?1")
+                .map_err(sql_err)?
+                .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(sql_err)?;
+            Ok((n > 0).then(|| len.unwrap_or(0) as u64))
+        }
     }
 }
+
+/// Files' bytes are kept in chunks of this size (`blobs`): an upload reads one at a
+/// time, so memory stays flat in a file's size.
+pub const BLOB_CHUNK: usize = 256 * 1024;
 
 /// A failed insert of a new row: its key was taken ([`StoreError::Exists`]), or storage.
 fn taken(e: rusqlite::Error, r: &LocalRow) -> StoreError {

@@ -8,7 +8,7 @@ use wasm_bindgen::JsValue;
 use web_sys::{IdbDatabase, IdbIndexParameters, IdbObjectStoreParameters, IdbTransaction};
 
 /// The layout this build writes.
-pub const SCHEMA_VERSION: u32 = 5;
+pub const SCHEMA_VERSION: u32 = 6;
 
 /// Object stores. Each record keeps its JSON document in `d`, as text: one string is
 /// the cheapest thing to put through IndexedDB's structured clone, and it is the same
@@ -18,6 +18,8 @@ pub const OUTBOX: &str = "outbox";
 pub const META: &str = "meta";
 pub const HISTORY: &str = "history";
 pub const INDEXED: &str = "indexed_columns";
+/// Files' bytes, `[key, chunk]` → `Uint8Array` (see `store::blobs`).
+pub const BLOBS: &str = "blobs";
 
 /// Indexes.
 pub const ROWS_BY_SERVER_ID: &str = "by_server_id";
@@ -82,6 +84,10 @@ pub fn upgrade(db: &IdbDatabase, tx: &IdbTransaction, old: u32, new: u32) -> Res
             // are in parentheses.
             4 => {
                 tx.object_store(INDEXED)?.clear()?;
+            }
+            // 6: files' bytes (uploads waiting, downloads kept), in chunks.
+            5 => {
+                db.create_object_store(BLOBS)?;
             }
             _ => {}
         }

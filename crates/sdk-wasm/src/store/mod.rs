@@ -16,6 +16,7 @@
 //! it). Every operation that finds its connection closed opens a new one and runs
 //! again, once; that is safe because a transaction that failed applied nothing.
 
+mod blobs;
 mod idb;
 pub mod migrations;
 mod reads;
@@ -484,6 +485,14 @@ supasync_core::maybe_async_trait! {
             }).await
         }
 
+        async fn read_blob(&self, key: &str, offset: u64, len: Option<u64>) -> Result<Option<Vec<u8>>, StoreError> {
+            self.run(|db| async move { blobs::read(&db, key, offset, len).await }).await
+        }
+
+        async fn blob_len(&self, key: &str) -> Result<Option<u64>, StoreError> {
+            self.run(|db| async move { blobs::len(&db, key).await }).await
+        }
+
         async fn apply(&self, batch: WriteBatch) -> Result<(), StoreError> {
             if batch.is_empty() {
                 return Ok(());
@@ -508,6 +517,9 @@ impl IdbStore {
         }
         if !b.history.is_empty() {
             names.push(HISTORY);
+        }
+        if !b.put_blobs.is_empty() || !b.delete_blobs.is_empty() {
+            names.push(BLOBS);
         }
         let t = tx(db, &names, IdbTransactionMode::Readwrite).map_err(store_err)?;
         let st = |n: &str| obj_store(&t, n).map_err(store_err);
@@ -586,6 +598,15 @@ impl IdbStore {
                 let d = serde_json::to_string(h).map_err(|e| corrupt("history", e))?;
                 set(&o, "d", &JsValue::from_str(&d));
                 issue(history.add(&o))?;
+            }
+        }
+        if !b.put_blobs.is_empty() || !b.delete_blobs.is_empty() {
+            let s = st(BLOBS)?;
+            for k in &b.delete_blobs {
+                blobs::delete(&s, k)?;
+            }
+            for (k, bytes) in &b.put_blobs {
+                blobs::put(&s, k, bytes)?;
             }
         }
         commit(&t).await.map_err(|e| match e.name.as_str() {

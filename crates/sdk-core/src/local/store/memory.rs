@@ -21,6 +21,7 @@ struct Data {
     history: Vec<HistoryEntry>,
     /// Kept indexes per table.
     indexed: BTreeMap<String, Vec<IndexDef>>,
+    blobs: BTreeMap<String, Vec<u8>>,
 }
 
 /// A store in memory.
@@ -130,6 +131,18 @@ crate::maybe_async_trait! {
             Ok(self.lock()?.history.iter().rev().take(limit).cloned().collect())
         }
 
+        async fn read_blob(&self, key: &str, offset: u64, len: Option<u64>) -> Result<Option<Vec<u8>>, StoreError> {
+            Ok(self.lock()?.blobs.get(key).map(|b| {
+                let start = (offset as usize).min(b.len());
+                let end = len.map_or(b.len(), |l| start.saturating_add(l as usize).min(b.len()));
+                b[start..end].to_vec()
+            }))
+        }
+
+        async fn blob_len(&self, key: &str) -> Result<Option<u64>, StoreError> {
+            Ok(self.lock()?.blobs.get(key).map(|b| b.len() as u64))
+        }
+
         async fn apply(&self, batch: WriteBatch) -> Result<(), StoreError> {
             let mut d = self.lock()?;
             // Check first, then change: all or nothing.
@@ -169,6 +182,12 @@ crate::maybe_async_trait! {
             for mut h in batch.history {
                 h.id = d.history.last().map_or(1, |l| l.id + 1);
                 d.history.push(h);
+            }
+            for key in batch.delete_blobs {
+                d.blobs.remove(&key);
+            }
+            for (key, bytes) in batch.put_blobs {
+                d.blobs.insert(key, bytes);
             }
             Ok(())
         }

@@ -104,6 +104,12 @@ pub struct WriteBatch {
     pub meta: Vec<(String, Option<Value>)>,
     /// History lines; `id` is ignored and assigned by the store.
     pub history: Vec<HistoryEntry>,
+    /// Files' bytes to keep, by key ([`crate::local::files::blob_key`]), replacing
+    /// what is kept under the key: with the row and outbox entry of their upload, so a
+    /// file is queued with its bytes or not at all.
+    pub put_blobs: Vec<(String, Vec<u8>)>,
+    /// Files' bytes to drop (missing ones are fine).
+    pub delete_blobs: Vec<String>,
 }
 
 impl WriteBatch {
@@ -117,6 +123,8 @@ impl WriteBatch {
             && self.delete_outbox.is_empty()
             && self.meta.is_empty()
             && self.history.is_empty()
+            && self.put_blobs.is_empty()
+            && self.delete_blobs.is_empty()
     }
 }
 
@@ -208,6 +216,12 @@ crate::maybe_async_trait! {
         }
         /// The newest `limit` history lines, newest first.
         async fn history(&self, limit: usize) -> Result<Vec<HistoryEntry>, StoreError>;
+        /// Part of a file's bytes kept under `key`: from `offset`, at most `len` bytes
+        /// (`None`: to the end). `None` when nothing is kept under the key. An upload
+        /// reads a large file a chunk at a time, so memory stays flat in its size.
+        async fn read_blob(&self, key: &str, offset: u64, len: Option<u64>) -> Result<Option<Vec<u8>>, StoreError>;
+        /// How many bytes are kept under `key` (`None`: nothing is).
+        async fn blob_len(&self, key: &str) -> Result<Option<u64>, StoreError>;
         /// Apply a whole batch, or nothing of it.
         async fn apply(&self, batch: WriteBatch) -> Result<(), StoreError>;
     }

@@ -170,6 +170,51 @@ pub async fn a_failed_batch_applies_nothing<S: Store>(s: &S) {
     assert_eq!(s.meta("k").await.unwrap(), None);
 }
 
+/// A file's bytes land with their row and outbox entry, read back whole or in any
+/// part (chunk boundaries included), are replaced by a new version, can be empty, and
+/// go when deleted.
+pub async fn file_bytes_are_kept_and_read_in_parts<S: Store>(s: &S) {
+    let big: Vec<u8> = (0..600_000u32).map(|i| (i % 251) as u8).collect();
+    s.apply(WriteBatch {
+        put_rows: vec![row("files:b", "p", None)],
+        add_outbox: vec![new_entry("files:b", "p")],
+        put_blobs: vec![("b/p".into(), big.clone())],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(s.outbox().await.unwrap().len(), 1);
+    assert_eq!(s.blob_len("b/p").await.unwrap(), Some(600_000));
+    assert_eq!(s.read_blob("b/p", 0, None).await.unwrap().unwrap(), big);
+    for (offset, len) in [(0u64, 10u64), (262_140, 10), (262_144, 262_144), (599_990, 100), (100, 0)] {
+        let end = (offset + len).min(600_000) as usize;
+        assert_eq!(s.read_blob("b/p", offset, Some(len)).await.unwrap().unwrap(), big[offset as usize..end], "{offset}+{len}");
+    }
+    assert_eq!(s.read_blob("b/p", 700_000, Some(10)).await.unwrap().unwrap(), Vec::<u8>::new());
+    assert_eq!(s.read_blob("b/none", 0, None).await.unwrap(), None);
+    assert_eq!(s.blob_len("b/none").await.unwrap(), None);
+    s.apply(WriteBatch { put_blobs: vec![("b/p".into(), b"small".to_vec()), ("b/empty".into(), vec![])], ..Default::default() }).await.unwrap();
+    assert_eq!(s.read_blob("b/p", 0, None).await.unwrap().unwrap(), b"small");
+    assert_eq!(s.blob_len("b/p").await.unwrap(), Some(5), "the old version's chunks are gone");
+    assert_eq!(s.blob_len("b/empty").await.unwrap(), Some(0));
+    assert_eq!(s.read_blob("b/empty", 0, None).await.unwrap(), Some(vec![]));
+    s.apply(WriteBatch { delete_blobs: vec!["b/p".into(), "b/never".into()], ..Default::default() }).await.unwrap();
+    assert_eq!(s.read_blob("b/p", 0, None).await.unwrap(), None);
+}
+
+/// A batch that fails keeps none of the files' bytes it carried.
+pub async fn a_failed_batch_keeps_no_file_bytes<S: Store>(s: &S) {
+    s.apply(WriteBatch { add_outbox: vec![new_entry("t", "a")], ..Default::default() }).await.unwrap();
+    let mut ghost = s.outbox().await.unwrap()[0].clone();
+    ghost.seq += 1000;
+    let err = s
+        .apply(WriteBatch { put_blobs: vec![("b/x".into(), vec![1, 2, 3])], put_outbox: vec![ghost], ..Default::default() })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+    assert_eq!(s.blob_len("b/x").await.unwrap(), None);
+}
+
 /// New rows (a restored page) are stored, indexed and found like put ones; a new row
 /// whose key is taken fails its whole batch and changes nothing.
 pub async fn new_rows_are_stored_and_a_taken_key_fails_the_batch<S: Store>(s: &S) {
@@ -466,7 +511,9 @@ macro_rules! store_suite {
             metadata_is_set_replaced_and_deleted,
             history_is_newest_first,
             indexes_follow_visible_values,
-            ordered_indexes_read_in_order
+            ordered_indexes_read_in_order,
+            file_bytes_are_kept_and_read_in_parts,
+            a_failed_batch_keeps_no_file_bytes
         );
     };
     (@browser $make:expr; $($case:ident),*) => {

@@ -20,11 +20,12 @@
 //!
 //! This module is the run loop and what the steps share; the steps are its
 //! submodules: runs of inserts (`inserts`), updates and deletes (`change`), queued
-//! calls (`call`), and what
+//! calls (`call`), files (`file`: uploads, one request or TUS, and removals), and what
 //! the push records in the replica between requests (`record`).
 
 mod call;
 mod change;
+mod file;
 mod inserts;
 mod record;
 
@@ -36,6 +37,7 @@ use serde_json::Value;
 
 use super::context::SyncContext;
 use super::error::SyncError;
+use crate::local::files::bucket_of;
 use crate::local::local_row::{LocalRow, Row, RowStatus};
 use crate::local::outbox::{OutboxEntry, OutboxOp};
 use crate::local::store::Store;
@@ -200,6 +202,13 @@ impl<S: Store, H: Http> Push<'_, S, H> {
                         break;
                     }
                 }
+                _ if bucket_of(&e.table).is_some() => {
+                    i += 1;
+                    let outcome = self.push_file(e.clone(), &mut report, &mut refused, &mut ctx).await?;
+                    if report.stop(outcome) {
+                        break;
+                    }
+                }
                 OutboxOp::Call { .. } => {
                     i += 1;
                     let outcome = self.push_call(e.clone(), &mut report, &mut refused, &mut ctx).await?;
@@ -251,9 +260,9 @@ impl<S: Store, H: Http> Push<'_, S, H> {
     async fn to_server(&self, table: &str, fields: &Row, ctx: &mut RunContext) -> Result<Result<Option<Row>, String>, SyncError> {
         let decl = self.cx.decl(table)?;
         let mut out = fields.clone();
-        for (col, parent) in &decl.references {
+        for (col, parent) in decl.dependencies() {
             if let Some(Value::String(local)) = fields.get(col) {
-                match self.server_ref(parent, local, ctx).await? {
+                match self.server_ref(&parent, local, ctx).await? {
                     Ok(Some(server)) => {
                         out.insert(col.clone(), server);
                     }
