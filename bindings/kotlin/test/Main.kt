@@ -96,6 +96,23 @@ fun main() = runBlocking {
         check("the cancelled collector saw no more results", seen.all { it == 0 })
         check("the replica still works", b.query("memories").size == 1)
 
+        // A file written offline goes before the message that names it; the other
+        // device reads it from Storage, then from a file:// URL.
+        a.pause()
+        val photoPath = "${me["id"]}/kt-photo.png"
+        val photo = ByteArray(30_000) { (it % 251).toByte() }
+        check("an upload is kept here at once", a.uploadFile("attachments", photoPath, photo, "image/png")["status"] == "pending")
+        check("and read from here while offline", a.readFile("attachments", photoPath).contentEquals(photo))
+        a.insert("messages", mapOf("conversation_id" to c["local_id"], "role" to "user", "content" to "photo", "attachment" to photoPath))
+        a.resume()
+        a.sync(30_000)
+        check("the file is stored", a.file("attachments", photoPath)?.get("status") == "synced")
+        b.sync(30_000)
+        check("the other device reads it", b.readFile("attachments", photoPath).contentEquals(photo))
+        val fileUrl = b.fileUrl("attachments", photoPath)
+        check("its file:// URL holds its bytes", java.io.File(java.net.URI(fileUrl)).readBytes().contentEquals(photo))
+        expectError("invalid", "a path with ..") { b.uploadFile("attachments", "../x", ByteArray(1)) }
+
         // A write the server refuses is rolled back with its reason, then discarded.
         val bad = a.insert("messages", mapOf("role" to "robot", "content" to "refused"))
         a.sync(30_000)

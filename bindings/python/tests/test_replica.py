@@ -280,3 +280,39 @@ def test_queries_in_postgrest_syntax_answer_from_the_replica_and_live(server, us
         await a.close()
 
     run(main())
+
+
+def test_a_file_uploaded_offline_goes_before_its_message_and_reaches_the_other_device(server, user, tmp_path):
+    async def main():
+        a = await replica(server, tmp_path / "a")
+        me = await a.sign_in(*user)
+        await a.pause()  # offline: nothing leaves
+        path = f"{me['id']}/photo.png"
+        data = bytes(range(256)) * 100
+        f = await a.upload_file("attachments", path, data, "image/png")
+        assert (f["status"], f["size"], f["cached"]) == ("pending", 25600, True)
+        assert await a.read_file("attachments", path) == data  # from the device
+        c = await a.insert("conversations", {"title": "Photos"})
+        await a.insert("messages", {"conversation_id": c["local_id"], "role": "user", "content": "look", "attachment": path})
+        assert (await a.status())["pending"] == 3
+        await a.sync(timeout_s=30)
+        assert (await a.file("attachments", path))["status"] == "synced"
+        b = await replica(server, tmp_path / "b")
+        await b.sign_in(*user)
+        await b.sync(timeout_s=30)
+        [m] = await b.query("messages", where={"conversation_id": c["local_id"]})
+        assert await b.read_file("attachments", m["row"]["attachment"]) == data
+        url = await b.file_url("attachments", path)
+        assert url.startswith("file://")
+        with open(url[len("file://"):], "rb") as fh:
+            assert fh.read() == data
+        with pytest.raises(supasync.SupaSyncError) as bad:
+            await b.upload_file("attachments", "../escape", b"x")
+        assert bad.value.kind == "invalid"
+        await b.remove_file("attachments", path)
+        await b.sync(timeout_s=30)
+        assert await b.file("attachments", path) is None
+        await a.close()
+        await b.close()
+
+    run(main())

@@ -55,6 +55,9 @@ fn select_request(url: &str, options_json: &str) -> Result<(SelectRequest, Cardi
 #[derive(uniffi::Object)]
 pub struct FfiReplica {
     inner: NativeReplica,
+    /// Where `file_url` writes files for native views: the replica directory, or a
+    /// temporary one for a replica in memory.
+    files_root: std::path::PathBuf,
 }
 
 /// Open the replica of the user signed in on this device (`path` is the replica
@@ -69,7 +72,11 @@ pub async fn open_replica(url: String, anon_key: String, schema_json: String, pa
         }
         let cfg = ReplicaConfig::new(&url, &anon_key);
         let inner = supasync_native::open_replica(schema, cfg, path.as_deref().map(std::path::Path::new)).await?;
-        Ok(Arc::new(FfiReplica { inner }))
+        let files_root = match &path {
+            Some(p) => std::path::PathBuf::from(p),
+            None => std::env::temp_dir().join(format!("supasync-files-{}", std::process::id())),
+        };
+        Ok(Arc::new(FfiReplica { inner, files_root }))
     })
     .await
 }
@@ -230,6 +237,38 @@ impl FfiReplica {
 
     pub async fn discard(self: Arc<Self>, local_id: String) -> Result<(), SupaSyncError> {
         run(async move { Ok(self.inner.discard(&local_id).await?) }).await
+    }
+
+    /// Keep `data` as `bucket/path` here at once and queue its upload (it goes before
+    /// any row that names it); returns the file as `{bucket, path, size, content_type,
+    /// status, reason, cached}`.
+    pub async fn upload_file(self: Arc<Self>, bucket: String, path: String, data: Vec<u8>, content_type: String) -> Result<String, SupaSyncError> {
+        run(async move { Ok(text(&self.inner.upload_file(&bucket, &path, data, &content_type).await?)) }).await
+    }
+
+    /// What this device knows of a file, or none.
+    pub async fn file(self: Arc<Self>, bucket: String, path: String) -> Result<Option<String>, SupaSyncError> {
+        run(async move { Ok(self.inner.file(&bucket, &path).await?.map(|f| text(&f))) }).await
+    }
+
+    /// The files of a bucket this device knows, as a JSON array.
+    pub async fn files(self: Arc<Self>, bucket: String) -> Result<String, SupaSyncError> {
+        run(async move { Ok(text(&self.inner.files(&bucket).await?)) }).await
+    }
+
+    /// A file's bytes: kept here (offline too), else downloaded and kept.
+    pub async fn read_file(self: Arc<Self>, bucket: String, path: String) -> Result<Vec<u8>, SupaSyncError> {
+        run(async move { Ok(self.inner.read_file(&bucket, &path).await?) }).await
+    }
+
+    /// A `file://` URL a native view can show, offline too.
+    pub async fn file_url(self: Arc<Self>, bucket: String, path: String) -> Result<String, SupaSyncError> {
+        run(async move { Ok(supasync_native::file_url(&self.inner, &self.files_root, &bucket, &path).await?) }).await
+    }
+
+    /// Remove a file here at once, and from Storage by the next push.
+    pub async fn remove_file(self: Arc<Self>, bucket: String, path: String) -> Result<(), SupaSyncError> {
+        run(async move { Ok(self.inner.remove_file(&bucket, &path).await?) }).await
     }
 
     pub async fn history(self: Arc<Self>, limit: u32) -> Result<String, SupaSyncError> {

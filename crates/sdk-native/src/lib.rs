@@ -5,6 +5,7 @@
 //! [`open_replica`]: the replica of whoever is signed in on this device, in one call.
 
 pub mod device;
+pub mod file_url;
 pub mod http;
 pub mod realtime;
 pub mod replica_dir;
@@ -13,6 +14,7 @@ pub mod store;
 pub mod timer;
 
 pub use device::{open_replica, NativeReplica, NativeStores};
+pub use file_url::file_url;
 pub use http::{system_now_ms, ReqwestHttp};
 pub use realtime::{start_live, start_realtime, TungsteniteConnector};
 pub use replica_dir::ReplicaDir;

@@ -637,3 +637,43 @@ async fn deployments_of_attached_databases_sync_into_their_tenant_schemas() {
     let (ok, err) = run(&["deployments", "--config", new_cfg.to_str().unwrap(), "restore", "acme", "--to", new_db.to_str().unwrap()]);
     assert!(!ok && err["error"].as_str().unwrap().contains("already exists"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_upload_offline_sync_before_their_message_and_read_back_elsewhere() {
+    let s = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cli(dir.path(), &s);
+    c.schema = dir.path().join("schema.json");
+    std::fs::write(
+        &c.schema,
+        r#"{"tables":[{"name":"conversations"},{"name":"messages","references":{"conversation_id":"conversations"},"files":{"attachment":"attachments"}}]}"#,
+    )
+    .unwrap();
+    let me = c.ok(&["signup", "--email", "cli-files@example.com", "--password", "password-123"]);
+    let path = format!("{}/notes.txt", me["user_id"].as_str().unwrap());
+    let src = dir.path().join("notes.txt");
+    std::fs::write(&src, b"field notes").unwrap();
+    let online = c.url.clone();
+    c.url = "http://127.0.0.1:9".into(); // offline
+    let f = c.ok(&["files", "upload", "attachments", &path, "--file", src.to_str().unwrap(), "--content-type", "text/plain"]);
+    assert_eq!((f["status"].as_str(), f["size"].as_u64()), (Some("pending"), Some(11)));
+    let conv = c.ok(&["insert", "conversations", r#"{"title":"Field"}"#]);
+    c.ok(&["insert", "messages", &json!({"conversation_id": conv["local_id"], "role": "user", "content": "notes", "attachment": path}).to_string()]);
+    c.url = online;
+    c.ok(&["sync"]);
+    assert_eq!(c.ok(&["files", "file", "attachments", &path])["status"], json!("synced"));
+    // Another device of the user reads it back from Storage.
+    let other = tempfile::tempdir().unwrap();
+    let mut d = cli(other.path(), &s);
+    d.schema = c.schema.clone();
+    d.ok(&["login", "--email", "cli-files@example.com", "--password", "password-123"]);
+    let out = other.path().join("copy.txt");
+    d.ok(&["files", "read", "attachments", &path, "--out", out.to_str().unwrap()]);
+    assert_eq!(std::fs::read(&out).unwrap(), b"field notes");
+    let (ok, err) = d.run(&["files", "upload", "attachments", "../x", "--file", src.to_str().unwrap()]);
+    assert!(!ok);
+    assert_eq!(err["kind"], json!("invalid"));
+    d.ok(&["files", "remove", "attachments", &path]);
+    d.ok(&["sync"]);
+    assert_eq!(d.ok(&["files", "list", "attachments"]), json!([]));
+}

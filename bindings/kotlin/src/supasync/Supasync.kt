@@ -133,6 +133,18 @@ class Replica internal constructor(private val inner: FfiReplica) {
     suspend fun discard(localId: String) = ffi { inner.discard(localId) }
     suspend fun history(limit: Int = 20): List<Row> = rows(ffi { inner.history(limit.coerceAtLeast(0).toUInt()) })
 
+    /** Keep [data] as `bucket/path` here at once and queue its upload (before any row naming it). */
+    suspend fun uploadFile(bucket: String, path: String, data: ByteArray, contentType: String = "application/octet-stream"): Row =
+        row(ffi { inner.uploadFile(bucket, path, data, contentType) })
+    /** What this device knows of a file (`status`, `size`, `cached`…), or null. */
+    suspend fun file(bucket: String, path: String): Row? = ffi { inner.file(bucket, path) }?.let(::row)
+    suspend fun files(bucket: String): List<Row> = rows(ffi { inner.files(bucket) })
+    /** The file's bytes: kept here (offline too), else downloaded and kept. */
+    suspend fun readFile(bucket: String, path: String): ByteArray = ffi { inner.readFile(bucket, path) }
+    /** A `file://` URL a view can show, offline too. */
+    suspend fun fileUrl(bucket: String, path: String): String = ffi { inner.fileUrl(bucket, path) }
+    suspend fun removeFile(bucket: String, path: String) = ffi { inner.removeFile(bucket, path) }
+
     /** `"realtime"` or `"manual"`. */
     suspend fun setMode(mode: String) = ffi { inner.setMode(mode) }
     /** Poll every [everyMs] milliseconds. */

@@ -268,6 +268,30 @@ class Replica:
     async def history(self, limit: int = 20) -> List[Row]:
         return json.loads(await _call(self._inner.history(limit)))
 
+    async def upload_file(self, bucket: str, path: str, data: bytes, content_type: str = "application/octet-stream") -> Row:
+        """Keep ``data`` as ``bucket/path`` here at once and queue its upload; it goes
+        before any row that names it. Returns the file (``status``, ``size``, ...)."""
+        return json.loads(await _call(self._inner.upload_file(bucket, path, bytes(data), content_type)))
+
+    async def file(self, bucket: str, path: str) -> Optional[Row]:
+        """What this device knows of a file, or ``None``."""
+        f = await _call(self._inner.file(bucket, path))
+        return None if f is None else json.loads(f)
+
+    async def files(self, bucket: str) -> List[Row]:
+        return json.loads(await _call(self._inner.files(bucket)))
+
+    async def read_file(self, bucket: str, path: str) -> bytes:
+        """The file's bytes: kept here (offline too), else downloaded and kept."""
+        return bytes(await _call(self._inner.read_file(bucket, path)))
+
+    async def file_url(self, bucket: str, path: str) -> str:
+        """A ``file://`` URL of the file on disk, offline too."""
+        return await _call(self._inner.file_url(bucket, path))
+
+    async def remove_file(self, bucket: str, path: str) -> None:
+        await _call(self._inner.remove_file(bucket, path))
+
     async def set_mode(self, mode: Union[str, int]) -> None:
         """``"realtime"``, ``"manual"``, or a polling interval in milliseconds."""
         if isinstance(mode, bool) or not isinstance(mode, (str, int)):

@@ -124,6 +124,24 @@ public final class Replica: @unchecked Sendable {
     public func retry(_ localId: String) async throws { try await ffi { try await inner.retry(localId: localId) } }
     public func discard(_ localId: String) async throws { try await ffi { try await inner.discard(localId: localId) } }
     public func history(limit: UInt32 = 20) async throws -> [Row] { rows(try await ffi { try await inner.history(limit: limit) }) }
+    /// Keep `data` as `bucket/path` here at once and queue its upload (before any row naming it).
+    public func uploadFile(_ bucket: String, _ path: String, data: Data, contentType: String = "application/octet-stream") async throws -> Row {
+        row(try await ffi { try await inner.uploadFile(bucket: bucket, path: path, data: data, contentType: contentType) })
+    }
+    /// What this device knows of a file (`status`, `size`, `cached`…), or nil.
+    public func file(_ bucket: String, _ path: String) async throws -> Row? {
+        try await ffi { try await inner.file(bucket: bucket, path: path) }.map(row)
+    }
+    public func files(_ bucket: String) async throws -> [Row] { rows(try await ffi { try await inner.files(bucket: bucket) }) }
+    /// The file's bytes: kept here (offline too), else downloaded and kept.
+    public func readFile(_ bucket: String, _ path: String) async throws -> Data {
+        try await ffi { try await inner.readFile(bucket: bucket, path: path) }
+    }
+    /// A `file://` URL an image or document view can show, offline too.
+    public func fileUrl(_ bucket: String, _ path: String) async throws -> URL? {
+        URL(string: try await ffi { try await inner.fileUrl(bucket: bucket, path: path) })
+    }
+    public func removeFile(_ bucket: String, _ path: String) async throws { try await ffi { try await inner.removeFile(bucket: bucket, path: path) } }
     /// "realtime", "manual", or "every:<ms>".
     public func setMode(_ mode: String) async throws { try await ffi { try await inner.setMode(mode: mode) } }
     public func pause() async throws { try await ffi { try await inner.pause() } }

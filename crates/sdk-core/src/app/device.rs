@@ -22,6 +22,7 @@ use serde_json::Value;
 use crate::net::auth::{self, Session};
 use crate::net::client::Client;
 use crate::app::engine::{EngineError, Query, RowView};
+use crate::app::files::FileView;
 use crate::app::live::{LiveStatus, SyncMode};
 use crate::app::live_query::{live_query, live_select};
 use crate::select::{self, SelectRequest, SelectResult};
@@ -315,6 +316,32 @@ impl<U: UserStores, H: Http + Clone + 'static, R: Runtime> DeviceReplica<U, H, R
 
     pub async fn history(&self, limit: usize) -> Result<Vec<HistoryEntry>, EngineError> {
         self.current()?.engine().history(limit).await
+    }
+
+    /// Keep a file here at once and queue its upload (see
+    /// [`crate::engine::Engine::upload_file`]).
+    pub async fn upload_file(&self, bucket: &str, path: &str, bytes: Vec<u8>, content_type: &str) -> Result<FileView, EngineError> {
+        self.current()?.engine().upload_file(bucket, path, bytes, content_type).await
+    }
+
+    /// What this device knows of a file (its status and whether it is kept here).
+    pub async fn file(&self, bucket: &str, path: &str) -> Result<Option<FileView>, EngineError> {
+        self.current()?.engine().file(bucket, path).await
+    }
+
+    /// The files of a bucket this device knows.
+    pub async fn files(&self, bucket: &str) -> Result<Vec<FileView>, EngineError> {
+        self.current()?.engine().files(bucket).await
+    }
+
+    /// A file's bytes: kept here, else downloaded (and kept within the cache budget).
+    pub async fn read_file(&self, bucket: &str, path: &str) -> Result<Vec<u8>, EngineError> {
+        self.current()?.engine().read_file(bucket, path).await
+    }
+
+    /// Remove a file here at once, and from Storage by the push.
+    pub async fn remove_file(&self, bucket: &str, path: &str) -> Result<(), EngineError> {
+        self.current()?.engine().remove_file(bucket, path).await
     }
 
     /// Realtime, every N ms, or manual; kept across sign-ins.

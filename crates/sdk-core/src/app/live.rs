@@ -81,6 +81,9 @@ pub struct LiveStatus {
     /// While a pull brings many rows (a restore): which table, rows so far, the total.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub progress: Option<crate::local::events::PullProgress>,
+    /// While a file goes to Storage: which, and how many of its bytes are there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload: Option<crate::local::events::FileProgress>,
 }
 
 /// Tunables.
@@ -546,6 +549,7 @@ impl<S: Store, H: Http> LiveDriver<S, H> {
             last_sync: st.last_sync,
             last_error: self.last_error.clone(),
             progress: None,
+            upload: None,
         };
         if self.last_status.as_ref() != Some(&status) {
             self.watchers.retain(|w| w.unbounded_send(status.clone()).is_ok());

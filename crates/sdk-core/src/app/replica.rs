@@ -22,7 +22,7 @@ use crate::net::auth::{Session, TokenProvider};
 use crate::net::backoff::Backoff;
 use crate::net::client::Project;
 use crate::app::engine::{Engine, EngineConfig, EngineError};
-use crate::local::events::{EngineEvent, PullProgress};
+use crate::local::events::{EngineEvent, FileProgress, PullProgress};
 use crate::app::live::{LiveConfig, LiveStatus, LiveSync, Phase, SessionTokens, SyncMode};
 use crate::platform::maybe_send::{BoxTask, MaybeSend, MaybeSync};
 use crate::net::realtime::{AccessTokenSource, Channel, ChannelConfig, RealtimeClient, RealtimeConfig};
@@ -273,17 +273,19 @@ impl<S: Store + 'static, H: Http + 'static, R: Runtime> Replica<S, H, R> {
             live.pause();
         }
         // Fan statuses out to every subscriber, across restarts, with the progress of
-        // a long pull (a restore) merged in as the engine reports it.
+        // a long pull (a restore) and of an upload merged in as the engine reports them.
         let mut statuses = live.statuses();
         let (stop_tx, mut stop_rx) = mpsc::unbounded::<()>();
         let state = self.state.clone();
         self.runtime.spawn(Box::pin(async move {
             let mut progress: Option<PullProgress> = None;
+            let mut upload: Option<FileProgress> = None;
             loop {
                 let next = futures_util::select! {
                     s = statuses.next() => s.map(Ok),
                     e = events.next() => match e {
-                        Some(EngineEvent::Progress(p)) => Some(Err(p)),
+                        Some(EngineEvent::Progress(p)) => Some(Err(Ok(p))),
+                        Some(EngineEvent::FileProgress(p)) => Some(Err(Err(p))),
                         Some(_) => continue,
                         None => None,
                     },
@@ -293,15 +295,18 @@ impl<S: Store + 'static, H: Http + 'static, R: Runtime> Replica<S, H, R> {
                 let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
                 let status = match next {
                     Ok(s) => s,
-                    Err(p) => {
-                        progress = (!p.done).then_some(p);
+                    Err(report) => {
+                        match report {
+                            Ok(p) => progress = (!p.done).then_some(p),
+                            Err(f) => upload = (!f.done).then_some(f),
+                        }
                         match st.last.clone() {
                             Some(s) => s,
                             None => continue,
                         }
                     }
                 };
-                let status = LiveStatus { progress: progress.clone(), ..status };
+                let status = LiveStatus { progress: progress.clone(), upload: upload.clone(), ..status };
                 st.watchers.retain(|w| w.unbounded_send(status.clone()).is_ok());
                 st.last = Some(status);
             }
@@ -366,7 +371,7 @@ impl<S: Store + 'static, H: Http + 'static, R: Runtime> Replica<S, H, R> {
         self.check_open()?;
         let s = self.engine.status().await?;
         let (phase, mode, last_error) = self.phase();
-        Ok(LiveStatus { phase, mode, pending: s.pending, rejected: s.rejected, last_sync: s.last_sync, last_error, progress: None })
+        Ok(LiveStatus { phase, mode, pending: s.pending, rejected: s.rejected, last_sync: s.last_sync, last_error, progress: None, upload: None })
     }
 
     /// Live sync's phase, mode and last error now: the part of [`Replica::status`] that
@@ -474,6 +479,7 @@ async fn publish_idle<S: Store, H: Http>(engine: &Engine<S, H>, state: &Mutex<St
         last_sync: s.last_sync,
         last_error: None,
         progress: None,
+        upload: None,
     };
     if st.last.as_ref() != Some(&status) {
         st.watchers.retain(|w| w.unbounded_send(status.clone()).is_ok());

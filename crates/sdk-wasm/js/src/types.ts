@@ -104,6 +104,9 @@ export interface Schema {
      * rows every member of that scope id reads, fetched when the user joins it and
      * dropped when they leave. */
     shared_by?: string;
+    /** column → the Storage bucket whose file the column names (by path): a row is
+     * pushed only once the file it names is stored. */
+    files?: Record<string, string>;
   }>;
 }
 

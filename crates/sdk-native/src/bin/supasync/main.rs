@@ -7,6 +7,7 @@
 //! `attach` works on another app's SQLite file instead ([`attach`]).
 
 mod attach;
+mod files;
 mod readable;
 
 use std::collections::BTreeMap;
@@ -142,6 +143,11 @@ enum Cmd {
     History {
         #[arg(long, default_value_t = 20)]
         limit: usize,
+    },
+    /// Files in Supabase Storage, in the same outbox as the rows.
+    Files {
+        #[command(subcommand)]
+        cmd: files::FilesCmd,
     },
     /// Queue a rejected write again.
     Retry { local_id: String },
@@ -429,6 +435,7 @@ async fn run(cli: Cli) -> Result<Value, Failure> {
             watch(Arc::new(e), &table).await?;
             return Ok(Value::Null);
         }
+        Cmd::Files { cmd } => files::run(&e, cmd).await?,
         Cmd::Rejected => json!(e.rejected().await?),
         Cmd::History { limit } => json!(e.history(limit).await?),
         Cmd::Retry { local_id } => {
