@@ -6,6 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync } from 'node:fs';
+import zlib from 'node:zlib';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { launch, serve, startChatServer, root, until, serverRows, newUser, tarball } from './harness.mjs';
@@ -263,5 +264,52 @@ test('10. a conversation shared by email: both users see each other\'s messages 
   await until(async () => (await x.page.getByTestId('rejected').allInnerTexts()).some((t) => t.includes('no user with the email nobody-here@example.com')), 'the refusal shown');
   await x.context.close();
   await y.context.close();
+  noErrors();
+});
+
+/** A solid-colour RGB PNG of `w`×`h` pixels, made by hand. */
+function png(w, h) {
+  const chunk = (type, data) => {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    const td = Buffer.concat([Buffer.from(type), data]);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(zlib.crc32(td));
+    return Buffer.concat([len, td, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0);
+  ihdr.writeUInt32BE(h, 4);
+  ihdr[8] = 8;
+  ihdr[9] = 2;
+  const rows = Buffer.concat(Array.from({ length: h }, () => Buffer.concat([Buffer.from([0]), Buffer.alloc(w * 3, 0x60)])));
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', zlib.deflateSync(rows)), chunk('IEND', Buffer.alloc(0))]);
+}
+
+const imageSize = (page, text) =>
+  page.getByTestId('message').filter({ hasText: text }).locator('img.attachment').evaluate((img) => (img.complete && img.naturalWidth ? [img.naturalWidth, img.naturalHeight] : null)).catch(() => null);
+
+test('11. an image attached offline on the laptop shows at once, then appears on the phone', async () => {
+  const laptop = await open('laptop');
+  const phone = await open('phone');
+  await until(async () => (await phase(laptop.page)) === 'Connected' && (await phase(phone.page)) === 'Connected', 'both devices connected');
+  await newConversation(laptop.page, 'Photos');
+  await until(async () => (await phone.page.getByTestId('conversation').allInnerTexts()).some((t) => t.includes('Photos')), 'the phone lists it');
+  await openConversation(phone.page, 'Photos');
+  await laptop.context.setOffline(true);
+  await laptop.page.getByLabel('attach image').setInputFiles({ name: 'tram 28.png', mimeType: 'image/png', buffer: png(48, 32) });
+  await laptop.page.getByLabel('message').fill('the tram');
+  await laptop.page.getByLabel('message').press('Enter');
+  // Shown at once from the device, while offline.
+  await until(async () => JSON.stringify(await imageSize(laptop.page, 'the tram')) === '[48,32]', 'the image on the laptop, offline');
+  await shot(laptop.page, '11-laptop-offline');
+  await laptop.context.setOffline(false);
+  // The phone gets the message after the image is in Storage, and shows the image.
+  await until(async () => JSON.stringify(await imageSize(phone.page, 'the tram')) === '[48,32]', 'the image on the phone', 30000);
+  await shot(phone.page, '11-phone');
+  const [m] = (await serverRows(server, user, 'messages')).filter((r) => r.content === 'the tram');
+  assert.match(m.attachment, /tram_28\.png$/);
+  await laptop.context.close();
+  await phone.context.close();
   noErrors();
 });

@@ -200,6 +200,38 @@ impl WasmReplica {
         })
     }
 
+    /// Keep `data` as `bucket/path` in IndexedDB at once and queue its upload.
+    #[wasm_bindgen(js_name = uploadFile)]
+    pub fn upload_file(&self, bucket: String, path: String, data: Vec<u8>, content_type: String) -> js_sys::Promise {
+        self.promise(|r| async move { to_js(&r.engine().upload_file(&bucket, &path, data, &content_type).await.map_err(engine_err)?) })
+    }
+
+    /// What this tab's replica knows of a file (`undefined`: nothing).
+    pub fn file(&self, bucket: String, path: String) -> js_sys::Promise {
+        self.promise(|r| async move { to_js(&r.engine().file(&bucket, &path).await.map_err(engine_err)?) })
+    }
+
+    pub fn files(&self, bucket: String) -> js_sys::Promise {
+        self.promise(|r| async move { to_js(&r.engine().files(&bucket).await.map_err(engine_err)?) })
+    }
+
+    /// A file's bytes (`Uint8Array`): from IndexedDB when kept, else downloaded and kept.
+    #[wasm_bindgen(js_name = readFile)]
+    pub fn read_file(&self, bucket: String, path: String) -> js_sys::Promise {
+        self.promise(|r| async move {
+            let bytes = r.engine().read_file(&bucket, &path).await.map_err(engine_err)?;
+            Ok(js_sys::Uint8Array::from(&bytes[..]).into())
+        })
+    }
+
+    #[wasm_bindgen(js_name = removeFile)]
+    pub fn remove_file(&self, bucket: String, path: String) -> js_sys::Promise {
+        self.promise(|r| async move {
+            r.engine().remove_file(&bucket, &path).await.map_err(engine_err)?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
     /// [`WasmReplica::select`], live: `callback(answer)` now and after every change to a
     /// table the query reads that alters the answer; returns the function that stops it.
     #[wasm_bindgen(js_name = liveSelect, unchecked_return_type = "() => void")]

@@ -14,6 +14,8 @@ import type {
   SelectAnswer,
   SelectOptions,
   HistoryEntry,
+  FileView,
+  FilesApi,
   OutboxEntry,
   Query,
   ReplicaApi,
@@ -214,6 +216,38 @@ class TauriReplica implements ReplicaApi {
   history(o: { limit?: number } = {}): Promise<HistoryEntry[]> {
     return call('history', { limit: o.limit ?? 50 });
   }
+
+  private readonly fileUrls = new Set<string>();
+
+  /** Files, through the app's Rust side (the SQLite replica keeps their bytes). */
+  readonly files: FilesApi = {
+    upload: async (bucket, path, data, o = {}) => {
+      const bytes = data instanceof Uint8Array ? data : new Uint8Array(data instanceof Blob ? await data.arrayBuffer() : data);
+      const contentType = o.contentType ?? (data instanceof Blob && data.type ? data.type : 'application/octet-stream');
+      const f = await call<FileView>('upload_file', { bucket, path, data: Array.from(bytes), contentType });
+      await this.refreshStatus();
+      return f;
+    },
+    get: async (bucket, path) => (await call<FileView | null>('file', { bucket, path })) ?? null,
+    list: (bucket) => call<FileView[]>('files', { bucket }),
+    download: async (bucket, path) => {
+      const bytes = await call<ArrayBuffer>('read_file', { bucket, path });
+      const known = await call<FileView | null>('file', { bucket, path });
+      return new Blob([bytes], { type: known?.content_type ?? 'application/octet-stream' });
+    },
+    url: async (bucket, path) => {
+      const url = URL.createObjectURL(await this.files.download(bucket, path));
+      this.fileUrls.add(url);
+      return url;
+    },
+    revokeUrl: (url) => {
+      if (this.fileUrls.delete(url)) URL.revokeObjectURL(url);
+    },
+    remove: async (bucket, path) => {
+      await call('remove_file', { bucket, path });
+      await this.refreshStatus();
+    },
+  };
 
   setMode(mode: SyncMode): void {
     this.check();

@@ -13,6 +13,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import zlib from 'node:zlib';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -203,4 +204,44 @@ test('a conversation shared from the desktop app reaches another user with its m
   }, 20000, 'the shared conversation\'s messages on the guest\'s device');
   assert.deepEqual(asGuest('query', 'conversations').map((r) => r.row.title), ['Trip to Lisbon']);
   await screenshot('virgil-desktop-shared');
+});
+
+test('an image attached in the desktop app shows in it and reaches the other device', async () => {
+  // A 2×2 PNG (made by hand: signature, IHDR, IDAT, IEND), written where the app's
+  // file picker can be given it.
+  const chunk = (type, data) => {
+    const head = Buffer.alloc(4);
+    head.writeUInt32BE(data.length);
+    const body = Buffer.concat([Buffer.from(type), data]);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(zlib.crc32(body));
+    return Buffer.concat([head, body, crc]);
+  };
+  const ihdr = Buffer.from([0, 0, 0, 2, 0, 0, 0, 2, 8, 2, 0, 0, 0]);
+  const rows = Buffer.from([0, 200, 40, 40, 200, 40, 40, 0, 200, 40, 40, 200, 40, 40]);
+  const png = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', zlib.deflateSync(rows)), chunk('IEND', Buffer.alloc(0))]);
+  const file = path.join(mkdtempSync(path.join(tmpdir(), 'virgil-img-')), 'map.png');
+  writeFileSync(file, png);
+  await type('input[aria-label=message]', 'the map');
+  const picker = await find('input[aria-label="attach image"]');
+  await wd('POST', s(`/element/${picker}/value`), { text: file });
+  await click('form.composer button[type=submit]');
+  // Shown in the app from its own replica, then uploaded before its message.
+  await eventually(async () => {
+    const [size] = await wd('POST', s('/execute/sync'), {
+      script: 'return [...document.querySelectorAll("[data-testid=message]")].filter((m) => m.textContent.includes(arguments[0])).map((m) => { const i = m.querySelector("img.attachment"); return i && i.complete ? i.naturalWidth : 0; })',
+      args: ['the map'],
+    });
+    return size === 2;
+  }, 20000, 'the image in the app');
+  await eventually(async () => (await texts('[data-testid=pending]')).length === 0, 20000, 'the image and its message to be pushed');
+  await screenshot('virgil-desktop-image');
+  const attachment = await eventually(() => {
+    device('sync');
+    const m = device('query', 'messages').find((r) => r.row.content === 'the map');
+    return m?.row.attachment;
+  }, 20000, 'the message on the other device');
+  const out = path.join(mkdtempSync(path.join(tmpdir(), 'virgil-read-')), 'copy.png');
+  device('files', 'read', 'attachments', attachment, '--out', out);
+  assert.deepEqual(readFileSync(out), png, 'the other device reads the same bytes');
 });

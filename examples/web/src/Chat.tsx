@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState, type FormEvent } from 'react';
-import { useBroadcast, useChannel, useLiveQuery, useReplica } from 'supasync/react';
+import { useBroadcast, useChannel, useFileUrl, useLiveQuery, useReplica } from 'supasync/react';
 import type { Conversation, Memory, Message } from './types';
 
 const ROLES = ['user', 'assistant', 'system', 'tool'] as const;
@@ -63,6 +63,19 @@ function ShareForm({ conversation }: { conversation: string }) {
   );
 }
 
+/** An attached image: from the device when it is kept (offline too, and at once after
+ * it was attached here), else fetched from Storage once. */
+function Attachment({ path }: { path: string }) {
+  const [url, error] = useFileUrl('attachments', path);
+  if (error) return <span className="attachment-missing" title={error.message}>image unavailable</span>;
+  return url ? <img className="attachment" alt="attachment" src={url} /> : <span className="attachment-loading">…</span>;
+}
+
+/** A file name as a Storage key part: letters, digits, `.`, `_` and `-`. */
+function keyPart(name: string): string {
+  return name.replace(/[^A-Za-z0-9._-]+/g, '_').slice(-80) || 'file';
+}
+
 /** A row as the replica answers it: the app's columns and its local id. */
 type Local<T> = T & { local_id: string };
 
@@ -76,6 +89,8 @@ export function Chat({ conversation, device }: { conversation: string; device: s
   const states = new Map(answer?.sync.map((s) => [s.local_id, s.status.state]));
   const memories = useLiveQuery(db.from<Pick<Memory, 'context'>>('memories').select('context').eq('tag', 'important'))?.data;
   const [text, setText] = useState('');
+  const [image, setImage] = useState<File>();
+  const fileInput = useRef<HTMLInputElement>(null);
   const [role, setRole] = useState<Message['role']>('user');
   const { typingNow, typing } = useTyping(conversation, device);
   const end = useRef<HTMLDivElement>(null);
@@ -87,9 +102,18 @@ export function Chat({ conversation, device }: { conversation: string; device: s
 
   async function send(e: FormEvent) {
     e.preventDefault();
-    if (!text.trim()) return;
-    await db.insert<Message>('messages', { conversation_id: conversation, role, content: text, timestamp: new Date().toISOString() });
+    if (!text.trim() && !image) return;
+    let attachment: string | null = null;
+    if (image) {
+      // The file first, then the message naming it: the message reaches no other
+      // device before the image is in Storage.
+      attachment = `${db.auth.user()?.id ?? 'anonymous'}/${crypto.randomUUID()}-${keyPart(image.name)}`;
+      await db.files.upload('attachments', attachment, image, { contentType: image.type || 'application/octet-stream' });
+    }
+    await db.insert<Message>('messages', { conversation_id: conversation, role, content: text || image?.name || '', timestamp: new Date().toISOString(), attachment });
     setText('');
+    setImage(undefined);
+    if (fileInput.current) fileInput.current.value = '';
   }
 
   const important = new Set(memories?.map((m) => m.context));
@@ -113,6 +137,7 @@ export function Chat({ conversation, device }: { conversation: string; device: s
           <div key={m.local_id} className={`message role-${m.role} state-${state}`} data-testid="message">
             <span className="role">{m.role}</span>
             <span className="content">{m.content}</span>
+            {m.attachment && <Attachment path={m.attachment} />}
             {state === 'pending' && <span className="tick" title="waiting to be sent">◷</span>}
             <button
               className={important.has(`message:${m.local_id}`) ? 'star on' : 'star'}
@@ -134,6 +159,7 @@ export function Chat({ conversation, device }: { conversation: string; device: s
           {ROLES.map((r) => <option key={r} value={r}>{r}</option>)}
         </select>
         <input aria-label="message" placeholder="Write a message" value={text} onChange={(e) => { setText(e.target.value); typing(); }} />
+        <input ref={fileInput} aria-label="attach image" type="file" accept="image/*" onChange={(e) => setImage(e.target.files?.[0])} />
         <button type="submit">Send</button>
       </form>
     </>

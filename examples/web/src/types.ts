@@ -11,6 +11,8 @@ export interface Message extends Record<string, unknown> {
   role: 'user' | 'assistant' | 'system' | 'tool';
   content: string;
   timestamp: string;
+  /** The path of an attached image in the `attachments` bucket (its own folder per user). */
+  attachment?: string | null;
 }
 
 export interface Memory extends Record<string, unknown> {

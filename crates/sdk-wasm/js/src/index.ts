@@ -17,7 +17,7 @@ export { QueryBuilder } from './query.js';
 import { QueryBuilder } from './query.js';
 export { SupaSyncError } from './types.js';
 import { SupaSyncError } from './types.js';
-import type { Row, RowView, Query, SyncMode, Status, OutboxEntry, HistoryEntry, Settled, Schema, User, SyncChannel, ReplicaApi, SelectAnswer, SelectOptions } from './types.js';
+import type { Row, RowView, Query, SyncMode, Status, OutboxEntry, HistoryEntry, Settled, Schema, User, SyncChannel, ReplicaApi, SelectAnswer, SelectOptions, FileView, FilesApi } from './types.js';
 
 export interface OpenOptions {
   /** The project's URL, e.g. https://xyz.supabase.co */
@@ -153,6 +153,50 @@ export class Replica implements ReplicaApi {
       callback(this.user);
       return () => void this.userWatchers.delete(callback);
     },
+  };
+
+  /** Object URLs handed out by `files.url`, revoked at close. */
+  private readonly fileUrls = new Set<string>();
+
+  /** Files in Supabase Storage, in the same outbox as the rows. */
+  readonly files: FilesApi = {
+    upload: (bucket: string, path: string, data: Blob | ArrayBuffer | Uint8Array, o: { contentType?: string } = {}) =>
+      call(async () => {
+        this.check();
+        const bytes = data instanceof Uint8Array ? data : new Uint8Array(data instanceof Blob ? await data.arrayBuffer() : data);
+        const type = o.contentType ?? (data instanceof Blob && data.type ? data.type : 'application/octet-stream');
+        return this.written(this.inner.uploadFile(bucket, path, bytes, type) as Promise<FileView>);
+      }),
+    get: (bucket: string, path: string) =>
+      call(async () => {
+        this.check();
+        return ((await this.inner.file(bucket, path)) as FileView | undefined) ?? null;
+      }),
+    list: (bucket: string) =>
+      call(() => {
+        this.check();
+        return this.inner.files(bucket) as Promise<FileView[]>;
+      }),
+    download: (bucket: string, path: string) =>
+      call(async () => {
+        this.check();
+        const bytes = (await this.inner.readFile(bucket, path)) as Uint8Array;
+        const known = (await this.inner.file(bucket, path)) as FileView | undefined;
+        return new Blob([bytes as BlobPart], { type: known?.content_type ?? 'application/octet-stream' });
+      }),
+    url: async (bucket: string, path: string) => {
+      const url = URL.createObjectURL(await this.files.download(bucket, path));
+      this.fileUrls.add(url);
+      return url;
+    },
+    revokeUrl: (url: string) => {
+      if (this.fileUrls.delete(url)) URL.revokeObjectURL(url);
+    },
+    remove: (bucket: string, path: string) =>
+      call(() => {
+        this.check();
+        return this.written(this.inner.removeFile(bucket, path) as Promise<void>);
+      }),
   };
 
   private constructor(private readonly opts: OpenOptions, private readonly key: string, private readonly replicaName: string) {
@@ -614,6 +658,8 @@ export class Replica implements ReplicaApi {
     for (const l of this.lives) l.stop?.();
     this.lives.clear();
     this.statusWatchers.clear();
+    for (const url of this.fileUrls) URL.revokeObjectURL(url);
+    this.fileUrls.clear();
     this.tabs?.close();
     this.inner.close();
   }

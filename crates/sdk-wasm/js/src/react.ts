@@ -154,3 +154,32 @@ export function useBroadcast(channel: SyncChannel | undefined, callback: (event:
   ref.current = callback;
   useEffect(() => (channel ? channel.onBroadcast((e, p) => ref.current(e, p)) : undefined), [channel, ref]);
 }
+
+/** An object URL for a file of the replica (`<img src>`), offline too: from IndexedDB
+ * when kept, else downloaded; `undefined` while it loads or when it cannot be had (the
+ * error is the second value). Revoked when the file changes or the component unmounts. */
+export function useFileUrl(bucket: string, path: string | null | undefined): [string | undefined, SupaSyncError | undefined] {
+  const db = useReplica();
+  const [state, setState] = useState<[string | undefined, SupaSyncError | undefined]>([undefined, undefined]);
+  useEffect(() => {
+    if (!path) {
+      setState([undefined, undefined]);
+      return;
+    }
+    let alive = true;
+    let made: string | undefined;
+    db.files.url(bucket, path).then(
+      (url) => {
+        made = url;
+        if (alive) setState([url, undefined]);
+        else db.files.revokeUrl(url);
+      },
+      (e: unknown) => alive && setState([undefined, e instanceof SupaSyncError ? e : new SupaSyncError('unsupported', String(e))]),
+    );
+    return () => {
+      alive = false;
+      if (made) db.files.revokeUrl(made);
+    };
+  }, [db, bucket, path]);
+  return state;
+}

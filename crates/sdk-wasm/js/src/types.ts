@@ -50,6 +50,38 @@ export interface Status {
   leader: boolean;
   /** While a pull brings many rows (a new device's restore): rows so far of `total`. */
   progress?: { table: string; rows: number; total: number | null; done: boolean };
+  /** While a file goes to Storage: how many of its bytes are there. */
+  upload?: { bucket: string; path: string; sent: number; size: number; done: boolean };
+}
+
+/** A file as the replica knows it. */
+export interface FileView {
+  bucket: string;
+  path: string;
+  size: number;
+  content_type: string;
+  /** `pending` (waiting to upload), `synced` (in Storage) or `rejected` (see `reason`). */
+  status: 'pending' | 'synced' | 'rejected';
+  reason: string | null;
+  /** The bytes are on this device (readable offline). */
+  cached: boolean;
+}
+
+/** Files in Supabase Storage, in the same outbox as the rows (`db.files`). */
+export interface FilesApi {
+  /** Keep `data` as `bucket/path` on this device at once and queue its upload; a row
+   * naming it (a column the schema declares in `files`) is pushed only after it. */
+  upload(bucket: string, path: string, data: Blob | ArrayBuffer | Uint8Array, o?: { contentType?: string }): Promise<FileView>;
+  /** What this device knows of a file, or null. */
+  get(bucket: string, path: string): Promise<FileView | null>;
+  list(bucket: string): Promise<FileView[]>;
+  /** The file's bytes as a Blob: from IndexedDB when kept (offline too), else downloaded and kept. */
+  download(bucket: string, path: string): Promise<Blob>;
+  /** An object URL an `<img>` can show, offline too (kept until `revokeUrl` or close). */
+  url(bucket: string, path: string): Promise<string>;
+  revokeUrl(url: string): void;
+  /** Remove a file here at once, and from Storage by the next push. */
+  remove(bucket: string, path: string): Promise<void>;
 }
 
 /** A write waiting in the outbox (or refused: then `rejected` says why). */
@@ -238,5 +270,7 @@ export interface ReplicaApi extends SelectReader {
   pause(): void;
   resume(): void;
   channel(name: string, o?: { presenceKey?: string }): SyncChannel;
+  /** Files in Storage, in the same outbox as the rows. */
+  readonly files: FilesApi;
   close(): Promise<void>;
 }

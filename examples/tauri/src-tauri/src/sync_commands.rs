@@ -263,6 +263,34 @@ async fn history(state: State<'_, SyncState>, limit: usize) -> Answer {
     to_json(state.replica.history(limit).await?)
 }
 
+/// Files: kept in the replica at once, uploaded before the messages that name them.
+#[tauri::command]
+async fn upload_file(state: State<'_, SyncState>, bucket: String, path: String, data: Vec<u8>, content_type: String) -> Answer {
+    to_json(state.replica.upload_file(&bucket, &path, data, &content_type).await?)
+}
+
+#[tauri::command]
+async fn file(state: State<'_, SyncState>, bucket: String, path: String) -> Answer {
+    to_json(state.replica.file(&bucket, &path).await?)
+}
+
+#[tauri::command]
+async fn files(state: State<'_, SyncState>, bucket: String) -> Answer {
+    to_json(state.replica.files(&bucket).await?)
+}
+
+/// The bytes as a binary answer (an `ArrayBuffer` in the webview, not a JSON array).
+#[tauri::command]
+async fn read_file(state: State<'_, SyncState>, bucket: String, path: String) -> Result<tauri::ipc::Response, CommandError> {
+    Ok(tauri::ipc::Response::new(state.replica.read_file(&bucket, &path).await?))
+}
+
+#[tauri::command]
+async fn remove_file(state: State<'_, SyncState>, bucket: String, path: String) -> Answer {
+    state.replica.remove_file(&bucket, &path).await?;
+    Ok(Value::Null)
+}
+
 /// `"realtime"`, `"manual"` or `{everyMs: N}` (the npm package's SyncMode).
 #[tauri::command]
 async fn set_mode(state: State<'_, SyncState>, mode: Value) -> Answer<()> {
@@ -358,6 +386,11 @@ pub fn handler() -> impl Fn(tauri::ipc::Invoke) -> bool + Send + Sync + 'static 
         retry,
         discard,
         history,
+        upload_file,
+        file,
+        files,
+        read_file,
+        remove_file,
         set_mode,
         pause,
         resume,
