@@ -282,3 +282,75 @@ async fn bad_names_and_missing_buckets_are_clear_and_change_nothing() {
     assert!(again.to_string().contains("already exists"), "{again}");
     assert_eq!(stored(&s, "attachments", &path).await.unwrap(), b"one");
 }
+
+/// Seed 003's media library: a batch of assets, each a file with its metadata row and
+/// an audit-log line, uploaded from one outbox; a sync status per asset; one asset of a
+/// type the bucket refuses, refused with its row and its log line; a retry once the
+/// bucket takes the type.
+#[tokio::test]
+async fn a_media_library_batch_with_a_refused_asset_and_a_retry() {
+    let s = server().await;
+    let schema = Schema::from_json(
+        r#"{"tables":[
+          {"name":"media_assets","files":{"file_path":"media"},"indexes":["folder"]},
+          {"name":"media_sync_log","references":{"asset_id":"media_assets"}}
+        ]}"#,
+    )
+    .unwrap();
+    let a = Engine::open(schema, SqliteStore::in_memory().unwrap(), ReqwestHttp::with_timeout(Duration::from_secs(10)).unwrap(), Project { url: s.url().into(), anon_key: s.anon_key().into() }, EngineConfig::with_clock(system_now_ms))
+        .await
+        .unwrap();
+    let uid = a.sign_up("media@example.com", "password-123").await.unwrap().user_id;
+    let mut assets = vec![];
+    for (i, (name, mime)) in [("beach.jpg", "image/jpeg"), ("dunes.png", "image/png"), ("clip.mp4", "video/mp4"), ("setup.exe", "application/x-msdownload"), ("sky.jpg", "image/jpeg")]
+        .into_iter()
+        .enumerate()
+    {
+        let path = format!("{uid}/trip/{name}");
+        let data = bytes(2_000 + i * 100, i as u8);
+        a.upload_file("media", &path, data.clone(), mime).await.unwrap();
+        let asset = a
+            .insert(
+                "media_assets",
+                &json!({"file_path": path, "file_size": data.len(), "mime_type": mime, "width": 640, "height": 480, "folder": "trip", "tags": ["summer", "2026"]}),
+            )
+            .await
+            .unwrap();
+        a.insert("media_sync_log", &json!({"asset_id": asset.local_id, "operation": "upload", "source": "device"})).await.unwrap();
+        assets.push((path, asset.local_id));
+    }
+    assert_eq!(a.status().await.unwrap().pending, 15, "five files, five rows, five log lines, one outbox");
+    let statuses: Vec<String> = a.files("media").await.unwrap().into_iter().map(|f| f.status).collect();
+    assert_eq!(statuses, vec!["pending"; 5]);
+
+    let report = a.push().await.unwrap();
+    assert_eq!((report.pushed, report.rejected), (12, 3), "{report:?}");
+    let mut per_asset = vec![];
+    for (path, _) in &assets {
+        per_asset.push(a.file("media", path).await.unwrap().unwrap().status);
+    }
+    assert_eq!(per_asset, vec!["synced", "synced", "synced", "rejected", "synced"], "a sync status per asset");
+    let refused = a.file("media", &assets[3].0).await.unwrap().unwrap();
+    assert!(refused.reason.as_deref().unwrap().contains("mime type application/x-msdownload is not supported"), "{refused:?}");
+    let rejected = a.rejected().await.unwrap();
+    let refused_row = rejected.iter().find(|e| e.local_id == assets[3].1).expect("its metadata row is refused too");
+    assert!(refused_row.rejected.as_deref().unwrap().contains("is not supported"));
+    assert_eq!(rejected.iter().filter(|e| e.table == "media_sync_log").count(), 1, "and its audit line");
+    assert_eq!(server_rows(&s, "media_assets", "select=id").await.len(), 4);
+    assert_eq!(server_rows(&s, "media_sync_log", "select=id").await.len(), 4);
+
+    // The operator lets the bucket take it; the user retries the asset: file, row and
+    // log line go, in that order.
+    let db = tokio_postgres::connect(s.database_url(), tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(db.1);
+    db.0.execute("update storage.buckets set allowed_mime_types = null where id = 'media'", &[]).await.unwrap();
+    for local_id in rejected.iter().map(|e| e.local_id.clone()).collect::<Vec<_>>() {
+        a.retry(&local_id).await.unwrap();
+    }
+    let again = a.push().await.unwrap();
+    assert_eq!((again.pushed, again.rejected), (3, 0), "{again:?}");
+    assert_eq!(a.file("media", &assets[3].0).await.unwrap().unwrap().status, "synced");
+    assert_eq!(server_rows(&s, "media_assets", "select=id").await.len(), 5);
+    assert_eq!(server_rows(&s, "media_sync_log", "select=operation").await.len(), 5);
+    assert_eq!(stored(&s, "media", &assets[3].0).await.unwrap().len(), 2_300);
+}

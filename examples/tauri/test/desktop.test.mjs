@@ -222,6 +222,7 @@ test('an image attached in the desktop app shows in it and reaches the other dev
   const png = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', zlib.deflateSync(rows)), chunk('IEND', Buffer.alloc(0))]);
   const file = path.join(mkdtempSync(path.join(tmpdir(), 'virgil-img-')), 'map.png');
   writeFileSync(file, png);
+  await click('select[aria-label=role] option[value=user]'); // the refusal test left `tool` chosen
   await type('input[aria-label=message]', 'the map');
   const picker = await find('input[aria-label="attach image"]');
   await wd('POST', s(`/element/${picker}/value`), { text: file });

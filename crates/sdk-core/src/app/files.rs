@@ -103,6 +103,11 @@ impl<S: Store, H: Http> Engine<S, H> {
             .authed(|t| async move { self.client.storage_download(bucket, path, &t).await })
             .await?;
         let _w = self.writer.lock().await;
+        // An upload of this path written while the download was out wins: it is what
+        // the app wrote last (and its push will meet the stored object and say so).
+        if self.store.get_row(&table, path).await?.is_some_and(|r| r.overlay.is_some()) {
+            return Ok(bytes);
+        }
         let mut mirror = serde_json::Map::new();
         for (k, v) in [
             ("bucket", json!(bucket)),
