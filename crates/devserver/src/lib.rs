@@ -325,7 +325,7 @@ impl DevServer {
             .merge(storage::router())
             .merge(dev_admin::router())
             .layer(DefaultBodyLimit::max(256 * 1024 * 1024))
-            .layer(tower_http::cors::CorsLayer::very_permissive())
+            .layer(cors())
             .with_state(state.clone());
         let (tx, rx) = oneshot::channel::<()>();
         tasks.push(tokio::spawn(async move {
@@ -396,6 +396,21 @@ impl Drop for DevServer {
             t.abort();
         }
     }
+}
+
+/// CORS as Supabase's gateway answers it: any origin, method and header, and the
+/// answer headers a browser client reads exposed (a fetch cannot see others): PostgREST's
+/// `Content-Range`, Storage's `ETag`, `Content-Disposition` and `X-Transformations`, and
+/// TUS's `Location`, `Upload-Offset` and friends, without which a resumable upload from
+/// a page cannot learn where its upload is.
+fn cors() -> tower_http::cors::CorsLayer {
+    use axum::http::HeaderName;
+    let exposed = [
+        "content-range", "content-location", "location", "etag", "content-disposition", "x-transformations",
+        "upload-offset", "upload-length", "tus-resumable", "tus-version", "tus-extension", "tus-max-size",
+        "x-supabase-api-version", "x-sb-error-code",
+    ];
+    tower_http::cors::CorsLayer::very_permissive().expose_headers(exposed.map(HeaderName::from_static))
 }
 
 /// Log to stderr, filtered by `SUPASYNC_DEV_LOG` (default `warn`). Tokens are never
