@@ -128,10 +128,7 @@ impl<S: Store, H: Http> Push<'_, S, H> {
                 })
                 .await
         } else {
-            match self.resumable(e, file, &key, resumable_url).await? {
-                Ok(()) => Ok(()),
-                Err(err) => Err(err),
-            }
+            self.resumable(e, file, &key, resumable_url).await?
         };
         Ok(match res {
             Ok(()) => Sent::Stored,
