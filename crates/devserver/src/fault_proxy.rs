@@ -7,7 +7,9 @@
 //! request and answer 500 in place of the server's answer (the write may have landed).
 //! Apart from the mode, it can hold the answer to one chosen request until the test
 //! lets it go ([`FaultProxy::hold_answer`]): a device then waits at a known point of a
-//! sync, which makes a race with that wait deterministic.
+//! sync, which makes a race with that wait deterministic. It also keeps the request
+//! line of every request it saw ([`FaultProxy::requests`]), so a test can count how
+//! often a device asked for something (a token refresh, say).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -51,6 +53,9 @@ struct HoldSpec {
 
 type PendingHold = Arc<Mutex<Option<HoldSpec>>>;
 
+/// The request lines seen so far (`POST /auth/v1/token?grant_type=… HTTP/1.1`).
+type SeenLines = Arc<Mutex<Vec<String>>>;
+
 /// The answer to one request, held by the proxy (see [`FaultProxy::hold_answer`]).
 /// Dropping it lets the answer go, so a failed test never leaves a device waiting.
 pub struct AnswerHold {
@@ -80,6 +85,7 @@ pub struct FaultProxy {
     pub port: u16,
     mode: Arc<Mutex<Mode>>,
     hold: PendingHold,
+    seen: SeenLines,
     cut: Arc<tokio::sync::Notify>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -93,6 +99,8 @@ impl FaultProxy {
         let m = mode.clone();
         let hold: PendingHold = Arc::new(Mutex::new(None));
         let h = hold.clone();
+        let seen: SeenLines = Arc::default();
+        let sn = seen.clone();
         let cut = Arc::new(tokio::sync::Notify::new());
         let cut_all = cut.clone();
         let task = tokio::spawn(async move {
@@ -101,19 +109,19 @@ impl FaultProxy {
                     drop(client);
                     continue;
                 }
-                let (up, m, cut, h) = (upstream.clone(), m.clone(), cut_all.clone(), h.clone());
+                let (up, m, cut, h, sn) = (upstream.clone(), m.clone(), cut_all.clone(), h.clone(), sn.clone());
                 tokio::spawn(async move {
                     let cut = cut.notified();
                     tokio::pin!(cut);
                     cut.as_mut().enable();
                     tokio::select! {
-                        _ = relay(client, up, m, h) => {}
+                        _ = relay(client, up, m, h, sn) => {}
                         _ = cut => {}
                     }
                 });
             }
         });
-        Ok(FaultProxy { port, mode, hold, cut, task })
+        Ok(FaultProxy { port, mode, hold, seen, cut, task })
     }
 
     /// Close every open connection now (both directions).
@@ -139,6 +147,11 @@ impl FaultProxy {
         AnswerHold { arrived, release }
     }
 
+    /// How many requests whose request line contains `needle` went through so far.
+    pub fn requests(&self, needle: &str) -> usize {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner()).iter().filter(|l| l.contains(needle)).count()
+    }
+
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
@@ -161,7 +174,17 @@ fn matching_hold(hold: &PendingHold, chunk: &[u8]) -> Option<HoldSpec> {
     }
 }
 
-async fn relay(mut client: TcpStream, up: String, m: Arc<Mutex<Mode>>, hold: PendingHold) {
+/// The request line `chunk` starts with, if it starts a request (a client writes a
+/// request's head at once; a body or a WebSocket frame does not look like one).
+fn request_line(chunk: &[u8]) -> Option<String> {
+    let end = chunk.windows(2).position(|w| w == b"\r\n")?;
+    let line = std::str::from_utf8(&chunk[..end]).ok()?;
+    let method = line.split(' ').next()?;
+    let is_method = !method.is_empty() && method.bytes().all(|b| b.is_ascii_uppercase());
+    (is_method && line.ends_with(" HTTP/1.1")).then(|| line.to_string())
+}
+
+async fn relay(mut client: TcpStream, up: String, m: Arc<Mutex<Mode>>, hold: PendingHold, seen: SeenLines) {
     if *m.lock().unwrap_or_else(|e| e.into_inner()) == Mode::Unavailable {
         // Take the request (so the client is not reset mid-write), answer, close.
         let mut buf = vec![0u8; 64 * 1024];
@@ -186,6 +209,9 @@ async fn relay(mut client: TcpStream, up: String, m: Arc<Mutex<Mode>>, hold: Pen
             match cr.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
+                    if let Some(line) = request_line(&buf[..n]) {
+                        seen.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+                    }
                     let spec = matching_hold(&hold, &buf[..n]);
                     if let Some(spec) = &spec {
                         // Set before the request goes on: its answer cannot slip past.

@@ -3,7 +3,9 @@
 //! Realtime change is handed to the engine directly. The rule under test, written down
 //! in docs/ARCHITECTURE.md: the delete wins everywhere; an edit it overwrote is in the
 //! history with what was lost; a child that can no longer be created is rejected with
-//! the reason; a row a policy hides is a refusal, not a delete; nothing stalls.
+//! the reason; a row a policy hides is a refusal, not a delete; nothing stalls. And one
+//! race that is not about a delete: a push and a pull that find the access token
+//! expired at the same moment refresh it once between them.
 
 mod common;
 
@@ -601,4 +603,41 @@ async fn a_server_row_shows_in_live_queries_while_it_is_stored_and_leaves_them_i
     a.pull().await.unwrap();
     assert_eq!(next_contents(&mut live).await, ["first", "from a tab", "second"]);
     assert_eq!(next_rows(&mut simple).await, ["first", "from a tab", "second"]);
+}
+
+#[tokio::test]
+async fn a_push_and_a_pull_that_find_the_token_expired_at_once_refresh_it_once() {
+    let s = server().await;
+    let (a, _b, proxy) = pair(&s, "race-refresh").await;
+    for i in 0..3 {
+        a.insert("memories", &json!({"content": format!("m{i}")})).await.unwrap();
+    }
+    // The server expires tokens issued before the current second: let that second pass.
+    let secs = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let issued = secs();
+    while secs() <= issued {
+        sleep(Duration::from_millis(20)).await;
+    }
+    s.expire_tokens();
+    // The push's refresh waits at the proxy until the pull has sent its first request
+    // with the refused token too (the push's insert and the pull's snapshot): both come
+    // to refresh it.
+    let mut refresh = proxy.hold_answer(&["grant_type=refresh_token"]);
+    let pulled_with_old_token = async {
+        refresh.arrived().await;
+        timeout(Duration::from_secs(10), async {
+            while proxy.requests(" /rest/v1/") < 2 {
+                sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the pull sent its request");
+        refresh.release();
+    };
+    let (pushed, pulled, ()) = tokio::join!(a.push(), a.pull(), pulled_with_old_token);
+    assert_eq!(pushed.unwrap().pushed, 3);
+    pulled.unwrap();
+    assert_eq!(proxy.requests("grant_type=refresh_token"), 1, "one refresh between them");
+    assert_eq!(server_rows(&s, "memories", "select=content").await.len(), 3);
+    assert!(a.pull().await.is_ok(), "the session the refresh brought is the one kept");
 }

@@ -101,9 +101,9 @@ impl<'a, S: Store, H: Http> SyncContext<'a, S, H> {
             Err(SyncError::Request(e)) => return Err(e),
             Err(e) => return Err(RequestError::BadAnswer(e.to_string())),
         };
-        match f(token).await {
+        match f(token.clone()).await {
             Err(e) if e.failure() == Failure::Unauthorized => {
-                let fresh = match self.sessions.refresh(self.store, self.client, self.now_ms() / 1000).await {
+                let fresh = match self.sessions.replace(self.store, self.client, self.now_ms() / 1000, &token).await {
                     Ok(s) => s.access_token,
                     Err(SyncError::Request(re)) => return Err(re),
                     Err(_) => return Err(e),

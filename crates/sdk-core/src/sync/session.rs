@@ -4,6 +4,11 @@
 //! A token about to expire is refreshed before it is used, and a request refused
 //! with 401 is tried once more with a fresh one ([`SyncContext::authed`]).
 //!
+//! Refreshes are single-flight: a push, a pull and the Realtime client can all find
+//! the same token refused at once (the network came back after it expired), and each
+//! refresh spends the refresh token it used. So one refresh runs at a time, and a
+//! caller that waited for it takes the session it brought instead of refreshing again.
+//!
 //! [`SyncContext::authed`]: crate::sync::context::SyncContext::authed
 
 use async_lock::Mutex;
@@ -21,6 +26,8 @@ const REFRESH_AHEAD_S: i64 = 60;
 /// The current session, or the app's token provider.
 pub struct Sessions {
     session: Mutex<Option<Session>>,
+    /// Held while a refresh runs (see the module docs).
+    refreshing: Mutex<()>,
     /// When set, tokens come from the app's own auth instead of `session`.
     provider: Option<Box<dyn TokenProvider>>,
 }
@@ -28,7 +35,7 @@ pub struct Sessions {
 impl Sessions {
     /// The session persisted in `store`, if any.
     pub async fn load<S: Store>(store: &S) -> Result<Sessions, StoreError> {
-        Ok(Sessions { session: Mutex::new(stored(store).await?), provider: None })
+        Ok(Sessions { session: Mutex::new(stored(store).await?), refreshing: Mutex::new(()), provider: None })
     }
 
     /// Take tokens from the app's own auth from now on.
@@ -81,21 +88,53 @@ impl Sessions {
             return p.current().await.map(provided).ok_or(SyncError::NotSignedIn);
         }
         let s = self.session.lock().await.clone().ok_or(SyncError::NotSignedIn)?;
-        if s.expires_at - now_s > REFRESH_AHEAD_S {
+        if !due(&s, now_s) {
             return Ok(s);
         }
-        self.refresh(store, client, now_s).await
+        self.refresh_unless(store, client, now_s, |s| !due(s, now_s)).await
     }
 
     /// Refresh the access token now (refresh-token rotation).
     pub async fn refresh<S: Store, H: Http>(&self, store: &S, client: &Client<H>, now_s: i64) -> Result<Session, SyncError> {
+        self.refresh_unless(store, client, now_s, |_| false).await
+    }
+
+    /// A fresh session after the server refused `refused` (an access token): refreshed
+    /// now, unless a refresh that ran meanwhile already replaced that token.
+    pub async fn replace<S: Store, H: Http>(&self, store: &S, client: &Client<H>, now_s: i64, refused: &str) -> Result<Session, SyncError> {
+        self.refresh_unless(store, client, now_s, |s| s.access_token != refused).await
+    }
+
+    /// Refresh, one at a time; a caller that finds the session `good` once its turn
+    /// comes (a refresh that ran meanwhile brought it) takes it as it is.
+    async fn refresh_unless<S: Store, H: Http>(
+        &self,
+        store: &S,
+        client: &Client<H>,
+        now_s: i64,
+        good: impl Fn(&Session) -> bool,
+    ) -> Result<Session, SyncError> {
+        let _one = self.refreshing.lock().await;
         if let Some(p) = &self.provider {
+            if let Some(now) = p.current().await.map(provided) {
+                if good(&now) {
+                    return Ok(now);
+                }
+            }
             return p.refresh().await.map(provided).ok_or(SyncError::NotSignedIn);
         }
         let s = self.session.lock().await.clone().ok_or(SyncError::NotSignedIn)?;
+        if good(&s) {
+            return Ok(s);
+        }
         let fresh = auth::refresh(client, &s.refresh_token, now_s).await?;
         Ok(self.keep(store, fresh).await?)
     }
+}
+
+/// Whether `s` is to be refreshed before use (it expires within a minute).
+fn due(s: &Session, now_s: i64) -> bool {
+    s.expires_at - now_s <= REFRESH_AHEAD_S
 }
 
 async fn stored<S: Store>(store: &S) -> Result<Option<Session>, StoreError> {
