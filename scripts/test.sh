@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: Rust unit and integration tests (the dev server over a real
 # PostgreSQL), the core and the IndexedDB store in headless Chromium, the npm package
-# built, packed and driven in Chromium by Playwright against the dev server, then the
+# built, packed and driven in Chromium and Firefox by Playwright against the dev server, then the
 # official supabase-js conformance suite against the dev server, the Python, Kotlin and
 # Swift bindings, the demos, and the Tauri example built and driven under Xvfb.
 set -euo pipefail
@@ -39,14 +39,19 @@ browser_failed=$(grep -E '^test result:' /tmp/supasync-browser-test.log | awk '{
 
 echo "== the npm package, built and packed" >&2
 ./scripts/build-npm.sh
-echo "== the npm package in Chromium (Playwright) against the dev server" >&2
 export SUPASYNC_DEV_BIN="$PWD/target/debug/supasync-dev"
-(cd tests/browser && node --test --test-concurrency=1 \
-   --test-reporter=spec --test-reporter-destination=stdout \
-   --test-reporter=tap --test-reporter-destination=/tmp/supasync-npm.tap ./*.test.mjs) || true
-npm_passed=$(grep -E '^# pass' /tmp/supasync-npm.tap | awk '{print $3}')
-npm_failed=$(grep -E '^# fail' /tmp/supasync-npm.tap | awk '{print $3}')
-browser_passed=$((browser_passed + npm_passed)); browser_failed=$((browser_failed + npm_failed))
+# Each engine from Debian's packages: Chromium over CDP, Firefox ESR over WebDriver BiDi.
+for engine in chromium firefox; do
+  echo "== the npm package in $engine (Playwright) against the dev server" >&2
+  rm -f /tmp/supasync-npm-$engine.tap
+  # A test that hangs fails after five minutes instead of holding the run.
+  (cd tests/browser && SUPASYNC_ENGINE=$engine node --test --test-concurrency=1 --test-timeout=300000 \
+     --test-reporter=spec --test-reporter-destination=stdout \
+     --test-reporter=tap --test-reporter-destination=/tmp/supasync-npm-$engine.tap ./*.test.mjs) || true
+  npm_passed=$(grep -E '^# pass' /tmp/supasync-npm-$engine.tap 2>/dev/null | awk '{print $3}' || true)
+  npm_failed=$(grep -E '^# fail' /tmp/supasync-npm-$engine.tap 2>/dev/null | awk '{print $3}' || true)
+  browser_passed=$((browser_passed + ${npm_passed:-0})); browser_failed=$((browser_failed + ${npm_failed:-1}))
+done
 
 echo "== the Python bindings (pytest) against the dev server" >&2
 PROFILE=dev ./scripts/build-bindings.sh >/dev/null

@@ -1,42 +1,47 @@
 // What users of other sync SDKs lose data to, each reproduced in a real browser: a page
 // reloaded in the middle of a push, a reload right after insert resolved, a queue that
 // must drain on its own after a failure, a token that expired while offline, and the
-// browser's storage quota running out.
-import { test, before, after } from 'node:test';
+// browser's storage quota running out. The page reaches the server through a fault
+// proxy the test runs (proxy.mjs), so each fault is the same in every engine.
+import { test, before, after, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { setup, openPage, options, until, serverRows, newUser } from './harness.mjs';
+import { setup, openPage, options, until, serverRows, newUser, contextWithQuota } from './harness.mjs';
+import { startProxy } from './proxy.mjs';
 
 let env;
+let proxy;
 before(async () => { env = await setup(); });
 after(async () => { await env?.teardown(); });
+beforeEach(async () => { proxy = await startProxy(env.server.url); });
+afterEach(async () => { await proxy.close(); });
+
+/** `openReplica` options that reach the server through this test's proxy. */
+const proxied = () => options(env.server, { url: proxy.url });
 
 async function signedIn(context, user) {
   const page = await openPage(context, env.web.url);
   await page.evaluate(async ([opts, user]) => {
     window.db = await window.supasync.openReplica(opts);
     if (!window.db.auth.user()) await window.db.auth.signIn(user);
-  }, [options(env.server), { email: user.email, password: user.password }]);
+  }, [proxied(), { email: user.email, password: user.password }]);
   return page;
 }
 
 async function reopen(page) {
   await page.reload();
   await page.waitForFunction(() => window.ready === true);
-  await page.evaluate(async (opts) => { window.db = await window.supasync.openReplica(opts); }, options(env.server));
+  await page.evaluate(async (opts) => { window.db = await window.supasync.openReplica(opts); }, proxied());
 }
+
+/** A request of the REST API (`/rest/v1/…`), optionally of one table and method. */
+const rest = (r, table = '', method = null) => r.url.startsWith(`/rest/v1/${table}`) && (!method || r.method === method);
 
 test('a page reloaded while its push is in flight loses and duplicates nothing', async () => {
   const user = await newUser(env.server);
   const context = await env.browser.newContext();
   const page = await signedIn(context, user);
   // The server applies the insert, but its answer never reaches the page.
-  let forwarded;
-  const applied = new Promise((r) => { forwarded = r; });
-  await page.route('**/rest/v1/messages**', async (route) => {
-    if (route.request().method() !== 'POST') return route.continue();
-    await route.fetch();
-    forwarded();
-  });
+  proxy.set((r) => (rest(r, 'messages', 'POST') ? 'drop-answer' : 'pass'));
   const ids = await page.evaluate(async () => {
     const c = await db.insert('conversations', { title: 'reload' });
     const ids = [];
@@ -44,8 +49,9 @@ test('a page reloaded while its push is in flight loses and duplicates nothing',
     db.syncNow().catch(() => {});
     return ids;
   });
-  await applied;
-  await page.unroute('**/rest/v1/messages**');
+  await until(() => proxy.requests((r) => rest(r, 'messages', 'POST')).length > 0, 'the push of the messages');
+  await until(async () => (await serverRows(env.server, user, 'messages')).length > 0, 'the server applied it');
+  proxy.set(null);
   await reopen(page);
   const settled = await page.evaluate(() => db.sync({ timeoutMs: 30000 }));
   assert.equal(settled.status.pending, 0);
@@ -62,11 +68,11 @@ test('a reload right after insert resolved keeps the write and pushes it once', 
   const context = await env.browser.newContext();
   const page = await signedIn(context, user);
   // The API cannot be reached, so nothing is pushed before the reload.
-  await page.route('**/rest/v1/**', (route) => route.abort('internetdisconnected'));
+  proxy.set((r) => (rest(r) ? 'refuse' : 'pass'));
   const id = await page.evaluate(async () => (await db.insert('conversations', { title: 'kept' })).local_id);
   await reopen(page);
   assert.equal((await serverRows(env.server, user, 'conversations')).length, 0, 'not pushed before the reload');
-  await page.unroute('**/rest/v1/**');
+  proxy.set(null);
   const row = await page.evaluate((id) => db.get('conversations', id), id);
   assert.equal(row?.row.title, 'kept', 'the write survived the reload');
   await page.evaluate(() => db.sync({ timeoutMs: 30000 }));
@@ -81,7 +87,7 @@ test('status() counts every write whose promise resolved, and describes the reop
   // Manual mode and offline: nothing is pushed, so every write waits and writes to a
   // waiting row merge into it (the counts below are exact).
   await page.evaluate(() => db.setMode('manual'));
-  await page.route('**/rest/v1/**', (route) => route.abort('internetdisconnected'));
+  proxy.set((r) => (rest(r) ? 'refuse' : 'pass'));
   const counts = await page.evaluate(async () => {
     const seen = [];
     const c = await db.insert('conversations', { title: 'counted' });
@@ -108,7 +114,7 @@ test('status() counts every write whose promise resolved, and describes the reop
   assert.equal(st.pending, 20, 'the 20 waiting writes, as soon as openReplica resolved');
   assert.equal(st.leader, true, 'the only tab leads');
   assert.notEqual(st.phase, 'paused', 'live sync runs for the signed-in user');
-  await page.unroute('**/rest/v1/**');
+  proxy.set(null);
   const settled = await page.evaluate(() => db.sync({ timeoutMs: 30000 }));
   assert.equal(settled.status.pending, 0);
   assert.equal((await serverRows(env.server, user, 'messages')).length, 19);
@@ -120,12 +126,12 @@ test('after the server failed, the queue drains on its own timer, with no new wr
   const context = await env.browser.newContext();
   const page = await signedIn(context, user);
   let failures = 0;
-  await page.route('**/rest/v1/conversations**', async (route) => {
-    if (route.request().method() === 'POST' && failures < 2) {
+  proxy.set((r) => {
+    if (rest(r, 'conversations', 'POST') && failures < 2) {
       failures++;
-      return route.fulfill({ status: 503, body: 'unavailable' });
+      return { status: 503, body: 'unavailable' };
     }
-    return route.continue();
+    return 'pass';
   });
   await page.evaluate(() => db.insert('conversations', { title: 'retried by the timer' }));
   await until(async () => (await serverRows(env.server, user, 'conversations')).length === 1, 'the outbox drains by itself', 30000);
@@ -142,8 +148,7 @@ test('a token that expired while offline is refreshed once, and the writes go th
   // second the page's token was issued in.
   const issued = Math.floor(Date.now() / 1000);
   await until(() => Math.floor(Date.now() / 1000) > issued, 'the next second');
-  let refreshes = 0;
-  page.on('request', (r) => { if (r.url().includes('grant_type=refresh_token')) refreshes++; });
+  const refreshes = () => proxy.requests((r) => r.method === 'POST' && r.url.includes('grant_type=refresh_token')).length;
   await context.setOffline(true);
   await page.evaluate(() => db.insert('conversations', { title: 'written while the token expired' }));
   const res = await fetch(`${env.server.url}/_dev/expire-tokens`, { method: 'POST', headers: { apikey: env.server.serviceKey } });
@@ -151,17 +156,14 @@ test('a token that expired while offline is refreshed once, and the writes go th
   await context.setOffline(false);
   await page.evaluate(() => db.sync({ timeoutMs: 30000 }));
   assert.equal((await serverRows(env.server, user, 'conversations')).length, 1);
-  assert.equal(refreshes, 1, 'one refresh, no 401 loop');
+  assert.equal(refreshes(), 1, 'one refresh, no 401 loop');
   await context.close();
 });
 
 test('when the storage quota runs out the write fails with a clear error and what was stored stays', async () => {
   const user = await newUser(env.server);
-  const context = await env.browser.newContext();
-  // A small quota for the app's origin (Chromium applies it to storage created after).
-  const page = await context.newPage();
-  const cdp = await context.newCDPSession(page);
-  await cdp.send('Storage.overrideQuotaForOrigin', { origin: new URL(env.web.url).origin, quotaSize: 1_000_000 });
+  // A small quota for the app's origin.
+  const { page, close } = await contextWithQuota(env.browser, env.web.url, 2_000_000);
   await page.goto(env.web.url);
   await page.waitForFunction(() => window.ready === true);
   await page.evaluate(async ([opts, user]) => {
@@ -171,7 +173,10 @@ test('when the storage quota runs out the write fails with a clear error and wha
   }, [options(env.server), { email: user.email, password: user.password }]);
   const err = await page.evaluate(async () => {
     try {
-      await db.insert('conversations', { title: 'x'.repeat(3_000_000) });
+      // Random, so that an engine that compresses what it stores (Firefox) stores it all.
+      const bytes = new Uint8Array(3_000_000);
+      for (let i = 0; i < bytes.length; i += 65536) crypto.getRandomValues(bytes.subarray(i, i + 65536));
+      await db.insert('conversations', { title: Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('') });
       return null;
     } catch (e) {
       return { name: e.name, kind: e.kind, message: e.message, isError: e instanceof window.supasync.SupaSyncError };
@@ -185,5 +190,5 @@ test('when the storage quota runs out the write fails with a clear error and wha
   assert.deepEqual(rows.map((r) => r.row.title), ['before the quota'], 'nothing half-written, nothing lost');
   await page.evaluate(() => db.sync({ timeoutMs: 20000 }));
   assert.equal((await serverRows(env.server, user, 'conversations')).length, 1, 'the stored write still syncs');
-  await context.close();
+  await close();
 });

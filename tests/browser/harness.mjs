@@ -1,14 +1,16 @@
 // The browser suite's harness: the dev server with the chat schema, the packed npm
 // package installed into a fresh app folder served on localhost (an import map points
 // `supasync` at the package's `exports` entry, as a web app without a bundler would),
-// and Playwright driving the system Chromium. Each context is one device.
+// and Playwright driving a browser engine from Debian's packages, chosen by
+// SUPASYNC_ENGINE: `chromium` (the default, over CDP) or `firefox` (Firefox ESR over
+// WebDriver BiDi, Playwright's `moz-firefox` channel). Each context is one device.
 import { execFileSync } from 'node:child_process';
 import { createServer } from 'node:http';
 import { mkdtempSync, readFileSync, writeFileSync, existsSync, statSync, readdirSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { chromium, firefox } from 'playwright-core';
 import * as esbuild from 'esbuild';
 import { startServer, client, newUser } from '../conformance/harness.mjs';
 
@@ -85,14 +87,49 @@ export function serve(dir, { cache = false } = {}) {
 export const chromiumArgs = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
-export function launch() {
+/** The engine this run drives (SUPASYNC_ENGINE). */
+export const engine = process.env.SUPASYNC_ENGINE || 'chromium';
+if (!['chromium', 'firefox'].includes(engine)) throw new Error(`SUPASYNC_ENGINE=${engine}: use chromium or firefox`);
+
+/** Firefox's preferences for a test profile (no first-run pages, no updates). */
+const firefoxPrefs = { 'browser.shell.checkDefaultBrowser': false, 'app.update.enabled': false, 'datareporting.policy.dataSubmissionEnabled': false };
+
+/** The engine's browser; `prefs` are more Firefox preferences (ignored elsewhere). */
+export function launch({ prefs = {} } = {}) {
+  if (engine === 'firefox') {
+    return firefox.launch({ channel: 'moz-firefox', executablePath: process.env.FIREFOX || '/usr/bin/firefox-esr', headless: true, firefoxUserPrefs: { ...firefoxPrefs, ...prefs } });
+  }
   return chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args: chromiumArgs });
+}
+
+/** A fresh context (one device) whose origin `url` may store about `bytes`: Chromium
+ *  sets the quota of the origin over CDP, Firefox is launched apart with a storage limit
+ *  (its preference counts kilobytes, for the whole profile). `close()` ends it. */
+export async function contextWithQuota(browser, url, bytes) {
+  if (engine === 'chromium') {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const cdp = await context.newCDPSession(page);
+    // Chromium applies it to storage created after.
+    await cdp.send('Storage.overrideQuotaForOrigin', { origin: new URL(url).origin, quotaSize: bytes });
+    return { context, page, close: () => context.close() };
+  }
+  const own = await launch({ prefs: { 'dom.quotaManager.temporaryStorage.fixedLimit': Math.ceil(bytes / 1024) } });
+  const context = await own.newContext();
+  return { context, page: await context.newPage(), close: () => own.close() };
+}
+
+/** Whether a page error is Firefox's report of a request that failed on the network
+ *  (it logs those as errors of the page, where Chromium does not): while a test has a
+ *  device offline they are expected, and the SDK's own handling is what is checked. */
+export function isNetworkReport(message) {
+  return /CORS request did not succeed|can.t establish a connection to the server|NetworkError when attempting to fetch/.test(message);
 }
 
 /** A page of the app, loaded, with `window.supasync` ready. */
 export async function openPage(context, appUrl) {
   const page = await context.newPage();
-  page.on('pageerror', (e) => console.error('page error:', e.message));
+  page.on('pageerror', (e) => { if (!isNetworkReport(e.message)) console.error('page error:', e.message); });
   await page.goto(appUrl);
   await page.waitForFunction(() => window.ready === true);
   return page;

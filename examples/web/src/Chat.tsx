@@ -25,11 +25,20 @@ function useTyping(conversation: string, device: string) {
   return { typingNow: Object.keys(others), typing };
 }
 
-/** The title, edited locally and saved on Enter or when the field loses focus. */
+/** The title, edited locally and saved on Enter or when the field loses focus. Enter
+ * saves by itself: a window without focus gets no blur event (Firefox). */
 function TitleEdit({ title, save }: { title: string; save: (t: string) => Promise<unknown> }) {
   const [draft, setDraft] = useState<string>();
+  // What is typed and not saved yet, read by whichever of Enter and blur comes first.
+  const unsaved = useRef<string | undefined>(undefined);
+  const edit = (t: string) => {
+    unsaved.current = t;
+    setDraft(t);
+  };
   const commit = () => {
-    if (draft !== undefined && draft !== title) save(draft).catch(() => undefined);
+    const t = unsaved.current;
+    unsaved.current = undefined;
+    if (t !== undefined && t !== title) save(t).catch(() => undefined);
     setDraft(undefined);
   };
   return (
@@ -37,9 +46,13 @@ function TitleEdit({ title, save }: { title: string; save: (t: string) => Promis
       className="title-edit"
       aria-label="conversation title"
       value={draft ?? title}
-      onChange={(e) => setDraft(e.target.value)}
+      onChange={(e) => edit(e.target.value)}
       onBlur={commit}
-      onKeyDown={(e) => e.key === 'Enter' && (e.currentTarget.blur())}
+      onKeyDown={(e) => {
+        if (e.key !== 'Enter') return;
+        commit();
+        e.currentTarget.blur();
+      }}
     />
   );
 }

@@ -281,12 +281,11 @@ async fn token(State(st): State<Arc<AppState>>, RawQuery(q): RawQuery, headers: 
 }
 
 async fn password_grant(st: &AppState, m: &serde_json::Map<String, Value>) -> Result<Value, AuthError> {
-    let (Some(email), Some(password)) = (str_field(m, "email"), str_field(m, "password")) else {
-        return Err(AuthError::new(
-            StatusCode::BAD_REQUEST,
-            "validation_failed",
-            "Only an email address or phone number should be provided on login.",
-        ));
+    let Some(email) = str_field(m, "email") else {
+        return Err(AuthError::new(StatusCode::BAD_REQUEST, "validation_failed", "missing email or phone"));
+    };
+    let Some(password) = str_field(m, "password") else {
+        return Err(AuthError::new(StatusCode::BAD_REQUEST, "validation_failed", "missing password"));
     };
     let invalid = || AuthError::new(StatusCode::BAD_REQUEST, "invalid_credentials", "Invalid login credentials");
     let c = db(st).await?;
