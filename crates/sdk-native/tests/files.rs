@@ -1,7 +1,8 @@
 //! Files in the outbox, natively (SQLite store) against supasync-dev's Storage: an
 //! upload made offline goes with the rows that name it and before them; a cut between
 //! the two, a lost answer and a kill mid-upload neither lose nor double anything; a
-//! refused file refuses its rows, with Storage's reason, until retried or discarded;
+//! refused file refuses its rows, with Storage's reason, until retried or discarded; a
+//! chunk cut off resumes the same upload on the next push;
 //! row-level security keeps users' files apart; the cache keeps what was read last.
 
 mod common;
@@ -218,6 +219,54 @@ async fn a_large_file_goes_over_tus_and_resumes_after_a_kill() {
     }
     let first = first.expect("progress events");
     assert!(first > 6 * 1024 * 1024, "the resumed upload did not start over: first report at {first} bytes");
+    assert_eq!(stored(&s, "attachments", &path).await.unwrap(), video);
+}
+
+#[tokio::test]
+async fn a_chunk_whose_answer_is_cut_off_resumes_the_same_upload_on_the_next_push() {
+    let s = server().await;
+    let proxy = FaultProxy::start(s.url().trim_start_matches("http://").to_string()).await.unwrap();
+    let a = device_on(&proxy.url(), s.anon_key(), SqliteStore::in_memory().unwrap(), EngineConfig::with_clock(system_now_ms)).await;
+    let session = a.sign_up("files-cut@example.com", "password-123").await.unwrap();
+    let path = format!("{}/cut.bin", session.user_id);
+    let video = bytes(13 * 1024 * 1024 + 7, 3);
+    a.upload_file("attachments", &path, video.clone(), "application/octet-stream").await.unwrap();
+
+    // The first chunk reaches Storage; its answer is held, then the connection is cut.
+    let (sql, conn) = tokio_postgres::connect(s.database_url(), tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let mut hold = proxy.hold_answer(&["PATCH /storage/v1/upload/resumable/"]);
+    let cut = async {
+        hold.arrived().await;
+        tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                let r = sql.query_opt("SELECT upload_offset FROM storage.resumable_uploads", &[]).await.unwrap();
+                if r.is_some_and(|r| r.get::<_, i64>(0) > 0) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("Storage took the first chunk");
+        proxy.cut();
+    };
+    let (report, ()) = tokio::join!(a.push(), cut);
+    drop(hold);
+    assert_eq!(report.unwrap().pushed, 0, "the cut chunk is retried later");
+
+    let mut events = a.subscribe();
+    let report = a.push().await.unwrap();
+    assert_eq!((report.pushed, report.rejected), (1, 0), "{report:?}");
+    let mut first = None;
+    while let Ok(Some(ev)) = tokio::time::timeout(Duration::from_millis(1), futures_util::StreamExt::next(&mut events)).await {
+        if let EngineEvent::FileProgress(p) = ev {
+            first.get_or_insert(p.sent);
+        }
+    }
+    let first = first.expect("progress events");
+    assert!(first > 6 * 1024 * 1024, "the upload started over: first report at {first} bytes");
+    assert_eq!(proxy.requests("POST /storage/v1/upload/resumable"), 1, "one upload created, not two");
     assert_eq!(stored(&s, "attachments", &path).await.unwrap(), video);
 }
 

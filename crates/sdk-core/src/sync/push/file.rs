@@ -45,7 +45,7 @@ impl<S: Store, H: Http> Push<'_, S, H> {
     /// One file entry: an upload or a removal.
     pub(super) async fn push_file(
         &self,
-        e: OutboxEntry,
+        mut e: OutboxEntry,
         report: &mut PushReport,
         refused: &mut HashSet<(String, String)>,
         ctx: &mut RunContext,
@@ -57,8 +57,8 @@ impl<S: Store, H: Http> Push<'_, S, H> {
             self.note_sending(std::iter::once(&e)).await?;
         }
         let started = self.cx.now_ms();
-        let sent = match &e.op {
-            OutboxOp::Upload { file, resumable_url } => self.upload(&e, file, resumable_url.clone()).await?,
+        let sent = match e.op.clone() {
+            OutboxOp::Upload { file, resumable_url } => self.upload(&mut e, &file, resumable_url).await?,
             OutboxOp::Delete => {
                 let path = e.local_id.clone();
                 let res = self
@@ -114,7 +114,10 @@ impl<S: Store, H: Http> Push<'_, S, H> {
         }
     }
 
-    async fn upload(&self, e: &OutboxEntry, file: &FileMeta, resumable_url: Option<String>) -> Result<Sent, SyncError> {
+    /// `e` is kept as it is stored: a resumable upload's address, once kept, must not be
+    /// written over by the retry that follows a failed chunk (the next attempt would
+    /// start over).
+    async fn upload(&self, e: &mut OutboxEntry, file: &FileMeta, resumable_url: Option<String>) -> Result<Sent, SyncError> {
         let key = blob_key(&file.bucket, &file.path);
         if self.cx.store.blob_len(&key).await?.is_none() {
             return Ok(Sent::Refused("the file's bytes are no longer on this device".into()));
@@ -156,7 +159,7 @@ impl<S: Store, H: Http> Push<'_, S, H> {
     }
 
     /// A TUS upload, created or resumed, sent to the end.
-    async fn resumable(&self, e: &OutboxEntry, file: &FileMeta, key: &str, url: Option<String>) -> Result<Result<(), RequestError>, SyncError> {
+    async fn resumable(&self, e: &mut OutboxEntry, file: &FileMeta, key: &str, url: Option<String>) -> Result<Result<(), RequestError>, SyncError> {
         let url = match url {
             Some(u) => u,
             None => {
@@ -173,7 +176,8 @@ impl<S: Store, H: Http> Push<'_, S, H> {
                 let _w = self.cx.writer.lock_step().await;
                 let mut kept = e.clone();
                 kept.op = OutboxOp::Upload { file: file.clone(), resumable_url: Some(u.clone()) };
-                self.cx.store.apply(WriteBatch { put_outbox: vec![kept], ..Default::default() }).await?;
+                self.cx.store.apply(WriteBatch { put_outbox: vec![kept.clone()], ..Default::default() }).await?;
+                *e = kept;
                 u
             }
         };
@@ -185,7 +189,8 @@ impl<S: Store, H: Http> Push<'_, S, H> {
                 let _w = self.cx.writer.lock_step().await;
                 let mut fresh = e.clone();
                 fresh.op = OutboxOp::Upload { file: file.clone(), resumable_url: None };
-                self.cx.store.apply(WriteBatch { put_outbox: vec![fresh], ..Default::default() }).await?;
+                self.cx.store.apply(WriteBatch { put_outbox: vec![fresh.clone()], ..Default::default() }).await?;
+                *e = fresh;
                 if self.same_bytes(file).await {
                     return Ok(Ok(()));
                 }
