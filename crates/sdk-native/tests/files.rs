@@ -55,6 +55,17 @@ async fn stored(s: &DevServer, bucket: &str, path: &str) -> Result<Vec<u8>, u16>
     }
 }
 
+/// The bytes sent in the first upload progress event already in `events`.
+async fn first_progress(events: &mut (impl futures_util::Stream<Item = EngineEvent> + Unpin)) -> u64 {
+    let mut first = None;
+    while let Ok(Some(ev)) = tokio::time::timeout(Duration::from_millis(1), futures_util::StreamExt::next(events)).await {
+        if let EngineEvent::FileProgress(p) = ev {
+            first.get_or_insert(p.sent);
+        }
+    }
+    first.expect("progress events")
+}
+
 fn bytes(n: usize, seed: u8) -> Vec<u8> {
     (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
 }
@@ -211,13 +222,7 @@ async fn a_large_file_goes_over_tus_and_resumes_after_a_kill() {
     let mut events = a.subscribe();
     let report = a.push().await.unwrap();
     assert_eq!((report.pushed, report.rejected), (1, 0), "{report:?}");
-    let mut first = None;
-    while let Ok(Some(ev)) = tokio::time::timeout(Duration::from_millis(1), futures_util::StreamExt::next(&mut events)).await {
-        if let EngineEvent::FileProgress(p) = ev {
-            first.get_or_insert(p.sent);
-        }
-    }
-    let first = first.expect("progress events");
+    let first = first_progress(&mut events).await;
     assert!(first > 6 * 1024 * 1024, "the resumed upload did not start over: first report at {first} bytes");
     assert_eq!(stored(&s, "attachments", &path).await.unwrap(), video);
 }
@@ -258,13 +263,7 @@ async fn a_chunk_whose_answer_is_cut_off_resumes_the_same_upload_on_the_next_pus
     let mut events = a.subscribe();
     let report = a.push().await.unwrap();
     assert_eq!((report.pushed, report.rejected), (1, 0), "{report:?}");
-    let mut first = None;
-    while let Ok(Some(ev)) = tokio::time::timeout(Duration::from_millis(1), futures_util::StreamExt::next(&mut events)).await {
-        if let EngineEvent::FileProgress(p) = ev {
-            first.get_or_insert(p.sent);
-        }
-    }
-    let first = first.expect("progress events");
+    let first = first_progress(&mut events).await;
     assert!(first > 6 * 1024 * 1024, "the upload started over: first report at {first} bytes");
     assert_eq!(proxy.requests("POST /storage/v1/upload/resumable"), 1, "one upload created, not two");
     assert_eq!(stored(&s, "attachments", &path).await.unwrap(), video);
