@@ -46,7 +46,7 @@ export async function startProxy(upstream) {
         answer.pipe(res);
       },
     );
-    up.on('error', (e) => { if (process.env.PROXY_DEBUG) console.error('proxy: upstream', req.method, req.url, e.message); req.socket.destroy(); });
+    up.on('error', () => req.socket.destroy());
     req.pipe(up);
   });
   // Node closes an idle kept-alive connection after 5 s by default, and a browser that
