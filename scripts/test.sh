@@ -41,6 +41,8 @@ echo "== the npm package, built and packed" >&2
 ./scripts/build-npm.sh
 export SUPASYNC_DEV_BIN="$PWD/target/debug/supasync-dev"
 # Each engine from Debian's packages: Chromium over CDP, Firefox ESR over WebDriver BiDi.
+browser_skipped=0
+: > /tmp/supasync-engine-limits.log
 for engine in chromium firefox; do
   echo "== the npm package in $engine (Playwright) against the dev server" >&2
   rm -f /tmp/supasync-npm-$engine.tap
@@ -50,6 +52,10 @@ for engine in chromium firefox; do
      --test-reporter=tap --test-reporter-destination=/tmp/supasync-npm-$engine.tap ./*.test.mjs) || true
   npm_passed=$(grep -E '^# pass' /tmp/supasync-npm-$engine.tap 2>/dev/null | awk '{print $3}' || true)
   npm_failed=$(grep -E '^# fail' /tmp/supasync-npm-$engine.tap 2>/dev/null | awk '{print $3}' || true)
+  npm_skipped=$(grep -E '^# skipped' /tmp/supasync-npm-$engine.tap 2>/dev/null | awk '{print $3}' || true)
+  # What an engine cannot do for a test is skipped with the reason, listed here.
+  grep -E '# SKIP' /tmp/supasync-npm-$engine.tap 2>/dev/null | sed "s/^/$engine cannot run: /" >> /tmp/supasync-engine-limits.log || true
+  browser_skipped=$((browser_skipped + ${npm_skipped:-0}))
   browser_passed=$((browser_passed + ${npm_passed:-0})); browser_failed=$((browser_failed + ${npm_failed:-1}))
 done
 
@@ -97,6 +103,10 @@ tauri_failed=$(grep -E '^# fail' /tmp/supasync-tauri.tap 2>/dev/null | awk '{pri
 demo_passed=$((demo_passed + tauri_passed)); demo_failed=$((demo_failed + tauri_failed))
 
 echo
-echo "rust: $rust_passed passed, $rust_failed failed; browser: $browser_passed passed, $browser_failed failed; bindings (python, kotlin, swift shape): $py_passed passed, $py_failed failed; supabase-js conformance: $js_passed passed, $js_failed failed; demo, dev-server and web-example smoke, Tauri example: $demo_passed passed, $demo_failed failed"
+if [ -s /tmp/supasync-engine-limits.log ]; then
+  echo "Tests an engine cannot run (each says why; see README, Browser engines):"
+  cat /tmp/supasync-engine-limits.log
+fi
+echo "rust: $rust_passed passed, $rust_failed failed; browser: $browser_passed passed, $browser_failed failed, $browser_skipped not runnable in an engine; bindings (python, kotlin, swift shape): $py_passed passed, $py_failed failed; supabase-js conformance: $js_passed passed, $js_failed failed; demo, dev-server and web-example smoke, Tauri example: $demo_passed passed, $demo_failed failed"
 echo "$((rust_passed + browser_passed + py_passed + js_passed + demo_passed)) passed, $((rust_failed + browser_failed + py_failed + js_failed + demo_failed)) failed"
 [ $((rust_failed + browser_failed + py_failed + js_failed + demo_failed)) = 0 ]

@@ -64,7 +64,9 @@ export function serve(dir, { cache = false } = {}) {
       }
       const type = types[path.extname(file)] ?? 'application/octet-stream';
       if (!cache) {
-        res.writeHead(200, { 'content-type': type, 'cache-control': 'no-store' });
+        // Readable from any origin, as a CDN serves a package: a sandboxed frame of the
+        // app (an opaque origin) loads the same files.
+        res.writeHead(200, { 'content-type': type, 'cache-control': 'no-store', 'access-control-allow-origin': '*' });
         res.end(readFileSync(file));
         return;
       }
@@ -100,6 +102,11 @@ export function launch({ prefs = {} } = {}) {
     return firefox.launch({ channel: 'moz-firefox', executablePath: process.env.FIREFOX || '/usr/bin/firefox-esr', headless: true, firefoxUserPrefs: { ...firefoxPrefs, ...prefs } });
   }
   return chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args: chromiumArgs });
+}
+
+/** Chromium as Playwright launches it, but keeping pages in its back-forward cache. */
+export function launchWithBackForwardCache() {
+  return chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args: chromiumArgs, ignoreDefaultArgs: ['--disable-back-forward-cache'] });
 }
 
 /** A fresh context (one device) whose origin `url` may store about `bytes`: Chromium

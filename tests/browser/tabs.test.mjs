@@ -26,6 +26,7 @@ test('one tab leads; every tab sees the others\' writes; a new leader takes over
   assert.equal(await two.evaluate(() => db.auth.user()?.id), user.user.id, 'the second tab opens the same user\'s replica');
   await until(() => one.evaluate(() => db.isLeader), 'the first tab leads');
   assert.equal(await two.evaluate(() => db.isLeader), false, 'only one tab leads');
+  for (const p of [one, two]) assert.deepEqual(await p.evaluate(() => db.status().tabs), { mode: 'shared' });
 
   const cid = await one.evaluate(async () => (await db.insert('conversations', { title: 'Tabs' })).local_id);
   for (const p of [one, two]) {

@@ -22,6 +22,7 @@ use wasm_bindgen_futures::spawn_local;
 
 use crate::js::{engine_err, error, from_js, invalid, promise, to_js};
 use crate::open::{self, parse_mode, Inner};
+use crate::any_store::AnyStore;
 use crate::IdbStore;
 
 /// A JS function that stops a live answer (once; later calls do nothing).
@@ -307,6 +308,20 @@ impl WasmReplica {
                 }
             }
         });
+    }
+
+    /// `callback({count, reason})` each time the IndexedDB connection is reopened after
+    /// the browser (or a tab upgrading the database) closed it; never for a replica in
+    /// memory. The wrapper puts it in the status.
+    #[wasm_bindgen(js_name = onReopened)]
+    pub fn on_reopened(&self, callback: js_sys::Function) {
+        if let AnyStore::Idb(s) = &self.inner.engine().store {
+            s.on_reopened(move |count, reason| {
+                if let Ok(v) = to_js(&serde_json::json!({"count": count, "reason": reason})) {
+                    let _ = callback.call1(&JsValue::NULL, &v);
+                }
+            });
+        }
     }
 
     /// Another tab changed these tables in the shared store.

@@ -1,12 +1,16 @@
 //! The core's [`SharedLock`] on the Web Locks API (`navigator.locks`): tabs of one
 //! origin that share a replica's IndexedDB database take the writer lock by the
 //! database's name, so one tab's read-then-write never interleaves with another's.
-//! A tab that closes or crashes releases what it held.
+//! A tab that closes or crashes releases what it held. Where the browser refuses locks
+//! the write goes on unlocked: the tab works alone (the npm wrapper says so in the
+//! status).
 
 use futures_channel::oneshot;
 use supasync_core::write_lock::{Held, SharedLock};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use futures_util::FutureExt;
 
 /// A named Web Lock.
 pub struct WebLock {
@@ -56,12 +60,21 @@ supasync_core::maybe_async_trait! {
                 .ok()
                 .and_then(|f| f.dyn_into::<js_sys::Function>().ok());
             let Some(request) = request else { return Box::new(()) };
-            if request.call2(&self.locks, &JsValue::from_str(&self.name), &callback).is_err() {
+            let Ok(asked) = request.call2(&self.locks, &JsValue::from_str(&self.name), &callback) else {
                 return Box::new(());
-            }
-            match granted_rx.await {
-                Ok(release) => Box::new(Release(release)),
-                Err(_) => Box::new(()),
+            };
+            // The request's promise settles after the lock is released, or at once when
+            // the browser refuses locks (a webview's `SecurityError`): then this tab
+            // works alone, unlocked, rather than waiting for a grant that never comes.
+            let refused = JsFuture::from(js_sys::Promise::resolve(&asked)).fuse();
+            let mut granted = granted_rx.fuse();
+            futures_util::pin_mut!(refused);
+            futures_util::select! {
+                g = granted => match g {
+                    Ok(release) => Box::new(Release(release)),
+                    Err(_) => Box::new(()),
+                },
+                _ = refused => Box::new(()),
             }
         }
     }

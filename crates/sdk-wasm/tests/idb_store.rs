@@ -177,11 +177,16 @@ async fn our_connection_steps_aside_for_a_newer_version_and_comes_back() {
 async fn a_connection_the_browser_closed_is_reopened_and_no_write_is_lost() {
     let name = fresh_name();
     let s = IdbStore::open(&name).await.unwrap();
+    let told = std::rc::Rc::new(std::cell::RefCell::new(vec![]));
+    let t = told.clone();
+    s.on_reopened(move |n, why| t.borrow_mut().push((n, why.to_string())));
     s.apply(write("L1", "before")).await.unwrap();
+    assert_eq!(s.reopened(), 0, "the first connection is not a reopening");
     s.close_connection(); // what WebKit does to a background tab
     s.apply(write("L2", "after")).await.unwrap();
     let ob = s.outbox().await.unwrap();
     assert_eq!(ob.iter().map(|e| e.local_id.as_str()).collect::<Vec<_>>(), vec!["L1", "L2"]);
+    assert_eq!(*told.borrow(), vec![(1, "the connection was closed".to_string())], "the reopening is told once");
     s.close_connection();
     IdbStore::delete(&name).await.unwrap();
 }

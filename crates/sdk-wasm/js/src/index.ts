@@ -115,6 +115,9 @@ function storage(): Storage | undefined {
   }
 }
 
+/** The sharing of a replica kept in memory: no other tab can see it. */
+const IN_MEMORY = { mode: 'alone', reason: 'the replica is kept in memory' } as const;
+
 /** A live query, started again on the new user's replica after a sign-in. */
 interface LiveReg {
   begin: (inner: WasmReplica) => () => void;
@@ -137,6 +140,8 @@ export class Replica implements ReplicaApi {
   private countsRead = 0;
   private counting?: Promise<Omit<Status, 'leader'>>;
   private user?: User;
+  /** Times this tab's IndexedDB connection was reopened after the browser closed it. */
+  private reopened?: { count: number; reason: string };
 
   /** Sign up, in and out (the built-in Auth client; with `accessToken`, supabase-js does this). */
   readonly auth = {
@@ -200,7 +205,7 @@ export class Replica implements ReplicaApi {
   };
 
   private constructor(private readonly opts: OpenOptions, private readonly key: string, private readonly replicaName: string) {
-    this.last = { phase: 'paused', mode: { mode: 'realtime' }, pending: 0, rejected: 0, last_sync: {}, last_error: null, leader: false };
+    this.last = { phase: 'paused', mode: { mode: 'realtime' }, pending: 0, rejected: 0, last_sync: {}, last_error: null, leader: false, tabs: IN_MEMORY };
   }
 
   /** @internal */
@@ -273,7 +278,13 @@ export class Replica implements ReplicaApi {
     const schema = typeof this.opts.schema === 'string' ? this.opts.schema : JSON.stringify(this.opts.schema);
     // Head starts, while the module compiles: the browser takes some milliseconds to
     // answer a page's first Web Lock request and to open its first database.
-    const tabs = database ? new Tabs(database, (status) => this.publishPhase(status)) : undefined;
+    const tabs = database
+      ? new Tabs(
+          database,
+          (status) => this.publishPhase(status),
+          () => this.publish(this.last),
+        )
+      : undefined;
     const connection = database ? preopen(database) : undefined;
     let inner: WasmReplica;
     try {
@@ -308,6 +319,12 @@ export class Replica implements ReplicaApi {
       else st?.removeItem(this.activeUserKey());
     }
     this.tabs = tabs;
+    this.reopened = undefined;
+    inner.onReopened((r: { count: number; reason: string }) => {
+      if (this.inner !== inner) return;
+      this.reopened = r;
+      this.publish(this.last);
+    });
     tabs?.attach(inner);
     this.stopInnerStatus = inner.onStatus((s: Omit<Status, 'leader'>) => {
       if (!this.tabs || this.tabs.leader) this.publishPhase({ ...s, leader: this.tabs ? this.tabs.leader : true });
@@ -371,6 +388,10 @@ export class Replica implements ReplicaApi {
   }
 
   private publish(s: Status): void {
+    // What only this tab knows: how it shares the replica, its own IndexedDB connection.
+    s = { ...s, tabs: this.tabs ? this.tabs.sharing : IN_MEMORY };
+    if (this.reopened) s.reopened = this.reopened;
+    else delete s.reopened;
     this.last = s;
     for (const w of this.statusWatchers) w(s);
   }

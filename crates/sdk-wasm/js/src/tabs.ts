@@ -13,6 +13,13 @@
 // (the leader's include what arrived from the server), so live queries everywhere
 // re-run, and the leader pushes what the others wrote; the leader shares its status;
 // the others ask it to sync when the app calls sync() or syncNow() there.
+//
+// Without Web Locks or BroadcastChannel (older engines, some embedded webviews), or
+// when they fail, tabs cannot agree on a leader or hear each other: each tab then works
+// alone (it leads itself, and sees other tabs' writes when it pulls them back from the
+// server), and the status says so (`tabs: { mode: 'alone', reason }`). Two tabs
+// pushing the same write stay exactly-once: an insert is keyed by its local id on the
+// server (`ignore-duplicates`), an update or delete sets the same values twice.
 
 import type { WasmReplica } from './wasm/supasync_wasm.js';
 import type { Status } from './index.js';
@@ -36,8 +43,13 @@ function lockManager(): LockManagerLike | undefined {
   return nav?.locks;
 }
 
+/** How this tab shares its replica with the app's other tabs (see `Status.tabs`). */
+export type Sharing = { mode: 'shared' } | { mode: 'alone'; reason: string };
+
 export class Tabs {
   leader = false;
+  /** `alone` once Web Locks or BroadcastChannel are found missing or failing. */
+  sharing: Sharing = { mode: 'shared' };
   private closed = false;
   private inner?: WasmReplica;
   private readonly bc?: BroadcastChannel;
@@ -59,17 +71,27 @@ export class Tabs {
   /** Asks for the lead at once, before the replica is open (the Web Lock's first
    *  request takes the browser some milliseconds, which then overlap the wasm module's
    *  compile); leading starts once {@link attach} gives the replica. */
-  constructor(database: string, private readonly onStatus: (s: Status) => void) {
-    if (typeof BroadcastChannel !== 'undefined') {
-      this.bc = new BroadcastChannel(`supasync:${database}`);
-      this.bc.onmessage = (e: MessageEvent<Message>) => this.receive(e.data);
-    }
+  constructor(database: string, private readonly onStatus: (s: Status) => void, private readonly onSharing: (s: Sharing) => void) {
     const locks = lockManager();
-    if (!locks) {
-      // Without Web Locks (an insecure context) every tab would lead: only one may.
-      void this.attached.then((ok) => (ok ? this.lead() : undefined)).finally(this.settle);
+    let bc: BroadcastChannel | undefined;
+    let missing: string | undefined;
+    if (typeof BroadcastChannel === 'undefined') missing = 'this browser has no BroadcastChannel';
+    else {
+      try {
+        bc = new BroadcastChannel(`supasync:${database}`);
+      } catch (e) {
+        missing = `BroadcastChannel failed: ${describe(e)}`;
+      }
+    }
+    if (!locks) missing ??= 'this browser has no Web Locks (navigator.locks; an insecure context?)';
+    if (missing) {
+      bc?.close();
+      this.workAlone(missing);
       return;
     }
+    this.bc = bc;
+    if (this.bc) this.bc.onmessage = (e: MessageEvent<Message>) => this.receive(e.data);
+    if (!locks) return;
     const name = `supasync-lead:${database}`;
     const hold = async (): Promise<void> => {
       if (!(await this.attached) || this.closed) return this.settle();
@@ -88,11 +110,23 @@ export class Tabs {
           .request(name, { signal: this.abort.signal }, async () => {
             if (!this.closed) await hold();
           })
-          .catch(() => {
-            /* aborted: this tab closed before it led */
+          .catch((e: unknown) => {
+            // Aborted: this tab closed before it led. Anything else: locks fail here.
+            if (!this.closed) this.workAlone(`Web Locks failed: ${describe(e)}`);
           });
       })
-      .catch(() => this.settle());
+      .catch((e: unknown) => {
+        if (!this.closed) this.workAlone(`Web Locks failed: ${describe(e)}`);
+      });
+  }
+
+  /** Stop sharing: this tab leads itself from now on (once the replica is open). */
+  private workAlone(reason: string): void {
+    if (this.sharing.mode === 'alone') return;
+    this.sharing = { mode: 'alone', reason };
+    this.bc?.close();
+    this.onSharing(this.sharing);
+    void this.attached.then((ok) => (ok && !this.closed && !this.leader ? this.lead() : undefined)).finally(this.settle);
   }
 
   /** The replica is open: follow the other tabs' changes, and lead if the lock is ours. */
@@ -111,7 +145,12 @@ export class Tabs {
 
   /** Post to the other tabs. */
   tell(m: Message): void {
-    if (!this.closed) this.bc?.postMessage(m);
+    if (this.closed || this.sharing.mode === 'alone') return;
+    try {
+      this.bc?.postMessage(m);
+    } catch (e) {
+      this.workAlone(`BroadcastChannel failed: ${describe(e)}`);
+    }
   }
 
   /** The leader's status, for the other tabs' indicators. */
@@ -121,6 +160,7 @@ export class Tabs {
   }
 
   private receive(m: Message): void {
+    if (this.sharing.mode === 'alone') return;
     // Before the replica is open here there is nothing to follow, and this tab cannot
     // lead (answers to its own questions are all it could wait for, and it asks none).
     const inner = this.inner;
@@ -208,4 +248,8 @@ export class Tabs {
     for (const w of this.waiting.values()) w.reject({ kind: 'closed', message: 'the replica is closed' });
     this.waiting.clear();
   }
+}
+
+function describe(e: unknown): string {
+  return e instanceof Error ? `${e.name}: ${e.message}` : String(e);
 }

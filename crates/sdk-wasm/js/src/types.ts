@@ -52,6 +52,16 @@ export interface Status {
   progress?: { table: string; rows: number; total: number | null; done: boolean };
   /** While a file goes to Storage: how many of its bytes are there. */
   upload?: { bucket: string; path: string; sent: number; size: number; done: boolean };
+  /** How this tab shares the replica with the app's other tabs: `shared` (one tab talks
+   *  to the server, every tab sees the others' writes at once), or `alone`, with why:
+   *  the browser lacks (or fails at) Web Locks or BroadcastChannel, so this tab syncs by
+   *  itself and sees other tabs' writes when it pulls them from the server; or the
+   *  replica is in memory. */
+  tabs: { mode: 'shared' } | { mode: 'alone'; reason: string };
+  /** Present once the browser closed this tab's IndexedDB connection under the app
+   *  (WebKit does so to background tabs) and it was reopened: how many times, and why
+   *  the last connection ended. No write is lost or doubled by it. */
+  reopened?: { count: number; reason: string };
 }
 
 /** A file as the replica knows it. */

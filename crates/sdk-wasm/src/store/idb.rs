@@ -39,10 +39,14 @@ impl IdbError {
         IdbError::new("Error", format!("{v:?}"))
     }
 
-    /// The connection was closed under us (by the browser, or for a newer version):
-    /// reopening and trying again is safe.
-    pub fn is_closed_connection(&self) -> bool {
-        self.name == "InvalidStateError" || (self.name == "UnknownError" && self.message.contains("closed"))
+    /// What a connection the browser closed under the app fails with: a new
+    /// transaction throws `InvalidStateError` ("the database connection is closing"),
+    /// one in flight aborts with `UnknownError` (Chromium's "Connection is closing",
+    /// WebKit's "Connection to Indexed Database server lost") and its requests with
+    /// `AbortError`. Reopening and trying again is safe: an aborted transaction applied
+    /// nothing.
+    pub fn is_lost_connection(&self) -> bool {
+        matches!(self.name.as_str(), "InvalidStateError" | "UnknownError" | "AbortError")
     }
 }
 
@@ -138,33 +142,33 @@ pub async fn commit(t: &IdbTransaction) -> Result<(), IdbError> {
             let _ = t.send(Ok(()));
         }
     });
-    let t2 = t.clone();
-    let fail = move |ev: web_sys::Event| {
-        // A failed request's `error` event reaches the transaction before the abort
-        // does, and before the transaction's own `error` is set: its request says why
-        // (a `ConstraintError` for a taken key, say).
+    // A failed request's `error` event reaches the transaction before the abort does,
+    // and before the transaction's own `error` is set: its request says why (a
+    // `ConstraintError` for a taken key, say). A request that only failed because its
+    // transaction was aborted (`AbortError`) does not: the `abort` event then brings
+    // the transaction's reason (`QuotaExceededError`; `UnknownError` when the browser
+    // closed the connection under it).
+    let err_tx = tx.clone();
+    let on_error = Closure::once(move |ev: web_sys::Event| {
         let from_request = ev
             .target()
             .and_then(|t| t.dyn_into::<IdbRequest>().ok())
-            .and_then(|r| r.error().ok().flatten());
-        let e = match from_request.or_else(|| t2.error()) {
+            .and_then(|r| r.error().ok().flatten())
+            .filter(|d| d.name() != "AbortError");
+        if let Some(d) = from_request {
+            if let Some(s) = err_tx.borrow_mut().take() {
+                let _ = s.send(Err(IdbError::new(&d.name(), d.message())));
+            }
+        }
+    });
+    let t2 = t.clone();
+    let on_abort = Closure::once(move |_: web_sys::Event| {
+        let e = match t2.error() {
             Some(d) => IdbError::new(&d.name(), d.message()),
             None => IdbError::new("AbortError", "the transaction was aborted"),
         };
         if let Some(s) = tx.borrow_mut().take() {
             let _ = s.send(Err(e));
-        }
-    };
-    let fail = Rc::new(RefCell::new(Some(fail)));
-    let f2 = fail.clone();
-    let on_abort = Closure::once(move |ev: web_sys::Event| {
-        if let Some(f) = fail.borrow_mut().take() {
-            f(ev)
-        }
-    });
-    let on_error = Closure::once(move |ev: web_sys::Event| {
-        if let Some(f) = f2.borrow_mut().take() {
-            f(ev)
         }
     });
     t.set_oncomplete(Some(on_done.as_ref().unchecked_ref()));

@@ -13,8 +13,11 @@
 //! Connections end under an app: WebKit closes IndexedDB connections of background
 //! tabs, and a newer version of the app in another tab asks older connections to close
 //! (`versionchange`, which this store obeys at once so the upgrade is never blocked by
-//! it). Every operation that finds its connection closed opens a new one and runs
-//! again, once; that is safe because a transaction that failed applied nothing.
+//! it). Every operation that finds its connection closed (a new transaction refused
+//! with `InvalidStateError`, one in flight aborted with `UnknownError`) opens a new one
+//! and runs again, once; that is safe because a transaction that failed applied
+//! nothing. Each reopening is counted and told to [`IdbStore::on_reopened`]'s listener
+//! with why the old connection ended, for the app's status.
 
 mod blobs;
 mod idb;
@@ -50,6 +53,26 @@ pub struct IdbStore {
     /// Whether backwards reads may use `getAllRecords` where the browser has it (tests
     /// turn it off to check the path other browsers take).
     records: std::cell::Cell<bool>,
+    /// Why the last connection ended, kept until the next one opens.
+    lost: Rc<RefCell<Option<String>>>,
+    reopened: Reopened,
+}
+
+/// How many times the connection was reopened after the browser (or another tab)
+/// closed it, and who to tell.
+#[derive(Default)]
+struct Reopened {
+    count: std::cell::Cell<u32>,
+    listener: RefCell<Option<Box<dyn Fn(u32, &str)>>>,
+}
+
+/// Why an operation's connection was lost, if that is how it failed (see
+/// [`IdbError::is_lost_connection`]); other failures are the operation's own.
+fn lost_connection(e: &StoreError) -> Option<&str> {
+    let StoreError::Io(m) = e else { return None };
+    let e = m.strip_prefix("IndexedDB: ")?;
+    let name = e.split(':').next()?;
+    IdbError::new(name, "").is_lost_connection().then_some(e)
 }
 
 impl std::fmt::Debug for IdbStore {
@@ -139,6 +162,8 @@ impl IdbStore {
             db: Rc::new(RefCell::new(None)),
             indexed: RefCell::new(BTreeMap::new()),
             records: std::cell::Cell::new(true),
+            lost: Rc::new(RefCell::new(None)),
+            reopened: Reopened::default(),
         };
         if let Some(db) = connection {
             if db.name() == name && db.version() == f64::from(version) {
@@ -173,11 +198,23 @@ impl IdbStore {
     }
 
     /// Close the connection, as browsers do to background tabs; the next operation
-    /// reopens it.
+    /// reopens it (and counts it as reopened).
     pub fn close_connection(&self) {
         if let Some(db) = self.db.borrow_mut().take() {
             db.close();
+            self.lost.borrow_mut().get_or_insert_with(|| "the connection was closed".into());
         }
+    }
+
+    /// Call `listener(times, why)` each time the connection is reopened after it was
+    /// lost, with why the old one ended.
+    pub fn on_reopened(&self, listener: impl Fn(u32, &str) + 'static) {
+        *self.reopened.listener.borrow_mut() = Some(Box::new(listener));
+    }
+
+    /// How many times the connection was reopened after it was lost.
+    pub fn reopened(&self) -> u32 {
+        self.reopened.count.get()
     }
 
     async fn connect(&self) -> Result<IdbDatabase, StoreError> {
@@ -196,9 +233,24 @@ impl IdbStore {
                 let found = stored_version(&self.name).await.unwrap_or(0);
                 return Err(StoreError::TooNew { found, supported: SCHEMA_VERSION });
             }
+            // Private modes that refuse storage, storage turned off for the site, and
+            // opaque origins (sandboxed frames) refuse the open itself.
+            Err(e) if matches!(e.name.as_str(), "SecurityError" | "InvalidStateError" | "NotAllowedError") => {
+                return Err(StoreError::Io(format!(
+                    "IndexedDB cannot be used by this page ({e}): private browsing that refuses storage, storage turned off for this site, or a sandboxed frame; nothing was stored. Pass {{ store: 'memory' }} to openReplica for a replica kept in memory"
+                )))
+            }
             Err(e) => return Err(store_err(e)),
         };
         self.adopt(db.clone());
+        let why = self.lost.borrow_mut().take();
+        if let Some(why) = why {
+            let n = self.reopened.count.get() + 1;
+            self.reopened.count.set(n);
+            if let Some(l) = self.reopened.listener.borrow().as_ref() {
+                l(n, &why);
+            }
+        }
         Ok(db)
     }
 
@@ -206,17 +258,23 @@ impl IdbStore {
     /// of the app wants to upgrade.
     fn adopt(&self, db: IdbDatabase) {
         // A newer version of the app in another tab wants to upgrade: let it.
-        let cell = self.db.clone();
+        let (cell, lost) = (self.db.clone(), self.lost.clone());
         let on_change = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
             if let Some(db) = cell.borrow_mut().take() {
                 db.close();
+                *lost.borrow_mut() = Some("another tab asked to upgrade the database (a newer version of the app)".into());
             }
         });
         db.set_onversionchange(Some(on_change.as_ref().unchecked_ref()));
-        // The browser closed it (WebKit does so to background tabs): reopen on next use.
-        let cell = self.db.clone();
+        // The browser closed it (WebKit does so to background tabs; clearing the site's
+        // data does too): reopen on next use.
+        let (cell, lost, this) = (self.db.clone(), self.lost.clone(), db.clone());
         let on_close = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
-            cell.borrow_mut().take();
+            let mut current = cell.borrow_mut();
+            if current.as_ref() == Some(&this) {
+                current.take();
+            }
+            *lost.borrow_mut() = Some("the browser closed the IndexedDB connection".into());
         });
         db.set_onclose(Some(on_close.as_ref().unchecked_ref()));
         // They live as long as the connection, which IndexedDB keeps alive itself.
@@ -243,11 +301,14 @@ impl IdbStore {
     {
         let db = self.connect().await?;
         match op(db.clone()).await {
-            Err(StoreError::Io(m)) if m.contains("InvalidStateError") => {
+            Err(e) if lost_connection(&e).is_some() => {
                 // Only forget the connection that failed (another call may have reopened).
                 let stale = self.db.borrow().as_ref().map(|d| d == &db).unwrap_or(false);
                 if stale {
                     self.db.borrow_mut().take();
+                    db.close();
+                    let why = format!("the IndexedDB connection was lost ({})", lost_connection(&e).unwrap_or_default());
+                    self.lost.borrow_mut().get_or_insert(why);
                 }
                 let db = self.connect().await?;
                 op(db).await
