@@ -26,7 +26,6 @@ command -v python3 >/dev/null || need_apt+=(python3)
 python3 -c 'import ensurepip, venv' 2>/dev/null || need_apt+=(python3-venv)
 [ -e /usr/share/java/jna.jar ] || need_apt+=(libjna-java)
 command -v javac >/dev/null || need_apt+=(default-jdk-headless)
-[ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)
 # The browser suite's second engine (Playwright drives it over WebDriver BiDi).
 [ -x /usr/bin/firefox-esr ] || need_apt+=(firefox-esr)
 

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite: Rust unit and integration tests (the dev server over a real
-# PostgreSQL), the core and the IndexedDB store in headless Chromium, the npm package
-# built, packed and driven in Chromium and Firefox by Playwright against the dev server, then the
-# official supabase-js conformance suite against the dev server, the Python, Kotlin and
-# Swift bindings, the demos, and the Tauri example built and driven under Xvfb.
+# PostgreSQL); in Chromium and Firefox, driven by Playwright: the core's browser tests
+# and the IndexedDB store suite (wasm), and the npm package built, packed and driven
+# against the dev server; then the official supabase-js conformance suite against the
+# dev server, the Python, Kotlin and Swift bindings, the demos, and the Tauri example
+# built and driven under Xvfb.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -27,15 +28,10 @@ cargo test --workspace --locked 2>&1 | tee /tmp/supasync-cargo-test.log
 rust_passed=$(grep -E '^test result:' /tmp/supasync-cargo-test.log | awk '{s+=$4} END {print s+0}')
 rust_failed=$(grep -E '^test result:' /tmp/supasync-cargo-test.log | awk '{s+=$6} END {print s+0}')
 
-echo "== the core and the IndexedDB store in headless Chromium" >&2
-: > /tmp/supasync-browser-test.log
-for t in "supasync-core --test browser" "supasync-wasm --test idb_store"; do
-  # shellcheck disable=SC2086
-  CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner CHROMEDRIVER=/usr/bin/chromedriver \
-    cargo test -p $t --target wasm32-unknown-unknown --locked 2>&1 | tee -a /tmp/supasync-browser-test.log
-done
-browser_passed=$(grep -E '^test result:' /tmp/supasync-browser-test.log | awk '{s+=$4} END {print s+0}')
-browser_failed=$(grep -E '^test result:' /tmp/supasync-browser-test.log | awk '{s+=$6} END {print s+0}')
+echo "== the core's browser tests and the IndexedDB store suite, built for wasm" >&2
+# They run in each engine below, with the npm package's tests (tests/browser/wasm-suites.test.mjs).
+cargo test -p supasync-core --test browser -p supasync-wasm --test idb_store --target wasm32-unknown-unknown --locked --no-run
+browser_passed=0; browser_failed=0
 
 echo "== the npm package, built and packed" >&2
 ./scripts/build-npm.sh

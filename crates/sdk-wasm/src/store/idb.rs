@@ -131,9 +131,20 @@ pub fn issue(r: Result<IdbRequest, JsValue>) -> Result<IdbRequest, IdbError> {
     r.map_err(|e| IdbError::from_js(&e))
 }
 
-/// Wait until a transaction commits; its error if it aborts. Commits at once when
-/// nothing more is requested (`commit()` where the browser has it).
-pub async fn commit(t: &IdbTransaction) -> Result<(), IdbError> {
+/// How [`commit`] ends a transaction.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// `commit()` at once: the browser need not wait for more requests. Only where no
+    /// request can fail: Firefox commits a transaction whose request failed after
+    /// `commit()` was called (Chromium aborts it, as the spec says).
+    Now,
+    /// Let the transaction end by itself once its requests are done, aborted if one
+    /// failed (a new row whose key is taken).
+    WhenDone,
+}
+
+/// Wait until a transaction commits; its error if it aborts.
+pub async fn commit(t: &IdbTransaction, ending: Ending) -> Result<(), IdbError> {
     let (tx, rx) = oneshot::channel::<Result<(), IdbError>>();
     let tx = Rc::new(RefCell::new(Some(tx)));
     let done_tx = tx.clone();
@@ -185,8 +196,10 @@ pub async fn commit(t: &IdbTransaction) -> Result<(), IdbError> {
     .keep(on_error);
     // web-sys marks `commit` deprecated only because older browsers lack it; where it
     // is missing the transaction still commits once no request is pending.
-    #[allow(deprecated)]
-    let _ = t.commit();
+    if ending == Ending::Now {
+        #[allow(deprecated)]
+        let _ = t.commit();
+    }
     let out = rx.await.unwrap_or_else(|_| Err(IdbError::new("AbortError", "the transaction was dropped")));
     drop(attached);
     out

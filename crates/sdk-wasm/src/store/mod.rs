@@ -40,7 +40,7 @@ use wasm_bindgen::JsCast;
 use web_sys::{IdbCursorDirection, IdbDatabase, IdbKeyRange, IdbObjectStore, IdbTransaction, IdbTransactionMode};
 
 pub use idb::{delete_database, stored_version, IdbError};
-use idb::{commit, issue, request, Opened};
+use idb::{commit, issue, request, Ending, Opened};
 use migrations::*;
 
 /// A replica's store in IndexedDB.
@@ -437,7 +437,7 @@ supasync_core::maybe_async_trait! {
                     let r = row_from(&rec)?;
                     issue(rows.put(&self.row_record(&r, Some(kept))?))?;
                 }
-                commit(&t).await.map_err(store_err)
+                commit(&t, Ending::Now).await.map_err(store_err)
             }).await?;
             self.indexed.borrow_mut().insert(table.to_string(), kept.clone());
             Ok(())
@@ -670,7 +670,9 @@ impl IdbStore {
                 blobs::put(&s, k, bytes)?;
             }
         }
-        commit(&t).await.map_err(|e| match e.name.as_str() {
+        // A new row may find its key taken, which must abort the whole batch.
+        let ending = if b.new_rows.is_empty() { Ending::Now } else { Ending::WhenDone };
+        commit(&t, ending).await.map_err(|e| match e.name.as_str() {
             "ConstraintError" if !b.new_rows.is_empty() => StoreError::Exists(format!("a new row's key is taken: {e}")),
             _ => store_err(e),
         })
