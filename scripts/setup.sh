@@ -28,6 +28,10 @@ python3 -c 'import ensurepip, venv' 2>/dev/null || need_apt+=(python3-venv)
 command -v javac >/dev/null || need_apt+=(default-jdk-headless)
 # The browser suite's second engine (Playwright drives it over WebDriver BiDi).
 [ -x /usr/bin/firefox-esr ] || need_apt+=(firefox-esr)
+# The third engine: WebKitGTK's WebDriver and MiniBrowser, shown on a virtual display.
+[ -x /usr/bin/WebKitWebDriver ] || need_apt+=(webkit2gtk-driver)
+command -v xvfb-run >/dev/null || need_apt+=(xvfb)
+command -v xauth >/dev/null || need_apt+=(xauth)   # xvfb-run needs it
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}" >&2

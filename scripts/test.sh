@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: Rust unit and integration tests (the dev server over a real
-# PostgreSQL); in Chromium and Firefox, driven by Playwright: the core's browser tests
+# PostgreSQL); in Chromium, Firefox and WebKit (Playwright's API; WebKitGTK through
+# its WebDriver, tests/browser/webkit.mjs): the core's browser tests
 # and the IndexedDB store suite (wasm), and the npm package built, packed and driven
 # against the dev server; then the official supabase-js conformance suite against the
 # dev server, the Python, Kotlin and Swift bindings, the demos, and the Tauri example
@@ -36,14 +37,16 @@ browser_passed=0; browser_failed=0
 echo "== the npm package, built and packed" >&2
 ./scripts/build-npm.sh
 export SUPASYNC_DEV_BIN="$PWD/target/debug/supasync-dev"
-# Each engine from Debian's packages: Chromium over CDP, Firefox ESR over WebDriver BiDi.
+# Each engine from Debian's packages: Chromium over CDP, Firefox ESR over WebDriver BiDi,
+# WebKitGTK's MiniBrowser over classic WebDriver (it needs a display: Xvfb).
 browser_skipped=0
 : > /tmp/supasync-engine-limits.log
-for engine in chromium firefox; do
-  echo "== the npm package in $engine (Playwright) against the dev server" >&2
+for engine in chromium firefox webkit; do
+  echo "== the npm package in $engine against the dev server" >&2
   rm -f /tmp/supasync-npm-$engine.tap
+  display=(); [ "$engine" = webkit ] && display=(xvfb-run -a)
   # A test that hangs fails after five minutes instead of holding the run.
-  (cd tests/browser && SUPASYNC_ENGINE=$engine node --test --test-concurrency=1 --test-timeout=300000 \
+  (cd tests/browser && SUPASYNC_ENGINE=$engine "${display[@]}" node --test --test-concurrency=1 --test-timeout=300000 \
      --test-reporter=spec --test-reporter-destination=stdout \
      --test-reporter=tap --test-reporter-destination=/tmp/supasync-npm-$engine.tap ./*.test.mjs) || true
   npm_passed=$(grep -E '^# pass' /tmp/supasync-npm-$engine.tap 2>/dev/null | awk '{print $3}' || true)

@@ -162,7 +162,10 @@ test('a token that expired while offline is refreshed once, and the writes go th
   await context.close();
 });
 
-test('when the storage quota runs out the write fails with a clear error and what was stored stays', async () => {
+const QUOTA = 'WebKitGTK\'s MiniBrowser has no switch for an origin\'s storage quota (WebKitWebsiteDataManager\'s origin-storage-ratio is the embedding app\'s), '
+  + 'so a test cannot fill it short of filling the disk; the store error itself is checked in Chromium and Firefox';
+
+test('when the storage quota runs out the write fails with a clear error and what was stored stays', { skip: engine === 'webkit' && QUOTA }, async () => {
   const user = await newUser(env.server);
   // A small quota for the app's origin.
   const { page, close } = await contextWithQuota(env.browser, env.web.url, engine === 'firefox' ? 2_000_000 : 1_000_000);

@@ -2,8 +2,9 @@
 // package installed into a fresh app folder served on localhost (an import map points
 // `supasync` at the package's `exports` entry, as a web app without a bundler would),
 // and Playwright driving a browser engine from Debian's packages, chosen by
-// SUPASYNC_ENGINE: `chromium` (the default, over CDP) or `firefox` (Firefox ESR over
-// WebDriver BiDi, Playwright's `moz-firefox` channel). Each context is one device.
+// SUPASYNC_ENGINE: `chromium` (the default, over CDP), `firefox` (Firefox ESR over
+// WebDriver BiDi, Playwright's `moz-firefox` channel) or `webkit` (WebKitGTK over its
+// classic WebDriver, behind the same calls: webkit.mjs). Each context is one device.
 import { execFileSync } from 'node:child_process';
 import { createServer } from 'node:http';
 import { mkdtempSync, readFileSync, writeFileSync, existsSync, statSync, readdirSync, copyFileSync } from 'node:fs';
@@ -12,6 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, firefox } from 'playwright-core';
 import * as esbuild from 'esbuild';
+import { launchWebKit, unsupported } from './webkit.mjs';
 import { startServer, client, newUser } from '../conformance/harness.mjs';
 
 export { client, newUser };
@@ -91,21 +93,24 @@ export const chromiumArgs = ['--headless', '--no-sandbox', '--disable-gpu', '--d
 
 /** The engine this run drives (SUPASYNC_ENGINE). */
 export const engine = process.env.SUPASYNC_ENGINE || 'chromium';
-if (!['chromium', 'firefox'].includes(engine)) throw new Error(`SUPASYNC_ENGINE=${engine}: use chromium or firefox`);
+if (!['chromium', 'firefox', 'webkit'].includes(engine)) throw new Error(`SUPASYNC_ENGINE=${engine}: use chromium, firefox or webkit`);
 
 /** Firefox's preferences for a test profile (no first-run pages, no updates). */
 const firefoxPrefs = { 'browser.shell.checkDefaultBrowser': false, 'app.update.enabled': false, 'datareporting.policy.dataSubmissionEnabled': false };
 
 /** The engine's browser; `prefs` are more Firefox preferences (ignored elsewhere). */
 export function launch({ prefs = {} } = {}) {
+  if (engine === 'webkit') return launchWebKit();
   if (engine === 'firefox') {
     return firefox.launch({ channel: 'moz-firefox', executablePath: process.env.FIREFOX || '/usr/bin/firefox-esr', headless: true, firefoxUserPrefs: { ...firefoxPrefs, ...prefs } });
   }
   return chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args: chromiumArgs });
 }
 
-/** Chromium as Playwright launches it, but keeping pages in its back-forward cache. */
+/** Chromium as Playwright launches it, but keeping pages in its back-forward cache
+ *  (WebKit keeps them as it is launched). */
 export function launchWithBackForwardCache() {
+  if (engine === 'webkit') return launchWebKit();
   return chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args: chromiumArgs, ignoreDefaultArgs: ['--disable-back-forward-cache'] });
 }
 
@@ -113,6 +118,7 @@ export function launchWithBackForwardCache() {
  *  sets the quota of the origin over CDP, Firefox is launched apart with a storage limit
  *  (its preference counts kilobytes, for the whole profile). `close()` ends it. */
 export async function contextWithQuota(browser, url, bytes) {
+  if (engine === 'webkit') throw unsupported('a storage quota for a test origin');
   if (engine === 'chromium') {
     const context = await browser.newContext();
     const page = await context.newPage();

@@ -53,7 +53,7 @@ test('another tab asking to upgrade the database closes this tab\'s connection: 
 });
 
 const FORCE_CLOSE = 'only Chromium lets a test close a page\'s IndexedDB connection from outside, as WebKit does to background tabs (chrome://indexeddb-internals, "Force close"); '
-  + 'Firefox has no such control, so there the reopening is checked through the upgrade test above, which takes the same path';
+  + 'Firefox and WebKitGTK have no such control for a test, so there the reopening is checked through the upgrade test above, which takes the same path';
 
 test('the browser closing IndexedDB under a write in flight: the write runs again on a new connection, once, and the status says so', { skip: engine !== 'chromium' && FORCE_CLOSE }, async () => {
   const user = await newUser(env.server);
@@ -220,7 +220,7 @@ async function awayAndBack(d, what, away, back) {
   assert.equal(await d.pageA.evaluate(() => db.status().phase), 'live');
 }
 
-const FREEZE = 'only Chromium lets a test freeze a page as browsers freeze background tabs (CDP Page.setWebLifecycleState); WebDriver BiDi has no such command';
+const FREEZE = 'only Chromium lets a test freeze a page as browsers freeze background tabs (CDP Page.setWebLifecycleState); WebDriver BiDi (Firefox) and classic WebDriver (WebKitGTK) have no such command';
 
 test('a tab frozen and resumed carries on: it takes what another device wrote meanwhile, live, and pushes its own writes', { skip: engine !== 'chromium' && FREEZE }, async () => {
   const d = await twoDevices(env.browser, env.web);
@@ -234,7 +234,7 @@ test('a tab frozen and resumed carries on: it takes what another device wrote me
 const BFCACHE = 'Firefox ESR does not keep this page in its back-forward cache here (going back loads it afresh, the reload the fault tests cover); '
   + 'Chromium does once Playwright\'s --disable-back-forward-cache is left out';
 
-test('a page restored from the back-forward cache carries on: it takes what another device wrote while it was away, live, and pushes its own writes', { skip: engine !== 'chromium' && BFCACHE }, async () => {
+test('a page restored from the back-forward cache carries on: it takes what another device wrote while it was away, live, and pushes its own writes', { skip: engine === 'firefox' && BFCACHE }, async () => {
   // A browser that keeps pages in its back-forward cache, and an app served as a static
   // host does (a page sent with `no-store` is never kept).
   const browser = await launchWithBackForwardCache();
