@@ -1,7 +1,10 @@
-// Browser benchmarks of the npm package, measured side by side in one run in Chromium
-// (persistent profiles, so IndexedDB is on disk as in a user's browser). They print
-// ratios and do not gate. Run: `node tests/browser/bench.mjs` after
-// `scripts/build-npm.sh` (and `cargo build -p supasync-devserver`).
+// Browser benchmarks of the npm package, measured side by side in one run in one engine
+// (SUPASYNC_ENGINE: chromium, the default, or firefox with persistent profiles, so
+// IndexedDB is on disk as in a user's browser; webkit, WebKitGTK's MiniBrowser through
+// its WebDriver, whose automation sessions keep their storage apart and in the session).
+// They print ratios and do not gate. Run: `node tests/browser/bench.mjs` (WebKit:
+// `xvfb-run -a node …`) after `scripts/build-npm.sh` (and `cargo build -p
+// supasync-devserver`).
 //
 //  1. one optimistic write (row + outbox entry + index keys, one IndexedDB transaction,
 //     the writer Web Lock, and what the write sets off: status, other tabs) p50 ÷ a
@@ -24,8 +27,9 @@ import { readFileSync, mkdtempSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { chromium } from 'playwright-core';
-import { appWithSupabaseJs, serve, startChatServer, schema, chromiumArgs, newUser, client } from './harness.mjs';
+import { chromium, firefox } from 'playwright-core';
+import { appWithSupabaseJs, serve, startChatServer, schema, chromiumArgs, newUser, client, engine } from './harness.mjs';
+import { launchWebKit } from './webkit.mjs';
 
 const p50 = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const ms = (x) => `${x.toFixed(2)} ms`;
@@ -54,11 +58,17 @@ if (cold) {
 const web = await serve(dist, { cache: true });
 const opts = { url: server.url, anonKey: server.anonKey, schema };
 
+let webkit;
 async function device() {
-  const context = await chromium.launchPersistentContext(mkdtempSync(path.join(tmpdir(), 'supasync-bench-')), {
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args: chromiumArgs,
-  });
-  return context;
+  const dir = mkdtempSync(path.join(tmpdir(), 'supasync-bench-'));
+  if (engine === 'webkit') {
+    webkit ??= await launchWebKit();
+    return webkit.newContext();
+  }
+  if (engine === 'firefox') {
+    return firefox.launchPersistentContext(dir, { channel: 'moz-firefox', executablePath: process.env.FIREFOX || '/usr/bin/firefox-esr', headless: true });
+  }
+  return chromium.launchPersistentContext(dir, { executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args: chromiumArgs });
 }
 
 async function page(context) {
@@ -163,7 +173,9 @@ for (let b = 0; b < 10; b++) {
   // Playwright's own round trips is in them. The app's files come from the browser's
   // HTTP cache, checked again with the server (ETag) as a static host serves them; the
   // same with the cache off (a first visit's downloads) is shown beside.
-  const cdp = await ctx.newCDPSession(p);
+  // Only Chromium can turn the HTTP cache off for a page (CDP); elsewhere every load is
+  // a cached one.
+  const cdp = engine === 'chromium' ? await ctx.newCDPSession(p) : null;
   const coldUrl = `${web.url}?cold=${encodeURIComponent(JSON.stringify({ ...opts, mode: 'manual', name: 'pull' }))}`;
   const coldStart = async (label) => {
     await p.goto(coldUrl);
@@ -173,18 +185,20 @@ for (let b = 0; b < 10; b++) {
     const cached = [], uncached = [];
     for (let i = 0; i < 14; i++) {
       const withCache = i % 2 === 0;
-      await cdp.send('Network.setCacheDisabled', { cacheDisabled: !withCache });
+      if (!cdp && !withCache) continue;
+      await cdp?.send('Network.setCacheDisabled', { cacheDisabled: !withCache });
       await p.reload();
       const at = await p.evaluate(() => window.coldStart);
       if (at.n !== 50) throw new Error(`cold start query returned ${at.n} rows`);
       (withCache ? cached : uncached).push(at);
       console.log(`  cold start ${i >> 1} (${label}, ${withCache ? 'cached' : 'no cache'}): module ready ${at.ready.toFixed(0)} ms, replica open ${at.opened.toFixed(0)} ms, first rows ${at.now.toFixed(0)} ms`);
     }
-    await cdp.send('Network.setCacheDisabled', { cacheDisabled: false });
+    await cdp?.send('Network.setCacheDisabled', { cacheDisabled: false });
     await p.goto(web.url);
     await p.waitForFunction(() => window.ready === true);
     const part = (xs, k) => p50(xs.map((x) => x[k]));
-    return `${ms(part(cached, 'now'))} (module ready ${part(cached, 'ready').toFixed(0)}, replica open ${part(cached, 'opened').toFixed(0)}); without the HTTP cache ${ms(part(uncached, 'now'))}`;
+    const noCache = cdp ? `; without the HTTP cache ${ms(part(uncached, 'now'))}` : '';
+    return `${ms(part(cached, 'now'))} (module ready ${part(cached, 'ready').toFixed(0)}, replica open ${part(cached, 'opened').toFixed(0)})${noCache}`;
   };
   const coldLabel = (rows) => `cold start: page load → first 50 rows of a 10k-message conversation, ${rows} in the store, p50 of 7`;
   const busy10k = await coldStart('10k rows, right after the pull');
@@ -315,6 +329,7 @@ for (let b = 0; b < 10; b++) {
 
 web.close();
 await server.stop();
-console.log('\n| what | measured |\n|---|---|');
+await webkit?.close();
+console.log(`\n| what (${engine}) | measured |\n|---|---|`);
 for (const [w, m] of results) console.log(`| ${w} | ${m} |`);
 process.exit(0);

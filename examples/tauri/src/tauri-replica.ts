@@ -43,7 +43,9 @@ async function call<T>(command: string, args: Record<string, unknown> = {}): Pro
 type RowsEvent = { id: number; rows?: RowView[]; answer?: SelectAnswer; error?: { kind: ErrorKind; message: string; code?: string } };
 type ChannelEvent = { id: number; event: ChannelEventJson };
 
-const IDLE: Status = { phase: 'paused', mode: { mode: 'realtime' }, pending: 0, rejected: 0, last_sync: {}, last_error: null, leader: true };
+// Every window of the app talks to the one native replica in the app's process.
+const SHARED: Status['tabs'] = { mode: 'shared' };
+const IDLE: Status = { phase: 'paused', mode: { mode: 'realtime' }, pending: 0, rejected: 0, last_sync: {}, last_error: null, leader: true, tabs: SHARED };
 
 class TauriReplica implements ReplicaApi {
   private user?: User;
@@ -77,7 +79,7 @@ class TauriReplica implements ReplicaApi {
   /** @internal */
   async start(): Promise<void> {
     this.unlisten.push(
-      await listen<Status>('supasync://status', (e) => this.publish({ ...e.payload, leader: true })),
+      await listen<Status>('supasync://status', (e) => this.publish({ ...e.payload, leader: true, tabs: SHARED })),
       await listen<User | null>('supasync://user', (e) => this.setUser(e.payload ?? undefined)),
       await listen<RowsEvent>('supasync://rows', (e) => {
         const reg = this.rows.get(e.payload.id);
@@ -89,7 +91,7 @@ class TauriReplica implements ReplicaApi {
       await listen<ChannelEvent>('supasync://channel', (e) => this.channelEvents.get(e.payload.id)?.(e.payload.event)),
     );
     this.setUser((await call<User | null>('user')) ?? undefined);
-    this.publish({ ...(await call<Omit<Status, 'leader'>>('status')), leader: true });
+    this.publish({ ...(await call<Omit<Status, 'leader' | 'tabs'>>('status')), leader: true, tabs: SHARED });
   }
 
   private async signedIn(p: Promise<User | null>): Promise<User> {
@@ -186,7 +188,7 @@ class TauriReplica implements ReplicaApi {
   }
 
   private async refreshStatus(): Promise<void> {
-    this.publish({ ...(await call<Omit<Status, 'leader'>>('status')), leader: true });
+    this.publish({ ...(await call<Omit<Status, 'leader' | 'tabs'>>('status')), leader: true, tabs: SHARED });
   }
 
   status(): Status {

@@ -1,0 +1,121 @@
+//! The write path: one [`WriteBatch`] as one `readwrite` transaction over the stores it
+//! touches (rows, outbox, meta, history), done when the transaction's `complete` event
+//! fires. Kept apart from the connection handling in the parent module, which runs it
+//! again on a new connection when the browser closed the old one under it.
+
+use super::*;
+
+impl IdbStore {
+    pub(super) async fn apply_once(&self, db: &IdbDatabase, b: &WriteBatch) -> Result<(), StoreError> {
+        let mut names = Vec::with_capacity(4);
+        if !b.put_rows.is_empty() || !b.new_rows.is_empty() || !b.delete_rows.is_empty() {
+            names.push(ROWS);
+        }
+        if !b.add_outbox.is_empty() || !b.put_outbox.is_empty() || !b.delete_outbox.is_empty() {
+            names.push(OUTBOX);
+        }
+        if !b.meta.is_empty() {
+            names.push(META);
+        }
+        if !b.history.is_empty() {
+            names.push(HISTORY);
+        }
+        if !b.put_blobs.is_empty() || !b.delete_blobs.is_empty() {
+            names.push(BLOBS);
+        }
+        let t = tx(db, &names, IdbTransactionMode::Readwrite).map_err(store_err)?;
+        let st = |n: &str| obj_store(&t, n).map_err(store_err);
+
+        // Replaced outbox entries must exist: check first (nothing is written yet, so
+        // failing here applies nothing).
+        if !b.put_outbox.is_empty() {
+            let outbox = st(OUTBOX)?;
+            let checks = b
+                .put_outbox
+                .iter()
+                .map(|e| issue(outbox.count_with_key(&JsValue::from_f64(e.seq as f64))).map(request))
+                .collect::<Result<Vec<_>, _>>()?;
+            for (req, e) in checks.into_iter().zip(&b.put_outbox) {
+                if req.await.map_err(store_err)?.as_f64() != Some(1.0) {
+                    let _ = t.abort();
+                    return Err(StoreError::NotFound(format!("outbox entry {}", e.seq)));
+                }
+            }
+        }
+        if !b.put_rows.is_empty() || !b.new_rows.is_empty() || !b.delete_rows.is_empty() {
+            let rows = st(ROWS)?;
+            let indexed = self.indexed.borrow().clone();
+            for r in &b.put_rows {
+                issue(rows.put(&self.row_record(r, indexed.get(&r.table))?))?;
+            }
+            // `add` fails (and aborts the whole transaction) when the key is taken.
+            for r in &b.new_rows {
+                issue(rows.add(&self.row_record(r, indexed.get(&r.table))?))?;
+            }
+            for (table, local_id) in &b.delete_rows {
+                issue(rows.delete(&key(&[table, local_id])))?;
+            }
+        }
+        if !b.add_outbox.is_empty() || !b.put_outbox.is_empty() || !b.delete_outbox.is_empty() {
+            let outbox = st(OUTBOX)?;
+            let record = |e: &OutboxEntry, with_key: bool| -> Result<JsValue, StoreError> {
+                let o = Object::new();
+                if with_key {
+                    set(&o, "k", &JsValue::from_f64(e.seq as f64));
+                }
+                set(&o, "t", &JsValue::from_str(&e.table));
+                set(&o, "l", &JsValue::from_str(&e.local_id));
+                if e.rejected.is_some() {
+                    set(&o, "r", &JsValue::from(1));
+                }
+                let d = serde_json::to_string(e).map_err(|x| corrupt("outbox entry", x))?;
+                set(&o, "d", &JsValue::from_str(&d));
+                Ok(o.into())
+            };
+            for e in &b.put_outbox {
+                issue(outbox.put(&record(e, true)?))?;
+            }
+            for seq in &b.delete_outbox {
+                issue(outbox.delete(&JsValue::from_f64(*seq as f64)))?;
+            }
+            for n in &b.add_outbox {
+                // The key generator assigns the seq: increasing, never reused.
+                issue(outbox.add(&record(&OutboxEntry::new(0, n.clone()), false)?))?;
+            }
+        }
+        if !b.meta.is_empty() {
+            let meta = st(META)?;
+            for (k, v) in &b.meta {
+                let k = JsValue::from_str(k);
+                match v {
+                    Some(v) => issue(meta.put_with_key(&JsValue::from_str(&v.to_string()), &k))?,
+                    None => issue(meta.delete(&k))?,
+                };
+            }
+        }
+        if !b.history.is_empty() {
+            let history = st(HISTORY)?;
+            for h in &b.history {
+                let o = Object::new();
+                let d = serde_json::to_string(h).map_err(|e| corrupt("history", e))?;
+                set(&o, "d", &JsValue::from_str(&d));
+                issue(history.add(&o))?;
+            }
+        }
+        if !b.put_blobs.is_empty() || !b.delete_blobs.is_empty() {
+            let s = st(BLOBS)?;
+            for k in &b.delete_blobs {
+                blobs::delete(&s, k)?;
+            }
+            for (k, bytes) in &b.put_blobs {
+                blobs::put(&s, k, bytes)?;
+            }
+        }
+        // A new row may find its key taken, which must abort the whole batch.
+        let ending = if b.new_rows.is_empty() { Ending::Now } else { Ending::WhenDone };
+        commit(&t, ending).await.map_err(|e| match e.name.as_str() {
+            "ConstraintError" if !b.new_rows.is_empty() => StoreError::Exists(format!("a new row's key is taken: {e}")),
+            _ => store_err(e),
+        })
+    }
+}
