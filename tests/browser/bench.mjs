@@ -31,6 +31,9 @@ import { chromium, firefox } from 'playwright-core';
 import { appWithSupabaseJs, serve, startChatServer, schema, chromiumArgs, newUser, client, engine } from './harness.mjs';
 import { launchWebKit } from './webkit.mjs';
 
+// BENCH_ONLY=write,pull,live runs only those parts (the package size is always shown).
+const only = process.env.BENCH_ONLY?.split(',');
+const wanted = (part) => !only || only.includes(part);
 const p50 = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const ms = (x) => `${x.toFixed(2)} ms`;
 const results = [];
@@ -82,7 +85,7 @@ const user = await newUser(server);
 const creds = { email: user.email, password: user.password };
 
 // 1. One optimistic write vs a raw IndexedDB put.
-{
+if (wanted('write')) {
   const ctx = await device();
   const p = await page(ctx);
   const r = await p.evaluate(async ([o, creds]) => {
@@ -120,18 +123,20 @@ const creds = { email: user.email, password: user.password };
 const other = await newUser(server);
 const sb = client(server);
 await sb.auth.signInWithPassword({ email: other.email, password: other.password });
-const { data: convRow } = await sb.from('conversations').insert({ title: 'seeded', local_id: 'seed-conv' }).select().single();
-for (let b = 0; b < 10; b++) {
-  // A second apart, as a conversation's messages are (one insert would give them all
-  // the same `now()`).
-  const rows = Array.from({ length: 1000 }, (_, i) => ({ conversation_id: convRow.id, role: 'user', content: `seeded message ${b * 1000 + i} `.repeat(6), local_id: `seed-${b}-${i}`,
-    timestamp: new Date(Date.UTC(2026, 0, 1) + (b * 1000 + i) * 1000).toISOString() }));
-  const { error } = await sb.from('messages').insert(rows);
-  if (error) throw error;
+if (wanted('pull')) {
+  const { data: convRow } = await sb.from('conversations').insert({ title: 'seeded', local_id: 'seed-conv' }).select().single();
+  for (let b = 0; b < 10; b++) {
+    // A second apart, as a conversation's messages are (one insert would give them all
+    // the same `now()`).
+    const rows = Array.from({ length: 1000 }, (_, i) => ({ conversation_id: convRow.id, role: 'user', content: `seeded message ${b * 1000 + i} `.repeat(6), local_id: `seed-${b}-${i}`,
+      timestamp: new Date(Date.UTC(2026, 0, 1) + (b * 1000 + i) * 1000).toISOString() }));
+    const { error } = await sb.from('messages').insert(rows);
+    if (error) throw error;
+  }
 }
 
 // 2 and 3. Pull 10k rows; then a cold start on them.
-{
+if (wanted('pull')) {
   const ctx = await device();
   const p = await page(ctx);
   const r = await p.evaluate(async ([o, creds]) => {
@@ -228,7 +233,7 @@ for (let b = 0; b < 10; b++) {
 }
 
 // 4. Tab → tab, and 5. device → device next to supabase-js.
-{
+if (wanted('live')) {
   const ctxA = await device();
   const ctxB = await device();
   const a = await page(ctxA);

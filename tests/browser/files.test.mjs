@@ -131,7 +131,7 @@ test('a large file goes over TUS from the browser, and a reload mid-upload resum
     await db.sync({ timeoutMs: 60000 });
     return { first: window.uploads[0] ?? null, file: await db.files.get('attachments', `${(db.auth.user()).id}/big.bin`) };
   }, [options(env.server)]);
-  assert.equal(after.file.status, 'synced');
+  assert.equal(after.file.status, 'synced', JSON.stringify(after.file));
   // Never started over: either the reloaded page sent the rest (its first report is
   // past the first piece), or Storage had it all before the reload and the retry knew
   // it by its MD5 (no piece sent at all). A restart would first report 6 MB.

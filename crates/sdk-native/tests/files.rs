@@ -240,6 +240,20 @@ async fn a_chunk_whose_answer_is_cut_off_resumes_the_same_upload_on_the_next_pus
     // The first chunk reaches Storage; its answer is held, then the connection is cut.
     let (sql, conn) = tokio_postgres::connect(s.database_url(), tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(conn);
+    first_chunk_then_cut(&proxy, &a, &sql).await;
+
+    let mut events = a.subscribe();
+    let report = a.push().await.unwrap();
+    assert_eq!((report.pushed, report.rejected), (1, 0), "{report:?}");
+    let first = first_progress(&mut events).await;
+    assert!(first > 6 * 1024 * 1024, "the upload started over: first report at {first} bytes");
+    assert_eq!(proxy.requests("POST /storage/v1/upload/resumable"), 1, "one upload created, not two");
+    assert_eq!(stored(&s, "attachments", &path).await.unwrap(), video);
+}
+
+/// The first chunk reaches Storage and the push is cut (its answer never comes); the
+/// upload's offset and address stay on the device.
+async fn first_chunk_then_cut(proxy: &FaultProxy, a: &Device, sql: &tokio_postgres::Client) {
     let mut hold = proxy.hold_answer(&["PATCH /storage/v1/upload/resumable/"]);
     let cut = async {
         hold.arrived().await;
@@ -259,12 +273,50 @@ async fn a_chunk_whose_answer_is_cut_off_resumes_the_same_upload_on_the_next_pus
     let (report, ()) = tokio::join!(a.push(), cut);
     drop(hold);
     assert_eq!(report.unwrap().pushed, 0, "the cut chunk is retried later");
+}
 
-    let mut events = a.subscribe();
-    let report = a.push().await.unwrap();
+#[tokio::test]
+async fn a_chunk_that_lands_after_this_push_asked_where_the_upload_is_moves_it_on_not_refuses_it() {
+    // As when a page reloads mid-upload: the old page's chunk still reaches Storage after
+    // the new page asked where the upload is, so the new page's chunk finds it moved
+    // (409). The push asks again and goes on; the file is neither refused nor sent twice.
+    let s = server().await;
+    let proxy = FaultProxy::start(s.url().trim_start_matches("http://").to_string()).await.unwrap();
+    let a = device_on(&proxy.url(), s.anon_key(), SqliteStore::in_memory().unwrap(), EngineConfig::with_clock(system_now_ms)).await;
+    let session = a.sign_up("files-moved@example.com", "password-123").await.unwrap();
+    let path = format!("{}/moved.bin", session.user_id);
+    let video = bytes(13 * 1024 * 1024 + 11, 5);
+    a.upload_file("attachments", &path, video.clone(), "application/octet-stream").await.unwrap();
+    let (sql, conn) = tokio_postgres::connect(s.database_url(), tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    first_chunk_then_cut(&proxy, &a, &sql).await;
+
+    // The next push asks where the upload is; while that answer is held, the second
+    // chunk arrives from elsewhere (the earlier attempt), straight to the server.
+    let row = sql.query_one("SELECT id, upload_offset FROM storage.resumable_uploads", &[]).await.unwrap();
+    let (id, at): (String, i64) = (row.get(0), row.get(1));
+    let mut head = proxy.hold_answer(&["HEAD /storage/v1/upload/resumable/"]);
+    let late_chunk = async {
+        head.arrived().await;
+        let end = (at as usize + 6 * 1024 * 1024).min(video.len());
+        let res = reqwest::Client::new()
+            .patch(format!("{}/storage/v1/upload/resumable/{id}", s.url()))
+            .header("apikey", s.anon_key())
+            .header("authorization", format!("Bearer {}", session.access_token))
+            .header("tus-resumable", "1.0.0")
+            .header("upload-offset", at.to_string())
+            .header("content-type", "application/offset+octet-stream")
+            .body(video[at as usize..end].to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 204, "the late chunk is stored");
+        head.release();
+    };
+    let (report, ()) = tokio::join!(a.push(), late_chunk);
+    let report = report.unwrap();
     assert_eq!((report.pushed, report.rejected), (1, 0), "{report:?}");
-    let first = first_progress(&mut events).await;
-    assert!(first > 6 * 1024 * 1024, "the upload started over: first report at {first} bytes");
+    assert!(a.rejected().await.unwrap().is_empty(), "nothing refused");
     assert_eq!(proxy.requests("POST /storage/v1/upload/resumable"), 1, "one upload created, not two");
     assert_eq!(stored(&s, "attachments", &path).await.unwrap(), video);
 }

@@ -114,10 +114,17 @@ impl<U: UserStores, H: Http + Clone + 'static, R: Runtime> DeviceReplica<U, H, R
 
     /// The signed-in user's replica now (it changes at sign-in and sign-out).
     pub fn current(&self) -> Result<Arc<Inner<U, H, R>>, EngineError> {
-        let st = self.lock();
+        self.current_with(|_| ())
+    }
+
+    /// The current replica, after `change` to the device's settings under the same lock
+    /// (so a replica switched in at the same time gets them: see `switch_to`).
+    fn current_with(&self, change: impl FnOnce(&mut State<U, H, R>)) -> Result<Arc<Inner<U, H, R>>, EngineError> {
+        let mut st = self.lock();
         if st.closed {
             return Err(EngineError::Closed);
         }
+        change(&mut st);
         Ok(st.current.clone())
     }
 
@@ -202,6 +209,13 @@ impl<U: UserStores, H: Http + Clone + 'static, R: Runtime> DeviceReplica<U, H, R
         let next = Arc::new(next);
         let old = {
             let mut st = self.lock();
+            // A pause or a mode the app set while `next` was opening (a sign-in awaits
+            // its store) went to the replica it replaces: it holds for `next` too.
+            // Under the lock, so no pause() or resume() falls between.
+            next.set_mode(st.mode);
+            if st.paused {
+                next.pause();
+            }
             st.followers.retain_mut(|follow| follow(&next));
             std::mem::replace(&mut st.current, next.clone())
         };
@@ -346,23 +360,20 @@ impl<U: UserStores, H: Http + Clone + 'static, R: Runtime> DeviceReplica<U, H, R
 
     /// Realtime, every N ms, or manual; kept across sign-ins.
     pub fn set_mode(&self, mode: SyncMode) -> Result<(), EngineError> {
-        let current = self.current()?;
-        self.lock().mode = mode;
+        let current = self.current_with(|st| st.mode = mode)?;
         current.set_mode(mode);
         Ok(())
     }
 
     /// Stop background sync until [`DeviceReplica::resume`]; kept across sign-ins.
     pub fn pause(&self) -> Result<(), EngineError> {
-        let current = self.current()?;
-        self.lock().paused = true;
+        let current = self.current_with(|st| st.paused = true)?;
         current.pause();
         Ok(())
     }
 
     pub fn resume(&self) -> Result<(), EngineError> {
-        let current = self.current()?;
-        self.lock().paused = false;
+        let current = self.current_with(|st| st.paused = false)?;
         current.resume();
         Ok(())
     }

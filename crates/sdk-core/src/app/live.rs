@@ -20,6 +20,7 @@
 //! channel, `Manual` syncs only on [`LiveSync::sync_now`]; pause and resume leave and
 //! rejoin. Everything the app shows about it comes as [`LiveStatus`] values.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use futures_channel::{mpsc, oneshot};
@@ -120,6 +121,10 @@ enum LiveCmd {
 #[derive(Clone)]
 pub struct LiveSync {
     cmds: mpsc::UnboundedSender<LiveCmd>,
+    /// Set by `pause()` itself, read by the driver before each push it starts on its
+    /// own: the `Pause` command waits for the driver's loop, and a catch-up under way
+    /// would otherwise push the writes made after `pause()` returned.
+    held: Arc<AtomicBool>,
 }
 
 impl LiveSync {
@@ -127,7 +132,9 @@ impl LiveSync {
     pub fn new<S: Store, H: Http>(engine: Arc<Engine<S, H>>, realtime: RealtimeClient, cfg: LiveConfig) -> (LiveSync, LiveDriver<S, H>) {
         let (tx, rx) = mpsc::unbounded();
         let local = engine.subscribe();
+        let held = Arc::new(AtomicBool::new(false));
         let driver = LiveDriver {
+            held: held.clone(),
             engine,
             realtime,
             mode: cfg.mode,
@@ -148,7 +155,7 @@ impl LiveSync {
             scopes: HeldScopes::new(),
             rejoin: false,
         };
-        (LiveSync { cmds: tx }, driver)
+        (LiveSync { cmds: tx, held }, driver)
     }
 
     /// An access-token source for the Realtime client that reads the engine's session
@@ -166,11 +173,15 @@ impl LiveSync {
         rx.await.map_err(|_| "live sync stopped".to_string())?
     }
 
+    /// Stop pushing and listening: no push starts after this returns (one already
+    /// sending finishes), until [`LiveSync::resume`] or an explicit `sync_now`.
     pub fn pause(&self) {
+        self.held.store(true, Ordering::SeqCst);
         let _ = self.cmds.unbounded_send(LiveCmd::Pause);
     }
 
     pub fn resume(&self) {
+        self.held.store(false, Ordering::SeqCst);
         let _ = self.cmds.unbounded_send(LiveCmd::Resume);
     }
 
@@ -227,6 +238,8 @@ crate::maybe_async_trait! {
 
 /// The task behind a [`LiveSync`]; run it with [`LiveDriver::run`].
 pub struct LiveDriver<S: Store, H: Http> {
+    /// The app paused (see [`LiveSync::held`]).
+    held: Arc<AtomicBool>,
     engine: Arc<Engine<S, H>>,
     realtime: RealtimeClient,
     cfg: LiveConfig,
@@ -351,7 +364,7 @@ impl<S: Store, H: Http> LiveDriver<S, H> {
     async fn command(&mut self, c: LiveCmd, user_id: &str) {
         match c {
             LiveCmd::SyncNow(reply) => {
-                let r = self.sync().await;
+                let r = self.sync(true).await;
                 let _ = reply.send(r);
             }
             LiveCmd::Pause => {
@@ -404,7 +417,7 @@ impl<S: Store, H: Http> LiveDriver<S, H> {
                 // Changes that arrive from now on queue in the channel while we catch up.
                 self.phase = Phase::CatchingUp;
                 self.publish().await;
-                if self.sync().await.is_ok() {
+                if self.sync(false).await.is_ok() {
                     self.phase = Phase::Live;
                     self.pull_at = Some(self.now() + self.cfg.safety_pull_ms as i64);
                 } else {
@@ -440,7 +453,7 @@ impl<S: Store, H: Http> LiveDriver<S, H> {
         let now = self.now();
         if self.pull_at.is_some_and(|t| t <= now) {
             self.pull_at = None;
-            let _ = self.sync().await;
+            let _ = self.sync(false).await;
             match self.mode {
                 SyncMode::Every { ms } if !self.paused => self.pull_at = Some(self.now() + ms as i64),
                 SyncMode::Realtime if self.phase == Phase::Live => self.pull_at = Some(self.now() + self.cfg.safety_pull_ms as i64),
@@ -448,7 +461,9 @@ impl<S: Store, H: Http> LiveDriver<S, H> {
             }
         } else if self.push_at.is_some_and(|t| t <= now) {
             self.push_at = None;
-            self.push().await;
+            if !self.held.load(Ordering::SeqCst) {
+                self.push().await;
+            }
         }
     }
 
@@ -497,8 +512,11 @@ impl<S: Store, H: Http> LiveDriver<S, H> {
     }
 
     /// Push, then pull.
-    async fn sync(&mut self) -> Result<(), String> {
-        self.push().await;
+    /// Push (unless the app paused and did not ask for this sync itself), then pull.
+    async fn sync(&mut self, asked: bool) -> Result<(), String> {
+        if asked || !self.held.load(Ordering::SeqCst) {
+            self.push().await;
+        }
         match self.engine.pull().await {
             Ok(_) => {
                 if self.failures == 0 {

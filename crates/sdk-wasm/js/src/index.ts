@@ -116,6 +116,9 @@ function storage(): Storage | undefined {
 }
 
 /** The sharing of a replica kept in memory: no other tab can see it. */
+/** How long inserts must pause before the counts are read again (see recountSoon). */
+const RECOUNT_AFTER_MS = 30;
+
 const IN_MEMORY = { mode: 'alone', reason: 'the replica is kept in memory' } as const;
 
 /** A live query, started again on the new user's replica after a sign-in. */
@@ -139,6 +142,7 @@ export class Replica implements ReplicaApi {
   private countsAsked = 0;
   private countsRead = 0;
   private counting?: Promise<Omit<Status, 'leader'>>;
+  private recountTimer?: ReturnType<typeof setTimeout>;
   private user?: User;
   /** Times this tab's IndexedDB connection was reopened after the browser closed it. */
   private reopened?: { count: number; reason: string };
@@ -397,11 +401,24 @@ export class Replica implements ReplicaApi {
   }
 
   /** An insert is counted as soon as it is stored, without a read: under a new local id
-   *  it always adds exactly one waiting write. The store's own count follows (a read
-   *  that begins after it). Keeps an insert as fast as the store's write alone. */
+   *  it always adds exactly one waiting write. The store's own count follows, read once
+   *  the inserts pause (see recountSoon). Keeps an insert as fast as the store's write
+   *  alone. */
   private counted(): void {
     this.publish({ ...this.last, pending: this.last.pending + 1 });
-    this.recount().catch(() => undefined);
+    this.recountSoon();
+  }
+
+  /** Read the counts when no insert came for a moment: a burst of inserts costs one
+   *  read, not one each, and no read transaction stands in the next insert's way (an
+   *  IndexedDB write waits for reads of the same stores begun before it). The counts
+   *  shown meanwhile are exact already; the read only confirms them. */
+  private recountSoon(): void {
+    if (this.recountTimer !== undefined) clearTimeout(this.recountTimer);
+    this.recountTimer = setTimeout(() => {
+      this.recountTimer = undefined;
+      if (!this.closed) this.recount().catch(() => undefined);
+    }, RECOUNT_AFTER_MS);
   }
 
   /** A write resolves once the status counts it (read-your-writes). */
@@ -674,6 +691,7 @@ export class Replica implements ReplicaApi {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (this.recountTimer !== undefined) clearTimeout(this.recountTimer);
     this.unwatchNetwork?.();
     this.stopInnerStatus?.();
     for (const l of this.lives) l.stop?.();

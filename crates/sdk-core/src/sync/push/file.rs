@@ -32,6 +32,10 @@ pub const ONE_SHOT_MAX: u64 = 6 * 1024 * 1024;
 /// The size of each TUS chunk (Supabase Storage takes 6 MB chunks).
 pub const CHUNK: u64 = 6 * 1024 * 1024;
 
+/// How many times one push asks again where a TUS upload is after a PATCH found it
+/// elsewhere (409) before it gives up (the upload is retried later, not refused).
+const MAX_OFFSET_CONFLICTS: u32 = 3;
+
 /// How an upload ended.
 enum Sent {
     Stored,
@@ -198,6 +202,7 @@ impl<S: Store, H: Http> Push<'_, S, H> {
             }
             Err(err) => return Ok(Err(err)),
         };
+        let mut conflicts = 0;
         while offset < file.size {
             let chunk = self.cx.store.read_blob(key, offset, Some(CHUNK)).await?.unwrap_or_default();
             if chunk.is_empty() {
@@ -212,6 +217,21 @@ impl<S: Store, H: Http> Push<'_, S, H> {
                 .await;
             offset = match sent {
                 Ok(o) => o,
+                // 409: the upload is not at the offset we sent. Another request moved it
+                // after we asked: an earlier attempt of this device whose chunk still
+                // arrived after a reload, a crash or a cut connection. TUS's answer is to
+                // ask again where it is and go on from there (not a refusal: it would
+                // roll back the file and its rows).
+                Err(RequestError::Server(s)) if s.status == 409 => {
+                    conflicts += 1;
+                    if conflicts > MAX_OFFSET_CONFLICTS {
+                        return Ok(Err(RequestError::BadAnswer(format!("TUS: the upload kept moving under this push ({}); it is tried again later", s.reason()))));
+                    }
+                    match self.cx.authed(|t| { let u = url.clone(); async move { self.cx.client.tus_offset(&u, &t).await } }).await {
+                        Ok(o) => o.offset,
+                        Err(err) => return Ok(Err(err)),
+                    }
+                }
                 Err(err) => return Ok(Err(err)),
             };
             self.cx.events.file_progress(FileProgress { bucket: file.bucket.clone(), path: file.path.clone(), sent: offset, size: file.size, done: false });
