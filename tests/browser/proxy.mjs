@@ -47,6 +47,11 @@ export async function startProxy(upstream) {
       },
     );
     up.on('error', () => req.socket.destroy());
+    // The page gave up on the request: so does the proxy (the server would otherwise
+    // wait for the rest of a body that never comes).
+    res.on('close', () => {
+      if (!res.writableFinished) up.destroy();
+    });
     req.pipe(up);
   });
   // Node closes an idle kept-alive connection after 5 s by default, and a browser that

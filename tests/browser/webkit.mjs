@@ -77,9 +77,18 @@ async function startNetwork(onRequest) {
     });
     up.on('socket', track);
     up.on('error', () => req.socket.destroy());
+    // The page gave up on the request (a reload, a closed tab, an abort): so does the
+    // proxy, as the browser's own connection would end. Kept open, the server would wait
+    // for the rest of a body that never comes (a TUS chunk holding its upload's lock).
+    res.on('close', () => {
+      if (!res.writableFinished) up.destroy();
+    });
     req.pipe(up);
   });
   srv.on('connection', track);
+  // As in proxy.mjs: an idle kept-alive connection closed by Node under a request the
+  // engine just sent on it would be a network fault nobody asked for.
+  srv.keepAliveTimeout = 0;
   // WebSockets: the proxy gets the absolute URL with an Upgrade header; the rest of the
   // exchange is passed through as bytes.
   srv.on('upgrade', (req, socket, head) => {
@@ -100,6 +109,8 @@ async function startNetwork(onRequest) {
     track(up);
     up.on('error', () => socket.destroy());
     socket.on('error', () => up.destroy());
+    socket.on('close', () => up.destroy());
+    up.on('close', () => socket.destroy());
   });
   await new Promise((r) => srv.listen(0, '127.0.0.1', r));
   return {

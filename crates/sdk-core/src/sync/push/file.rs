@@ -22,6 +22,7 @@ use crate::local::local_row::Row;
 use crate::local::outbox::{OutboxEntry, OutboxOp};
 use crate::local::store::{Store, WriteBatch};
 use crate::net::classify::Failure;
+use crate::net::classify::ServerError;
 use crate::net::client::RequestError;
 use crate::net::transport::Http;
 use crate::sync::error::SyncError;
@@ -162,6 +163,22 @@ impl<S: Store, H: Http> Push<'_, S, H> {
         etag.as_deref() == Some(file.md5.as_str())
     }
 
+    /// The upload is gone (404, 410): it expired, or an attempt whose answer was lost
+    /// finished it. Forget its address; if Storage holds the file's bytes it is stored,
+    /// else the next push starts over (never a refusal).
+    async fn upload_gone(&self, e: &mut OutboxEntry, file: &FileMeta, s: ServerError) -> Result<Result<(), RequestError>, SyncError> {
+        let _w = self.cx.writer.lock_step().await;
+        let mut fresh = e.clone();
+        fresh.op = OutboxOp::Upload { file: file.clone(), resumable_url: None };
+        self.cx.store.apply(WriteBatch { put_outbox: vec![fresh.clone()], ..Default::default() }).await?;
+        *e = fresh;
+        drop(_w);
+        if self.same_bytes(file).await {
+            return Ok(Ok(()));
+        }
+        Ok(Err(RequestError::BadAnswer(format!("TUS: the upload is gone ({}); it starts again on the next push", s.reason()))))
+    }
+
     /// A TUS upload, created or resumed, sent to the end.
     async fn resumable(&self, e: &mut OutboxEntry, file: &FileMeta, key: &str, url: Option<String>) -> Result<Result<(), RequestError>, SyncError> {
         let url = match url {
@@ -187,19 +204,7 @@ impl<S: Store, H: Http> Push<'_, S, H> {
         };
         let mut offset = match self.cx.authed(|t| { let u = url.clone(); async move { self.cx.client.tus_offset(&u, &t).await } }).await {
             Ok(o) => o.offset,
-            Err(RequestError::Server(s)) if s.status == 404 || s.status == 410 => {
-                // The upload expired or was finished by an attempt whose answer was
-                // lost: forget it; the next push starts over (or finds the object).
-                let _w = self.cx.writer.lock_step().await;
-                let mut fresh = e.clone();
-                fresh.op = OutboxOp::Upload { file: file.clone(), resumable_url: None };
-                self.cx.store.apply(WriteBatch { put_outbox: vec![fresh.clone()], ..Default::default() }).await?;
-                *e = fresh;
-                if self.same_bytes(file).await {
-                    return Ok(Ok(()));
-                }
-                return Ok(Err(RequestError::Server(s)));
-            }
+            Err(RequestError::Server(s)) if s.status == 404 || s.status == 410 => return self.upload_gone(e, file, s).await,
             Err(err) => return Ok(Err(err)),
         };
         let mut conflicts = 0;
@@ -222,6 +227,8 @@ impl<S: Store, H: Http> Push<'_, S, H> {
                 // arrived after a reload, a crash or a cut connection. TUS's answer is to
                 // ask again where it is and go on from there (not a refusal: it would
                 // roll back the file and its rows).
+                // Finished by an earlier attempt's last chunk while we sent ours.
+                Err(RequestError::Server(s)) if s.status == 404 || s.status == 410 => return self.upload_gone(e, file, s).await,
                 Err(RequestError::Server(s)) if s.status == 409 => {
                     conflicts += 1;
                     if conflicts > MAX_OFFSET_CONFLICTS {

@@ -40,7 +40,7 @@ use super::error::SyncError;
 use crate::local::files::bucket_of;
 use crate::local::local_row::{LocalRow, Row, RowStatus};
 use crate::local::outbox::{OutboxEntry, OutboxOp};
-use crate::local::store::Store;
+use crate::local::store::{Store, StoreError};
 use crate::net::client::RequestError;
 use crate::net::transport::Http;
 
@@ -204,7 +204,14 @@ impl<S: Store, H: Http> Push<'_, S, H> {
                 }
                 _ if bucket_of(&e.table).is_some() => {
                     i += 1;
-                    let outcome = self.push_file(e.clone(), &mut report, &mut refused, &mut ctx).await?;
+                    let outcome = match self.push_file(e.clone(), &mut report, &mut refused, &mut ctx).await {
+                        // Another tab settled this entry while our copy of it was in
+                        // flight (a page reloaded mid-upload: the old page's last
+                        // transaction can commit after its lock is gone). Our write of
+                        // it changed nothing; the entry's outcome is that tab's.
+                        Err(SyncError::Store(StoreError::NotFound(what))) if what == format!("outbox entry {}", e.seq) => RunOutcome::Done,
+                        other => other?,
+                    };
                     if report.stop(outcome) {
                         break;
                     }
