@@ -7,8 +7,8 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { launch, root, engine } from './harness.mjs';
+import { freePort } from './webkit.mjs';
 
 /** The suites' wasm test binaries, built if needed (`cargo test --no-run`). */
 function built() {
@@ -19,15 +19,6 @@ function built() {
     const wasm = out.split('\n').filter(Boolean).map((l) => JSON.parse(l)).find((m) => m.reason === 'compiler-artifact' && m.executable && m.target?.name === name)?.executable;
     if (!wasm) throw new Error(`cargo built no test binary for ${crate} --test ${name}`);
     return { crate, name, wasm };
-  });
-}
-
-function freePort() {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
   });
 }
 

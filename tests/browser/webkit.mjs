@@ -34,7 +34,8 @@ import path from 'node:path';
 const DRIVER = process.env.WEBKIT_DRIVER || '/usr/bin/WebKitWebDriver';
 const BROWSER = process.env.WEBKIT_BROWSER || '/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser';
 
-function freePort() {
+/** A free port on 127.0.0.1 (for a driver or a runner this suite starts). */
+export function freePort() {
   return new Promise((resolve) => {
     const s = netServer().listen(0, '127.0.0.1', () => {
       const { port } = s.address();
