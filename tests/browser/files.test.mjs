@@ -124,6 +124,7 @@ test('a large file goes over TUS from the browser, and a reload mid-upload resum
   }, [path, size]);
   await until(() => a.page.evaluate(() => window.uploads.length > 0), 'the first piece stored');
   await a.page.reload();
+  await a.page.waitForFunction(() => window.ready === true);
   const after = await a.page.evaluate(async ([opts]) => {
     window.db = await window.supasync.openReplica(opts);
     window.uploads = [];

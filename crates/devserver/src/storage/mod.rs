@@ -82,7 +82,24 @@ pub(crate) fn iso(col: &str) -> String {
     format!("to_char({col} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')")
 }
 
+/// Each request's work runs in its own task, so a client that goes away mid-request
+/// (a page reloaded during the last chunk of an upload) cannot cut it between two
+/// steps: an upload that got its last byte always becomes its object, or is refused
+/// whole. The body still ends with the connection, so a cut chunk is still cut.
 async fn handle(State(st): State<Arc<AppState>>, req: Request) -> Response {
+    match tokio::spawn(serve(st, req)).await {
+        Ok(r) => r,
+        Err(e) => StorageError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            "Internal Server Error",
+            format!("the request's task failed: {e}"),
+        )
+        .into_response(),
+    }
+}
+
+async fn serve(st: Arc<AppState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let host = parts.headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1").to_string();
     let ctx = Ctx {

@@ -223,9 +223,19 @@ pub async fn patch(ctx: &Ctx<'_>, id: &str, body: Body) -> Result<Response, Stor
         tx.commit().await.map_err(|e| StorageError::db(&e))?;
         return Ok(done(offset));
     }
-    // The last byte: the file becomes the object (and the upload is gone either way).
+    // The last byte: the file becomes the object while this request still holds the
+    // upload's row, so anyone who asks sees the upload where it was until the object is
+    // in place, and once the upload is gone the object is there (or it was refused).
+    // (The request runs in its own task: a client going away cannot cut this in two.)
+    let stored = finish(ctx, &caller, id, up).await;
     tx.execute("DELETE FROM storage.resumable_uploads WHERE id = $1", &[&id]).await.map_err(|e| StorageError::db(&e))?;
     tx.commit().await.map_err(|e| StorageError::db(&e))?;
+    stored?;
+    Ok(done(offset))
+}
+
+/// A finished upload's bytes become its object, as the caller who created it.
+async fn finish(ctx: &Ctx<'_>, caller: &Caller, id: &str, up: Upload) -> Result<(), StorageError> {
     let staged = ctx.st.blobs.stage_resumable(id).await?;
     let incoming = Incoming {
         staged,
@@ -233,8 +243,8 @@ pub async fn patch(ctx: &Ctx<'_>, id: &str, body: Body) -> Result<Response, Stor
         cache_control: up.cache_control,
         user_metadata: up.user_metadata,
     };
-    objects::store(ctx.st, &caller, &up.bucket, &up.key, up.upsert, incoming).await?;
-    Ok(done(offset))
+    objects::store(ctx.st, caller, &up.bucket, &up.key, up.upsert, incoming).await?;
+    Ok(())
 }
 
 fn done(offset: i64) -> Response {

@@ -208,6 +208,10 @@ impl<S: Store, H: Http> Push<'_, S, H> {
             Err(err) => return Ok(Err(err)),
         };
         let mut conflicts = 0;
+        // Whether `offset` is what the server said when asked (HEAD) rather than the
+        // answer to our own last chunk: an upload another attempt finished is only
+        // stored once Storage holds the file's bytes.
+        let mut asked = true;
         while offset < file.size {
             let chunk = self.cx.store.read_blob(key, offset, Some(CHUNK)).await?.unwrap_or_default();
             if chunk.is_empty() {
@@ -221,7 +225,10 @@ impl<S: Store, H: Http> Push<'_, S, H> {
                 })
                 .await;
             offset = match sent {
-                Ok(o) => o,
+                Ok(o) => {
+                    asked = false;
+                    o
+                }
                 // 409: the upload is not at the offset we sent. Another request moved it
                 // after we asked: an earlier attempt of this device whose chunk still
                 // arrived after a reload, a crash or a cut connection. TUS's answer is to
@@ -234,14 +241,19 @@ impl<S: Store, H: Http> Push<'_, S, H> {
                     if conflicts > MAX_OFFSET_CONFLICTS {
                         return Ok(Err(RequestError::BadAnswer(format!("TUS: the upload kept moving under this push ({}); it is tried again later", s.reason()))));
                     }
+                    asked = true;
                     match self.cx.authed(|t| { let u = url.clone(); async move { self.cx.client.tus_offset(&u, &t).await } }).await {
                         Ok(o) => o.offset,
+                        Err(RequestError::Server(s)) if s.status == 404 || s.status == 410 => return self.upload_gone(e, file, s).await,
                         Err(err) => return Ok(Err(err)),
                     }
                 }
                 Err(err) => return Ok(Err(err)),
             };
             self.cx.events.file_progress(FileProgress { bucket: file.bucket.clone(), path: file.path.clone(), sent: offset, size: file.size, done: false });
+        }
+        if asked && !self.same_bytes(file).await {
+            return Ok(Err(RequestError::BadAnswer("TUS: the upload has all its bytes but Storage does not hold the file yet; it is asked again on the next push".into())));
         }
         Ok(Ok(()))
     }
