@@ -104,3 +104,41 @@ async fn a_reopened_replica_says_at_once_what_waits_and_that_live_sync_starts() 
     assert_ne!(st.phase, Phase::Paused, "live sync is starting: {st:?}");
     b.close();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_writes_is_counted_in_the_status_stream_without_a_status_per_write() {
+    use futures_util::StreamExt;
+    let srv = server().await;
+    let a = open(srv.url(), srv.anon_key()).await;
+    a.set_mode(supasync_core::live::SyncMode::Manual);
+    a.sign_up("burst@example.com", "correct-horse-battery").await.expect("sign up");
+    let mut st = a.statuses();
+    // The status the stream opens with.
+    let first = timeout(Duration::from_secs(15), st.next()).await.expect("a first status").expect("alive");
+    assert_eq!(first.pending, 0);
+    let started = std::time::Instant::now();
+    let c = a.engine().insert("conversations", &json!({"title": "burst"})).await.expect("insert");
+    for i in 0..99 {
+        a.engine().insert("messages", &json!({"conversation_id": c.local_id, "role": "user", "content": format!("m{i}")})).await.expect("insert");
+    }
+    let took_ms = started.elapsed().as_millis() as usize;
+    // Every write is counted once the stream speaks again, and it speaks at most once
+    // per RECOUNT_AFTER_MS of writing (plus the last), not once per write: a count read
+    // per write made each write wait for the read before it (IndexedDB).
+    let mut seen = 0;
+    let last = timeout(Duration::from_secs(15), async {
+        loop {
+            let s = st.next().await.expect("alive");
+            seen += 1;
+            if s.pending == 100 {
+                return s;
+            }
+        }
+    })
+    .await
+    .expect("the stream counts all 100 writes");
+    assert_eq!(last.pending, 100);
+    let bound = took_ms / supasync_core::live::RECOUNT_AFTER_MS as usize + 2;
+    assert!(seen <= bound, "{seen} statuses for 100 writes in {took_ms} ms (at most {bound})");
+    a.close();
+}
