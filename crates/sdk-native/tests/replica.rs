@@ -106,6 +106,35 @@ async fn a_reopened_replica_says_at_once_what_waits_and_that_live_sync_starts() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_pushed_at_once_still_gets_a_status_after_it() {
+    // A watcher that reads the counts itself after a write (the npm package does) shows
+    // "1 waiting" until the stream speaks again: the stream must, even when the push was
+    // so quick that the driver never saw the write waiting (its last status and its next
+    // one are both "0 waiting"). Without that, the app said "1 waiting" for ever.
+    use futures_util::StreamExt;
+    let srv = server().await;
+    let a = open(srv.url(), srv.anon_key()).await;
+    a.sign_up("quick@example.com", "correct-horse-battery").await.expect("sign up");
+    until_phase(&a, Phase::Live).await;
+    let mut st = a.statuses();
+    let first = timeout(Duration::from_secs(15), st.next()).await.expect("a first status").expect("alive");
+    assert_eq!((first.phase, first.pending), (Phase::Live, 0));
+    a.engine().insert("conversations", &json!({"title": "quick"})).await.expect("insert");
+    let after = timeout(Duration::from_secs(10), async {
+        loop {
+            let s = st.next().await.expect("alive");
+            if s.pending == 0 {
+                return s;
+            }
+        }
+    })
+    .await
+    .expect("a status after the write, saying nothing waits");
+    assert_eq!(after.rejected, 0);
+    a.close();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_writes_is_counted_in_the_status_stream_without_a_status_per_write() {
     use futures_util::StreamExt;
     let srv = server().await;

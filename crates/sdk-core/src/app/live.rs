@@ -147,6 +147,7 @@ impl LiveSync {
             failures: 0,
             push_at: None,
             recount_at: None,
+            counts_unsure: false,
             pull_at: None,
             last_error: None,
             watchers: vec![],
@@ -263,6 +264,10 @@ pub struct LiveDriver<S: Store, H: Http> {
     pull_at: Option<i64>,
     /// When to read the counts after local writes (see [`RECOUNT_AFTER_MS`]).
     recount_at: Option<i64>,
+    /// A local write came since the counts were last read: the next read is sent even
+    /// if it equals the last one sent, because a watcher may have read the counts
+    /// in between (the npm package reads them after each write) and shows newer ones.
+    counts_unsure: bool,
     last_error: Option<String>,
     watchers: Vec<mpsc::UnboundedSender<LiveStatus>>,
     last_status: Option<LiveStatus>,
@@ -331,6 +336,7 @@ impl<S: Store, H: Http> LiveDriver<S, H> {
                     }
                     // The counts are read a moment later, once for a burst of writes.
                     counts_changed = false;
+                    self.counts_unsure = true;
                     self.recount_at.get_or_insert(self.now() + RECOUNT_AFTER_MS);
                 }
                 Woke::Local(_) => {}
@@ -587,7 +593,7 @@ impl<S: Store, H: Http> LiveDriver<S, H> {
             progress: None,
             upload: None,
         };
-        if self.last_status.as_ref() != Some(&status) {
+        if std::mem::take(&mut self.counts_unsure) || self.last_status.as_ref() != Some(&status) {
             self.watchers.retain(|w| w.unbounded_send(status.clone()).is_ok());
             self.last_status = Some(status);
         }
