@@ -359,19 +359,60 @@ fn upgrade(db: &IdbDatabase, t: &IdbTransaction, old: u32, new: u32) -> Result<(
 }
 
 fn tx(db: &IdbDatabase, stores: &[&str], mode: IdbTransactionMode) -> Result<IdbTransaction, IdbError> {
+    if mode == IdbTransactionMode::Readwrite {
+        // A read issued from now on must see this write: it gets a transaction
+        // created after this one, which IndexedDB runs after it.
+        SHARED_READ.with(|c| c.borrow_mut().take());
+    }
     let names: Array = stores.iter().map(|s| JsValue::from_str(s)).collect();
     db.transaction_with_str_sequence_and_mode(&names, mode).map_err(|e| IdbError::from_js(&e))
+}
+
+/// The stores a shared read transaction covers (see [`read`]): the ones a Realtime
+/// change, a write and the status read together.
+const SHARED_READ_STORES: [&str; 3] = [ROWS, META, OUTBOX];
+
+thread_local! {
+    /// The read-only transaction the last single read was issued in, and its
+    /// connection (see [`read`]). wasm runs on one thread: this is the page's.
+    static SHARED_READ: RefCell<Option<(IdbDatabase, IdbTransaction)>> = const { RefCell::new(None) };
 }
 
 fn obj_store(t: &IdbTransaction, name: &str) -> Result<IdbObjectStore, IdbError> {
     t.object_store(name).map_err(|e| IdbError::from_js(&e))
 }
 
-/// One read in its own read-only transaction.
-async fn read(db: &IdbDatabase, store: &str, f: impl FnOnce(&IdbObjectStore) -> Result<web_sys::IdbRequest, JsValue>) -> Result<JsValue, StoreError> {
-    let t = tx(db, &[store], IdbTransactionMode::Readonly).map_err(store_err)?;
-    let s = obj_store(&t, store).map_err(store_err)?;
-    request(issue(f(&s))?).await.map_err(store_err)
+/// One read, in the read-only transaction of the reads issued with it.
+///
+/// A transaction is a round trip of its own to the browser's storage (in Chromium, to
+/// another process): a Realtime change needs four reads at once (the row by local and
+/// by server id, the pull cursor, its parent), and as four transactions they were most
+/// of its latency. So a read joins the last read's transaction while that one still
+/// takes requests (IndexedDB's rule: in the turn that created it, or in a callback of
+/// one of its requests) and otherwise starts one over [`SHARED_READ_STORES`]. What a
+/// read sees is unchanged: [`tx`] drops the shared transaction whenever a write
+/// begins, so a read issued after a write is ordered after it, and one issued before
+/// it was before it anyway. A failed read does not end the transaction for the others
+/// ([`request`] handles its error event).
+async fn read(db: &IdbDatabase, store: &str, f: impl Fn(&IdbObjectStore) -> Result<web_sys::IdbRequest, JsValue>) -> Result<JsValue, StoreError> {
+    let req = if SHARED_READ_STORES.contains(&store) {
+        let shared = SHARED_READ.with(|c| c.borrow().as_ref().filter(|(d, _)| d == db).map(|(_, t)| t.clone()));
+        // Refused when it no longer takes requests (TransactionInactiveError,
+        // InvalidStateError): then a new one.
+        match shared.and_then(|t| t.object_store(store).and_then(|s| f(&s)).ok()) {
+            Some(req) => req,
+            None => {
+                let t = tx(db, &SHARED_READ_STORES, IdbTransactionMode::Readonly).map_err(store_err)?;
+                let req = issue(f(&obj_store(&t, store).map_err(store_err)?))?;
+                SHARED_READ.with(|c| *c.borrow_mut() = Some((db.clone(), t)));
+                req
+            }
+        }
+    } else {
+        let t = tx(db, &[store], IdbTransactionMode::Readonly).map_err(store_err)?;
+        issue(f(&obj_store(&t, store).map_err(store_err)?))?
+    };
+    request(req).await.map_err(store_err)
 }
 
 supasync_core::maybe_async_trait! {
