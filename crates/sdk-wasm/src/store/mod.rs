@@ -1,7 +1,8 @@
 //! The core's [`Store`] on IndexedDB: one database per replica, every
 //! [`apply`](Store::apply) one `readwrite` transaction (all or nothing, and done when
 //! the transaction's `complete` event has fired, which is when the browser has written
-//! it), reads in their own `readonly` transactions.
+//! it), reads in `readonly` transactions: a single read joins the transaction of the
+//! reads issued with it (see [`read`]).
 //!
 //! Records keep the same JSON documents the SQLite store keeps, as text in `d`, beside
 //! the few fields IndexedDB must see to index them: `t`/`l` (table, local id), `s` (the
