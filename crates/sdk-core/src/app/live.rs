@@ -147,6 +147,7 @@ impl LiveSync {
             failures: 0,
             push_at: None,
             recount_at: None,
+            counts_read_at: None,
             counts_unsure: false,
             pull_at: None,
             last_error: None,
@@ -238,15 +239,15 @@ crate::maybe_async_trait! {
     }
 }
 
-/// The task behind a [`LiveSync`]; run it with [`LiveDriver::run`].
-/// How long after a local write the driver reads the counts (pending, rejected) for
-/// the status stream: at most once per this many ms, however many writes come. A read
-/// per write would cost each write a read transaction of the outbox, which the next
-/// write must wait for (IndexedDB runs a write after the reads of the same stores begun
-/// before it): in a browser that was a quarter of a write's time. The status a write
-/// sets off comes this much later; `status()` reads the counts at once.
+/// How often, at most, local writes make the driver read the counts (pending,
+/// rejected) for the status stream: a write after a quiet spell is counted at once,
+/// the writes of a burst once per this many ms. A read per write would cost each write
+/// a read transaction of the outbox, which the next write must wait for (IndexedDB
+/// runs a write after the reads of the same stores begun before it): in a browser that
+/// was a quarter of a write's time. `status()` reads the counts at once.
 pub const RECOUNT_AFTER_MS: i64 = 30;
 
+/// The task behind a [`LiveSync`]; run it with [`LiveDriver::run`].
 pub struct LiveDriver<S: Store, H: Http> {
     /// The app paused (see [`LiveSync::held`]).
     held: Arc<AtomicBool>,
@@ -264,6 +265,8 @@ pub struct LiveDriver<S: Store, H: Http> {
     pull_at: Option<i64>,
     /// When to read the counts after local writes (see [`RECOUNT_AFTER_MS`]).
     recount_at: Option<i64>,
+    /// When the counts were last read for the status stream.
+    counts_read_at: Option<i64>,
     /// A local write came since the counts were last read: the next read is sent even
     /// if it equals the last one sent, because a watcher may have read the counts
     /// in between (the npm package reads them after each write) and shows newer ones.
@@ -334,10 +337,16 @@ impl<S: Store, H: Http> LiveDriver<S, H> {
                     if !self.paused && self.mode != SyncMode::Manual {
                         self.push_at = Some(self.now());
                     }
-                    // The counts are read a moment later, once for a burst of writes.
-                    counts_changed = false;
+                    // A write after a quiet spell is counted at once (the stream shows
+                    // it waiting); in a burst, the counts are read once per
+                    // RECOUNT_AFTER_MS.
                     self.counts_unsure = true;
-                    self.recount_at.get_or_insert(self.now() + RECOUNT_AFTER_MS);
+                    let now = self.now();
+                    let next = self.counts_read_at.map_or(now, |t| t + RECOUNT_AFTER_MS);
+                    if self.recount_at.is_some() || next > now {
+                        counts_changed = false;
+                        self.recount_at.get_or_insert(next);
+                    }
                 }
                 Woke::Local(_) => {}
                 Woke::Timer => self.timers().await,
@@ -582,6 +591,7 @@ impl<S: Store, H: Http> LiveDriver<S, H> {
             self.last_status = None;
             return;
         }
+        self.counts_read_at = Some(self.now());
         let Ok(st) = self.engine.status().await else { return };
         let status = LiveStatus {
             phase: self.phase,
