@@ -120,9 +120,13 @@ async fn a_write_pushed_at_once_still_gets_a_status_after_it() {
     let first = timeout(Duration::from_secs(15), st.next()).await.expect("a first status").expect("alive");
     assert_eq!((first.phase, first.pending), (Phase::Live, 0));
     a.engine().insert("conversations", &json!({"title": "quick"})).await.expect("insert");
+    // A write after a quiet spell is counted at once: the stream shows it waiting,
+    // then gone.
+    let mut seen = vec![];
     let after = timeout(Duration::from_secs(10), async {
         loop {
             let s = st.next().await.expect("alive");
+            seen.push(s.pending);
             if s.pending == 0 {
                 return s;
             }
@@ -130,6 +134,7 @@ async fn a_write_pushed_at_once_still_gets_a_status_after_it() {
     })
     .await
     .expect("a status after the write, saying nothing waits");
+    assert_eq!(seen.first(), Some(&1), "the write shown waiting first: {seen:?}");
     assert_eq!(after.rejected, 0);
     a.close();
 }
@@ -152,8 +157,10 @@ async fn a_burst_of_writes_is_counted_in_the_status_stream_without_a_status_per_
     }
     let took_ms = started.elapsed().as_millis() as usize;
     // Every write is counted once the stream speaks again, and it speaks at most once
-    // per RECOUNT_AFTER_MS of writing (plus the last), not once per write: a count read
-    // per write made each write wait for the read before it (IndexedDB).
+    // per RECOUNT_AFTER_MS of writing (plus the first write's, counted at once, and
+    // the last, which may come one period late if the driver took the writes' events
+    // late), not once per write: a count read per write made each write wait for the
+    // read before it (IndexedDB).
     let mut seen = 0;
     let last = timeout(Duration::from_secs(15), async {
         loop {
@@ -167,7 +174,7 @@ async fn a_burst_of_writes_is_counted_in_the_status_stream_without_a_status_per_
     .await
     .expect("the stream counts all 100 writes");
     assert_eq!(last.pending, 100);
-    let bound = took_ms / supasync_core::live::RECOUNT_AFTER_MS as usize + 2;
+    let bound = took_ms / supasync_core::live::RECOUNT_AFTER_MS as usize + 3;
     assert!(seen <= bound, "{seen} statuses for 100 writes in {took_ms} ms (at most {bound})");
     a.close();
 }

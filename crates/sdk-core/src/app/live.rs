@@ -265,7 +265,8 @@ pub struct LiveDriver<S: Store, H: Http> {
     pull_at: Option<i64>,
     /// When to read the counts after local writes (see [`RECOUNT_AFTER_MS`]).
     recount_at: Option<i64>,
-    /// When the counts were last read for the status stream.
+    /// When local writes last made the driver read the counts (other reads, as for a
+    /// new watcher, do not hold back the next write's).
     counts_read_at: Option<i64>,
     /// A local write came since the counts were last read: the next read is sent even
     /// if it equals the last one sent, because a watcher may have read the counts
@@ -346,6 +347,8 @@ impl<S: Store, H: Http> LiveDriver<S, H> {
                     if self.recount_at.is_some() || next > now {
                         counts_changed = false;
                         self.recount_at.get_or_insert(next);
+                    } else {
+                        self.counts_read_at = Some(now);
                     }
                 }
                 Woke::Local(_) => {}
@@ -481,6 +484,7 @@ impl<S: Store, H: Http> LiveDriver<S, H> {
     async fn timers(&mut self) {
         let now = self.now();
         if self.recount_at.is_some_and(|t| t <= now) {
+            self.counts_read_at = Some(now);
             // The counts are read after every wake by a timer (see `run`).
             self.recount_at = None;
         }
@@ -591,7 +595,6 @@ impl<S: Store, H: Http> LiveDriver<S, H> {
             self.last_status = None;
             return;
         }
-        self.counts_read_at = Some(self.now());
         let Ok(st) = self.engine.status().await else { return };
         let status = LiveStatus {
             phase: self.phase,
