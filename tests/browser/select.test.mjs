@@ -96,3 +96,46 @@ test("a live db.from query in a follower tab answers the leader tab's writes, an
   await follower.evaluate(() => window.stop());
   await context.close();
 });
+
+test('a live answer hands back the very objects of rows that did not change, and new objects for rows that did', async () => {
+  const user = await newUser(env.server);
+  const context = await env.browser.newContext();
+  const page = await tab(context, { email: user.email, password: user.password });
+  const got = await page.evaluate(async () => {
+    db.pause();
+    const c = await db.insert('conversations', { title: 'Lisbon' });
+    const a = await db.insert('messages', { conversation_id: c.local_id, role: 'user', content: 'a' });
+    await db.insert('messages', { conversation_id: c.local_id, role: 'user', content: 'b' });
+    // Each live query's answers, and a wait for the one that satisfies `done`.
+    const watch = (start) => {
+      const answers = [];
+      let wake = () => {};
+      start((x) => { answers.push(x); wake(); });
+      const when = async (done) => { while (!answers.length || !done(answers.at(-1))) await new Promise((r) => { wake = r; }); return answers.at(-1); };
+      return when;
+    };
+    const from = watch((cb) => db.from('messages').select('content').eq('conversation_id', c.local_id).order('content').live(cb));
+    const live = watch((cb) => db.live('messages', { where: { conversation_id: c.local_id }, order: 'content' }, cb));
+    const contents = (rows) => rows.map((r) => r.content ?? r.row.content).join();
+    const f1 = await from((x) => contents(x.data) === 'a,b');
+    const l1 = await live((x) => contents(x) === 'a,b');
+    await db.insert('messages', { conversation_id: c.local_id, role: 'user', content: 'c' });
+    const f2 = await from((x) => contents(x.data) === 'a,b,c');
+    const l2 = await live((x) => contents(x) === 'a,b,c');
+    await db.update('messages', a.local_id, { content: 'a2' });
+    const f3 = await from((x) => contents(x.data) === 'a2,b,c');
+    const l3 = await live((x) => contents(x) === 'a2,b,c');
+    return {
+      keptFrom: [f2.data[0] === f1.data[0], f2.data[1] === f1.data[1], f2.sync[0] === f1.sync[0], f3.data[1] === f2.data[1], f3.data[2] === f2.data[2]],
+      keptLive: [l2[0] === l1[0], l2[1] === l1[1], l3[1] === l2[1], l3[2] === l2[2]],
+      changed: [f3.data[0] !== f2.data[0], l3[0] !== l2[0], f3.data !== f2.data, l3 !== l2],
+      shapes: [f3.data, f3.sync.map((s) => s.status.state), f3.count, l3.map((r) => [r.row.content, r.status.state])],
+    };
+  });
+  assert.deepEqual(got.keptFrom, [true, true, true, true, true], 'db.from(…).live: unchanged rows (and their sync entries) are the same objects');
+  assert.deepEqual(got.keptLive, [true, true, true, true], 'db.live: unchanged rows are the same objects');
+  assert.deepEqual(got.changed, [true, true, true, true], 'a changed row is a new object, and every answer a new array');
+  assert.deepEqual(got.shapes, [[{ content: 'a2' }, { content: 'b' }, { content: 'c' }], ['pending', 'pending', 'pending'], null,
+    [['a2', 'pending'], ['b', 'pending'], ['c', 'pending']]]);
+  await context.close();
+});

@@ -22,6 +22,7 @@ use wasm_bindgen_futures::spawn_local;
 
 use crate::js::{engine_err, error, from_js, invalid, promise, to_js};
 use crate::open::{self, parse_mode, Inner};
+use crate::answers::{ShownRowViews, ShownSelects};
 use crate::any_store::AnyStore;
 use crate::IdbStore;
 
@@ -242,6 +243,7 @@ impl WasmReplica {
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         spawn_local(async move {
             let mut stop_rx = stop_rx.fuse();
+            let mut shown = ShownSelects::default();
             loop {
                 let next = futures_util::select! {
                     n = ls.next().fuse() => n,
@@ -249,7 +251,7 @@ impl WasmReplica {
                 };
                 match next {
                     Some(Ok(answer)) => {
-                        if let Ok(v) = to_js(&answer.to_json(cardinality)) {
+                        if let Ok(v) = shown.answer(answer, cardinality) {
                             let _ = callback.call1(&JsValue::NULL, &v);
                         }
                     }
@@ -274,6 +276,7 @@ impl WasmReplica {
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         spawn_local(async move {
             let mut stop_rx = stop_rx.fuse();
+            let mut shown = ShownRowViews::default();
             loop {
                 let next = futures_util::select! {
                     n = lq.next().fuse() => n,
@@ -281,7 +284,7 @@ impl WasmReplica {
                 };
                 match next {
                     Some(Ok(rows)) => {
-                        if let Ok(v) = to_js(&rows) {
+                        if let Ok(v) = shown.answer(rows) {
                             let _ = callback.call1(&JsValue::NULL, &v);
                         }
                     }

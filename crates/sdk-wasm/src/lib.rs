@@ -6,6 +6,7 @@
 //! member so `cargo test --workspace` sees it, but it only means something in a browser.
 #![cfg(target_family = "wasm")]
 
+mod answers;
 mod any_store;
 pub mod api;
 pub mod http;

@@ -505,7 +505,8 @@ export class Replica implements ReplicaApi {
     });
   }
 
-  /** Call `callback` with the query's rows now and whenever they change; returns stop(). */
+  /** Call `callback` with the query's rows now and whenever they change; returns stop().
+   *  Rows that did not change are the same objects as in the last call: read-only. */
   live<T extends Row = Row>(table: string, query: Query, callback: (rows: RowView<T>[]) => void, onError?: (e: SupaSyncError) => void): () => void {
     this.check();
     const reg: LiveReg = {

@@ -165,7 +165,8 @@ export class QueryBuilder<T = Record<string, unknown>> implements PromiseLike<Se
     return run.then(onfulfilled, onrejected);
   }
 
-  /** `callback` with the answer now and whenever it changes; returns stop(). */
+  /** `callback` with the answer now and whenever it changes; returns stop(). Rows
+   *  that did not change are the same objects as in the last answer: read-only. */
   live(callback: (r: SelectResponse<T[]>) => void): () => void {
     try {
       return this.db.liveSelect(

@@ -33,7 +33,8 @@ interface LiveState<T extends Row> {
 /**
  * The rows of a live query, each with its sync status: `undefined` until the first
  * result, then re-rendered whenever the result changes (any tab's write, or the
- * server's). A failing query throws, for an error boundary to show.
+ * server's). A failing query throws, for an error boundary to show. A row that did not
+ * change is the same object as in the last render, so `React.memo` rows skip it.
  */
 export function useLiveQuery<T = Record<string, unknown>>(query: QueryBuilder<T>): SelectResponse<T[]> | undefined;
 export function useLiveQuery<T extends Row = Row>(table: string, query?: Query): RowView<T>[] | undefined;
