@@ -46,9 +46,12 @@ test('one tab leads; every tab sees the others\' writes; a new leader takes over
   await one.close();
   await until(() => two.evaluate(() => db.isLeader), 'the second tab takes over', 5000);
   await two.evaluate(() => db.sync({ timeoutMs: 30000 }));
-  const local = await two.evaluate(() => window.seen);
-  assert.equal(local.length, 15);
-  assert.ok(local.every((r) => r.status.state === 'synced'), 'every write was confirmed');
+  // The live query is told of the confirmations as they are stored, which may be
+  // just after sync() resolves: wait for its answer to say so.
+  await until(() => two.evaluate(() => window.seen.length === 15 && window.seen.every((r) => r.status.state === 'synced')),
+    'the live query in the new leader to show every write confirmed', 5000).catch(async (e) => {
+    throw new Error(`${e.message}: ${JSON.stringify(await two.evaluate(() => window.seen.map((r) => [r.row.content, r.status.state])))} STORE ${JSON.stringify(await two.evaluate(async () => (await db.query('messages')).map((r) => [r.row.content, r.status.state])))} STATUS ${JSON.stringify(await two.evaluate(() => db.status()))}`);
+  });
   const server = await serverRows(env.server, user, 'messages');
   assert.equal(server.length, 15, 'every write reached the server once');
   assert.deepEqual(new Set(server.map((r) => r.local_id)), new Set([...fromOne, ...fromTwo]));
@@ -69,5 +72,35 @@ test('a follower tab writes offline-durably and its sync() goes through the lead
   assert.equal((await serverRows(env.server, user, 'conversations')).length, 1);
   const st = await two.evaluate(() => db.status());
   assert.equal(st.leader, false);
+  await context.close();
+});
+
+test('a leader that stored the other tab\'s confirmations and closed before telling it: the tab that takes over shows them', async () => {
+  const user = await newUser(env.server);
+  const context = await env.browser.newContext();
+  const one = await tab(context, { email: user.email, password: user.password });
+  await until(() => one.evaluate(() => db.isLeader), 'the first tab leads');
+  const two = await tab(context);
+  await until(() => two.evaluate(() => db.auth.user()?.email), 'the second tab has the user');
+  // From now on the leader tells the other tabs nothing, as if each of its messages
+  // were lost as it closed: it still hears them, pushes their writes and stores the
+  // confirmations.
+  await one.evaluate(() => { BroadcastChannel.prototype.postMessage = () => {}; });
+  await two.evaluate(async () => {
+    const c = await db.insert('conversations', { title: 'Tabs' });
+    window.seen = [];
+    db.live('messages', { where: { conversation_id: c.local_id } }, (rows) => { window.seen = rows; });
+    for (let i = 0; i < 3; i++) await db.insert('messages', { conversation_id: c.local_id, role: 'user', content: `m${i}` });
+  });
+  await until(async () => (await serverRows(env.server, user, 'messages')).length === 3, 'the leader pushed the messages');
+  // And pulled after: the next leader's first pull brings nothing new to show.
+  await one.evaluate(() => db.sync({ timeoutMs: 20000 }));
+  await until(async () => (await one.evaluate(async () => (await db.query('messages')).every((r) => r.status.state === 'synced'))), 'the leader stored the confirmations');
+  assert.deepEqual(await two.evaluate(() => window.seen.map((r) => r.status.state)), ['pending', 'pending', 'pending'], 'the second tab was not told');
+  await one.close();
+  await until(() => two.evaluate(() => db.isLeader), 'the second tab takes over', 5000);
+  await until(() => two.evaluate(() => window.seen.length === 3 && window.seen.every((r) => r.status.state === 'synced')),
+    'the new leader\'s live query to show the confirmations the old one stored', 5000);
+  assert.equal((await two.evaluate(() => db.status())).pending, 0, 'and its counts');
   await context.close();
 });

@@ -20,7 +20,7 @@ use supasync_core::realtime::PgChange;
 use supasync_core::remote_change::Applied;
 use supasync_core::index::{IndexDef, KeyRange};
 use supasync_core::live_query::live_select;
-use supasync_core::store::HistoryEntry;
+use supasync_core::store::{Applying, HistoryEntry};
 use supasync_core::{EngineError, LocalRow, OutboxEntry, RowStatus, SelectRequest, Store, StoreError, WriteBatch, WriteError};
 use supasync_native::{ReqwestHttp, SqliteStore};
 use tokio::time::{sleep, timeout};
@@ -462,7 +462,9 @@ async fn a_push_killed_after_its_request_landed_still_counts_as_tried() {
 }
 
 /// A store whose next batch can be held at the door: the test sees what the app sees
-/// while a write is on its way, then lets the write through or fails it.
+/// while a write is on its way, then lets the write through or fails it. It can also
+/// fail one batch of new messages handed over without waiting (`apply_queued`) the
+/// way IndexedDB's commit fails: nothing of it stored, and told only when waited for.
 struct GatedStore {
     inner: SqliteStore,
     gate: Arc<Gate>,
@@ -472,6 +474,9 @@ struct GatedStore {
 struct Gate {
     door: std::sync::Mutex<Option<tokio::sync::oneshot::Receiver<Result<(), String>>>>,
     knocked: tokio::sync::Notify,
+    /// Which queued batch of new messages fails (1 for the first; 0: none).
+    fail_queued: std::sync::atomic::AtomicUsize,
+    queued: std::sync::atomic::AtomicUsize,
 }
 
 impl Gate {
@@ -507,7 +512,56 @@ supasync_core::maybe_async_trait! {
             }
             self.inner.apply(batch).await
         }
+        async fn apply_queued(&self, batch: WriteBatch) -> Result<Applying, StoreError> {
+            use std::sync::atomic::Ordering::SeqCst;
+            if batch.new_rows.first().is_some_and(|r| r.table == "messages") {
+                let nth = self.gate.queued.fetch_add(1, SeqCst) + 1;
+                if self.gate.fail_queued.load(SeqCst) == nth {
+                    return Ok(Box::pin(async { Err(StoreError::Io("the page's commit failed".into())) }));
+                }
+            }
+            self.apply(batch).await?;
+            Ok(Box::pin(std::future::ready(Ok(()))))
+        }
     }
+}
+
+#[tokio::test]
+async fn a_restore_page_that_fails_after_the_next_was_handed_over_loses_and_doubles_nothing() {
+    use supasync_core::{client::Project, Engine, EngineConfig, Schema};
+    let s = server().await;
+    let b = replica(s.url(), s.anon_key()).await;
+    b.sign_up("page-fails@example.com", "password-123").await.unwrap();
+    let conv = b.insert("conversations", &json!({"title": "t"})).await.unwrap().local_id;
+    for i in 0..23 {
+        b.insert("messages", &json!({"conversation_id": conv, "role": "user", "content": format!("m{i}")})).await.unwrap();
+    }
+    b.push().await.unwrap();
+    let schema = Schema::from_json(&std::fs::read_to_string(common::manifest().join("tests/chat_schema.json")).unwrap()).unwrap();
+    let gate = Arc::new(Gate::default());
+    // The second page of messages fails once the third is handed over.
+    gate.fail_queued.store(2, std::sync::atomic::Ordering::SeqCst);
+    let a = Engine::open(
+        schema,
+        GatedStore { inner: SqliteStore::in_memory().unwrap(), gate: gate.clone() },
+        ReqwestHttp::with_timeout(Duration::from_secs(5)).unwrap(),
+        Project { url: s.url().into(), anon_key: s.anon_key().into() },
+        EngineConfig { page_size: 5, ..EngineConfig::with_clock(supasync_native::system_now_ms) },
+    )
+    .await
+    .unwrap();
+    a.sign_in("page-fails@example.com", "password-123").await.unwrap();
+    let err = a.pull().await.expect_err("the restore stops at the failed page");
+    assert!(err.to_string().contains("the page's commit failed"), "{err}");
+    let held = a.query("messages", &Default::default()).await.unwrap().len();
+    assert!(held < 23, "the page after the failed one may be stored, the failed one is not ({held} held)");
+    // The cursor did not move: the next pull walks the table again and merges.
+    a.pull().await.expect("the next pull goes through");
+    let mut got: Vec<String> = a.query("messages", &Default::default()).await.unwrap().into_iter().map(|r| r.row["content"].as_str().unwrap_or_default().to_string()).collect();
+    got.sort();
+    let mut want: Vec<String> = (0..23).map(|i| format!("m{i}")).collect();
+    want.sort();
+    assert_eq!(got, want, "every message once");
 }
 
 /// A Realtime change of `messages` as the server would send it.

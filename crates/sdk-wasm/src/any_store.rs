@@ -6,7 +6,7 @@ use serde_json::Value;
 use supasync_core::index::{IndexDef, KeyRange};
 use supasync_core::local_row::LocalRow;
 use supasync_core::outbox::OutboxEntry;
-use supasync_core::store::{HistoryEntry, MemoryStore, OutboxSummary, Store, StoreError, WriteBatch};
+use supasync_core::store::{Applying, HistoryEntry, MemoryStore, OutboxSummary, Store, StoreError, WriteBatch};
 
 use crate::IdbStore;
 
@@ -76,6 +76,9 @@ supasync_core::maybe_async_trait! {
         }
         async fn apply(&self, batch: WriteBatch) -> Result<(), StoreError> {
             each!(self, s => s.apply(batch).await)
+        }
+        async fn apply_queued(&self, batch: WriteBatch) -> Result<Applying, StoreError> {
+            each!(self, s => s.apply_queued(batch).await)
         }
     }
 }

@@ -327,6 +327,12 @@ impl WasmReplica {
         }
     }
 
+    /// The schema's tables, by name.
+    #[wasm_bindgen(js_name = tableNames)]
+    pub fn table_names(&self) -> Vec<String> {
+        self.inner.engine().schema.tables().iter().map(|t| t.name.clone()).collect()
+    }
+
     /// Another tab changed these tables in the shared store.
     #[wasm_bindgen(js_name = changedElsewhere)]
     pub fn changed_elsewhere(&self, tables: Vec<String>, local: bool) {

@@ -52,3 +52,11 @@ pub type BoxCallback<A> = Box<dyn FnMut(&A) -> bool + Send + 'static>;
 /// A boxed callback kept for later: `Send` off wasm, not on wasm.
 #[cfg(target_family = "wasm")]
 pub type BoxCallback<A> = Box<dyn FnMut(&A) -> bool + 'static>;
+
+/// A boxed future owned by its caller: `Send` off wasm, not on wasm.
+#[cfg(not(target_family = "wasm"))]
+pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'static>>;
+
+/// A boxed future owned by its caller: `Send` off wasm, not on wasm.
+#[cfg(target_family = "wasm")]
+pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + 'static>>;

@@ -12,7 +12,7 @@ use super::error::SyncError;
 use super::references::{adopt_children, to_local, ParentLocalIds};
 use crate::local::local_row::{id_text, server_key, sync_txid, LocalRow, Overlay, Row, RowStatus};
 use crate::local::schema::TableDecl;
-use crate::local::store::{Store, WriteBatch};
+use crate::local::store::{Applying, Store, WriteBatch};
 use crate::net::transport::Http;
 
 /// Whether a page's rows may already be on this device.
@@ -31,7 +31,9 @@ pub async fn apply_server_rows<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, de
 
 pub async fn apply_pulled<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, decl: &TableDecl, rows: Vec<Row>, wb: WriteBatch, held: Held) -> Result<usize, SyncError> {
     if let Held::NoneYet = held {
-        return apply_restored(cx, decl, rows, wb).await;
+        let (n, stored) = queue_restored(cx, decl, rows, wb, &mut ParentLocalIds::new()).await?;
+        stored.await?;
+        return Ok(n);
     }
     // Every row of the page this device already holds, in one read.
     let keys: Vec<String> = rows.iter().filter_map(|r| decl.row_key(r)).collect();
@@ -188,15 +190,21 @@ async fn apply_looked_up<S: Store, H: Http>(
 /// A page of a table that held nothing when the walk began (a restore): every row
 /// is new, so none is looked up or merged, and the page goes to the store as new
 /// rows ([`WriteBatch::new_rows`]), which it writes without looking for old ones.
-async fn apply_restored<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, decl: &TableDecl, rows: Vec<Row>, mut wb: WriteBatch) -> Result<usize, SyncError> {
+/// Returns once the store has the page ([`Store::apply_queued`]), with how many rows
+/// and the future of the page stored (`StoreError::Exists` if a key was taken after
+/// all: then nothing of it is). `parents`: the parents' local ids found so far, which a
+/// walk keeps from page to page (a row's local id never changes; one not found is
+/// looked up again, it may have arrived since). A read here would wait for the pages
+/// still committing; with them known, a page of messages reads nothing.
+pub async fn queue_restored<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, decl: &TableDecl, rows: Vec<Row>, mut wb: WriteBatch, parents: &mut ParentLocalIds) -> Result<(usize, Applying), SyncError> {
     let n = rows.len();
-    let mut parents = ParentLocalIds::new();
+    parents.retain(|_, local| local.is_some());
     let mut learned: Vec<(Value, String)> = Vec::with_capacity(n);
     let mut out: Vec<LocalRow> = Vec::with_capacity(n);
     for server in rows {
         let server_id = server.get(&decl.key).cloned();
         let Some(local_id) = decl.row_key(&server) else { continue };
-        let mirror = to_local(cx.schema, cx.store, &decl.name, server, &Row::new(), &mut parents).await?;
+        let mirror = to_local(cx.schema, cx.store, &decl.name, server, &Row::new(), parents).await?;
         if let Some(sid) = &server_id {
             learned.push((sid.clone(), local_id.clone()));
         }
@@ -232,6 +240,5 @@ async fn apply_restored<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, decl: &Ta
     out.dedup_by(|later, earlier| earlier.local_id == later.local_id);
     wb.new_rows.extend(out);
     adopt_children(cx.schema, cx.store, &decl.name, &learned, &mut wb).await?;
-    cx.store.apply(wb).await?;
-    Ok(n)
+    Ok((n, cx.store.apply_queued(wb).await?))
 }

@@ -140,6 +140,12 @@ export class Tabs {
   private async lead(): Promise<void> {
     await this.inner?.setNetwork(true);
     this.leader = true;
+    // The tab that led before may have stored writes (its push's confirmations, say)
+    // and closed before it told anyone: every tab reads its live queries and counts
+    // again, from the store, which has them.
+    const tables = this.inner?.tableNames() ?? [];
+    this.inner?.changedElsewhere(tables, true);
+    this.tell({ t: 'changed', tables, local: true });
     this.becameLeader();
   }
 

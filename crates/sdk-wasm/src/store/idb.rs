@@ -145,6 +145,12 @@ pub enum Ending {
 
 /// Wait until a transaction commits; its error if it aborts.
 pub async fn commit(t: &IdbTransaction, ending: Ending) -> Result<(), IdbError> {
+    committing(t, ending).await
+}
+
+/// [`commit`], with the transaction's handlers set now rather than when the future is
+/// first polled: a caller may hold the future while the transaction ends.
+pub fn committing(t: &IdbTransaction, ending: Ending) -> impl std::future::Future<Output = Result<(), IdbError>> + 'static {
     let (tx, rx) = oneshot::channel::<Result<(), IdbError>>();
     let tx = Rc::new(RefCell::new(Some(tx)));
     let done_tx = tx.clone();
@@ -200,9 +206,11 @@ pub async fn commit(t: &IdbTransaction, ending: Ending) -> Result<(), IdbError> 
         #[allow(deprecated)]
         let _ = t.commit();
     }
-    let out = rx.await.unwrap_or_else(|_| Err(IdbError::new("AbortError", "the transaction was dropped")));
-    drop(attached);
-    out
+    async move {
+        let out = rx.await.unwrap_or_else(|_| Err(IdbError::new("AbortError", "the transaction was dropped")));
+        drop(attached);
+        out
+    }
 }
 
 /// How an open request ended.

@@ -36,13 +36,13 @@ use serde_json::Value;
 use supasync_core::local_row::LocalRow;
 use supasync_core::outbox::OutboxEntry;
 use supasync_core::index::{IndexDef, KeyRange};
-use supasync_core::store::{index_value, HistoryEntry, OutboxSummary, Store, StoreError, WriteBatch};
+use supasync_core::store::{index_value, Applying, HistoryEntry, OutboxSummary, Store, StoreError, WriteBatch};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{IdbCursorDirection, IdbDatabase, IdbKeyRange, IdbObjectStore, IdbTransaction, IdbTransactionMode};
 
 pub use idb::{delete_database, stored_version, IdbError};
-use idb::{commit, issue, request, Ending, Opened};
+use idb::{commit, committing, issue, request, Ending, Opened};
 use migrations::*;
 
 /// A replica's store in IndexedDB.
@@ -334,24 +334,31 @@ impl IdbStore {
         Ok(())
     }
 
-    /// A row as its record: `{t, l, s?, ix?, d}`.
-    fn row_record(&self, r: &LocalRow, indexes: Option<&Vec<IndexDef>>) -> Result<JsValue, StoreError> {
-        let o = Object::new();
-        set(&o, "t", &JsValue::from_str(&r.table));
-        set(&o, "l", &JsValue::from_str(&r.local_id));
-        if let Some(sid) = &r.server_id {
-            set(&o, "s", &JsValue::from_str(&index_value(sid)));
+    /// Rows as their records, `{t, l, s?, ix?, d}` (`ix` when the table has indexes),
+    /// in order. Built as one JSON text that `JSON.parse` turns into every object at
+    /// once: a restore's page of 1,000 rows built field by field across the boundary
+    /// spent more time turning Rust strings into JavaScript ones than anything else
+    /// it did on the page's thread but `add` itself.
+    fn row_records<'r>(&self, rows: impl Iterator<Item = &'r LocalRow>, indexes: &BTreeMap<String, Vec<IndexDef>>) -> Result<Array, StoreError> {
+        #[derive(serde::Serialize)]
+        struct Record<'a> {
+            t: &'a str,
+            l: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            s: Option<String>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            ix: Option<Vec<String>>,
+            d: String,
         }
-        if let Some(kept) = indexes {
-            let ix: Array = kept
-                .iter()
-                .filter_map(|i| i.key(r).map(|k| JsValue::from_str(&index_entry(&r.table, &i.name(), &k))))
-                .collect();
-            set(&o, "ix", &ix);
+        let mut records = Vec::with_capacity(rows.size_hint().0);
+        for r in rows {
+            let ix = indexes.get(&r.table).map(|kept| kept.iter().filter_map(|i| i.key(r).map(|k| index_entry(&r.table, &i.name(), &k))).collect());
+            let d = serde_json::to_string(r).map_err(|e| corrupt("row", e))?;
+            records.push(Record { t: &r.table, l: &r.local_id, s: r.server_id.as_ref().map(index_value), ix, d });
         }
-        let d = serde_json::to_string(r).map_err(|e| corrupt("row", e))?;
-        set(&o, "d", &JsValue::from_str(&d));
-        Ok(o.into())
+        let text = serde_json::to_string(&records).map_err(|e| corrupt("row", e))?;
+        let parsed = js_sys::JSON::parse(&text).map_err(|e| store_err(IdbError::from_js(&e)))?;
+        Ok(parsed.unchecked_into())
     }
 }
 
@@ -476,9 +483,10 @@ supasync_core::maybe_async_trait! {
                 issue(obj_store(&t, INDEXED).map_err(store_err)?.put_with_key(&JsValue::from(1), &key(&[table, name])))?;
                 let range = table_range(table).map_err(store_err)?;
                 let all = request(issue(rows.get_all_with_key(&range))?).await.map_err(store_err)?;
-                for rec in Array::from(&all).iter() {
-                    let r = row_from(&rec)?;
-                    issue(rows.put(&self.row_record(&r, Some(kept))?))?;
+                let held = Array::from(&all).iter().map(|rec| row_from(&rec)).collect::<Result<Vec<LocalRow>, StoreError>>()?;
+                let with_it = BTreeMap::from([(table.to_string(), kept.clone())]);
+                for rec in self.row_records(held.iter(), &with_it)?.iter() {
+                    issue(rows.put(&rec))?;
                 }
                 commit(&t, Ending::Now).await.map_err(store_err)
             }).await?;
@@ -603,6 +611,18 @@ supasync_core::maybe_async_trait! {
             }
             let batch = &batch;
             self.run(|db| async move { self.apply_once(&db, batch).await }).await
+        }
+
+        /// The transaction commits in the background. A connection lost while the
+        /// requests are issued is reopened and the batch issued again, as in `apply`;
+        /// lost while it commits, the returned future fails and the caller starts over
+        /// (a pull re-walks the table: its cursor had not moved).
+        async fn apply_queued(&self, batch: WriteBatch) -> Result<Applying, StoreError> {
+            if batch.is_empty() {
+                return Ok(Box::pin(std::future::ready(Ok(()))));
+            }
+            let batch = &batch;
+            self.run(|db| async move { self.issue_batch(&db, batch).await }).await
         }
     }
 }

@@ -7,6 +7,12 @@ use super::*;
 
 impl IdbStore {
     pub(super) async fn apply_once(&self, db: &IdbDatabase, b: &WriteBatch) -> Result<(), StoreError> {
+        self.issue_batch(db, b).await?.await
+    }
+
+    /// The batch's transaction, every request issued: returns the future of its end
+    /// (see [`Store::apply_queued`]).
+    pub(super) async fn issue_batch(&self, db: &IdbDatabase, b: &WriteBatch) -> Result<Applying, StoreError> {
         let mut names = Vec::with_capacity(4);
         if !b.put_rows.is_empty() || !b.new_rows.is_empty() || !b.delete_rows.is_empty() {
             names.push(ROWS);
@@ -44,13 +50,13 @@ impl IdbStore {
         }
         if !b.put_rows.is_empty() || !b.new_rows.is_empty() || !b.delete_rows.is_empty() {
             let rows = st(ROWS)?;
-            let indexed = self.indexed.borrow().clone();
-            for r in &b.put_rows {
-                issue(rows.put(&self.row_record(r, indexed.get(&r.table))?))?;
+            let records = self.row_records(b.put_rows.iter().chain(&b.new_rows), &self.indexed.borrow())?;
+            for rec in records.iter().take(b.put_rows.len()) {
+                issue(rows.put(&rec))?;
             }
             // `add` fails (and aborts the whole transaction) when the key is taken.
-            for r in &b.new_rows {
-                issue(rows.add(&self.row_record(r, indexed.get(&r.table))?))?;
+            for rec in records.iter().skip(b.put_rows.len()) {
+                issue(rows.add(&rec))?;
             }
             for (table, local_id) in &b.delete_rows {
                 issue(rows.delete(&key(&[table, local_id])))?;
@@ -112,10 +118,14 @@ impl IdbStore {
             }
         }
         // A new row may find its key taken, which must abort the whole batch.
-        let ending = if b.new_rows.is_empty() { Ending::Now } else { Ending::WhenDone };
-        commit(&t, ending).await.map_err(|e| match e.name.as_str() {
-            "ConstraintError" if !b.new_rows.is_empty() => StoreError::Exists(format!("a new row's key is taken: {e}")),
-            _ => store_err(e),
-        })
+        let adds = !b.new_rows.is_empty();
+        let ending = if adds { Ending::WhenDone } else { Ending::Now };
+        let done = committing(&t, ending);
+        Ok(Box::pin(async move {
+            done.await.map_err(|e| match e.name.as_str() {
+                "ConstraintError" if adds => StoreError::Exists(format!("a new row's key is taken: {e}")),
+                _ => store_err(e),
+            })
+        }))
     }
 }

@@ -224,5 +224,22 @@ crate::maybe_async_trait! {
         async fn blob_len(&self, key: &str) -> Result<Option<u64>, StoreError>;
         /// Apply a whole batch, or nothing of it.
         async fn apply(&self, batch: WriteBatch) -> Result<(), StoreError>;
+        /// [`Store::apply`], handed over without waiting until it is durable: returns
+        /// once the store has the batch, with a future that ends when it is applied
+        /// (or failed, and then nothing of it is). What is read or written after this
+        /// call comes after the batch (it sees all of it or, if it failed, none), and
+        /// batches handed over one after another are applied in that order; one that
+        /// fails does not stop those after it (the caller decides what they mean
+        /// without it: a pull's cursor, say, moves only once every page is applied).
+        /// A store whose writes are done when `apply` returns (SQLite, memory) keeps
+        /// this default; IndexedDB commits in the background, so a restore builds its
+        /// next page while the last one commits.
+        async fn apply_queued(&self, batch: WriteBatch) -> Result<Applying, StoreError> {
+            self.apply(batch).await?;
+            Ok(Box::pin(std::future::ready(Ok(()))))
+        }
     }
 }
+
+/// A batch on its way into the store ([`Store::apply_queued`]): ends when it is applied.
+pub type Applying = crate::platform::maybe_send::BoxFuture<Result<(), StoreError>>;

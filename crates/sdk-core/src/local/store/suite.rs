@@ -242,6 +242,36 @@ pub async fn new_rows_are_stored_and_a_taken_key_fails_the_batch<S: Store>(s: &S
     assert!(ids_by(s, "messages", "conversation_id", json!(8)).await.is_empty());
 }
 
+/// Batches handed over without waiting ([`Store::apply_queued`]) land in the order
+/// they were handed over: a read made after the calls, before any is waited for, sees
+/// them; one that fails (a new row's key taken by the batch before it) leaves nothing
+/// of itself, says so (at once, or when waited for), and does not stop the next.
+pub async fn queued_batches_land_in_order<S: Store>(s: &S) {
+    let page = |ids: &[&str], first_id: i64| WriteBatch {
+        new_rows: ids
+            .iter()
+            .zip(first_id..)
+            .map(|(l, id)| LocalRow { server_id: Some(json!(id)), ..synced("messages", l, json!({"id": id})) })
+            .collect(),
+        ..Default::default()
+    };
+    let first = s.apply_queued(page(&["a", "b"], 1)).await.unwrap();
+    let failing = s.apply_queued(page(&["c", "a"], 10)).await;
+    let third = s.apply_queued(page(&["d"], 20)).await.unwrap();
+    let ids = ["a", "b", "c", "d"].map(String::from);
+    let held: Vec<bool> = s.get_rows("messages", &ids).await.unwrap().iter().map(Option::is_some).collect();
+    assert_eq!(held, [true, true, false, true], "the first and third batches, and nothing of the second");
+    first.await.unwrap();
+    let err = match failing {
+        Err(e) => e,
+        Ok(stored) => stored.await.unwrap_err(),
+    };
+    assert!(matches!(err, StoreError::Exists(_)), "{err:?}");
+    third.await.unwrap();
+    assert_eq!(s.find_by_server_id("messages", &json!(20)).await.unwrap().map(|r| r.local_id), Some("d".into()));
+    assert_eq!(s.find_by_server_id("messages", &json!(10)).await.unwrap(), None);
+}
+
 /// The id map: rows are found by their server id, per table.
 pub async fn rows_are_found_by_server_id<S: Store>(s: &S) {
     s.apply(WriteBatch {
@@ -505,6 +535,7 @@ macro_rules! store_suite {
             the_outbox_keeps_order,
             a_failed_batch_applies_nothing,
             new_rows_are_stored_and_a_taken_key_fails_the_batch,
+            queued_batches_land_in_order,
             rows_are_found_by_server_id,
             rows_are_replaced_and_deleted,
             json_round_trips_exactly,

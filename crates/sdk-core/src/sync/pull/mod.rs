@@ -33,7 +33,7 @@ use self::page::{build, ends, objects, PageAt, RawRow};
 use crate::local::events::PullProgress;
 use crate::local::local_row::{id_text, Row};
 use crate::local::schema::TableDecl;
-use crate::local::store::{Store, StoreError, WriteBatch};
+use crate::local::store::{Applying, Store, StoreError, WriteBatch};
 use crate::net::client::{enc, RequestError};
 use crate::net::transport::Http;
 use crate::sync::context::SyncContext;
@@ -42,7 +42,8 @@ pub use crate::sync::cursor::Cursor;
 use crate::sync::error::SyncError;
 use crate::sync::scopes;
 use crate::sync::server_delete::server_deleted;
-use crate::sync::server_rows::{apply_pulled, apply_server_rows, Held};
+use crate::sync::references::ParentLocalIds;
+use crate::sync::server_rows::{apply_pulled, apply_server_rows, queue_restored, Held};
 use crate::sync::tombstones::{tombstone_target, TOMBSTONES};
 
 /// What one pull brought.
@@ -51,6 +52,16 @@ pub struct PullReport {
     pub rows: usize,
     pub deleted: usize,
     pub requests: usize,
+}
+
+/// A page of a walk handed to the store: its rows (kept to merge them if a restore's
+/// page meets a taken key), how many, how far the walk is once it is stored, and the
+/// future of it stored.
+struct QueuedPage {
+    raw: Option<Vec<RawRow>>,
+    n: usize,
+    so_far: u64,
+    stored: Applying,
 }
 
 struct Snapshot {
@@ -304,24 +315,7 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
     async fn walk(&self, decl: &TableDecl, base: &str, from: i64, upto: i64, held: Held, counted: bool, report: &mut PullReport) -> Result<(), SyncError> {
         let page = self.cx.cfg.page_size;
         let table = &decl.name;
-        // A page is built into rows and written while the next one is on its way: only
-        // its first and last rows are built before the next request goes out.
-        let apply = |raw: Vec<RawRow>| async move {
-            let _w = self.cx.writer.lock().await;
-            let build_all = || raw.iter().map(build).collect::<Result<Vec<Row>, SyncError>>();
-            let rows = build_all()?;
-            let meta = self.strays_with(decl, &rows).await?;
-            let batch = || WriteBatch { meta: meta.clone(), ..Default::default() };
-            match apply_pulled(&self.cx, decl, rows, batch(), held).await {
-                // Two server rows under one local key (rows that others share with this
-                // user, their local ids unique only per owner): a restore's plain
-                // inserts refuse the page, and nothing of it was written. Merge it.
-                Err(SyncError::Store(StoreError::Exists(_))) if matches!(held, Held::NoneYet) => {
-                    apply_pulled(&self.cx, decl, build_all()?, batch(), Held::LookUp).await
-                }
-                other => other,
-            }
-        };
+        let progress = |rows: u64, total: Option<u64>, done: bool| self.cx.events.progress(PullProgress { table: table.clone(), rows, total, done });
         let page_query = |at: &PageAt| at.query(base, &decl.key, upto, page);
         let mut at = PageAt::From(from);
         let (mut rows, total) = self.get_page(table, page_query(&at), counted).await?;
@@ -332,6 +326,10 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
         // first such page: when that transaction's rows run out, the walk goes on from
         // it instead of waiting for an answer that is often empty.
         let mut past: Option<(i64, Vec<RawRow>)> = None;
+        // A restore's parents, found once for the whole walk (see `queue_restored`).
+        let mut parents = ParentLocalIds::new();
+        // The page the store may still be writing while the next one is built.
+        let mut queued: Option<QueuedPage> = None;
         loop {
             pages += 1;
             so_far += rows.len() as u64;
@@ -344,9 +342,17 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
                 }
             }
             let Some(next_at) = next_at else {
-                report.rows += apply(rows).await?;
+                let last = self.queue_page(decl, rows, held, so_far, &mut parents).await?;
+                if let Some(q) = queued.take() {
+                    let (then, n) = (q.so_far, q.n);
+                    report.rows += self.page_stored(decl, q).await?;
+                    if n > 0 {
+                        progress(then, total, false);
+                    }
+                }
+                report.rows += self.page_stored(decl, last).await?;
                 if pages > 1 || total.is_some_and(|t| t > 0) {
-                    self.cx.events.progress(PullProgress { table: table.clone(), rows: so_far, total, done: true });
+                    progress(so_far, total, true);
                 }
                 break;
             };
@@ -355,10 +361,11 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
                 PageAt::Within(t, _) if past.is_none() => Some(t),
                 _ => None,
             };
-            let n = rows.len();
-            // The next page is on its way while this one is built and written (the
-            // requests are polled first, so the HTTP client carries them meanwhile).
-            let (next, ahead, applied) = futures_util::join!(
+            // The next page is on its way while this one is built and handed to the
+            // store (the requests are polled first, so the HTTP client carries them
+            // meanwhile), and then the page before it is waited for: the store writes
+            // one page while the next is built.
+            let (next, ahead, stored) = futures_util::join!(
                 self.get_page(table, page_query(&at), false),
                 async {
                     match ask_past {
@@ -366,20 +373,73 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
                         None => None,
                     }
                 },
-                apply(rows)
+                async {
+                    let q = self.queue_page(decl, rows, held, so_far, &mut parents).await?;
+                    let before = match queued.take() {
+                        Some(b) => Some((b.so_far, b.n, self.page_stored(decl, b).await?)),
+                        None => None,
+                    };
+                    Ok::<_, SyncError>((q, before))
+                }
             );
-            report.rows += applied?;
+            let (q, before) = stored?;
+            queued = Some(q);
             report.requests += 1;
             if let Some((t, ahead)) = ahead {
                 past = Some((t, ahead?.0));
                 report.requests += 1;
             }
-            if n > 0 {
-                self.cx.events.progress(PullProgress { table: table.clone(), rows: so_far, total, done: false });
+            if let Some((then, n, applied)) = before {
+                report.rows += applied;
+                if n > 0 {
+                    progress(then, total, false);
+                }
             }
             rows = next?.0;
         }
         Ok(())
+    }
+
+    /// A page built into rows and handed to the store under the writer lock: a
+    /// restore's page goes without waiting for it to be stored (see
+    /// [`Store::apply_queued`]); a page that may meet rows held is merged and stored.
+    async fn queue_page(&self, decl: &TableDecl, raw: Vec<RawRow>, held: Held, so_far: u64, parents: &mut ParentLocalIds) -> Result<QueuedPage, SyncError> {
+        let _w = self.cx.writer.lock().await;
+        let rows = raw.iter().map(build).collect::<Result<Vec<Row>, SyncError>>()?;
+        let meta = self.strays_with(decl, &rows).await?;
+        let wb = WriteBatch { meta, ..Default::default() };
+        let stored = |n| QueuedPage { raw: None, n, so_far, stored: Box::pin(std::future::ready(Ok(()))) };
+        match held {
+            Held::NoneYet => match queue_restored(&self.cx, decl, rows, wb, parents).await {
+                Ok((n, done)) => Ok(QueuedPage { raw: Some(raw), n, so_far, stored: done }),
+                // A store that writes at once tells now that a key was taken.
+                Err(SyncError::Store(StoreError::Exists(_))) => Ok(stored(self.merge_page(decl, &raw).await?)),
+                Err(e) => Err(e),
+            },
+            Held::LookUp => Ok(stored(apply_pulled(&self.cx, decl, rows, wb, Held::LookUp).await?)),
+        }
+    }
+
+    /// A page merged with the rows the device holds (the writer lock held).
+    async fn merge_page(&self, decl: &TableDecl, raw: &[RawRow]) -> Result<usize, SyncError> {
+        let rows = raw.iter().map(build).collect::<Result<Vec<Row>, SyncError>>()?;
+        let meta = self.strays_with(decl, &rows).await?;
+        apply_pulled(&self.cx, decl, rows, WriteBatch { meta, ..Default::default() }, Held::LookUp).await
+    }
+
+    /// Wait until a page is stored; returns how many rows it held. A restore's page
+    /// that met a taken key (two server rows under one local key: rows that others
+    /// share with this user, their local ids unique only per owner) was not written at
+    /// all: it is merged instead.
+    async fn page_stored(&self, decl: &TableDecl, q: QueuedPage) -> Result<usize, SyncError> {
+        match (q.stored.await, q.raw) {
+            (Ok(()), _) => Ok(q.n),
+            (Err(StoreError::Exists(_)), Some(raw)) => {
+                let _w = self.cx.writer.lock().await;
+                self.merge_page(decl, &raw).await
+            }
+            (Err(e), _) => Err(e.into()),
+        }
     }
 
     async fn pull_tombstones(&self, decl: &TableDecl, snap: &Snapshot, nothing_to_delete: bool, report: &mut PullReport) -> Result<(), SyncError> {
