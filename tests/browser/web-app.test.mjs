@@ -176,7 +176,13 @@ test('5. a message the server refuses shows its reason, with retry and discard',
   assert.match(reason, /messages_role_check/);
   assert.ok(!(await messages(laptop.page)).includes('Calling a tool'), 'the refused message is rolled back from the conversation');
   await shot(laptop.page, '5-laptop-refused');
+  // The retried message waits (its request cut) until the list shows it is no longer
+  // refused; only then may the server see it, and refuse it again. (Waiting for the
+  // list to show one refusal right after the click could see the old one.)
+  proxy.set((r) => (r.method === 'POST' && r.url.startsWith('/rest/v1/messages') ? 'refuse' : 'pass'));
   await laptop.page.getByRole('button', { name: 'Retry' }).click();
+  await until(async () => (await laptop.page.getByTestId('rejected-write').count()) === 0, 'the retried message waits to be sent');
+  proxy.set(null);
   await until(async () => (await laptop.page.getByTestId('rejected-write').count()) === 1, 'a retry is refused again');
   await laptop.page.getByRole('button', { name: 'Discard' }).click();
   await until(async () => (await laptop.page.getByTestId('rejected').count()) === 0, 'discarded');
