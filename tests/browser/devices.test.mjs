@@ -47,6 +47,55 @@ test('a message written on one device shows up live on the other', async () => {
   await b.context.close();
 });
 
+test('another device\'s new message shows before the store has been read for it', async () => {
+  // Applying a Realtime change reads the store first (an IndexedDB round trip); a row
+  // another device inserted is shown to live queries while that read is on its way.
+  const user = await newUser(env.server);
+  const a = await device(user);
+  const b = await device(user);
+  const conv = await a.page.evaluate(async () => {
+    const c = await db.insert('conversations', { title: 'Early' });
+    await db.sync({ timeoutMs: 20000 });
+    return c.local_id;
+  });
+  await until(() => b.page.evaluate(async (id) => (await db.query('conversations')).some((c) => c.local_id === id), conv), 'B holds the conversation');
+  await until(() => b.page.evaluate(() => db.status().phase === 'live'), 'B is live');
+  await b.page.evaluate((cid) => {
+    // Every IndexedDB get the page issues, and whether it was answered yet.
+    window.reads = { issued: 0, answered: 0 };
+    for (const proto of [IDBObjectStore.prototype, IDBIndex.prototype]) {
+      const get = proto.get;
+      proto.get = function (...args) {
+        const req = get.apply(this, args);
+        reads.issued += 1;
+        const done = () => { reads.answered += 1; };
+        req.addEventListener('success', done);
+        req.addEventListener('error', done);
+        return req;
+      };
+    }
+    window.shown = null;
+    db.live('messages', { where: { conversation_id: cid } }, (rows) => {
+      if (shown === null && rows.some((r) => r.row.content === 'early')) {
+        shown = { row: rows.find((r) => r.row.content === 'early'), unanswered: reads.issued - reads.answered };
+      }
+    });
+  }, conv);
+  await a.page.evaluate((cid) => db.insert('messages', { conversation_id: cid, role: 'user', content: 'early' }), conv);
+  const shown = await until(() => b.page.evaluate(() => window.shown), 'B shows the message');
+  assert.ok(shown.unanswered > 0, `shown while the change's read was still out (${shown.unanswered} gets unanswered)`);
+  assert.equal(shown.row.row.conversation_id, conv, 'with its conversation\'s local id');
+  assert.deepEqual(shown.row.status, { state: 'synced' });
+  // And stored, once.
+  const held = await until(async () => {
+    const rows = await b.page.evaluate((cid) => db.query('messages', { where: { conversation_id: cid } }), conv);
+    return rows.length === 1 && rows;
+  }, 'B stores the message');
+  assert.equal(held[0].local_id, shown.row.local_id);
+  await a.context.close();
+  await b.context.close();
+});
+
 test('writes made offline reach the other device, once each, when back online', async () => {
   const user = await newUser(env.server);
   const a = await device(user);

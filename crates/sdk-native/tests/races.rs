@@ -477,6 +477,9 @@ struct Gate {
     /// Which queued batch of new messages fails (1 for the first; 0: none).
     fail_queued: std::sync::atomic::AtomicUsize,
     queued: std::sync::atomic::AtomicUsize,
+    /// The next `get_row` waits here (a read held, as an IndexedDB round trip is long).
+    read_door: std::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
+    read_knocked: tokio::sync::Notify,
 }
 
 impl Gate {
@@ -486,11 +489,25 @@ impl Gate {
         *self.door.lock().unwrap() = Some(rx);
         tx
     }
+
+    /// Hold the next `get_row` until the returned sender is used or dropped.
+    fn hold_next_read(&self) -> tokio::sync::oneshot::Sender<()> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        *self.read_door.lock().unwrap() = Some(rx);
+        tx
+    }
 }
 
 supasync_core::maybe_async_trait! {
     impl Store for GatedStore {
-        async fn get_row(&self, table: &str, local_id: &str) -> Result<Option<LocalRow>, StoreError> { self.inner.get_row(table, local_id).await }
+        async fn get_row(&self, table: &str, local_id: &str) -> Result<Option<LocalRow>, StoreError> {
+            let door = self.gate.read_door.lock().unwrap().take();
+            if let Some(door) = door {
+                self.gate.read_knocked.notify_one();
+                let _ = door.await;
+            }
+            self.inner.get_row(table, local_id).await
+        }
         async fn get_rows(&self, table: &str, local_ids: &[String]) -> Result<Vec<Option<LocalRow>>, StoreError> { self.inner.get_rows(table, local_ids).await }
         async fn find_by_server_id(&self, table: &str, server_id: &Value) -> Result<Option<LocalRow>, StoreError> { self.inner.find_by_server_id(table, server_id).await }
         async fn scan(&self, table: &str) -> Result<Vec<LocalRow>, StoreError> { self.inner.scan(table).await }
@@ -695,3 +712,72 @@ async fn a_push_and_a_pull_that_find_the_token_expired_at_once_refresh_it_once()
     assert_eq!(server_rows(&s, "memories", "select=content").await.len(), 3);
     assert!(a.pull().await.is_ok(), "the session the refresh brought is the one kept");
 }
+
+#[tokio::test]
+async fn a_row_another_device_inserts_shows_before_the_store_is_read_and_a_wrong_forecast_is_corrected() {
+    use supasync_core::{client::Project, Engine, EngineConfig, Schema};
+    let s = server().await;
+    let schema = Schema::from_json(&std::fs::read_to_string(common::manifest().join("tests/chat_schema.json")).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("replica.db");
+    let gate = Arc::new(Gate::default());
+    let a = Arc::new(
+        Engine::open(schema, GatedStore { inner: SqliteStore::open(&file).unwrap(), gate: gate.clone() }, ReqwestHttp::with_timeout(Duration::from_secs(5)).unwrap(), Project { url: s.url().into(), anon_key: s.anon_key().into() }, EngineConfig::with_clock(supasync_native::system_now_ms))
+            .await
+            .unwrap(),
+    );
+    let b = replica(s.url(), s.anon_key()).await;
+    a.sign_up("forecast@example.com", "password-123").await.unwrap();
+    b.sign_in("forecast@example.com", "password-123").await.unwrap();
+    let conv = b.insert("conversations", &json!({"title": "t"})).await.unwrap().local_id;
+    b.push().await.unwrap();
+    // The pull tells A the conversation's ids and where the messages' cursor is.
+    a.pull().await.unwrap();
+    let first = b.insert("messages", &json!({"conversation_id": conv, "role": "user", "content": "first"})).await.unwrap().local_id;
+    b.push().await.unwrap();
+    let record = server_rows(&s, "messages", &format!("select=*&local_id=eq.{first}")).await.remove(0);
+    let req = SelectRequest::parse(&format!("messages?select=content&conversation_id=eq.{conv}&order=content")).unwrap();
+    let mut live = live_select(&a, req).unwrap();
+    assert!(next_contents(&mut live).await.is_empty());
+    let by_content = supasync_core::Query { filters: vec![("conversation_id".into(), json!(conv))], order: Some(("content".into(), false)), limit: None };
+    let mut simple = supasync_core::live_query::live_query(&a, "messages", by_content);
+    assert!(next_rows(&mut simple).await.is_empty());
+
+    // The change's read of the store is held: both live queries show the row already,
+    // with its conversation's local id (they filter on it).
+    let read = gate.hold_next_read();
+    let applying = tokio::spawn({
+        let (a, change) = (a.clone(), message_change(&record));
+        async move { a.apply_change(&change).await }
+    });
+    gate.read_knocked.notified().await;
+    assert_eq!(next_contents(&mut live).await, ["first"], "shown while the store is read");
+    assert_eq!(next_rows(&mut simple).await, ["first"], "shown while the store is read");
+    assert!(a.get("messages", &first).await.unwrap().is_none(), "not stored yet");
+    read.send(()).unwrap();
+    assert_eq!(applying.await.unwrap().unwrap(), Applied::Row);
+    assert_eq!(a.get("messages", &first).await.unwrap().expect("stored").row["content"], "first");
+
+    // A forecast the rules cannot check: another process on this replica (a tab, which
+    // a browser would not let push) pushed a message and edited it since; its echo
+    // reaches A. What A shows at first is corrected by the write: the edit stays, once.
+    let tab = replica_at(s.url(), s.anon_key(), &file).await;
+    let second = tab.insert("messages", &json!({"conversation_id": conv, "role": "user", "content": "second"})).await.unwrap().local_id;
+    tab.push().await.unwrap();
+    tab.update("messages", &second, &json!({"content": "second, edited"})).await.unwrap();
+    let echo = server_rows(&s, "messages", &format!("select=*&local_id=eq.{second}")).await.remove(0);
+    let read = gate.hold_next_read();
+    let applying = tokio::spawn({
+        let (a, change) = (a.clone(), message_change(&echo));
+        async move { a.apply_change(&change).await }
+    });
+    gate.read_knocked.notified().await;
+    assert_eq!(next_contents(&mut live).await, ["first", "second"], "the forecast cannot see the tab's edit");
+    read.send(()).unwrap();
+    assert_eq!(applying.await.unwrap().unwrap(), Applied::Row);
+    assert_eq!(next_contents(&mut live).await, ["first", "second, edited"], "the write's answer puts the pending edit back on top");
+    let held = a.get("messages", &second).await.unwrap().expect("held");
+    assert_eq!(held.row["content"], "second, edited");
+    assert_eq!(a.query("messages", &Default::default()).await.unwrap().len(), 2, "each message once");
+}
+

@@ -23,6 +23,7 @@ use crate::net::transport::Http;
 pub use crate::sync::context::EngineConfig;
 use crate::sync::context::SyncContext;
 use crate::sync::error::SyncError;
+use crate::sync::forecast::Forecast;
 use crate::sync::graveyard::Graveyard;
 use crate::sync::pull::{Pull, PullReport};
 use crate::sync::push::{Push, PushReport};
@@ -126,6 +127,8 @@ pub struct Engine<S: Store, H: Http> {
     pub(super) events: Notifier,
     /// Rows the server deleted, so that stale Realtime changes cannot revive them.
     graveyard: Graveyard,
+    /// What lets a new server row show before the store is read.
+    forecast: Forecast,
     /// The last read-order stamp given to a kept file (see `files::Engine::use_stamp`).
     pub(super) file_uses: std::sync::atomic::AtomicI64,
 }
@@ -151,6 +154,7 @@ impl<S: Store, H: Http> Engine<S, H> {
             push_floor: Default::default(),
             events: Default::default(),
             graveyard: Default::default(),
+            forecast: Default::default(),
             file_uses: Default::default(),
         })
     }
@@ -167,6 +171,7 @@ impl<S: Store, H: Http> Engine<S, H> {
             push_floor: &self.push_floor,
             events: &self.events,
             graveyard: &self.graveyard,
+            forecast: &self.forecast,
         }
     }
 
@@ -260,6 +265,8 @@ impl<S: Store, H: Http> Engine<S, H> {
         self.store.apply(batch).await?;
         self.sessions.forget().await;
         if wipe {
+            // Its cursors start again from nothing.
+            self.forecast.forget();
             self.events.changed(self.schema.tables().iter().map(|t| t.name.clone()).collect(), false);
         }
         Ok(())

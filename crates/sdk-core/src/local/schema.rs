@@ -307,6 +307,11 @@ impl Schema {
         &self.tables
     }
 
+    /// Whether some table's column references `table` (its rows have children).
+    pub fn is_referenced(&self, table: &str) -> bool {
+        self.tables.iter().any(|t| t.references.iter().any(|(_, parent)| parent == table))
+    }
+
     /// Check a row the app wants to write: an object, no server-owned columns, and
     /// references that are local ids (strings) or null.
     pub fn check_write(&self, table: &str, row: &Value) -> Result<Row, SchemaError> {

@@ -9,6 +9,7 @@ use std::sync::atomic::AtomicU64;
 use serde_json::Value;
 
 use super::error::SyncError;
+use super::forecast::Forecast;
 use super::graveyard::Graveyard;
 use super::session::Sessions;
 use crate::local::events::Notifier;
@@ -66,6 +67,9 @@ pub struct SyncContext<'a, S: Store, H: Http> {
     pub events: &'a Notifier,
     /// Rows the server deleted, so that stale Realtime changes cannot revive them.
     pub graveyard: &'a Graveyard,
+    /// What this process knows of the rows a Realtime change may touch, to show a new
+    /// row before the store is read.
+    pub forecast: &'a Forecast,
 }
 
 impl<S: Store, H: Http> Clone for SyncContext<'_, S, H> {

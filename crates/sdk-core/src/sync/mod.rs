@@ -1,6 +1,7 @@
 //! The sync algorithms: how the replica and the server converge. [`push`] drains the
 //! outbox exactly once; [`pull`] brings back what changed under the SQL kit's snapshot;
-//! [`remote_change`] applies one Realtime change. They share the paths every one of
+//! [`remote_change`] applies one Realtime change (a new row shown at once when
+//! [`forecast`] is sure of it). They share the paths every one of
 //! them ends in: server rows into the replica ([`server_rows`], with references mapped
 //! back by [`references`]), the server's deletes ([`tombstones`], [`server_delete`],
 //! [`graveyard`]), refusals rolled back ([`reject`]), where a pull resumes
@@ -15,6 +16,7 @@
 pub mod context;
 pub mod cursor;
 pub mod error;
+pub mod forecast;
 pub mod graveyard;
 pub mod pull;
 pub mod push;

@@ -17,6 +17,8 @@
 
 use std::collections::BTreeSet;
 
+use futures_util::FutureExt;
+
 use serde_json::Value;
 
 use super::context::SyncContext;
@@ -47,13 +49,61 @@ pub enum Applied {
     Skipped,
 }
 
-/// Apply one Realtime change; returns what it did.
+/// Apply one Realtime change; returns what it did. A new row the [`Forecast`](super::forecast::Forecast) is sure
+/// of is shown to live queries first, while the store is read and written.
 pub async fn apply_change<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, c: &PgChange) -> Result<Applied, SyncError> {
     if c.errors.as_ref().is_some_and(|e| !e.is_null()) {
         tracing::warn!(target: "supasync::live", "skipped a {} change on {} that carries errors", c.kind, c.table);
         return Ok(Applied::Skipped);
     }
-    if let Some(applied) = apply_new_row(cx, c).await? {
+    let shown = show_early(cx, c);
+    let mut written = None;
+    let applied = apply(cx, c, &mut written).await;
+    if let Some(local_id) = shown {
+        settle(cx, &c.table, &local_id, written.as_deref());
+    }
+    applied
+}
+
+/// Announce the row a change inserts, if the [`Forecast`](super::forecast::Forecast) is sure of it; returns the
+/// local id shown.
+fn show_early<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, c: &PgChange) -> Option<String> {
+    if c.kind != "INSERT" || c.table == TOMBSTONES || c.record.is_empty() {
+        return None;
+    }
+    let decl = cx.schema.table(&c.table).ok()?;
+    if cx.schema.is_referenced(&decl.name) {
+        return None;
+    }
+    let local_id = decl.row_key(&c.record)?;
+    let server_id = c.record.get(&decl.key).filter(|v| !v.is_null())?;
+    if cx.graveyard.holds_change(&decl.name, Some(&local_id), Some(server_id)) {
+        return None;
+    }
+    // Who is signed in, as held in memory (no network, no store read, no wait: the
+    // forecast is given up if the session is being changed).
+    let mine = match &decl.shared_by {
+        Some(_) => c.record.get(&decl.owner).map(id_text).is_some_and(|o| cx.sessions.user_id().now_or_never().flatten().as_deref() == Some(o.as_str())),
+        None => false,
+    };
+    let row = cx.forecast.new_row(decl, &c.record, &local_id, server_id, mine)?;
+    cx.events.arriving(&decl.name, vec![row]);
+    Some(local_id)
+}
+
+/// After a change whose row was shown early is applied: unless the write announced
+/// that very row (`written`: the local ids it stored), live queries read again, so a
+/// forecast that was wrong (or a change skipped or failed) is corrected at once.
+fn settle<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, table: &str, shown: &str, written: Option<&[String]>) {
+    if !written.is_some_and(|ids| ids.iter().any(|l| l == shown)) {
+        cx.events.changed(vec![table.to_string()], false);
+    }
+}
+
+/// [`apply_change`] itself; `written`: the local ids of the rows it stored and
+/// announced with their contents.
+async fn apply<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, c: &PgChange, written: &mut Option<Vec<String>>) -> Result<Applied, SyncError> {
+    if let Some(applied) = apply_new_row(cx, c, written).await? {
         return Ok(applied);
     }
     let _w = cx.writer.lock().await;
@@ -92,9 +142,10 @@ pub async fn apply_change<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, c: &PgC
                     _ if stale(cx, &decl, c, &read).await? => Applied::Skipped,
                     (Some(have), Some(got)) if got < have => Applied::Skipped,
                     _ => {
-                        let written = apply_server_row_read(cx, &decl, c.record.clone(), read.by_local, read.parents, false).await?;
+                        let rows = apply_server_row_read(cx, &decl, c.record.clone(), read.by_local, read.parents, false).await?;
                         // Live queries of this table update from the row itself.
-                        cx.events.changed_rows(&decl.name, false, written);
+                        *written = Some(rows.iter().map(|r| r.local_id.clone()).collect());
+                        cx.events.changed_rows(&decl.name, false, rows);
                         return Ok(Applied::Row);
                     }
                 }
@@ -123,6 +174,7 @@ struct ReadFor {
 
 async fn read_for<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, decl: &TableDecl, c: &PgChange) -> Result<ReadFor, SyncError> {
     let local = decl.row_key(&c.record);
+    let generation = cx.forecast.scopes_generation();
     let (by_local, by_server, pulled, parents, scopes) = futures_util::join!(
         async {
             match &local {
@@ -136,7 +188,7 @@ async fn read_for<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, decl: &TableDec
                 None => Ok(None),
             }
         },
-        pulled_past(cx.store, &decl.name, sync_txid(&c.record)),
+        pulled_past(cx, &decl.name, sync_txid(&c.record)),
         parents_of(cx.schema, cx.store, &decl.name, &c.record),
         async {
             match &decl.shared_by {
@@ -145,7 +197,12 @@ async fn read_for<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, decl: &TableDec
             }
         },
     );
-    Ok(ReadFor { by_local: by_local?, by_server: by_server?, pulled: pulled?, parents: parents?, scopes: scopes? })
+    let (parents, scopes) = (parents?, scopes?);
+    cx.forecast.learn_parents(&parents);
+    if let Some(held) = &scopes {
+        cx.forecast.learn_scopes(&decl.name, held, generation);
+    }
+    Ok(ReadFor { by_local: by_local?, by_server: by_server?, pulled: pulled?, parents, scopes })
 }
 
 /// Whether the change must not be applied: about a row this device does not hold that
@@ -165,12 +222,12 @@ async fn stale<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, decl: &TableDecl, 
 /// the row, so none can read it and write it back; and the batch only adds it, failing
 /// if it exists after all. `None`: not such a change, or the row turned up: the caller
 /// applies it under the whole lock.
-async fn apply_new_row<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, c: &PgChange) -> Result<Option<Applied>, SyncError> {
+async fn apply_new_row<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, c: &PgChange, written: &mut Option<Vec<String>>) -> Result<Option<Applied>, SyncError> {
     if c.table == TOMBSTONES || c.kind != "INSERT" || c.record.is_empty() {
         return Ok(None);
     }
     let Ok(decl) = cx.schema.table(&c.table) else { return Ok(None) };
-    if cx.schema.tables().iter().any(|t| t.references.iter().any(|(_, parent)| *parent == decl.name)) {
+    if cx.schema.is_referenced(&decl.name) {
         return Ok(None);
     }
     let _w = cx.writer.lock_new_server_row().await;
@@ -182,8 +239,9 @@ async fn apply_new_row<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, c: &PgChan
         return Ok(Some(Applied::Skipped));
     }
     match apply_server_row_read(cx, decl, c.record.clone(), None, read.parents, true).await {
-        Ok(written) => {
-            cx.events.changed_rows(&decl.name, false, written);
+        Ok(rows) => {
+            *written = Some(rows.iter().map(|r| r.local_id.clone()).collect());
+            cx.events.changed_rows(&decl.name, false, rows);
             Ok(Some(Applied::Row))
         }
         Err(SyncError::Store(StoreError::Exists(_))) => Ok(None),
@@ -195,9 +253,10 @@ async fn apply_new_row<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, c: &PgChan
 /// than the last pull of `table`, which would have brought the row had it still
 /// existed then (transactions still running at that pull excepted): so the row was
 /// deleted since, or written again later (and that later change comes on its own).
-async fn pulled_past<S: Store>(store: &S, table: &str, txid: Option<i64>) -> Result<bool, SyncError> {
+async fn pulled_past<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, table: &str, txid: Option<i64>) -> Result<bool, SyncError> {
     let Some(t) = txid else { return Ok(false) };
-    let cur = cursor::read(store, &format!("cursor:{table}")).await?;
+    let cur = cursor::read(cx.store, &format!("cursor:{table}")).await?;
+    cx.forecast.cursor(table, &cur);
     Ok(t < cur.next_txid && !cur.pending.contains(&t))
 }
 

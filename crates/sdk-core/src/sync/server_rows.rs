@@ -171,6 +171,9 @@ async fn apply_looked_up<S: Store, H: Http>(
         wb.put_rows.extend(rows);
     }
     adopt_children(cx.schema, cx.store, &decl.name, &learned, &mut wb).await?;
+    if cx.schema.is_referenced(&decl.name) {
+        cx.forecast.learn_ids(&decl.name, &learned);
+    }
     if keep.is_some() {
         // One row from Realtime: live queries show it while the store writes it
         // (and answer before the write is even begun).
@@ -240,5 +243,8 @@ pub async fn queue_restored<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, decl:
     out.dedup_by(|later, earlier| earlier.local_id == later.local_id);
     wb.new_rows.extend(out);
     adopt_children(cx.schema, cx.store, &decl.name, &learned, &mut wb).await?;
+    if cx.schema.is_referenced(&decl.name) {
+        cx.forecast.learn_ids(&decl.name, &learned);
+    }
     Ok((n, cx.store.apply_queued(wb).await?))
 }

@@ -148,6 +148,15 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
 
     /// Pull every table, parents first.
     pub async fn run(&self) -> Result<PullReport, SyncError> {
+        // Held scope ids change only here: what a change's read learned of them before
+        // or during the pull is forgotten (see `sync::forecast`).
+        self.cx.forecast.forget_scopes();
+        let done = self.run_all().await;
+        self.cx.forecast.forget_scopes();
+        done
+    }
+
+    async fn run_all(&self) -> Result<PullReport, SyncError> {
         let mut report = PullReport::default();
         // Shared tables: the user's scope ids now; rows of ids lost go first.
         let members = if self.cx.schema.has_shared() {
@@ -284,6 +293,9 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
             next_txid: snap.xmax,
             pending: snap.xip.clone(),
         };
+        // Told before it is stored: the forecast may be ahead of the store (then no row
+        // shows early), never behind it.
+        self.cx.forecast.cursor(&decl.name, &next);
         let _w = self.cx.writer.lock().await;
         self.cx.store
             .apply(WriteBatch {

@@ -251,6 +251,8 @@ impl<S: Store, H: Http> Push<'_, S, H> {
             enc(&quoted_list(cols.iter().copied()))
         );
         let body = Value::Array(batch.iter().map(|(_, r)| Value::Object(r.clone())).collect());
+        // Their echo is a row this device holds: never shown early (see `sync::forecast`).
+        self.cx.forecast.pushing(table, batch.iter().map(|(e, _)| e.local_id.as_str()));
         let mut rows = self.cx
             .authed(|t| {
                 let (q, b) = (query.clone(), body.clone());
@@ -360,6 +362,9 @@ impl<S: Store, H: Http> Push<'_, S, H> {
             .filter_map(|r| Some((r.server_id.clone()?, r.local_id.clone())))
             .collect();
         adopt_children(self.cx.schema, self.cx.store, table, &learned, &mut wb).await?;
+        if self.cx.schema.is_referenced(table) {
+            self.cx.forecast.learn_ids(table, &learned);
+        }
         wb.history.push(self.cx.history_line("push", Some(table), confirmed as u64, started, None, json!({"op": "insert"})));
         self.cx.store.apply(wb).await?;
         Ok(confirmed)
