@@ -39,7 +39,8 @@ test('db.from answers as supabase-js would: embeds, counts, filters, order, sing
     const bad = await db.from('conversations').select('*, memories(*)');
     const url = db.from('messages').select('id, content').eq('role', 'user').url();
     const head = await db.from('messages').select('*', { count: 'exact', head: true }).eq('conversation_id', lisbon.local_id);
-    return { list, found, page2, either, none, head, bad: { data: bad.data, code: bad.error?.code, kind: bad.error?.kind, message: bad.error?.message }, url };
+    const keyed = await db.from('messages').select('role, content, conversations(title)').eq('content', 'Flights').single();
+    return { list, found, page2, either, none, head, keys: Object.keys(keyed.data), bad: { data: bad.data, code: bad.error?.code, kind: bad.error?.kind, message: bad.error?.message }, url };
   });
   assert.deepEqual(got.list.data, [
     { title: null, messages: [{ count: 0 }] },
@@ -56,6 +57,7 @@ test('db.from answers as supabase-js would: embeds, counts, filters, order, sing
   assert.match(got.bad.message, /Could not find a relationship between 'conversations' and 'memories'/);
   assert.equal(got.url, 'messages?select=id%2Ccontent&role=eq.user', 'the URL postgrest-js would send');
   assert.deepEqual([got.head.data, got.head.count, got.head.error], [null, 3, null], 'head: the count alone');
+  assert.deepEqual(got.keys, ['role', 'content', 'conversations'], 'keys in the select list\'s order, as PostgREST gives them');
   await context.close();
 });
 

@@ -113,7 +113,7 @@ mod tests {
     fn a_synced_row_stores_only_its_mirror_and_reads_back_whole() {
         let r = row(RowStatus::Synced, None);
         let doc = encode(&r).unwrap();
-        assert_eq!(doc, r#"{"mirror":{"body":"hi","id":"5f0c"}}"#);
+        assert_eq!(doc, r#"{"mirror":{"id":"5f0c","body":"hi"}}"#, "the mirror as the server gave it, keys in its order");
         assert_eq!(decode("messages".into(), "L1".into(), server_id_text(&r).unwrap(), &doc).unwrap(), r);
     }
 

@@ -62,6 +62,6 @@ mod tests {
     #[test]
     fn nested_answers_read_as_indented_lines() {
         let text = render(&json!({"deployments": [{"name": "acme", "enabled": true, "pending": {"chat": 2}, "last_sync": null}], "daemon": false}));
-        assert_eq!(text, "daemon: no\ndeployments:\n  -\n    enabled: yes\n    last sync: -\n    name: acme\n    pending:\n      chat: 2\n");
+        assert_eq!(text, "deployments:\n  -\n    name: acme\n    enabled: yes\n    pending:\n      chat: 2\n    last sync: -\ndaemon: no\n", "in the answer's own order");
     }
 }
