@@ -41,6 +41,7 @@ export SUPASYNC_DEV_BIN="$PWD/target/debug/supasync-dev"
 # WebKitGTK's MiniBrowser over classic WebDriver (it needs a display: Xvfb).
 browser_skipped=0
 : > /tmp/supasync-engine-limits.log
+: > /tmp/supasync-engine-failures.log
 for engine in chromium firefox webkit; do
   echo "== the npm package in $engine against the dev server" >&2
   rm -f /tmp/supasync-npm-$engine.tap
@@ -54,6 +55,8 @@ for engine in chromium firefox webkit; do
   npm_skipped=$(grep -E '^# skipped' /tmp/supasync-npm-$engine.tap 2>/dev/null | awk '{print $3}' || true)
   # What an engine cannot do for a test is skipped with the reason, listed here.
   grep -E '# SKIP' /tmp/supasync-npm-$engine.tap 2>/dev/null | sed "s/^/$engine cannot run: /" >> /tmp/supasync-engine-limits.log || true
+  # A failure is listed with its engine at the end (the spec output above names only the test).
+  grep -E '^not ok' /tmp/supasync-npm-$engine.tap 2>/dev/null | sed "s/^/failed in $engine: /" >> /tmp/supasync-engine-failures.log || true
   browser_skipped=$((browser_skipped + ${npm_skipped:-0}))
   browser_passed=$((browser_passed + ${npm_passed:-0})); browser_failed=$((browser_failed + ${npm_failed:-1}))
 done
@@ -108,6 +111,10 @@ echo
 if [ -s /tmp/supasync-engine-limits.log ]; then
   echo "Tests an engine cannot run (each says why; see README, Browser engines):"
   cat /tmp/supasync-engine-limits.log
+fi
+if [ -s /tmp/supasync-engine-failures.log ]; then
+  echo "Browser tests that failed:"
+  cat /tmp/supasync-engine-failures.log
 fi
 echo "rust: $rust_passed passed, $rust_failed failed; browser: $browser_passed passed, $browser_failed failed, $browser_skipped not runnable in an engine; bindings (python, kotlin, swift shape): $py_passed passed, $py_failed failed; supabase-js conformance: $js_passed passed, $js_failed failed; demo, dev-server and web-example smoke, Tauri example: $demo_passed passed, $demo_failed failed"
 echo "$((rust_passed + browser_passed + py_passed + js_passed + demo_passed)) passed, $((rust_failed + browser_failed + py_failed + js_failed + demo_failed)) failed"

@@ -54,10 +54,17 @@ export function installApp() {
 
 const types = { '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.html': 'text/html', '.json': 'application/json', '.css': 'text/css', '.svg': 'image/svg+xml', '.png': 'image/png' };
 
-/** Serve `dir` on 127.0.0.1 (a secure context, so Web Locks exist). */
-export function serve(dir, { cache = false } = {}) {
+/** Serve `dir` on 127.0.0.1 (a secure context, so Web Locks exist). `fault(req)` may
+ *  return an HTTP status to answer a request with instead of its file. */
+export function serve(dir, { cache = false, fault = () => undefined } = {}) {
   return new Promise((resolve) => {
     const srv = createServer((req, res) => {
+      // A test's fault: an HTTP status to answer this request with instead of the file.
+      const status = fault(req);
+      if (status) {
+        res.writeHead(status).end();
+        return;
+      }
       const p = path.join(dir, decodeURIComponent(new URL(req.url, 'http://x').pathname));
       const file = p.endsWith('/') ? path.join(p, 'index.html') : p;
       if (!file.startsWith(dir) || !existsSync(file) || !statSync(file).isFile()) {

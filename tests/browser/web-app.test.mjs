@@ -17,6 +17,9 @@ import { startProxy } from './proxy.mjs';
 const shots = path.join(root, 'target/web-app-screenshots');
 const errors = [];
 let server, proxy, web, browser, user;
+// The web server's answer to the offline shell's file list (\`precache.json\`, which only
+// the service worker asks for): a test sets a status to fail it with.
+const shellList = { fails: 0, asked: 0 };
 const devices = {};
 
 before(async () => {
@@ -30,7 +33,13 @@ before(async () => {
     stdio: ['ignore', 'ignore', 'inherit'],
     env: { ...process.env, VITE_SUPABASE_URL: proxy.url, VITE_SUPABASE_ANON_KEY: server.anonKey },
   });
-  web = await serve(out);
+  web = await serve(out, {
+    fault: (req) => {
+      if (!req.url.startsWith('/precache.json')) return undefined;
+      shellList.asked++;
+      return shellList.fails-- > 0 ? 503 : undefined;
+    },
+  });
   browser = await launch();
   mkdirSync(shots, { recursive: true });
   user = await newUser(server);
@@ -241,7 +250,14 @@ test('8. another user sees none of it', async () => {
 test('9. after the first load the app opens offline, with its data', async () => {
   const { laptop } = devices;
   // The first load registered the service worker, which cached the shell (wasm included).
-  await until(() => laptop.page.evaluate(async () => !!(await navigator.serviceWorker.getRegistration())?.active), 'the service worker is active');
+  await until(() => laptop.page.evaluate(async () => !!(await navigator.serviceWorker.getRegistration())?.active), 'the service worker is active')
+    .catch(async (e) => {
+      const r = await laptop.page.evaluate(async () => {
+        const reg = await navigator.serviceWorker.getRegistration();
+        return reg ? ['installing', 'waiting', 'active'].map((k) => `${k}: ${reg[k]?.state ?? 'none'}`).join(', ') : 'no registration';
+      });
+      throw new Error(`${e.message}; the registration: ${r}`);
+    });
   await laptop.context.setOffline(true);
   await laptop.page.reload();
   await laptop.page.getByTestId('phase').waitFor();
@@ -329,5 +345,25 @@ test('11. an image attached offline on the laptop shows at once, then appears on
   assert.match(m.attachment, /tram_28\.png$/);
   await laptop.context.close();
   await phone.context.close();
+  noErrors();
+});
+
+test('12. the offline shell still installs when its first download fails', async () => {
+  // The service worker's install on the first load fails (a file of the build did not
+  // come); the app tries again by itself, so the next start without a network works.
+  shellList.fails = 1;
+  shellList.asked = 0;
+  const tablet = await open('tablet');
+  await until(async () => (await phase(tablet.page)) === 'Connected', 'the tablet connected');
+  await until(() => tablet.page.evaluate(async () => !!(await navigator.serviceWorker.getRegistration())?.active), 'the service worker is active after a retry');
+  assert.ok(shellList.asked >= 2, `the file list was asked for again after the failure (${shellList.asked} times)`);
+  const listed = (await serverRows(server, user, 'conversations')).length;
+  await until(async () => (await tablet.page.getByTestId('conversation').count()) === listed, 'the conversations synced');
+  await tablet.context.setOffline(true);
+  await tablet.page.reload();
+  await tablet.page.getByTestId('phase').waitFor();
+  await until(async () => (await tablet.page.getByTestId('conversation').count()) === listed, 'the conversations, offline, from IndexedDB');
+  await shot(tablet.page, '12-tablet-offline-reload');
+  await tablet.context.close();
   noErrors();
 });

@@ -5,11 +5,24 @@
 // talks to Supabase itself.
 const CACHE = 'virgil-shell-v1';
 
+// A download that stalls fails the install after this long instead of holding it until
+// the browser gives up on the worker; the page then tries again (main.tsx).
+const INSTALL_LIMIT_MS = 30000;
+
 self.addEventListener('install', (event) => {
   event.waitUntil((async () => {
-    const files = await (await fetch('/precache.json', { cache: 'no-store' })).json();
-    const cache = await caches.open(CACHE);
-    await cache.addAll(files);
+    let timer;
+    const stalled = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error('the app shell download stalled')), INSTALL_LIMIT_MS); });
+    try {
+      await Promise.race([stalled, (async () => {
+        const listed = await fetch('/precache.json', { cache: 'no-store' });
+        if (!listed.ok) throw new Error(`precache.json: HTTP ${listed.status}`);
+        const cache = await caches.open(CACHE);
+        await cache.addAll(await listed.json());
+      })()]);
+    } finally {
+      clearTimeout(timer);
+    }
     await self.skipWaiting();
   })());
 });

@@ -19,8 +19,33 @@ const anonKey = import.meta.env.VITE_SUPABASE_ANON_KEY as string;
 //   supabase.auth.onAuthStateChange(() => db.auth.refreshUser());
 const db = await openReplica({ url, anonKey, schema });
 
-if ('serviceWorker' in navigator && import.meta.env.PROD) {
-  navigator.serviceWorker.register('/sw.js').catch((e) => console.warn('no offline shell:', e));
+if ('serviceWorker' in navigator && import.meta.env.PROD) keepOfflineShell();
+
+/** The app shell offline (public/sw.js). Its install downloads every file of the build;
+ *  when that fails (the network dropped, a file did not come), the browser drops the
+ *  worker and would try again only on the next load. So it is tried again here, when
+ *  the browser is back online or after a pause that doubles up to a minute: the next
+ *  start without a network still finds the app. */
+function keepOfflineShell(pause = 2000) {
+  let again = false;
+  const retry = () => {
+    if (again) return;
+    again = true;
+    const next = () => keepOfflineShell(Math.min(pause * 2, 60000));
+    const timer = setTimeout(() => { removeEventListener('online', onOnline); next(); }, pause);
+    const onOnline = () => { clearTimeout(timer); next(); };
+    addEventListener('online', onOnline, { once: true });
+  };
+  navigator.serviceWorker.register('/sw.js').then((reg) => {
+    const worker = reg.installing ?? reg.waiting;
+    if (reg.active || !worker) return;
+    const check = () => { if (worker.state === 'redundant' && !reg.active) retry(); };
+    worker.addEventListener('statechange', check);
+    check();
+  }, (e) => {
+    console.warn('no offline shell yet:', e);
+    retry();
+  });
 }
 
 createRoot(document.getElementById('root')!).render(
