@@ -12,7 +12,7 @@ fail=0
 for f in "$pkg/Package.swift" "$layer" "$gen" "$pkg/Sources/supasync_ffiFFI/supasync_ffiFFI.h" "$pkg/Sources/supasync_ffiFFI/module.modulemap"; do
   if [ -s "$f" ]; then echo "ok - $f exists"; else echo "FAILED: $f is missing" >&2; fail=1; fi
 done
-for api in openReplica signUp signIn signOut user insert update delete call get query select liveSelect sync syncNow status rejected retry discard history uploadFile file files readFile fileUrl removeFile setMode pause resume live statuses channel close; do
+for api in openReplica rekeyReplica signUp signIn signOut user insert update delete call get query select liveSelect sync syncNow status rejected retry discard history uploadFile file files readFile fileUrl removeFile setMode pause resume live statuses channel close; do
   if grep -Eq "public func $api\(" "$layer"; then echo "ok - the Swift API has $api"; else echo "FAILED: the Swift API lacks $api" >&2; fail=1; fi
 done
 for f in $(grep -oE '(inner|SupasyncFFI)\.[a-zA-Z]+\(' "$layer" | sed -E 's/.*\.([a-zA-Z]+)\(/\1/' | sort -u); do

@@ -11,6 +11,7 @@ import kotlinx.coroutines.withTimeout
 import supasync.Replica
 import supasync.SupaSyncError
 import supasync.openReplica
+import supasync.rekeyReplica
 import java.nio.file.Files
 import kotlin.system.exitProcess
 
@@ -165,11 +166,36 @@ fun main() = runBlocking {
         val matched = wrong?.let {
             when (it) {
                 is SupaSyncError.Auth -> "Auth"
-                is SupaSyncError.Invalid, is SupaSyncError.Store, is SupaSyncError.Server, is SupaSyncError.NotFound,
+                is SupaSyncError.Invalid, is SupaSyncError.Store, is SupaSyncError.Key, is SupaSyncError.Server, is SupaSyncError.NotFound,
                 is SupaSyncError.Timeout, is SupaSyncError.Closed, is SupaSyncError.Config -> it.kind
             }
         }
         check("a wrong password is a SupaSyncError.Auth", matched == "Auth")
+
+        // Encrypted at rest: the files hold none of the data; a wrong key is its own
+        // error; a key change keeps the waiting write, which then syncs.
+        val encDir = Files.createTempDirectory("supasync-kt").toString()
+        val secret = ByteArray(32) { (it * 7 + 3).toByte() }
+        val enc = openReplica(url, key, schema, encDir, encryptionKey = secret)
+        enc.signIn(email, password)
+        enc.pause()
+        enc.insert("memories", mapOf("content" to "kotlin secret memory"))
+        enc.close()
+        val raw = String(java.io.File(encDir, "users").listFiles()!!.map { it.readBytes() }.reduce { x, y -> x + y }, Charsets.ISO_8859_1)
+        check("the encrypted files hold neither the row nor the email", !raw.contains("kotlin secret memory") && !raw.contains(email))
+        val wrongKey = try {
+            openReplica(url, key, schema, encDir, encryptionKey = ByteArray(32)).close()
+            null
+        } catch (e: SupaSyncError) {
+            e
+        }
+        check("a wrong key is a SupaSyncError.Key (${wrongKey?.detail?.take(50)})", wrongKey is SupaSyncError.Key)
+        val newKey = ByteArray(32) { (it * 5 + 1).toByte() }
+        rekeyReplica(encDir, secret, newKey)
+        val rekeyed = openReplica(url, key, schema, encDir, encryptionKey = newKey)
+        check("rekeyed, the waiting write syncs", (rekeyed.sync(30_000)["status"] as Map<*, *>)["pending"] == 0L)
+        check("and is there once", rekeyed.query("memories").count { (it["row"] as Map<*, *>)["content"] == "kotlin secret memory" } == 1)
+        rekeyed.close()
         a.close()
         expectError("closed", "a call after close") { a.syncNow() }
         b.close()

@@ -20,12 +20,12 @@ mod runtime;
 mod subscription;
 
 pub use callback_gate::shutdown_callbacks;
-pub use replica::{open_replica, FfiChannel, FfiReplica};
+pub use replica::{open_encrypted_replica, open_replica, rekey_replica, FfiChannel, FfiReplica};
 pub use subscription::{ChannelListener, RowsListener, StatusListener, Subscription};
 
 uniffi::setup_scaffolding!();
 
-/// Every failure, flat: a kind (the CLI's: `invalid`, `store`, `server`, `auth`,
+/// Every failure, flat: a kind (the CLI's: `invalid`, `store`, `key`, `server`, `auth`,
 /// `not_found`, `timeout`, `closed`, `config`) and a message that says what to do.
 ///
 /// The text is `detail`, not `message`: generated Kotlin and Swift exceptions have a

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use supasync_core::live::SyncMode;
 use supasync_core::realtime::ChannelHandle;
 use supasync_core::{Cardinality, Query, ReplicaConfig, Schema, SelectOptions, SelectRequest};
-use supasync_native::NativeReplica;
+use supasync_native::{EncryptionKey, NativeReplica};
 
 use crate::callback_gate::{deliver, release};
 use crate::runtime::{run, spawn};
@@ -65,13 +65,46 @@ pub struct FfiReplica {
 /// JSON schema. Live sync starts by itself while a user is signed in.
 #[uniffi::export]
 pub async fn open_replica(url: String, anon_key: String, schema_json: String, path: Option<String>) -> Result<Arc<FfiReplica>, SupaSyncError> {
+    open_with(url, anon_key, schema_json, path, None).await
+}
+
+/// [`open_replica`] encrypted at rest: every user's store in `path` is a SQLCipher
+/// file under a key derived from `encryption_key` (32 bytes, kept in the platform's
+/// keychain by the app). Plaintext stores there are encrypted as they open, pending
+/// writes kept; a key that does not open them fails with kind `key`.
+#[uniffi::export]
+pub async fn open_encrypted_replica(
+    url: String,
+    anon_key: String,
+    schema_json: String,
+    path: String,
+    encryption_key: Vec<u8>,
+) -> Result<Arc<FfiReplica>, SupaSyncError> {
+    let key = EncryptionKey::from_bytes(&encryption_key).map_err(supasync_core::EngineError::Store)?;
+    open_with(url, anon_key, schema_json, Some(path), Some(key)).await
+}
+
+/// Change the key of the replica in `path` (closed) from `old_key` (`None`: it is
+/// plaintext) to `new_key`, every user's store included. Run it again with the same
+/// keys if it stopped half way.
+#[uniffi::export]
+pub fn rekey_replica(path: String, old_key: Option<Vec<u8>>, new_key: Vec<u8>) -> Result<(), SupaSyncError> {
+    let key = |b: &[u8]| EncryptionKey::from_bytes(b).map_err(supasync_core::EngineError::Store);
+    let old = old_key.as_deref().map(key).transpose()?;
+    Ok(supasync_native::rekey_replica(std::path::Path::new(&path), old, key(&new_key)?)?)
+}
+
+async fn open_with(url: String, anon_key: String, schema_json: String, path: Option<String>, key: Option<EncryptionKey>) -> Result<Arc<FfiReplica>, SupaSyncError> {
     run(async move {
         let schema = Schema::from_json(&schema_json).map_err(|e| invalid(format!("schema: {e}")))?;
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(invalid(format!("url: `{url}` is not an http(s) URL")));
         }
         let cfg = ReplicaConfig::new(&url, &anon_key);
-        let inner = supasync_native::open_replica(schema, cfg, path.as_deref().map(std::path::Path::new)).await?;
+        let inner = match (path.as_deref(), key) {
+            (Some(p), Some(k)) => supasync_native::open_encrypted_replica(schema, cfg, std::path::Path::new(p), k).await?,
+            (p, _) => supasync_native::open_replica(schema, cfg, p.map(std::path::Path::new)).await?,
+        };
         let files_root = match &path {
             Some(p) => std::path::PathBuf::from(p),
             None => std::env::temp_dir().join(format!("supasync-files-{}", std::process::id())),

@@ -14,6 +14,7 @@ use std::path::Path;
 
 use supasync_core::{DeviceReplica, EngineError, ReplicaConfig, Schema, StoreError, UserStores};
 
+use crate::store::cipher::EncryptionKey;
 use crate::{ReplicaDir, ReqwestHttp, SqliteStore, TokioRuntime};
 
 /// Where each user's store is: SQLite files in a replica directory, or (no directory)
@@ -73,6 +74,31 @@ pub async fn open_replica(schema: Schema, cfg: ReplicaConfig, dir: Option<&Path>
         Some(d) => NativeStores::Dir(ReplicaDir::new(d)),
         None => NativeStores::Memory,
     };
+    open_replica_on(schema, cfg, stores).await
+}
+
+/// [`open_replica`] with every user's store encrypted at rest (SQLCipher; each user's
+/// file under a key derived from `key`, see [`crate::store::cipher`]). Plaintext
+/// stores already in `dir` are encrypted as they are opened, pending writes kept. A key
+/// that does not open them fails with kind `key` and changes nothing.
+pub async fn open_encrypted_replica(schema: Schema, cfg: ReplicaConfig, dir: &Path, key: EncryptionKey) -> Result<NativeReplica, EngineError> {
+    open_replica_on(schema, cfg, NativeStores::Dir(ReplicaDir::new(dir).encrypted(key))).await
+}
+
+/// Change the key of the encrypted replica in `dir` from `old` (`None`: it is
+/// plaintext) to `new`, every user's store included. Close the replica first. Run it
+/// again with the same keys if it stopped half way.
+pub fn rekey_replica(dir: &Path, old: Option<EncryptionKey>, new: EncryptionKey) -> Result<(), EngineError> {
+    let d = ReplicaDir::new(dir);
+    let d = match old {
+        Some(k) => d.encrypted(k),
+        None => d,
+    };
+    d.rekey(new)?;
+    Ok(())
+}
+
+async fn open_replica_on(schema: Schema, cfg: ReplicaConfig, stores: NativeStores) -> Result<NativeReplica, EngineError> {
     let http = ReqwestHttp::new().map_err(|e| EngineError::Request(e.into()))?;
     DeviceReplica::open(schema, stores, http, TokioRuntime, cfg).await
 }

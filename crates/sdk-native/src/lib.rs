@@ -13,12 +13,13 @@ pub mod runtime;
 pub mod store;
 pub mod timer;
 
-pub use device::{open_replica, NativeReplica, NativeStores};
+pub use device::{open_encrypted_replica, open_replica, rekey_replica, NativeReplica, NativeStores};
 pub use file_url::file_url;
 pub use http::{system_now_ms, ReqwestHttp};
 pub use realtime::{start_live, start_realtime, TungsteniteConnector};
 pub use replica_dir::ReplicaDir;
 pub use runtime::TokioRuntime;
+pub use store::cipher::EncryptionKey;
 pub use store::SqliteStore;
 pub use timer::TokioTimer;
 pub use supasync_core as core;

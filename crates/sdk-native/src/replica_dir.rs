@@ -3,22 +3,76 @@
 //! language bindings share this layout, so `supasync --store DIR query …` can look into
 //! a Python or Kotlin app's replica, and a user who signs out and back in (or another
 //! user on the same device) finds their own data.
+//!
+//! With an encryption key ([`ReplicaDir::encrypted`]) each user's file is encrypted
+//! with a key of its own derived from it (see [`crate::store::cipher`]). What stays
+//! readable on disk: the user ids (file names and `active_user`), the files' sizes, and
+//! the copies [`crate::file_url`] writes under `files/` for native views (a view reads
+//! a plain file; the bytes the replica keeps are inside the encrypted store).
 
 use std::path::{Path, PathBuf};
 
 use supasync_core::StoreError;
 
+use crate::store::cipher::{self, EncryptionKey, FileKind};
+use crate::store::PAGE_SIZE;
 use crate::SqliteStore;
 
 /// A device's replica directory.
 #[derive(Debug, Clone)]
 pub struct ReplicaDir {
     root: PathBuf,
+    key: Option<EncryptionKey>,
 }
 
 impl ReplicaDir {
     pub fn new(root: impl AsRef<Path>) -> ReplicaDir {
-        ReplicaDir { root: root.as_ref().to_path_buf() }
+        ReplicaDir { root: root.as_ref().to_path_buf(), key: None }
+    }
+
+    /// The same directory, its stores encrypted with `key` (a plaintext store is
+    /// encrypted when it is next opened, its pending writes kept).
+    pub fn encrypted(self, key: EncryptionKey) -> ReplicaDir {
+        ReplicaDir { key: Some(key), ..self }
+    }
+
+    /// Re-encrypt every user's store from this directory's key (or from plaintext) to
+    /// `new`, and go on with `new`. The replica must be closed. A store already on
+    /// `new` is left alone, so a key change that stopped half way is finished by
+    /// running it again with the same keys.
+    pub fn rekey(self, new: EncryptionKey) -> Result<ReplicaDir, StoreError> {
+        for user in self.users()? {
+            let path = self.store_path(&user);
+            let to = new.for_user(&user);
+            if cipher::file_kind(&path)? == FileKind::Opaque && SqliteStore::open_encrypted(&path, &to).is_ok() {
+                continue;
+            }
+            let from = self.key.as_ref().map(|k| k.for_user(&user));
+            if from.is_none() && cipher::file_kind(&path)? != FileKind::Plain {
+                return Err(StoreError::Key(format!("{}: the replica is encrypted; open the directory with its key to change it", path.display())));
+            }
+            cipher::reencrypt(&path, from.as_ref(), &to, PAGE_SIZE)?;
+        }
+        Ok(self.encrypted(new))
+    }
+
+    /// The users with a store in this directory.
+    pub fn users(&self) -> Result<Vec<String>, StoreError> {
+        let dir = self.root.join("users");
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io(&dir, e)),
+        };
+        let mut users = Vec::new();
+        for entry in entries {
+            let name = entry.map_err(|e| io(&dir, e))?.file_name();
+            if let Some(user) = name.to_str().and_then(|n| n.strip_suffix(".db")) {
+                users.push(user.to_string());
+            }
+        }
+        users.sort();
+        Ok(users)
     }
 
     pub fn root(&self) -> &Path {
@@ -53,7 +107,10 @@ impl ReplicaDir {
     pub fn open_store(&self, user_id: &str) -> Result<SqliteStore, StoreError> {
         let dir = self.root.join("users");
         std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
-        SqliteStore::open(self.store_path(user_id))
+        match &self.key {
+            Some(key) => SqliteStore::open_encrypted(self.store_path(user_id), &key.for_user(user_id)),
+            None => SqliteStore::open(self.store_path(user_id)),
+        }
     }
 
     /// Delete `user_id`'s replica files (a wiped sign-out; the store must be closed).

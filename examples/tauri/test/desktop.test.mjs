@@ -26,7 +26,7 @@ const schemaFile = path.join(root, 'examples/chat/schema.json');
 const shots = path.join(root, 'target/tauri-screenshots');
 const DRIVER = 'http://127.0.0.1:4444';
 
-let server, user, driver, session, cliStore;
+let server, user, driver, session, cliStore, data;
 
 /** The CLI as the user's other device. */
 function device(...args) {
@@ -85,14 +85,14 @@ before(async () => {
   cliStore = mkdtempSync(path.join(tmpdir(), 'virgil-cli-'));
   device('login', '--email', user.email, '--password', user.password);
 
-  const data = mkdtempSync(path.join(tmpdir(), 'virgil-desktop-'));
+  data = mkdtempSync(path.join(tmpdir(), 'virgil-desktop-'));
   // A webview with no data of its own (localStorage, caches), as on a user's first
   // start: what an earlier run left in ~/.local/share must not decide this one.
   const webviewData = mkdtempSync(path.join(tmpdir(), 'virgil-webview-'));
   // Output through pipes of this process, never inherited: the app tauri-driver starts
   // would otherwise hold the test runner's stdout open, and the runner waits for it.
   driver = spawn('tauri-driver', ['--port', '4444'], {
-    env: { ...process.env, XDG_DATA_HOME: webviewData, SUPABASE_URL: server.url, SUPABASE_ANON_KEY: server.anonKey, VIRGIL_DATA_DIR: data, VIRGIL_DEVICE: 'desktop' },
+    env: { ...process.env, XDG_DATA_HOME: webviewData, SUPABASE_URL: server.url, SUPABASE_ANON_KEY: server.anonKey, VIRGIL_DATA_DIR: data, VIRGIL_DEVICE: 'desktop', VIRGIL_ENCRYPTION_KEY: 'c3'.repeat(32) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   driver.stdout.on('data', (d) => process.stderr.write(d));
@@ -156,6 +156,11 @@ test('the desktop app and another device of the same user stay in sync', async (
 
   // Written on the other device while the app is open: arrives live, with the count
   // the server's trigger keeps.
+  // The app's replica is encrypted at rest (VIRGIL_ENCRYPTION_KEY): its files hold none
+  // of what it shows.
+  const users = path.join(data, 'users');
+  const raw = Buffer.concat(readdirSync(users).map((f) => readFileSync(path.join(users, f)))).toString('latin1');
+  assert.deepEqual(['Trip to Lisbon', 'Seat 42, window', user.email].filter((t) => raw.includes(t)), [], 'nothing readable in the encrypted replica');
   device('insert', 'messages', JSON.stringify({ conversation_id: conv.local_id, role: 'assistant', content: 'Done: coach 5, seat 42', timestamp: new Date().toISOString() }));
   device('sync');
   await eventually(async () => (await texts('[data-testid=message] .content')).includes('Done: coach 5, seat 42'), 20000, 'the live message');

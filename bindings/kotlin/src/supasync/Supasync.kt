@@ -17,11 +17,13 @@ import java.io.File
 typealias Row = Map<String, Any?>
 
 /** Every failure, sealed by kind, so `when (e) { is SupaSyncError.Auth -> … }` covers
- *  them: [kind] is the CLI's name for it (`invalid`, `store`, `server`, `auth`,
+ *  them: [kind] is the CLI's name for it (`invalid`, `store`, `key`, `server`, `auth`,
  *  `not_found`, `timeout`, `closed`, `config`, …) and [detail] says why. */
 sealed class SupaSyncError(val kind: String, val detail: String) : Exception("$kind: $detail") {
     class Invalid(detail: String) : SupaSyncError("invalid", detail)
     class Store(detail: String) : SupaSyncError("store", detail)
+    /** An encrypted replica and the key given do not go together (nothing changed). */
+    class Key(detail: String) : SupaSyncError("key", detail)
     class Server(detail: String) : SupaSyncError("server", detail)
     class Auth(detail: String) : SupaSyncError("auth", detail)
     class NotFound(detail: String) : SupaSyncError("not_found", detail)
@@ -35,6 +37,7 @@ sealed class SupaSyncError(val kind: String, val detail: String) : Exception("$k
         fun of(kind: String, detail: String): SupaSyncError = when (kind) {
             "invalid" -> Invalid(detail)
             "store" -> Store(detail)
+            "key" -> Key(detail)
             "server" -> Server(detail)
             "auth" -> Auth(detail)
             "not_found" -> NotFound(detail)
@@ -70,15 +73,30 @@ private fun query(where: Row?, order: String?, limit: Int?): String =
  * Open the replica of the user signed in on this device. [path] is the replica
  * directory (the CLI's layout); without one the replica lives in memory. [schema] is
  * the CLI's JSON schema, as JSON text or the path of the file.
+ *
+ * With [encryptionKey] (32 bytes, kept in the Android Keystore or the app's secret
+ * store) every user's store in [path] is encrypted at rest; plaintext stores there are
+ * encrypted as they open, pending writes kept. A key that does not open them throws
+ * [SupaSyncError.Key].
  */
-suspend fun openReplica(url: String, anonKey: String, schema: String, path: String? = null): Replica {
+suspend fun openReplica(url: String, anonKey: String, schema: String, path: String? = null, encryptionKey: ByteArray? = null): Replica {
     val schemaJson = if (schema.trimStart().startsWith("{")) schema else try {
         File(schema).readText()
     } catch (e: java.io.IOException) {
         throw SupaSyncError.Config("config", "schema: ${e.message}")
     }
-    return Replica(ffi { uniffi.supasync_ffi.openReplica(url, anonKey, schemaJson, path) })
+    if (encryptionKey == null) return Replica(ffi { uniffi.supasync_ffi.openReplica(url, anonKey, schemaJson, path) })
+    if (path == null) throw SupaSyncError.Invalid("an encryption key needs a replica directory (path): a replica in memory is never on disk")
+    return Replica(ffi { uniffi.supasync_ffi.openEncryptedReplica(url, anonKey, schemaJson, path, encryptionKey) })
 }
+
+/**
+ * Encrypt the closed replica in [path] with [newKey] (every user's store), from [oldKey]
+ * (null: it is plaintext). Pending writes stay pending. Run it again with the same keys
+ * if it stopped half way.
+ */
+suspend fun rekeyReplica(path: String, oldKey: ByteArray?, newKey: ByteArray) =
+    ffi { uniffi.supasync_ffi.rekeyReplica(path, oldKey, newKey) }
 
 /** One user's replica on this device. Live sync runs while someone is signed in. */
 class Replica internal constructor(private val inner: FfiReplica) {

@@ -25,13 +25,13 @@ from . import supasync_ffi as _ffi
 # finalizes, or an app that exits with a live query running could crash on the way out.
 atexit.register(_ffi.shutdown_callbacks)
 
-__all__ = ["SupaSyncError", "Replica", "Channel", "open_replica"]
+__all__ = ["SupaSyncError", "Replica", "Channel", "open_replica", "rekey_replica"]
 
 Row = Dict[str, Any]
 
 
 class SupaSyncError(Exception):
-    """Every failure: ``kind`` (``invalid``, ``store``, ``server``, ``auth``,
+    """Every failure: ``kind`` (``invalid``, ``store``, ``key``, ``server``, ``auth``,
     ``not_found``, ``timeout``, ``closed``, ``config``) and a message saying why."""
 
     def __init__(self, kind: str, message: str):
@@ -323,10 +323,21 @@ class Replica:
         await _call(self._inner.close_replica())
 
 
-async def open_replica(*, url: str, anon_key: str, schema: Union[Row, str, "os.PathLike[str]"], path: Optional[Union[str, "os.PathLike[str]"]] = None) -> Replica:
+async def open_replica(
+    *,
+    url: str,
+    anon_key: str,
+    schema: Union[Row, str, "os.PathLike[str]"],
+    path: Optional[Union[str, "os.PathLike[str]"]] = None,
+    encryption_key: Optional[bytes] = None,
+) -> Replica:
     """Open the replica of the user signed in on this device (``path`` is the replica
     directory; without one it lives in memory). ``schema`` is the CLI's JSON schema: a
-    dict, JSON text, or the path of a JSON file."""
+    dict, JSON text, or the path of a JSON file.
+
+    With ``encryption_key`` (32 bytes, kept in the system's keyring) every user's store
+    in ``path`` is encrypted at rest; plaintext stores there are encrypted as they open,
+    pending writes kept. A key that does not open them raises kind ``key``."""
     if isinstance(schema, dict):
         schema_json = json.dumps(schema)
     elif isinstance(schema, os.PathLike) or (isinstance(schema, str) and not schema.lstrip().startswith("{")):
@@ -337,5 +348,20 @@ async def open_replica(*, url: str, anon_key: str, schema: Union[Row, str, "os.P
             raise SupaSyncError("config", f"schema: {e}") from None
     else:
         schema_json = schema
-    inner = await _call(_ffi.open_replica(url, anon_key, schema_json, None if path is None else os.fspath(path)))
+    if encryption_key is None:
+        inner = await _call(_ffi.open_replica(url, anon_key, schema_json, None if path is None else os.fspath(path)))
+    elif path is None:
+        raise SupaSyncError("invalid", "an encryption key needs a replica directory (path): a replica in memory is never on disk")
+    else:
+        inner = await _call(_ffi.open_encrypted_replica(url, anon_key, schema_json, os.fspath(path), bytes(encryption_key)))
     return Replica(inner)
+
+
+def rekey_replica(path: Union[str, "os.PathLike[str]"], *, old_key: Optional[bytes], new_key: bytes) -> None:
+    """Encrypt the closed replica in ``path`` with ``new_key`` (every user's store), from
+    ``old_key`` (``None``: it is plaintext). Pending writes stay pending. Run it again
+    with the same keys if it stopped half way."""
+    try:
+        _ffi.rekey_replica(os.fspath(path), None if old_key is None else bytes(old_key), bytes(new_key))
+    except _ffi.SupaSyncError as e:
+        raise _err(e) from None

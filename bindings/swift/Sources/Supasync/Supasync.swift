@@ -6,7 +6,7 @@ import SupasyncFFI
 
 public typealias Row = [String: Any]
 
-/// Every failure: `kind` (invalid, store, server, auth, not_found, timeout, closed,
+/// Every failure: `kind` (invalid, store, key, server, auth, not_found, timeout, closed,
 /// config) and a detail saying why.
 public struct SupaSyncError: Error, CustomStringConvertible {
     public let kind: String
@@ -49,8 +49,30 @@ func query(_ where_: Row?, _ order: String?, _ limit: Int?) throws -> String {
 
 /// Open the replica of the user signed in on this device; `path` is the replica
 /// directory (the CLI's layout), nil for one in memory; `schema` is the CLI's JSON.
-public func openReplica(url: String, anonKey: String, schema: String, path: String? = nil) async throws -> Replica {
-    Replica(try await ffi { try await SupasyncFFI.openReplica(url: url, anonKey: anonKey, schemaJson: schema, path: path) })
+/// With `encryptionKey` (32 bytes, kept in the Keychain) every user's store in `path`
+/// is encrypted at rest; plaintext stores there are encrypted as they open, pending
+/// writes kept. A key that does not open them throws kind `key`.
+public func openReplica(url: String, anonKey: String, schema: String, path: String? = nil, encryptionKey: Data? = nil) async throws -> Replica {
+    guard let encryptionKey else {
+        return Replica(try await ffi { try await SupasyncFFI.openReplica(url: url, anonKey: anonKey, schemaJson: schema, path: path) })
+    }
+    guard let path else {
+        throw SupaSyncError(kind: "invalid", detail: "an encryption key needs a replica directory (path): a replica in memory is never on disk")
+    }
+    return Replica(try await ffi {
+        try await SupasyncFFI.openEncryptedReplica(url: url, anonKey: anonKey, schemaJson: schema, path: path, encryptionKey: encryptionKey)
+    })
+}
+
+/// Encrypt the closed replica in `path` with `newKey` (every user's store), from
+/// `oldKey` (nil: it is plaintext). Pending writes stay pending. Run it again with the
+/// same keys if it stopped half way.
+public func rekeyReplica(path: String, oldKey: Data?, newKey: Data) throws {
+    do {
+        try SupasyncFFI.rekeyReplica(path: path, oldKey: oldKey, newKey: newKey)
+    } catch let SupasyncFFI.SupaSyncError.Failed(kind, detail) {
+        throw SupaSyncError(kind: kind, detail: detail)
+    }
 }
 
 final class RowsBridge: RowsListener, @unchecked Sendable {

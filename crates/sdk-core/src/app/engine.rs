@@ -71,10 +71,11 @@ pub enum EngineError {
 
 impl EngineError {
     /// A stable name for the kind of failure, the same in the CLI's JSON errors and in
-    /// every language's error type: `invalid`, `store`, `server`, `auth`, `not_found`,
-    /// `timeout`, `closed`.
+    /// every language's error type: `invalid`, `store`, `key`, `server`, `auth`,
+    /// `not_found`, `timeout`, `closed`.
     pub fn kind(&self) -> &'static str {
         match self {
+            EngineError::Store(StoreError::Key(_)) | EngineError::Write(WriteError::Store(StoreError::Key(_))) => "key",
             EngineError::Store(_) | EngineError::Write(WriteError::Store(_)) => "store",
             EngineError::Schema(_) | EngineError::Write(_) | EngineError::Select(_) => "invalid",
             EngineError::Request(_) => "server",

@@ -10,8 +10,9 @@
 //! say that. Keys come from the core ([`IndexDef::key`]) and sort as bytes, so an
 //! ordered read is a range of the side table's primary key.
 //! The file format is versioned with `PRAGMA user_version` and upgraded by numbered
-//! migrations ([`migrations`]).
+//! migrations ([`migrations`]). A store can be encrypted at rest ([`cipher`]).
 
+pub mod cipher;
 mod migrations;
 mod row_doc;
 
@@ -26,6 +27,7 @@ use supasync_core::index::{IndexDef, KeyRange};
 use supasync_core::store::{HistoryEntry, Store, StoreError, WriteBatch};
 use supasync_core::LocalRow;
 
+use cipher::{EncryptionKey, FileKind};
 pub use migrations::SCHEMA_VERSION;
 
 /// The page size of a new store file, in bytes (benchmarks give their bare SQLite the same).
@@ -60,23 +62,48 @@ fn encode<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
 impl SqliteStore {
     /// Open (creating if needed) the store at `path`, upgrading its format.
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
+        let path = path.as_ref();
         let conn = Connection::open(path).map_err(sql_err)?;
-        Self::setup(conn, SCHEMA_VERSION)
+        Self::setup(conn, SCHEMA_VERSION, false).map_err(|e| match e {
+            // An encrypted store and a foreign file look alike without a key.
+            StoreError::Corrupt(m) if cipher::file_kind(path).ok() == Some(FileKind::Opaque) => StoreError::Corrupt(format!(
+                "{m}: {} is not a SQLite file; if it is an encrypted replica, open it with its key",
+                path.display()
+            )),
+            e => e,
+        })
+    }
+
+    /// Open (creating if needed) the store at `path` encrypted with `key`
+    /// ([`cipher`]). A plaintext store there is encrypted first, its pending writes
+    /// kept; a key that does not open the file is [`StoreError::Key`] and changes
+    /// nothing.
+    pub fn open_encrypted(path: impl AsRef<Path>, key: &EncryptionKey) -> Result<SqliteStore, StoreError> {
+        let path = path.as_ref();
+        if cipher::file_kind(path)? == FileKind::Plain {
+            cipher::reencrypt(path, None, key, PAGE_SIZE)?;
+        }
+        let conn = Connection::open(path).map_err(sql_err)?;
+        cipher::apply_key(&conn, key, PAGE_SIZE)?;
+        Self::setup(conn, SCHEMA_VERSION, true)
     }
 
     /// A store in memory (for tests and throwaway replicas).
     pub fn in_memory() -> Result<SqliteStore, StoreError> {
-        Self::setup(Connection::open_in_memory().map_err(sql_err)?, SCHEMA_VERSION)
+        Self::setup(Connection::open_in_memory().map_err(sql_err)?, SCHEMA_VERSION, false)
     }
 
-    fn setup(conn: Connection, target: u32) -> Result<SqliteStore, StoreError> {
+    fn setup(conn: Connection, target: u32, keyed: bool) -> Result<SqliteStore, StoreError> {
         // Reading the journal mode touches the file header: a file that is not a
         // database fails here, clearly, before anything is written.
         // 8 KiB pages for a new file (an existing one keeps its own): a row is a JSON
         // document of about half a kilobyte, and with 4 KiB pages a restore spent 15%
         // more CPU splitting and rebalancing B-tree pages (measured with
         // `BENCH_ONLY=restore`: the device's CPU per 10k rows, 113-121 ms -> 97-101 ms).
-        conn.pragma_update(None, "page_size", PAGE_SIZE).map_err(sql_err)?;
+        // An encrypted file has its page size from the key's `cipher_page_size`.
+        if !keyed {
+            conn.pragma_update(None, "page_size", PAGE_SIZE).map_err(sql_err)?;
+        }
         conn.pragma_update(None, "journal_mode", "WAL").map_err(sql_err)?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql_err)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(sql_err)?;
@@ -110,7 +137,7 @@ impl SqliteStore {
     #[doc(hidden)]
     /// Open at an older format version (for the upgrade test).
     pub fn open_at_version(path: impl AsRef<Path>, version: u32) -> Result<SqliteStore, StoreError> {
-        Self::setup(Connection::open(path).map_err(sql_err)?, version)
+        Self::setup(Connection::open(path).map_err(sql_err)?, version, false)
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {

@@ -7,8 +7,10 @@
 //!
 //! Configuration comes from the environment, as for the CLI: `SUPABASE_URL`,
 //! `SUPABASE_ANON_KEY`, and optionally `VIRGIL_DATA_DIR` (where the replicas live;
-//! default: the platform's app data directory) and `VIRGIL_DEVICE` (this device's
-//! name among the user's devices).
+//! default: the platform's app data directory), `VIRGIL_DEVICE` (this device's
+//! name among the user's devices) and `VIRGIL_ENCRYPTION_KEY` (64 hex digits: the
+//! replicas are then encrypted at rest; an app of its own would keep the key in the
+//! system's keychain, e.g. with the `keyring` crate, not in its environment).
 
 mod sync_commands;
 
@@ -33,7 +35,14 @@ fn setup(app: &mut tauri::App) -> Result<(), Box<dyn std::error::Error>> {
     };
     let device = std::env::var("VIRGIL_DEVICE").unwrap_or_else(|_| "desktop".into());
     let schema = Schema::from_json(SCHEMA).map_err(|e| format!("the chat schema: {e}"))?;
-    let replica = tauri::async_runtime::block_on(supasync_native::open_replica(schema, ReplicaConfig::new(&url, &anon_key), Some(&dir)))?;
+    let cfg = ReplicaConfig::new(&url, &anon_key);
+    let replica = match std::env::var("VIRGIL_ENCRYPTION_KEY") {
+        Ok(hex) => {
+            let key = supasync_native::EncryptionKey::from_hex(&hex).map_err(|e| format!("VIRGIL_ENCRYPTION_KEY: {e}"))?;
+            tauri::async_runtime::block_on(supasync_native::open_encrypted_replica(schema, cfg, &dir, key))?
+        }
+        Err(_) => tauri::async_runtime::block_on(supasync_native::open_replica(schema, cfg, Some(&dir)))?,
+    };
     let state = sync_commands::SyncState::new(replica, device);
     state.forward_statuses(app.handle().clone())?;
     app.manage(state);

@@ -36,6 +36,10 @@ pub enum StoreError {
     /// A batch adds a new row under a key that is taken (nothing of it was applied).
     #[error("already stored: {0}")]
     Exists(String),
+    /// An encrypted store and the key given do not go together: a wrong or missing
+    /// key, or a key that is not a key (nothing was read or changed).
+    #[error("encryption key: {0}")]
+    Key(String),
     /// The store was written by a newer version of supasync.
     #[error("the store's format version {found} is newer than this build understands ({supported})")]
     TooNew { found: u32, supported: u32 },

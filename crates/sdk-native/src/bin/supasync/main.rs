@@ -5,6 +5,10 @@
 //! The replica lives in `--store DIR`: one SQLite file per user
 //! (`DIR/users/<user id>.db`) and `DIR/active_user`, the user signed in on this device.
 //! `attach` works on another app's SQLite file instead ([`attach`]).
+//!
+//! An encrypted replica's key comes from `SUPASYNC_ENCRYPTION_KEY` or
+//! `--encryption-key-file` (64 hex digits), never from an argument: arguments show in
+//! `ps` and shell histories.
 
 mod attach;
 mod files;
@@ -29,7 +33,7 @@ use supasync_core::live::{LiveConfig, LiveSync};
 use supasync_core::live_query::live_query;
 use supasync_core::realtime::RealtimeConfig;
 use supasync_core::{Backoff, Engine, EngineConfig, EngineError, Schema};
-use supasync_native::{start_live, system_now_ms, ReplicaDir, ReqwestHttp, SqliteStore, TokioTimer};
+use supasync_native::{start_live, system_now_ms, EncryptionKey, ReplicaDir, ReqwestHttp, SqliteStore, TokioTimer};
 
 type Replica = Arc<Engine<SqliteStore, ReqwestHttp>>;
 
@@ -42,6 +46,10 @@ struct Cli {
     /// The synced tables (JSON schema file).
     #[arg(long, global = true)]
     schema: Option<PathBuf>,
+    /// A file holding the replica's encryption key (64 hex digits); or set
+    /// SUPASYNC_ENCRYPTION_KEY. Without either, the replica is not encrypted.
+    #[arg(long, global = true)]
+    encryption_key_file: Option<PathBuf>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -149,6 +157,13 @@ enum Cmd {
         #[command(subcommand)]
         cmd: files::FilesCmd,
     },
+    /// Encrypt the replica with a new key (every user's store on this device), from
+    /// its current key (or from plaintext). The new key comes from --new-key-file or
+    /// SUPASYNC_NEW_ENCRYPTION_KEY. Run it again with the same keys if it stopped.
+    Rekey {
+        #[arg(long)]
+        new_key_file: Option<PathBuf>,
+    },
     /// Queue a rejected write again.
     Retry { local_id: String },
     /// Drop a rejected write.
@@ -254,8 +269,27 @@ fn active_user(store: &Path) -> Result<String, Failure> {
     ReplicaDir::new(store).active_user().ok_or_else(|| fail("auth", "not signed in on this device: run `supasync login`"))
 }
 
-async fn open(store: &Path, schema: Schema, user: &str, batch_size: Option<usize>) -> Result<Engine<SqliteStore, ReqwestHttp>, Failure> {
-    let db = ReplicaDir::new(store).open_store(user).map_err(|e| fail("store", e.to_string()))?;
+/// An encryption key from `file`, else from the environment variable `var`.
+fn read_key(file: &Option<PathBuf>, var: &str) -> Result<Option<EncryptionKey>, Failure> {
+    let text = match (file, std::env::var(var)) {
+        (Some(f), _) => std::fs::read_to_string(f).map_err(|e| fail("config", format!("{}: {e}", f.display())))?,
+        (None, Ok(v)) => v,
+        (None, Err(_)) => return Ok(None),
+    };
+    EncryptionKey::from_hex(&text).map(Some).map_err(|e| EngineError::Store(e).into())
+}
+
+/// The replica directory, with its key if one is given.
+fn replica_dir(cli: &Cli) -> Result<ReplicaDir, Failure> {
+    let dir = ReplicaDir::new(&cli.store);
+    Ok(match read_key(&cli.encryption_key_file, "SUPASYNC_ENCRYPTION_KEY")? {
+        Some(k) => dir.encrypted(k),
+        None => dir,
+    })
+}
+
+async fn open(dir: &ReplicaDir, schema: Schema, user: &str, batch_size: Option<usize>) -> Result<Engine<SqliteStore, ReqwestHttp>, Failure> {
+    let db = dir.open_store(user).map_err(EngineError::Store)?;
     let http = ReqwestHttp::with_timeout(Duration::from_secs(15)).map_err(|e| fail("network", e.to_string()))?;
     let mut cfg = EngineConfig::with_clock(system_now_ms);
     if let Some(b) = batch_size {
@@ -274,7 +308,7 @@ async fn sign(cli: &Cli, email: &str, password: &str, new_account: bool) -> Resu
         auth::sign_in(&client, email, password, now).await
     }
     .map_err(|e| fail("auth", e.to_string()))?;
-    let engine = open(&cli.store, load_schema(&cli.schema)?, &session.user_id, None).await?;
+    let engine = open(&replica_dir(cli)?, load_schema(&cli.schema)?, &session.user_id, None).await?;
     engine.set_session(session.clone()).await?;
     ReplicaDir::new(&cli.store).set_active_user(&session.user_id).map_err(|e| fail("store", e.to_string()))?;
     Ok(json!({"user_id": session.user_id, "email": session.email}))
@@ -355,6 +389,14 @@ async fn run(cli: Cli) -> Result<Value, Failure> {
         }
         Cmd::Deployments { .. } => {}
         Cmd::Daemon { config, retry_secs } => return attach::daemon(&attach::config_dir(config), Duration::from_secs(*retry_secs)).await,
+        Cmd::Rekey { new_key_file } => {
+            let new = read_key(new_key_file, "SUPASYNC_NEW_ENCRYPTION_KEY")?
+                .ok_or_else(|| fail("config", "no new key: pass --new-key-file or set SUPASYNC_NEW_ENCRYPTION_KEY"))?;
+            let dir = replica_dir(&cli)?;
+            let users = dir.users().map_err(EngineError::Store)?;
+            dir.rekey(new).map_err(EngineError::Store)?;
+            return Ok(json!({"rekeyed": users}));
+        }
         _ => {}
     }
     if let Cmd::Deployments { config, cmd } = cli.cmd {
@@ -365,9 +407,11 @@ async fn run(cli: Cli) -> Result<Value, Failure> {
         Cmd::Sync { batch_size, .. } => Some(usize::from(*batch_size)),
         _ => None,
     };
-    let e = open(&cli.store, load_schema(&cli.schema)?, &user, batch_size).await?;
+    let e = open(&replica_dir(&cli)?, load_schema(&cli.schema)?, &user, batch_size).await?;
     Ok(match cli.cmd {
-        Cmd::Signup { .. } | Cmd::Login { .. } | Cmd::Attach { .. } | Cmd::Deployments { .. } | Cmd::Daemon { .. } => unreachable!("handled above"),
+        Cmd::Signup { .. } | Cmd::Login { .. } | Cmd::Attach { .. } | Cmd::Deployments { .. } | Cmd::Daemon { .. } | Cmd::Rekey { .. } => {
+            unreachable!("handled above")
+        }
         Cmd::Logout { wipe } => {
             e.sign_out(wipe).await?;
             drop(e);
