@@ -23,7 +23,6 @@ command -v curl >/dev/null || need_apt+=(curl)
 command -v openssl >/dev/null || need_apt+=(openssl)
 # SQLCipher (the native store's encryption at rest) links the system's libcrypto.
 [ -e /usr/include/openssl/evp.h ] || need_apt+=(libssl-dev)
-command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 command -v python3 >/dev/null || need_apt+=(python3)
 python3 -c 'import ensurepip, venv' 2>/dev/null || need_apt+=(python3-venv)

@@ -44,13 +44,17 @@ impl ReplicaDir {
         for user in self.users()? {
             let path = self.store_path(&user);
             let to = new.for_user(&user);
-            if cipher::file_kind(&path)? == FileKind::Opaque && SqliteStore::open_encrypted(&path, &to).is_ok() {
-                continue;
-            }
-            let from = self.key.as_ref().map(|k| k.for_user(&user));
-            if from.is_none() && cipher::file_kind(&path)? != FileKind::Plain {
-                return Err(StoreError::Key(format!("{}: the replica is encrypted; open the directory with its key to change it", path.display())));
-            }
+            let from = match cipher::file_kind(&path)? {
+                FileKind::New => continue,
+                FileKind::Plain => None,
+                FileKind::Opaque if cipher::opens_with(&path, &to, PAGE_SIZE) => continue,
+                FileKind::Opaque => match &self.key {
+                    Some(k) => Some(k.for_user(&user)),
+                    None => {
+                        return Err(StoreError::Key(format!("{}: the replica is encrypted; give its current key to change it", path.display())));
+                    }
+                },
+            };
             cipher::reencrypt(&path, from.as_ref(), &to, PAGE_SIZE)?;
         }
         Ok(self.encrypted(new))

@@ -598,19 +598,23 @@ async fn next_rows<S: Store, H: supasync_core::transport::Http>(live: &mut supas
     rows.iter().map(|r| r.row["content"].as_str().unwrap_or_default().to_string()).collect()
 }
 
+/// A device of the chat schema on the SQLite file `file`, its store behind `gate`.
+async fn gated_engine(s: &supasync_devserver::DevServer, gate: &Arc<Gate>, file: &std::path::Path) -> Arc<supasync_core::Engine<GatedStore, ReqwestHttp>> {
+    use supasync_core::{client::Project, Engine, EngineConfig, Schema};
+    let schema = Schema::from_json(&std::fs::read_to_string(common::manifest().join("tests/chat_schema.json")).unwrap()).unwrap();
+    let store = GatedStore { inner: SqliteStore::open(file).unwrap(), gate: gate.clone() };
+    let http = ReqwestHttp::with_timeout(Duration::from_secs(5)).unwrap();
+    let project = Project { url: s.url().into(), anon_key: s.anon_key().into() };
+    Arc::new(Engine::open(schema, store, http, project, EngineConfig::with_clock(supasync_native::system_now_ms)).await.unwrap())
+}
+
 #[tokio::test]
 async fn a_server_row_shows_in_live_queries_while_it_is_stored_and_leaves_them_if_storing_fails() {
-    use supasync_core::{client::Project, Engine, EngineConfig, Schema};
     let s = server().await;
-    let schema = Schema::from_json(&std::fs::read_to_string(common::manifest().join("tests/chat_schema.json")).unwrap()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("replica.db");
     let store = Arc::new(Gate::default());
-    let a = Arc::new(
-        Engine::open(schema, GatedStore { inner: SqliteStore::open(&file).unwrap(), gate: store.clone() }, ReqwestHttp::with_timeout(Duration::from_secs(5)).unwrap(), Project { url: s.url().into(), anon_key: s.anon_key().into() }, EngineConfig::with_clock(supasync_native::system_now_ms))
-            .await
-            .unwrap(),
-    );
+    let a = gated_engine(&s, &store, &file).await;
     let b = replica(s.url(), s.anon_key()).await;
     a.sign_up("shown-early@example.com", "password-123").await.unwrap();
     b.sign_in("shown-early@example.com", "password-123").await.unwrap();
@@ -715,17 +719,11 @@ async fn a_push_and_a_pull_that_find_the_token_expired_at_once_refresh_it_once()
 
 #[tokio::test]
 async fn a_row_another_device_inserts_shows_before_the_store_is_read_and_a_wrong_forecast_is_corrected() {
-    use supasync_core::{client::Project, Engine, EngineConfig, Schema};
     let s = server().await;
-    let schema = Schema::from_json(&std::fs::read_to_string(common::manifest().join("tests/chat_schema.json")).unwrap()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("replica.db");
     let gate = Arc::new(Gate::default());
-    let a = Arc::new(
-        Engine::open(schema, GatedStore { inner: SqliteStore::open(&file).unwrap(), gate: gate.clone() }, ReqwestHttp::with_timeout(Duration::from_secs(5)).unwrap(), Project { url: s.url().into(), anon_key: s.anon_key().into() }, EngineConfig::with_clock(supasync_native::system_now_ms))
-            .await
-            .unwrap(),
-    );
+    let a = gated_engine(&s, &gate, &file).await;
     let b = replica(s.url(), s.anon_key()).await;
     a.sign_up("forecast@example.com", "password-123").await.unwrap();
     b.sign_in("forecast@example.com", "password-123").await.unwrap();

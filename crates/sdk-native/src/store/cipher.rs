@@ -146,6 +146,11 @@ fn quiet(conn: &Connection) {
     let _ = conn.execute_batch("PRAGMA cipher_log_level = NONE");
 }
 
+/// Whether `key` opens the store at `path` (read-only: nothing is written).
+pub fn opens_with(path: &Path, key: &EncryptionKey, page_size: u32) -> bool {
+    Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).is_ok_and(|conn| apply_key(&conn, key, page_size).is_ok())
+}
+
 /// Read the schema once: with a key that does not open the file SQLCipher answers
 /// "file is not a database" here, which is said as what it is.
 fn check_key(conn: &Connection) -> Result<(), StoreError> {
