@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 use supasync_core::StoreError;
 
 use crate::store::cipher::{self, EncryptionKey, FileKind};
-use crate::store::PAGE_SIZE;
 use crate::SqliteStore;
 
 /// A device's replica directory.
@@ -47,7 +46,7 @@ impl ReplicaDir {
             let from = match cipher::file_kind(&path)? {
                 FileKind::New => continue,
                 FileKind::Plain => None,
-                FileKind::Opaque if cipher::opens_with(&path, &to, PAGE_SIZE) => continue,
+                FileKind::Opaque if cipher::opens_with(&path, &to) => continue,
                 FileKind::Opaque => match &self.key {
                     Some(k) => Some(k.for_user(&user)),
                     None => {
@@ -55,7 +54,7 @@ impl ReplicaDir {
                     }
                 },
             };
-            cipher::reencrypt(&path, from.as_ref(), &to, PAGE_SIZE)?;
+            cipher::reencrypt(&path, from.as_ref(), &to)?;
         }
         Ok(self.encrypted(new))
     }

@@ -177,7 +177,7 @@ fn two_users_on_one_device_cannot_open_each_others_store() {
     assert_eq!(dir.users().expect("users"), ["ann", "bob"]);
 
     // A key change that stopped after Ann's store: run again, it finishes Bob's.
-    cipher::reencrypt(&dir.store_path("ann"), Some(&key(8).for_user("ann")), &key(10).for_user("ann"), supasync_native::store::PAGE_SIZE)
+    cipher::reencrypt(&dir.store_path("ann"), Some(&key(8).for_user("ann")), &key(10).for_user("ann"))
         .expect("ann's store on the new key");
     let dir = dir.rekey(key(10)).expect("rekey the rest");
     drop(dir.open_store("ann").expect("ann's store opens with the new key"));

@@ -81,10 +81,10 @@ impl SqliteStore {
     pub fn open_encrypted(path: impl AsRef<Path>, key: &EncryptionKey) -> Result<SqliteStore, StoreError> {
         let path = path.as_ref();
         if cipher::file_kind(path)? == FileKind::Plain {
-            cipher::reencrypt(path, None, key, PAGE_SIZE)?;
+            cipher::reencrypt(path, None, key)?;
         }
         let conn = Connection::open(path).map_err(sql_err)?;
-        cipher::apply_key(&conn, key, PAGE_SIZE)?;
+        cipher::apply_key(&conn, key)?;
         Self::setup(conn, SCHEMA_VERSION, true)
     }
 
@@ -100,7 +100,7 @@ impl SqliteStore {
         // document of about half a kilobyte, and with 4 KiB pages a restore spent 15%
         // more CPU splitting and rebalancing B-tree pages (measured with
         // `BENCH_ONLY=restore`: the device's CPU per 10k rows, 113-121 ms -> 97-101 ms).
-        // An encrypted file has its page size from the key's `cipher_page_size`.
+        // An encrypted file has its page size from `cipher::CIPHER_PAGE_SIZE`.
         if !keyed {
             conn.pragma_update(None, "page_size", PAGE_SIZE).map_err(sql_err)?;
         }
