@@ -62,18 +62,22 @@ async fn an_encrypted_replica_keeps_nothing_readable_on_disk() {
             .await
             .expect("insert");
         db.sync(15_000).await.expect("sync");
+        // The access token the store keeps (whole: a short needle such as a JWT's
+        // `eyJ` turns up in megabytes of ciphertext by chance).
+        let token = db.current().expect("open").engine().session().await.expect("session").access_token;
+        let needles = ["Trip to Lisbon", "the door code is 4711", email.as_str(), token.as_str(), "SQLite format 3"];
         // Read while the replica is open (the WAL holds the latest pages), then closed.
         for open_now in [true, false] {
             if !open_now {
                 db.close().await;
             }
             let bytes = disk_bytes(dir.path());
-            let seen: Vec<&str> = ["Lisbon", "4711", email.as_str(), "eyJ", "SQLite format 3"].into_iter().filter(|s| holds(&bytes, s)).collect();
+            let seen: Vec<&str> = needles.into_iter().filter(|s| holds(&bytes, s)).collect();
             if encrypted {
                 assert!(seen.is_empty(), "an encrypted replica shows {seen:?} in its files (open: {open_now})");
             } else {
                 // The same check finds them when they are there.
-                assert!(seen.contains(&"Lisbon") && seen.contains(&email.as_str()), "plaintext shows {seen:?}");
+                assert!(seen.contains(&"Trip to Lisbon") && seen.contains(&email.as_str()) && seen.contains(&token.as_str()), "plaintext shows {seen:?}");
             }
         }
     }
