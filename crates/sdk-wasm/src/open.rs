@@ -18,7 +18,16 @@ use crate::http::FetchHttp;
 use crate::js::{engine_err, error, invalid, str_field};
 use crate::runtime::BrowserRuntime;
 use crate::web_lock::WebLock;
+use crate::store::StoreCipher;
 use crate::IdbStore;
+
+/// A store's failure to open: a key that does not fit is its own kind, `key`.
+fn store_error(e: supasync_core::store::StoreError) -> JsValue {
+    match e {
+        supasync_core::store::StoreError::Key(m) => error("key", m),
+        e => error("store", e),
+    }
+}
 
 /// The core's replica on the browser's platform.
 pub(crate) type Inner = Replica<AnyStore, FetchHttp, BrowserRuntime>;
@@ -35,6 +44,9 @@ struct OpenOptions {
     network: bool,
     /// A connection to `database` the page opened while the module compiled.
     connection: Option<web_sys::IdbDatabase>,
+    /// Key material to encrypt `database` with (see `store::cipher`), and whose
+    /// database it is (each user's keys are their own).
+    encryption: Option<(JsValue, String)>,
 }
 
 pub(crate) fn parse_mode(v: &JsValue) -> Result<SyncMode, JsValue> {
@@ -69,7 +81,13 @@ impl OpenOptions {
         let mode = parse_mode(&js_sys::Reflect::get(o, &"mode".into()).unwrap_or(JsValue::UNDEFINED))?;
         let network = js_sys::Reflect::get(o, &"network".into()).ok().and_then(|v| v.as_bool()).unwrap_or(true);
         let connection = js_sys::Reflect::get(o, &"connection".into()).ok().and_then(|c| c.dyn_into::<web_sys::IdbDatabase>().ok());
-        Ok(OpenOptions { url, anon_key, schema, database: str_field(o, "database"), access_token, mode, network, connection })
+        let key = js_sys::Reflect::get(o, &"encryptionKey".into()).unwrap_or(JsValue::UNDEFINED);
+        let encryption = match (key.is_undefined() || key.is_null(), str_field(o, "userId")) {
+            (true, _) => None,
+            (false, Some(user)) => Some((key, user)),
+            (false, None) => return Err(invalid("an encrypted replica needs `userId`: each user's store has its own keys")),
+        };
+        Ok(OpenOptions { url, anon_key, schema, database: str_field(o, "database"), access_token, mode, network, connection, encryption })
     }
 }
 
@@ -118,11 +136,18 @@ pub fn jwt_subject(token: &str) -> Option<String> {
 }
 
 /// Open a replica: `{url, anonKey, schema, database?, connection?, accessToken?, mode?,
-/// network?}`. Without `database` the store is in memory.
+/// network?, encryptionKey?, userId?}`. Without `database` the store is in memory
+/// (and `encryptionKey` has nothing to encrypt: memory is not at rest).
 pub(crate) async fn open(options: &JsValue) -> Result<(Inner, Option<String>), JsValue> {
     let o = OpenOptions::parse(options)?;
     let store = match &o.database {
-        Some(name) => AnyStore::Idb(IdbStore::open_from(name, o.connection.clone()).await.map_err(|e| error("store", e))?),
+        Some(name) => {
+            let cipher = match &o.encryption {
+                Some((key, user)) => Some(StoreCipher::for_user(key, user).await.map_err(store_error)?),
+                None => None,
+            };
+            AnyStore::Idb(IdbStore::open_from(name, o.connection.clone(), cipher).await.map_err(store_error)?)
+        }
         None => {
             if let Some(c) = &o.connection {
                 c.close();

@@ -1,7 +1,8 @@
 //! The IndexedDB store in headless Chromium, against the browser's real IndexedDB: the
 //! shared store suite, then what only a browser store meets: reopening, upgrades from
 //! older layouts, a database from a newer build, an upgrade blocked by another
-//! connection, and the browser closing the connection under the app.
+//! connection, and the browser closing the connection under the app; and the
+//! encrypted store (`encrypted`).
 #![cfg(target_family = "wasm")]
 
 use serde_json::json;
@@ -20,6 +21,9 @@ wasm_bindgen_test_configure!(run_in_browser);
 fn fresh_name() -> String {
     format!("supasync-test-{}", supasync_core::writer::new_local_id())
 }
+
+#[path = "idb_store/encrypted.rs"]
+mod encrypted;
 
 mod suite {
     supasync_core::store_suite!(browser: supasync_wasm::IdbStore::open(&super::fresh_name()).await.expect("open"));

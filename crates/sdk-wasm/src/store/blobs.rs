@@ -2,15 +2,19 @@
 //! `[key, chunk number]` holding a `Uint8Array` of [`BLOB_CHUNK`] bytes (the last one
 //! shorter). An upload reads a large file one chunk range at a time, so memory stays
 //! flat in its size; a write's chunks go in the same transaction as its row and
-//! outbox entry (`apply`), so a file is queued with its bytes or not at all.
+//! outbox entry (`apply`), so a file is queued with its bytes or not at all. In an
+//! encrypted store each chunk is sealed on its own (`{e: sealed bytes}`, see
+//! `records`), so a range read opens only the chunks it covers.
 
 use js_sys::{Array, Uint8Array};
 use wasm_bindgen::prelude::*;
 use web_sys::{IdbDatabase, IdbKeyRange, IdbObjectStore, IdbTransactionMode};
 
+use super::cipher::{sealed, OVERHEAD};
 use super::idb::{issue, request, IdbError};
 use super::migrations::BLOBS;
-use super::{obj_store, store_err, tx};
+use super::records::chunks;
+use super::{field, obj_store, store_err, tx, IdbStore};
 use supasync_core::store::StoreError;
 
 /// Bytes per chunk record (the same as the SQLite store's).
@@ -32,20 +36,27 @@ pub fn delete(s: &IdbObjectStore, key: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Into an open read-write transaction: replace `key`'s bytes.
-pub fn put(s: &IdbObjectStore, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
+/// Into an open read-write transaction: replace `key`'s bytes (with `sealed`, its
+/// chunks sealed beforehand).
+pub fn put(s: &IdbObjectStore, key: &str, bytes: &[u8], sealed: Option<&[JsValue]>) -> Result<(), StoreError> {
     delete(s, key)?;
-    if bytes.is_empty() {
-        issue(s.put_with_key(&Uint8Array::new_with_length(0), &chunk_key(key, 0.0)))?;
-    }
-    for (i, c) in bytes.chunks(BLOB_CHUNK).enumerate() {
-        issue(s.put_with_key(&Uint8Array::from(c), &chunk_key(key, i as f64)))?;
+    match sealed {
+        Some(sealed) => {
+            for (i, c) in sealed.iter().enumerate() {
+                issue(s.put_with_key(c, &chunk_key(key, i as f64)))?;
+            }
+        }
+        None => {
+            for (i, c) in chunks(bytes).into_iter().enumerate() {
+                issue(s.put_with_key(&Uint8Array::from(c), &chunk_key(key, i as f64)))?;
+            }
+        }
     }
     Ok(())
 }
 
 /// `key`'s bytes from `offset`, at most `len` (see `Store::read_blob`).
-pub async fn read(db: &IdbDatabase, key: &str, offset: u64, len: Option<u64>) -> Result<Option<Vec<u8>>, StoreError> {
+pub async fn read(store: &IdbStore, db: &IdbDatabase, key: &str, offset: u64, len: Option<u64>) -> Result<Option<Vec<u8>>, StoreError> {
     let t = tx(db, &[BLOBS], IdbTransactionMode::Readonly).map_err(store_err)?;
     let s = obj_store(&t, BLOBS).map_err(store_err)?;
     let exists = issue(s.count_with_key(&range(key, 0.0, LAST)?))?;
@@ -62,9 +73,9 @@ pub async fn read(db: &IdbDatabase, key: &str, offset: u64, len: Option<u64>) ->
     }
     let Some(got) = got else { return Ok(Some(vec![])) };
     let parts: Array = request(got).await.map_err(store_err)?.into();
+    let parts = store.chunks_of(key, first as usize, &parts.iter().collect::<Vec<_>>()).await?;
     let mut out = Vec::new();
-    for (i, p) in parts.iter().enumerate() {
-        let data = Uint8Array::new(&p).to_vec();
+    for (i, data) in parts.into_iter().enumerate() {
         let base = (first as u64 + i as u64) * chunk;
         let from = offset.saturating_sub(base).min(data.len() as u64) as usize;
         out.extend_from_slice(&data[from..]);
@@ -85,6 +96,10 @@ pub async fn len(db: &IdbDatabase, key: &str) -> Result<Option<u64>, StoreError>
     }
     // Every chunk but the last is full: read only the last one.
     let last = request(issue(s.get(&chunk_key(key, n - 1.0)))?).await.map_err(store_err)?;
-    let tail = if last.is_undefined() { 0 } else { Uint8Array::new(&last).length() as u64 };
+    let tail = match sealed(&field(&last, "e")) {
+        Some(s) => (s.length() as usize).saturating_sub(OVERHEAD) as u64,
+        None if last.is_undefined() => 0,
+        None => Uint8Array::new(&last).length() as u64,
+    };
     Ok(Some((n as u64 - 1) * BLOB_CHUNK as u64 + tail))
 }

@@ -20,10 +20,13 @@
 //! nothing. Each reopening is counted and told to [`IdbStore::on_reopened`]'s listener
 //! with why the old connection ended, for the app's status.
 
+mod at_rest;
 mod blobs;
+pub mod cipher;
 mod idb;
 pub mod migrations;
 mod reads;
+mod records;
 mod write;
 
 use std::cell::RefCell;
@@ -36,11 +39,12 @@ use serde_json::Value;
 use supasync_core::local_row::LocalRow;
 use supasync_core::outbox::OutboxEntry;
 use supasync_core::index::{IndexDef, KeyRange};
-use supasync_core::store::{index_value, Applying, HistoryEntry, OutboxSummary, Store, StoreError, WriteBatch};
+use supasync_core::store::{Applying, HistoryEntry, OutboxSummary, Store, StoreError, WriteBatch};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{IdbCursorDirection, IdbDatabase, IdbKeyRange, IdbObjectStore, IdbTransaction, IdbTransactionMode};
 
+pub use cipher::StoreCipher;
 pub use idb::{delete_database, stored_version, IdbError};
 use idb::{commit, committing, issue, request, Ending, Opened};
 use migrations::*;
@@ -58,6 +62,11 @@ pub struct IdbStore {
     /// Why the last connection ended, kept until the next one opens.
     lost: Rc<RefCell<Option<String>>>,
     reopened: Reopened,
+    /// The keys of an encrypted store (see [`cipher`]); `None`: plaintext.
+    cipher: Option<StoreCipher>,
+    /// Indexes being built in an encrypted store: writes already keep their keys,
+    /// reads wait until [`IdbStore::ensure_index`] has filled them in.
+    building: RefCell<BTreeMap<String, Vec<IndexDef>>>,
 }
 
 /// How many times the connection was reopened after the browser (or another tab)
@@ -117,20 +126,6 @@ fn set(obj: &Object, name: &str, v: &JsValue) {
     let _ = Reflect::set(obj, &JsValue::from_str(name), v);
 }
 
-fn doc(rec: &JsValue, what: &str) -> Result<String, StoreError> {
-    field(rec, "d").as_string().ok_or_else(|| corrupt(what, "a record without its document"))
-}
-
-fn row_from(rec: &JsValue) -> Result<LocalRow, StoreError> {
-    serde_json::from_str(&doc(rec, "row")?).map_err(|e| corrupt("row", e))
-}
-
-fn outbox_from(rec: &JsValue) -> Result<OutboxEntry, StoreError> {
-    let mut e: OutboxEntry = serde_json::from_str(&doc(rec, "outbox entry")?).map_err(|e| corrupt("outbox entry", e))?;
-    e.seq = field(rec, "k").as_f64().ok_or_else(|| corrupt("outbox entry", "no key"))? as u64;
-    Ok(e)
-}
-
 /// An `ix` entry: the table and the index's name before the key, so one multi-entry
 /// IndexedDB index holds every declared index apart.
 fn index_entry(table: &str, index: &str, key: &str) -> String {
@@ -146,18 +141,26 @@ impl IdbStore {
     /// Open at an older layout version: for upgrade tests.
     #[doc(hidden)]
     pub async fn open_at_version(name: &str, version: u32) -> Result<IdbStore, StoreError> {
-        IdbStore::open_with(name, version, None).await
+        IdbStore::open_with(name, version, None, None).await
     }
 
     /// [`IdbStore::open`], from a connection the page opened while the module compiled
     /// (so the browser's first-open latency overlaps the compile): used if it is this
     /// database at this build's layout, closed otherwise (the store then opens, creates
-    /// or upgrades it itself).
-    pub async fn open_from(name: &str, connection: Option<IdbDatabase>) -> Result<IdbStore, StoreError> {
-        IdbStore::open_with(name, SCHEMA_VERSION, connection).await
+    /// or upgrades it itself). With `cipher`, the store is encrypted (see [`cipher`]):
+    /// a plaintext database is encrypted in place first, and one encrypted with another
+    /// key is refused with [`StoreError::Key`]; without it, an encrypted database is
+    /// refused the same way.
+    pub async fn open_from(name: &str, connection: Option<IdbDatabase>, cipher: Option<StoreCipher>) -> Result<IdbStore, StoreError> {
+        IdbStore::open_with(name, SCHEMA_VERSION, connection, cipher).await
     }
 
-    async fn open_with(name: &str, version: u32, connection: Option<IdbDatabase>) -> Result<IdbStore, StoreError> {
+    /// [`IdbStore::open`] of an encrypted store (see [`IdbStore::open_from`]).
+    pub async fn open_encrypted(name: &str, cipher: StoreCipher) -> Result<IdbStore, StoreError> {
+        IdbStore::open_with(name, SCHEMA_VERSION, None, Some(cipher)).await
+    }
+
+    async fn open_with(name: &str, version: u32, connection: Option<IdbDatabase>, cipher: Option<StoreCipher>) -> Result<IdbStore, StoreError> {
         let store = IdbStore {
             name: name.to_string(),
             version,
@@ -166,6 +169,8 @@ impl IdbStore {
             records: std::cell::Cell::new(true),
             lost: Rc::new(RefCell::new(None)),
             reopened: Reopened::default(),
+            cipher,
+            building: RefCell::new(BTreeMap::new()),
         };
         if let Some(db) = connection {
             if db.name() == name && db.version() == f64::from(version) {
@@ -178,7 +183,15 @@ impl IdbStore {
         if version >= 3 {
             store.load_indexed(&db).await.map_err(store_err)?;
         }
+        if version >= SCHEMA_VERSION {
+            store.check_key().await?;
+        }
         Ok(store)
+    }
+
+    /// Whether the store is encrypted.
+    pub fn encrypted(&self) -> bool {
+        self.cipher.is_some()
     }
 
     /// Read backwards pages as browsers without `getAllRecords` do: for tests.
@@ -333,33 +346,6 @@ impl IdbStore {
         }
         Ok(())
     }
-
-    /// Rows as their records, `{t, l, s?, ix?, d}` (`ix` when the table has indexes),
-    /// in order. Built as one JSON text that `JSON.parse` turns into every object at
-    /// once: a restore's page of 1,000 rows built field by field across the boundary
-    /// spent more time turning Rust strings into JavaScript ones than anything else
-    /// it did on the page's thread but `add` itself.
-    fn row_records<'r>(&self, rows: impl Iterator<Item = &'r LocalRow>, indexes: &BTreeMap<String, Vec<IndexDef>>) -> Result<Array, StoreError> {
-        #[derive(serde::Serialize)]
-        struct Record<'a> {
-            t: &'a str,
-            l: &'a str,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            s: Option<String>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            ix: Option<Vec<String>>,
-            d: String,
-        }
-        let mut records = Vec::with_capacity(rows.size_hint().0);
-        for r in rows {
-            let ix = indexes.get(&r.table).map(|kept| kept.iter().filter_map(|i| i.key(r).map(|k| index_entry(&r.table, &i.name(), &k))).collect());
-            let d = serde_json::to_string(r).map_err(|e| corrupt("row", e))?;
-            records.push(Record { t: &r.table, l: &r.local_id, s: r.server_id.as_ref().map(index_value), ix, d });
-        }
-        let text = serde_json::to_string(&records).map_err(|e| corrupt("row", e))?;
-        let parsed = js_sys::JSON::parse(&text).map_err(|e| store_err(IdbError::from_js(&e)))?;
-        Ok(parsed.unchecked_into())
-    }
 }
 
 fn upgrade(db: &IdbDatabase, t: &IdbTransaction, old: u32, new: u32) -> Result<(), JsValue> {
@@ -428,7 +414,7 @@ supasync_core::maybe_async_trait! {
         async fn get_row(&self, table: &str, local_id: &str) -> Result<Option<LocalRow>, StoreError> {
             self.run(|db| async move {
                 let rec = read(&db, ROWS, |s| s.get(&key(&[table, local_id]))).await?;
-                if rec.is_undefined() { Ok(None) } else { row_from(&rec).map(Some) }
+                Ok(self.rows_of(&[rec]).await?.pop().flatten())
             }).await
         }
 
@@ -444,20 +430,19 @@ supasync_core::maybe_async_trait! {
                     .iter()
                     .map(|l| issue(s.get(&key(&[table, l]))).map(request))
                     .collect::<Result<Vec<_>, _>>()?;
-                let mut out = Vec::with_capacity(reqs.len());
+                let mut recs = Vec::with_capacity(reqs.len());
                 for req in reqs {
-                    let rec = req.await.map_err(store_err)?;
-                    out.push(if rec.is_undefined() { None } else { Some(row_from(&rec)?) });
+                    recs.push(req.await.map_err(store_err)?);
                 }
-                Ok(out)
+                self.rows_of(&recs).await
             }).await
         }
 
         async fn find_by_server_id(&self, table: &str, server_id: &Value) -> Result<Option<LocalRow>, StoreError> {
-            let sid = index_value(server_id);
+            let sid = self.server_id_text(server_id);
             self.run(|db| { let sid = sid.clone(); async move {
                 let rec = read(&db, ROWS, |s| s.index(ROWS_BY_SERVER_ID)?.get(&key(&[table, &sid]))).await?;
-                if rec.is_undefined() { Ok(None) } else { row_from(&rec).map(Some) }
+                Ok(self.rows_of(&[rec]).await?.pop().flatten())
             }}).await
         }
 
@@ -465,13 +450,16 @@ supasync_core::maybe_async_trait! {
             self.run(|db| async move {
                 let range = table_range(table).map_err(store_err)?;
                 let all = read(&db, ROWS, |s| s.get_all_with_key(&range)).await?;
-                Array::from(&all).iter().map(|r| row_from(&r)).collect()
+                self.all_rows_of(&Array::from(&all)).await
             }).await
         }
 
         async fn ensure_index(&self, table: &str, index: &IndexDef) -> Result<(), StoreError> {
             if self.indexed.borrow().get(table).is_some_and(|kept| kept.contains(index)) {
                 return Ok(());
+            }
+            if self.cipher.is_some() {
+                return self.build_sealed_index(table, index).await;
             }
             let mut kept = self.indexed.borrow().get(table).cloned().unwrap_or_default();
             kept.push(index.clone());
@@ -483,9 +471,10 @@ supasync_core::maybe_async_trait! {
                 issue(obj_store(&t, INDEXED).map_err(store_err)?.put_with_key(&JsValue::from(1), &key(&[table, name])))?;
                 let range = table_range(table).map_err(store_err)?;
                 let all = request(issue(rows.get_all_with_key(&range))?).await.map_err(store_err)?;
-                let held = Array::from(&all).iter().map(|rec| row_from(&rec)).collect::<Result<Vec<LocalRow>, StoreError>>()?;
+                // Plaintext: nothing here waits on anything but IndexedDB.
+                let held = self.all_rows_of(&Array::from(&all)).await?;
                 let with_it = BTreeMap::from([(table.to_string(), kept.clone())]);
-                for rec in self.row_records(held.iter(), &with_it)?.iter() {
+                for rec in self.row_records(held.iter(), &with_it, None)?.iter() {
                     issue(rows.put(&rec))?;
                 }
                 commit(&t, Ending::Now).await.map_err(store_err)
@@ -504,7 +493,8 @@ supasync_core::maybe_async_trait! {
             let bounds = ((index_entry(table, &name, &lower), lower_open), (index_entry(table, &name, &upper), upper_open));
             let bounds = &bounds;
             let records = self.records.get();
-            self.run(|db| reads::rows_in_index(db, &bounds.0, &bounds.1, descending, limit, records)).await
+            let recs = self.run(|db| reads::rows_in_index(db, &bounds.0, &bounds.1, descending, limit, records)).await?;
+            Ok(self.rows_of(&recs).await?.into_iter().flatten().collect())
         }
 
         async fn count_in_index(&self, table: &str, index: &IndexDef, ranges: &[KeyRange]) -> Result<Vec<usize>, StoreError> {
@@ -523,7 +513,7 @@ supasync_core::maybe_async_trait! {
         async fn outbox(&self) -> Result<Vec<OutboxEntry>, StoreError> {
             self.run(|db| async move {
                 let all = read(&db, OUTBOX, |s| s.get_all()).await?;
-                Array::from(&all).iter().map(|r| outbox_from(&r)).collect()
+                self.outbox_of(&Array::from(&all).iter().collect::<Vec<_>>()).await
             }).await
         }
 
@@ -540,6 +530,7 @@ supasync_core::maybe_async_trait! {
                 // The oldest waiting entry is almost always the first: walk from there
                 // past refused ones.
                 let mut oldest = None;
+                let mut first = None;
                 if all > refused {
                     let req = issue(s.open_cursor())?;
                     loop {
@@ -547,11 +538,16 @@ supasync_core::maybe_async_trait! {
                         let Some(c) = c.dyn_ref::<web_sys::IdbCursorWithValue>() else { break };
                         let rec = c.value().map_err(|e| IdbError::from_js(&e))?;
                         if field(&rec, "r").is_undefined() {
-                            oldest = Some(outbox_from(&rec)?.created_at_ms);
+                            first = Some(rec);
                             break;
                         }
                         c.continue_().map_err(|e| IdbError::from_js(&e))?;
                     }
+                }
+                // Opened once the walk is over (a sealed entry's opening waits on
+                // WebCrypto, which would end the transaction under the cursor).
+                if let Some(rec) = first {
+                    oldest = self.outbox_of(&[rec]).await?.pop().map(|e| e.created_at_ms);
                 }
                 Ok(OutboxSummary { pending: all - refused, rejected: refused, oldest_pending_ms: oldest })
             }).await
@@ -563,17 +559,23 @@ supasync_core::maybe_async_trait! {
                 let all = Array::from(&all);
                 match all.length() {
                     0 => Ok(None),
-                    n => outbox_from(&all.get(n - 1)).map(Some),
+                    n => Ok(self.outbox_of(&[all.get(n - 1)]).await?.pop()),
                 }
             }).await
         }
 
         async fn meta(&self, name: &str) -> Result<Option<Value>, StoreError> {
-            self.run(|db| async move { reads::meta_value(&read(&db, META, |s| s.get(&JsValue::from_str(name))).await?) }).await
+            self.run(|db| async move {
+                let v = read(&db, META, |s| s.get(&JsValue::from_str(name))).await?;
+                Ok(self.metas_of(&[name], &[v]).await?.pop().flatten())
+            }).await
         }
 
         async fn metas(&self, keys: &[String]) -> Result<Vec<Option<Value>>, StoreError> {
-            self.run(|db| reads::metas(db, keys)).await
+            self.run(|db| async move {
+                let values = reads::metas(db, keys).await?;
+                self.metas_of(&keys.iter().map(String::as_str).collect::<Vec<_>>(), &values).await
+            }).await
         }
 
         async fn history(&self, limit: usize) -> Result<Vec<HistoryEntry>, StoreError> {
@@ -581,24 +583,21 @@ supasync_core::maybe_async_trait! {
                 let t = tx(&db, &[HISTORY], IdbTransactionMode::Readonly).map_err(store_err)?;
                 let s = obj_store(&t, HISTORY).map_err(store_err)?;
                 let req = issue(s.open_cursor_with_range_and_direction(&JsValue::UNDEFINED, IdbCursorDirection::Prev))?;
-                let mut out = Vec::new();
-                while out.len() < limit {
+                let mut recs = Vec::new();
+                while recs.len() < limit {
                     let c = request(req.clone()).await.map_err(store_err)?;
                     let Some(c) = c.dyn_ref::<web_sys::IdbCursorWithValue>() else { break };
-                    let rec = c.value().map_err(|e| store_err(IdbError::from_js(&e)))?;
-                    let mut h: HistoryEntry = serde_json::from_str(&doc(&rec, "history")?).map_err(|e| corrupt("history", e))?;
-                    h.id = field(&rec, "id").as_f64().unwrap_or(0.0) as u64;
-                    out.push(h);
-                    if out.len() < limit {
+                    recs.push(c.value().map_err(|e| store_err(IdbError::from_js(&e)))?);
+                    if recs.len() < limit {
                         c.continue_().map_err(|e| store_err(IdbError::from_js(&e)))?;
                     }
                 }
-                Ok(out)
+                self.history_of(&recs).await
             }).await
         }
 
         async fn read_blob(&self, key: &str, offset: u64, len: Option<u64>) -> Result<Option<Vec<u8>>, StoreError> {
-            self.run(|db| async move { blobs::read(&db, key, offset, len).await }).await
+            self.run(|db| async move { blobs::read(self, &db, key, offset, len).await }).await
         }
 
         async fn blob_len(&self, key: &str) -> Result<Option<u64>, StoreError> {
@@ -610,7 +609,9 @@ supasync_core::maybe_async_trait! {
                 return Ok(());
             }
             let batch = &batch;
-            self.run(|db| async move { self.apply_once(&db, batch).await }).await
+            let sealed = self.seal(batch).await?;
+            let sealed = sealed.as_ref();
+            self.run(|db| async move { self.apply_once(&db, batch, sealed).await }).await
         }
 
         /// The transaction commits in the background. A connection lost while the
@@ -622,7 +623,9 @@ supasync_core::maybe_async_trait! {
                 return Ok(Box::pin(std::future::ready(Ok(()))));
             }
             let batch = &batch;
-            self.run(|db| async move { self.issue_batch(&db, batch).await }).await
+            let sealed = self.seal(batch).await?;
+            let sealed = sealed.as_ref();
+            self.run(|db| async move { self.issue_batch(&db, batch, sealed).await }).await
         }
     }
 }

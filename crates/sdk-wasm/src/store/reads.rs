@@ -5,8 +5,6 @@
 //! the browser's storage, not the bytes: a cold start pays for every one.
 
 use js_sys::{Array, Function, Object, Reflect};
-use serde_json::Value;
-use supasync_core::local_row::LocalRow;
 use supasync_core::store::StoreError;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -16,7 +14,7 @@ use web_sys::{
 
 use super::idb::{issue, request, IdbError};
 use super::migrations::{META, ROWS, ROWS_BY_VALUE};
-use super::{corrupt, obj_store, row_from, store_err, tx};
+use super::{obj_store, store_err, tx};
 
 /// One bound of an index range: the index entry text and whether it is open.
 pub(super) type Bound = (String, bool);
@@ -47,7 +45,7 @@ async fn get_all(
     index: &IdbIndex,
     range: &IdbKeyRange,
     limit: Option<usize>,
-) -> Result<Vec<LocalRow>, StoreError> {
+) -> Result<Vec<JsValue>, StoreError> {
     let all = match limit {
         Some(n) => {
             request(issue(index.get_all_with_key_and_limit(
@@ -58,7 +56,7 @@ async fn get_all(
         }
         None => request(issue(index.get_all_with_key(range))?).await?,
     };
-    Array::from(&all).iter().map(|r| row_from(&r)).collect()
+    Ok(Array::from(&all).iter().collect())
 }
 
 /// `getAllRecords`, where the browser has it (Chromium 141 and later): `getAll` with a
@@ -70,7 +68,7 @@ fn get_all_records(index: &IdbIndex) -> Option<Function> {
         .ok()
 }
 
-/// The rows whose index entries lie between `lower` and `upper`, in entry order (ties
+/// The row records whose index entries lie between `lower` and `upper`, in entry order (ties
 /// by local id), or in the reverse of it, up to `limit`.
 ///
 /// Forwards is one `getAll`. Backwards is one `getAllRecords` with the direction
@@ -88,7 +86,7 @@ pub(super) async fn rows_in_index(
     descending: bool,
     limit: Option<usize>,
     records: bool,
-) -> Result<Vec<LocalRow>, StoreError> {
+) -> Result<Vec<JsValue>, StoreError> {
     if limit == Some(0) {
         // IndexedDB reads a count of 0 as no limit.
         return Ok(vec![]);
@@ -114,10 +112,10 @@ pub(super) async fn rows_in_index(
                 .and_then(|r| r.dyn_into::<web_sys::IdbRequest>()),
         )?;
         let all = request(req).await?;
-        return Array::from(&all)
+        return Ok(Array::from(&all)
             .iter()
-            .map(|rec| row_from(&super::field(&rec, "value")))
-            .collect();
+            .map(|rec| super::field(&rec, "value"))
+            .collect());
     }
     let start = match limit {
         Some(n) if n <= u32::MAX as usize => {
@@ -174,11 +172,12 @@ pub(super) async fn count_in_index(
     Ok(out)
 }
 
-/// Metadata values in the order of `keys`, read at once in one transaction.
+/// Metadata records (`undefined` for none) in the order of `keys`, read at once in
+/// one transaction.
 pub(super) async fn metas(
     db: IdbDatabase,
     keys: &[String],
-) -> Result<Vec<Option<Value>>, StoreError> {
+) -> Result<Vec<JsValue>, StoreError> {
     let t = tx(&db, &[META], IdbTransactionMode::Readonly).map_err(store_err)?;
     let s = obj_store(&t, META).map_err(store_err)?;
     let mut reqs = Vec::with_capacity(keys.len());
@@ -187,17 +186,7 @@ pub(super) async fn metas(
     }
     let mut out = Vec::with_capacity(reqs.len());
     for req in reqs {
-        out.push(meta_value(&req.await.map_err(store_err)?)?);
+        out.push(req.await.map_err(store_err)?);
     }
     Ok(out)
-}
-
-/// A metadata record (JSON text), or nothing.
-pub(super) fn meta_value(v: &JsValue) -> Result<Option<Value>, StoreError> {
-    match v.as_string() {
-        None => Ok(None),
-        Some(text) => serde_json::from_str(&text)
-            .map(Some)
-            .map_err(|e| corrupt("metadata", e)),
-    }
 }

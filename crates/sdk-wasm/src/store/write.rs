@@ -3,16 +3,18 @@
 //! fires. Kept apart from the connection handling in the parent module, which runs it
 //! again on a new connection when the browser closed the old one under it.
 
+use super::records::Sealed;
 use super::*;
 
 impl IdbStore {
-    pub(super) async fn apply_once(&self, db: &IdbDatabase, b: &WriteBatch) -> Result<(), StoreError> {
-        self.issue_batch(db, b).await?.await
+    pub(super) async fn apply_once(&self, db: &IdbDatabase, b: &WriteBatch, sealed: Option<&Sealed>) -> Result<(), StoreError> {
+        self.issue_batch(db, b, sealed).await?.await
     }
 
     /// The batch's transaction, every request issued: returns the future of its end
-    /// (see [`Store::apply_queued`]).
-    pub(super) async fn issue_batch(&self, db: &IdbDatabase, b: &WriteBatch) -> Result<Applying, StoreError> {
+    /// (see [`Store::apply_queued`]). `sealed`: the batch's values sealed beforehand
+    /// (an encrypted store, see [`IdbStore::seal`]).
+    pub(super) async fn issue_batch(&self, db: &IdbDatabase, b: &WriteBatch, sealed: Option<&Sealed>) -> Result<Applying, StoreError> {
         let mut names = Vec::with_capacity(4);
         if !b.put_rows.is_empty() || !b.new_rows.is_empty() || !b.delete_rows.is_empty() {
             names.push(ROWS);
@@ -50,7 +52,7 @@ impl IdbStore {
         }
         if !b.put_rows.is_empty() || !b.new_rows.is_empty() || !b.delete_rows.is_empty() {
             let rows = st(ROWS)?;
-            let records = self.row_records(b.put_rows.iter().chain(&b.new_rows), &self.indexed.borrow())?;
+            let records = self.with_write_indexes(|ix| self.row_records(b.put_rows.iter().chain(&b.new_rows), ix, sealed.map(|s| s.rows.as_slice())))?;
             for rec in records.iter().take(b.put_rows.len()) {
                 issue(rows.put(&rec))?;
             }
@@ -64,47 +66,42 @@ impl IdbStore {
         }
         if !b.add_outbox.is_empty() || !b.put_outbox.is_empty() || !b.delete_outbox.is_empty() {
             let outbox = st(OUTBOX)?;
-            let record = |e: &OutboxEntry, with_key: bool| -> Result<JsValue, StoreError> {
-                let o = Object::new();
-                if with_key {
-                    set(&o, "k", &JsValue::from_f64(e.seq as f64));
-                }
-                set(&o, "t", &JsValue::from_str(&e.table));
-                set(&o, "l", &JsValue::from_str(&e.local_id));
-                if e.rejected.is_some() {
-                    set(&o, "r", &JsValue::from(1));
-                }
-                let d = serde_json::to_string(e).map_err(|x| corrupt("outbox entry", x))?;
-                set(&o, "d", &JsValue::from_str(&d));
-                Ok(o.into())
-            };
-            for e in &b.put_outbox {
-                issue(outbox.put(&record(e, true)?))?;
+            for (i, e) in b.put_outbox.iter().enumerate() {
+                issue(outbox.put(&IdbStore::outbox_record(e, true, sealed.map(|s| &s.put_outbox[i]))?))?;
             }
             for seq in &b.delete_outbox {
                 issue(outbox.delete(&JsValue::from_f64(*seq as f64)))?;
             }
-            for n in &b.add_outbox {
+            for (i, n) in b.add_outbox.iter().enumerate() {
                 // The key generator assigns the seq: increasing, never reused.
-                issue(outbox.add(&record(&OutboxEntry::new(0, n.clone()), false)?))?;
+                issue(outbox.add(&IdbStore::outbox_record(&OutboxEntry::new(0, n.clone()), false, sealed.map(|s| &s.add_outbox[i]))?))?;
             }
         }
         if !b.meta.is_empty() {
             let meta = st(META)?;
+            let mut sealed_values = sealed.map(|s| s.meta.iter());
             for (k, v) in &b.meta {
                 let k = JsValue::from_str(k);
                 match v {
-                    Some(v) => issue(meta.put_with_key(&JsValue::from_str(&v.to_string()), &k))?,
+                    Some(v) => {
+                        let value = match sealed_values.as_mut().and_then(Iterator::next) {
+                            Some(s) => s.clone(),
+                            None => JsValue::from_str(&v.to_string()),
+                        };
+                        issue(meta.put_with_key(&value, &k))?
+                    }
                     None => issue(meta.delete(&k))?,
                 };
             }
         }
         if !b.history.is_empty() {
             let history = st(HISTORY)?;
-            for h in &b.history {
+            for (i, h) in b.history.iter().enumerate() {
                 let o = Object::new();
-                let d = serde_json::to_string(h).map_err(|e| corrupt("history", e))?;
-                set(&o, "d", &JsValue::from_str(&d));
+                match sealed {
+                    Some(s) => set(&o, "d", &s.history[i]),
+                    None => set(&o, "d", &JsValue::from_str(&serde_json::to_string(h).map_err(|e| corrupt("history", e))?)),
+                }
                 issue(history.add(&o))?;
             }
         }
@@ -113,8 +110,8 @@ impl IdbStore {
             for k in &b.delete_blobs {
                 blobs::delete(&s, k)?;
             }
-            for (k, bytes) in &b.put_blobs {
-                blobs::put(&s, k, bytes)?;
+            for (i, (k, bytes)) in b.put_blobs.iter().enumerate() {
+                blobs::put(&s, k, bytes, sealed.map(|s| s.blobs[i].as_slice()))?;
             }
         }
         // A new row may find its key taken, which must abort the whole batch.
