@@ -33,9 +33,21 @@ export interface OpenOptions {
   store?: 'indexeddb' | 'memory';
   /** Where the .wasm is, or its bytes, when the default (next to this module) does not fit. */
   wasm?: URL | string | BufferSource | WebAssembly.Module;
+  /** Encrypt the replica at rest: 32 bytes of key material, or a WebCrypto key for
+   *  HKDF (`crypto.subtle.importKey('raw', bytes, 'HKDF', false, ['deriveKey',
+   *  'deriveBits'])`, which may be non-extractable). Each user's database gets its own
+   *  keys from it. A plaintext replica is encrypted when first opened with a key; a
+   *  wrong key fails with kind `key` and changes nothing. Without it, a tab that finds
+   *  its replica encrypted asks the app's other open tabs for the key. See the README's
+   *  "Encryption at rest". */
+  encryptionKey?: CryptoKey | Uint8Array;
 }
 
 const wrap = SupaSyncError.from;
+
+/** How long a tab that finds its replica encrypted, with no key of its own, waits
+ *  for another tab to hand it the key. */
+const KEY_ASK_MS = 3000;
 
 async function call<T>(f: () => Promise<T> | T): Promise<T> {
   try {
@@ -248,6 +260,22 @@ export class Replica implements ReplicaApi {
 
   private unwatchNetwork?: () => void;
 
+  private keyMaterial?: Promise<CryptoKey | undefined>;
+
+  /** The app's key material as a non-extractable HKDF key (imported once: the bytes
+   *  are not kept), or undefined when the replica is not encrypted. */
+  private encryptionKey(): Promise<CryptoKey | undefined> {
+    this.keyMaterial ??= call(async () => {
+      const k = this.opts.encryptionKey;
+      if (k === undefined || k === null) return undefined;
+      if (!(k instanceof Uint8Array)) return k;
+      if (k.length !== 32) throw new SupaSyncError('key', `encryptionKey must be 32 bytes, not ${k.length}`);
+      if (!globalThis.crypto?.subtle) throw new SupaSyncError('key', 'this page has no WebCrypto (crypto.subtle needs a secure context: https or localhost), so the replica cannot be encrypted');
+      return crypto.subtle.importKey('raw', k as BufferSource, 'HKDF', false, ['deriveKey', 'deriveBits']);
+    });
+    return this.keyMaterial;
+  }
+
   private get persistent(): boolean {
     return (this.opts.store ?? 'indexeddb') === 'indexeddb';
   }
@@ -291,26 +319,38 @@ export class Replica implements ReplicaApi {
       : undefined;
     const connection = database ? preopen(database) : undefined;
     let inner: WasmReplica;
+    let key = database ? await this.encryptionKey() : undefined;
+    const open = async (first: boolean) =>
+      openWasmReplica({
+        url: this.opts.url,
+        anonKey: this.opts.anonKey,
+        schema,
+        database,
+        connection: first ? await connection : undefined,
+        accessToken: this.opts.accessToken,
+        mode: this.opts.mode,
+        // Tabs sharing a database decide who talks to the server.
+        network: database === undefined,
+        encryptionKey: key,
+        userId,
+      });
     try {
       await wasm;
-      inner = await call(async () =>
-        openWasmReplica({
-          url: this.opts.url,
-          anonKey: this.opts.anonKey,
-          schema,
-          database,
-          connection: await connection,
-          accessToken: this.opts.accessToken,
-          mode: this.opts.mode,
-          // Tabs sharing a database decide who talks to the server.
-          network: database === undefined,
-        }),
-      );
+      try {
+        inner = await call(() => open(true));
+      } catch (e) {
+        // Encrypted, and this tab was given no key: another open tab may have it.
+        if (!(e instanceof SupaSyncError && e.kind === 'key' && !key && tabs)) throw e;
+        key = await tabs.askKey(KEY_ASK_MS);
+        if (!key) throw new SupaSyncError('key', `${e.message}; no other open tab of this app had the key`);
+        inner = await call(() => open(false));
+      }
     } catch (e) {
       tabs?.close();
       (await connection)?.close();
       throw e;
     }
+    if (key) tabs?.shareKey(key);
     if (session) await call(() => inner.adoptSession(session));
     this.inner = inner;
     const s: WasmSession | undefined = await call(() => inner.session());

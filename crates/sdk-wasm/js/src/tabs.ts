@@ -32,7 +32,9 @@ type Message =
   | { t: 'answer'; id: string; ok: boolean; value?: unknown; error?: unknown }
   | { t: 'mode'; mode: unknown }
   | { t: 'pause' }
-  | { t: 'resume' };
+  | { t: 'resume' }
+  | { t: 'key?'; id: string }
+  | { t: 'key'; id: string; key: CryptoKey };
 
 interface LockManagerLike {
   request(name: string, options: { signal?: AbortSignal; ifAvailable?: boolean }, callback: (lock: unknown) => Promise<void>): Promise<void>;
@@ -67,6 +69,8 @@ export class Tabs {
   /** Resolves with true once the replica is open here, false if it closed first. */
   private readonly attached = new Promise<boolean>((resolve) => (this.attachTo = resolve));
   private readonly waiting = new Map<string, { resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
+  /** The encryption key this tab's replica is open with, for tabs that ask for it. */
+  private key?: CryptoKey;
 
   /** Asks for the lead at once, before the replica is open (the Web Lock's first
    *  request takes the browser some milliseconds, which then overlap the wasm module's
@@ -167,6 +171,16 @@ export class Tabs {
 
   private receive(m: Message): void {
     if (this.sharing.mode === 'alone') return;
+    // The key handshake runs before the asking tab's replica is open.
+    if (m.t === 'key?') {
+      if (this.key && this.inner && !this.closed) this.tell({ t: 'key', id: m.id, key: this.key });
+      return;
+    }
+    if (m.t === 'key') {
+      this.waiting.get(m.id)?.resolve(m.key);
+      this.waiting.delete(m.id);
+      return;
+    }
     // Before the replica is open here there is nothing to follow, and this tab cannot
     // lead (answers to its own questions are all it could wait for, and it asks none).
     const inner = this.inner;
@@ -242,6 +256,36 @@ export class Tabs {
         },
       });
       this.tell({ t: 'ask', id, what, timeoutMs });
+    });
+  }
+
+  /** Hand `key` to tabs of this database that open without one (see {@link askKey}). */
+  shareKey(key: CryptoKey): void {
+    this.key = key;
+  }
+
+  /** The encryption key from another open tab of this database (a CryptoKey crosses
+   *  BroadcastChannel as itself, non-extractable as it was), or undefined if none
+   *  answers within `timeoutMs`. */
+  askKey(timeoutMs: number): Promise<CryptoKey | undefined> {
+    if (this.sharing.mode === 'alone' || !this.bc) return Promise.resolve(undefined);
+    const id = crypto.randomUUID();
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.waiting.delete(id);
+        resolve(undefined);
+      }, timeoutMs);
+      this.waiting.set(id, {
+        resolve: (k) => {
+          clearTimeout(timer);
+          resolve(k as CryptoKey);
+        },
+        reject: () => {
+          clearTimeout(timer);
+          resolve(undefined);
+        },
+      });
+      this.tell({ t: 'key?', id });
     });
   }
 

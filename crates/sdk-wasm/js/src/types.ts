@@ -152,7 +152,9 @@ export interface Schema {
   }>;
 }
 
-export type ErrorKind = 'invalid' | 'store' | 'server' | 'auth' | 'not_found' | 'timeout' | 'closed' | 'unsupported';
+/** `key`: an encryption key that does not open the replica (another key, another
+ *  user's, none for an encrypted one, or not a key at all). */
+export type ErrorKind = 'invalid' | 'store' | 'server' | 'auth' | 'not_found' | 'timeout' | 'closed' | 'unsupported' | 'key';
 
 /** Every failure, with the same kinds as the CLI's JSON errors. */
 export class SupaSyncError extends Error {

@@ -184,7 +184,12 @@ impl IdbStore {
             store.load_indexed(&db).await.map_err(store_err)?;
         }
         if version >= SCHEMA_VERSION {
-            store.check_key().await?;
+            if let Err(e) = store.check_key().await {
+                // Refused: let go of the database (a sign-out's wipe waits for every
+                // connection to close).
+                store.close_connection();
+                return Err(e);
+            }
         }
         Ok(store)
     }
