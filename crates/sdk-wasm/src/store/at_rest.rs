@@ -35,7 +35,7 @@ use web_sys::IdbTransactionMode;
 use super::cipher::{sealed, StoreCipher, CHECK_KEY};
 use super::idb::{commit, issue, request, Ending, IdbError};
 use super::migrations::{BLOBS, HISTORY, INDEXED, META, OUTBOX, ROWS};
-use super::records::{blob_aad, meta_aad, outbox_aad, row_aad, sealed_chunk};
+use super::records::{blob_aad, meta_aad, outbox_aad, row_aad};
 use super::{field, index_entry, key, obj_store, set, store_err, table_range, tx, IdbStore};
 
 /// A row record's document as bytes (sealed or plaintext), to tell whether it changed.
@@ -166,7 +166,7 @@ impl IdbStore {
                 }
             }
             for ((_, _, k), v) in chunks.iter().zip(&sealed_values[texts.len()..]) {
-                issue(blobs.put_with_key(&sealed_chunk(v), k))?;
+                issue(blobs.put_with_key(v, k))?;
             }
             issue(meta.put_with_key(check, &JsValue::from_str(CHECK_KEY)))?;
             commit(&t, Ending::Now).await.map_err(store_err)

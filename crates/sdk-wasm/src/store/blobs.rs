@@ -3,18 +3,18 @@
 //! shorter). An upload reads a large file one chunk range at a time, so memory stays
 //! flat in its size; a write's chunks go in the same transaction as its row and
 //! outbox entry (`apply`), so a file is queued with its bytes or not at all. In an
-//! encrypted store each chunk is sealed on its own (`{e: sealed bytes}`, see
-//! `records`), so a range read opens only the chunks it covers.
+//! encrypted store each chunk is sealed on its own (`[iv, ciphertext]`, see
+//! `cipher`), so a range read opens only the chunks it covers.
 
 use js_sys::{Array, Uint8Array};
 use wasm_bindgen::prelude::*;
 use web_sys::{IdbDatabase, IdbKeyRange, IdbObjectStore, IdbTransactionMode};
 
-use super::cipher::{sealed, OVERHEAD};
+use super::cipher::sealed;
 use super::idb::{issue, request, IdbError};
 use super::migrations::BLOBS;
 use super::records::chunks;
-use super::{field, obj_store, store_err, tx, IdbStore};
+use super::{obj_store, store_err, tx, IdbStore};
 use supasync_core::store::StoreError;
 
 /// Bytes per chunk record (the same as the SQLite store's).
@@ -96,8 +96,8 @@ pub async fn len(db: &IdbDatabase, key: &str) -> Result<Option<u64>, StoreError>
     }
     // Every chunk but the last is full: read only the last one.
     let last = request(issue(s.get(&chunk_key(key, n - 1.0)))?).await.map_err(store_err)?;
-    let tail = match sealed(&field(&last, "e")) {
-        Some(s) => (s.length() as usize).saturating_sub(OVERHEAD) as u64,
+    let tail = match sealed(&last) {
+        Some(s) => s.plain_len() as u64,
         None if last.is_undefined() => 0,
         None => Uint8Array::new(&last).length() as u64,
     };

@@ -15,12 +15,13 @@
 //!   test a guess of a server id.
 //!
 //! **Sealed values.** A document (`d` of a row, an outbox entry, a history entry; a
-//! metadata value; a chunk of a file) becomes a `Uint8Array`: a format byte, a random
-//! 96-bit IV, then AES-GCM's ciphertext and tag. The additional data binds it to where
-//! it is kept (`r\0table\0local id`, `m\0key`, …), so a sealed value moved to another
-//! record does not open. A plaintext value is a string (rows, outbox, history,
-//! metadata) or a bare chunk; the store reads both, which is what lets a plaintext
-//! database be encrypted in place and an encrypted one opened.
+//! metadata value; a chunk of a file) becomes a two-element array: a random 96-bit IV
+//! (a `Uint8Array`) and AES-GCM's ciphertext with its tag (the `ArrayBuffer`
+//! WebCrypto gives, stored as it came). The additional data names the format (`v1`)
+//! and binds the value to where it is kept (`r\0table\0local id`, `m\0key`, …), so a
+//! sealed value moved to another record does not open. A plaintext value is a string
+//! (rows, outbox, history, metadata) or bare bytes (a file chunk); the store reads
+//! both, which is what lets a plaintext database be encrypted in place.
 //!
 //! **Timing.** WebCrypto answers with promises, and an IndexedDB transaction commits
 //! as soon as the page waits for anything else. So a write seals every value of its
@@ -41,11 +42,12 @@ use web_sys::{CryptoKey, SubtleCrypto};
 /// HKDF's salt, as the native store's (`sdk-native` `store::cipher`): the same app key
 /// gives a user the same document key on every platform.
 const SALT: &[u8] = b"supasync replica store v1";
-/// The first byte of a sealed value: this format (AES-256-GCM, 12-byte IV, 16-byte tag).
-const FORMAT: u8 = 1;
+/// This format's version, first in every sealed value's additional data: a later
+/// format gives its values other additional data, so they never open as this one's.
+const FORMAT: &str = "v1";
 const IV: usize = 12;
-/// What a sealed value adds to the bytes it holds.
-pub const OVERHEAD: usize = 1 + IV + 16;
+/// AES-GCM's tag, after the ciphertext.
+const TAG: usize = 16;
 /// The metadata key of the check value: a known text sealed with the store's key, so
 /// a wrong key is found at open, not as a corrupt record later.
 pub const CHECK_KEY: &str = "supasync.cipher";
@@ -99,6 +101,15 @@ fn bytes(b: &[u8]) -> JsValue {
     Uint8Array::from(b).into()
 }
 
+/// A value's additional data: the format, then where the value is kept.
+fn aad_bytes(place: &str) -> Vec<u8> {
+    let mut v = Vec::with_capacity(FORMAT.len() + 1 + place.len());
+    v.extend_from_slice(FORMAT.as_bytes());
+    v.push(0);
+    v.extend_from_slice(place.as_bytes());
+    v
+}
+
 async fn wait(p: Result<Promise, JsValue>, what: &str) -> Result<JsValue, StoreError> {
     let p = p.map_err(|e| js_err(what, e))?;
     JsFuture::from(p).await.map_err(|e| js_err(what, e))
@@ -149,53 +160,52 @@ impl StoreCipher {
         mac.finalize().into_bytes()[..16].iter().map(|b| format!("{b:02x}")).collect()
     }
 
-    /// Seal each `(where, bytes)` with its additional data, all at once.
+    /// Seal each `(where, bytes)` with its additional data, all at once: each becomes
+    /// `[iv, ciphertext]` (see the module's docs).
     pub async fn seal_all(&self, items: &[(String, &[u8])]) -> Result<Vec<JsValue>, StoreError> {
         if items.is_empty() {
             return Ok(vec![]);
         }
         let subtle = subtle()?;
         let crypto: web_sys::Crypto = Reflect::get(&js_sys::global(), &"crypto".into()).map_err(|_| no_crypto())?.unchecked_into();
-        // One call for every IV of the batch (getRandomValues takes up to 64 KiB).
-        let mut ivs = vec![0u8; IV * items.len()];
-        for chunk in ivs.chunks_mut(65_536 / IV * IV) {
-            crypto.get_random_values_with_u8_array(chunk).map_err(|e| js_err("drawing random IVs", e))?;
+        // Every IV of the batch drawn in JavaScript (getRandomValues takes up to 64 KiB
+        // at a time); each call below takes a copy of its own (WebCrypto copies its
+        // arguments as it is called), so one parameter object serves them all.
+        let ivs = Uint8Array::new_with_length((IV * items.len()) as u32);
+        let step = (65_536 / IV * IV) as u32;
+        let mut at = 0;
+        while at < ivs.length() {
+            crypto.get_random_values_with_array_buffer_view(&ivs.subarray(at, (at + step).min(ivs.length()))).map_err(|e| js_err("drawing random IVs", e))?;
+            at += step;
         }
+        let (iv_key, aad_key) = (JsValue::from_str("iv"), JsValue::from_str("additionalData"));
+        let alg = obj(&[("name", &"AES-GCM".into())]);
         let mut pending = Vec::with_capacity(items.len());
+        let mut kept_ivs = Vec::with_capacity(items.len());
         for (i, (aad, plain)) in items.iter().enumerate() {
-            let iv = &ivs[i * IV..(i + 1) * IV];
-            let alg = obj(&[("name", &"AES-GCM".into()), ("iv", &bytes(iv)), ("additionalData", &bytes(aad.as_bytes()))]);
+            let iv = ivs.slice((i * IV) as u32, ((i + 1) * IV) as u32);
+            let _ = Reflect::set(&alg, &iv_key, &iv);
+            let _ = Reflect::set(&alg, &aad_key, &bytes(&aad_bytes(aad)));
             pending.push(JsValue::from(subtle.encrypt_with_object_and_u8_array(&alg, &self.key, plain).map_err(|e| js_err("encrypting", e))?));
+            kept_ivs.push(iv);
         }
         let done = wait(Ok(Promise::all(&pending.into_iter().collect::<Array>())), "encrypting").await?;
-        Ok(Array::from(&done)
-            .iter()
-            .enumerate()
-            .map(|(i, ct)| {
-                let ct = Uint8Array::new(&ct);
-                let out = Uint8Array::new_with_length(1 + IV as u32 + ct.length());
-                out.set_index(0, FORMAT);
-                out.set(&Uint8Array::from(&ivs[i * IV..(i + 1) * IV]), 1);
-                out.set(&ct, 1 + IV as u32);
-                out.into()
-            })
-            .collect())
+        Ok(Array::from(&done).iter().zip(kept_ivs).map(|(ct, iv)| Array::of2(&iv, &ct).into()).collect())
     }
 
     /// Open each `(where, sealed)`, all at once: the bytes each held.
-    pub async fn open_all(&self, items: &[(String, Uint8Array)]) -> Result<Vec<Vec<u8>>, StoreError> {
+    pub async fn open_all(&self, items: &[(String, Sealed)]) -> Result<Vec<Vec<u8>>, StoreError> {
         if items.is_empty() {
             return Ok(vec![]);
         }
         let subtle = subtle()?;
+        let (iv_key, aad_key) = (JsValue::from_str("iv"), JsValue::from_str("additionalData"));
+        let alg = obj(&[("name", &"AES-GCM".into())]);
         let mut pending = Vec::with_capacity(items.len());
         for (aad, sealed) in items {
-            if sealed.length() < OVERHEAD as u32 || sealed.get_index(0) != FORMAT {
-                return Err(StoreError::Corrupt(format!("an encrypted record ({}) is not in a format this build reads", aad.replace('\0', "/"))));
-            }
-            let alg = obj(&[("name", &"AES-GCM".into()), ("iv", &sealed.subarray(1, 1 + IV as u32).into()), ("additionalData", &bytes(aad.as_bytes()))]);
-            let ct = sealed.subarray(1 + IV as u32, sealed.length()).to_vec();
-            pending.push(JsValue::from(subtle.decrypt_with_object_and_u8_array(&alg, &self.key, &ct).map_err(|e| js_err("decrypting", e))?));
+            let _ = Reflect::set(&alg, &iv_key, &sealed.iv);
+            let _ = Reflect::set(&alg, &aad_key, &bytes(&aad_bytes(aad)));
+            pending.push(JsValue::from(subtle.decrypt_with_object_and_buffer_source(&alg, &self.key, &sealed.ciphertext).map_err(|e| js_err("decrypting", e))?));
         }
         let done = JsFuture::from(Promise::all(&pending.into_iter().collect::<Array>()))
             .await
@@ -216,13 +226,38 @@ impl StoreCipher {
     }
 }
 
-/// The value as a sealed one, if it is one (plaintext values are strings).
-pub fn sealed(v: &JsValue) -> Option<Uint8Array> {
-    if v.is_instance_of::<Uint8Array>() {
-        Some(v.clone().unchecked_into())
-    } else if v.is_instance_of::<js_sys::ArrayBuffer>() {
-        Some(Uint8Array::new(v))
-    } else {
-        None
+/// A sealed value: `[iv, ciphertext]` as kept in IndexedDB.
+pub struct Sealed {
+    iv: JsValue,
+    /// AES-GCM's output: the ciphertext, then the 16-byte tag.
+    pub ciphertext: Object,
+}
+
+impl Sealed {
+    /// How many bytes it holds once opened.
+    pub fn plain_len(&self) -> usize {
+        (Uint8Array::new(&self.ciphertext).length() as usize).saturating_sub(TAG)
     }
+
+    /// The ciphertext's bytes (to tell whether a record changed).
+    pub fn to_vec(&self) -> Vec<u8> {
+        Uint8Array::new(&self.ciphertext).to_vec()
+    }
+}
+
+/// The value as a sealed one, if it is one (plaintext values are strings, and
+/// plaintext file chunks bare bytes).
+pub fn sealed(v: &JsValue) -> Option<Sealed> {
+    if !Array::is_array(v) {
+        return None;
+    }
+    let a = Array::from(v);
+    if a.length() != 2 {
+        return None;
+    }
+    let (iv, ciphertext) = (a.get(0), a.get(1));
+    if !iv.is_instance_of::<Uint8Array>() || !(ciphertext.is_instance_of::<js_sys::ArrayBuffer>() || ciphertext.is_instance_of::<Uint8Array>()) {
+        return None;
+    }
+    Some(Sealed { iv, ciphertext: ciphertext.unchecked_into() })
 }

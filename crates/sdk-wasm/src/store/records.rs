@@ -3,8 +3,8 @@
 //! back into the core's values, in plaintext or sealed with the store's
 //! [`StoreCipher`].
 //!
-//! A plaintext document is JSON text in `d`. A sealed one is a `Uint8Array` in the
-//! same place, opened with its additional data (see [`cipher`](super::cipher)): a row's
+//! A plaintext document is JSON text in `d`. A sealed one is `[iv, ciphertext]` in
+//! the same place, opened with its additional data (see [`cipher`](super::cipher)): a row's
 //! is `r\0table\0local id`, an outbox entry's `o\0table\0local id` (its seq is given
 //! by IndexedDB's key generator only once it is added), a history entry's `h`, a
 //! metadata value's `m\0key`, a file chunk's `b\0key\0chunk`. Reading accepts both
@@ -26,7 +26,7 @@ use wasm_bindgen::JsCast;
 use std::collections::BTreeMap;
 
 use super::blobs::BLOB_CHUNK;
-use super::cipher::sealed;
+use super::cipher::{sealed, Sealed as SealedValue};
 use super::idb::IdbError;
 use super::{corrupt, field, index_entry, set, store_err, IdbStore};
 
@@ -70,13 +70,6 @@ pub(super) fn blob_aad(key: &str, n: usize) -> String {
     format!("b\0{key}\0{n}")
 }
 
-/// A sealed chunk's record: `{e: bytes}` (a plaintext chunk is the bytes themselves).
-pub(super) fn sealed_chunk(v: &JsValue) -> JsValue {
-    let o = Object::new();
-    set(&o, "e", v);
-    o.into()
-}
-
 fn to_json<T: serde::Serialize>(v: &T, what: &str) -> Result<String, StoreError> {
     serde_json::to_string(v).map_err(|e| corrupt(what, e))
 }
@@ -115,7 +108,7 @@ impl IdbStore {
             add_outbox: take(b.add_outbox.len()),
             meta: take(b.meta.iter().filter(|(_, v)| v.is_some()).count()),
             history: take(b.history.len()),
-            blobs: b.put_blobs.iter().map(|(_, bytes)| take(chunks(bytes).len()).into_iter().map(|c| sealed_chunk(&c)).collect()).collect(),
+            blobs: b.put_blobs.iter().map(|(_, bytes)| take(chunks(bytes).len())).collect(),
         }))
     }
 
@@ -197,7 +190,7 @@ impl IdbStore {
             return Ok(out);
         }
         let cipher = self.cipher.as_ref().ok_or_else(|| StoreError::Key(format!("IndexedDB database `{}` is encrypted: open it with its key (openReplica's encryptionKey)", self.name)))?;
-        let (at, items): (Vec<usize>, Vec<(String, Uint8Array)>) = to_open.into_iter().unzip();
+        let (at, items): (Vec<usize>, Vec<(String, SealedValue)>) = to_open.into_iter().unzip();
         for (i, bytes) in at.into_iter().zip(cipher.open_all(&items).await?) {
             out[i] = String::from_utf8(bytes).map_err(|e| corrupt(what, e))?;
         }
@@ -271,7 +264,7 @@ impl IdbStore {
         for (i, rec) in recs.iter().enumerate() {
             if rec.is_instance_of::<Uint8Array>() {
                 out[i] = Uint8Array::new(rec).to_vec();
-            } else if let Some(s) = sealed(&field(rec, "e")) {
+            } else if let Some(s) = sealed(rec) {
                 to_open.push((i, (blob_aad(key, first + i), s)));
             } else {
                 return Err(corrupt("file", "a chunk that holds no bytes"));
@@ -281,7 +274,7 @@ impl IdbStore {
             return Ok(out);
         }
         let cipher = self.cipher.as_ref().ok_or_else(|| StoreError::Key(format!("IndexedDB database `{}` is encrypted: open it with its key (openReplica's encryptionKey)", self.name)))?;
-        let (at, items): (Vec<usize>, Vec<(String, Uint8Array)>) = to_open.into_iter().unzip();
+        let (at, items): (Vec<usize>, Vec<(String, SealedValue)>) = to_open.into_iter().unzip();
         for (i, bytes) in at.into_iter().zip(cipher.open_all(&items).await?) {
             out[i] = bytes;
         }
