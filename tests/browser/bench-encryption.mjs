@@ -59,7 +59,6 @@ async function device() {
 
 const ctx = await device();
 const page = await ctx.newPage();
-page.on("console", (m) => { if (m.text().startsWith("SEAL")) console.log(m.text()); });
 await page.goto(web.url);
 await page.waitForFunction(() => window.ready === true);
 

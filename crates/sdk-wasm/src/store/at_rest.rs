@@ -56,7 +56,7 @@ impl IdbStore {
         let found = self.run(|db| async move { super::read(&db, META, |s| s.get(&JsValue::from_str(CHECK_KEY))).await }).await?;
         match (&self.cipher, found.is_undefined()) {
             (None, true) => Ok(()),
-            (None, false) => Err(StoreError::Key(format!("IndexedDB database `{}` is encrypted: open it with its key (openReplica's encryptionKey)", self.name))),
+            (None, false) => Err(self.needs_key()),
             (Some(c), false) if c.opens_check(&found).await => Ok(()),
             (Some(_), false) => Err(StoreError::Key(format!(
                 "this key does not open IndexedDB database `{}`: it was encrypted with another key (or for another user); nothing was read or changed",

@@ -13,7 +13,6 @@ use web_sys::{IdbDatabase, IdbKeyRange, IdbObjectStore, IdbTransactionMode};
 use super::cipher::sealed;
 use super::idb::{issue, request, IdbError};
 use super::migrations::BLOBS;
-use super::records::chunks;
 use super::{obj_store, store_err, tx, IdbStore};
 use supasync_core::store::StoreError;
 
@@ -28,6 +27,16 @@ fn chunk_key(key: &str, n: f64) -> JsValue {
 
 fn range(key: &str, first: f64, last: f64) -> Result<JsValue, StoreError> {
     IdbKeyRange::bound(&chunk_key(key, first), &chunk_key(key, last)).map(Into::into).map_err(|e| store_err(IdbError::from_js(&e)))
+}
+
+/// A file's chunks: `BLOB_CHUNK` bytes each, the last shorter; one empty chunk for no
+/// bytes (so an empty file is kept, not absent).
+pub(super) fn chunks(bytes: &[u8]) -> Vec<&[u8]> {
+    if bytes.is_empty() {
+        vec![bytes]
+    } else {
+        bytes.chunks(BLOB_CHUNK).collect()
+    }
 }
 
 /// Into an open read-write transaction: drop `key`'s chunks.

@@ -25,7 +25,7 @@ use wasm_bindgen::JsCast;
 
 use std::collections::BTreeMap;
 
-use super::blobs::BLOB_CHUNK;
+use super::blobs::chunks;
 use super::cipher::{sealed, Sealed as SealedValue};
 use super::idb::IdbError;
 use super::{corrupt, field, index_entry, set, store_err, IdbStore};
@@ -42,16 +42,6 @@ pub(super) struct Sealed {
     pub history: Vec<JsValue>,
     /// Each of `put_blobs`: its chunks.
     pub blobs: Vec<Vec<JsValue>>,
-}
-
-/// A file's chunks: `BLOB_CHUNK` bytes each, the last shorter; one empty chunk for no
-/// bytes (so an empty file is kept, not absent).
-pub(super) fn chunks(bytes: &[u8]) -> Vec<&[u8]> {
-    if bytes.is_empty() {
-        vec![bytes]
-    } else {
-        bytes.chunks(BLOB_CHUNK).collect()
-    }
 }
 
 pub(super) fn row_aad(table: &str, local_id: &str) -> String {
@@ -75,6 +65,11 @@ fn to_json<T: serde::Serialize>(v: &T, what: &str) -> Result<String, StoreError>
 }
 
 impl IdbStore {
+    /// The error for sealed values met by a store opened without a key.
+    pub(super) fn needs_key(&self) -> StoreError {
+        StoreError::Key(format!("IndexedDB database `{}` is encrypted: open it with its key (openReplica's encryptionKey)", self.name))
+    }
+
     /// The batch's values sealed, or `None` for a plaintext store.
     pub(super) async fn seal(&self, b: &WriteBatch) -> Result<Option<Sealed>, StoreError> {
         let Some(cipher) = self.cipher.as_ref() else { return Ok(None) };
@@ -189,7 +184,7 @@ impl IdbStore {
         if to_open.is_empty() {
             return Ok(out);
         }
-        let cipher = self.cipher.as_ref().ok_or_else(|| StoreError::Key(format!("IndexedDB database `{}` is encrypted: open it with its key (openReplica's encryptionKey)", self.name)))?;
+        let cipher = self.cipher.as_ref().ok_or_else(|| self.needs_key())?;
         let (at, items): (Vec<usize>, Vec<(String, SealedValue)>) = to_open.into_iter().unzip();
         for (i, bytes) in at.into_iter().zip(cipher.open_all(&items).await?) {
             out[i] = String::from_utf8(bytes).map_err(|e| corrupt(what, e))?;
@@ -273,7 +268,7 @@ impl IdbStore {
         if to_open.is_empty() {
             return Ok(out);
         }
-        let cipher = self.cipher.as_ref().ok_or_else(|| StoreError::Key(format!("IndexedDB database `{}` is encrypted: open it with its key (openReplica's encryptionKey)", self.name)))?;
+        let cipher = self.cipher.as_ref().ok_or_else(|| self.needs_key())?;
         let (at, items): (Vec<usize>, Vec<(String, SealedValue)>) = to_open.into_iter().unzip();
         for (i, bytes) in at.into_iter().zip(cipher.open_all(&items).await?) {
             out[i] = bytes;
