@@ -163,3 +163,41 @@ test('a second tab opened without the key gets it from the tab that has it', asy
   assert.match(three.failed.message, /no other open tab/);
   await context.close();
 });
+
+test('two users on one browser: each user\'s replica is sealed with keys of its own, and each reads back its own', async () => {
+  const [ada, bob] = [await newUser(env.server), await newUser(env.server)];
+  const context = await env.browser.newContext();
+  const { page, failed } = await open(context, ada, 7);
+  assert.equal(failed, null);
+  await writeSecret(page);
+  const dbs = await page.evaluate(async (bob) => {
+    const adaDb = db.databaseFor(db.auth.user().id);
+    await db.auth.signOut();
+    await db.auth.signIn(bob);
+    await db.insert('conversations', { title: 'bob\'s secret plans' });
+    return [adaDb, db.databaseFor(db.auth.user().id)];
+  }, { email: bob.email, password: bob.password });
+  assert.notEqual(dbs[0], dbs[1], 'a database per user');
+  const text = await rawText(page);
+  assert.deepEqual(readable(text, ada), []);
+  assert.deepEqual(readable(text, bob), []);
+  assert.ok(!text.includes('bob\'s secret plans'));
+  // Both databases hold a key check: both are encrypted (each with its own user's
+  // keys: crates/sdk-wasm/tests/idb_store/encrypted.rs refuses one user's key on the
+  // other's database).
+  const checks = await page.evaluate(async (names) => Promise.all(names.map((name) => new Promise((ok) => {
+    const r = indexedDB.open(name);
+    r.onsuccess = () => {
+      const g = r.result.transaction('meta').objectStore('meta').get('supasync.cipher');
+      g.onsuccess = () => { r.result.close(); ok(Array.isArray(g.result)); };
+    };
+  }))), dbs);
+  assert.deepEqual(checks, [true, true], 'both databases are encrypted');
+  const back = await page.evaluate(async (ada) => {
+    await db.auth.signOut();
+    await db.auth.signIn(ada);
+    return (await db.query('messages')).map((r) => r.row.content);
+  }, { email: ada.email, password: ada.password });
+  assert.deepEqual(back, [SECRET], 'the first user\'s replica opens again with their keys');
+  await context.close();
+});
