@@ -11,12 +11,8 @@
 //  4. cold start: a page load to the first 50 rows of the 10k-message conversation
 //     (`db.from('messages')…order('timestamp', desc).limit(50)`), timed by the page from
 //     the navigation's start, the app's files from the HTTP cache.
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { chromium, firefox } from 'playwright-core';
-import { appWithSupabaseJs, serve, startChatServer, schema, chromiumArgs, newUser, client, engine } from './harness.mjs';
-import { launchWebKit } from './webkit.mjs';
+import { appWithSupabaseJs, serve, startChatServer, schema, newUser, client, engine } from './harness.mjs';
+import { device, closeDevices } from './bench-device.mjs';
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const ms = (x) => `${x.toFixed(2)} ms`;
@@ -46,16 +42,6 @@ if (cold) {
 const web = await serve(dist, { cache: true });
 const opts = { url: server.url, anonKey: server.anonKey, schema, mode: 'manual' };
 
-let webkit;
-async function device() {
-  const dir = mkdtempSync(path.join(tmpdir(), 'supasync-bench-'));
-  if (engine === 'webkit') {
-    webkit ??= await launchWebKit();
-    return webkit.newContext();
-  }
-  if (engine === 'firefox') return firefox.launchPersistentContext(dir, { channel: 'moz-firefox', executablePath: process.env.FIREFOX || '/usr/bin/firefox-esr', headless: true });
-  return chromium.launchPersistentContext(dir, { executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args: chromiumArgs });
-}
 
 const ctx = await device();
 const page = await ctx.newPage();
@@ -159,7 +145,7 @@ await restores('a restore of 10k rows (median of 3)', 'big', creds, 10000, 3);
 }
 
 await ctx.close();
-await webkit?.close();
+await closeDevices();
 await server.stop();
 console.log(`\n| ${engine}: what | encrypted ÷ plaintext | encrypted | plaintext |\n|---|---|---|---|`);
 for (const r of rows) console.log(`| ${r.join(' | ')} |`);

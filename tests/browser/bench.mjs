@@ -24,13 +24,11 @@
 //     same page of B; then the same with the writes made by supabase-js in Node (so no
 //     second Chromium competes with B for the 2 cores as it handles its own echo);
 //  6. package size (wasm + JS, gzip -9).
-import { readFileSync, mkdtempSync, readdirSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { chromium, firefox } from 'playwright-core';
-import { appWithSupabaseJs, serve, startChatServer, schema, chromiumArgs, newUser, client, engine } from './harness.mjs';
-import { launchWebKit } from './webkit.mjs';
+import { appWithSupabaseJs, serve, startChatServer, schema, newUser, client, engine } from './harness.mjs';
+import { device, closeDevices } from './bench-device.mjs';
 
 // BENCH_ONLY=write,pull,live runs only those parts (the package size is always shown).
 const only = process.env.BENCH_ONLY?.split(',');
@@ -62,18 +60,6 @@ if (cold) {
 const web = await serve(dist, { cache: true });
 const opts = { url: server.url, anonKey: server.anonKey, schema };
 
-let webkit;
-async function device() {
-  const dir = mkdtempSync(path.join(tmpdir(), 'supasync-bench-'));
-  if (engine === 'webkit') {
-    webkit ??= await launchWebKit();
-    return webkit.newContext();
-  }
-  if (engine === 'firefox') {
-    return firefox.launchPersistentContext(dir, { channel: 'moz-firefox', executablePath: process.env.FIREFOX || '/usr/bin/firefox-esr', headless: true });
-  }
-  return chromium.launchPersistentContext(dir, { executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args: chromiumArgs });
-}
 
 async function page(context) {
   const p = await context.newPage();
@@ -378,7 +364,7 @@ if (wanted('live')) {
 
 web.close();
 await server.stop();
-await webkit?.close();
+await closeDevices();
 console.log(`\n| what (${engine}) | measured |\n|---|---|`);
 for (const [w, m] of results) console.log(`| ${w} | ${m} |`);
 process.exit(0);
