@@ -38,8 +38,9 @@ export interface OpenOptions {
    *  'deriveBits'])`, which may be non-extractable). Each user's database gets its own
    *  keys from it. A plaintext replica is encrypted when first opened with a key; a
    *  wrong key fails with kind `key` and changes nothing. Without it, a tab that finds
-   *  its replica encrypted asks the app's other open tabs for the key. See the README's
-   *  "Encryption at rest". */
+   *  its replica encrypted asks the app's other open tabs for the key. A replica in
+   *  memory (`store: 'memory'`, or signed out) is not at rest and is not encrypted.
+   *  See the README's "Encryption at rest". */
   encryptionKey?: CryptoKey | Uint8Array;
 }
 
@@ -319,7 +320,7 @@ export class Replica implements ReplicaApi {
       : undefined;
     const connection = database ? preopen(database) : undefined;
     let inner: WasmReplica;
-    let key = database ? await this.encryptionKey() : undefined;
+    let key: CryptoKey | undefined;
     const open = async (first: boolean) =>
       openWasmReplica({
         url: this.opts.url,
@@ -335,6 +336,7 @@ export class Replica implements ReplicaApi {
         userId,
       });
     try {
+      key = database ? await this.encryptionKey() : undefined;
       await wasm;
       try {
         inner = await call(() => open(true));

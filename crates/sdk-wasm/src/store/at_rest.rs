@@ -53,7 +53,7 @@ const BUILD_ROUNDS: usize = 5;
 impl IdbStore {
     /// Check the key against the database (see the module's docs).
     pub(super) async fn check_key(&self) -> Result<(), StoreError> {
-        let found = self.run(|db| async move { super::read(&db, META, |s| s.get(&JsValue::from_str(CHECK_KEY))).await }).await?;
+        let found = self.read_check().await?;
         match (&self.cipher, found.is_undefined()) {
             (None, true) => Ok(()),
             (None, false) => Err(self.needs_key()),
@@ -68,9 +68,22 @@ impl IdbStore {
                     Some(l) => Some(l.acquire().await),
                     None => None,
                 };
-                self.encrypt_in_place(c).await
+                // Another tab may have encrypted it while this one waited for the lock.
+                let found = self.read_check().await?;
+                if found.is_undefined() {
+                    self.encrypt_in_place(c).await
+                } else if c.opens_check(&found).await {
+                    Ok(())
+                } else {
+                    Err(StoreError::Key(format!("this key does not open IndexedDB database `{}`: another tab encrypted it with another key just now; nothing was changed", self.name)))
+                }
             }
         }
+    }
+
+    /// The key check record (`undefined`: none, a plaintext or new database).
+    async fn read_check(&self) -> Result<JsValue, StoreError> {
+        self.run(|db| async move { super::read(&db, META, |s| s.get(&JsValue::from_str(CHECK_KEY))).await }).await
     }
 
     async fn encrypt_in_place(&self, c: &StoreCipher) -> Result<(), StoreError> {
@@ -197,7 +210,12 @@ impl IdbStore {
         }
         self.building.borrow_mut().retain(|_, b| !b.is_empty());
         built?;
-        self.indexed.borrow_mut().entry(table.to_string()).or_default().push(index.clone());
+        // Two queries may have asked for it at once: keep it once.
+        let mut indexed = self.indexed.borrow_mut();
+        let kept = indexed.entry(table.to_string()).or_default();
+        if !kept.contains(index) {
+            kept.push(index.clone());
+        }
         Ok(())
     }
 

@@ -194,11 +194,6 @@ impl IdbStore {
         Ok(store)
     }
 
-    /// Whether the store is encrypted.
-    pub fn encrypted(&self) -> bool {
-        self.cipher.is_some()
-    }
-
     /// Read backwards pages as browsers without `getAllRecords` do: for tests.
     #[doc(hidden)]
     pub fn without_get_all_records(self) -> IdbStore {

@@ -161,3 +161,25 @@ async fn a_key_that_is_not_32_bytes_or_not_for_hkdf_is_refused() {
     assert!(matches!(StoreCipher::for_user(&short.into(), "u1").await, Err(StoreError::Key(m)) if m.contains("32 bytes")));
     assert!(matches!(StoreCipher::for_user(&JsValue::from_str("hunter2"), "u1").await, Err(StoreError::Key(_))));
 }
+
+#[wasm_bindgen_test]
+async fn two_tabs_encrypting_one_plaintext_store_at_once_with_two_keys_one_wins_and_nothing_is_lost() {
+    let name = fresh_name();
+    let plain = IdbStore::open(&name).await.unwrap();
+    plain.apply(write("L1", "kept")).await.unwrap();
+    plain.close_connection();
+    drop(plain);
+    let (seven, eight) = (cipher(7, "u1").await, cipher(8, "u1").await);
+    let (a, b) = futures_util::join!(IdbStore::open_encrypted(&name, seven), IdbStore::open_encrypted(&name, eight));
+    let (winner, loser_key) = match (a, b) {
+        (Ok(s), Err(StoreError::Key(_))) => (s, 8),
+        (Err(StoreError::Key(_)), Ok(s)) => (s, 7),
+        other => panic!("expected one open to win and the other to be refused, got {other:?}"),
+    };
+    assert_eq!(winner.get_row("messages", "L1").await.unwrap().unwrap(), row("L1", "kept"));
+    assert_eq!(winner.outbox().await.unwrap().len(), 1);
+    winner.close_connection();
+    drop(winner);
+    assert!(matches!(IdbStore::open_encrypted(&name, cipher(loser_key, "u1").await).await, Err(StoreError::Key(_))), "the losing key opens nothing");
+    IdbStore::delete(&name).await.unwrap();
+}
