@@ -137,6 +137,19 @@ test('size and type limits refuse before anything is kept', async () => {
   assert.deepEqual(files('tmp'), [], 'no staged upload is left behind');
 });
 
+test('a refusal reaches the client whole even when the refused body is large (the server reads it before answering)', async () => {
+  const name = await bucket({ public: false, fileSizeLimit: 1000, allowedMimeTypes: ['image/*'] });
+  const s = service.storage.from(name);
+  const mb = 'x'.repeat(1 << 20);
+  for (let i = 0; i < 5; i++) {
+    const wrong = await s.upload(`doc-${i}.txt`, mb, { contentType: 'text/plain' });
+    assert.equal(wrong.error?.statusCode, '415', `raw, refused by type before a byte is read: ${wrong.error?.message}`);
+    const big = await s.upload(`big-${i}.png`, new Blob([mb], { type: 'image/png' }));
+    assert.equal(big.error?.statusCode, '413', `multipart, refused by size part way: ${big.error?.message}`);
+  }
+  assert.deepEqual((await s.list()).data, []);
+});
+
 test('bad input: missing bucket, bad keys and bad bodies get clear errors and change nothing', async () => {
   const name = await bucket();
   const s = service.storage.from(name);

@@ -46,14 +46,58 @@ fn user_metadata_from_json(text: &str) -> Result<Value, StorageError> {
     }
 }
 
+/// How much of a refused upload's body is read and dropped before the refusal is sent
+/// (see [`receive`]); a larger rest is left, and the connection with it.
+const DRAIN_LIMIT: u64 = 8 << 20;
+
 /// Read an upload's body (raw, or `multipart/form-data` as storage-js sends Blobs and
 /// FormData) into a staged file, within `bucket`'s size and MIME limits.
+///
+/// A refusal (size, type, bad metadata) first reads what is left of the body (up to
+/// [`DRAIN_LIMIT`]): a server that answers and closes with request bytes still unread
+/// makes the kernel reset the connection, and the client may then see the reset rather
+/// than the answer (supabase-js's storage client reported a network error instead of
+/// 413, now and then).
 pub async fn receive(ctx: &Ctx<'_>, bucket: &Bucket, body: Body) -> Result<Incoming, StorageError> {
     let ct = ctx.header("content-type").unwrap_or("application/octet-stream").to_string();
+    let mut stream = body.into_data_stream();
     if ct.to_ascii_lowercase().starts_with("multipart/form-data") {
-        return receive_multipart(ctx, bucket, &ct, body).await;
+        let boundary = multer::parse_boundary(&ct).map_err(|e| StorageError::invalid(format!("bad multipart body: {e}")))?;
+        let mut form = multer::Multipart::new(stream, boundary);
+        let received = receive_multipart(ctx, bucket, &mut form).await;
+        if received.is_err() {
+            drain_form(&mut form).await;
+        }
+        return received;
     }
-    bucket.check_mime(&ct)?;
+    let received = receive_raw(ctx, bucket, &ct, &mut stream).await;
+    if received.is_err() {
+        let mut left = 0u64;
+        while let Some(Ok(chunk)) = futures_util::StreamExt::next(&mut stream).await {
+            left += chunk.len() as u64;
+            if left > DRAIN_LIMIT {
+                break;
+            }
+        }
+    }
+    received
+}
+
+/// Read and drop the rest of a refused form (see [`receive`]).
+async fn drain_form(form: &mut multer::Multipart<'_>) {
+    let mut left = 0u64;
+    while let Ok(Some(mut field)) = form.next_field().await {
+        while let Ok(Some(chunk)) = field.chunk().await {
+            left += chunk.len() as u64;
+            if left > DRAIN_LIMIT {
+                return;
+            }
+        }
+    }
+}
+
+async fn receive_raw(ctx: &Ctx<'_>, bucket: &Bucket, ct: &str, stream: &mut axum::body::BodyDataStream) -> Result<Incoming, StorageError> {
+    bucket.check_mime(ct)?;
     let user_metadata = match ctx.header("x-metadata") {
         None => None,
         Some(b64) => {
@@ -63,18 +107,16 @@ pub async fn receive(ctx: &Ctx<'_>, bucket: &Bucket, body: Body) -> Result<Incom
             Some(user_metadata_from_json(&String::from_utf8_lossy(&raw))?)
         }
     };
-    let staged = ctx.st.blobs.stage(body.into_data_stream(), bucket.limit()).await?;
+    let staged = ctx.st.blobs.stage(stream, bucket.limit()).await?;
     Ok(Incoming {
         staged,
-        content_type: ct,
+        content_type: ct.to_string(),
         cache_control: cache_control(ctx.header("cache-control")),
         user_metadata,
     })
 }
 
-async fn receive_multipart(ctx: &Ctx<'_>, bucket: &Bucket, ct: &str, body: Body) -> Result<Incoming, StorageError> {
-    let boundary = multer::parse_boundary(ct).map_err(|e| StorageError::invalid(format!("bad multipart body: {e}")))?;
-    let mut form = multer::Multipart::new(body.into_data_stream(), boundary);
+async fn receive_multipart(ctx: &Ctx<'_>, bucket: &Bucket, form: &mut multer::Multipart<'_>) -> Result<Incoming, StorageError> {
     let mut cache = None;
     let mut user_metadata = None;
     let mut file: Option<(Staged, String)> = None;
