@@ -131,8 +131,21 @@ test('a plaintext replica with writes made offline is encrypted in place; they t
   proxy.cut();
   await writeSecret(plain.page);
   assert.equal(await plain.page.evaluate(() => db.status().pending), 2);
-  await plain.page.close();
-  const enc = await open(context, user, 7, { url: proxy.url });
+  // The same page closes the plaintext replica and opens it with a key, as an app
+  // that turns encryption on does at its next start. (Not a new page: WebKit's
+  // driver keeps a context's last window, loading about:blank into it, and the old
+  // page may linger in the back-forward cache holding the writer Web Lock that
+  // encrypting in place waits for.)
+  const failed = await plain.page.evaluate(async (opts) => {
+    await db.close();
+    try {
+      window.db = await window.supasync.openReplica({ ...opts, encryptionKey: new Uint8Array(32).fill(7) });
+      return null;
+    } catch (e) {
+      return { kind: e.kind, message: e.message };
+    }
+  }, { ...options(env.server), url: proxy.url });
+  const enc = { page: plain.page, failed };
   assert.equal(enc.failed, null);
   assert.deepEqual(readable(await rawText(enc.page), user), [], 'nothing readable after the encryption in place');
   assert.equal(await enc.page.evaluate(() => db.status().pending), 2, 'the two writes still pending');
