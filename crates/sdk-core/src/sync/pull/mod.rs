@@ -22,6 +22,7 @@
 //! rows fetched (a backfill below the cursor) before the table's walk.
 
 mod page;
+mod resume;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -29,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use self::page::{build, ends, objects, PageAt, RawRow};
+use self::resume::RestoreMark;
 
 use crate::local::events::PullProgress;
 use crate::local::local_row::{id_text, Row};
@@ -59,9 +61,29 @@ pub struct PullReport {
 /// future of it stored.
 struct QueuedPage {
     raw: Option<Vec<RawRow>>,
+    /// A restore's mark, stored with the page (and with it if the page is merged).
+    mark: Option<MetaEntry>,
     n: usize,
     so_far: u64,
     stored: Applying,
+}
+
+/// One metadata entry of a store batch.
+type MetaEntry = (String, Option<Value>);
+
+/// Where a walk begins: its first page, the rows stored before it (a restore that goes
+/// on after a kill) and the server's count of them all, or whether to ask for it.
+struct WalkStart {
+    at: PageAt,
+    so_far: u64,
+    total: Option<u64>,
+    counted: bool,
+}
+
+impl WalkStart {
+    fn from(txid: i64, counted: bool) -> WalkStart {
+        WalkStart { at: PageAt::From(txid), so_far: 0, total: None, counted }
+    }
 }
 
 struct Snapshot {
@@ -199,17 +221,25 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
                 }
                 wb.meta.push(scopes::held_entry(&decl.name, &now));
             }
+            // A restore cut short goes on where it stopped (see `resume`).
+            let restore = resume::read(self.cx.store, &decl.name).await?;
             let never_pulled = self.cx.store.meta(&format!("cursor:{}", decl.name)).await?.is_none();
-            let local = if never_pulled { self.cx.store.scan(&decl.name).await? } else { vec![] };
+            let local = if never_pulled && restore.is_none() { self.cx.store.scan(&decl.name).await? } else { vec![] };
             // A table this device never pulled, none of whose rows ever reached the
-            // server: no tombstone can concern it, so old ones need not be walked.
-            let nothing_to_delete = never_pulled && !local.iter().any(|r| r.server_id.is_some());
+            // server: no tombstone can concern it, so old ones need not be walked; its
+            // tombstones start at the snapshot its rows are read below (a resumed
+            // restore's, whose rows were read below that one).
+            let tombstones_from = match &restore {
+                Some(mark) => Some(mark.cursor()),
+                None if never_pulled && !local.iter().any(|r| r.server_id.is_some()) => Some(Cursor { next_txid: snap.xmax, pending: snap.xip.clone() }),
+                None => None,
+            };
             // Nothing here yet (a restore): the walk meets each row once, so pages need
             // not look for rows this device holds.
-            let held = if never_pulled && local.is_empty() { Held::NoneYet } else { Held::LookUp };
+            let held = if never_pulled && local.is_empty() && restore.is_none() { Held::NoneYet } else { Held::LookUp };
             drop(local);
-            self.pull_rows(decl, &snap, held, &mut report).await?;
-            self.pull_tombstones(decl, &snap, nothing_to_delete, &mut report).await?;
+            self.pull_rows(decl, &snap, held, restore, &mut report).await?;
+            self.pull_tombstones(decl, &snap, tombstones_from, &mut report).await?;
             if let Some(m) = &members {
                 if decl.shared_by.is_some() {
                     // Strays the user is a member of now were backfilled above.
@@ -273,9 +303,27 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
         Ok(())
     }
 
-    async fn pull_rows(&self, decl: &TableDecl, snap: &Snapshot, held: Held, report: &mut PullReport) -> Result<(), SyncError> {
+    async fn pull_rows(&self, decl: &TableDecl, snap: &Snapshot, mut held: Held, restore: Option<RestoreMark>, report: &mut PullReport) -> Result<(), SyncError> {
         let key = format!("cursor:{}", decl.name);
-        let cur = cursor::read(self.cx.store, &key).await?;
+        let mut cur = cursor::read(self.cx.store, &key).await?;
+        if let Some(mark) = restore {
+            // A restore cut short: its walk below its own snapshot first, on from the
+            // page it had got to, its rows still unseen here (new rows, as before).
+            let done = mark.cursor();
+            if let Some(at) = mark.at {
+                let start = WalkStart { at, so_far: mark.rows, total: mark.total, counted: false };
+                self.walk(decl, "select=*", start, mark.upto, Held::NoneYet, Some(&done), report).await?;
+            }
+            // Then the table is as a pull at that snapshot leaves it; what changed since
+            // comes the usual way.
+            self.cx.forecast.cursor(&decl.name, &done);
+            let _w = self.cx.writer.lock().await;
+            self.cx.store
+                .apply(WriteBatch { meta: vec![(key.clone(), Some(json!(done))), resume::done(&decl.name)], ..Default::default() })
+                .await?;
+            cur = done;
+            held = Held::LookUp;
+        }
         if !cur.pending.is_empty() {
             let ids: Vec<String> = cur.pending.iter().map(|x| x.to_string()).collect();
             let rows = self
@@ -288,18 +336,20 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
         }
         // A table never pulled here (a restore) asks for the count with its first page,
         // to report progress against it.
-        self.walk(decl, "select=*", cur.next_txid, snap.xmax, held, cur == Cursor::default(), report).await?;
         let next = Cursor {
             next_txid: snap.xmax,
             pending: snap.xip.clone(),
         };
+        // A restore marks where it is with each page.
+        let marks = matches!(held, Held::NoneYet).then_some(&next);
+        self.walk(decl, "select=*", WalkStart::from(cur.next_txid, cur == Cursor::default()), snap.xmax, held, marks, report).await?;
         // Told before it is stored: the forecast may be ahead of the store (then no row
         // shows early), never behind it.
         self.cx.forecast.cursor(&decl.name, &next);
         let _w = self.cx.writer.lock().await;
         self.cx.store
             .apply(WriteBatch {
-                meta: vec![(key, Some(json!(next)))],
+                meta: vec![(key, Some(json!(next))), resume::done(&decl.name)],
                 ..Default::default()
             })
             .await?;
@@ -316,23 +366,31 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
             return Ok(()); // never pulled: the walk brings everything
         }
         for filter in scopes::in_lists(col, ids) {
-            self.walk(decl, &format!("select=*&{filter}"), 0, below, Held::LookUp, true, report).await?;
+            self.walk(decl, &format!("select=*&{filter}"), WalkStart::from(0, true), below, Held::LookUp, None, report).await?;
         }
         Ok(())
     }
 
-    /// A keyset walk over `decl`'s rows matching `base`, from transaction `from` up to
-    /// (not including) `upto`, each page applied as the next one is on its way.
+    /// A keyset walk over `decl`'s rows matching `base`, from `start` up to (not
+    /// including) transaction `upto`, each page applied as the next one is on its way.
+    /// With `marks` (the table's cursor once the walk is done), a restore: each page is
+    /// stored with a [`RestoreMark`] of where the walk goes on.
     #[allow(clippy::too_many_arguments)]
-    async fn walk(&self, decl: &TableDecl, base: &str, from: i64, upto: i64, held: Held, counted: bool, report: &mut PullReport) -> Result<(), SyncError> {
+    async fn walk(&self, decl: &TableDecl, base: &str, start: WalkStart, upto: i64, held: Held, marks: Option<&Cursor>, report: &mut PullReport) -> Result<(), SyncError> {
         let page = self.cx.cfg.page_size;
         let table = &decl.name;
         let progress = |rows: u64, total: Option<u64>, done: bool| self.cx.events.progress(PullProgress { table: table.clone(), rows, total, done });
         let page_query = |at: &PageAt| at.query(base, &decl.key, upto, page);
-        let mut at = PageAt::From(from);
-        let (mut rows, total) = self.get_page(table, page_query(&at), counted).await?;
+        let mut at = start.at;
+        let (mut rows, counted) = self.get_page(table, page_query(&at), start.counted).await?;
+        let total = start.total.or(counted);
         report.requests += 1;
-        let mut so_far: u64 = 0;
+        // A restore's mark for a page: where the walk goes on after it, and how many
+        // rows are stored once it is.
+        let mark = |next: Option<&PageAt>, rows: u64| {
+            marks.map(|c| resume::entry(table, &RestoreMark { at: next.cloned(), upto: c.next_txid, pending: c.pending.clone(), rows, total }))
+        };
+        let mut so_far: u64 = start.so_far;
         let mut pages = 0;
         // The page past a transaction being read by key (`Within`), asked alongside its
         // first such page: when that transaction's rows run out, the walk goes on from
@@ -354,7 +412,7 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
                 }
             }
             let Some(next_at) = next_at else {
-                let last = self.queue_page(decl, rows, held, so_far, &mut parents).await?;
+                let last = self.queue_page(decl, rows, held, so_far, mark(None, so_far), &mut parents).await?;
                 if let Some(q) = queued.take() {
                     let (then, n) = (q.so_far, q.n);
                     report.rows += self.page_stored(decl, q).await?;
@@ -386,7 +444,7 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
                     }
                 },
                 async {
-                    let q = self.queue_page(decl, rows, held, so_far, &mut parents).await?;
+                    let q = self.queue_page(decl, rows, held, so_far, mark(Some(&at), so_far), &mut parents).await?;
                     let before = match queued.take() {
                         Some(b) => Some((b.so_far, b.n, self.page_stored(decl, b).await?)),
                         None => None,
@@ -415,27 +473,31 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
     /// A page built into rows and handed to the store under the writer lock: a
     /// restore's page goes without waiting for it to be stored (see
     /// [`Store::apply_queued`]); a page that may meet rows held is merged and stored.
-    async fn queue_page(&self, decl: &TableDecl, raw: Vec<RawRow>, held: Held, so_far: u64, parents: &mut ParentLocalIds) -> Result<QueuedPage, SyncError> {
+    #[allow(clippy::too_many_arguments)]
+    async fn queue_page(&self, decl: &TableDecl, raw: Vec<RawRow>, held: Held, so_far: u64, mark: Option<MetaEntry>, parents: &mut ParentLocalIds) -> Result<QueuedPage, SyncError> {
         let _w = self.cx.writer.lock().await;
         let rows = raw.iter().map(build).collect::<Result<Vec<Row>, SyncError>>()?;
-        let meta = self.strays_with(decl, &rows).await?;
+        let mut meta = self.strays_with(decl, &rows).await?;
+        meta.extend(mark.clone());
         let wb = WriteBatch { meta, ..Default::default() };
-        let stored = |n| QueuedPage { raw: None, n, so_far, stored: Box::pin(std::future::ready(Ok(()))) };
+        let stored = |n| QueuedPage { raw: None, mark: None, n, so_far, stored: Box::pin(std::future::ready(Ok(()))) };
         match held {
             Held::NoneYet => match queue_restored(&self.cx, decl, rows, wb, parents).await {
-                Ok((n, done)) => Ok(QueuedPage { raw: Some(raw), n, so_far, stored: done }),
+                Ok((n, done)) => Ok(QueuedPage { raw: Some(raw), mark, n, so_far, stored: done }),
                 // A store that writes at once tells now that a key was taken.
-                Err(SyncError::Store(StoreError::Exists(_))) => Ok(stored(self.merge_page(decl, &raw).await?)),
+                Err(SyncError::Store(StoreError::Exists(_))) => Ok(stored(self.merge_page(decl, &raw, mark).await?)),
                 Err(e) => Err(e),
             },
             Held::LookUp => Ok(stored(apply_pulled(&self.cx, decl, rows, wb, Held::LookUp).await?)),
         }
     }
 
-    /// A page merged with the rows the device holds (the writer lock held).
-    async fn merge_page(&self, decl: &TableDecl, raw: &[RawRow]) -> Result<usize, SyncError> {
+    /// A page merged with the rows the device holds (the writer lock held), with a
+    /// restore's mark if it has one.
+    async fn merge_page(&self, decl: &TableDecl, raw: &[RawRow], mark: Option<MetaEntry>) -> Result<usize, SyncError> {
         let rows = raw.iter().map(build).collect::<Result<Vec<Row>, SyncError>>()?;
-        let meta = self.strays_with(decl, &rows).await?;
+        let mut meta = self.strays_with(decl, &rows).await?;
+        meta.extend(mark);
         apply_pulled(&self.cx, decl, rows, WriteBatch { meta, ..Default::default() }, Held::LookUp).await
     }
 
@@ -448,30 +510,29 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
             (Ok(()), _) => Ok(q.n),
             (Err(StoreError::Exists(_)), Some(raw)) => {
                 let _w = self.cx.writer.lock().await;
-                self.merge_page(decl, &raw).await
+                self.merge_page(decl, &raw, q.mark).await
             }
             (Err(e), _) => Err(e.into()),
         }
     }
 
-    async fn pull_tombstones(&self, decl: &TableDecl, snap: &Snapshot, nothing_to_delete: bool, report: &mut PullReport) -> Result<(), SyncError> {
+    /// A table's tombstones since its tombstone cursor; `start`: where a table that never
+    /// read them begins (the snapshot its rows were read below) rather than at the first
+    /// delete ever made.
+    async fn pull_tombstones(&self, decl: &TableDecl, snap: &Snapshot, start: Option<Cursor>, report: &mut PullReport) -> Result<(), SyncError> {
         let key = format!("tombstones:{}", decl.name);
-        let cur = cursor::read(self.cx.store, &key).await?;
-        if nothing_to_delete && cur == Cursor::default() {
-            // Start at this snapshot instead of walking every delete ever made. (Rows
-            // pulled just now exist on the server as of this snapshot.)
-            let start = Cursor {
-                next_txid: snap.xmax,
-                pending: snap.xip.clone(),
-            };
-            let _w = self.cx.writer.lock().await;
-            self.cx.store
-                .apply(WriteBatch {
-                    meta: vec![(key, Some(json!(start)))],
-                    ..Default::default()
-                })
-                .await?;
-            return Ok(());
+        let mut cur = cursor::read(self.cx.store, &key).await?;
+        let now = Cursor { next_txid: snap.xmax, pending: snap.xip.clone() };
+        if let Some(start) = start.filter(|_| cur == Cursor::default()) {
+            // Rows pulled below `start` exist on the server as of it: no delete before
+            // it concerns them.
+            if start == now {
+                let _w = self.cx.writer.lock().await;
+                self.cx.store.apply(WriteBatch { meta: vec![(key, Some(json!(now)))], ..Default::default() }).await?;
+                return Ok(());
+            }
+            // A resumed restore: the deletes since its own snapshot.
+            cur = start;
         }
         // Shared tables' tombstones also say whether the row was deleted or moved away
         // (older kits, without shared tables, have no `kind`).
@@ -487,13 +548,7 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
         let _w = self.cx.writer.lock().await;
         let mut wb = WriteBatch::default();
         self.apply_tombstones(decl, found, &mut wb, report).await?;
-        wb.meta.push((
-            key,
-            Some(json!(Cursor {
-                next_txid: snap.xmax,
-                pending: snap.xip.clone(),
-            })),
-        ));
+        wb.meta.push((key, Some(json!(now))));
         self.cx.store.apply(wb).await?;
         Ok(())
     }

@@ -2,6 +2,7 @@
 //! order below the snapshot), and the answer as the server wrote it (rows kept as JSON
 //! text, only the first and last built before the next page is asked for).
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::local::local_row::{id_text, Row};
@@ -50,6 +51,10 @@ pub(super) fn ends(rows: &[RawRow]) -> Result<Ends, SyncError> {
 }
 
 /// Where the next page of a table's keyset walk starts, in `(sync_txid, key)` order.
+/// A restore keeps it with each page it stores, to go on from there after a kill
+/// ([`super::resume`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub(super) enum PageAt {
     /// The first page: transactions from this id on.
     From(i64),

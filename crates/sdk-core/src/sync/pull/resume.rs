@@ -1,0 +1,83 @@
+//! Where a restore got to, so that one cut short (the app killed, the device off, the
+//! network gone) goes on from there instead of starting over.
+//!
+//! A restore's walk ([`super::Pull::walk`] over a table this device holds nothing of)
+//! keeps a [`RestoreMark`] under `restore:<table>` in the same store batch as each page
+//! it writes: the page to ask for next, the snapshot the walk reads below, and the rows
+//! stored so far. The mark and the page commit together, so the mark never points past
+//! a row that is not stored, nor before one that is (pages commit in the order they are
+//! queued). The next pull finds the mark, finishes the walk below that snapshot from
+//! there, and only then writes the table's cursor (at that snapshot), so what changed
+//! since is pulled the usual way, rows looked up. Without the mark a cut restore would
+//! walk the whole table again, each page looked up against the rows already held:
+//! minutes lost at a million rows.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::page::PageAt;
+use crate::local::store::Store;
+use crate::sync::cursor::Cursor;
+use crate::sync::error::SyncError;
+
+/// How far a table's restore is, as stored with its last page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(super) struct RestoreMark {
+    /// The page to ask for next; `None`: every page is stored, only the cursor is left.
+    pub at: Option<PageAt>,
+    /// The snapshot the walk reads below (`xmax`), and the transactions running then:
+    /// the table's cursor once the walk is done.
+    pub upto: i64,
+    pub pending: Vec<i64>,
+    /// Rows stored so far, and the server's count of the table when the walk began.
+    pub rows: u64,
+    pub total: Option<u64>,
+}
+
+impl RestoreMark {
+    /// The table's cursor once this walk is done.
+    pub fn cursor(&self) -> Cursor {
+        Cursor { next_txid: self.upto, pending: self.pending.clone() }
+    }
+}
+
+fn key(table: &str) -> String {
+    format!("restore:{table}")
+}
+
+/// The mark of `table`'s unfinished restore, if one was cut short.
+pub(super) async fn read<S: Store>(store: &S, table: &str) -> Result<Option<RestoreMark>, SyncError> {
+    match store.meta(&key(table)).await? {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => serde_json::from_value(v)
+            .map(Some)
+            .map_err(|e| SyncError::Store(crate::local::store::StoreError::Io(format!("restore:{table} is not a restore mark: {e}")))),
+    }
+}
+
+/// The meta entry that stores `mark` with a page.
+pub(super) fn entry(table: &str, mark: &RestoreMark) -> (String, Option<Value>) {
+    (key(table), serde_json::to_value(mark).ok())
+}
+
+/// The meta entry that drops the mark (written with the table's cursor).
+pub(super) fn done(table: &str) -> (String, Option<Value>) {
+    (key(table), None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mark_reads_back_as_it_was_stored() {
+        for at in [None, Some(PageAt::From(0)), Some(PageAt::After(7, "k".into())), Some(PageAt::Within(7, "k2".into())), Some(PageAt::Past(7))] {
+            let mark = RestoreMark { at, upto: 9, pending: vec![8], rows: 2000, total: Some(2510) };
+            let (k, v) = entry("messages", &mark);
+            assert_eq!(k, "restore:messages");
+            let back: RestoreMark = serde_json::from_value(v.expect("a value")).unwrap();
+            assert_eq!(back, mark);
+            assert_eq!(back.cursor(), Cursor { next_txid: 9, pending: vec![8] });
+        }
+    }
+}
