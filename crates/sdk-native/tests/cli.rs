@@ -292,10 +292,10 @@ async fn a_restore_reports_its_progress() {
 }
 
 /// A restore killed with pages in flight goes on where it stopped. The answer to the
-/// third page of 2,510 messages is held at a proxy while the first two pages commit
+/// fourth page of 3,510 messages is held at a proxy while the first three pages commit
 /// (read from the replica file); then the process is killed (SIGKILL). The next `sync`
-/// asks for no page from the start again, reports progress on from 2,000, and leaves
-/// every message exactly once.
+/// asks for no page from the start again, reports progress on from the mark, and
+/// leaves every message exactly once, with what changed meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restore_killed_with_pages_in_flight_resumes_where_it_stopped() {
     let s = server().await;
@@ -306,7 +306,7 @@ async fn a_restore_killed_with_pages_in_flight_resumes_where_it_stopped() {
     a.ok(&["sync"]);
     let token = password_token(&s, "cli-resume@example.com").await;
     let conv = &common::server_rows(&s, "conversations", "select=id").await[0]["id"];
-    let rows: Vec<Value> = (0..2500).map(|i| json!({"conversation_id": conv, "role": "user", "content": format!("m{i}")})).collect();
+    let rows: Vec<Value> = (0..3500).map(|i| json!({"conversation_id": conv, "role": "user", "content": format!("m{i}")})).collect();
     as_user(&s, &token, reqwest::Method::POST, "messages", Some(rows)).await;
     let more: Vec<Value> = (0..10).map(|i| json!({"conversation_id": conv, "role": "user", "content": format!("late {i}")})).collect();
     as_user(&s, &token, reqwest::Method::POST, "messages", Some(more)).await;
@@ -316,11 +316,17 @@ async fn a_restore_killed_with_pages_in_flight_resumes_where_it_stopped() {
     let file = b.store.join("users").join(format!("{}.db", me["user_id"].as_str().unwrap()));
     let proxy = FaultProxy::start(s.url().trim_start_matches("http://").to_string()).await.unwrap();
     b.url = proxy.url();
-    // The third page reads on inside the big transaction by key (`sync_txid=eq.`).
-    let mut third = proxy.hold_answer(&["GET /rest/v1/messages?", "sync_txid=eq."]);
+    // The fourth page reads on inside the big transaction (the walk's order:
+    // transaction, then key) after its 3,000th row by key
+    // (`sync_txid=eq.…&id=gt.<that row's id>`).
+    let ids: Vec<String> = common::server_rows(&s, "messages", &format!("select=id&order=sync_txid.asc,id.asc&conversation_id=eq.{}", conv.as_str().unwrap())).await.iter().map(|r| r["id"].as_str().unwrap().to_string()).collect();
+    let fourth_page = format!("&id=gt.{}&", ids[2999]);
+    let mut fourth = proxy.hold_answer(&["GET /rest/v1/messages?", "sync_txid=eq.", &fourth_page]);
     let mut child = b.cmd(&["sync", "--timeout", "30"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    tokio::time::timeout(Duration::from_secs(30), third.arrived()).await.expect("the third page was asked for");
-    // Pages one and two commit while the third is held (the store writes a page while
+    if tokio::time::timeout(Duration::from_secs(30), fourth.arrived()).await.is_err() {
+        panic!("the fourth page was not asked for; requests for messages: {}", proxy.requests("/rest/v1/messages?"));
+    }
+    // Pages one to three commit while the fourth is held (the store writes a page while
     // the next is fetched); wait until the file holds them, then kill.
     let stored = |f: &Path| -> (i64, Option<String>) {
         let db = rusqlite::Connection::open_with_flags(f, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
@@ -331,19 +337,21 @@ async fn a_restore_killed_with_pages_in_flight_resumes_where_it_stopped() {
     let mut at_kill = (0, None);
     for _ in 0..600 {
         at_kill = stored(&file);
-        if at_kill.0 >= 2000 {
+        if at_kill.0 >= 3000 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    child.kill().unwrap(); // SIGKILL, the third page's answer still held
+    child.kill().unwrap(); // SIGKILL, the fourth page's answer still held
     child.wait().unwrap();
-    drop(third);
+    drop(fourth);
     let (n, mark) = stored(&file);
-    assert_eq!((at_kill.0, n), (2000, 2000), "two pages stored when killed");
+    assert_eq!((at_kill.0, n), (3000, 3000), "three pages stored when killed");
     let mark: Value = serde_json::from_str(&mark.expect("the restore's mark is stored with its pages")).unwrap();
-    assert_eq!((mark["rows"].clone(), mark["total"].clone()), (json!(2000), json!(2510)));
-    assert!(mark["at"].get("within").is_some(), "it goes on inside the big transaction: {mark}");
+    // The third page's mark: on from the second page (the first was seen stored before
+    // the third was handed over, the second not yet; its rows are met again and merged).
+    assert_eq!((mark["rows"].clone(), mark["total"].clone()), (json!(1000), json!(3510)));
+    assert!(mark["at"].get("after").is_some(), "it goes on after the first page: {mark}");
 
     // While the device is off: a stored message is deleted on the server, a new one
     // is written.
@@ -355,7 +363,8 @@ async fn a_restore_killed_with_pages_in_flight_resumes_where_it_stopped() {
     as_user(&s, &token, reqwest::Method::DELETE, &format!("messages?id=eq.{gone}"), None).await;
     let after = vec![json!({"conversation_id": conv, "role": "user", "content": "after the kill"})];
     as_user(&s, &token, reqwest::Method::POST, "messages", Some(after)).await;
-    assert_eq!(count(&s, "messages").await, 2510, "one deleted, one written");
+    let theirs = format!("select=id&conversation_id=eq.{}", conv.as_str().unwrap());
+    assert_eq!(common::server_rows(&s, "messages", &theirs).await.len(), 3510, "one deleted, one written");
 
     let from_start = "GET /rest/v1/messages?select=*&sync_txid=gte.0&";
     let asked_before = proxy.requests(from_start);
@@ -370,19 +379,19 @@ async fn a_restore_killed_with_pages_in_flight_resumes_where_it_stopped() {
         .filter(|p| p["table"] == json!("messages"))
         .map(|p| (p["rows"].as_u64().unwrap(), p["total"].as_u64(), p["done"].as_bool().unwrap()))
         .collect();
-    assert_eq!(progress, [(2500, Some(2510), false), (2510, Some(2510), true)], "progress goes on from 2,000 of the same total");
-    assert_eq!(stored(&file), (2510, None), "every row stored, the mark gone");
+    assert_eq!(progress, [(2000, Some(3510), false), (3000, Some(3510), false), (3510, Some(3510), true)], "progress goes on from 1,000 of the same total");
+    assert_eq!(stored(&file), (3510, None), "every row stored, the mark gone");
     let local = b.ok(&["query", "messages"]);
     let mut contents: Vec<&str> = local.as_array().unwrap().iter().map(|r| r["row"]["content"].as_str().unwrap()).collect();
     contents.sort();
     contents.dedup();
-    assert_eq!(contents.len(), 2510, "every row once");
+    assert_eq!(contents.len(), 3510, "every row once");
     assert!(contents.contains(&"after the kill"), "what was written meanwhile came");
     let ids: Vec<&str> = local.as_array().unwrap().iter().filter_map(|r| r["row"]["id"].as_str()).collect();
     assert!(!ids.contains(&gone.as_str()), "what was deleted meanwhile went");
     // The next pull finds nothing new and nothing lost.
     b.ok(&["sync"]);
-    assert_eq!(b.ok(&["query", "messages"]).as_array().unwrap().len(), 2510);
+    assert_eq!(b.ok(&["query", "messages"]).as_array().unwrap().len(), 3510);
 }
 
 /// `supasync import`: 50,000 messages (and the conversation they reference by its

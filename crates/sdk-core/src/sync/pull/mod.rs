@@ -310,10 +310,8 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
             // A restore cut short: its walk below its own snapshot first, on from the
             // page it had got to, its rows still unseen here (new rows, as before).
             let done = mark.cursor();
-            if let Some(at) = mark.at {
-                let start = WalkStart { at, so_far: mark.rows, total: mark.total, counted: false };
-                self.walk(decl, "select=*", start, mark.upto, Held::NoneYet, Some(&done), report).await?;
-            }
+            let start = WalkStart { at: mark.at, so_far: mark.rows, total: mark.total, counted: false };
+            self.walk(decl, "select=*", start, mark.upto, Held::NoneYet, Some(&done), report).await?;
             // Then the table is as a pull at that snapshot leaves it; what changed since
             // comes the usual way.
             self.cx.forecast.cursor(&decl.name, &done);
@@ -385,12 +383,18 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
         let (mut rows, counted) = self.get_page(table, page_query(&at), start.counted).await?;
         let total = start.total.or(counted);
         report.requests += 1;
-        // A restore's mark for a page: where the walk goes on after it, and how many
-        // rows are stored once it is.
-        let mark = |next: Option<&PageAt>, rows: u64| {
-            marks.map(|c| resume::entry(table, &RestoreMark { at: next.cloned(), upto: c.next_txid, pending: c.pending.clone(), rows, total }))
+        // A restore's mark for a page: where the walk goes on, and the rows stored
+        // before that.
+        let mark = |at: &PageAt, rows: u64| {
+            marks.map(|c| resume::entry(table, &RestoreMark { at: at.clone(), upto: c.next_txid, pending: c.pending.clone(), rows, total }))
         };
         let mut so_far: u64 = start.so_far;
+        // A page is marked with where the page before it began: when a page is handed
+        // to the store, the one before may still be committing and may yet fail (the
+        // one before that was seen stored), so a mark past it could skip its rows. The
+        // walk that goes on from there meets that page's rows as taken keys if they
+        // were stored, and merges them.
+        let mut mark_from = (at.clone(), so_far);
         let mut pages = 0;
         // The page past a transaction being read by key (`Within`), asked alongside its
         // first such page: when that transaction's rows run out, the walk goes on from
@@ -402,6 +406,7 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
         let mut queued: Option<QueuedPage> = None;
         loop {
             pages += 1;
+            let this_from = (at.clone(), so_far);
             so_far += rows.len() as u64;
             let mut next_at = at.next(ends(&rows)?.as_refs(), &decl.key, page, table)?;
             if let Some(PageAt::Past(t)) = next_at {
@@ -412,7 +417,7 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
                 }
             }
             let Some(next_at) = next_at else {
-                let last = self.queue_page(decl, rows, held, so_far, mark(None, so_far), &mut parents).await?;
+                let last = self.queue_page(decl, rows, held, so_far, mark(&mark_from.0, mark_from.1), &mut parents).await?;
                 if let Some(q) = queued.take() {
                     let (then, n) = (q.so_far, q.n);
                     report.rows += self.page_stored(decl, q).await?;
@@ -444,7 +449,7 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
                     }
                 },
                 async {
-                    let q = self.queue_page(decl, rows, held, so_far, mark(Some(&at), so_far), &mut parents).await?;
+                    let q = self.queue_page(decl, rows, held, so_far, mark(&mark_from.0, mark_from.1), &mut parents).await?;
                     let before = match queued.take() {
                         Some(b) => Some((b.so_far, b.n, self.page_stored(decl, b).await?)),
                         None => None,
@@ -454,6 +459,7 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
             );
             let (q, before) = stored?;
             queued = Some(q);
+            mark_from = this_from;
             report.requests += 1;
             if let Some((t, ahead)) = ahead {
                 past = Some((t, ahead?.0));

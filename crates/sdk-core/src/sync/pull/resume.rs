@@ -3,12 +3,14 @@
 //!
 //! A restore's walk ([`super::Pull::walk`] over a table this device holds nothing of)
 //! keeps a [`RestoreMark`] under `restore:<table>` in the same store batch as each page
-//! it writes: the page to ask for next, the snapshot the walk reads below, and the rows
-//! stored so far. The mark and the page commit together, so the mark never points past
-//! a row that is not stored, nor before one that is (pages commit in the order they are
-//! queued). The next pull finds the mark, finishes the walk below that snapshot from
-//! there, and only then writes the table's cursor (at that snapshot), so what changed
-//! since is pulled the usual way, rows looked up. Without the mark a cut restore would
+//! it writes: where to go on, the snapshot the walk reads below, and the rows stored
+//! before that point. A page's mark points at the start of the page before it, which
+//! may still be committing when this one is handed over (the one before that was seen
+//! stored), so a mark never points past a row that is not stored; the walk that goes on
+//! meets rows already stored as taken keys and merges them. The next pull finds the
+//! mark, finishes the walk below that snapshot from there, and only then writes the
+//! table's cursor (at that snapshot), so what changed since is pulled the usual way,
+//! rows looked up. Without the mark a cut restore would
 //! walk the whole table again, each page looked up against the rows already held:
 //! minutes lost at a million rows.
 
@@ -23,13 +25,13 @@ use crate::sync::error::SyncError;
 /// How far a table's restore is, as stored with its last page.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(super) struct RestoreMark {
-    /// The page to ask for next; `None`: every page is stored, only the cursor is left.
-    pub at: Option<PageAt>,
+    /// Where the walk goes on.
+    pub at: PageAt,
     /// The snapshot the walk reads below (`xmax`), and the transactions running then:
     /// the table's cursor once the walk is done.
     pub upto: i64,
     pub pending: Vec<i64>,
-    /// Rows stored so far, and the server's count of the table when the walk began.
+    /// Rows stored before `at`, and the server's count of the table when the walk began.
     pub rows: u64,
     pub total: Option<u64>,
 }
@@ -71,7 +73,7 @@ mod tests {
 
     #[test]
     fn a_mark_reads_back_as_it_was_stored() {
-        for at in [None, Some(PageAt::From(0)), Some(PageAt::After(7, "k".into())), Some(PageAt::Within(7, "k2".into())), Some(PageAt::Past(7))] {
+        for at in [PageAt::From(0), PageAt::After(7, "k".into()), PageAt::Within(7, "k2".into()), PageAt::Past(7)] {
             let mark = RestoreMark { at, upto: 9, pending: vec![8], rows: 2000, total: Some(2510) };
             let (k, v) = entry("messages", &mark);
             assert_eq!(k, "restore:messages");
