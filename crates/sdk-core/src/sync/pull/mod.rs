@@ -4,7 +4,9 @@
 //! (`supasync_snapshot()`, from the SQL kit): the rows of transactions that were still
 //! running last time (*pending*), then keyset pages in `(sync_txid, key)` order below the
 //! snapshot's `xmax`; then tombstones the same way. Each page lands in one store batch;
-//! the cursor moves only when the table is done, so a crash re-pulls, never skips.
+//! the cursor moves only when the table is done, so a crash re-pulls, never skips. A
+//! restore's pages carry a mark of where to go on ([`resume`]), so a restore cut short
+//! goes on from there instead of from the start.
 //! Server rows update the mirror; a pending local change stays on top of it. References
 //! come back as the parent's local id. A new device restores everything this way.
 //!
