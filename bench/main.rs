@@ -13,6 +13,7 @@
 //! Run: `cargo run --release -p supasync-bench` (needs `npm install` in `bench/`).
 //! `BENCH_ONLY=restore` loads the rows once and restores them ten times, without the
 //! other measurements: for a profiler (`perf record`) to see the restore alone.
+//! `BENCH_ROWS=20000` pushes and restores that many rows instead of 10,000.
 
 mod after_load;
 
@@ -27,7 +28,9 @@ use supasync_devserver::DevServer;
 use supasync_native::{system_now_ms, ReqwestHttp, SqliteStore};
 
 const WRITES: usize = 2000;
-const ROWS: usize = 10_000;
+/// Rows pushed and restored: 10,000, or `BENCH_ROWS`.
+static ROWS: std::sync::LazyLock<usize> =
+    std::sync::LazyLock::new(|| std::env::var("BENCH_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000));
 const JS_ONE_BY_ONE: usize = 1000;
 /// Measurements paired with their floor, for the push and the restore.
 const PAIRS: usize = 5;
@@ -122,7 +125,7 @@ async fn local_writes() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 async fn queue(d: &Device, conv: &str) -> Result<(), Box<dyn std::error::Error>> {
-    for i in 0..ROWS {
+    for i in 0..*ROWS {
         d.insert("messages", &json!({"conversation_id": conv, "role": "user", "content": body(i)})).await?;
     }
     Ok(())
@@ -150,8 +153,8 @@ async fn network() -> Result<(), Box<dyn std::error::Error>> {
     let (mut push_ms, mut floor_ms, mut push_ratios, mut requests) = (vec![], vec![], vec![], 0);
     for rep in 0..if restore_only { 1 } else { PAIRS } {
         db.batch_execute("delete from public.messages").await?;
-        let ids: Vec<String> = (0..ROWS).map(|i| format!("floor-{rep}-{i}")).collect();
-        let bodies: Vec<String> = (0..ROWS).map(body).collect();
+        let ids: Vec<String> = (0..*ROWS).map(|i| format!("floor-{rep}-{i}")).collect();
+        let bodies: Vec<String> = (0..*ROWS).map(body).collect();
         let t = Instant::now();
         db.execute(
             "insert into public.messages (user_id, conversation_id, role, content, local_id)
@@ -166,7 +169,7 @@ async fn network() -> Result<(), Box<dyn std::error::Error>> {
         let r = a.push().await?;
         push_ms.push(t.elapsed().as_secs_f64() * 1000.0);
         push_ratios.push(push_ms[rep] / floor_ms[rep]);
-        assert_eq!(r.pushed, ROWS, "push: {r:?}");
+        assert_eq!(r.pushed, *ROWS, "push: {r:?}");
         requests = r.requests;
     }
     let (p, f) = (pct(&mut push_ms, 0.5), pct(&mut floor_ms, 0.5));
@@ -205,7 +208,7 @@ async fn network() -> Result<(), Box<dyn std::error::Error>> {
         }
         tx.commit()?;
         write_runs.push(t.elapsed().as_secs_f64() * 1000.0);
-        assert_eq!(docs.len(), ROWS);
+        assert_eq!(docs.len(), *ROWS);
 
         let b = device(server.url(), server.anon_key(), &dir.path().join(format!("b-{rep}.db"))).await;
         b.sign_in("bench@example.com", "bench-password").await?;
@@ -239,13 +242,13 @@ async fn network() -> Result<(), Box<dyn std::error::Error>> {
         return Err(format!("supabase-js bench failed: {}", String::from_utf8_lossy(&out.stderr)).into());
     }
     let js: Value = serde_json::from_slice(out.stdout.split(|b| *b == b'\n').rfind(|l| !l.is_empty()).unwrap_or(b"{}"))?;
-    let js_one = js["one_by_one_ms"].as_f64().unwrap_or(f64::NAN) * (ROWS as f64 / JS_ONE_BY_ONE as f64);
+    let js_one = js["one_by_one_ms"].as_f64().unwrap_or(f64::NAN) * (*ROWS as f64 / JS_ONE_BY_ONE as f64);
     let js_restore = js["restore_ms"].as_f64().unwrap_or(f64::NAN);
 
-    println!("2. pushing {ROWS} queued messages ({PAIRS} pairs, each push right after its floor; medians):");
+    println!("2. pushing {} queued messages ({PAIRS} pairs, each push right after its floor; medians):", *ROWS);
     println!("   supasync push ({requests} requests)       {p:9.1} ms");
     println!("   PostgreSQL, one INSERT (floor)     {f:9.1} ms   ratio {push_ratio:6.2}x  ({push_range}; goal <= 3x)");
-    println!("   supabase-js insert() one by one    {js_one:9.1} ms   ({JS_ONE_BY_ONE} rows timed, scaled to {ROWS})");
+    println!("   supabase-js insert() one by one    {js_one:9.1} ms   ({JS_ONE_BY_ONE} rows timed, scaled to {})", *ROWS);
     println!("   supasync is                        {:9.1}x faster        (goal >= 20x)", js_one / p);
     println!("3. restoring {} rows on a new device (SQLite file store, {PAIRS} pairs, each restore right after its floor; medians):", pulled.rows);
     println!("   supasync pull                      {restore_ms:9.1} ms   ({} requests, pages of 1,000; the device's own CPU {:.1} ms)", pulled.requests, pct(&mut cpu_runs, 0.5));

@@ -13,6 +13,8 @@
 //  2. pulling 10k rows into the replica ÷ fetching the same rows with supabase-js plus
 //     raw puts of them in one transaction (the floor for "download and store", the
 //     mean of one run before ours and one after, each after a 5 s pause);
+//     Then, once 100k messages are on the server (3), a restore of them all into a new
+//     replica ÷ the same rows fetched by keyset pages with supabase-js plus raw puts;
 //  3. cold start: a page load to the first 50 rows of a 10k-message conversation
 //     (`db.from('messages')…order('timestamp', desc).limit(50)`, read through the
 //     declared index `messages(conversation_id, timestamp)`), with 10k and then 100k
@@ -259,6 +261,58 @@ if (wanted('pull')) {
   const busy = await coldStart('100k rows, right after the pull');
   await new Promise((r) => setTimeout(r, 20000));
   report(coldLabel('100k rows'), `${await coldStart('100k rows')}; right after pulling the 90k: ${busy}`);
+
+  // 2b. A restore of those 100k messages (and their 91 conversations) into a new
+  // replica ÷ its floor: the same rows fetched the way the restore fetches them (keyset
+  // pages of 1,000 in key order, supabase-js) and put raw into a bare IndexedDB store
+  // in one transaction. The floor runs before ours and after (the mean of both), each
+  // into a new database after a pause, as in 2.
+  const restore = await p.evaluate(async ([o, creds]) => {
+    const sbc = createClient(o.url, o.anonKey, { auth: { persistSession: false } });
+    await sbc.auth.signInWithPassword(creds);
+    const settle = () => new Promise((r) => setTimeout(r, 10000));
+    const floor = async (name) => {
+      let t = performance.now();
+      const fetched = [];
+      for (const table of ['conversations', 'messages']) {
+        let last = null;
+        for (;;) {
+          let q = sbc.from(table).select('*').order('id').limit(1000);
+          if (last) q = q.gt('id', last);
+          const { data, error } = await q;
+          if (error) throw error;
+          fetched.push(...data);
+          if (data.length < 1000) break;
+          last = data[data.length - 1].id;
+        }
+      }
+      const fetchMs = performance.now() - t;
+      const raw = await new Promise((res) => { const q = indexedDB.open(name, 1); q.onupgradeneeded = () => q.result.createObjectStore('rows', { keyPath: 'id' }); q.onsuccess = () => res(q.result); });
+      t = performance.now();
+      await new Promise((res, rej) => { const tx = raw.transaction('rows', 'readwrite'); const s = tx.objectStore('rows'); for (const row of fetched) s.put(row); tx.oncomplete = res; tx.onabort = () => rej(tx.error); });
+      raw.close();
+      return { fetchMs, putMs: performance.now() - t, fetched: fetched.length };
+    };
+    await settle();
+    const before = await floor('raw-restore');
+    await settle();
+    const db = await supasync.openReplica({ ...o, mode: 'manual', name: 'restore-100k' });
+    await db.auth.signIn(creds);
+    const t = performance.now();
+    await db.sync({ timeoutMs: 600000 });
+    const restoreMs = performance.now() - t;
+    const { count } = await db.from('messages').select('*', { count: 'exact', head: true });
+    await db.close();
+    await settle();
+    const after = await floor('raw-restore-2');
+    return { restoreMs, count, before, after };
+  }, [opts, { email: other.email, password: other.password }]);
+  if (restore.count !== 100000 || restore.before.fetched !== 100091 || restore.after.fetched !== 100091) {
+    throw new Error(`expected 100k messages restored and 100,091 rows fetched, got ${restore.count}, ${restore.before.fetched}, ${restore.after.fetched}`);
+  }
+  const restoreFloor = (restore.before.fetchMs + restore.before.putMs + restore.after.fetchMs + restore.after.putMs) / 2;
+  report('restoring 100k messages into a new replica ÷ supabase-js fetching them by keyset + raw puts in one transaction',
+    `${(restore.restoreMs / restoreFloor).toFixed(2)}× (${ms(restore.restoreMs)} vs ${ms(restoreFloor)}: fetch ${ms(restore.before.fetchMs)}, ${ms(restore.after.fetchMs)}; puts ${ms(restore.before.putMs)}, ${ms(restore.after.putMs)})`);
   await ctx.close();
 }
 

@@ -5,7 +5,7 @@
 // proxy the test runs (proxy.mjs), so each fault is the same in every engine.
 import { test, before, after, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { setup, openPage, options, until, serverRows, newUser, contextWithQuota, engine } from './harness.mjs';
+import { setup, openPage, options, until, serverRows, newUser, client, contextWithQuota, engine } from './harness.mjs';
 import { startProxy } from './proxy.mjs';
 
 let env;
@@ -202,4 +202,47 @@ test('when the storage quota runs out the write fails with a clear error and wha
   await page.evaluate(() => db.sync({ timeoutMs: 20000 }));
   assert.equal((await serverRows(env.server, user, 'conversations')).length, 1, 'the stored write still syncs');
   await close();
+});
+
+test('a restore cut short by a reload goes on where it stopped: nothing asked again from the start, every row once', async () => {
+  const user = await newUser(env.server);
+  const sb = client(env.server);
+  await sb.auth.signInWithPassword({ email: user.email, password: user.password });
+  const { data: conv, error } = await sb.from('conversations').insert({ title: 'long' }).select().single();
+  if (error) throw error;
+  // 3,500 messages in one transaction (the restore reads on inside it by key), then 10.
+  for (const [n, label] of [[3500, 'm'], [10, 'late']]) {
+    const rows = Array.from({ length: n }, (_, i) => ({ conversation_id: conv.id, role: 'user', content: `${label}${i}` }));
+    const { error: e } = await sb.from('messages').insert(rows);
+    if (e) throw e;
+  }
+  // The fourth page starts after the 3,000th row in the walk's order: it is held.
+  const { data: nth, error: ne } = await sb.from('messages').select('id').order('sync_txid').order('id').range(2999, 2999);
+  if (ne) throw ne;
+  const fourth = `&id=gt.${nth[0].id}&`;
+  proxy.set((r) => (rest(r, 'messages', 'GET') && r.url.includes('sync_txid=eq.') && r.url.includes(fourth) ? 'hold' : 'pass'));
+  const context = await env.browser.newContext();
+  const page = await signedIn(context, user);
+  const pageErrors = [];
+  page.on('pageerror', (e) => pageErrors.push(e.message));
+  await page.evaluate(() => { db.syncNow().catch(() => {}); });
+  await until(() => proxy.requests((r) => r.url.includes(fourth)).length > 0, 'the fourth page asked for');
+  const held = () => page.evaluate(async () => (await db.from('messages').select('*', { count: 'exact', head: true })).count);
+  await until(async () => (await held()) >= 3000, 'three pages stored');
+  assert.equal(await held(), 3000, 'the fourth page is not stored');
+  const fromStart = (r) => rest(r, 'messages', 'GET') && /sync_txid=gte\.0&/.test(r.url);
+  assert.equal(proxy.requests(fromStart).length, 1);
+  // The tab goes away with the fourth page unanswered; a new one takes over.
+  proxy.set(null);
+  await reopen(page);
+  const settled = await page.evaluate(() => db.sync({ timeoutMs: 60000 }));
+  assert.equal(settled.status.pending, 0);
+  assert.equal(proxy.requests(fromStart).length, 1, 'nothing asked again from the start');
+  const contents = await page.evaluate(async () => (await db.query('messages')).map((r) => r.row.content));
+  assert.equal(contents.length, 3510, 'every message');
+  assert.equal(new Set(contents).size, 3510, 'each once');
+  // The pages met again fail a request per row in IndexedDB (their keys are taken);
+  // each failure reaches the transaction's handler, which must take them all.
+  assert.deepEqual(pageErrors, [], 'no uncaught errors in the page');
+  await context.close();
 });

@@ -11,7 +11,8 @@ import { connect } from 'node:net';
  * Start a proxy to `upstream` (the dev server's URL). `rule(req)` is asked for each
  * HTTP request (`{ method, url }`, the URL's path and query) and returns one of:
  * `'pass'`; `'drop-answer'` (the server gets the request, the page never gets the
- * answer); `'refuse'` (the connection is cut before anything is sent on);
+ * answer); `'refuse'` (the connection is cut before anything is sent on); `'hold'`
+ * (taken and never answered: a server that stopped answering);
  * `{ status, body }` (answered here, not sent on). Realtime's WebSocket passes, and
  * is cut with everything else by `cut()`.
  */
@@ -25,6 +26,10 @@ export async function startProxy(upstream) {
     seen.push({ method: req.method, url: req.url, action: typeof action === 'string' ? action : 'answer' });
     if (action === 'refuse') {
       req.socket.destroy();
+      return;
+    }
+    if (action === 'hold') {
+      req.resume(); // taken, never sent on, never answered, until the page goes away
       return;
     }
     if (typeof action === 'object') {

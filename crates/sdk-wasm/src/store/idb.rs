@@ -165,8 +165,10 @@ pub fn committing(t: &IdbTransaction, ending: Ending) -> impl std::future::Futur
     // transaction was aborted (`AbortError`) does not: the `abort` event then brings
     // the transaction's reason (`QuotaExceededError`; `UnknownError` when the browser
     // closed the connection under it).
+    // Called for every failed request of the transaction (each bubbles here: a page
+    // of new rows whose keys are taken fails a request per row), so not a `once`.
     let err_tx = tx.clone();
-    let on_error = Closure::once(move |ev: web_sys::Event| {
+    let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |ev: web_sys::Event| {
         let from_request = ev
             .target()
             .and_then(|t| t.dyn_into::<IdbRequest>().ok())
