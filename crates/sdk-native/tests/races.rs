@@ -461,6 +461,45 @@ async fn a_push_killed_after_its_request_landed_still_counts_as_tried() {
     assert_eq!(kept, vec![json!({"title": "edited after the restart"})], "the edit was not lost in a duplicate insert");
 }
 
+#[tokio::test]
+async fn two_processes_pushing_one_outbox_without_a_shared_lock_double_nothing_and_neither_fails() {
+    // Browser tabs where Web Locks are missing or refused each work alone and push the
+    // one outbox they share. Here two engines on one replica file, no lock between
+    // them: A's first request is held at the proxy while B pushes both writes; A then
+    // goes on with the copy of the outbox it read, whose second write B has settled.
+    let s = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.db");
+    let proxy = FaultProxy::start(s.url().trim_start_matches("http://").to_string()).await.unwrap();
+    let a = common::replica_at(&proxy.url(), s.anon_key(), &path).await;
+    a.sign_up("race-alone@example.com", "password-123").await.unwrap();
+    let b = common::replica_at(s.url(), s.anon_key(), &path).await;
+    let c = a.insert("conversations", &json!({"title": "pushed by both"})).await.unwrap().local_id;
+    let m = a.insert("memories", &json!({"content": "pushed by B only"})).await.unwrap().local_id;
+    let mut held = proxy.hold_answer(&["POST /rest/v1/conversations?"]);
+    let pushing = tokio::spawn({
+        let a = a.clone();
+        async move { a.push().await }
+    });
+    held.arrived().await;
+    let by_b = b.push().await.unwrap();
+    assert_eq!((by_b.pushed, by_b.stopped.as_deref()), (2, None), "{by_b:?}");
+    held.release();
+    let by_a = timeout(Duration::from_secs(20), pushing).await.unwrap().unwrap().expect("A's push ends without an error");
+    // A sends the memory too: the server has it (B's), so it is found and confirmed,
+    // not inserted again.
+    assert_eq!((by_a.pushed, by_a.rejected, by_a.stopped.as_deref()), (2, 0, None), "{by_a:?}");
+    let again = a.push().await.unwrap();
+    assert_eq!((again.pushed, again.requests, again.stopped.as_deref()), (0, 0, None), "the next push finds nothing left: {again:?}");
+    assert_eq!(on_server(&s, "conversations", &c).await, 1, "the conversation once");
+    assert_eq!(on_server(&s, "memories", &m).await, 1, "the memory once");
+    for d in [&a, &b] {
+        assert_eq!(d.status().await.unwrap().pending, 0);
+        assert_eq!(d.get("conversations", &c).await.unwrap().map(|r| r.status), Some(RowStatus::Synced));
+        assert_eq!(d.get("memories", &m).await.unwrap().map(|r| r.status), Some(RowStatus::Synced));
+    }
+}
+
 /// A store whose next batch can be held at the door: the test sees what the app sees
 /// while a write is on its way, then lets the write through or fails it. It can also
 /// fail one batch of new messages handed over without waiting (`apply_queued`) the

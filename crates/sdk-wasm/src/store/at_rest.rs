@@ -33,7 +33,7 @@ use wasm_bindgen::JsCast;
 use web_sys::IdbTransactionMode;
 
 use super::cipher::{sealed, StoreCipher, CHECK_KEY};
-use super::idb::{commit, issue, request, Ending, IdbError};
+use super::idb::{commit, issue, request, IdbError};
 use super::migrations::{BLOBS, HISTORY, INDEXED, META, OUTBOX, ROWS};
 use super::records::{blob_aad, meta_aad, outbox_aad, row_aad};
 use super::{field, index_entry, key, obj_store, set, store_err, table_range, tx, IdbStore};
@@ -182,7 +182,7 @@ impl IdbStore {
                 issue(blobs.put_with_key(v, k))?;
             }
             issue(meta.put_with_key(check, &JsValue::from_str(CHECK_KEY)))?;
-            commit(&t, Ending::Now).await.map_err(store_err)
+            commit(&t).await.map_err(store_err)
         })
         .await
     }
@@ -273,7 +273,7 @@ impl IdbStore {
                         }
                         c.continue_().map_err(|e| store_err(IdbError::from_js(&e)))?;
                     }
-                    commit(&t, Ending::Now).await.map_err(store_err)?;
+                    commit(&t).await.map_err(store_err)?;
                     Ok(changed)
                 })
                 .await?;

@@ -46,7 +46,7 @@ use web_sys::{IdbCursorDirection, IdbDatabase, IdbKeyRange, IdbObjectStore, IdbT
 
 pub use cipher::StoreCipher;
 pub use idb::{delete_database, stored_version, IdbError};
-use idb::{commit, committing, issue, request, Ending, Opened};
+use idb::{commit, committing, issue, request, Opened};
 use migrations::*;
 
 /// A replica's store in IndexedDB.
@@ -477,7 +477,7 @@ supasync_core::maybe_async_trait! {
                 for rec in self.row_records(held.iter(), &with_it, None)?.iter() {
                     issue(rows.put(&rec))?;
                 }
-                commit(&t, Ending::Now).await.map_err(store_err)
+                commit(&t).await.map_err(store_err)
             }).await?;
             self.indexed.borrow_mut().insert(table.to_string(), kept.clone());
             Ok(())

@@ -114,10 +114,10 @@ impl IdbStore {
                 blobs::put(&s, k, bytes, sealed.map(|s| s.blobs[i].as_slice()))?;
             }
         }
-        // A new row may find its key taken, which must abort the whole batch.
+        // A new row may find its key taken, which aborts the whole batch (see
+        // [`committing`]: the transaction ends by itself, so a failed request aborts it).
         let adds = !b.new_rows.is_empty();
-        let ending = if adds { Ending::WhenDone } else { Ending::Now };
-        let done = committing(&t, ending);
+        let done = committing(&t);
         Ok(Box::pin(async move {
             done.await.map_err(|e| match e.name.as_str() {
                 "ConstraintError" if adds => StoreError::Exists(format!("a new row's key is taken: {e}")),
