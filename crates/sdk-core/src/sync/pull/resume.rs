@@ -48,13 +48,13 @@ fn key(table: &str) -> String {
 }
 
 /// The mark of `table`'s unfinished restore, if one was cut short.
+///
+/// A mark this build cannot read (another version of the SDK wrote it) counts as none:
+/// the table has no cursor yet, so its next pull walks it from the start, merging the
+/// rows it meets, and drops the mark with the cursor it writes. Failing instead would
+/// stall every pull of the table for good.
 pub(super) async fn read<S: Store>(store: &S, table: &str) -> Result<Option<RestoreMark>, SyncError> {
-    match store.meta(&key(table)).await? {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => serde_json::from_value(v)
-            .map(Some)
-            .map_err(|e| SyncError::Store(crate::local::store::StoreError::Io(format!("restore:{table} is not a restore mark: {e}")))),
-    }
+    Ok(store.meta(&key(table)).await?.and_then(|v| serde_json::from_value(v).ok()))
 }
 
 /// The meta entry that stores `mark` with a page.
@@ -70,6 +70,25 @@ pub(super) fn done(table: &str) -> (String, Option<Value>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::local::store::{MemoryStore, WriteBatch};
+    use serde_json::json;
+
+    #[test]
+    fn a_mark_this_build_cannot_read_counts_as_none() {
+        futures_executor::block_on(async {
+            let store = MemoryStore::new();
+            let good = RestoreMark { at: PageAt::From(3), upto: 9, pending: vec![], rows: 1000, total: None };
+            for (stored, expected) in [
+                (json!({"at": "somewhere", "upto": "later"}), None),
+                (json!("restore from a newer SDK"), None),
+                (Value::Null, None),
+                (serde_json::to_value(&good).unwrap(), Some(good.clone())),
+            ] {
+                store.apply(WriteBatch { meta: vec![(key("messages"), Some(stored.clone()))], ..Default::default() }).await.unwrap();
+                assert_eq!(read(&store, "messages").await.unwrap(), expected, "{stored}");
+            }
+        });
+    }
 
     #[test]
     fn a_mark_reads_back_as_it_was_stored() {
