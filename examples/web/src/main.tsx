@@ -37,8 +37,11 @@ function keepOfflineShell(pause = 2000) {
     addEventListener('online', onOnline, { once: true });
   };
   navigator.serviceWorker.register('/sw.js').then((reg) => {
+    if (reg.active) return;
     const worker = reg.installing ?? reg.waiting;
-    if (reg.active || !worker) return;
+    // Nothing installing, waiting or active: the install failed before this ran (a
+    // busy page hears back from `register` late).
+    if (!worker) return retry();
     const check = () => { if (worker.state === 'redundant' && !reg.active) retry(); };
     worker.addEventListener('statechange', check);
     check();
