@@ -500,6 +500,41 @@ async fn two_processes_pushing_one_outbox_without_a_shared_lock_double_nothing_a
     }
 }
 
+#[tokio::test]
+async fn a_confirmation_the_store_kept_only_in_part_is_healed_by_the_next_pull() {
+    // WebKitGTK, its tab closed while a confirmation committed, kept the batch's outbox
+    // deletes and lost its rows: the writes said "pending" for good, with nothing left
+    // to push them. Here that state is made by hand on a replica file: the rows as they
+    // were before the push, their entries gone. The next pull finds each change on the
+    // server and nothing queued for it, and shows the row synced; a row with a change
+    // still queued keeps it.
+    let s = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("partial.db");
+    let a = common::replica_at(s.url(), s.anon_key(), &path).await;
+    a.sign_up("race-partial@example.com", "password-123").await.unwrap();
+    let c = a.insert("conversations", &json!({"title": "confirmed, then forgotten"})).await.unwrap().local_id;
+    let e = a.insert("conversations", &json!({"title": "edited later"})).await.unwrap().local_id;
+    let raw = SqliteStore::open(&path).unwrap();
+    let before = raw.get_row("conversations", &c).await.unwrap().expect("the row");
+    assert_eq!(a.push().await.unwrap().pushed, 2);
+    // The confirmation's rows lost, its entry deletes kept.
+    raw.apply(WriteBatch { put_rows: vec![before], ..Default::default() }).await.unwrap();
+    assert_eq!(a.get("conversations", &c).await.unwrap().map(|r| r.status), Some(RowStatus::Pending), "stuck as WebKit left it");
+    assert_eq!(a.status().await.unwrap().pending, 0, "with nothing queued");
+    // Meanwhile a real change waits for the other row.
+    a.update("conversations", &e, &json!({"title": "not pushed yet"})).await.unwrap();
+    a.pull().await.unwrap();
+    let healed = a.get("conversations", &c).await.unwrap().expect("the row");
+    assert_eq!((healed.status, healed.row["title"].clone()), (RowStatus::Synced, json!("confirmed, then forgotten")));
+    let stored = raw.get_row("conversations", &c).await.unwrap().expect("the row");
+    assert!(stored.overlay.is_none() && stored.server_id.is_some(), "{stored:?}");
+    let waiting = a.get("conversations", &e).await.unwrap().expect("the row");
+    assert_eq!((waiting.status, waiting.row["title"].clone()), (RowStatus::Pending, json!("not pushed yet")), "a queued change stays");
+    assert_eq!(a.push().await.unwrap().pushed, 1);
+    assert_eq!(server_rows(&s, "conversations", "select=title&order=title").await, vec![json!({"title": "confirmed, then forgotten"}), json!({"title": "not pushed yet"})]);
+}
+
 /// A store whose next batch can be held at the door: the test sees what the app sees
 /// while a write is on its way, then lets the write through or fails it. It can also
 /// fail one batch of new messages handed over without waiting (`apply_queued`) the

@@ -41,6 +41,23 @@ pub async fn apply_pulled<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, decl: &
     Ok(apply_looked_up(cx, decl, rows, wb, held, ParentLocalIds::new(), None).await?.0)
 }
 
+/// Whether a held row's local change is on the server although nothing waits in the
+/// outbox for it, so the change was confirmed without the row hearing of it: the server
+/// row holds every value the change set, and no entry of the row is left. That is a
+/// store that kept only part of a confirmation's batch (WebKitGTK did, for a tab closed
+/// mid-commit) or a confirmation another process wrote over (tabs working alone,
+/// without Web Locks, both writing one row). Left as it was, the row would say
+/// "pending" for good with nothing to push it. Checked only for rows with a change
+/// (the outbox is read for those alone), and never for a refused one, which keeps its
+/// entry.
+async fn settled_unheard<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, decl: &TableDecl, r: &LocalRow, server: &Row) -> Result<bool, SyncError> {
+    let Some(Overlay::Fields { fields }) = &r.overlay else { return Ok(false) };
+    if matches!(r.status, RowStatus::Rejected { .. }) || !fields.iter().all(|(k, v)| server.get(k) == Some(v)) {
+        return Ok(false);
+    }
+    Ok(cx.store.last_outbox_entry(&decl.name, &r.local_id).await?.is_none())
+}
+
 /// One server row whose local copy (under its local id: `held`, `None` if there is
 /// none) and parents' local ids were read already (a Realtime change reads them all
 /// at once, with what it checks first). Returns the rows of `decl` written, as the
@@ -141,6 +158,9 @@ async fn apply_looked_up<S: Store, H: Http>(
                 }
                 if matches!(r.status, RowStatus::Rejected { .. }) && r.overlay.is_none() {
                     r.status = RowStatus::Synced;
+                }
+                if settled_unheard(cx, decl, &r, &mirror).await? {
+                    r.overlay = None;
                 }
                 r.server_id = server_id;
                 r.mirror = Some(mirror);
