@@ -313,7 +313,7 @@ async fn a_restore_killed_with_pages_in_flight_resumes_where_it_stopped() {
 
     let mut b = cli(&dir.path().join("b"), &s);
     let me = b.ok(&["login", "--email", "cli-resume@example.com", "--password", "password-123"]);
-    let file = b.store.join("users").join(format!("{}.db", me["user_id"].as_str().unwrap()));
+    let file = b.store.join("users").join(format!("{}.db", me["id"].as_str().unwrap()));
     let proxy = FaultProxy::start(s.url().trim_start_matches("http://").to_string()).await.unwrap();
     b.url = proxy.url();
     // The fourth page reads on inside the big transaction (the walk's order:
@@ -524,7 +524,7 @@ async fn bad_input_gets_clear_errors_and_loses_nothing() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a declared table"));
 
     // A corrupt store file: a clear error, and the file is left as it was.
-    let db = c.store.join("users").join(format!("{}.db", me["user_id"].as_str().unwrap()));
+    let db = c.store.join("users").join(format!("{}.db", me["id"].as_str().unwrap()));
     for suffix in ["-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
     }
@@ -619,7 +619,7 @@ async fn organisation_members_share_rows_count_uses_and_lose_them_on_leaving() {
     tokio::spawn(conn);
     let org: String = sql.query_one("insert into public.organizations (name) values ('Acme') returning id::text", &[]).await.unwrap().get(0);
     for u in [&ua, &ub] {
-        let id = u["user_id"].as_str().unwrap_or_else(|| panic!("a user id in {u}"));
+        let id = u["id"].as_str().unwrap_or_else(|| panic!("a user id in {u}"));
         sql.execute("insert into public.org_members (org_id, user_id) values ($1::text::uuid, $2::text::uuid)", &[&org, &id]).await.unwrap();
     }
     let row = a.ok(&["insert", "agent_library", &json!({"org_id": org, "name": "Helper"}).to_string()]);
@@ -639,7 +639,7 @@ async fn organisation_members_share_rows_count_uses_and_lose_them_on_leaving() {
     assert!(!ok);
     assert_eq!(err["kind"], json!("invalid"), "{err}");
     // B leaves Acme: its rows leave B's replica at the next sync.
-    sql.execute("delete from public.org_members where user_id = $1::text::uuid", &[&ub["user_id"].as_str().unwrap()]).await.unwrap();
+    sql.execute("delete from public.org_members where user_id = $1::text::uuid", &[&ub["id"].as_str().unwrap()]).await.unwrap();
     b.ok(&["sync"]);
     assert_eq!(b.ok(&["query", "agent_library"]), json!([]));
     let history = b.ok(&["history"]);
@@ -753,7 +753,7 @@ async fn files_upload_offline_sync_before_their_message_and_read_back_elsewhere(
     )
     .unwrap();
     let me = c.ok(&["signup", "--email", "cli-files@example.com", "--password", "password-123"]);
-    let path = format!("{}/notes.txt", me["user_id"].as_str().unwrap());
+    let path = format!("{}/notes.txt", me["id"].as_str().unwrap());
     let src = dir.path().join("notes.txt");
     std::fs::write(&src, b"field notes").unwrap();
     let online = c.url.clone();

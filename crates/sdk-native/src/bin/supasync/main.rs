@@ -311,7 +311,8 @@ async fn sign(cli: &Cli, email: &str, password: &str, new_account: bool) -> Resu
     let engine = open(&replica_dir(cli)?, load_schema(&cli.schema)?, &session.user_id, None).await?;
     engine.set_session(session.clone()).await?;
     ReplicaDir::new(&cli.store).set_active_user(&session.user_id).map_err(|e| fail("store", e.to_string()))?;
-    Ok(json!({"user_id": session.user_id, "email": session.email}))
+    // Who is signed in, in the shape every binding gives it (`{id, email}`).
+    Ok(json!(supasync_core::User::from(&session)))
 }
 
 /// `supasync import`: chunks of lines, each applied whole or not at all.
