@@ -23,6 +23,9 @@ pub enum Mode {
     Pass,
     /// Hold every chunk of the answer this long.
     DelayAnswers(Duration),
+    /// Hold the start of each answer this long, the rest streaming on: a network's
+    /// round trip (one per request, however long the answer).
+    Latency(Duration),
     /// Forward the request; drop the answer and close the connection.
     DropAnswers,
     /// Close new connections at once (the server is unreachable).
@@ -203,6 +206,9 @@ async fn relay(mut client: TcpStream, up: String, m: Arc<Mutex<Mode>>, hold: Pen
     // answer.
     let held: Arc<Mutex<Option<tokio::sync::watch::Receiver<bool>>>> = Arc::new(Mutex::new(None));
     let held_in = held.clone();
+    // A request went on whose answer has not started yet (for `Mode::Latency`).
+    let asked = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let asked_in = asked.clone();
     let to_server = AbortOnDrop(tokio::spawn(async move {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
@@ -210,6 +216,7 @@ async fn relay(mut client: TcpStream, up: String, m: Arc<Mutex<Mode>>, hold: Pen
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
                     if let Some(line) = request_line(&buf[..n]) {
+                        asked_in.store(true, std::sync::atomic::Ordering::SeqCst);
                         seen.lock().unwrap_or_else(|e| e.into_inner()).push(line);
                     }
                     let spec = matching_hold(&hold, &buf[..n]);
@@ -242,6 +249,11 @@ async fn relay(mut client: TcpStream, up: String, m: Arc<Mutex<Mode>>, hold: Pen
         match mode {
             Mode::Pass => {}
             Mode::DelayAnswers(d) => tokio::time::sleep(d).await,
+            Mode::Latency(d) => {
+                if asked.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                    tokio::time::sleep(d).await;
+                }
+            }
             Mode::DropAnswers | Mode::Refuse => break,
             Mode::FailAnswers | Mode::Unavailable => {
                 let _ = cw.write_all(&error_answer("500 Internal Server Error")).await;

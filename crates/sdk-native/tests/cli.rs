@@ -394,6 +394,105 @@ async fn a_restore_killed_with_pages_in_flight_resumes_where_it_stopped() {
     assert_eq!(b.ok(&["query", "messages"]).as_array().unwrap().len(), 3510);
 }
 
+/// A restore of many transactions is split into ranges walked at once (a page of each
+/// in flight), and one killed with pages of several ranges in flight goes on with only
+/// the range that was cut: 3,500 messages in 35 transactions make three ranges, from
+/// the transactions of the rows a third and two thirds of the way into the walk. The
+/// second page of the middle range is held at a proxy while the other two finish; the
+/// process is killed (SIGKILL). The next `sync` walks the middle range alone, from its
+/// start (its first page was stored but not yet seen stored), and leaves every
+/// message exactly once, with what changed meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_split_in_ranges_killed_with_several_in_flight_resumes_each_where_it_stopped() {
+    let s = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let a = cli(&dir.path().join("a"), &s);
+    a.ok(&["signup", "--email", "cli-ranges@example.com", "--password", "password-123"]);
+    a.ok(&["insert", "conversations", r#"{"title":"many"}"#]);
+    a.ok(&["sync"]);
+    let token = password_token(&s, "cli-ranges@example.com").await;
+    let conv = &common::server_rows(&s, "conversations", "select=id").await[0]["id"];
+    for t in 0..35 {
+        let rows: Vec<Value> = (0..100).map(|i| json!({"conversation_id": conv, "role": "user", "content": format!("m{t}-{i}")})).collect();
+        as_user(&s, &token, reqwest::Method::POST, "messages", Some(rows)).await;
+    }
+    // The walk's order, and the transactions the ranges begin with.
+    let walk: Vec<i64> = common::server_rows(&s, "messages", "select=sync_txid&order=sync_txid.asc,id.asc").await.iter().map(|r| r["sync_txid"].as_i64().unwrap()).collect();
+    assert_eq!(walk.len(), 3500);
+    let (t1, t2) = (walk[3500 / 3], walk[3500 * 2 / 3]);
+
+    let mut b = cli(&dir.path().join("b"), &s);
+    let me = b.ok(&["login", "--email", "cli-ranges@example.com", "--password", "password-123"]);
+    let file = b.store.join("users").join(format!("{}.db", me["id"].as_str().unwrap()));
+    let proxy = FaultProxy::start(s.url().trim_start_matches("http://").to_string()).await.unwrap();
+    b.url = proxy.url();
+    // The middle range's second page: after its first page, below the last range.
+    let mut held = proxy.hold_answer(&["GET /rest/v1/messages?select=*", "&or=", &format!("&sync_txid=lt.{t2}&")]);
+    let mut child = b.cmd(&["sync", "--timeout", "30"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    if tokio::time::timeout(Duration::from_secs(30), held.arrived()).await.is_err() {
+        panic!("the middle range's second page was not asked for; requests for messages: {}", proxy.requests("/rest/v1/messages?"));
+    }
+    let stored = |f: &Path| -> (i64, Option<Value>) {
+        let db = rusqlite::Connection::open_with_flags(f, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        let n = db.query_row("SELECT count(*) FROM rows WHERE tbl = 'messages'", [], |r| r.get(0)).unwrap();
+        let mark: Option<String> = db.query_row("SELECT value FROM meta WHERE key = 'restore:messages'", [], |r| r.get(0)).ok();
+        (n, mark.map(|m| serde_json::from_str(&m).unwrap()))
+    };
+    // The first and last ranges finish (their last pages stored and said done) while
+    // the middle one waits.
+    let done = |mark: &Option<Value>| mark.as_ref().is_some_and(|m| m["ranges"][0]["at"].is_null() && m["ranges"][2]["at"].is_null());
+    for _ in 0..600 {
+        let (n, mark) = stored(&file);
+        if n >= 3300 && done(&mark) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child.kill().unwrap(); // SIGKILL, the middle range's second page still held
+    child.wait().unwrap();
+    drop(held);
+    let (n, mark) = stored(&file);
+    assert_eq!(n, 3300, "the first and last ranges and the middle one's first page stored when killed");
+    let mark = mark.expect("the restore's mark is stored with its pages");
+    let ranges: Vec<(Value, i64, u64)> = mark["ranges"].as_array().expect("a split restore marks its ranges").iter().map(|r| (r["at"].clone(), r["end"].as_i64().unwrap(), r["rows"].as_u64().unwrap())).collect();
+    assert_eq!(ranges, [(Value::Null, t1, 1100), (json!({"from": t1}), t2, 0), (Value::Null, mark["upto"].as_i64().unwrap(), 1200)], "{mark}");
+    assert_eq!((mark["rows"].clone(), mark["total"].clone()), (json!(2300), json!(3500)));
+
+    // While the device is off: a stored message of the last range is deleted on the
+    // server, a new one is written.
+    let gone = common::server_rows(&s, "messages", &format!("select=id&sync_txid=eq.{}&limit=1", walk[3499])).await[0]["id"].as_str().unwrap().to_string();
+    as_user(&s, &token, reqwest::Method::DELETE, &format!("messages?id=eq.{gone}"), None).await;
+    let after = vec![json!({"conversation_id": conv, "role": "user", "content": "after the kill"})];
+    as_user(&s, &token, reqwest::Method::POST, "messages", Some(after)).await;
+
+    let (first_range, last_range) = ("GET /rest/v1/messages?select=*&sync_txid=gte.0&", format!("GET /rest/v1/messages?select=*&sync_txid=gte.{t2}&"));
+    let asked_before = (proxy.requests(first_range), proxy.requests(&last_range), proxy.requests("offset="));
+    assert_eq!(asked_before, (1, 1, 2), "the first page, the last range's first page, two probes");
+    let out = b.cmd(&["sync", "--timeout", "30"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!((proxy.requests(first_range), proxy.requests(&last_range), proxy.requests("offset=")), asked_before, "the ranges that were done are not walked again, nor split again");
+    let progress: Vec<(u64, Option<u64>, bool)> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| v.get("progress").cloned())
+        .filter(|p| p["table"] == json!("messages"))
+        .map(|p| (p["rows"].as_u64().unwrap(), p["total"].as_u64(), p["done"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(progress, [(3300, Some(3500), false), (3500, Some(3500), true)], "progress goes on from 2,300 of the same total");
+    assert_eq!(stored(&file), (3500, None), "every row stored (one deleted, one written), the mark gone");
+    let local = b.ok(&["query", "messages"]);
+    let mut contents: Vec<&str> = local.as_array().unwrap().iter().map(|r| r["row"]["content"].as_str().unwrap()).collect();
+    assert_eq!(contents.len(), 3500);
+    contents.sort();
+    contents.dedup();
+    assert_eq!(contents.len(), 3500, "every row once");
+    assert!(contents.contains(&"after the kill"), "what was written meanwhile came");
+    let ids: Vec<&str> = local.as_array().unwrap().iter().filter_map(|r| r["row"]["id"].as_str()).collect();
+    assert!(!ids.contains(&gone.as_str()), "what was deleted meanwhile went");
+    b.ok(&["sync"]);
+    assert_eq!(b.ok(&["query", "messages"]).as_array().unwrap().len(), 3500, "the next pull finds nothing new and nothing lost");
+}
+
 /// `supasync import`: 50,000 messages (and the conversation they reference by its
 /// imported local id) from a JSON-lines file, then `sync`: every row on the server
 /// exactly once, even after a second sync.

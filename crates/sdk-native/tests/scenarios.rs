@@ -313,8 +313,10 @@ async fn a_restore_walks_transactions_of_every_size_once() {
     let ids: std::collections::BTreeSet<String> = got.iter().map(|m| m.local_id.clone()).collect();
     assert_eq!((got.len(), ids), (total, expected));
     assert!(got.iter().all(|m| m.row["conversation_id"] == json!(conv)), "references mapped to the local id");
-    // About one request per page: not one per page and transaction more.
-    assert!(pulled.requests <= total.div_ceil(page) + sizes.len() + 3, "{} requests", pulled.requests);
+    // About one request per page: not one per page and transaction more. The restore
+    // is split in three ranges: two probes for where they begin, and a range's last
+    // page may be short.
+    assert!(pulled.requests <= total.div_ceil(page) + sizes.len() + 3 + 2 * 2, "{} requests", pulled.requests);
     // And a second pull brings nothing again.
     assert_eq!(b.pull().await.unwrap().rows, 0);
 }

@@ -30,6 +30,11 @@ pub struct EngineConfig {
     /// not exceed the project's `max_rows` (PostgREST cuts longer answers short):
     /// hosted Supabase's default is 1,000.
     pub page_size: usize,
+    /// A restore of a table of several pages is split into at most this many ranges,
+    /// walked at once: pages in flight together, which is what a restore over a
+    /// network with a long round trip waits on (1: one walk, a page in flight while
+    /// the last is stored).
+    pub restore_ranges: u64,
     /// A missing parent is waited for this many pushes, then the write is rejected.
     pub max_parent_waits: u32,
     /// Milliseconds since the Unix epoch (the platform's clock).
@@ -45,6 +50,7 @@ impl EngineConfig {
         EngineConfig {
             batch_size: 1000,
             page_size: 1000,
+            restore_ranges: 3,
             max_parent_waits: 5,
             now_ms,
             file_cache_bytes: 256 * 1024 * 1024,

@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use self::page::{build, ends, objects, PageAt, RawRow};
-use self::resume::RestoreMark;
+use self::resume::{RangeMark, Ranges, RestoreMark};
 
 use crate::local::events::PullProgress;
 use crate::local::local_row::{id_text, Row};
@@ -67,6 +67,8 @@ struct QueuedPage {
     mark: Option<MetaEntry>,
     n: usize,
     so_far: u64,
+    /// Where the walk goes on after this page (`None`: it was the last).
+    end: Option<PageAt>,
     stored: Applying,
 }
 
@@ -80,13 +82,17 @@ struct WalkStart {
     so_far: u64,
     total: Option<u64>,
     counted: bool,
+    /// The first page, already fetched (a split restore's first range).
+    first: Option<Vec<RawRow>>,
 }
 
 impl WalkStart {
     fn from(txid: i64, counted: bool) -> WalkStart {
-        WalkStart { at: PageAt::From(txid), so_far: 0, total: None, counted }
+        WalkStart { at: PageAt::From(txid), so_far: 0, total: None, counted, first: None }
     }
 }
+
+
 
 struct Snapshot {
     xmax: i64,
@@ -312,8 +318,8 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
             // A restore cut short: its walk below its own snapshot first, on from the
             // page it had got to, its rows still unseen here (new rows, as before).
             let done = mark.cursor();
-            let start = WalkStart { at: mark.at, so_far: mark.rows, total: mark.total, counted: false };
-            self.walk(decl, "select=*", start, mark.upto, Held::NoneYet, Some(&done), report).await?;
+            let ranges = Ranges::new(&decl.name, &done, mark.total, mark.ranges());
+            self.walk_ranges(decl, &ranges, None, report).await?;
             // Then the table is as a pull at that snapshot leaves it; what changed since
             // comes the usual way.
             self.cx.forecast.cursor(&decl.name, &done);
@@ -340,9 +346,11 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
             next_txid: snap.xmax,
             pending: snap.xip.clone(),
         };
-        // A restore marks where it is with each page.
-        let marks = matches!(held, Held::NoneYet).then_some(&next);
-        self.walk(decl, "select=*", WalkStart::from(cur.next_txid, cur == Cursor::default()), snap.xmax, held, marks, report).await?;
+        match held {
+            // A restore marks where it is with each page, its walk split in ranges.
+            Held::NoneYet => self.restore(decl, cur.next_txid, &next, report).await?,
+            Held::LookUp => self.walk(decl, "select=*", WalkStart::from(cur.next_txid, cur == Cursor::default()), snap.xmax, held, None, report).await?,
+        }
         // Told before it is stored: the forecast may be ahead of the store (then no row
         // shows early), never behind it.
         self.cx.forecast.cursor(&decl.name, &next);
@@ -353,6 +361,71 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
                 ..Default::default()
             })
             .await?;
+        Ok(())
+    }
+
+    /// A restore of a table this device holds nothing of, below the snapshot `done`
+    /// (the table's cursor once it is over). Its first page brings the server's count;
+    /// a table of several pages is then split into up to `restore_ranges` (of the
+    /// engine's config; pages stay within hosted Supabase's 1,000 rows) ranges of
+    /// transactions, their first transactions found by probing the walk's order at
+    /// even offsets, and the ranges are walked at once: a page of each in flight. A
+    /// transaction is in one range only (a range ends before the next one's first),
+    /// so no row is met twice; one large transaction stays in one range.
+    async fn restore(&self, decl: &TableDecl, from: i64, done: &Cursor, report: &mut PullReport) -> Result<(), SyncError> {
+        let (table, page) = (&decl.name, self.cx.cfg.page_size);
+        let (rows, total) = self.get_page(table, PageAt::From(from).query("select=*", &decl.key, done.next_txid, page), true).await?;
+        report.requests += 1;
+        let ends = ends(&rows)?;
+        let after = ends.as_refs().2.and_then(|r| r.get("sync_txid")).and_then(Value::as_i64);
+        let mut starts = vec![from];
+        if let (Some(total), Some(after), true) = (total, after, rows.len() >= page) {
+            let k = self.cx.cfg.restore_ranges.min(total / page as u64);
+            let probes = (1..k).map(|i| {
+                let q = format!(
+                    "select=sync_txid&sync_txid=gte.{from}&sync_txid=lt.{}&order=sync_txid.asc,{}.asc&offset={}&limit=1",
+                    done.next_txid,
+                    enc(&decl.key),
+                    total * i / k
+                );
+                self.get_rows(table, q)
+            });
+            let found = futures_util::future::try_join_all(probes).await?;
+            report.requests += found.len();
+            // After the first page's transactions (that page is the first range's).
+            for t in found.iter().filter_map(|r| r.first()?.get("sync_txid")?.as_i64()) {
+                if t > after && starts.last().is_some_and(|s| t > *s) {
+                    starts.push(t);
+                }
+            }
+        }
+        let ends_at = starts.iter().skip(1).copied().chain([done.next_txid]);
+        let ranges: Vec<RangeMark> = starts.iter().zip(ends_at).map(|(s, end)| RangeMark { at: Some(PageAt::From(*s)), end, rows: 0 }).collect();
+        self.walk_ranges(decl, &Ranges::new(table, done, total, ranges), Some(rows), report).await
+    }
+
+    /// Walk every range of a restore not yet done, at once; `first`: the first range's
+    /// first page, already fetched. Progress counts the rows stored in all of them.
+    async fn walk_ranges(&self, decl: &TableDecl, ranges: &Ranges, first: Option<Vec<RawRow>>, report: &mut PullReport) -> Result<(), SyncError> {
+        let total = ranges.total();
+        let mut first = first;
+        let walks = ranges.all().into_iter().enumerate().filter_map(|(i, r)| {
+            let at = r.at?;
+            let start = WalkStart { at, so_far: r.rows, total, counted: false, first: if i == 0 { first.take() } else { None } };
+            Some(async move {
+                let mut mine = PullReport::default();
+                self.walk(decl, "select=*", start, r.end, Held::NoneYet, Some((ranges, i)), &mut mine).await?;
+                Ok::<_, SyncError>(mine)
+            })
+        });
+        for mine in futures_util::future::try_join_all(walks).await? {
+            report.rows += mine.rows;
+            report.requests += mine.requests;
+        }
+        let rows = ranges.rows();
+        if rows > 0 || total.is_some_and(|t| t > 0) {
+            self.cx.events.progress(PullProgress { table: decl.name.clone(), rows, total, done: true });
+        }
         Ok(())
     }
 
@@ -373,30 +446,41 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
 
     /// A keyset walk over `decl`'s rows matching `base`, from `start` up to (not
     /// including) transaction `upto`, each page applied as the next one is on its way.
-    /// With `marks` (the table's cursor once the walk is done), a restore: each page is
-    /// stored with a [`RestoreMark`] of where the walk goes on.
+    /// With `marks` (a restore's ranges, and which of them this walk is), each page is
+    /// stored with a [`RestoreMark`] of where the walks go on, and progress is the
+    /// ranges' (the caller tells when they are all done).
     #[allow(clippy::too_many_arguments)]
-    async fn walk(&self, decl: &TableDecl, base: &str, start: WalkStart, upto: i64, held: Held, marks: Option<&Cursor>, report: &mut PullReport) -> Result<(), SyncError> {
+    async fn walk(&self, decl: &TableDecl, base: &str, start: WalkStart, upto: i64, held: Held, marks: Option<(&Ranges, usize)>, report: &mut PullReport) -> Result<(), SyncError> {
         let page = self.cx.cfg.page_size;
         let table = &decl.name;
         let progress = |rows: u64, total: Option<u64>, done: bool| self.cx.events.progress(PullProgress { table: table.clone(), rows, total, done });
         let page_query = |at: &PageAt| at.query(base, &decl.key, upto, page);
         let mut at = start.at;
-        let (mut rows, counted) = self.get_page(table, page_query(&at), start.counted).await?;
+        let (mut rows, counted) = match start.first {
+            Some(rows) => (rows, None),
+            None => {
+                report.requests += 1;
+                self.get_page(table, page_query(&at), start.counted).await?
+            }
+        };
         let total = start.total.or(counted);
-        report.requests += 1;
-        // A restore's mark for a page: where the walk goes on, and the rows stored
-        // before that.
-        let mark = |at: &PageAt, rows: u64| {
-            marks.map(|c| resume::entry(table, &RestoreMark { at: at.clone(), upto: c.next_txid, pending: c.pending.clone(), rows, total }))
+        // A page is marked with every range where it is known stored: when a page is
+        // handed to the store, the one before may still be committing and may yet fail
+        // (the one before that was seen stored), so a mark past it could skip its
+        // rows. The walk that goes on from there meets that page's rows as taken keys
+        // if they were stored, and merges them.
+        let mark = || marks.map(|(r, _)| r.entry());
+        // A page seen stored: its range goes on after it; progress.
+        let seen_stored = |q_end: Option<PageAt>, then: u64, n: usize| {
+            let all = match marks {
+                Some((r, i)) => r.stored(i, q_end, then),
+                None => then,
+            };
+            if n > 0 {
+                progress(all, total, false);
+            }
         };
         let mut so_far: u64 = start.so_far;
-        // A page is marked with where the page before it began: when a page is handed
-        // to the store, the one before may still be committing and may yet fail (the
-        // one before that was seen stored), so a mark past it could skip its rows. The
-        // walk that goes on from there meets that page's rows as taken keys if they
-        // were stored, and merges them.
-        let mut mark_from = (at.clone(), so_far);
         let mut pages = 0;
         // The page past a transaction being read by key (`Within`), asked alongside its
         // first such page: when that transaction's rows run out, the walk goes on from
@@ -408,7 +492,6 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
         let mut queued: Option<QueuedPage> = None;
         loop {
             pages += 1;
-            let this_from = (at.clone(), so_far);
             so_far += rows.len() as u64;
             let mut next_at = at.next(ends(&rows)?.as_refs(), &decl.key, page, table)?;
             if let Some(PageAt::Past(t)) = next_at {
@@ -419,17 +502,25 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
                 }
             }
             let Some(next_at) = next_at else {
-                let last = self.queue_page(decl, rows, held, so_far, mark(&mark_from.0, mark_from.1), &mut parents).await?;
+                let last = self.queue_page(decl, rows, held, so_far, None, mark(), &mut parents).await?;
                 if let Some(q) = queued.take() {
-                    let (then, n) = (q.so_far, q.n);
+                    let (then, n, end) = (q.so_far, q.n, q.end.clone());
                     report.rows += self.page_stored(decl, q).await?;
-                    if n > 0 {
-                        progress(then, total, false);
-                    }
+                    seen_stored(end, then, n);
                 }
                 report.rows += self.page_stored(decl, last).await?;
-                if pages > 1 || total.is_some_and(|t| t > 0) {
-                    progress(so_far, total, true);
+                match marks {
+                    Some((r, i)) => {
+                        r.stored(i, None, so_far);
+                        // A range done while others go on: said at once (the pages of
+                        // the others carry it too).
+                        if r.split() {
+                            let _w = self.cx.writer.lock().await;
+                            self.cx.store.apply(WriteBatch { meta: vec![r.entry()], ..Default::default() }).await?;
+                        }
+                    }
+                    None if pages > 1 || total.is_some_and(|t| t > 0) => progress(so_far, total, true),
+                    None => {}
                 }
                 break;
             };
@@ -451,9 +542,9 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
                     }
                 },
                 async {
-                    let q = self.queue_page(decl, rows, held, so_far, mark(&mark_from.0, mark_from.1), &mut parents).await?;
+                    let q = self.queue_page(decl, rows, held, so_far, Some(at.clone()), mark(), &mut parents).await?;
                     let before = match queued.take() {
-                        Some(b) => Some((b.so_far, b.n, self.page_stored(decl, b).await?)),
+                        Some(b) => Some((b.so_far, b.n, b.end.clone(), self.page_stored(decl, b).await?)),
                         None => None,
                     };
                     Ok::<_, SyncError>((q, before))
@@ -461,17 +552,14 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
             );
             let (q, before) = stored?;
             queued = Some(q);
-            mark_from = this_from;
             report.requests += 1;
             if let Some((t, ahead)) = ahead {
                 past = Some((t, ahead?.0));
                 report.requests += 1;
             }
-            if let Some((then, n, applied)) = before {
+            if let Some((then, n, end, applied)) = before {
                 report.rows += applied;
-                if n > 0 {
-                    progress(then, total, false);
-                }
+                seen_stored(end, then, n);
             }
             rows = next?.0;
         }
@@ -482,21 +570,21 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
     /// restore's page goes without waiting for it to be stored (see
     /// [`Store::apply_queued`]); a page that may meet rows held is merged and stored.
     #[allow(clippy::too_many_arguments)]
-    async fn queue_page(&self, decl: &TableDecl, raw: Vec<RawRow>, held: Held, so_far: u64, mark: Option<MetaEntry>, parents: &mut ParentLocalIds) -> Result<QueuedPage, SyncError> {
+    async fn queue_page(&self, decl: &TableDecl, raw: Vec<RawRow>, held: Held, so_far: u64, end: Option<PageAt>, mark: Option<MetaEntry>, parents: &mut ParentLocalIds) -> Result<QueuedPage, SyncError> {
         let _w = self.cx.writer.lock().await;
         let rows = raw.iter().map(build).collect::<Result<Vec<Row>, SyncError>>()?;
         let mut meta = self.strays_with(decl, &rows).await?;
         meta.extend(mark.clone());
         let wb = WriteBatch { meta, ..Default::default() };
-        let stored = |n| QueuedPage { raw: None, mark: None, n, so_far, stored: Box::pin(std::future::ready(Ok(()))) };
+        let stored = |n, end| QueuedPage { raw: None, mark: None, n, so_far, end, stored: Box::pin(std::future::ready(Ok(()))) };
         match held {
             Held::NoneYet => match queue_restored(&self.cx, decl, rows, wb, parents).await {
-                Ok((n, done)) => Ok(QueuedPage { raw: Some(raw), mark, n, so_far, stored: done }),
+                Ok((n, done)) => Ok(QueuedPage { raw: Some(raw), mark, n, so_far, end, stored: done }),
                 // A store that writes at once tells now that a key was taken.
-                Err(SyncError::Store(StoreError::Exists(_))) => Ok(stored(self.merge_page(decl, &raw, mark).await?)),
+                Err(SyncError::Store(StoreError::Exists(_))) => Ok(stored(self.merge_page(decl, &raw, mark).await?, end)),
                 Err(e) => Err(e),
             },
-            Held::LookUp => Ok(stored(apply_pulled(&self.cx, decl, rows, wb, Held::LookUp).await?)),
+            Held::LookUp => Ok(stored(apply_pulled(&self.cx, decl, rows, wb, Held::LookUp).await?, end)),
         }
     }
 
