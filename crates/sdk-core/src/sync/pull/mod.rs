@@ -6,7 +6,8 @@
 //! snapshot's `xmax`; then tombstones the same way. Each page lands in one store batch;
 //! the cursor moves only when the table is done, so a crash re-pulls, never skips. A
 //! restore's pages carry a mark of where to go on ([`resume`]), so a restore cut short
-//! goes on from there instead of from the start.
+//! goes on from there instead of from the start, and a restore of several pages is
+//! split into ranges walked at once ([`ranges`]). Tombstones: [`tombstone_walk`].
 //! Server rows update the mirror; a pending local change stays on top of it. References
 //! come back as the parent's local id. A new device restores everything this way.
 //!
@@ -24,7 +25,9 @@
 //! rows fetched (a backfill below the cursor) before the table's walk.
 
 mod page;
+mod ranges;
 mod resume;
+mod tombstone_walk;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -32,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use self::page::{build, ends, objects, PageAt, RawRow};
-use self::resume::{RangeMark, Ranges, RestoreMark};
+use self::resume::{Ranges, RestoreMark};
 
 use crate::local::events::PullProgress;
 use crate::local::local_row::{id_text, Row};
@@ -45,10 +48,8 @@ use crate::sync::cursor;
 pub use crate::sync::cursor::Cursor;
 use crate::sync::error::SyncError;
 use crate::sync::scopes;
-use crate::sync::server_delete::server_deleted;
 use crate::sync::references::ParentLocalIds;
 use crate::sync::server_rows::{apply_pulled, apply_server_rows, queue_restored, Held};
-use crate::sync::tombstones::{tombstone_target, TOMBSTONES};
 
 /// What one pull brought.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -364,71 +365,6 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
         Ok(())
     }
 
-    /// A restore of a table this device holds nothing of, below the snapshot `done`
-    /// (the table's cursor once it is over). Its first page brings the server's count;
-    /// a table of several pages is then split into up to `restore_ranges` (of the
-    /// engine's config; pages stay within hosted Supabase's 1,000 rows) ranges of
-    /// transactions, their first transactions found by probing the walk's order at
-    /// even offsets, and the ranges are walked at once: a page of each in flight. A
-    /// transaction is in one range only (a range ends before the next one's first),
-    /// so no row is met twice; one large transaction stays in one range.
-    async fn restore(&self, decl: &TableDecl, from: i64, done: &Cursor, report: &mut PullReport) -> Result<(), SyncError> {
-        let (table, page) = (&decl.name, self.cx.cfg.page_size);
-        let (rows, total) = self.get_page(table, PageAt::From(from).query("select=*", &decl.key, done.next_txid, page), true).await?;
-        report.requests += 1;
-        let ends = ends(&rows)?;
-        let after = ends.as_refs().2.and_then(|r| r.get("sync_txid")).and_then(Value::as_i64);
-        let mut starts = vec![from];
-        if let (Some(total), Some(after), true) = (total, after, rows.len() >= page) {
-            let k = self.cx.cfg.restore_ranges.min(total / page as u64);
-            let probes = (1..k).map(|i| {
-                let q = format!(
-                    "select=sync_txid&sync_txid=gte.{from}&sync_txid=lt.{}&order=sync_txid.asc,{}.asc&offset={}&limit=1",
-                    done.next_txid,
-                    enc(&decl.key),
-                    total * i / k
-                );
-                self.get_rows(table, q)
-            });
-            let found = futures_util::future::try_join_all(probes).await?;
-            report.requests += found.len();
-            // After the first page's transactions (that page is the first range's).
-            for t in found.iter().filter_map(|r| r.first()?.get("sync_txid")?.as_i64()) {
-                if t > after && starts.last().is_some_and(|s| t > *s) {
-                    starts.push(t);
-                }
-            }
-        }
-        let ends_at = starts.iter().skip(1).copied().chain([done.next_txid]);
-        let ranges: Vec<RangeMark> = starts.iter().zip(ends_at).map(|(s, end)| RangeMark { at: Some(PageAt::From(*s)), end, rows: 0 }).collect();
-        self.walk_ranges(decl, &Ranges::new(table, done, total, ranges), Some(rows), report).await
-    }
-
-    /// Walk every range of a restore not yet done, at once; `first`: the first range's
-    /// first page, already fetched. Progress counts the rows stored in all of them.
-    async fn walk_ranges(&self, decl: &TableDecl, ranges: &Ranges, first: Option<Vec<RawRow>>, report: &mut PullReport) -> Result<(), SyncError> {
-        let total = ranges.total();
-        let mut first = first;
-        let walks = ranges.all().into_iter().enumerate().filter_map(|(i, r)| {
-            let at = r.at?;
-            let start = WalkStart { at, so_far: r.rows, total, counted: false, first: if i == 0 { first.take() } else { None } };
-            Some(async move {
-                let mut mine = PullReport::default();
-                self.walk(decl, "select=*", start, r.end, Held::NoneYet, Some((ranges, i)), &mut mine).await?;
-                Ok::<_, SyncError>(mine)
-            })
-        });
-        for mine in futures_util::future::try_join_all(walks).await? {
-            report.rows += mine.rows;
-            report.requests += mine.requests;
-        }
-        let rows = ranges.rows();
-        if rows > 0 || total.is_some_and(|t| t > 0) {
-            self.cx.events.progress(PullProgress { table: decl.name.clone(), rows, total, done: true });
-        }
-        Ok(())
-    }
-
     /// The rows of scope ids granted since the last pull whose versions are below the
     /// table's cursor (the walk from the cursor brings the rest, and the pending
     /// transactions' rows come with them): a backfill, not a restore. Rows this device
@@ -610,111 +546,6 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
             }
             (Err(e), _) => Err(e.into()),
         }
-    }
-
-    /// A table's tombstones since its tombstone cursor; `start`: where a table that never
-    /// read them begins (the snapshot its rows were read below) rather than at the first
-    /// delete ever made.
-    async fn pull_tombstones(&self, decl: &TableDecl, snap: &Snapshot, start: Option<Cursor>, report: &mut PullReport) -> Result<(), SyncError> {
-        let key = format!("tombstones:{}", decl.name);
-        let mut cur = cursor::read(self.cx.store, &key).await?;
-        let now = Cursor { next_txid: snap.xmax, pending: snap.xip.clone() };
-        if let Some(start) = start.filter(|_| cur == Cursor::default()) {
-            // Rows pulled below `start` exist on the server as of it: no delete before
-            // it concerns them.
-            if start == now {
-                let _w = self.cx.writer.lock().await;
-                self.cx.store.apply(WriteBatch { meta: vec![(key, Some(json!(now)))], ..Default::default() }).await?;
-                return Ok(());
-            }
-            // A resumed restore: the deletes since its own snapshot.
-            cur = start;
-        }
-        // Shared tables' tombstones also say whether the row was deleted or moved away
-        // (older kits, without shared tables, have no `kind`).
-        let columns = if decl.shared_by.is_some() { "row_id,local_id,sync_txid,id,kind,scope,scope_id" } else { "row_id,local_id,sync_txid,id" };
-        let base = format!("select={columns}&table_name=eq.{}", enc(&decl.name));
-        let mut found: Vec<Row> = vec![];
-        if !cur.pending.is_empty() {
-            let ids: Vec<String> = cur.pending.iter().map(|x| x.to_string()).collect();
-            found.extend(self.get_rows(TOMBSTONES, format!("{base}&sync_txid=in.({})", enc(&ids.join(",")))).await?);
-            report.requests += 1;
-        }
-        found.extend(self.tombstone_walk(&base, cur.next_txid, snap.xmax, report).await?);
-        let _w = self.cx.writer.lock().await;
-        let mut wb = WriteBatch::default();
-        self.apply_tombstones(decl, found, &mut wb, report).await?;
-        wb.meta.push((key, Some(json!(now))));
-        self.cx.store.apply(wb).await?;
-        Ok(())
-    }
-
-    /// The tombstones of scope ids granted since the last pull, below the tombstone
-    /// cursor: deletes (and moves) made while this device could not read them, of rows
-    /// it may still hold from an earlier membership (shared, withdrawn, a row deleted,
-    /// shared again: the walk that passed the delete could not see it).
-    async fn backfill_tombstones(&self, decl: &TableDecl, ids: &BTreeSet<String>, report: &mut PullReport) -> Result<(), SyncError> {
-        let below = cursor::read(self.cx.store, &format!("tombstones:{}", decl.name)).await?.next_txid;
-        if below == 0 {
-            return Ok(());
-        }
-        let mut found: Vec<Row> = vec![];
-        for filter in scopes::in_lists("scope_id", ids) {
-            let base = format!("select=row_id,local_id,sync_txid,id,kind,scope,scope_id&table_name=eq.{}&{filter}", enc(&decl.name));
-            found.extend(self.tombstone_walk(&base, 0, below, report).await?);
-        }
-        if found.is_empty() {
-            return Ok(());
-        }
-        let _w = self.cx.writer.lock().await;
-        let mut wb = WriteBatch::default();
-        self.apply_tombstones(decl, found, &mut wb, report).await?;
-        self.cx.store.apply(wb).await?;
-        Ok(())
-    }
-
-    /// The tombstones matching `base`, from transaction `from` up to (not including)
-    /// `upto`, in keyset pages.
-    async fn tombstone_walk(&self, base: &str, from: i64, upto: i64, report: &mut PullReport) -> Result<Vec<Row>, SyncError> {
-        let mut found = vec![];
-        let mut at = PageAt::From(from);
-        loop {
-            let page = self.get_rows(TOMBSTONES, at.query(base, "id", upto, self.cx.cfg.page_size)).await?;
-            report.requests += 1;
-            let next = at.next((page.len(), page.first(), page.last()), "id", self.cx.cfg.page_size, TOMBSTONES)?;
-            found.extend(page);
-            match next {
-                Some(n) => at = n,
-                None => return Ok(found),
-            }
-        }
-    }
-
-        /// Tombstones into a batch (the caller holds the writer lock): a deleted row goes,
-    /// a row moved out of a scope id goes unless this device holds its newer version.
-    async fn apply_tombstones(&self, decl: &TableDecl, found: Vec<Row>, wb: &mut WriteBatch, report: &mut PullReport) -> Result<(), SyncError> {
-        let outbox = if found.is_empty() { vec![] } else { self.cx.store.outbox().await? };
-        let mut settled = std::collections::HashSet::new();
-        for t in found {
-            let moved = t.get("kind").and_then(Value::as_str) == Some("moved");
-            if !moved {
-                self.cx.graveyard.bury_tombstone(&decl.name, &t);
-            }
-            if let Some(r) = tombstone_target(self.cx.store, decl, &t).await? {
-                if settled.contains(&(r.table.clone(), r.local_id.clone())) {
-                    continue;
-                }
-                if moved {
-                    if scopes::moved_away(&self.cx, &r, &t, &outbox, &mut settled, wb).await? {
-                        report.deleted += 1;
-                    }
-                    continue;
-                }
-                server_deleted(&self.cx, &r, "deleted on the server", &outbox, &mut settled, wb).await?;
-                report.deleted += 1;
-            }
-        }
-        Ok(())
     }
 
 }
