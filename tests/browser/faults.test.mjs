@@ -204,6 +204,67 @@ test('when the storage quota runs out the write fails with a clear error and wha
   await close();
 });
 
+test('a restore split in ranges, cut short by a reload with one range held, goes on with that range alone: every row once', async () => {
+  const user = await newUser(env.server);
+  const sb = client(env.server);
+  await sb.auth.signInWithPassword({ email: user.email, password: user.password });
+  const { data: conv, error } = await sb.from('conversations').insert({ title: 'many' }).select().single();
+  if (error) throw error;
+  // 3,500 messages in 35 transactions: the restore splits its walk in three ranges,
+  // beginning with the transactions of the rows a third and two thirds of the way in.
+  for (let t = 0; t < 35; t++) {
+    const rows = Array.from({ length: 100 }, (_, i) => ({ conversation_id: conv.id, role: 'user', content: `m${t}-${i}` }));
+    const { error: e } = await sb.from('messages').insert(rows);
+    if (e) throw e;
+  }
+  const walk = [];
+  for (let from = 0; from < 3500; from += 1000) {
+    const { data, error: we } = await sb.from('messages').select('sync_txid').order('sync_txid').order('id').range(from, from + 999);
+    if (we) throw we;
+    walk.push(...data.map((r) => r.sync_txid));
+  }
+  const [t1, t2] = [walk[Math.floor(3500 / 3)], walk[Math.floor((3500 * 2) / 3)]];
+  // The middle range's second page (after its first, below the last range) is held.
+  const middle = (r) => rest(r, 'messages', 'GET') && r.url.includes('or=') && r.url.includes(`&sync_txid=lt.${t2}&`);
+  proxy.set((r) => (middle(r) ? 'hold' : 'pass'));
+  const context = await env.browser.newContext();
+  const page = await signedIn(context, user);
+  await page.evaluate(() => { db.syncNow().catch(() => {}); });
+  await until(() => proxy.requests(middle).length > 0, 'the middle range\'s second page asked for');
+  const held = () => page.evaluate(async () => (await db.from('messages').select('*', { count: 'exact', head: true })).count);
+  // The first and last ranges (1,100 and 1,200 rows) and the middle one's first page.
+  await until(async () => (await held()) >= 3300, 'the other ranges stored');
+  const firstRange = (r) => rest(r, 'messages', 'GET') && /select=\*&sync_txid=gte\.0&/.test(r.url);
+  const lastRange = (r) => rest(r, 'messages', 'GET') && r.url.includes(`select=*&sync_txid=gte.${t2}&`);
+  const probes = (r) => rest(r, 'messages', 'GET') && r.url.includes('offset=');
+  const asked = () => [firstRange, lastRange, probes].map((f) => proxy.requests(f).length);
+  // Each range's last page is asked for after its first is stored: wait for the marks
+  // that say the first and last ranges are done (written after their last pages).
+  const mark = () => page.evaluate(async () => {
+    const name = (await indexedDB.databases()).map((d) => d.name).find((n) => n.startsWith('supasync:'));
+    const idb = await new Promise((ok, no) => { const r = indexedDB.open(name); r.onsuccess = () => ok(r.result); r.onerror = () => no(r.error); });
+    const v = await new Promise((ok) => { const r = idb.transaction('meta').objectStore('meta').get('restore:messages'); r.onsuccess = () => ok(r.result); });
+    idb.close();
+    return typeof v === 'string' ? JSON.parse(v) : (v ?? null);
+  });
+  await until(async () => {
+    const m = await mark();
+    return m?.ranges?.length === 3 && m.ranges[0].at == null && m.ranges[2].at == null;
+  }, 'the first and last ranges marked done');
+  assert.equal(await held(), 3300, 'the middle range\'s second page is not stored');
+  const before = asked();
+  assert.deepEqual(before, [1, 1, 2], 'the first page, the last range\'s first page, two probes');
+  proxy.set(null);
+  await reopen(page);
+  const settled = await page.evaluate(() => db.sync({ timeoutMs: 60000 }));
+  assert.equal(settled.status.pending, 0);
+  assert.deepEqual(asked(), before, 'the ranges that were done are not walked again, nor split again');
+  const contents = await page.evaluate(async () => (await db.query('messages')).map((r) => r.row.content));
+  assert.equal(contents.length, 3500, 'every message');
+  assert.equal(new Set(contents).size, 3500, 'each once');
+  await context.close();
+});
+
 test('a restore cut short by a reload goes on where it stopped: nothing asked again from the start, every row once', async () => {
   const user = await newUser(env.server);
   const sb = client(env.server);
