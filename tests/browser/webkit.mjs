@@ -33,6 +33,8 @@ import path from 'node:path';
 
 const DRIVER = process.env.WEBKIT_DRIVER || '/usr/bin/WebKitWebDriver';
 const BROWSER = process.env.WEBKIT_BROWSER || '/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser';
+/** `SUPASYNC_WEBKIT_TRACE=1`: every WebDriver command and how long it took, on stderr. */
+const TRACE = Boolean(process.env.SUPASYNC_WEBKIT_TRACE);
 
 /** A free port on 127.0.0.1 (for a driver or a runner this suite starts). */
 export function freePort() {
@@ -161,6 +163,22 @@ class Session {
   }
 
   async raw(method, path, body) {
+    if (TRACE) {
+      const started = Date.now();
+      const what = `${method} ${path.replace(/^\/session\/[^/]+/, '')}`;
+      try {
+        const v = await this.exchange(method, path, body);
+        process.stderr.write(`webkit ${started % 100000} ${what}: ${Date.now() - started} ms\n`);
+        return v;
+      } catch (e) {
+        process.stderr.write(`webkit ${started % 100000} ${what}: ${e.message}\n`);
+        throw e;
+      }
+    }
+    return this.exchange(method, path, body);
+  }
+
+  async exchange(method, path, body) {
     let res;
     try {
       res = await fetch(this.base + path, { method, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(90000) });
