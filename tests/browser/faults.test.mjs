@@ -204,19 +204,36 @@ test('when the storage quota runs out the write fails with a clear error and wha
   await close();
 });
 
-test('a restore split in ranges, cut short by a reload with one range held, goes on with that range alone: every row once', async () => {
-  const user = await newUser(env.server);
+/** Messages on the server for a restore: signed in with supabase-js, one conversation,
+ *  then each `[n, label]` of `batches` inserted in one transaction (contents `label0`…). */
+async function seedMessages(user, batches) {
   const sb = client(env.server);
   await sb.auth.signInWithPassword({ email: user.email, password: user.password });
   const { data: conv, error } = await sb.from('conversations').insert({ title: 'many' }).select().single();
   if (error) throw error;
-  // 3,500 messages in 35 transactions: the restore splits its walk in three ranges,
-  // beginning with the transactions of the rows a third and two thirds of the way in.
-  for (let t = 0; t < 35; t++) {
-    const rows = Array.from({ length: 100 }, (_, i) => ({ conversation_id: conv.id, role: 'user', content: `m${t}-${i}` }));
+  for (const [n, label] of batches) {
+    const rows = Array.from({ length: n }, (_, i) => ({ conversation_id: conv.id, role: 'user', content: `${label}${i}` }));
     const { error: e } = await sb.from('messages').insert(rows);
     if (e) throw e;
   }
+  return sb;
+}
+
+/** How many messages the page's replica holds. */
+const heldMessages = (page) => page.evaluate(async () => (await db.from('messages').select('*', { count: 'exact', head: true })).count);
+
+/** The page's replica holds `n` messages, each once. */
+async function everyMessageOnce(page, n) {
+  const contents = await page.evaluate(async () => (await db.query('messages')).map((r) => r.row.content));
+  assert.equal(contents.length, n, 'every message');
+  assert.equal(new Set(contents).size, n, 'each once');
+}
+
+test('a restore split in ranges, cut short by a reload with one range held, goes on with that range alone: every row once', async () => {
+  const user = await newUser(env.server);
+  // 3,500 messages in 35 transactions: the restore splits its walk in three ranges,
+  // beginning with the transactions of the rows a third and two thirds of the way in.
+  const sb = await seedMessages(user, Array.from({ length: 35 }, (_, t) => [100, `m${t}-`]));
   const walk = [];
   for (let from = 0; from < 3500; from += 1000) {
     const { data, error: we } = await sb.from('messages').select('sync_txid').order('sync_txid').order('id').range(from, from + 999);
@@ -231,7 +248,7 @@ test('a restore split in ranges, cut short by a reload with one range held, goes
   const page = await signedIn(context, user);
   await page.evaluate(() => { db.syncNow().catch(() => {}); });
   await until(() => proxy.requests(middle).length > 0, 'the middle range\'s second page asked for');
-  const held = () => page.evaluate(async () => (await db.from('messages').select('*', { count: 'exact', head: true })).count);
+  const held = () => heldMessages(page);
   // The first and last ranges (1,100 and 1,200 rows) and the middle one's first page.
   await until(async () => (await held()) >= 3300, 'the other ranges stored');
   const firstRange = (r) => rest(r, 'messages', 'GET') && /select=\*&sync_txid=gte\.0&/.test(r.url);
@@ -259,24 +276,14 @@ test('a restore split in ranges, cut short by a reload with one range held, goes
   const settled = await page.evaluate(() => db.sync({ timeoutMs: 60000 }));
   assert.equal(settled.status.pending, 0);
   assert.deepEqual(asked(), before, 'the ranges that were done are not walked again, nor split again');
-  const contents = await page.evaluate(async () => (await db.query('messages')).map((r) => r.row.content));
-  assert.equal(contents.length, 3500, 'every message');
-  assert.equal(new Set(contents).size, 3500, 'each once');
+  await everyMessageOnce(page, 3500);
   await context.close();
 });
 
 test('a restore cut short by a reload goes on where it stopped: nothing asked again from the start, every row once', async () => {
   const user = await newUser(env.server);
-  const sb = client(env.server);
-  await sb.auth.signInWithPassword({ email: user.email, password: user.password });
-  const { data: conv, error } = await sb.from('conversations').insert({ title: 'long' }).select().single();
-  if (error) throw error;
   // 3,500 messages in one transaction (the restore reads on inside it by key), then 10.
-  for (const [n, label] of [[3500, 'm'], [10, 'late']]) {
-    const rows = Array.from({ length: n }, (_, i) => ({ conversation_id: conv.id, role: 'user', content: `${label}${i}` }));
-    const { error: e } = await sb.from('messages').insert(rows);
-    if (e) throw e;
-  }
+  const sb = await seedMessages(user, [[3500, 'm'], [10, 'late']]);
   // The fourth page starts after the 3,000th row in the walk's order: it is held.
   const { data: nth, error: ne } = await sb.from('messages').select('id').order('sync_txid').order('id').range(2999, 2999);
   if (ne) throw ne;
@@ -288,7 +295,7 @@ test('a restore cut short by a reload goes on where it stopped: nothing asked ag
   page.on('pageerror', (e) => pageErrors.push(e.message));
   await page.evaluate(() => { db.syncNow().catch(() => {}); });
   await until(() => proxy.requests((r) => r.url.includes(fourth)).length > 0, 'the fourth page asked for');
-  const held = () => page.evaluate(async () => (await db.from('messages').select('*', { count: 'exact', head: true })).count);
+  const held = () => heldMessages(page);
   await until(async () => (await held()) >= 3000, 'three pages stored');
   assert.equal(await held(), 3000, 'the fourth page is not stored');
   // A page from the start (not the probes that look for where to split the walk).
@@ -300,9 +307,7 @@ test('a restore cut short by a reload goes on where it stopped: nothing asked ag
   const settled = await page.evaluate(() => db.sync({ timeoutMs: 60000 }));
   assert.equal(settled.status.pending, 0);
   assert.equal(proxy.requests(fromStart).length, 1, 'nothing asked again from the start');
-  const contents = await page.evaluate(async () => (await db.query('messages')).map((r) => r.row.content));
-  assert.equal(contents.length, 3510, 'every message');
-  assert.equal(new Set(contents).size, 3510, 'each once');
+  await everyMessageOnce(page, 3510);
   // The pages met again fail a request per row in IndexedDB (their keys are taken);
   // each failure reaches the transaction's handler, which must take them all.
   assert.deepEqual(pageErrors, [], 'no uncaught errors in the page');

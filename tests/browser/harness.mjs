@@ -91,7 +91,7 @@ export function serve(dir, { cache = false, fault = () => undefined } = {}) {
       res.writeHead(200, headers);
       res.end(readFileSync(file));
     });
-    srv.listen(0, '127.0.0.1', () => resolve({ url: `http://127.0.0.1:${srv.address().port}/`, close: () => srv.close() }));
+    srv.listen(0, '127.0.0.1', () => resolve({ url: `http://127.0.0.1:${srv.address().port}/`, close: () => { srv.close(); srv.closeAllConnections(); } }));
   });
 }
 

@@ -129,11 +129,34 @@ async function startNetwork(onRequest) {
   };
 }
 
+/** The drivers' process groups still running: killed when this process ends, however
+ *  it ends (a test file that timed out is sent SIGTERM), as they are detached from it. */
+const running = new Set();
+const killGroup = (pid) => {
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // Gone already.
+  }
+  running.delete(pid);
+};
+process.on('exit', () => [...running].forEach(killGroup));
+for (const signal of ['SIGTERM', 'SIGINT']) {
+  process.on(signal, () => {
+    [...running].forEach(killGroup);
+    process.exit(128 + (signal === 'SIGTERM' ? 15 : 2));
+  });
+}
+
 /** One WebDriver session: its driver process, its commands in order. */
 class Session {
   static async start(args) {
     const port = await freePort();
-    const driver = spawn(DRIVER, [`--port=${port}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+    // In a process group of its own, with the MiniBrowser and web processes it starts:
+    // closing the session kills the whole group, so a session that could not be ended
+    // leaves no browser behind holding connections open (the test file would not exit).
+    const driver = spawn(DRIVER, [`--port=${port}`], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+    running.add(driver.pid);
     let stderr = '';
     driver.stderr.on('data', (d) => { stderr += d; });
     const base = `http://127.0.0.1:${port}`;
@@ -214,7 +237,8 @@ class Session {
     try {
       await this.raw('DELETE', `/session/${this.id}`);
     } finally {
-      this.driver.kill();
+      killGroup(this.driver.pid);
+      this.driver.stderr.destroy();
     }
   }
 }
