@@ -200,7 +200,13 @@ language sql stable as $$
   select json_build_object(
     'xmin', pg_snapshot_xmin(s)::text::bigint,
     'xmax', pg_snapshot_xmax(s)::text::bigint,
-    'xip', coalesce((select json_agg(x::text::bigint order by x) from pg_snapshot_xip(s) x), '[]'::json))
+    'xip', coalesce((select json_agg(x::text::bigint order by x) from pg_snapshot_xip(s) x), '[]'::json),
+    -- The tables whose restore can walk each transaction's rows by local id: those with
+    -- the index for it (`enable_sync` makes it; a kit older than it did not).
+    'by_local_id', coalesce((select json_agg(t.relname::text order by t.relname)
+                             from pg_index x join pg_class i on i.oid = x.indexrelid join pg_class t on t.oid = x.indrelid
+                             where t.relnamespace = 'public'::regnamespace
+                               and i.relname = left(t.relname || '_supasync_restore', 63)), '[]'::json))
   from pg_current_snapshot() s
 $$;
 grant execute on function public.supasync_snapshot() to anon, authenticated, service_role;
@@ -323,6 +329,13 @@ begin
   execute format('alter table %s add column if not exists updated_at timestamptz not null
                   default now()', tbl);
   execute format('create index if not exists %I on %s (sync_txid, %I)', rel || '_supasync_pull', tbl, pk_col);
+  -- A restore walks each transaction's rows by local id (rows made on the server, with
+  -- none, last): the order a device's store keeps rows in, so that a restore of a
+  -- million rows written in one transaction appends to the store's B-trees instead of
+  -- writing all over them (the SDK's `sync::pull::page`).
+  if exists (select 1 from pg_attribute where attrelid = tbl and attname = 'local_id' and attnum > 0 and not attisdropped) then
+    execute format('create index if not exists %I on %s (sync_txid, local_id, %I)', rel || '_supasync_restore', tbl, pk_col);
+  end if;
 
   execute format('drop trigger if exists supasync_version on %s', tbl);
   execute format('create trigger supasync_version before insert or update on %s
@@ -365,6 +378,22 @@ begin
 
   perform supasync.publish(tbl);
   perform supasync.publish('public.supasync_tombstones');
+end
+$$;
+
+-- A kit applied again over an older one: tables enabled before the restore index
+-- existed get it now (on a large table this builds an index; apply the kit when
+-- writes can wait for it).
+do $$
+declare
+  t supasync.synced_tables;
+begin
+  for t in select * from supasync.synced_tables loop
+    if exists (select 1 from pg_attribute where attrelid = t.tbl and attname = 'local_id' and attnum > 0 and not attisdropped) then
+      execute format('create index if not exists %I on %s (sync_txid, local_id, %I)',
+                     (select relname from pg_class where oid = t.tbl) || '_supasync_restore', t.tbl, t.key_column);
+    end if;
+  end loop;
 end
 $$;
 

@@ -170,6 +170,18 @@ async fn the_kit_is_idempotent_and_refuses_unsuitable_tables() {
         .unwrap()
         .get(0);
     assert_eq!(in_pub, 2);
+    // A table enabled by a kit older than the restore index gets it when the kit is
+    // applied again, and the snapshot then names it as walkable by local id.
+    let u = signup(&s, "kit-again").await;
+    let by_local_id = |snap: &Value| snap["by_local_id"].as_array().is_some_and(|a| a.contains(&json!("items")));
+    let (_, snap) = rest(&s, &u, reqwest::Method::POST, "rpc/supasync_snapshot", Some(json!({}))).await;
+    assert!(by_local_id(&snap), "{snap}");
+    db.batch_execute("drop index public.items_supasync_restore").await.unwrap();
+    let (_, snap) = rest(&s, &u, reqwest::Method::POST, "rpc/supasync_snapshot", Some(json!({}))).await;
+    assert!(!by_local_id(&snap), "no index, no walk by local id: {snap}");
+    db.batch_execute(&kit).await.expect("applying the kit over an older install");
+    let (_, snap) = rest(&s, &u, reqwest::Method::POST, "rpc/supasync_snapshot", Some(json!({}))).await;
+    assert!(by_local_id(&snap), "{snap}");
     let e = db.batch_execute("select supasync.enable_sync('public.no_pk')").await.unwrap_err();
     assert!(e.as_db_error().unwrap().message().contains("single-column primary key"), "{e}");
     let e = db.batch_execute("select supasync.enable_sync('public.no_owner')").await.unwrap_err();

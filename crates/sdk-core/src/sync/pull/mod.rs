@@ -34,7 +34,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use self::page::{build, ends, objects, PageAt, RawRow};
+use self::page::{build, ends, objects, PageAt, RawRow, WalkOrder};
 use self::resume::{Ranges, RestoreMark};
 
 use crate::local::events::PullProgress;
@@ -85,11 +85,14 @@ struct WalkStart {
     counted: bool,
     /// The first page, already fetched (a split restore's first range).
     first: Option<Vec<RawRow>>,
+    /// Transactions read by local id (a restore, where the server has the index for
+    /// it; see [`WalkOrder`]).
+    by_local_id: bool,
 }
 
 impl WalkStart {
     fn from(txid: i64, counted: bool) -> WalkStart {
-        WalkStart { at: PageAt::From(txid), so_far: 0, total: None, counted, first: None }
+        WalkStart { at: PageAt::From(txid), so_far: 0, total: None, counted, first: None, by_local_id: false }
     }
 }
 
@@ -98,6 +101,8 @@ impl WalkStart {
 struct Snapshot {
     xmax: i64,
     xip: Vec<i64>,
+    /// Tables the server can walk by local id (see [`WalkOrder`]).
+    by_local_id: BTreeSet<String>,
 }
 
 /// One pull: the engine's parts it reads and writes through. Pulls run one at a time
@@ -146,8 +151,10 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
             .await?;
         let xmax = v.get("xmax").and_then(Value::as_i64);
         let xip = v.get("xip").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_i64).collect());
+        // A kit older than walks by local id names none.
+        let by_local_id = v.get("by_local_id").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect()).unwrap_or_default();
         match (xmax, xip) {
-            (Some(xmax), Some(xip)) => Ok(Snapshot { xmax, xip }),
+            (Some(xmax), Some(xip)) => Ok(Snapshot { xmax, xip, by_local_id }),
             _ => Err(RequestError::BadAnswer(format!(
                 "supasync_snapshot() returned {v}; is the SQL kit applied?"
             ))
@@ -320,7 +327,7 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
             // page it had got to, its rows still unseen here (new rows, as before).
             let done = mark.cursor();
             let ranges = Ranges::new(&decl.name, &done, mark.total, mark.ranges());
-            self.walk_ranges(decl, &ranges, None, report).await?;
+            self.walk_ranges(decl, &ranges, None, snap.by_local_id.contains(&decl.name), report).await?;
             // Then the table is as a pull at that snapshot leaves it; what changed since
             // comes the usual way.
             self.cx.forecast.cursor(&decl.name, &done);
@@ -349,7 +356,7 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
         };
         match held {
             // A restore marks where it is with each page, its walk split in ranges.
-            Held::NoneYet => self.restore(decl, cur.next_txid, &next, report).await?,
+            Held::NoneYet => self.restore(decl, cur.next_txid, &next, snap.by_local_id.contains(&decl.name), report).await?,
             Held::LookUp => self.walk(decl, "select=*", WalkStart::from(cur.next_txid, cur == Cursor::default()), snap.xmax, held, None, report).await?,
         }
         // Told before it is stored: the forecast may be ahead of the store (then no row
@@ -390,7 +397,8 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
         let page = self.cx.cfg.page_size;
         let table = &decl.name;
         let progress = |rows: u64, total: Option<u64>, done: bool| self.cx.events.progress(PullProgress { table: table.clone(), rows, total, done });
-        let page_query = |at: &PageAt| at.query(base, &decl.key, upto, page);
+        let order = WalkOrder { key: &decl.key, local_id: &decl.local_id, by_local_id: start.by_local_id };
+        let page_query = |at: &PageAt| at.query(base, &order, upto, page);
         let mut at = start.at;
         let (mut rows, counted) = match start.first {
             Some(rows) => (rows, None),
@@ -429,11 +437,11 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
         loop {
             pages += 1;
             so_far += rows.len() as u64;
-            let mut next_at = at.next(ends(&rows)?.as_refs(), &decl.key, page, table)?;
+            let mut next_at = at.next(ends(&rows)?.as_refs(), &order, page, table)?;
             if let Some(PageAt::Past(t)) = next_at {
                 if let Some((_, ahead)) = past.take_if(|(pt, _)| *pt == t) {
                     so_far += ahead.len() as u64;
-                    next_at = PageAt::Past(t).next(ends(&ahead)?.as_refs(), &decl.key, page, table)?;
+                    next_at = PageAt::Past(t).next(ends(&ahead)?.as_refs(), &order, page, table)?;
                     rows.extend(ahead);
                 }
             }

@@ -7,7 +7,7 @@
 
 use serde_json::Value;
 
-use super::page::{ends, PageAt, RawRow};
+use super::page::{ends, PageAt, RawRow, WalkOrder};
 use super::resume::{RangeMark, Ranges};
 use super::{Pull, PullReport, WalkStart};
 use crate::local::events::PullProgress;
@@ -28,9 +28,10 @@ impl<S: Store, H: Http> Pull<'_, S, H> {
     /// even offsets, and the ranges are walked at once: a page of each in flight. A
     /// transaction is in one range only (a range ends before the next one's first),
     /// so no row is met twice; one large transaction stays in one range.
-    pub(super) async fn restore(&self, decl: &TableDecl, from: i64, done: &Cursor, report: &mut PullReport) -> Result<(), SyncError> {
+    pub(super) async fn restore(&self, decl: &TableDecl, from: i64, done: &Cursor, by_local_id: bool, report: &mut PullReport) -> Result<(), SyncError> {
         let (table, page) = (&decl.name, self.cx.cfg.page_size);
-        let (rows, total) = self.get_page(table, PageAt::From(from).query("select=*", &decl.key, done.next_txid, page), true).await?;
+        let order = WalkOrder { key: &decl.key, local_id: &decl.local_id, by_local_id };
+        let (rows, total) = self.get_page(table, PageAt::From(from).query("select=*", &order, done.next_txid, page), true).await?;
         report.requests += 1;
         let ends = ends(&rows)?;
         let after = ends.as_refs().2.and_then(|r| r.get("sync_txid")).and_then(Value::as_i64);
@@ -57,17 +58,18 @@ impl<S: Store, H: Http> Pull<'_, S, H> {
         }
         let ends_at = starts.iter().skip(1).copied().chain([done.next_txid]);
         let ranges: Vec<RangeMark> = starts.iter().zip(ends_at).map(|(s, end)| RangeMark { at: Some(PageAt::From(*s)), end, rows: 0 }).collect();
-        self.walk_ranges(decl, &Ranges::new(table, done, total, ranges), Some(rows), report).await
+        self.walk_ranges(decl, &Ranges::new(table, done, total, ranges), Some(rows), by_local_id, report).await
     }
 
     /// Walk every range of a restore not yet done, at once; `first`: the first range's
-    /// first page, already fetched. Progress counts the rows stored in all of them.
-    pub(super) async fn walk_ranges(&self, decl: &TableDecl, ranges: &Ranges, first: Option<Vec<RawRow>>, report: &mut PullReport) -> Result<(), SyncError> {
+    /// first page, already fetched; `by_local_id`: their transactions are read by local
+    /// id. Progress counts the rows stored in all of them.
+    pub(super) async fn walk_ranges(&self, decl: &TableDecl, ranges: &Ranges, first: Option<Vec<RawRow>>, by_local_id: bool, report: &mut PullReport) -> Result<(), SyncError> {
         let total = ranges.total();
         let mut first = first;
         let walks = ranges.all().into_iter().enumerate().filter_map(|(i, r)| {
             let at = r.at?;
-            let start = WalkStart { at, so_far: r.rows, total, counted: false, first: if i == 0 { first.take() } else { None } };
+            let start = WalkStart { at, so_far: r.rows, total, counted: false, first: if i == 0 { first.take() } else { None }, by_local_id };
             Some(async move {
                 let mut mine = PullReport::default();
                 self.walk(decl, "select=*", start, r.end, Held::NoneYet, Some((ranges, i)), &mut mine).await?;

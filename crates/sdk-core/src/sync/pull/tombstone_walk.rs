@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
 
-use super::page::PageAt;
+use super::page::{PageAt, WalkOrder};
 use super::{Pull, PullReport, Snapshot};
 use crate::local::local_row::Row;
 use crate::local::schema::TableDecl;
@@ -87,10 +87,11 @@ impl<S: Store, H: Http> Pull<'_, S, H> {
     pub(super) async fn tombstone_walk(&self, base: &str, from: i64, upto: i64, report: &mut PullReport) -> Result<Vec<Row>, SyncError> {
         let mut found = vec![];
         let mut at = PageAt::From(from);
+        let order = WalkOrder { key: "id", local_id: "local_id", by_local_id: false };
         loop {
-            let page = self.get_rows(TOMBSTONES, at.query(base, "id", upto, self.cx.cfg.page_size)).await?;
+            let page = self.get_rows(TOMBSTONES, at.query(base, &order, upto, self.cx.cfg.page_size)).await?;
             report.requests += 1;
-            let next = at.next((page.len(), page.first(), page.last()), "id", self.cx.cfg.page_size, TOMBSTONES)?;
+            let next = at.next((page.len(), page.first(), page.last()), &order, self.cx.cfg.page_size, TOMBSTONES)?;
             found.extend(page);
             match next {
                 Some(n) => at = n,
