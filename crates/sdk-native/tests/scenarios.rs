@@ -274,7 +274,9 @@ async fn a_new_device_restores_10k_messages_and_their_conversations() {
 async fn a_restore_walks_transactions_of_every_size_once() {
     // The keyset walk reads transactions smaller than a page, exactly a page (what a
     // push of a page of writes makes), and larger than two pages (a bulk load), some of
-    // whose rows were made on the server without a local id. Every row arrives once.
+    // whose rows were made on the server without a local id (in one, more than a page
+    // of them: read by local id, they come last, in pages of their own). Every row
+    // arrives once, read by local id (the kit's index) and by key (a kit without it).
     let s = server().await;
     let a = device(&s).await;
     let me = a.sign_up("walk@example.com", "password-123").await.unwrap();
@@ -283,13 +285,14 @@ async fn a_restore_walks_transactions_of_every_size_once() {
     let (mut db, conn) = tokio_postgres::connect(s.database_url(), tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(conn);
     let page = 10;
-    let sizes = [3, page, 25, 1, page, 2 * page, 7];
+    let sizes = [3, page, 25, 1, page, 2 * page, 7, 3 * page + 4];
     let mut expected = std::collections::BTreeSet::new();
     for (t, n) in sizes.iter().enumerate() {
         let tx = db.transaction().await.unwrap();
         for i in 0..*n {
-            // Every fourth row of a transaction was made on the server: no local id.
-            let local = (i % 4 != 3).then(|| format!("m-{t}-{i:02}"));
+            // Every fourth row of a transaction was made on the server: no local id;
+            // in the largest, all but its first eight.
+            let local = if *n > 2 * page { i < 8 } else { i % 4 != 3 }.then(|| format!("m-{t}-{i:02}"));
             let id: String = tx
                 .query_one(
                     "insert into public.messages (user_id, conversation_id, role, content, local_id)
@@ -311,14 +314,24 @@ async fn a_restore_walks_transactions_of_every_size_once() {
     assert_eq!(pulled.rows, total + 1, "every message and the conversation, each once");
     let got = b.query("messages", &Query::default()).await.unwrap();
     let ids: std::collections::BTreeSet<String> = got.iter().map(|m| m.local_id.clone()).collect();
-    assert_eq!((got.len(), ids), (total, expected));
+    assert_eq!((got.len(), ids), (total, expected.clone()));
     assert!(got.iter().all(|m| m.row["conversation_id"] == json!(conv)), "references mapped to the local id");
     // About one request per page: not one per page and transaction more. The restore
     // is split in three ranges: two probes for where they begin, and a range's last
     // page may be short.
-    assert!(pulled.requests <= total.div_ceil(page) + sizes.len() + 3 + 2 * 2, "{} requests", pulled.requests);
+    // page may be short; a large transaction read by local id asks once more for its
+    // rows without one.
+    assert!(pulled.requests <= total.div_ceil(page) + 2 * sizes.len() + 3 + 2 * 2, "{} requests", pulled.requests);
     // And a second pull brings nothing again.
     assert_eq!(b.pull().await.unwrap().rows, 0);
+    // A server whose kit predates the index for walks by local id: walked by key.
+    db.batch_execute("drop index public.messages_supasync_restore").await.unwrap();
+    let c = device_paging(&s, page).await;
+    c.sign_in("walk@example.com", "password-123").await.unwrap();
+    assert_eq!(c.pull().await.unwrap().rows, total + 1);
+    let got = c.query("messages", &Query::default()).await.unwrap();
+    assert_eq!(got.iter().map(|m| m.local_id.clone()).collect::<std::collections::BTreeSet<_>>(), expected);
+    assert_eq!(got.len(), total);
 }
 
 #[tokio::test]

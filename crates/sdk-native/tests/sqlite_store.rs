@@ -106,6 +106,34 @@ fn indexes_survive_a_reopen() {
 }
 
 #[test]
+fn a_fill_cut_short_is_still_found_by_server_id_and_finished_by_the_next_walk() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("replica.db");
+    let with_id = |l: &str, id: i64| LocalRow { server_id: Some(json!(id)), mirror: json!({"id": id}).as_object().cloned(), overlay: None, status: RowStatus::Synced, ..a_row(l) };
+    let aside = || -> i64 { rusqlite::Connection::open(&path).unwrap().query_row("SELECT count(*) FROM fill_ids", [], |r| r.get(0)).unwrap() };
+    block_on(async {
+        let s = SqliteStore::open(&path).unwrap();
+        s.filling("messages").await.unwrap();
+        s.apply(WriteBatch { new_rows: vec![with_id("m2", 20), with_id("m1", 10)], ..Default::default() }).await.unwrap();
+        // The process dies here: no `filled`.
+    });
+    assert_eq!(aside(), 2, "the page's server ids wait aside");
+    block_on(async {
+        let s = SqliteStore::open(&path).unwrap();
+        assert_eq!(s.find_by_server_id("messages", &json!(10)).await.unwrap().map(|r| r.local_id), Some("m1".into()), "found after the reopen");
+        // The restore goes on (its next page is still set aside), then its walk ends.
+        s.apply(WriteBatch { new_rows: vec![with_id("m3", 30)], ..Default::default() }).await.unwrap();
+        s.filled("messages").await.unwrap();
+        for (id, l) in [(10, "m1"), (20, "m2"), (30, "m3")] {
+            assert_eq!(s.find_by_server_id("messages", &json!(id)).await.unwrap().map(|r| r.local_id), Some(l.into()));
+        }
+    });
+    assert_eq!(aside(), 0, "nothing is left aside");
+    let kept: i64 = rusqlite::Connection::open(&path).unwrap().query_row("SELECT count(*) FROM server_ids WHERE tbl = 'messages'", [], |r| r.get(0)).unwrap();
+    assert_eq!(kept, 3);
+}
+
+#[test]
 fn per_column_indexes_of_format_4_are_dropped_and_built_again_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("replica.db");

@@ -6,9 +6,9 @@ use rusqlite::Connection;
 use supasync_core::store::StoreError;
 
 /// The format this build writes.
-pub const SCHEMA_VERSION: u32 = 6;
+pub const SCHEMA_VERSION: u32 = 7;
 
-const MIGRATIONS: [&str; 6] = [
+const MIGRATIONS: [&str; 7] = [
     // 1: rows, outbox, metadata.
     "CREATE TABLE rows (
         tbl TEXT NOT NULL,
@@ -50,6 +50,22 @@ const MIGRATIONS: [&str; 6] = [
     // a large file a piece at a time and the bytes commit with the file's row and
     // outbox entry in one transaction.
     "CREATE TABLE blobs (key TEXT NOT NULL, chunk INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (key, chunk));",
+    // 7: rows are found by server id through a table of their own (`server_ids`)
+    // instead of an index over `rows`, so that a restore can leave a table's entries
+    // aside (`fill_ids`, appended) and write them in order when it is done
+    // (`Store::filled`): kept row by row, the index was written at random places and
+    // rewritten with every page, and a restore slowed from 46k to 7k rows a second
+    // as the replica grew to a million rows.
+    "CREATE TABLE server_ids (
+        tbl TEXT NOT NULL,
+        server_id TEXT NOT NULL,
+        local_id TEXT NOT NULL,
+        PRIMARY KEY (tbl, server_id)
+     ) WITHOUT ROWID;
+     INSERT OR REPLACE INTO server_ids (tbl, server_id, local_id)
+        SELECT tbl, server_id, local_id FROM rows WHERE server_id IS NOT NULL ORDER BY tbl, server_id;
+     DROP INDEX rows_by_server_id;
+     CREATE TABLE fill_ids (tbl TEXT NOT NULL, server_id TEXT NOT NULL, local_id TEXT NOT NULL);",
 ];
 
 fn err(e: rusqlite::Error) -> StoreError {

@@ -242,6 +242,24 @@ crate::maybe_async_trait! {
             self.apply(batch).await?;
             Ok(Box::pin(std::future::ready(Ok(()))))
         }
+
+        /// A restore is about to fill `table`, of which this device holds nothing: the
+        /// store may keep the table's lookups by server id aside until [`Store::filled`]
+        /// and build them then in one go, in order (kept as rows come, a server id index
+        /// is written at random places, and its pages are written again with every
+        /// page of rows: at a million rows that was most of a restore's time).
+        /// [`Store::find_by_server_id`] must still answer for the table meanwhile, and
+        /// after a crash. Stores without such upkeep keep this default.
+        async fn filling(&self, _table: &str) -> Result<(), StoreError> {
+            Ok(())
+        }
+
+        /// The walk that filled `table` is over (called after every walk of a table,
+        /// so that a fill a crash cut short is finished too): lookups kept aside by
+        /// [`Store::filling`] are built.
+        async fn filled(&self, _table: &str) -> Result<(), StoreError> {
+            Ok(())
+        }
     }
 }
 

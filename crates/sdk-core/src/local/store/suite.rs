@@ -295,6 +295,32 @@ pub async fn rows_are_found_by_server_id<S: Store>(s: &S) {
     assert_eq!(scanned, vec!["L1", "L2", "L4"]);
 }
 
+/// A table a restore fills ([`Store::filling`] to [`Store::filled`]) is found by
+/// server id all along: during the fill, after it, with rows that were there before,
+/// edited or deleted in it; a fill of another table and a second `filled` change nothing.
+pub async fn a_filled_table_is_found_by_server_id_during_and_after<S: Store>(s: &S) {
+    let with_id = |l: &str, id: i64| LocalRow { server_id: Some(json!(id)), ..synced("messages", l, json!({"id": id})) };
+    let find = |id: i64| async move { s.find_by_server_id("messages", &json!(id)).await.unwrap().map(|r| r.local_id) };
+    s.apply(WriteBatch { new_rows: vec![LocalRow { server_id: Some(json!(1)), ..synced("other", "o1", json!({})) }], ..Default::default() }).await.unwrap();
+    s.filling("messages").await.unwrap();
+    s.filled("elsewhere").await.unwrap();
+    for page in [[("m3", 30), ("m1", 10)], [("m2", 20), ("m4", 40)]] {
+        s.apply(WriteBatch { new_rows: page.iter().map(|(l, id)| with_id(l, *id)).collect(), ..Default::default() }).await.unwrap();
+    }
+    assert_eq!(find(20).await, Some("m2".into()), "found while the fill goes on");
+    // Written during the fill: an edit, a delete, a merged row.
+    s.apply(WriteBatch { put_rows: vec![with_id("m5", 50)], delete_rows: vec![("messages".into(), "m4".into())], ..Default::default() }).await.unwrap();
+    s.filled("messages").await.unwrap();
+    for (id, expected) in [(10, Some("m1")), (20, Some("m2")), (30, Some("m3")), (40, None), (50, Some("m5")), (60, None)] {
+        assert_eq!(find(id).await, expected.map(String::from), "server id {id}");
+    }
+    assert_eq!(s.find_by_server_id("other", &json!(1)).await.unwrap().map(|r| r.local_id), Some("o1".into()));
+    s.filled("messages").await.unwrap();
+    s.apply(WriteBatch { delete_rows: vec![("messages".into(), "m1".into())], ..Default::default() }).await.unwrap();
+    assert_eq!(find(10).await, None, "a row deleted after the fill is not found");
+    assert_eq!(find(30).await, Some("m3".into()));
+}
+
 /// Rows are replaced whole and deleted.
 pub async fn rows_are_replaced_and_deleted<S: Store>(s: &S) {
     let mut r = row("t", "L1", None);
@@ -537,6 +563,7 @@ macro_rules! store_suite {
             new_rows_are_stored_and_a_taken_key_fails_the_batch,
             queued_batches_land_in_order,
             rows_are_found_by_server_id,
+            a_filled_table_is_found_by_server_id_during_and_after,
             rows_are_replaced_and_deleted,
             json_round_trips_exactly,
             metadata_is_set_replaced_and_deleted,

@@ -34,7 +34,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use self::page::{build, ends, objects, PageAt, RawRow, WalkOrder};
+use self::page::{build, ends, objects, PageAt, RawRow, RowAt, WalkOrder};
 use self::resume::{Ranges, RestoreMark};
 
 use crate::local::events::PullProgress;
@@ -327,11 +327,13 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
             // page it had got to, its rows still unseen here (new rows, as before).
             let done = mark.cursor();
             let ranges = Ranges::new(&decl.name, &done, mark.total, mark.ranges());
+            self.cx.store.filling(&decl.name).await?;
             self.walk_ranges(decl, &ranges, None, snap.by_local_id.contains(&decl.name), report).await?;
             // Then the table is as a pull at that snapshot leaves it; what changed since
             // comes the usual way.
             self.cx.forecast.cursor(&decl.name, &done);
             let _w = self.cx.writer.lock().await;
+            self.cx.store.filled(&decl.name).await?;
             self.cx.store
                 .apply(WriteBatch { meta: vec![(key.clone(), Some(json!(done))), resume::done(&decl.name)], ..Default::default() })
                 .await?;
@@ -356,13 +358,18 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
         };
         match held {
             // A restore marks where it is with each page, its walk split in ranges.
-            Held::NoneYet => self.restore(decl, cur.next_txid, &next, snap.by_local_id.contains(&decl.name), report).await?,
+            Held::NoneYet => {
+                self.cx.store.filling(&decl.name).await?;
+                self.restore(decl, cur.next_txid, &next, snap.by_local_id.contains(&decl.name), report).await?
+            }
             Held::LookUp => self.walk(decl, "select=*", WalkStart::from(cur.next_txid, cur == Cursor::default()), snap.xmax, held, None, report).await?,
         }
         // Told before it is stored: the forecast may be ahead of the store (then no row
         // shows early), never behind it.
         self.cx.forecast.cursor(&decl.name, &next);
         let _w = self.cx.writer.lock().await;
+        // Every walk ends a fill, one a crash cut short included (a no-op otherwise).
+        self.cx.store.filled(&decl.name).await?;
         self.cx.store
             .apply(WriteBatch {
                 meta: vec![(key, Some(json!(next))), resume::done(&decl.name)],
@@ -426,10 +433,11 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
         };
         let mut so_far: u64 = start.so_far;
         let mut pages = 0;
-        // The page past a transaction being read by key (`Within`), asked alongside its
-        // first such page: when that transaction's rows run out, the walk goes on from
-        // it instead of waiting for an answer that is often empty.
-        let mut past: Option<(i64, Vec<RawRow>)> = None;
+        // The pages after a transaction being read inside (`Within`), asked alongside
+        // its first such page: the transactions past it, and, read by local id, its
+        // rows without one. When its rows run out, the walk goes on from them instead
+        // of waiting for answers that are often empty.
+        let mut ahead: Vec<(PageAt, Vec<RawRow>)> = vec![];
         // A restore's parents, found once for the whole walk (see `queue_restored`).
         let mut parents = ParentLocalIds::new();
         // The page the store may still be writing while the next one is built.
@@ -438,12 +446,11 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
             pages += 1;
             so_far += rows.len() as u64;
             let mut next_at = at.next(ends(&rows)?.as_refs(), &order, page, table)?;
-            if let Some(PageAt::Past(t)) = next_at {
-                if let Some((_, ahead)) = past.take_if(|(pt, _)| *pt == t) {
-                    so_far += ahead.len() as u64;
-                    next_at = PageAt::Past(t).next(ends(&ahead)?.as_refs(), &order, page, table)?;
-                    rows.extend(ahead);
-                }
+            while let Some(i) = next_at.as_ref().and_then(|n| ahead.iter().position(|(a, _)| a == n)) {
+                let (a, more) = ahead.swap_remove(i);
+                so_far += more.len() as u64;
+                next_at = a.next(ends(&more)?.as_refs(), &order, page, table)?;
+                rows.extend(more);
             }
             let Some(next_at) = next_at else {
                 let last = self.queue_page(decl, rows, held, so_far, None, mark(), &mut parents).await?;
@@ -469,22 +476,19 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
                 break;
             };
             at = next_at;
-            let ask_past = match at {
-                PageAt::Within(t, _) if past.is_none() => Some(t),
-                _ => None,
+            let ask: Vec<PageAt> = match &at {
+                PageAt::Within(t, _) | PageAt::Unnamed(t, _) if ahead.iter().any(|(a, _)| *a == PageAt::Past(*t)) => vec![],
+                PageAt::Within(t, RowAt::Local { local_id: Some(_), .. }) => vec![PageAt::Unnamed(*t, None), PageAt::Past(*t)],
+                PageAt::Within(t, _) | PageAt::Unnamed(t, _) => vec![PageAt::Past(*t)],
+                _ => vec![],
             };
             // The next page is on its way while this one is built and handed to the
             // store (the requests are polled first, so the HTTP client carries them
             // meanwhile), and then the page before it is waited for: the store writes
             // one page while the next is built.
-            let (next, ahead, stored) = futures_util::join!(
+            let (next, asked, stored) = futures_util::join!(
                 self.get_page(table, page_query(&at), false),
-                async {
-                    match ask_past {
-                        Some(t) => Some((t, self.get_page(table, page_query(&PageAt::Past(t)), false).await)),
-                        None => None,
-                    }
-                },
+                futures_util::future::join_all(ask.iter().map(|a| self.get_page(table, page_query(a), false))),
                 async {
                     let q = self.queue_page(decl, rows, held, so_far, Some(at.clone()), mark(), &mut parents).await?;
                     let before = match queued.take() {
@@ -497,8 +501,8 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
             let (q, before) = stored?;
             queued = Some(q);
             report.requests += 1;
-            if let Some((t, ahead)) = ahead {
-                past = Some((t, ahead?.0));
+            for (a, answer) in ask.into_iter().zip(asked) {
+                ahead.push((a, answer?.0));
                 report.requests += 1;
             }
             if let Some((then, n, end, applied)) = before {
