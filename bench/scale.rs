@@ -41,7 +41,10 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
 
 fn schema() -> Schema {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    Schema::from_json(&std::fs::read_to_string(root.join("examples/chat/schema.json")).expect("schema")).expect("schema")
+    Schema::from_json(
+        &std::fs::read_to_string(root.join("examples/chat/schema.json")).expect("schema"),
+    )
+    .expect("schema")
 }
 
 async fn engine(url: &str, key: &str, db: &Path) -> Result<Engine<SqliteStore, ReqwestHttp>, Fail> {
@@ -49,7 +52,10 @@ async fn engine(url: &str, key: &str, db: &Path) -> Result<Engine<SqliteStore, R
         schema(),
         SqliteStore::open(db)?,
         ReqwestHttp::new()?,
-        Project { url: url.into(), anon_key: key.into() },
+        Project {
+            url: url.into(),
+            anon_key: key.into(),
+        },
         EngineConfig::with_clock(system_now_ms),
     )
     .await?)
@@ -80,7 +86,10 @@ async fn device(url: &str, key: &str, email: &str, dir: &Path) -> Result<(), Fai
     // An empty replica's write first, on a file of its own.
     let empty = engine(url, key, &dir.join("empty.db")).await?;
     empty.sign_in(email, "scale-password").await?;
-    let probe_conv = empty.insert("conversations", &json!({"title": "probe"})).await?.local_id;
+    let probe_conv = empty
+        .insert("conversations", &json!({"title": "probe"}))
+        .await?
+        .local_id;
     let empty_write = write_p50(&empty, &probe_conv).await?;
     drop(empty);
 
@@ -98,11 +107,18 @@ async fn device(url: &str, key: &str, email: &str, dir: &Path) -> Result<(), Fai
     let mut q = vec![];
     for i in 0..SAMPLES.min(convs.len()) {
         let c = &convs[(i * convs.len()) / SAMPLES.min(convs.len())];
-        let query = Query { filters: vec![("conversation_id".into(), json!(c.local_id))], ..Default::default() };
+        let query = Query {
+            filters: vec![("conversation_id".into(), json!(c.local_id))],
+            ..Default::default()
+        };
         let s = Instant::now();
         let rows = e.query("messages", &query).await?;
         q.push(s.elapsed().as_secs_f64() * 1e6);
-        assert_eq!(rows.len() as i64, PER_CONVERSATION, "50 messages per conversation");
+        assert_eq!(
+            rows.len() as i64,
+            PER_CONVERSATION,
+            "50 messages per conversation"
+        );
     }
     let big_write = write_p50(&e, &convs[0].local_id).await?;
     // Closed, so SQLite checkpoints its write-ahead log into the file and removes it.
@@ -118,12 +134,21 @@ async fn device(url: &str, key: &str, email: &str, dir: &Path) -> Result<(), Fai
 
 fn rss_kb(pid: u32) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    s.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 /// Seed `n` messages for a fresh user straight into PostgreSQL; returns the email and
 /// the size of those rows as JSON text.
-async fn seed(server: &DevServer, db: &tokio_postgres::Client, n: i64) -> Result<(String, u64), Fail> {
+async fn seed(
+    server: &DevServer,
+    db: &tokio_postgres::Client,
+    n: i64,
+) -> Result<(String, u64), Fail> {
     let email = format!("scale{n}@example.com");
     let res = reqwest::Client::new()
         .post(format!("{}/auth/v1/signup", server.url()))
@@ -160,6 +185,53 @@ async fn seed(server: &DevServer, db: &tokio_postgres::Client, n: i64) -> Result
     Ok((email, json as u64))
 }
 
+/// One restore of `email`'s `n` rows by a new device, a process of its own: its answer
+/// (times, sizes) and its peak memory while restoring, in KiB.
+async fn restore_on_new_device(
+    server: &DevServer,
+    email: &str,
+    n: i64,
+) -> Result<(Value, u64), Fail> {
+    let dir = tempfile::tempdir()?;
+    let mut child = Command::new(std::env::current_exe()?)
+        .args(["--device", server.url(), server.anon_key(), email])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let pid = child.id();
+    let out = child.stdout.take().ok_or("no stdout")?;
+    // Sample the device's memory every 20 ms while it restores (until it says
+    // "restored"; its measurements afterwards load rows of their own).
+    let restoring = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let flag = restoring.clone();
+    let sampler = std::thread::spawn(move || {
+        let mut peak = 0;
+        while flag.load(std::sync::atomic::Ordering::SeqCst) {
+            let Some(kb) = rss_kb(pid) else { break };
+            peak = peak.max(kb);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        peak
+    });
+    let mut result = Value::Null;
+    for line in BufReader::new(out).lines() {
+        let line = line?;
+        if line == "restored" {
+            restoring.store(false, std::sync::atomic::Ordering::SeqCst);
+        }
+        if let Ok(v) = serde_json::from_str::<Value>(&line) {
+            result = v;
+        }
+    }
+    restoring.store(false, std::sync::atomic::Ordering::SeqCst);
+    let status = child.wait()?;
+    let peak_kb = sampler.join().map_err(|_| "sampler")?;
+    if !status.success() {
+        return Err(format!("the device failed for {n} rows").into());
+    }
+    Ok((result, peak_kb))
+}
+
 async fn parent() -> Result<(), Fail> {
     let sizes: Vec<i64> = std::env::var("SCALE_SIZES")
         .unwrap_or_else(|_| "10000,100000,1000000".into())
@@ -167,49 +239,39 @@ async fn parent() -> Result<(), Fail> {
         .filter_map(|s| s.trim().parse().ok())
         .collect();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let server = DevServer::builder().migrations(root.join("examples/chat/migrations")).start().await?;
+    let server = DevServer::builder()
+        .migrations(root.join("examples/chat/migrations"))
+        .start()
+        .await?;
     let (db, conn) = tokio_postgres::connect(server.database_url(), tokio_postgres::NoTls).await?;
     tokio::spawn(conn);
     let mut lines = vec![];
     for n in sizes {
         let (email, json_bytes) = seed(&server, &db, n).await?;
-        let dir = tempfile::tempdir()?;
-        let mut child = Command::new(std::env::current_exe()?)
-            .args(["--device", server.url(), server.anon_key(), &email])
-            .arg(dir.path())
-            .stdout(Stdio::piped())
-            .spawn()?;
-        let pid = child.id();
-        let out = child.stdout.take().ok_or("no stdout")?;
-        // Sample the device's memory every 20 ms while it restores (until it says
-        // "restored"; its measurements afterwards load rows of their own).
-        let restoring = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let flag = restoring.clone();
-        let sampler = std::thread::spawn(move || {
-            let mut peak = 0;
-            while flag.load(std::sync::atomic::Ordering::SeqCst) {
-                let Some(kb) = rss_kb(pid) else { break };
-                peak = peak.max(kb);
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            peak
+        // A restore under a second is at the mercy of the machine's moment: those are
+        // restored three times (a new device each) and the median kept; 1M once.
+        let mut runs = vec![];
+        for _ in 0..if n < 1_000_000 { 3 } else { 1 } {
+            runs.push(restore_on_new_device(&server, &email, n).await?);
+        }
+        runs.sort_by(|a, b| {
+            a.0["restore_ms"]
+                .as_f64()
+                .partial_cmp(&b.0["restore_ms"].as_f64())
+                .unwrap_or(std::cmp::Ordering::Equal)
         });
-        let mut result = Value::Null;
-        for line in BufReader::new(out).lines() {
-            let line = line?;
-            if line == "restored" {
-                restoring.store(false, std::sync::atomic::Ordering::SeqCst);
-            }
-            if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                result = v;
-            }
-        }
-        restoring.store(false, std::sync::atomic::Ordering::SeqCst);
-        let status = child.wait()?;
-        let peak_kb = sampler.join().map_err(|_| "sampler")?;
-        if !status.success() {
-            return Err(format!("the device failed for {n} rows").into());
-        }
+        let all: Vec<String> = runs
+            .iter()
+            .map(|r| {
+                format!(
+                    "{:.0}",
+                    r.0["rows"].as_f64().unwrap_or(f64::NAN)
+                        / (r.0["restore_ms"].as_f64().unwrap_or(f64::NAN) / 1000.0)
+                )
+            })
+            .collect();
+        let (result, peak_kb) = runs.swap_remove(runs.len() / 2);
+        println!("{n} rows: rows/s of each restore {}", all.join(", "));
         lines.push((n, result, peak_kb, json_bytes));
     }
     println!("| messages | restore | rows/s | peak memory restoring | write p50 (÷ empty) | query, 50 rows by conversation, p50 | replica files ÷ JSON |");

@@ -3,7 +3,8 @@
 //! Per table, parents first, with one server snapshot for the whole pull
 //! (`supasync_snapshot()`, from the SQL kit): the rows of transactions that were still
 //! running last time (*pending*), then keyset pages in `(sync_txid, key)` order below the
-//! snapshot's `xmax`; then tombstones the same way. Each page lands in one store batch;
+//! snapshot's `xmax` (a restore reads each transaction by local id instead, the order
+//! the store keeps rows in: [`page::WalkOrder`]); then tombstones the same way. Each page lands in one store batch;
 //! the cursor moves only when the table is done, so a crash re-pulls, never skips. A
 //! restore's pages carry a mark of where to go on ([`resume`]), so a restore cut short
 //! goes on from there instead of from the start, and a restore of several pages is

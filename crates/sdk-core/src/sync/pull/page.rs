@@ -1,5 +1,6 @@
 //! One page of a pull's keyset walk: where it starts ([`PageAt`], in `(sync_txid, key)`
-//! order below the snapshot), and the answer as the server wrote it (rows kept as JSON
+//! order below the snapshot, or for a restore `(sync_txid, local id, key)`: see
+//! [`WalkOrder`]), and the answer as the server wrote it (rows kept as JSON
 //! text, only the first and last built before the next page is asked for).
 
 use serde::{Deserialize, Serialize};
