@@ -161,6 +161,27 @@ fn per_column_indexes_of_format_4_are_dropped_and_built_again_in_order() {
 }
 
 #[test]
+fn rows_of_format_6_are_found_by_server_id_after_the_upgrade() {
+    // Format 7 moved lookups by server id from an index over `rows` to `server_ids`:
+    // the rows a device held before keep being found, and a delete still forgets them.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("replica.db");
+    let with_id = |l: &str, id: &str| LocalRow { server_id: Some(json!(id)), mirror: json!({"id": id}).as_object().cloned(), overlay: None, status: RowStatus::Synced, ..a_row(l) };
+    block_on(async {
+        let old = SqliteStore::open_at_version(&path, 6).unwrap();
+        old.apply(WriteBatch { put_rows: vec![with_id("L1", "s-1"), with_id("L2", "s-2"), a_row("L3")], ..Default::default() }).await.unwrap();
+    });
+    block_on(async {
+        let s = SqliteStore::open(&path).unwrap();
+        let find = |id: &'static str| { let s = &s; async move { s.find_by_server_id("messages", &json!(id)).await.unwrap().map(|r| r.local_id) } };
+        assert_eq!((find("s-1").await, find("s-2").await), (Some("L1".into()), Some("L2".into())));
+        s.apply(WriteBatch { delete_rows: vec![("messages".into(), "L1".into())], ..Default::default() }).await.unwrap();
+        assert_eq!(find("s-1").await, None, "deleted after the upgrade");
+        assert_eq!(s.get_row("messages", "L3").await.unwrap(), Some(a_row("L3")), "rows without a server id kept");
+    });
+}
+
+#[test]
 fn an_old_format_is_upgraded_in_place() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("replica.db");
