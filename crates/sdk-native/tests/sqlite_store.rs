@@ -106,6 +106,32 @@ fn indexes_survive_a_reopen() {
 }
 
 #[test]
+fn server_ids_set_aside_wait_in_parts_and_are_all_found_after_the_fill() {
+    // A restore's server ids wait in parts by their first characters (a lookup reads
+    // one; the fill's end writes them part by part): every one is found before and after.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("replica.db");
+    let sid = |i: u32| format!("{:08x}-0000-4000-8000-{:012x}", i.wrapping_mul(2654435761), i);
+    let with_id = |i: u32| LocalRow { server_id: Some(json!(sid(i))), mirror: json!({"id": sid(i)}).as_object().cloned(), overlay: None, status: RowStatus::Synced, ..a_row(&format!("m{i:04}")) };
+    block_on(async {
+        let s = SqliteStore::open(&path).unwrap();
+        s.filling("messages").await.unwrap();
+        s.apply(WriteBatch { new_rows: (0..300).map(with_id).collect(), ..Default::default() }).await.unwrap();
+        let parts: i64 = rusqlite::Connection::open(&path).unwrap().query_row("SELECT count(DISTINCT part) FROM fill_ids", [], |r| r.get(0)).unwrap();
+        assert_eq!(parts, 16, "one part per first hex digit");
+        for i in [0, 7, 299] {
+            assert_eq!(s.find_by_server_id("messages", &json!(sid(i))).await.unwrap().map(|r| r.local_id), Some(format!("m{i:04}")), "during the fill");
+        }
+        s.filled("messages").await.unwrap();
+        for i in 0..300 {
+            assert_eq!(s.find_by_server_id("messages", &json!(sid(i))).await.unwrap().map(|r| r.local_id), Some(format!("m{i:04}")), "after the fill");
+        }
+    });
+    let left: i64 = rusqlite::Connection::open(&path).unwrap().query_row("SELECT count(*) FROM fill_ids", [], |r| r.get(0)).unwrap();
+    assert_eq!(left, 0);
+}
+
+#[test]
 fn a_fill_cut_short_is_still_found_by_server_id_and_finished_by_the_next_walk() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("replica.db");

@@ -65,7 +65,14 @@ const MIGRATIONS: [&str; 7] = [
      INSERT OR REPLACE INTO server_ids (tbl, server_id, local_id)
         SELECT tbl, server_id, local_id FROM rows WHERE server_id IS NOT NULL ORDER BY tbl, server_id;
      DROP INDEX rows_by_server_id;
-     CREATE TABLE fill_ids (tbl TEXT NOT NULL, server_id TEXT NOT NULL, local_id TEXT NOT NULL);",
+     CREATE TABLE fill_ids (
+        tbl TEXT NOT NULL,
+        part TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        server_id TEXT NOT NULL,
+        local_id TEXT NOT NULL,
+        PRIMARY KEY (tbl, part, n)
+     ) WITHOUT ROWID;",
 ];
 
 fn err(e: rusqlite::Error) -> StoreError {

@@ -14,7 +14,11 @@
 //! rows come, and writes them in order when it is done ([`Store::filled`]): kept row
 //! by row, random server ids are written all over that B-tree and its pages again with
 //! every page of rows, which made a restore four times slower per row at 200k rows
-//! than at 20k, and most of a million-row restore.
+//! than at 20k, and most of a million-row restore. The entries set aside are kept in
+//! parts by their server id's first two characters (sixteen for UUIDs), each appended
+//! to: a lookup meanwhile reads one part, and the entries are written part by part,
+//! each in a transaction of its own, so no read or write of the app waits for the
+//! whole sort (a million entries sorted at once held the store for about two seconds).
 //! The file format is versioned with `PRAGMA user_version` and upgraded by numbered
 //! migrations ([`migrations`]). A store can be encrypted at rest ([`cipher`]).
 
@@ -51,6 +55,8 @@ pub struct SqliteStore {
     filling: Mutex<BTreeSet<String>>,
     /// Whether the file keeps `server_ids` (format 7 on; older formats only in tests).
     keeps_server_ids: bool,
+    /// The last number given to an entry set aside (`fill_ids.n`).
+    fill_seq: std::sync::atomic::AtomicI64,
 }
 
 fn sql_err(e: rusqlite::Error) -> StoreError {
@@ -140,18 +146,20 @@ impl SqliteStore {
             }
         }
         let keeps_server_ids = target >= 7;
-        let filling = if keeps_server_ids {
+        let (filling, fill_seq) = if keeps_server_ids {
             let mut st = conn.prepare("SELECT DISTINCT tbl FROM fill_ids").map_err(sql_err)?;
             let tables = st.query_map([], |r| r.get::<_, String>(0)).map_err(sql_err)?.collect::<Result<BTreeSet<_>, _>>().map_err(sql_err)?;
             drop(st);
-            tables
+            let seq: i64 = conn.query_row("SELECT coalesce(max(n), 0) FROM fill_ids", [], |r| r.get(0)).map_err(sql_err)?;
+            (tables, seq)
         } else {
-            BTreeSet::new()
+            (BTreeSet::new(), 0)
         };
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             indexed: Mutex::new(indexed),
             filling: Mutex::new(filling),
+            fill_seq: std::sync::atomic::AtomicI64::new(fill_seq),
             keeps_server_ids,
         })
     }
@@ -210,17 +218,18 @@ supasync_core::maybe_async_trait! {
             // An entry counts only while its row still has that server id: a row deleted
             // or given another id leaves at most a stale entry, never a wrong answer.
             let key = encode(server_id)?;
-            let found = |ids: &str| {
+            let found = |ids: &str, part: &str| {
                 let sql = format!(
                     "SELECT r.tbl, r.local_id, r.server_id, r.data FROM {ids} s JOIN rows r ON r.tbl = s.tbl AND r.local_id = s.local_id
-                     WHERE s.tbl = ?1 AND s.server_id = ?2 AND r.server_id = s.server_id"
+                     WHERE s.tbl = ?1 {part} AND s.server_id = ?2 AND r.server_id = s.server_id"
                 );
                 self.rows_where(&sql, &[&table, &key]).map(|mut rows| rows.pop())
             };
             let filling = self.filling()?.contains(table);
-            match found("server_ids")? {
-                // A fill under way (or cut short): its rows' entries wait aside, unsorted.
-                None if filling => found("fill_ids"),
+            match found("server_ids", "")? {
+                // A fill under way (or cut short): its rows' entries wait aside, in
+                // parts, unsorted inside each.
+                None if filling => found("fill_ids", "AND s.part = substr(?2, 1, 2)"),
                 row => Ok(row),
             }
         }
@@ -377,7 +386,9 @@ supasync_core::maybe_async_trait! {
                         }
                     }
                     let mut keep = tx.prepare_cached("INSERT OR REPLACE INTO server_ids (tbl, server_id, local_id) VALUES (?1, ?2, ?3)").map_err(sql_err)?;
-                    let mut aside = tx.prepare_cached("INSERT INTO fill_ids (tbl, server_id, local_id) VALUES (?1, ?2, ?3)").map_err(sql_err)?;
+                    let mut aside = tx
+                        .prepare_cached("INSERT INTO fill_ids (tbl, part, n, server_id, local_id) VALUES (?1, substr(?2, 1, 2), ?3, ?2, ?4)")
+                        .map_err(sql_err)?;
                     for r in &batch.put_rows {
                         if let Some(sid) = row_doc::server_id_text(r)? {
                             keep.execute(params![r.table, sid, r.local_id]).map_err(sql_err)?;
@@ -385,8 +396,12 @@ supasync_core::maybe_async_trait! {
                     }
                     for r in &batch.new_rows {
                         if let Some(sid) = row_doc::server_id_text(r)? {
-                            let st = if filling.contains(&r.table) { &mut aside } else { &mut keep };
-                            st.execute(params![r.table, sid, r.local_id]).map_err(sql_err)?;
+                            if filling.contains(&r.table) {
+                                let n = self.fill_seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                                aside.execute(params![r.table, sid, n, r.local_id]).map_err(sql_err)?;
+                            } else {
+                                keep.execute(params![r.table, sid, r.local_id]).map_err(sql_err)?;
+                            }
                         }
                     }
                 }
@@ -515,30 +530,41 @@ supasync_core::maybe_async_trait! {
         }
 
         async fn filled(&self, table: &str) -> Result<(), StoreError> {
-            let mut c = self.lock()?;
-            let mut filling = self.filling()?;
-            if !filling.contains(table) {
+            if !self.filling()?.contains(table) {
                 return Ok(());
             }
-            // In server id order: the entries are appended to `server_ids`' B-tree
-            // (where the table held nothing before) instead of scattered over it.
-            // The sort spills to a temporary file beyond the page cache: this build of
-            // SQLite keeps temporary files in memory by default, and a million entries
-            // sorted there took 80 MB. (Android's SQLite keeps them in memory always.)
-            c.pragma_update(None, "temp_store", "FILE").map_err(sql_err)?;
-            let sorted = (|| {
-                let tx = c.transaction()?;
-                tx.execute(
-                    "INSERT OR REPLACE INTO server_ids (tbl, server_id, local_id) SELECT tbl, server_id, local_id FROM fill_ids WHERE tbl = ?1 ORDER BY server_id",
-                    [table],
-                )?;
-                tx.execute("DELETE FROM fill_ids WHERE tbl = ?1", [table])?;
-                tx.commit()
-            })();
-            c.pragma_update(None, "temp_store", "DEFAULT").map_err(sql_err)?;
-            sorted.map_err(sql_err)?;
-            filling.remove(table);
-            Ok(())
+            // Part by part, each in server id order: the entries are appended to
+            // `server_ids`' B-tree instead of scattered over it, and the store is free
+            // between parts. The sort spills to a temporary file beyond the page cache:
+            // this build of SQLite keeps temporary files in memory by default, and a
+            // million entries sorted there took 80 MB. (Android's SQLite keeps them in
+            // memory always; a part is a sixteenth of the table's entries.)
+            loop {
+                let mut c = self.lock()?;
+                let part: Option<String> = c
+                    .query_row("SELECT part FROM fill_ids WHERE tbl = ?1 ORDER BY part LIMIT 1", [table], |r| r.get(0))
+                    .optional()
+                    .map_err(sql_err)?;
+                let Some(part) = part else {
+                    // Nothing left aside (new rows of the table meanwhile would have
+                    // been: the store's lock is held).
+                    self.filling()?.remove(table);
+                    return Ok(());
+                };
+                c.pragma_update(None, "temp_store", "FILE").map_err(sql_err)?;
+                let sorted = (|| {
+                    let tx = c.transaction()?;
+                    tx.execute(
+                        "INSERT OR REPLACE INTO server_ids (tbl, server_id, local_id)
+                         SELECT tbl, server_id, local_id FROM fill_ids WHERE tbl = ?1 AND part = ?2 ORDER BY server_id",
+                        [table, &part],
+                    )?;
+                    tx.execute("DELETE FROM fill_ids WHERE tbl = ?1 AND part = ?2", [table, &part])?;
+                    tx.commit()
+                })();
+                c.pragma_update(None, "temp_store", "DEFAULT").map_err(sql_err)?;
+                sorted.map_err(sql_err)?;
+            }
         }
 
         async fn read_blob(&self, key: &str, offset: u64, len: Option<u64>) -> Result<Option<Vec<u8>>, StoreError> {

@@ -256,7 +256,9 @@ crate::maybe_async_trait! {
 
         /// The walk that filled `table` is over (called after every walk of a table,
         /// so that a fill a crash cut short is finished too): lookups kept aside by
-        /// [`Store::filling`] are built.
+        /// [`Store::filling`] are built. Called without the writer lock: a store that
+        /// builds them in several steps lets the app's writes in between (and a new row
+        /// meanwhile must still be found once this returns).
         async fn filled(&self, _table: &str) -> Result<(), StoreError> {
             Ok(())
         }

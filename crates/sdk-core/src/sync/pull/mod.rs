@@ -333,8 +333,8 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
             // Then the table is as a pull at that snapshot leaves it; what changed since
             // comes the usual way.
             self.cx.forecast.cursor(&decl.name, &done);
-            let _w = self.cx.writer.lock().await;
             self.cx.store.filled(&decl.name).await?;
+            let _w = self.cx.writer.lock().await;
             self.cx.store
                 .apply(WriteBatch { meta: vec![(key.clone(), Some(json!(done))), resume::done(&decl.name)], ..Default::default() })
                 .await?;
@@ -368,9 +368,11 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
         // Told before it is stored: the forecast may be ahead of the store (then no row
         // shows early), never behind it.
         self.cx.forecast.cursor(&decl.name, &next);
-        let _w = self.cx.writer.lock().await;
-        // Every walk ends a fill, one a crash cut short included (a no-op otherwise).
+        // Every walk ends a fill, one a crash cut short included (a no-op otherwise);
+        // not under the writer lock: the store takes it part by part, and the app's
+        // writes go on between.
         self.cx.store.filled(&decl.name).await?;
+        let _w = self.cx.writer.lock().await;
         self.cx.store
             .apply(WriteBatch {
                 meta: vec![(key, Some(json!(next))), resume::done(&decl.name)],
