@@ -307,7 +307,8 @@ async fn a_restore_walks_transactions_of_every_size_once() {
         }
         tx.commit().await.unwrap();
     }
-    let b = device_paging(&s, page).await;
+    // Its lookups by server id set aside and built at the end (as from 40k rows).
+    let b = device_with(s.url(), s.anon_key(), EngineConfig { page_size: page, restore_fill_from: 0, ..EngineConfig::with_clock(system_now_ms) }).await;
     b.sign_in("walk@example.com", "password-123").await.unwrap();
     let pulled = b.pull().await.unwrap();
     let total: usize = sizes.iter().sum();
@@ -324,6 +325,16 @@ async fn a_restore_walks_transactions_of_every_size_once() {
     assert!(pulled.requests <= total.div_ceil(page) + 2 * sizes.len() + 3 + 2 * 2, "{} requests", pulled.requests);
     // And a second pull brings nothing again.
     assert_eq!(b.pull().await.unwrap().rows, 0);
+    // Edits on the server land on the rows restored (found by server id), not beside them.
+    db.batch_execute(
+        "update public.messages set content = 'edited' where local_id = 'm-2-00'
+            or id = (select id from public.messages where local_id is null order by id limit 1)",
+    )
+    .await
+    .unwrap();
+    assert_eq!(b.pull().await.unwrap().rows, 2);
+    let got = b.query("messages", &Query::default()).await.unwrap();
+    assert_eq!((got.len(), got.iter().filter(|m| m.row["content"] == json!("edited")).count()), (total, 2));
     // A server whose kit predates the index for walks by local id: walked by key.
     db.batch_execute("drop index public.messages_supasync_restore").await.unwrap();
     let c = device_paging(&s, page).await;

@@ -328,7 +328,9 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
             // page it had got to, its rows still unseen here (new rows, as before).
             let done = mark.cursor();
             let ranges = Ranges::new(&decl.name, &done, mark.total, mark.ranges());
-            self.cx.store.filling(&decl.name).await?;
+            if mark.total.is_some_and(|t| t >= self.cx.cfg.restore_fill_from) {
+                self.cx.store.filling(&decl.name).await?;
+            }
             self.walk_ranges(decl, &ranges, None, snap.by_local_id.contains(&decl.name), report).await?;
             // Then the table is as a pull at that snapshot leaves it; what changed since
             // comes the usual way.
@@ -360,7 +362,6 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
         match held {
             // A restore marks where it is with each page, its walk split in ranges.
             Held::NoneYet => {
-                self.cx.store.filling(&decl.name).await?;
                 self.restore(decl, cur.next_txid, &next, snap.by_local_id.contains(&decl.name), report).await?
             }
             Held::LookUp => self.walk(decl, "select=*", WalkStart::from(cur.next_txid, cur == Cursor::default()), snap.xmax, held, None, report).await?,

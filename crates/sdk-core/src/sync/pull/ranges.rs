@@ -33,6 +33,11 @@ impl<S: Store, H: Http> Pull<'_, S, H> {
         let order = WalkOrder { key: &decl.key, local_id: &decl.local_id, by_local_id };
         let (rows, total) = self.get_page(table, PageAt::From(from).query("select=*", &order, done.next_txid, page), true).await?;
         report.requests += 1;
+        // A large table's lookups by server id are set aside and built at the end
+        // (`EngineConfig::restore_fill_from`).
+        if total.is_some_and(|t| t >= self.cx.cfg.restore_fill_from) {
+            self.cx.store.filling(table).await?;
+        }
         let ends = ends(&rows)?;
         let after = ends.as_refs().2.and_then(|r| r.get("sync_txid")).and_then(Value::as_i64);
         let mut starts = vec![from];
