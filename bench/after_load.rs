@@ -12,10 +12,7 @@ use std::time::Duration;
 
 /// Vacuum and analyze `tables`, checkpoint, and wait (up to a minute) until every replication slot
 /// is within 16 MB of the WAL's end.
-pub async fn settle(
-    db: &tokio_postgres::Client,
-    tables: &[&str],
-) -> Result<(), tokio_postgres::Error> {
+pub async fn settle(db: &tokio_postgres::Client, tables: &[&str]) -> Result<(), tokio_postgres::Error> {
     for t in tables {
         // Table names are this benchmark's own constants, never input.
         db.batch_execute(&format!("vacuum analyze {t}")).await?;

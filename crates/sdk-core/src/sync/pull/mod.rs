@@ -4,8 +4,9 @@
 //! (`supasync_snapshot()`, from the SQL kit): the rows of transactions that were still
 //! running last time (*pending*), then keyset pages in `(sync_txid, key)` order below the
 //! snapshot's `xmax` (a restore reads each transaction by local id instead, the order
-//! the store keeps rows in: [`page::WalkOrder`]); then tombstones the same way. Each page lands in one store batch;
-//! the cursor moves only when the table is done, so a crash re-pulls, never skips. A
+//! the store keeps rows in: [`page::WalkOrder`]); then tombstones the same way. Each
+//! page lands in one store batch; the cursor moves only when the table is done, so a
+//! crash re-pulls, never skips. A
 //! restore's pages carry a mark of where to go on ([`resume`]), so a restore cut short
 //! goes on from there instead of from the start, and a restore of several pages is
 //! split into ranges walked at once ([`ranges`]). Tombstones: [`tombstone_walk`].
@@ -361,9 +362,7 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
         };
         match held {
             // A restore marks where it is with each page, its walk split in ranges.
-            Held::NoneYet => {
-                self.restore(decl, cur.next_txid, &next, snap.by_local_id.contains(&decl.name), report).await?
-            }
+            Held::NoneYet => self.restore(decl, cur.next_txid, &next, snap.by_local_id.contains(&decl.name), report).await?,
             Held::LookUp => self.walk(decl, "select=*", WalkStart::from(cur.next_txid, cur == Cursor::default()), snap.xmax, held, None, report).await?,
         }
         // Told before it is stored: the forecast may be ahead of the store (then no row
