@@ -1,7 +1,7 @@
 //! The SQLite store: the shared store suite, plus what only a file can show — data
 //! surviving a reopen, the format upgrade, a corrupt or too-new file refused clearly.
 
-use serde_json::json;
+use serde_json::{json, Value};
 use supasync_core::local_row::{LocalRow, Overlay, RowStatus};
 use supasync_core::store::suite::block_on;
 use supasync_core::store::{NewOutboxEntry, Store, StoreError, WriteBatch};
@@ -32,6 +32,16 @@ fn a_row(local_id: &str) -> LocalRow {
         status: RowStatus::Pending,
         last_pushed: None,
     }
+}
+
+/// A synced row of `messages` whose server id (and mirror's `id`) is `id`.
+fn with_server_id(local_id: &str, id: Value) -> LocalRow {
+    LocalRow { server_id: Some(id.clone()), mirror: json!({ "id": id }).as_object().cloned(), overlay: None, status: RowStatus::Synced, ..a_row(local_id) }
+}
+
+/// One number a query of the file at `path` answers (a count).
+fn count(path: &std::path::Path, sql: &str) -> i64 {
+    rusqlite::Connection::open(path).unwrap().query_row(sql, [], |r| r.get(0)).unwrap()
 }
 
 fn batch(local_id: &str) -> WriteBatch {
@@ -112,13 +122,12 @@ fn server_ids_set_aside_wait_in_parts_and_are_all_found_after_the_fill() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("replica.db");
     let sid = |i: u32| format!("{:08x}-0000-4000-8000-{:012x}", i.wrapping_mul(2654435761), i);
-    let with_id = |i: u32| LocalRow { server_id: Some(json!(sid(i))), mirror: json!({"id": sid(i)}).as_object().cloned(), overlay: None, status: RowStatus::Synced, ..a_row(&format!("m{i:04}")) };
+    let with_id = |i: u32| with_server_id(&format!("m{i:04}"), json!(sid(i)));
     block_on(async {
         let s = SqliteStore::open(&path).unwrap();
         s.filling("messages").await.unwrap();
         s.apply(WriteBatch { new_rows: (0..300).map(with_id).collect(), ..Default::default() }).await.unwrap();
-        let parts: i64 = rusqlite::Connection::open(&path).unwrap().query_row("SELECT count(DISTINCT part) FROM fill_ids", [], |r| r.get(0)).unwrap();
-        assert_eq!(parts, 16, "one part per first hex digit");
+        assert_eq!(count(&path, "SELECT count(DISTINCT part) FROM fill_ids"), 16, "one part per first hex digit");
         for i in [0, 7, 299] {
             assert_eq!(s.find_by_server_id("messages", &json!(sid(i))).await.unwrap().map(|r| r.local_id), Some(format!("m{i:04}")), "during the fill");
         }
@@ -127,16 +136,15 @@ fn server_ids_set_aside_wait_in_parts_and_are_all_found_after_the_fill() {
             assert_eq!(s.find_by_server_id("messages", &json!(sid(i))).await.unwrap().map(|r| r.local_id), Some(format!("m{i:04}")), "after the fill");
         }
     });
-    let left: i64 = rusqlite::Connection::open(&path).unwrap().query_row("SELECT count(*) FROM fill_ids", [], |r| r.get(0)).unwrap();
-    assert_eq!(left, 0);
+    assert_eq!(count(&path, "SELECT count(*) FROM fill_ids"), 0);
 }
 
 #[test]
 fn a_fill_cut_short_is_still_found_by_server_id_and_finished_by_the_next_walk() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("replica.db");
-    let with_id = |l: &str, id: i64| LocalRow { server_id: Some(json!(id)), mirror: json!({"id": id}).as_object().cloned(), overlay: None, status: RowStatus::Synced, ..a_row(l) };
-    let aside = || -> i64 { rusqlite::Connection::open(&path).unwrap().query_row("SELECT count(*) FROM fill_ids", [], |r| r.get(0)).unwrap() };
+    let with_id = |l: &str, id: i64| with_server_id(l, json!(id));
+    let aside = || count(&path, "SELECT count(*) FROM fill_ids");
     block_on(async {
         let s = SqliteStore::open(&path).unwrap();
         s.filling("messages").await.unwrap();
@@ -155,8 +163,7 @@ fn a_fill_cut_short_is_still_found_by_server_id_and_finished_by_the_next_walk() 
         }
     });
     assert_eq!(aside(), 0, "nothing is left aside");
-    let kept: i64 = rusqlite::Connection::open(&path).unwrap().query_row("SELECT count(*) FROM server_ids WHERE tbl = 'messages'", [], |r| r.get(0)).unwrap();
-    assert_eq!(kept, 3);
+    assert_eq!(count(&path, "SELECT count(*) FROM server_ids WHERE tbl = 'messages'"), 3);
 }
 
 #[test]
@@ -192,7 +199,7 @@ fn rows_of_format_6_are_found_by_server_id_after_the_upgrade() {
     // the rows a device held before keep being found, and a delete still forgets them.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("replica.db");
-    let with_id = |l: &str, id: &str| LocalRow { server_id: Some(json!(id)), mirror: json!({"id": id}).as_object().cloned(), overlay: None, status: RowStatus::Synced, ..a_row(l) };
+    let with_id = |l: &str, id: &str| with_server_id(l, json!(id));
     block_on(async {
         let old = SqliteStore::open_at_version(&path, 6).unwrap();
         old.apply(WriteBatch { put_rows: vec![with_id("L1", "s-1"), with_id("L2", "s-2"), a_row("L3")], ..Default::default() }).await.unwrap();

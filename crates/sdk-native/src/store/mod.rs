@@ -375,6 +375,10 @@ supasync_core::maybe_async_trait! {
             let filling = self.filling()?;
             let tx = c.transaction().map_err(sql_err)?;
             {
+                // Each row's server id as the store keeps it, encoded once for its row
+                // and its lookup entry.
+                let sids = |rows: &[LocalRow]| rows.iter().map(row_doc::server_id_text).collect::<Result<Vec<_>, _>>();
+                let (new_sids, put_sids) = (sids(&batch.new_rows)?, sids(&batch.put_rows)?);
                 if self.keeps_server_ids {
                     // A deleted row's entry goes with it (before the row does).
                     if !batch.delete_rows.is_empty() {
@@ -389,13 +393,13 @@ supasync_core::maybe_async_trait! {
                     let mut aside = tx
                         .prepare_cached("INSERT INTO fill_ids (tbl, part, n, server_id, local_id) VALUES (?1, substr(?2, 1, 2), ?3, ?2, ?4)")
                         .map_err(sql_err)?;
-                    for r in &batch.put_rows {
-                        if let Some(sid) = row_doc::server_id_text(r)? {
+                    for (r, sid) in batch.put_rows.iter().zip(&put_sids) {
+                        if let Some(sid) = sid {
                             keep.execute(params![r.table, sid, r.local_id]).map_err(sql_err)?;
                         }
                     }
-                    for r in &batch.new_rows {
-                        if let Some(sid) = row_doc::server_id_text(r)? {
+                    for (r, sid) in batch.new_rows.iter().zip(&new_sids) {
+                        if let Some(sid) = sid {
                             if filling.contains(&r.table) {
                                 let n = self.fill_seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                                 aside.execute(params![r.table, sid, n, r.local_id]).map_err(sql_err)?;
@@ -410,9 +414,9 @@ supasync_core::maybe_async_trait! {
                     let mut add_row = tx
                         .prepare_cached("INSERT INTO rows (tbl, local_id, server_id, data) VALUES (?1, ?2, ?3, ?4)")
                         .map_err(sql_err)?;
-                    for r in &batch.new_rows {
+                    for (r, sid) in batch.new_rows.iter().zip(&new_sids) {
                         add_row
-                            .execute(params![r.table, r.local_id, row_doc::server_id_text(r)?, row_doc::encode(r)?])
+                            .execute(params![r.table, r.local_id, sid, row_doc::encode(r)?])
                             .map_err(|e| taken(e, r))?;
                     }
                 }
@@ -420,8 +424,8 @@ supasync_core::maybe_async_trait! {
                     let mut put_row = tx
                         .prepare_cached("INSERT OR REPLACE INTO rows (tbl, local_id, server_id, data) VALUES (?1, ?2, ?3, ?4)")
                         .map_err(sql_err)?;
-                    for r in &batch.put_rows {
-                        put_row.execute(params![r.table, r.local_id, row_doc::server_id_text(r)?, row_doc::encode(r)?]).map_err(sql_err)?;
+                    for (r, sid) in batch.put_rows.iter().zip(&put_sids) {
+                        put_row.execute(params![r.table, r.local_id, sid, row_doc::encode(r)?]).map_err(sql_err)?;
                     }
                 }
                 let touches_index = batch.put_rows.iter().chain(&batch.new_rows).any(|r| indexed.contains_key(&r.table))
