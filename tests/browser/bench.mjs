@@ -26,6 +26,8 @@
 //     same page of B; then the same with the writes made by supabase-js in Node (so no
 //     second Chromium competes with B for the 2 cores as it handles its own echo);
 //  6. package size (wasm + JS, gzip -9).
+// BENCH_PROFILE=1 (Chromium) also prints where the page's main thread spent the 100k
+// restore (2b), by function, from a CDP CPU profile.
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -267,6 +269,11 @@ if (wanted('pull')) {
   // pages of 1,000 in key order, supabase-js) and put raw into a bare IndexedDB store
   // in one transaction. The floor runs before ours and after (the mean of both), each
   // into a new database after a pause, as in 2.
+  // BENCH_PROFILE=1 (Chromium): the page's main thread sampled through the restore
+  // (CDP Profiler), its self time by function printed, to see where the page's time
+  // goes and how much of it the page waits on IndexedDB (idle).
+  const profiling = process.env.BENCH_PROFILE && engine === 'chromium';
+  if (profiling) await profileHooks(ctx, p);
   const restore = await p.evaluate(async ([o, creds]) => {
     const sbc = createClient(o.url, o.anonKey, { auth: { persistSession: false } });
     await sbc.auth.signInWithPassword(creds);
@@ -298,9 +305,11 @@ if (wanted('pull')) {
     await settle();
     const db = await supasync.openReplica({ ...o, mode: 'manual', name: 'restore-100k' });
     await db.auth.signIn(creds);
+    await window.benchProfile?.('start');
     const t = performance.now();
     await db.sync({ timeoutMs: 600000 });
     const restoreMs = performance.now() - t;
+    await window.benchProfile?.('stop');
     const { count } = await db.from('messages').select('*', { count: 'exact', head: true });
     await db.close();
     await settle();
@@ -314,6 +323,28 @@ if (wanted('pull')) {
   report('restoring 100k messages into a new replica ÷ supabase-js fetching them by keyset + raw puts in one transaction',
     `${(restore.restoreMs / restoreFloor).toFixed(2)}× (${ms(restore.restoreMs)} vs ${ms(restoreFloor)}: fetch ${ms(restore.before.fetchMs)}, ${ms(restore.after.fetchMs)}; puts ${ms(restore.before.putMs)}, ${ms(restore.after.putMs)})`);
   await ctx.close();
+}
+
+/** `window.benchProfile('start' | 'stop')` in page `p`: a CPU profile of its main
+ *  thread over CDP, printed on stop as the top self times by function. */
+async function profileHooks(ctx, p) {
+  const cdp = await ctx.newCDPSession(p);
+  await cdp.send('Profiler.enable');
+  await cdp.send('Profiler.setSamplingInterval', { interval: 500 });
+  await p.exposeFunction('benchProfile', async (what) => {
+    if (what === 'start') return void await cdp.send('Profiler.start');
+    const { profile } = await cdp.send('Profiler.stop');
+    const byNode = new Map(profile.nodes.map((n) => [n.id, n]));
+    const self = new Map();
+    profile.samples.forEach((id, i) => {
+      const f = byNode.get(id).callFrame;
+      const name = `${f.functionName || '(anonymous)'} ${f.url ? f.url.split('/').pop() + ':' + f.lineNumber : ''}`.trim();
+      self.set(name, (self.get(name) || 0) + (profile.timeDeltas[i] || 0) / 1000);
+    });
+    const total = [...self.values()].reduce((a, b) => a + b, 0);
+    console.log(`restore profile: ${total.toFixed(0)} ms sampled; self time by function:`);
+    for (const [name, t] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 30)) console.log(`  ${t.toFixed(0).padStart(7)} ms ${(100 * t / total).toFixed(1).padStart(5)}%  ${name}`);
+  });
 }
 
 // 4. Tab → tab, and 5. device → device next to supabase-js.

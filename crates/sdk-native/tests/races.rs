@@ -595,7 +595,7 @@ supasync_core::maybe_async_trait! {
         async fn history(&self, limit: usize) -> Result<Vec<HistoryEntry>, StoreError> { self.inner.history(limit).await }
         async fn read_blob(&self, key: &str, offset: u64, len: Option<u64>) -> Result<Option<Vec<u8>>, StoreError> { self.inner.read_blob(key, offset, len).await }
         async fn blob_len(&self, key: &str) -> Result<Option<u64>, StoreError> { self.inner.blob_len(key).await }
-        async fn filling(&self, table: &str) -> Result<(), StoreError> { self.inner.filling(table).await }
+        async fn filling(&self, table: &str, expected_rows: u64) -> Result<(), StoreError> { self.inner.filling(table, expected_rows).await }
         async fn filled(&self, table: &str) -> Result<(), StoreError> { self.inner.filled(table).await }
         async fn apply(&self, batch: WriteBatch) -> Result<(), StoreError> {
             let door = self.gate.door.lock().unwrap().take();

@@ -125,7 +125,7 @@ fn server_ids_set_aside_wait_in_parts_and_are_all_found_after_the_fill() {
     let with_id = |i: u32| with_server_id(&format!("m{i:04}"), json!(sid(i)));
     block_on(async {
         let s = SqliteStore::open(&path).unwrap();
-        s.filling("messages").await.unwrap();
+        s.filling("messages", 1_000_000).await.unwrap();
         s.apply(WriteBatch { new_rows: (0..300).map(with_id).collect(), ..Default::default() }).await.unwrap();
         assert_eq!(count(&path, "SELECT count(DISTINCT part) FROM fill_ids"), 16, "one part per first hex digit");
         for i in [0, 7, 299] {
@@ -140,6 +140,42 @@ fn server_ids_set_aside_wait_in_parts_and_are_all_found_after_the_fill() {
 }
 
 #[test]
+fn a_small_table_filled_keeps_its_server_ids_in_its_rows_until_the_end_even_through_a_crash() {
+    // Below `FILL_IN_PARTS_FROM` rows nothing is set aside: the rows' own server ids
+    // answer lookups during the fill (and after a reopen), and the end writes the
+    // entries from them.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("replica.db");
+    let with_id = |l: &str, id: i64| with_server_id(l, json!(id));
+    let entries = || count(&path, "SELECT count(*) FROM server_ids WHERE tbl = 'messages'");
+    block_on(async {
+        let s = SqliteStore::open(&path).unwrap();
+        s.filling("messages", supasync_native::store::FILL_IN_PARTS_FROM - 1).await.unwrap();
+        s.apply(WriteBatch { new_rows: vec![with_id("m2", 20), with_id("m1", 10)], ..Default::default() }).await.unwrap();
+        assert_eq!(s.find_by_server_id("messages", &json!(20)).await.unwrap().map(|r| r.local_id), Some("m2".into()), "found during the fill");
+        // The process dies here: no `filled`.
+    });
+    assert_eq!(entries(), 0, "no entry written during the fill");
+    assert_eq!(count(&path, "SELECT count(*) FROM fill_ids"), 1, "only the marker naming the fill");
+    block_on(async {
+        let s = SqliteStore::open(&path).unwrap();
+        assert_eq!(s.find_by_server_id("messages", &json!(10)).await.unwrap().map(|r| r.local_id), Some("m1".into()), "found after the reopen");
+        // The walk goes on, asked to fill again (as a resumed restore is): the same way.
+        s.filling("messages", 2 * supasync_native::store::FILL_IN_PARTS_FROM).await.unwrap();
+        s.apply(WriteBatch { new_rows: vec![with_id("m3", 30)], ..Default::default() }).await.unwrap();
+        assert_eq!(count(&path, "SELECT count(*) FROM fill_ids"), 1, "still nothing set aside");
+        // An edit and a delete during the fill.
+        s.apply(WriteBatch { put_rows: vec![with_id("m3", 31)], delete_rows: vec![("messages".into(), "m2".into())], ..Default::default() }).await.unwrap();
+        s.filled("messages").await.unwrap();
+        for (id, l) in [(10, Some("m1")), (20, None), (30, None), (31, Some("m3"))] {
+            assert_eq!(s.find_by_server_id("messages", &json!(id)).await.unwrap().map(|r| r.local_id), l.map(String::from), "server id {id}");
+        }
+    });
+    assert_eq!(count(&path, "SELECT count(*) FROM fill_ids"), 0, "the marker is gone");
+    assert_eq!(entries(), 2, "one entry per row, from the rows");
+}
+
+#[test]
 fn a_fill_cut_short_is_still_found_by_server_id_and_finished_by_the_next_walk() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("replica.db");
@@ -147,7 +183,7 @@ fn a_fill_cut_short_is_still_found_by_server_id_and_finished_by_the_next_walk() 
     let aside = || count(&path, "SELECT count(*) FROM fill_ids");
     block_on(async {
         let s = SqliteStore::open(&path).unwrap();
-        s.filling("messages").await.unwrap();
+        s.filling("messages", 1_000_000).await.unwrap();
         s.apply(WriteBatch { new_rows: vec![with_id("m2", 20), with_id("m1", 10)], ..Default::default() }).await.unwrap();
         // The process dies here: no `filled`.
     });

@@ -37,9 +37,9 @@ pub struct EngineConfig {
     pub restore_ranges: u64,
     /// From how many rows (the server's count) a restore has the store set its lookups
     /// by server id aside and build them in order when the table is done
-    /// ([`Store::filling`]); below it they are kept as rows come, which is cheaper
-    /// than the sort at the end (20k rows: 43.8k rows/s kept vs 36.5k set aside; 50k:
-    /// 36.4k vs 40.7k; 1M: 15.9k vs 44k; `supasync-bench-scale`, medians of three).
+    /// ([`Store::filling`], told the count: the SQLite store builds a small table's
+    /// from its rows at the end, a large one's from entries set aside in parts). Below
+    /// it (a table of one page) they are kept as rows come.
     pub restore_fill_from: u64,
     /// A missing parent is waited for this many pushes, then the write is rejected.
     pub max_parent_waits: u32,
@@ -57,7 +57,7 @@ impl EngineConfig {
             batch_size: 1000,
             page_size: 1000,
             restore_ranges: 3,
-            restore_fill_from: 40_000,
+            restore_fill_from: 1_000,
             max_parent_waits: 5,
             now_ms,
             file_cache_bytes: 256 * 1024 * 1024,

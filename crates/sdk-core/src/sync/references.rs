@@ -59,7 +59,9 @@ pub async fn parents_of<S: Store>(schema: &Schema, store: &S, table: &str, row: 
 }
 
 pub async fn adopt_children<S: Store>(schema: &Schema, store: &S, parent: &str, learned: &[(Value, String)], wb: &mut WriteBatch) -> Result<(), SyncError> {
-    if learned.is_empty() {
+    // Most tables are nobody's parent: then there is nothing to adopt, and no map of
+    // a restored page's thousand server ids to build.
+    if learned.is_empty() || !schema.tables().iter().any(|child| child.references.iter().any(|(_, p)| p == parent)) {
         return Ok(());
     }
     let by_server: HashMap<String, &str> = learned.iter().map(|(s, l)| (s.to_string(), l.as_str())).collect();

@@ -241,25 +241,28 @@ pub async fn queue_restored<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, decl:
             last_pushed: None,
         });
     }
+    // In key order: neighbours in the store's B-trees are written together. (A walk
+    // by local id brings them in that order already; the sort is stable.)
+    out.sort_by(|a, b| a.local_id.cmp(&b.local_id));
     // A local id met twice in one page (two users' rows: local ids are unique per
     // owner only): the second is keyed by its server id. (Across pages, the store
     // refuses the page and the pull merges it through the look-up path instead.)
-    let mut keys: std::collections::HashMap<String, Option<Value>> = std::collections::HashMap::with_capacity(out.len());
-    for r in &mut out {
-        match keys.get(&r.local_id) {
-            Some(first) if *first != r.server_id => {
-                if let Some(sid) = &r.server_id {
-                    r.local_id = server_key(&id_text(sid));
-                }
-            }
-            Some(_) => {}
-            None => {
-                keys.insert(r.local_id.clone(), r.server_id.clone());
+    // Sorted, rows of one local id are neighbours, in the page's order.
+    let mut rekeyed = false;
+    let mut first = 0;
+    for i in 1..out.len() {
+        if out[i].local_id != out[first].local_id {
+            first = i;
+        } else if out[i].server_id != out[first].server_id {
+            if let Some(sid) = &out[i].server_id {
+                out[i].local_id = server_key(&id_text(sid));
+                rekeyed = true;
             }
         }
     }
-    // In key order: neighbours in the store's B-trees are written together.
-    out.sort_by(|a, b| a.local_id.cmp(&b.local_id));
+    if rekeyed {
+        out.sort_by(|a, b| a.local_id.cmp(&b.local_id));
+    }
     out.dedup_by(|later, earlier| earlier.local_id == later.local_id);
     wb.new_rows.extend(out);
     adopt_children(cx.schema, cx.store, &decl.name, &learned, &mut wb).await?;

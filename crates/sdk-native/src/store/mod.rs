@@ -10,23 +10,29 @@
 //! say that. Keys come from the core ([`IndexDef::key`]) and sort as bytes, so an
 //! ordered read is a range of the side table's primary key.
 //! Rows are found by server id through `server_ids` (table, server id, local id). A
-//! restore fills a table with the entries left aside in `fill_ids`, appended as the
-//! rows come, and writes them in order when it is done ([`Store::filled`]): kept row
-//! by row, random server ids are written all over that B-tree and its pages again with
-//! every page of rows, which made a restore four times slower per row at 200k rows
-//! than at 20k, and most of a million-row restore. The entries set aside are kept in
-//! parts by their server id's first two characters (sixteen for UUIDs), each appended
-//! to: a lookup meanwhile reads one part, and the entries are written part by part,
-//! each in a transaction of its own, so no read or write of the app waits for the
-//! whole sort (a million entries sorted at once held the store for about two seconds).
+//! restore ([`Store::filling`]) writes no entry as its rows come and builds them in
+//! order when it is done ([`Store::filled`]): kept row by row, random server ids are
+//! written all over that B-tree and its pages again with every page of rows, which
+//! made a restore four times slower per row at 200k rows than at 20k, most of a
+//! million-row restore, and half the store's time at 20k rows. How they wait
+//! ([`Fill`]) depends on the table's size: below [`FILL_IN_PARTS_FROM`] rows, in the
+//! rows themselves (their `server_id` column; a lookup meanwhile reads the table's
+//! rows, and the end is one sorted `INSERT … SELECT`); from it, in `fill_ids`,
+//! appended as the rows come, in parts by their server id's first two characters
+//! (sixteen for UUIDs): a lookup meanwhile reads one part, and the entries are written
+//! part by part, each in a transaction of its own, so no read or write of the app
+//! waits for the whole sort (a million entries sorted at once held the store for about
+//! two seconds). A table being filled is named in `fill_ids` (its entries, or a marker
+//! row with an empty part), so a fill a crash cut short is one after a reopen too.
 //! The file format is versioned with `PRAGMA user_version` and upgraded by numbered
 //! migrations ([`migrations`]). A store can be encrypted at rest ([`cipher`]).
 
 pub mod cipher;
+mod fill;
 mod migrations;
 mod row_doc;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
@@ -38,6 +44,8 @@ use supasync_core::store::{HistoryEntry, Store, StoreError, WriteBatch};
 use supasync_core::LocalRow;
 
 use cipher::{EncryptionKey, FileKind};
+use fill::Fill;
+pub use fill::FILL_IN_PARTS_FROM;
 pub use migrations::SCHEMA_VERSION;
 
 /// The page size of a new store file, in bytes (benchmarks give their bare SQLite the same).
@@ -50,9 +58,9 @@ pub struct SqliteStore {
     conn: Mutex<Connection>,
     /// Kept indexes per table (a copy of `indexed_columns`, read at open).
     indexed: Mutex<BTreeMap<String, Vec<IndexDef>>>,
-    /// Tables a restore is filling, whose server ids wait in `fill_ids` (read from it
-    /// at open: a fill a crash cut short is still one).
-    filling: Mutex<BTreeSet<String>>,
+    /// Tables a restore is filling and where their server ids wait (read from
+    /// `fill_ids` at open: a fill a crash cut short is still one).
+    filling: Mutex<BTreeMap<String, Fill>>,
     /// Whether the file keeps `server_ids` (format 7 on; older formats only in tests).
     keeps_server_ids: bool,
     /// The last number given to an entry set aside (`fill_ids.n`).
@@ -147,13 +155,18 @@ impl SqliteStore {
         }
         let keeps_server_ids = target >= 7;
         let (filling, fill_seq) = if keeps_server_ids {
-            let mut st = conn.prepare("SELECT DISTINCT tbl FROM fill_ids").map_err(sql_err)?;
-            let tables = st.query_map([], |r| r.get::<_, String>(0)).map_err(sql_err)?.collect::<Result<BTreeSet<_>, _>>().map_err(sql_err)?;
+            // A marker row (empty part) names a fill from the rows.
+            let mut st = conn.prepare("SELECT tbl, max(part = '') FROM fill_ids GROUP BY tbl").map_err(sql_err)?;
+            let tables = st
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, if r.get::<_, bool>(1)? { Fill::FromRows } else { Fill::InParts })))
+                .map_err(sql_err)?
+                .collect::<Result<BTreeMap<_, _>, _>>()
+                .map_err(sql_err)?;
             drop(st);
             let seq: i64 = conn.query_row("SELECT coalesce(max(n), 0) FROM fill_ids", [], |r| r.get(0)).map_err(sql_err)?;
             (tables, seq)
         } else {
-            (BTreeSet::new(), 0)
+            (BTreeMap::new(), 0)
         };
         Ok(SqliteStore {
             conn: Mutex::new(conn),
@@ -178,7 +191,7 @@ impl SqliteStore {
         self.indexed.lock().map_err(|_| StoreError::Io("store index lock poisoned".into()))
     }
 
-    fn filling(&self) -> Result<MutexGuard<'_, BTreeSet<String>>, StoreError> {
+    fn filling(&self) -> Result<MutexGuard<'_, BTreeMap<String, Fill>>, StoreError> {
         self.filling.lock().map_err(|_| StoreError::Io("store fill lock poisoned".into()))
     }
 
@@ -225,11 +238,14 @@ supasync_core::maybe_async_trait! {
                 );
                 self.rows_where(&sql, &[&table, &key]).map(|mut rows| rows.pop())
             };
-            let filling = self.filling()?.contains(table);
+            let filling = self.filling()?.get(table).copied();
             match found("server_ids", "")? {
                 // A fill under way (or cut short): its rows' entries wait aside, in
-                // parts, unsorted inside each.
-                None if filling => found("fill_ids", "AND s.part = substr(?2, 1, 2)"),
+                // parts, unsorted inside each; or in the rows themselves.
+                None if filling == Some(Fill::InParts) => found("fill_ids", "AND s.part = substr(?2, 1, 2)"),
+                None if filling == Some(Fill::FromRows) => Ok(self
+                    .rows_where(&format!("SELECT {} FROM rows WHERE tbl = ?1 AND server_id = ?2", row_doc::COLUMNS), &[&table, &key])?
+                    .pop()),
                 row => Ok(row),
             }
         }
@@ -399,11 +415,15 @@ supasync_core::maybe_async_trait! {
                         }
                     }
                     for (r, sid) in batch.new_rows.iter().zip(&new_sids) {
-                        if let Some(sid) = sid {
-                            if filling.contains(&r.table) {
+                        let Some(sid) = sid else { continue };
+                        match filling.get(&r.table) {
+                            // The row's `server_id` column is its entry until the end.
+                            Some(Fill::FromRows) => {}
+                            Some(Fill::InParts) => {
                                 let n = self.fill_seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                                 aside.execute(params![r.table, sid, n, r.local_id]).map_err(sql_err)?;
-                            } else {
+                            }
+                            None => {
                                 keep.execute(params![r.table, sid, r.local_id]).map_err(sql_err)?;
                             }
                         }
@@ -526,49 +546,12 @@ supasync_core::maybe_async_trait! {
             tx.commit().map_err(sql_err)
         }
 
-        async fn filling(&self, table: &str) -> Result<(), StoreError> {
-            if self.keeps_server_ids {
-                self.filling()?.insert(table.to_string());
-            }
-            Ok(())
+        async fn filling(&self, table: &str, expected_rows: u64) -> Result<(), StoreError> {
+            self.begin_fill(table, expected_rows)
         }
 
         async fn filled(&self, table: &str) -> Result<(), StoreError> {
-            if !self.filling()?.contains(table) {
-                return Ok(());
-            }
-            // Part by part, each in server id order: the entries are appended to
-            // `server_ids`' B-tree instead of scattered over it, and the store is free
-            // between parts. The sort spills to a temporary file beyond the page cache:
-            // this build of SQLite keeps temporary files in memory by default, and a
-            // million entries sorted there took 80 MB. (Android's SQLite keeps them in
-            // memory always; a part is a sixteenth of the table's entries.)
-            loop {
-                let mut c = self.lock()?;
-                let part: Option<String> = c
-                    .query_row("SELECT part FROM fill_ids WHERE tbl = ?1 ORDER BY part LIMIT 1", [table], |r| r.get(0))
-                    .optional()
-                    .map_err(sql_err)?;
-                let Some(part) = part else {
-                    // Nothing left aside (new rows of the table meanwhile would have
-                    // been: the store's lock is held).
-                    self.filling()?.remove(table);
-                    return Ok(());
-                };
-                c.pragma_update(None, "temp_store", "FILE").map_err(sql_err)?;
-                let sorted = (|| {
-                    let tx = c.transaction()?;
-                    tx.execute(
-                        "INSERT OR REPLACE INTO server_ids (tbl, server_id, local_id)
-                         SELECT tbl, server_id, local_id FROM fill_ids WHERE tbl = ?1 AND part = ?2 ORDER BY server_id",
-                        [table, &part],
-                    )?;
-                    tx.execute("DELETE FROM fill_ids WHERE tbl = ?1 AND part = ?2", [table, &part])?;
-                    tx.commit()
-                })();
-                c.pragma_update(None, "temp_store", "DEFAULT").map_err(sql_err)?;
-                sorted.map_err(sql_err)?;
-            }
+            self.end_fill(table)
         }
 
         async fn read_blob(&self, key: &str, offset: u64, len: Option<u64>) -> Result<Option<Vec<u8>>, StoreError> {

@@ -243,14 +243,15 @@ crate::maybe_async_trait! {
             Ok(Box::pin(std::future::ready(Ok(()))))
         }
 
-        /// A restore is about to fill `table`, of which this device holds nothing: the
-        /// store may keep the table's lookups by server id aside until [`Store::filled`]
-        /// and build them then in one go, in order (kept as rows come, a server id index
-        /// is written at random places, and its pages are written again with every
-        /// page of rows: at a million rows that was most of a restore's time).
+        /// A restore is about to fill `table`, of which this device holds nothing, with
+        /// about `expected_rows` rows (the server's count): the store may keep the
+        /// table's lookups by server id aside until [`Store::filled`] and build them then
+        /// in one go, in order (kept as rows come, a server id index is written at random
+        /// places, and its pages are written again with every page of rows: at a million
+        /// rows that was most of a restore's time, and at 20k rows half the store's).
         /// [`Store::find_by_server_id`] must still answer for the table meanwhile, and
         /// after a crash. Stores without such upkeep keep this default.
-        async fn filling(&self, _table: &str) -> Result<(), StoreError> {
+        async fn filling(&self, _table: &str, _expected_rows: u64) -> Result<(), StoreError> {
             Ok(())
         }
 

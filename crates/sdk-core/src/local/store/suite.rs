@@ -302,7 +302,7 @@ pub async fn a_filled_table_is_found_by_server_id_during_and_after<S: Store>(s: 
     let with_id = |l: &str, id: i64| LocalRow { server_id: Some(json!(id)), ..synced("messages", l, json!({"id": id})) };
     let find = |id: i64| async move { s.find_by_server_id("messages", &json!(id)).await.unwrap().map(|r| r.local_id) };
     s.apply(WriteBatch { new_rows: vec![LocalRow { server_id: Some(json!(1)), ..synced("other", "o1", json!({})) }], ..Default::default() }).await.unwrap();
-    s.filling("messages").await.unwrap();
+    s.filling("messages", 4).await.unwrap();
     s.filled("elsewhere").await.unwrap();
     for page in [[("m3", 30), ("m1", 10)], [("m2", 20), ("m4", 40)]] {
         s.apply(WriteBatch { new_rows: page.iter().map(|(l, id)| with_id(l, *id)).collect(), ..Default::default() }).await.unwrap();

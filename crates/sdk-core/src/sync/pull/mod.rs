@@ -329,8 +329,8 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
             // page it had got to, its rows still unseen here (new rows, as before).
             let done = mark.cursor();
             let ranges = Ranges::new(&decl.name, &done, mark.total, mark.ranges());
-            if mark.total.is_some_and(|t| t >= self.cx.cfg.restore_fill_from) {
-                self.cx.store.filling(&decl.name).await?;
+            if let Some(t) = mark.total.filter(|t| *t >= self.cx.cfg.restore_fill_from) {
+                self.cx.store.filling(&decl.name, t).await?;
             }
             self.walk_ranges(decl, &ranges, None, snap.by_local_id.contains(&decl.name), report).await?;
             // Then the table is as a pull at that snapshot leaves it; what changed since

@@ -35,8 +35,8 @@ impl<S: Store, H: Http> Pull<'_, S, H> {
         report.requests += 1;
         // A large table's lookups by server id are set aside and built at the end
         // (`EngineConfig::restore_fill_from`).
-        if total.is_some_and(|t| t >= self.cx.cfg.restore_fill_from) {
-            self.cx.store.filling(table).await?;
+        if let Some(t) = total.filter(|t| *t >= self.cx.cfg.restore_fill_from) {
+            self.cx.store.filling(table, t).await?;
         }
         let ends = ends(&rows)?;
         let after = ends.as_refs().2.and_then(|r| r.get("sync_txid")).and_then(Value::as_i64);
