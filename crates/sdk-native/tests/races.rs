@@ -554,6 +554,8 @@ struct Gate {
     /// The next `get_row` waits here (a read held, as an IndexedDB round trip is long).
     read_door: std::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
     read_knocked: tokio::sync::Notify,
+    /// The tables of every `find_by_server_id`, in order.
+    lookups: std::sync::Mutex<Vec<String>>,
 }
 
 impl Gate {
@@ -583,7 +585,10 @@ supasync_core::maybe_async_trait! {
             self.inner.get_row(table, local_id).await
         }
         async fn get_rows(&self, table: &str, local_ids: &[String]) -> Result<Vec<Option<LocalRow>>, StoreError> { self.inner.get_rows(table, local_ids).await }
-        async fn find_by_server_id(&self, table: &str, server_id: &Value) -> Result<Option<LocalRow>, StoreError> { self.inner.find_by_server_id(table, server_id).await }
+        async fn find_by_server_id(&self, table: &str, server_id: &Value) -> Result<Option<LocalRow>, StoreError> {
+            self.gate.lookups.lock().unwrap().push(table.to_string());
+            self.inner.find_by_server_id(table, server_id).await
+        }
         async fn scan(&self, table: &str) -> Result<Vec<LocalRow>, StoreError> { self.inner.scan(table).await }
         async fn ensure_index(&self, table: &str, index: &IndexDef) -> Result<(), StoreError> { self.inner.ensure_index(table, index).await }
         async fn indexes(&self, table: &str) -> Result<Vec<IndexDef>, StoreError> { self.inner.indexes(table).await }
@@ -634,7 +639,7 @@ async fn a_restore_page_that_fails_after_the_next_was_handed_over_loses_and_doub
     let gate = Arc::new(Gate::default());
     // The second page of messages fails once the third is handed over.
     gate.fail_queued.store(2, std::sync::atomic::Ordering::SeqCst);
-    // The store sets the restore's lookups by server id aside (as from 40k rows).
+    // Every table's restore has the store build its lookups by server id at the end.
     let a = Engine::open(
         schema,
         GatedStore { inner: SqliteStore::in_memory().unwrap(), gate: gate.clone() },
@@ -664,6 +669,47 @@ async fn a_restore_page_that_fails_after_the_next_was_handed_over_loses_and_doub
     a.pull().await.unwrap();
     let after: Vec<String> = a.query("messages", &Default::default()).await.unwrap().into_iter().map(|r| r.row["content"].as_str().unwrap_or_default().to_string()).collect();
     assert_eq!((after.len(), after.contains(&"m7 edited".to_string()), after.contains(&"m7".to_string())), (23, true, false), "{after:?}");
+}
+
+#[tokio::test]
+async fn a_restore_maps_messages_to_the_conversations_it_restored_without_reading_the_store_for_them() {
+    // A parent looked up during a restore waits, in a browser, for every page still
+    // committing: the conversations restored first are known to the pull instead.
+    use supasync_core::{client::Project, Engine, EngineConfig, Schema};
+    let s = server().await;
+    let b = replica(s.url(), s.anon_key()).await;
+    b.sign_up("parents-known@example.com", "password-123").await.unwrap();
+    let mut convs = vec![];
+    for c in 0..7 {
+        let conv = b.insert("conversations", &json!({"title": format!("c{c}")})).await.unwrap().local_id;
+        for i in 0..4 {
+            b.insert("messages", &json!({"conversation_id": conv, "role": "user", "content": format!("c{c} m{i}")})).await.unwrap();
+        }
+        convs.push(conv);
+    }
+    b.push().await.unwrap();
+    let schema = Schema::from_json(&std::fs::read_to_string(common::manifest().join("tests/chat_schema.json")).unwrap()).unwrap();
+    let gate = Arc::new(Gate::default());
+    let a = Engine::open(
+        schema,
+        GatedStore { inner: SqliteStore::in_memory().unwrap(), gate: gate.clone() },
+        ReqwestHttp::with_timeout(Duration::from_secs(5)).unwrap(),
+        Project { url: s.url().into(), anon_key: s.anon_key().into() },
+        // Pages of 3: the conversations take three pages, the messages ten, in ranges.
+        EngineConfig { page_size: 3, ..EngineConfig::with_clock(supasync_native::system_now_ms) },
+    )
+    .await
+    .unwrap();
+    a.sign_in("parents-known@example.com", "password-123").await.unwrap();
+    let report = a.pull().await.unwrap();
+    assert_eq!(report.rows, 35, "{report:?}");
+    let lookups = gate.lookups.lock().unwrap().clone();
+    assert!(!lookups.iter().any(|t| t == "conversations"), "no conversation looked up in the store: {lookups:?}");
+    // Each message refers to its conversation by the local id the device knows it by.
+    for r in a.query("messages", &Default::default()).await.unwrap() {
+        let c: usize = r.row["content"].as_str().unwrap()[1..2].parse().unwrap();
+        assert_eq!(r.row["conversation_id"], json!(convs[c]), "{:?}", r.row);
+    }
 }
 
 /// A Realtime change of `messages` as the server would send it.

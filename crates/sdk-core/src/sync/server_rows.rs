@@ -31,7 +31,7 @@ pub async fn apply_server_rows<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, de
 
 pub async fn apply_pulled<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, decl: &TableDecl, rows: Vec<Row>, wb: WriteBatch, held: Held) -> Result<usize, SyncError> {
     if let Held::NoneYet = held {
-        let (n, stored) = queue_restored(cx, decl, rows, wb, &mut ParentLocalIds::new()).await?;
+        let (n, stored, _) = queue_restored(cx, decl, rows, wb, &mut ParentLocalIds::new()).await?;
         stored.await?;
         return Ok(n);
     }
@@ -218,19 +218,16 @@ async fn apply_looked_up<S: Store, H: Http>(
 /// all: then nothing of it is). `parents`: the parents' local ids found so far, which a
 /// walk keeps from page to page (a row's local id never changes; one not found is
 /// looked up again, it may have arrived since). A read here would wait for the pages
-/// still committing; with them known, a page of messages reads nothing.
-pub async fn queue_restored<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, decl: &TableDecl, rows: Vec<Row>, mut wb: WriteBatch, parents: &mut ParentLocalIds) -> Result<(usize, Applying), SyncError> {
+/// still committing; with them known, a page of messages reads nothing. Also returns,
+/// for a table others reference, the page's (server id, local id) pairs as stored.
+pub async fn queue_restored<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, decl: &TableDecl, rows: Vec<Row>, mut wb: WriteBatch, parents: &mut ParentLocalIds) -> Result<(usize, Applying, Vec<(Value, String)>), SyncError> {
     let n = rows.len();
     parents.retain(|_, local| local.is_some());
-    let mut learned: Vec<(Value, String)> = Vec::with_capacity(n);
     let mut out: Vec<LocalRow> = Vec::with_capacity(n);
     for server in rows {
         let server_id = server.get(&decl.key).cloned();
         let Some(local_id) = decl.row_key(&server) else { continue };
         let mirror = to_local(cx.schema, cx.store, &decl.name, server, &Row::new(), parents).await?;
-        if let Some(sid) = &server_id {
-            learned.push((sid.clone(), local_id.clone()));
-        }
         out.push(LocalRow {
             table: decl.name.clone(),
             local_id,
@@ -264,10 +261,14 @@ pub async fn queue_restored<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, decl:
         out.sort_by(|a, b| a.local_id.cmp(&b.local_id));
     }
     out.dedup_by(|later, earlier| earlier.local_id == later.local_id);
+    // The pairs as stored (a row keyed by its server id above is learned so).
+    let learned: Vec<(Value, String)> = out.iter().filter_map(|r| Some((r.server_id.clone()?, r.local_id.clone()))).collect();
     wb.new_rows.extend(out);
     adopt_children(cx.schema, cx.store, &decl.name, &learned, &mut wb).await?;
-    if cx.schema.is_referenced(&decl.name) {
+    let referenced = cx.schema.is_referenced(&decl.name);
+    if referenced {
         cx.forecast.learn_ids(&decl.name, &learned);
     }
-    Ok((n, cx.store.apply_queued(wb).await?))
+    let stored = cx.store.apply_queued(wb).await?;
+    Ok((n, stored, if referenced { learned } else { vec![] }))
 }

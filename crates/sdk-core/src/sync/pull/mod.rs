@@ -28,6 +28,7 @@
 
 mod page;
 mod ranges;
+mod restored_parents;
 mod resume;
 mod tombstone_walk;
 
@@ -37,6 +38,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use self::page::{build, ends, objects, PageAt, RawRow, RowAt, WalkOrder};
+use self::restored_parents::RestoredParents;
 use self::resume::{Ranges, RestoreMark};
 
 use crate::local::events::PullProgress;
@@ -73,6 +75,9 @@ struct QueuedPage {
     /// Where the walk goes on after this page (`None`: it was the last).
     end: Option<PageAt>,
     stored: Applying,
+    /// A restored page of a table others reference: its (server id, local id) pairs,
+    /// kept for the restores of its children once the page is stored.
+    learned: Vec<(Value, String)>,
 }
 
 /// One metadata entry of a store batch.
@@ -114,6 +119,8 @@ pub struct Pull<'a, S: Store, H: Http> {
     /// Shared tables: the scope ids the user was a member of when this pull began, and
     /// whose rows the user reads as their owner anyway (`None`: owners do not read).
     members: std::sync::Mutex<BTreeMap<String, Membership>>,
+    /// Parents restored by this pull: their children's restores need no lookups.
+    restored: RestoredParents,
 }
 
 /// A shared table's scope ids the user is a member of, and the owner column through
@@ -122,7 +129,7 @@ type Membership = (BTreeSet<String>, Option<String>);
 
 impl<'a, S: Store, H: Http> Pull<'a, S, H> {
     pub fn new(cx: SyncContext<'a, S, H>) -> Self {
-        Pull { cx, members: Default::default() }
+        Pull { cx, members: Default::default(), restored: Default::default() }
     }
 
     /// For a page of a shared table: the scope ids among its rows that the user was not
@@ -527,14 +534,17 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
         let mut meta = self.strays_with(decl, &rows).await?;
         meta.extend(mark.clone());
         let wb = WriteBatch { meta, ..Default::default() };
-        let stored = |n, end| QueuedPage { raw: None, mark: None, n, so_far, end, stored: Box::pin(std::future::ready(Ok(()))) };
+        let stored = |n, end| QueuedPage { raw: None, mark: None, n, so_far, end, stored: Box::pin(std::future::ready(Ok(()))), learned: vec![] };
         match held {
-            Held::NoneYet => match queue_restored(&self.cx, decl, rows, wb, parents).await {
-                Ok((n, done)) => Ok(QueuedPage { raw: Some(raw), mark, n, so_far, end, stored: done }),
-                // A store that writes at once tells now that a key was taken.
-                Err(SyncError::Store(StoreError::Exists(_))) => Ok(stored(self.merge_page(decl, &raw, mark).await?, end)),
-                Err(e) => Err(e),
-            },
+            Held::NoneYet => {
+                let parents = self.restored.known(decl, &rows, parents);
+                match queue_restored(&self.cx, decl, rows, wb, parents).await {
+                    Ok((n, done, learned)) => Ok(QueuedPage { raw: Some(raw), mark, n, so_far, end, stored: done, learned }),
+                    // A store that writes at once tells now that a key was taken.
+                    Err(SyncError::Store(StoreError::Exists(_))) => Ok(stored(self.merge_page(decl, &raw, mark).await?, end)),
+                    Err(e) => Err(e),
+                }
+            }
             Held::LookUp => Ok(stored(apply_pulled(&self.cx, decl, rows, wb, Held::LookUp).await?, end)),
         }
     }
@@ -554,7 +564,10 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
     /// all: it is merged instead.
     async fn page_stored(&self, decl: &TableDecl, q: QueuedPage) -> Result<usize, SyncError> {
         match (q.stored.await, q.raw) {
-            (Ok(()), _) => Ok(q.n),
+            (Ok(()), _) => {
+                self.restored.learn(&decl.name, q.learned);
+                Ok(q.n)
+            }
             (Err(StoreError::Exists(_)), Some(raw)) => {
                 let _w = self.cx.writer.lock().await;
                 self.merge_page(decl, &raw, q.mark).await
