@@ -53,6 +53,9 @@ for engine in chromium firefox webkit; do
   npm_passed=$(grep -E '^# pass' /tmp/supasync-npm-$engine.tap 2>/dev/null | awk '{print $3}' || true)
   npm_failed=$(grep -E '^# fail' /tmp/supasync-npm-$engine.tap 2>/dev/null | awk '{print $3}' || true)
   npm_skipped=$(grep -E '^# skipped' /tmp/supasync-npm-$engine.tap 2>/dev/null | awk '{print $3}' || true)
+  # A test file that ran past the timeout is cancelled, not failed, in node's count: it is a failure.
+  npm_cancelled=$(grep -E '^# cancelled' /tmp/supasync-npm-$engine.tap 2>/dev/null | awk '{print $3}' || true)
+  npm_failed=$(( ${npm_failed:-1} + ${npm_cancelled:-0} ))
   # What an engine cannot do for a test is skipped with the reason, listed here.
   grep -E '# SKIP' /tmp/supasync-npm-$engine.tap 2>/dev/null | sed "s/^/$engine cannot run: /" >> /tmp/supasync-engine-limits.log || true
   # A failure is listed with its engine at the end (the spec output above names only the test).

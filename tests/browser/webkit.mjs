@@ -160,12 +160,15 @@ class Session {
     let stderr = '';
     driver.stderr.on('data', (d) => { stderr += d; });
     const base = `http://127.0.0.1:${port}`;
-    for (let i = 0; ; i++) {
+    // Each try is bounded: a driver that accepts the connection and never answers is
+    // an error naming this step after 20 s, not a test file that hangs to its timeout.
+    const deadline = Date.now() + 20000;
+    for (;;) {
       try {
-        await fetch(`${base}/status`);
+        await fetch(`${base}/status`, { signal: AbortSignal.timeout(2000) });
         break;
       } catch (e) {
-        if (i > 200 || driver.exitCode !== null) throw new Error(`WebKitWebDriver did not start: ${stderr || e.message}`);
+        if (Date.now() > deadline || driver.exitCode !== null) throw new Error(`WebKitWebDriver did not start: ${stderr || e.message}`);
         await new Promise((r) => setTimeout(r, 50));
       }
     }
