@@ -57,17 +57,23 @@ impl SqliteStore {
         if how == Fill::FromRows {
             // One sorted pass over the table's rows (below `FILL_IN_PARTS_FROM`: a few
             // megabytes to sort, some tens of milliseconds); rows edited meanwhile
-            // have their entries already, and are written again the same.
+            // have their entries already, and are written again the same. The count
+            // the mode was chosen by is the server's estimate: should the table be far
+            // larger, the sort spills to a file rather than growing in memory.
             let mut c = self.lock()?;
-            let tx = c.transaction().map_err(sql_err)?;
-            tx.execute(
-                "INSERT OR REPLACE INTO server_ids (tbl, server_id, local_id)
-                 SELECT tbl, server_id, local_id FROM rows WHERE tbl = ?1 AND server_id IS NOT NULL ORDER BY server_id",
-                [table],
-            )
-            .map_err(sql_err)?;
-            tx.execute("DELETE FROM fill_ids WHERE tbl = ?1", [table]).map_err(sql_err)?;
-            tx.commit().map_err(sql_err)?;
+            c.pragma_update(None, "temp_store", "FILE").map_err(sql_err)?;
+            let built = (|| {
+                let tx = c.transaction()?;
+                tx.execute(
+                    "INSERT OR REPLACE INTO server_ids (tbl, server_id, local_id)
+                     SELECT tbl, server_id, local_id FROM rows WHERE tbl = ?1 AND server_id IS NOT NULL ORDER BY server_id",
+                    [table],
+                )?;
+                tx.execute("DELETE FROM fill_ids WHERE tbl = ?1", [table])?;
+                tx.commit()
+            })();
+            c.pragma_update(None, "temp_store", "DEFAULT").map_err(sql_err)?;
+            built.map_err(sql_err)?;
             self.filling()?.remove(table);
             return Ok(());
         }
