@@ -12,9 +12,10 @@ use super::{sql_err, SqliteStore};
 /// From how many rows a restored table's server ids are set aside in parts
 /// ([`Fill::InParts`]) rather than left in its rows ([`Fill::FromRows`]): a lookup
 /// during the fill reads a sixteenth of them instead of every row of the table.
-/// Measured with `supasync-bench-scale` and `BENCH_ONLY=restore`: at 20k rows building
-/// them from the rows at the end is the cheapest; at a million, a lookup through the
-/// rows would read the whole table.
+/// At 20k rows building them from the rows at the end was the cheapest way measured
+/// (`BENCH_ONLY=restore`, and bare sqlite3); at a million, a lookup through the rows
+/// would read the whole table. The boundary is the one the parts had before (below it
+/// entries were kept as rows came); it was not measured again for this mode.
 pub const FILL_IN_PARTS_FROM: u64 = 40_000;
 
 /// Where a table's server ids wait while a restore fills it ([`Store::filling`](supasync_core::store::Store::filling)).
@@ -61,19 +62,12 @@ impl SqliteStore {
             // the mode was chosen by is the server's estimate: should the table be far
             // larger, the sort spills to a file rather than growing in memory.
             let mut c = self.lock()?;
-            c.pragma_update(None, "temp_store", "FILE").map_err(sql_err)?;
-            let built = (|| {
-                let tx = c.transaction()?;
-                tx.execute(
-                    "INSERT OR REPLACE INTO server_ids (tbl, server_id, local_id)
-                     SELECT tbl, server_id, local_id FROM rows WHERE tbl = ?1 AND server_id IS NOT NULL ORDER BY server_id",
-                    [table],
-                )?;
-                tx.execute("DELETE FROM fill_ids WHERE tbl = ?1", [table])?;
-                tx.commit()
-            })();
-            c.pragma_update(None, "temp_store", "DEFAULT").map_err(sql_err)?;
-            built.map_err(sql_err)?;
+            write_sorted(
+                &mut c,
+                "SELECT tbl, server_id, local_id FROM rows WHERE tbl = ?1 AND server_id IS NOT NULL",
+                "DELETE FROM fill_ids WHERE tbl = ?1",
+                &[&table],
+            )?;
             self.filling()?.remove(table);
             return Ok(());
         }
@@ -95,19 +89,27 @@ impl SqliteStore {
                 self.filling()?.remove(table);
                 return Ok(());
             };
-            c.pragma_update(None, "temp_store", "FILE").map_err(sql_err)?;
-            let sorted = (|| {
-                let tx = c.transaction()?;
-                tx.execute(
-                    "INSERT OR REPLACE INTO server_ids (tbl, server_id, local_id)
-                     SELECT tbl, server_id, local_id FROM fill_ids WHERE tbl = ?1 AND part = ?2 ORDER BY server_id",
-                    [table, &part],
-                )?;
-                tx.execute("DELETE FROM fill_ids WHERE tbl = ?1 AND part = ?2", [table, &part])?;
-                tx.commit()
-            })();
-            c.pragma_update(None, "temp_store", "DEFAULT").map_err(sql_err)?;
-            sorted.map_err(sql_err)?;
+            write_sorted(
+                &mut c,
+                "SELECT tbl, server_id, local_id FROM fill_ids WHERE tbl = ?1 AND part = ?2",
+                "DELETE FROM fill_ids WHERE tbl = ?1 AND part = ?2",
+                &[&table, &part],
+            )?;
         }
     }
+}
+
+/// In one transaction: the entries `entries` selects (table, server id, local id)
+/// written into `server_ids` in server id order, then `forget` run (what was set
+/// aside for them), both with `params`. The sort spills to a temporary file.
+fn write_sorted(c: &mut rusqlite::Connection, entries: &str, forget: &str, params: &[&dyn rusqlite::ToSql]) -> Result<(), StoreError> {
+    c.pragma_update(None, "temp_store", "FILE").map_err(sql_err)?;
+    let written = (|| {
+        let tx = c.transaction()?;
+        tx.execute(&format!("INSERT OR REPLACE INTO server_ids (tbl, server_id, local_id) {entries} ORDER BY server_id"), params)?;
+        tx.execute(forget, params)?;
+        tx.commit()
+    })();
+    c.pragma_update(None, "temp_store", "DEFAULT").map_err(sql_err)?;
+    written.map_err(sql_err)
 }
