@@ -214,6 +214,8 @@ async fn chaos(seed: u64) -> Injected {
     let guest_id = devices[GUEST_DEVICE].r().session().await.unwrap().user_id;
     let mut inserted: BTreeSet<(String, String)> = BTreeSet::new();
     let mut deleted: BTreeSet<(String, String)> = BTreeSet::new();
+    // For a row still on the server though deleted: who deleted it and what it was then.
+    let mut how_deleted: BTreeMap<(String, String), String> = BTreeMap::new();
     // Message → its conversation: deleting a conversation deletes its messages on the
     // server (on delete cascade), and a message written into a conversation deleted
     // elsewhere is rejected with that reason.
@@ -312,9 +314,13 @@ async fn chaos(seed: u64) -> Injected {
                 let rows: Vec<_> = d.query(table, &Query::default()).await.unwrap().into_iter().filter(|r| own(r)).collect();
                 if !rows.is_empty() {
                     let r = &rows[rng.below(rows.len())];
+                    let before = d.store.get_row(table, &r.local_id).await.ok().flatten();
+                    let pending: Vec<_> = d.store.outbox().await.unwrap_or_default().into_iter().filter(|e| e.local_id == r.local_id).collect();
                     match d.delete(table, &r.local_id).await {
                         Ok(()) => {
                             deleted.insert((table.to_string(), r.local_id.clone()));
+                            let how = format!("device {di} at op {op}: row then {before:?}; its writes then {pending:?}");
+                            how_deleted.insert((table.to_string(), r.local_id.clone()), how);
                         }
                         Err(EngineError::Write(WriteError::NotFound { .. } | WriteError::Rejected { .. })) => {}
                         Err(e) => panic!("seed {seed}: {e}"),
@@ -413,9 +419,21 @@ async fn chaos(seed: u64) -> Injected {
     let lost: Vec<_> = expected.difference(&on_server_set).collect();
     let kept: Vec<_> = on_server_set.intersection(&deleted).collect();
     let unknown: Vec<_> = on_server_set.difference(&inserted).collect();
+    let kept_why = match kept.first() {
+        Some(k) => {
+            let how = how_deleted.get(*k).cloned().unwrap_or_default();
+            let deleter: Option<usize> = how.strip_prefix("device ").and_then(|r| r.split(' ').next()).and_then(|n| n.parse().ok());
+            let now = match deleter {
+                Some(i) => divergence_detail(&s, devices[i].r(), &k.0, &k.1).await,
+                None => String::new(),
+            };
+            format!("deleted by {how}; now: {now}")
+        }
+        None => String::new(),
+    };
     assert!(
         lost.is_empty() && kept.is_empty() && unknown.is_empty(),
-        "seed {seed}: {} lost, {} kept though deleted, {} never written; first lost {:?}; first kept {:?}",
+        "seed {seed}: {} lost, {} kept though deleted, {} never written; first lost {:?}; first kept {:?} {kept_why}",
         lost.len(),
         kept.len(),
         unknown.len(),

@@ -550,6 +550,38 @@ async fn a_delete_made_while_a_share_was_withdrawn_reaches_the_member_when_share
 }
 
 #[tokio::test]
+async fn an_insert_that_landed_before_its_share_was_withdrawn_is_confirmed_not_refused_and_its_delete_goes_through() {
+    // The guest's message reaches the server but the answer is lost; the owner stops
+    // sharing; the guest deletes the message. Sent again, the insert is refused (the
+    // policy no longer lets the guest write into that conversation) though the server
+    // holds the row: the push finds it by its local id and confirms it, and the delete
+    // goes. A refusal there would roll back a write that landed, and the delete with it.
+    let s = common::chat_example_server().await;
+    let a = common::chat_example_replica(s.url(), s.anon_key()).await;
+    a.sign_up("landed-a@example.com", "password-123").await.unwrap();
+    let proxy = common::fault_proxy::FaultProxy::start(s.url().trim_start_matches("http://").to_string()).await.unwrap();
+    let b = common::chat_example_replica(&proxy.url(), s.anon_key()).await;
+    b.sign_up("landed-b@example.com", "password-123").await.unwrap();
+    let conv = a.insert("conversations", &json!({"title": "Shared for a moment"})).await.unwrap();
+    set_share(&a, &conv.local_id, "landed-b@example.com", "share_conversation").await;
+    b.pull().await.unwrap();
+    let m = b.insert("messages", &json!({"conversation_id": conv.local_id, "role": "user", "content": "landed"})).await.unwrap();
+    proxy.set(common::fault_proxy::Mode::FailAnswers);
+    let lost = b.push().await.unwrap();
+    assert_eq!(lost.pushed, 0, "{lost:?}");
+    let q = format!("select=content&local_id=eq.{}", m.local_id);
+    assert_eq!(server_rows(&s, "messages", &q).await.len(), 1, "the insert landed");
+    set_share(&a, &conv.local_id, "landed-b@example.com", "unshare_conversation").await;
+    b.delete("messages", &m.local_id).await.unwrap();
+    proxy.set(common::fault_proxy::Mode::Pass);
+    let back = b.push().await.unwrap();
+    assert_eq!(back.rejected, 0, "{back:?}; rejected {:?}", b.rejected().await.unwrap());
+    assert!(server_rows(&s, "messages", &q).await.is_empty(), "the delete reached the server");
+    assert_eq!(b.status().await.unwrap().pending, 0);
+    assert!(b.get("messages", &m.local_id).await.unwrap().is_none());
+}
+
+#[tokio::test]
 async fn the_users_own_rows_of_a_shared_table_are_never_in_doubt() {
     // A user's own conversations and messages (never shared) are read as theirs: a pull
     // that brings them does not take them for rows of a scope id the user is not in,

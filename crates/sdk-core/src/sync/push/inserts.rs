@@ -204,6 +204,25 @@ impl<S: Store, H: Http> Push<'_, S, H> {
                 stack.push((first, None));
                 continue;
             }
+            // An earlier attempt may have landed (its answer lost) before the server
+            // stopped letting this user write the row (a share withdrawn): the retry
+            // is refused, yet the row is there. Found by its key, it is confirmed, not
+            // rolled back (with the row's later writes, a delete among them).
+            if batch[0].0.may_be_on_server(ctx.sent_through_at_start) {
+                match self.landed_earlier(table, decl, &batch[0]).await {
+                    Ok(None) => {}
+                    Ok(Some(row)) => {
+                        let answer = InsertAnswer { rows: vec![row], gone: HashSet::new() };
+                        report.pushed += self.confirm_inserts(table, &batch, answer, report, refused, ctx).await?;
+                        continue;
+                    }
+                    Err(err) => {
+                        let _w = self.cx.writer.lock_step().await;
+                        self.note_attempt(&batch, &err).await?;
+                        return Ok(Some(RunOutcome::stop_for(&err)));
+                    }
+                }
+            }
             // Its parent may be gone from the server (deleted on another device): then
             // the delete wins and this insert is rejected with that reason. A missing
             // parent says so; so may a policy refusal, when the app's policy checks the
@@ -233,6 +252,24 @@ impl<S: Store, H: Http> Push<'_, S, H> {
             report.rejected += reject(&self.cx, &batch[0].0, &reason, refused).await?;
         }
         Ok(None)
+    }
+
+    /// The row of a refused insert if the server holds it after all, found by its
+    /// `(owner, local_id)` key as this user may read it.
+    async fn landed_earlier(&self, table: &str, decl: &TableDecl, (e, row): &Ready) -> Result<Option<Value>, RequestError> {
+        let Some(Value::String(owner)) = row.get(&decl.owner) else { return Ok(None) };
+        let q = format!("select=*&{}=eq.{}&{}=eq.{}", enc(&decl.owner), enc(owner), enc(&decl.local_id), enc(&e.local_id));
+        let rows = self.cx.authed(|t| {
+            let q = q.clone();
+            async move { self.cx.client.select(table, &q, &t).await }
+        })
+        .await?;
+        let ours = |r: &Value| r.get(&decl.local_id).and_then(Value::as_str) == Some(e.local_id.as_str()) && r.get(&decl.key).is_some();
+        match rows.len() {
+            0 => Ok(None),
+            1 if ours(&rows[0]) => Ok(rows.into_iter().next()),
+            _ => Err(RequestError::BadAnswer(format!("the lookup answer is not the row asked for: {}", short_json(&rows)))),
+        }
     }
 
     /// Send one batch of inserts.

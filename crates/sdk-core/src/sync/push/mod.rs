@@ -40,7 +40,7 @@ use super::error::SyncError;
 use crate::local::files::bucket_of;
 use crate::local::local_row::{LocalRow, Row, RowStatus};
 use crate::local::outbox::{OutboxEntry, OutboxOp};
-use crate::local::store::{Store, StoreError};
+use crate::local::store::{sent_through, Store, StoreError};
 use crate::net::client::RequestError;
 use crate::net::transport::Http;
 
@@ -88,6 +88,9 @@ struct RunContext {
     entries_per_row: HashMap<(String, String), usize>,
     /// [`crate::local::write_lock::WriterLock::others`] when the push read the outbox.
     others_at_start: u64,
+    /// [`crate::local::outbox::SENT_THROUGH`] when the push read the outbox: which
+    /// entries an earlier push may have landed on the server.
+    sent_through_at_start: u64,
     /// Parent local id → server id, as resolved so far in this run.
     parents: HashMap<(String, String), Value>,
 }
@@ -171,6 +174,7 @@ impl<S: Store, H: Http> Push<'_, S, H> {
             let _w = self.cx.writer.lock_step().await;
             let outbox: Vec<OutboxEntry> = self.cx.store.outbox().await?.into_iter().filter(|e| e.rejected.is_none()).collect();
             ctx.others_at_start = self.cx.writer.others();
+            ctx.sent_through_at_start = sent_through(self.cx.store).await?;
             let read_through = outbox.iter().map(|e| e.seq).max().unwrap_or(0);
             (outbox, PushFloor::set(self.cx.push_floor, read_through))
         };
