@@ -555,11 +555,13 @@ class WebKitPage extends EventEmitter {
     if (this.closed) return;
     this.closed = true;
     this.ctx.pageList = this.ctx.pageList.filter((p) => p !== this);
-    if (this.ctx.pageList.length === 0) {
-      // The session's last window: keep it (closing it ends the session), show nothing.
-      await this.cmd('POST', '/url', { url: 'about:blank' });
-      this.ctx.spare = this.handle;
-      return;
+    if (this.ctx.pageList.length === 0 && !this.ctx.spare) {
+      // The session's last window: closing it would end the session, so a blank window
+      // is opened first to be the next page's. (Navigating this one to about:blank
+      // instead left the page alive in the back-forward cache, frozen, still holding
+      // its replica's Web Lock and IndexedDB connection: a later page's open waited on
+      // it for ever, now and then.)
+      this.ctx.spare = (await this.cmd('POST', '/window/new', { type: 'window' })).handle;
     }
     await this.cmd('DELETE', '/window');
     this.ctx.session.current = null;
