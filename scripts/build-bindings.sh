@@ -20,11 +20,8 @@ venv="$out/venv"
 release=--release
 [ "${PROFILE:-release}" = dev ] && release=
 rm -f "$out"/python/supasync-*.whl
-# The native library links the system's libcrypto.so.3 (SQLCipher, the store's
-# encryption; OpenSSL 3 is on every current Linux distribution), as the Kotlin jar's
-# does. maturin's copy of it into the wheel would be found from the wrong folder (its
-# rpath assumes a top-level module; ours is `supasync.supasync_ffi`), so the wheel names
-# it as a system library instead. A self-contained build: `vendored-openssl`.
+# The native library carries its own SQLite and cipher (crates/sqlite3mc) and links
+# only the C library, so the wheel needs nothing repaired (`--auditwheel skip`).
 (cd bindings/python && "../../$venv/bin/maturin" build $release --quiet --auditwheel skip -o "../../$out/python") >&2
 ls "$out"/python/supasync-*.whl
 

@@ -21,8 +21,6 @@ command -v npm >/dev/null || need_apt+=(npm)
 command -v cc >/dev/null || need_apt+=(build-essential)
 command -v curl >/dev/null || need_apt+=(curl)
 command -v openssl >/dev/null || need_apt+=(openssl)
-# SQLCipher (the native store's encryption at rest) links the system's libcrypto.
-[ -e /usr/include/openssl/evp.h ] || need_apt+=(libssl-dev)
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 command -v python3 >/dev/null || need_apt+=(python3)
 python3 -c 'import ensurepip, venv' 2>/dev/null || need_apt+=(python3-venv)

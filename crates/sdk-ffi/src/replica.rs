@@ -68,8 +68,8 @@ pub async fn open_replica(url: String, anon_key: String, schema_json: String, pa
     open_with(url, anon_key, schema_json, path, None).await
 }
 
-/// [`open_replica`] encrypted at rest: every user's store in `path` is a SQLCipher
-/// file under a key derived from `encryption_key` (32 bytes, kept in the platform's
+/// [`open_replica`] encrypted at rest: every user's store in `path` is an AEGIS-256
+/// (SQLite3MC) file under a key derived from `encryption_key` (32 bytes, kept in the platform's
 /// keychain by the app). Plaintext stores there are encrypted as they open, pending
 /// writes kept; a key that does not open them fails with kind `key`.
 #[uniffi::export]

@@ -77,7 +77,7 @@ pub async fn open_replica(schema: Schema, cfg: ReplicaConfig, dir: Option<&Path>
     open_replica_on(schema, cfg, stores).await
 }
 
-/// [`open_replica`] with every user's store encrypted at rest (SQLCipher; each user's
+/// [`open_replica`] with every user's store encrypted at rest (AEGIS-256; each user's
 /// file under a key derived from `key`, see [`crate::store::cipher`]). Plaintext
 /// stores already in `dir` are encrypted as they are opened, pending writes kept. A key
 /// that does not open them fails with kind `key` and changes nothing.

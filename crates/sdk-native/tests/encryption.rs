@@ -1,4 +1,4 @@
-//! Encryption at rest (`open_encrypted_replica`, SQLCipher): what a copied replica
+//! Encryption at rest (`open_encrypted_replica`, SQLite3MC's AEGIS-256): what a copied replica
 //! directory gives away (the raw bytes of every file, next to a plaintext replica that
 //! does show its rows), a wrong or missing key (its own error kind, nothing changed), a
 //! plaintext replica with writes still waiting encrypted as it opens and then rekeyed,
@@ -12,6 +12,7 @@ use std::path::Path;
 use common::{fault_proxy, manifest, server, server_rows};
 use serde_json::json;
 use supasync_core::store::{Store, WriteBatch};
+use supasync_core::outbox::{NewOutboxEntry, OutboxOp};
 use supasync_core::{EngineError, Query, ReplicaConfig, Schema, StoreError};
 use supasync_native::store::cipher::{self, FileKind};
 use supasync_native::{open_encrypted_replica, open_replica, rekey_replica, EncryptionKey, NativeReplica, ReplicaDir, SqliteStore};
@@ -204,6 +205,50 @@ async fn an_encryption_that_stopped_before_its_swap_leaves_the_store_whole() {
     assert_eq!(s.meta("probe").await.expect("read"), Some(json!("kept")));
     assert!(!half.exists(), "the half copy is gone");
     assert_eq!(cipher::file_kind(&path).expect("kind"), FileKind::Opaque);
+}
+
+/// A store in supasync's first encrypted format (SQLCipher 4, 4 KiB pages, HMAC-SHA256:
+/// `tests/fixtures/replica-sqlcipher-v1.db`, written by that build with a conversation
+/// and three messages made offline, so four writes wait) opens with its key, is
+/// converted to AEGIS-256 as it opens, and keeps every row, every waiting write and its
+/// outbox numbering; a wrong key still changes nothing.
+#[tokio::test]
+async fn a_store_in_the_first_encrypted_format_is_converted_as_it_opens_with_nothing_lost() {
+    const USER: &str = "8fd86d71-0381-4bab-a35c-6425718c3d55";
+    let d = tempfile::tempdir().expect("tempdir");
+    let path = d.path().join("replica.db");
+    std::fs::copy(manifest().join("tests/fixtures/replica-sqlcipher-v1.db"), &path).expect("copy the fixture");
+    let before = std::fs::read(&path).expect("read");
+    assert!(!holds(&before, "legacy offline"), "the fixture is encrypted");
+    let k = key(5).for_user(USER);
+
+    let err = SqliteStore::open_encrypted(&path, &key(6).for_user(USER)).err().expect("a wrong key must fail");
+    assert!(matches!(err, StoreError::Key(ref m) if m.contains("does not open")), "{err:?}");
+    assert_eq!(std::fs::read(&path).expect("read"), before, "a wrong key leaves the old file as it was");
+    assert!(!cipher::opens_with(&path, &k), "not yet in the current format");
+
+    let s = SqliteStore::open_encrypted(&path, &k).expect("the old format opens with its key");
+    let waiting = s.outbox().await.expect("outbox");
+    assert_eq!(waiting.len(), 4, "{waiting:?}");
+    let text = format!("{waiting:?}");
+    for needle in ["written under sqlcipher", "legacy offline 0", "legacy offline 1", "legacy offline 2"] {
+        assert!(text.contains(needle), "{needle} is still waiting: {text}");
+    }
+    for e in &waiting {
+        assert!(s.get_row(&e.table, &e.local_id).await.expect("row").is_some(), "{}:{} is kept", e.table, e.local_id);
+    }
+    let last = waiting.iter().map(|e| e.seq).max().expect("a seq");
+    let next = NewOutboxEntry { table: "messages".into(), local_id: "after-conversion".into(), op: OutboxOp::Delete, created_at_ms: 1 };
+    s.apply(WriteBatch { add_outbox: vec![next], ..Default::default() }).await.expect("a write after");
+    let seqs: Vec<u64> = s.outbox().await.expect("outbox").iter().map(|e| e.seq).collect();
+    assert_eq!(seqs.len(), 5);
+    assert!(seqs.iter().filter(|&&q| q > last).count() == 1, "the outbox numbers on after {last}: {seqs:?}");
+    drop(s);
+
+    assert!(cipher::opens_with(&path, &k), "converted to the current format");
+    assert!(!holds(&std::fs::read(&path).expect("read"), "legacy offline"), "and still encrypted");
+    let s = SqliteStore::open_encrypted(&path, &k).expect("opens again");
+    assert_eq!(s.outbox().await.expect("outbox").len(), 5);
 }
 
 /// `supasync` with `--store DIR`, its key (if any) in `SUPASYNC_ENCRYPTION_KEY`; the

@@ -1,21 +1,25 @@
-//! Encryption at rest for the SQLite store: SQLCipher (rusqlite's `bundled-sqlcipher`),
-//! so every page of the file and of its WAL is AES-256 encrypted and authenticated
-//! (HMAC-SHA512) before it reaches the disk, and a copied file or phone backup gives
+//! Encryption at rest for the SQLite store: SQLite3 Multiple Ciphers (the
+//! `supasync-sqlite3mc` crate, which rusqlite links in place of plain SQLite) with its
+//! AEGIS-256 cipher, so every page of the file and of its WAL is encrypted and
+//! authenticated before it reaches the disk, and a copied file or phone backup gives
 //! away nothing but its size.
 //!
-//! Why SQLCipher and a raw key: it is the format PowerSync and most mobile apps use, it
-//! encrypts the WAL as well, and a store that was never keyed opens as plain SQLite
-//! through the same library. The key is 32 random bytes the app keeps in its platform's
-//! keychain; SQLCipher's passphrase mode would run PBKDF2 (256,000 rounds) at every open,
-//! which is a cold start of its own, so the key is handed over raw (`x'…'`).
+//! Why AEGIS-256: it encrypts and authenticates a page in one pass on the CPU's AES
+//! instructions (x86-64 and ARMv8 alike, chosen at run time), where SQLCipher's
+//! AES-256-CBC plus an HMAC made a small write about twice as slow as plaintext (the
+//! format of supasync's first encrypted replicas, which are converted when they open:
+//! [`Format::SqlCipher`]). The key is 32 random bytes the app keeps in its platform's
+//! keychain, handed over raw (`x'…'`): a passphrase would run a key derivation at every
+//! open, a cold start of its own.
 //!
 //! One device's replica directory holds a file per user. Each file gets a key of its
 //! own, derived from the app's key and the user id with HKDF-SHA256
 //! ([`EncryptionKey::for_user`]): one user's store key does not open another's.
 //!
-//! A plaintext file opened with a key is encrypted first, and a key change re-encrypts
-//! every file: both copy the whole database (`sqlcipher_export`, the outbox included, so
-//! pending writes stay pending) into a new file beside it, then swap it in with a
+//! A plaintext file opened with a key is encrypted first, and a key change (or the
+//! older format) re-encrypts every file: both copy the whole database (every table,
+//! the outbox included, so pending writes stay pending, and `sqlite_sequence`, so no
+//! outbox number is given twice) into a new file beside it, then swap it in with a
 //! rename. A crash before the rename leaves the old file whole; after it, the new one.
 
 use std::fmt;
@@ -31,31 +35,42 @@ use zeroize::Zeroizing;
 /// The first 16 bytes of every plaintext SQLite file.
 const PLAIN_HEADER: &[u8; 16] = b"SQLite format 3\0";
 
-/// The name the new file is attached under while it is written.
-const DEST: &str = "supasync_reencrypted";
+/// The name the old file is attached under while it is copied into the new one.
+const SOURCE: &str = "supasync_source";
 
-/// Encrypted pages are 4 KiB, not the plaintext store's 8 KiB: each page a commit
-/// writes is encrypted and authenticated whole, so a small write pays for the pages it
-/// touches, and smaller pages halve that (`supasync-bench-encryption`).
-pub const CIPHER_PAGE_SIZE: u32 = 4096;
+/// How an encrypted store's pages are sealed. SQLite3MC keeps none of this in the file:
+/// every open names the same settings before it gives the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// AEGIS-256 (SQLite3MC's `aegis` cipher with its default algorithm): what every
+    /// encrypted store is written in now.
+    Aegis,
+    /// SQLCipher 4 with 4 KiB pages and HMAC-SHA256, the format supasync wrote through
+    /// 2026-12-06 (SQLCipher itself, then): read only to be converted to [`Format::Aegis`].
+    SqlCipher,
+}
 
-/// Pages are authenticated with HMAC-SHA256 rather than SQLCipher 4's default
-/// HMAC-SHA512: the same strength for this use, and x86-64's SHA extensions make it
-/// about twice as fast (OpenSSL: 1.7 against 0.8 GB/s here).
-const HMAC: &str = "HMAC_SHA256";
+impl Format {
+    /// The pragmas that select this format on `schema`, before the key.
+    const fn pragmas(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Format::Aegis => &[("cipher", "aegis")],
+            // `legacy` first: it resets the other settings to SQLCipher 4's defaults.
+            Format::SqlCipher => &[("cipher", "sqlcipher"), ("legacy", "4"), ("legacy_page_size", "4096"), ("hmac_algorithm", "1")],
+        }
+    }
 
-/// This format's cipher settings on `schema` (`main`, or an attached database). Every
-/// open sets the same ones: SQLCipher keeps none of them in the file.
-fn settings(conn: &Connection, schema: Option<&str>) -> rusqlite::Result<()> {
-    conn.pragma_update(schema, "cipher_page_size", CIPHER_PAGE_SIZE)?;
-    conn.pragma_update(schema, "cipher_hmac_algorithm", HMAC)
+    /// The same settings as `file:` URI parameters (for a file attached to a connection
+    /// keyed otherwise).
+    fn uri_params(self) -> String {
+        self.pragmas().iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&")
+    }
 }
 
 /// SQLite's page cache for an encrypted store, in KiB (as SQLite takes it, negative):
 /// 32 MiB, where plaintext stores keep SQLite's 2 MiB. A page read from the file is
 /// decrypted and checked each time it comes in, so pages a restore inserts among again
-/// and again are worth keeping (a 10k-row restore: 1.87x plaintext with the default
-/// cache, 1.59x with this one). It grows only as pages are read.
+/// and again are worth keeping. It grows only as pages are read.
 const CACHE_KIB: i64 = -32 * 1024;
 
 /// A 256-bit key for a replica. Its bytes are wiped from memory when it is dropped and
@@ -107,7 +122,8 @@ impl EncryptionKey {
         EncryptionKey(out)
     }
 
-    /// SQLCipher's raw-key form, `x'<64 hex digits>'` (no passphrase derivation).
+    /// The raw-key form SQLite3MC shares with SQLCipher, `x'<64 hex digits>'` (no
+    /// passphrase derivation).
     fn sql_form(&self) -> Zeroizing<String> {
         let mut s = Zeroizing::new(String::with_capacity(67));
         s.push_str("x'");
@@ -154,29 +170,59 @@ pub fn file_kind(path: &Path) -> Result<FileKind, StoreError> {
     })
 }
 
-/// Key a connection just opened, before its first read.
+/// Key a connection just opened, before its first read, in the current format.
 pub fn apply_key(conn: &Connection, key: &EncryptionKey) -> Result<(), StoreError> {
-    quiet(conn);
-    conn.pragma_update(None, "key", &*key.sql_form())
-        .and_then(|()| settings(conn, None))
+    key_as(conn, key, Format::Aegis)
+}
+
+fn key_as(conn: &Connection, key: &EncryptionKey, format: Format) -> Result<(), StoreError> {
+    ensure_cipher_build()?;
+    format
+        .pragmas()
+        .iter()
+        .try_for_each(|(name, value)| conn.pragma_update(None, name, value))
+        .and_then(|()| conn.pragma_update(None, "key", &*key.sql_form()))
         .map_err(|e| StoreError::Key(format!("cannot key the store: {e}")))?;
     check_key(conn)?;
     conn.pragma_update(None, "cache_size", CACHE_KIB).map_err(|e| StoreError::Io(e.to_string()))
 }
 
-/// SQLCipher writes its own errors to stderr (a wrong key is logged as pages it could
-/// not decrypt); the store says them as [`StoreError::Key`] instead.
-fn quiet(conn: &Connection) {
-    // Not every SQLCipher build knows the setting: without it, its default stays.
-    let _ = conn.execute_batch("PRAGMA cipher_log_level = NONE");
+/// Refuse to key a file on a SQLite without SQLite3MC: plain SQLite takes `PRAGMA key`
+/// without a word and would write the "encrypted" store in the clear. (Such a build
+/// does not even link: [`supasync_sqlite3mc::version`] is SQLite3MC's own function.)
+fn ensure_cipher_build() -> Result<(), StoreError> {
+    if supasync_sqlite3mc::version().contains("Multiple Ciphers") {
+        Ok(())
+    } else {
+        Err(StoreError::Io(format!("this build's SQLite has no encryption ({})", supasync_sqlite3mc::version())))
+    }
 }
 
-/// Whether `key` opens the store at `path` (read-only: nothing is written).
+/// Whether `key` opens the store at `path` in the current format (read-only: nothing
+/// is written).
 pub fn opens_with(path: &Path, key: &EncryptionKey) -> bool {
-    Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).is_ok_and(|conn| apply_key(&conn, key).is_ok())
+    format_opened_by(path, key) == Some(Format::Aegis)
 }
 
-/// Read the schema once: with a key that does not open the file SQLCipher answers
+/// The format in which `key` opens the store at `path`, if it does (read-only).
+fn format_opened_by(path: &Path, key: &EncryptionKey) -> Option<Format> {
+    [Format::Aegis, Format::SqlCipher].into_iter().find(|&format| {
+        Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).is_ok_and(|conn| key_as(&conn, key, format).is_ok())
+    })
+}
+
+/// Convert a store `key` opens only in an older format ([`Format::SqlCipher`]) to the
+/// current one, keeping everything in it; whether it did. Nothing to do if it opens as
+/// it is, or not at all (the caller's open says that clearly).
+pub fn upgrade_format(path: &Path, key: &EncryptionKey) -> Result<bool, StoreError> {
+    if format_opened_by(path, key) != Some(Format::SqlCipher) {
+        return Ok(false);
+    }
+    reencrypt(path, Some(key), key)?;
+    Ok(true)
+}
+
+/// Read the schema once: with a key that does not open the file SQLite3MC answers
 /// "file is not a database" here, which is said as what it is.
 fn check_key(conn: &Connection) -> Result<(), StoreError> {
     match conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0)) {
@@ -195,39 +241,38 @@ fn beside(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(p)
 }
 
-/// Copy the store at `path` (opened with `from`, or plaintext) into a file encrypted
-/// with `to`, then put it in `path`'s place. The store must not be open elsewhere. The
-/// format version (`user_version`) goes along; everything else is in the tables.
+/// Copy the store at `path` (opened with `from`, in whichever format it opens, or
+/// plaintext) into a file encrypted with `to` in the current format, then put it in
+/// `path`'s place. The store must not be open elsewhere. The format version
+/// (`user_version`) goes along; everything else is in the tables.
 pub fn reencrypt(path: &Path, from: Option<&EncryptionKey>, to: &EncryptionKey) -> Result<(), StoreError> {
+    let source_format = match from {
+        None => None,
+        Some(k) => Some(format_opened_by(path, k).ok_or_else(|| {
+            StoreError::Key("this key does not open the replica (a wrong key, or the file is not a supasync replica); nothing was changed".into())
+        })?),
+    };
     let tmp = beside(path, "-reencrypting");
     // A file left by a run that stopped before its rename: the store itself is whole.
     remove_if_there(&tmp)?;
     {
-        let conn = Connection::open(path).map_err(|e| StoreError::Io(e.to_string()))?;
-        quiet(&conn);
-        if let Some(k) = from {
-            apply_key(&conn, k)?;
-        }
         // Everything into the main file first, so the copy reads one file and the WAL
         // left behind is empty. `busy` means another connection holds the store.
-        let busy: i64 = conn
+        let old = Connection::open(path).map_err(|e| StoreError::Io(e.to_string()))?;
+        if let (Some(k), Some(format)) = (from, source_format) {
+            key_as(&old, k, format)?;
+        }
+        let busy: i64 = old
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
             .map_err(|e| StoreError::Io(e.to_string()))?;
         if busy != 0 {
             return Err(StoreError::Io(format!("{}: the replica is open elsewhere; close it first", path.display())));
         }
-        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(|e| StoreError::Io(e.to_string()))?;
-        let tmp_text = tmp.to_str().ok_or_else(|| StoreError::Io(format!("{}: not a UTF-8 path", tmp.display())))?;
-        conn.execute(&format!("ATTACH DATABASE ?1 AS {DEST} KEY ?2"), params![tmp_text, &*to.sql_form()])
-            .map_err(|e| StoreError::Io(e.to_string()))?;
-        let copied = (|| {
-            settings(&conn, Some(DEST))?;
-            conn.query_row(&format!("SELECT sqlcipher_export('{DEST}')"), [], |_| Ok(()))?;
-            conn.pragma_update(Some(DEST), "user_version", version)?;
-            conn.execute_batch(&format!("DETACH DATABASE {DEST}"))
-        })();
-        if let Err(e) = copied {
-            drop(conn);
+        drop(old);
+        let new = Connection::open(&tmp).map_err(|e| StoreError::Io(e.to_string()))?;
+        apply_key(&new, to)?;
+        if let Err(e) = copy_into(&new, path, from, source_format) {
+            drop(new);
             let _ = std::fs::remove_file(&tmp);
             return Err(StoreError::Io(format!("{}: cannot re-encrypt: {e}", path.display())));
         }
@@ -245,6 +290,63 @@ pub fn reencrypt(path: &Path, from: Option<&EncryptionKey>, to: &EncryptionKey) 
         }
     }
     Ok(())
+}
+
+/// Copy every table of the store at `path` into `new` (keyed, empty), in one
+/// transaction: the tables, their rows, `sqlite_sequence` as it was (so the outbox
+/// goes on numbering where it stopped), then the indexes, triggers and views, and the
+/// format version.
+fn copy_into(new: &Connection, path: &Path, from: Option<&EncryptionKey>, format: Option<Format>) -> rusqlite::Result<()> {
+    let mut uri = String::from("file:");
+    for part in path.to_string_lossy().split('?') {
+        // `?` and `#` end a URI's path; `%` starts an escape.
+        if uri.len() > 5 {
+            uri.push_str("%3f");
+        }
+        uri.push_str(&part.replace('%', "%25").replace('#', "%23"));
+    }
+    if let Some(format) = format {
+        uri.push('?');
+        uri.push_str(&format.uri_params());
+    }
+    // An empty key attaches a plaintext file (no key would reuse the new file's).
+    let key = from.map(|k| k.sql_form()).unwrap_or_default();
+    new.pragma_update(None, "page_size", super::PAGE_SIZE)?;
+    new.execute(&format!("ATTACH DATABASE ?1 AS {SOURCE} KEY ?2"), params![uri, &*key])?;
+    let copied = (|| {
+        new.execute_batch("BEGIN")?;
+        let objects: Vec<(String, String, String)> = {
+            let mut st = new.prepare(&format!(
+                "SELECT type, name, sql FROM {SOURCE}.sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' \
+                 ORDER BY CASE type WHEN 'table' THEN 0 WHEN 'index' THEN 1 ELSE 2 END, rowid"
+            ))?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        for (kind, name, sql) in &objects {
+            new.execute_batch(sql)?;
+            if kind == "table" {
+                let q = name.replace('"', "\"\"");
+                new.execute_batch(&format!("INSERT INTO main.\"{q}\" SELECT * FROM {SOURCE}.\"{q}\""))?;
+            }
+        }
+        let has_sequence: bool = new.query_row(
+            &format!("SELECT count(*) > 0 FROM {SOURCE}.sqlite_master WHERE name = 'sqlite_sequence'"),
+            [],
+            |r| r.get(0),
+        )?;
+        if has_sequence {
+            new.execute_batch(&format!("DELETE FROM main.sqlite_sequence; INSERT INTO main.sqlite_sequence SELECT * FROM {SOURCE}.sqlite_sequence"))?;
+        }
+        let version: i64 = new.pragma_query_value(Some(SOURCE), "user_version", |r| r.get(0))?;
+        new.pragma_update(None, "user_version", version)?;
+        new.execute_batch("COMMIT")
+    })();
+    if copied.is_err() {
+        let _ = new.execute_batch("ROLLBACK");
+    }
+    let detached = new.execute_batch(&format!("DETACH DATABASE {SOURCE}"));
+    copied.and(detached)
 }
 
 fn remove_if_there(p: &Path) -> Result<(), StoreError> {
@@ -270,6 +372,14 @@ mod tests {
         assert!(matches!(EncryptionKey::from_hex("abc"), Err(StoreError::Key(m)) if m.contains("64 hex digits") && m.contains("3 characters")));
         assert!(matches!(EncryptionKey::from_hex(&"zz".repeat(32)), Err(StoreError::Key(m)) if m.contains("non-hex")));
         assert!(matches!(EncryptionKey::from_bytes(&[1; 16]), Err(StoreError::Key(m)) if m.contains("this one is 16")));
+    }
+
+    #[test]
+    fn rusqlite_runs_on_sqlite3mc() {
+        assert!(supasync_sqlite3mc::version().starts_with("SQLite3 Multiple Ciphers"), "{}", supasync_sqlite3mc::version());
+        let conn = Connection::open_in_memory().unwrap();
+        let through_sql: String = conn.query_row("SELECT sqlite3mc_version()", [], |r| r.get(0)).unwrap();
+        assert_eq!(through_sql, supasync_sqlite3mc::version(), "the SQLite rusqlite runs on is the one linked");
     }
 
     #[test]

@@ -89,7 +89,7 @@ impl SqliteStore {
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
         let path = path.as_ref();
         let conn = Connection::open(path).map_err(sql_err)?;
-        Self::setup(conn, SCHEMA_VERSION, false).map_err(|e| match e {
+        Self::setup(conn, SCHEMA_VERSION).map_err(|e| match e {
             // An encrypted store and a foreign file look alike without a key.
             StoreError::Corrupt(m) if cipher::file_kind(path).ok() == Some(FileKind::Opaque) => StoreError::Corrupt(format!(
                 "{m}: {} is not a SQLite file; if it is an encrypted replica, open it with its key",
@@ -109,26 +109,36 @@ impl SqliteStore {
             cipher::reencrypt(path, None, key)?;
         }
         let conn = Connection::open(path).map_err(sql_err)?;
-        cipher::apply_key(&conn, key)?;
-        Self::setup(conn, SCHEMA_VERSION, true)
+        let conn = match cipher::apply_key(&conn, key) {
+            Ok(()) => conn,
+            // A store of supasync's first encrypted format is converted (and only a key
+            // that opens neither format is refused).
+            Err(StoreError::Key(_)) if cipher::upgrade_format(path, key)? => {
+                drop(conn);
+                let conn = Connection::open(path).map_err(sql_err)?;
+                cipher::apply_key(&conn, key)?;
+                conn
+            }
+            Err(e) => return Err(e),
+        };
+        Self::setup(conn, SCHEMA_VERSION)
     }
 
     /// A store in memory (for tests and throwaway replicas).
     pub fn in_memory() -> Result<SqliteStore, StoreError> {
-        Self::setup(Connection::open_in_memory().map_err(sql_err)?, SCHEMA_VERSION, false)
+        Self::setup(Connection::open_in_memory().map_err(sql_err)?, SCHEMA_VERSION)
     }
 
-    fn setup(conn: Connection, target: u32, keyed: bool) -> Result<SqliteStore, StoreError> {
+    fn setup(conn: Connection, target: u32) -> Result<SqliteStore, StoreError> {
         // Reading the journal mode touches the file header: a file that is not a
         // database fails here, clearly, before anything is written.
         // 8 KiB pages for a new file (an existing one keeps its own): a row is a JSON
         // document of about half a kilobyte, and with 4 KiB pages a restore spent 15%
         // more CPU splitting and rebalancing B-tree pages (measured with
         // `BENCH_ONLY=restore`: the device's CPU per 10k rows, 113-121 ms -> 97-101 ms).
-        // An encrypted file has its page size from `cipher::CIPHER_PAGE_SIZE`.
-        if !keyed {
-            conn.pragma_update(None, "page_size", PAGE_SIZE).map_err(sql_err)?;
-        }
+        // An encrypted file too: AEGIS seals a page in one pass, so smaller pages would
+        // save it nothing worth SQLite's extra work.
+        conn.pragma_update(None, "page_size", PAGE_SIZE).map_err(sql_err)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(sql_err)?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql_err)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(sql_err)?;
@@ -180,7 +190,7 @@ impl SqliteStore {
     #[doc(hidden)]
     /// Open at an older format version (for the upgrade test).
     pub fn open_at_version(path: impl AsRef<Path>, version: u32) -> Result<SqliteStore, StoreError> {
-        Self::setup(Connection::open(path).map_err(sql_err)?, version, false)
+        Self::setup(Connection::open(path).map_err(sql_err)?, version)
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
