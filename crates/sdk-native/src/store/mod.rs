@@ -113,8 +113,11 @@ impl SqliteStore {
             Ok(()) => conn,
             // A store of supasync's first encrypted format is converted (and only a key
             // that opens neither format is refused).
-            Err(StoreError::Key(_)) if cipher::upgrade_format(path, key)? => {
+            Err(StoreError::Key(refused)) => {
                 drop(conn);
+                if !cipher::upgrade_format(path, key)? {
+                    return Err(StoreError::Key(refused));
+                }
                 let conn = Connection::open(path).map_err(sql_err)?;
                 cipher::apply_key(&conn, key)?;
                 conn
