@@ -582,6 +582,44 @@ async fn an_insert_that_landed_before_its_share_was_withdrawn_is_confirmed_not_r
 }
 
 #[tokio::test]
+async fn an_update_that_landed_before_the_policy_closed_is_confirmed_not_refused_and_its_delete_goes_through() {
+    // An app that lets a message be edited only for a while (an edit window) and deleted
+    // at any time. The edit reaches the server but its answer is lost; the window
+    // closes; the user deletes the message. Sent again, the edit matches nothing (the
+    // policy no longer lets the user change the row) though the server holds it: the
+    // push reads the row, finds the edit there and confirms it, and the delete goes. A
+    // refusal would roll back an edit that landed, and the delete with it.
+    let s = common::chat_example_server().await;
+    let proxy = common::fault_proxy::FaultProxy::start(s.url().trim_start_matches("http://").to_string()).await.unwrap();
+    let a = common::chat_example_replica(&proxy.url(), s.anon_key()).await;
+    a.sign_up("edit-window@example.com", "password-123").await.unwrap();
+    let conv = a.insert("conversations", &json!({"title": "Edits"})).await.unwrap();
+    let m = a.insert("messages", &json!({"conversation_id": conv.local_id, "role": "user", "content": "first"})).await.unwrap();
+    a.push().await.unwrap();
+    a.update("messages", &m.local_id, &json!({"content": "edited"})).await.unwrap();
+    proxy.set(common::fault_proxy::Mode::FailAnswers);
+    let lost = a.push().await.unwrap();
+    assert_eq!(lost.pushed, 0, "{lost:?}");
+    let q = format!("select=content&local_id=eq.{}", m.local_id);
+    assert_eq!(server_rows(&s, "messages", &q).await, vec![json!({"content": "edited"})], "the edit landed");
+    let (sql, conn) = tokio_postgres::connect(s.database_url(), tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    sql.batch_execute(
+        r#"drop policy "change own messages" on public.messages;
+           create policy "change messages while the edit window is open" on public.messages for update using (false);"#,
+    )
+    .await
+    .unwrap();
+    a.delete("messages", &m.local_id).await.unwrap();
+    proxy.set(common::fault_proxy::Mode::Pass);
+    let back = a.push().await.unwrap();
+    assert_eq!(back.rejected, 0, "{back:?}; rejected {:?}", a.rejected().await.unwrap());
+    assert!(server_rows(&s, "messages", &q).await.is_empty(), "the delete reached the server");
+    assert_eq!(a.status().await.unwrap().pending, 0);
+    assert!(a.get("messages", &m.local_id).await.unwrap().is_none());
+}
+
+#[tokio::test]
 async fn the_users_own_rows_of_a_shared_table_are_never_in_doubt() {
     // A user's own conversations and messages (never shared) are read as theirs: a pull
     // that brings them does not take them for rows of a scope id the user is not in,

@@ -71,6 +71,7 @@ impl<S: Store, H: Http> Push<'_, S, H> {
             };
             (server_id, body)
         };
+        let sent = body.clone();
         let id = id_text(&server_id);
         let q = format!("{}=eq.{}&select=*", enc(&decl.key), enc(&id));
         let res = match body {
@@ -101,16 +102,22 @@ impl<S: Store, H: Http> Push<'_, S, H> {
         });
         let rows = match res {
             Ok(rows) => rows,
-            Err(err) => {
+            Err(err) if matches!(err.failure(), Failure::Transient | Failure::Unauthorized) => {
                 let _w = self.cx.writer.lock_step().await;
-                return match err.failure() {
-                    Failure::Transient | Failure::Unauthorized => self.retry_later(&e, &err).await,
-                    _ => {
-                        report.rejected += reject(&self.cx, &e, &err.to_string(), refused).await?;
-                        Ok(RunOutcome::Done)
-                    }
-                };
+                return self.retry_later(&e, &err).await;
             }
+            Err(err) => match self.update_landed_earlier(&e, &decl.key, &id, sent.as_ref(), ctx).await {
+                Ok(Some(row)) => vec![row],
+                Ok(None) => {
+                    let _w = self.cx.writer.lock_step().await;
+                    report.rejected += reject(&self.cx, &e, &err.to_string(), refused).await?;
+                    return Ok(RunOutcome::Done);
+                }
+                Err(lookup) => {
+                    let _w = self.cx.writer.lock_step().await;
+                    return self.retry_later(&e, &lookup).await;
+                }
+            },
         };
         let first = rows.into_iter().next();
         // Nothing matched: deleted elsewhere (its tombstone says so), or a policy hides
@@ -125,9 +132,21 @@ impl<S: Store, H: Http> Push<'_, S, H> {
             },
             _ => None,
         };
+        // Matched nothing though the row is there: an update that landed before the
+        // policy stopped letting this user change the row is found as it landed.
+        let first = match (first, gone) {
+            (None, Some(false)) => match self.update_landed_earlier(&e, &decl.key, &id, sent.as_ref(), ctx).await {
+                Ok(found) => found,
+                Err(err) => {
+                    let _w = self.cx.writer.lock_step().await;
+                    return self.retry_later(&e, &err).await;
+                }
+            },
+            (first, _) => first,
+        };
         // Hidden rather than gone: for a shared row, whether this user left its scope.
         let held = match gone {
-            Some(false) if decl.shared_by.is_some() => self.cx.store.get_row(&e.table, &e.local_id).await?,
+            Some(false) if first.is_none() && decl.shared_by.is_some() => self.cx.store.get_row(&e.table, &e.local_id).await?,
             _ => None,
         };
         let hidden = match held {
@@ -185,6 +204,33 @@ impl<S: Store, H: Http> Push<'_, S, H> {
         self.cx.store.apply(wb).await?;
         report.pushed += 1;
         Ok(RunOutcome::Done)
+    }
+
+    /// The row as the server holds it, if a refused update `e` already landed there: an
+    /// earlier attempt may have (its answer lost) before the server stopped letting this
+    /// user change the row (an edit window that closed, a role taken away), and its
+    /// retry is refused or matches nothing, yet the row holds every field it sent.
+    /// Confirmed then, not rolled back (with the row's later writes, a delete among
+    /// them). Only for an update that may be on the server, read by key as this user
+    /// may read it; a field the server keeps in another form (a timestamp it rewrote)
+    /// does not count as held, so such an update is refused as before.
+    async fn update_landed_earlier(&self, e: &OutboxEntry, key: &str, id: &str, sent: Option<&Value>, ctx: &RunContext) -> Result<Option<Value>, RequestError> {
+        let (OutboxOp::Update { .. }, Some(Value::Object(sent))) = (&e.op, sent) else { return Ok(None) };
+        if !e.may_be_on_server(ctx.sent_through_at_start) {
+            return Ok(None);
+        }
+        let q = format!("{}=eq.{}&select=*", enc(key), enc(id));
+        let rows = self.cx
+            .authed(|t| {
+                let q = q.clone();
+                let table = e.table.clone();
+                async move { self.cx.client.select(&table, &q, &t).await }
+            })
+            .await?;
+        Ok(match rows.as_slice() {
+            [Value::Object(server)] if sent.iter().all(|(k, v)| server.get(k) == Some(v)) => rows.into_iter().next(),
+            _ => None,
+        })
     }
 
     /// A child's insert was refused for a missing parent: if a parent it references is
