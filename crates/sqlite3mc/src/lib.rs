@@ -1,7 +1,7 @@
 //! SQLite for the native store: SQLite3 Multiple Ciphers, compiled by `build.rs` and
 //! found by `libsqlite3-sys` (rusqlite without its `bundled` feature) when it links
-//! `sqlite3`. This crate has no Rust API; depending on it is what puts the library on
-//! the link line. Why SQLite3MC and not SQLCipher: its AEGIS-256 cipher encrypts and
+//! `sqlite3`. Depending on this crate is what puts the library on the link line; its
+//! only Rust API is [`version`]. Why SQLite3MC and not SQLCipher: its AEGIS-256 cipher encrypts and
 //! authenticates a page in one pass with the CPU's AES instructions, where SQLCipher's
 //! AES-256-CBC plus an HMAC made every write about twice as slow as plaintext (see
 //! `store::cipher` in `supasync-native` and the README's encryption table).

@@ -51,7 +51,7 @@ pub enum Format {
 }
 
 impl Format {
-    /// The pragmas that select this format on `schema`, before the key.
+    /// The pragmas that select this format on a connection, before the key.
     const fn pragmas(self) -> &'static [(&'static str, &'static str)] {
         match self {
             Format::Aegis => &[("cipher", "aegis")],
@@ -176,7 +176,7 @@ pub fn apply_key(conn: &Connection, key: &EncryptionKey) -> Result<(), StoreErro
 }
 
 fn key_as(conn: &Connection, key: &EncryptionKey, format: Format) -> Result<(), StoreError> {
-    ensure_cipher_build();
+    log_library();
     format
         .pragmas()
         .iter()
@@ -190,7 +190,7 @@ fn key_as(conn: &Connection, key: &EncryptionKey, format: Format) -> Result<(), 
 /// Say which SQLite3MC keys the file (a debug line). Calling SQLite3MC's own function
 /// here is also what makes a build linked to another SQLite (whose `PRAGMA key` does
 /// nothing and would leave the "encrypted" store in the clear) fail to link.
-fn ensure_cipher_build() {
+fn log_library() {
     tracing::debug!(sqlite = %supasync_sqlite3mc::version(), "keying an encrypted store");
 }
 
@@ -214,7 +214,7 @@ pub fn upgrade_format(path: &Path, key: &EncryptionKey) -> Result<bool, StoreErr
     if format_opened_by(path, key) != Some(Format::SqlCipher) {
         return Ok(false);
     }
-    reencrypt(path, Some(key), key)?;
+    copy_and_swap(path, Some((key, Format::SqlCipher)), key)?;
     Ok(true)
 }
 
@@ -242,12 +242,17 @@ fn beside(path: &Path, suffix: &str) -> PathBuf {
 /// `path`'s place. The store must not be open elsewhere. The format version
 /// (`user_version`) goes along; everything else is in the tables.
 pub fn reencrypt(path: &Path, from: Option<&EncryptionKey>, to: &EncryptionKey) -> Result<(), StoreError> {
-    let source_format = match from {
+    let from = match from {
         None => None,
-        Some(k) => Some(format_opened_by(path, k).ok_or_else(|| {
+        Some(k) => Some((k, format_opened_by(path, k).ok_or_else(|| {
             StoreError::Key("this key does not open the replica (a wrong key, or the file is not a supasync replica); nothing was changed".into())
-        })?),
+        })?)),
     };
+    copy_and_swap(path, from, to)
+}
+
+/// [`reencrypt`] from a store `from` opens (its key and format), or a plaintext one.
+fn copy_and_swap(path: &Path, from: Option<(&EncryptionKey, Format)>, to: &EncryptionKey) -> Result<(), StoreError> {
     let tmp = beside(path, "-reencrypting");
     // A file left by a run that stopped before its rename: the store itself is whole.
     remove_if_there(&tmp)?;
@@ -255,7 +260,7 @@ pub fn reencrypt(path: &Path, from: Option<&EncryptionKey>, to: &EncryptionKey) 
         // Everything into the main file first, so the copy reads one file and the WAL
         // left behind is empty. `busy` means another connection holds the store.
         let old = Connection::open(path).map_err(|e| StoreError::Io(e.to_string()))?;
-        if let (Some(k), Some(format)) = (from, source_format) {
+        if let Some((k, format)) = from {
             key_as(&old, k, format)?;
         }
         let busy: i64 = old
@@ -267,7 +272,7 @@ pub fn reencrypt(path: &Path, from: Option<&EncryptionKey>, to: &EncryptionKey) 
         drop(old);
         let new = Connection::open(&tmp).map_err(|e| StoreError::Io(e.to_string()))?;
         apply_key(&new, to)?;
-        if let Err(e) = copy_into(&new, path, from, source_format) {
+        if let Err(e) = copy_into(&new, path, from) {
             drop(new);
             let _ = std::fs::remove_file(&tmp);
             return Err(StoreError::Io(format!("{}: cannot re-encrypt: {e}", path.display())));
@@ -292,21 +297,15 @@ pub fn reencrypt(path: &Path, from: Option<&EncryptionKey>, to: &EncryptionKey) 
 /// transaction: the tables, their rows, `sqlite_sequence` as it was (so the outbox
 /// goes on numbering where it stopped), then the indexes, triggers and views, and the
 /// format version.
-fn copy_into(new: &Connection, path: &Path, from: Option<&EncryptionKey>, format: Option<Format>) -> rusqlite::Result<()> {
-    let mut uri = String::from("file:");
-    for part in path.to_string_lossy().split('?') {
-        // `?` and `#` end a URI's path; `%` starts an escape.
-        if uri.len() > 5 {
-            uri.push_str("%3f");
-        }
-        uri.push_str(&part.replace('%', "%25").replace('#', "%23"));
-    }
-    if let Some(format) = format {
+fn copy_into(new: &Connection, path: &Path, from: Option<(&EncryptionKey, Format)>) -> rusqlite::Result<()> {
+    // `%` starts an escape in a URI's path, and `?` and `#` end it.
+    let mut uri = format!("file:{}", path.to_string_lossy().replace('%', "%25").replace('?', "%3f").replace('#', "%23"));
+    if let Some((_, format)) = from {
         uri.push('?');
         uri.push_str(&format.uri_params());
     }
     // An empty key attaches a plaintext file (no key would reuse the new file's).
-    let key = from.map(|k| k.sql_form()).unwrap_or_default();
+    let key = from.map(|(k, _)| k.sql_form()).unwrap_or_default();
     new.pragma_update(None, "page_size", super::PAGE_SIZE)?;
     new.execute(&format!("ATTACH DATABASE ?1 AS {SOURCE} KEY ?2"), params![uri, &*key])?;
     let copied = (|| {

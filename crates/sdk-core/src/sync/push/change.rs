@@ -71,10 +71,9 @@ impl<S: Store, H: Http> Push<'_, S, H> {
             };
             (server_id, body)
         };
-        let sent = body.clone();
         let id = id_text(&server_id);
         let q = format!("{}=eq.{}&select=*", enc(&decl.key), enc(&id));
-        let res = match body {
+        let res = match &body {
             Some(body) => {
                 self.cx.authed(|t| {
                     let (q, b) = (q.clone(), body.clone());
@@ -106,7 +105,7 @@ impl<S: Store, H: Http> Push<'_, S, H> {
                 let _w = self.cx.writer.lock_step().await;
                 return self.retry_later(&e, &err).await;
             }
-            Err(err) => match self.update_landed_earlier(&e, &decl.key, &id, sent.as_ref(), ctx).await {
+            Err(err) => match self.update_landed_earlier(&e, &decl.key, &id, body.as_ref(), ctx).await {
                 Ok(Some(row)) => vec![row],
                 Ok(None) => {
                     let _w = self.cx.writer.lock_step().await;
@@ -135,7 +134,7 @@ impl<S: Store, H: Http> Push<'_, S, H> {
         // Matched nothing though the row is there: an update that landed before the
         // policy stopped letting this user change the row is found as it landed.
         let first = match (first, gone) {
-            (None, Some(false)) => match self.update_landed_earlier(&e, &decl.key, &id, sent.as_ref(), ctx).await {
+            (None, Some(false)) => match self.update_landed_earlier(&e, &decl.key, &id, body.as_ref(), ctx).await {
                 Ok(found) => found,
                 Err(err) => {
                     let _w = self.cx.writer.lock_step().await;
