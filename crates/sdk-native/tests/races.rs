@@ -612,7 +612,7 @@ supasync_core::maybe_async_trait! {
         }
         async fn apply_queued(&self, batch: WriteBatch) -> Result<Applying, StoreError> {
             use std::sync::atomic::Ordering::SeqCst;
-            if batch.new_rows.first().is_some_and(|r| r.table == "messages") {
+            if batch.new_rows.first().is_some_and(|r| r.row.table == "messages") {
                 let nth = self.gate.queued.fetch_add(1, SeqCst) + 1;
                 if self.gate.fail_queued.load(SeqCst) == nth {
                     return Ok(Box::pin(async { Err(StoreError::Io("the page's commit failed".into())) }));

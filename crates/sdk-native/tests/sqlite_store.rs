@@ -126,7 +126,7 @@ fn server_ids_set_aside_wait_in_parts_and_are_all_found_after_the_fill() {
     block_on(async {
         let s = SqliteStore::open(&path).unwrap();
         s.filling("messages", 1_000_000).await.unwrap();
-        s.apply(WriteBatch { new_rows: (0..300).map(with_id).collect(), ..Default::default() }).await.unwrap();
+        s.apply(WriteBatch { new_rows: (0..300).map(|i| with_id(i).into()).collect(), ..Default::default() }).await.unwrap();
         assert_eq!(count(&path, "SELECT count(DISTINCT part) FROM fill_ids"), 16, "one part per first hex digit");
         for i in [0, 7, 299] {
             assert_eq!(s.find_by_server_id("messages", &json!(sid(i))).await.unwrap().map(|r| r.local_id), Some(format!("m{i:04}")), "during the fill");
@@ -151,7 +151,7 @@ fn a_small_table_filled_keeps_its_server_ids_in_its_rows_until_the_end_even_thro
     block_on(async {
         let s = SqliteStore::open(&path).unwrap();
         s.filling("messages", supasync_native::store::FILL_IN_PARTS_FROM - 1).await.unwrap();
-        s.apply(WriteBatch { new_rows: vec![with_id("m2", 20), with_id("m1", 10)], ..Default::default() }).await.unwrap();
+        s.apply(WriteBatch { new_rows: vec![with_id("m2", 20).into(), with_id("m1", 10).into()], ..Default::default() }).await.unwrap();
         assert_eq!(s.find_by_server_id("messages", &json!(20)).await.unwrap().map(|r| r.local_id), Some("m2".into()), "found during the fill");
         // The process dies here: no `filled`.
     });
@@ -162,7 +162,7 @@ fn a_small_table_filled_keeps_its_server_ids_in_its_rows_until_the_end_even_thro
         assert_eq!(s.find_by_server_id("messages", &json!(10)).await.unwrap().map(|r| r.local_id), Some("m1".into()), "found after the reopen");
         // The walk goes on, asked to fill again (as a resumed restore is): the same way.
         s.filling("messages", 2 * supasync_native::store::FILL_IN_PARTS_FROM).await.unwrap();
-        s.apply(WriteBatch { new_rows: vec![with_id("m3", 30)], ..Default::default() }).await.unwrap();
+        s.apply(WriteBatch { new_rows: vec![with_id("m3", 30).into()], ..Default::default() }).await.unwrap();
         assert_eq!(count(&path, "SELECT count(*) FROM fill_ids"), 1, "still nothing set aside");
         // An edit and a delete during the fill.
         s.apply(WriteBatch { put_rows: vec![with_id("m3", 31)], delete_rows: vec![("messages".into(), "m2".into())], ..Default::default() }).await.unwrap();
@@ -184,7 +184,7 @@ fn a_fill_cut_short_is_still_found_by_server_id_and_finished_by_the_next_walk() 
     block_on(async {
         let s = SqliteStore::open(&path).unwrap();
         s.filling("messages", 1_000_000).await.unwrap();
-        s.apply(WriteBatch { new_rows: vec![with_id("m2", 20), with_id("m1", 10)], ..Default::default() }).await.unwrap();
+        s.apply(WriteBatch { new_rows: vec![with_id("m2", 20).into(), with_id("m1", 10).into()], ..Default::default() }).await.unwrap();
         // The process dies here: no `filled`.
     });
     assert_eq!(aside(), 2, "the page's server ids wait aside");
@@ -192,7 +192,7 @@ fn a_fill_cut_short_is_still_found_by_server_id_and_finished_by_the_next_walk() 
         let s = SqliteStore::open(&path).unwrap();
         assert_eq!(s.find_by_server_id("messages", &json!(10)).await.unwrap().map(|r| r.local_id), Some("m1".into()), "found after the reopen");
         // The restore goes on (its next page is still set aside), then its walk ends.
-        s.apply(WriteBatch { new_rows: vec![with_id("m3", 30)], ..Default::default() }).await.unwrap();
+        s.apply(WriteBatch { new_rows: vec![with_id("m3", 30).into()], ..Default::default() }).await.unwrap();
         s.filled("messages").await.unwrap();
         for (id, l) in [(10, "m1"), (20, "m2"), (30, "m3")] {
             assert_eq!(s.find_by_server_id("messages", &json!(id)).await.unwrap().map(|r| r.local_id), Some(l.into()));

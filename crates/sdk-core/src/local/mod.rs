@@ -13,6 +13,7 @@ pub mod file_writes;
 pub mod files;
 pub mod index;
 pub mod local_row;
+pub mod new_row;
 pub mod outbox;
 pub mod schema;
 pub mod store;

@@ -5,14 +5,19 @@
 //! held is skipped, and children waiting for a parent's server id learn it. A page of
 //! a table that held nothing (a restore) is written as new rows without lookups.
 
+use std::collections::BTreeSet;
+
 use serde_json::{json, Value};
 
 use super::context::SyncContext;
 use super::error::SyncError;
 use super::references::{adopt_children, to_local, ParentLocalIds};
 use crate::local::local_row::{id_text, server_key, sync_txid, LocalRow, Overlay, Row, RowStatus};
+use crate::local::index::IndexDef;
 use crate::local::schema::TableDecl;
+use crate::local::new_row::{NewRow, RowText};
 use crate::local::store::{Applying, Store, WriteBatch};
+use crate::net::client::RequestError;
 use crate::net::transport::Http;
 
 /// Whether a page's rows may already be on this device.
@@ -31,7 +36,7 @@ pub async fn apply_server_rows<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, de
 
 pub async fn apply_pulled<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, decl: &TableDecl, rows: Vec<Row>, wb: WriteBatch, held: Held) -> Result<usize, SyncError> {
     if let Held::NoneYet = held {
-        let (n, stored, _) = queue_restored(cx, decl, rows, wb, &mut ParentLocalIds::new()).await?;
+        let (n, stored, _) = queue_restored(cx, decl, rows, None, wb, &mut ParentLocalIds::new()).await?;
         stored.await?;
         return Ok(n);
     }
@@ -186,7 +191,7 @@ async fn apply_looked_up<S: Store, H: Http>(
     rows.sort_by(|a, b| a.local_id.cmp(&b.local_id));
     let kept = if keep.is_some() { rows.clone() } else { vec![] };
     if keep == Some(true) {
-        wb.new_rows.extend(rows);
+        wb.new_rows.extend(rows.into_iter().map(NewRow::from));
     } else {
         wb.put_rows.extend(rows);
     }
@@ -210,6 +215,17 @@ async fn apply_looked_up<S: Store, H: Http>(
     Ok((n, kept))
 }
 
+/// The columns of a restored row that are built (the rest stays text): what the pull
+/// reads (key, local id, owner, sharing column, references) and what the store files
+/// the row by (the columns of the table's indexes, `indexes`).
+pub fn restored_columns(decl: &TableDecl, indexes: &[IndexDef]) -> BTreeSet<String> {
+    let mut cols: BTreeSet<String> = [&decl.key, &decl.local_id, &decl.owner].into_iter().cloned().collect();
+    cols.extend(decl.shared_by.iter().cloned());
+    cols.extend(decl.references.keys().cloned());
+    cols.extend(indexes.iter().flat_map(|i| i.parts().iter().map(|c| c.name.clone())));
+    cols
+}
+
 /// A page of a table that held nothing when the walk began (a restore): every row
 /// is new, so none is looked up or merged, and the page goes to the store as new
 /// rows ([`WriteBatch::new_rows`]), which it writes without looking for old ones.
@@ -220,15 +236,23 @@ async fn apply_looked_up<S: Store, H: Http>(
 /// looked up again, it may have arrived since). A read here would wait for the pages
 /// still committing; with them known, a page of messages reads nothing. Also returns,
 /// for a table others reference, the page's (server id, local id) pairs as stored.
-pub async fn queue_restored<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, decl: &TableDecl, rows: Vec<Row>, mut wb: WriteBatch, parents: &mut ParentLocalIds) -> Result<(usize, Applying, Vec<(Value, String)>), SyncError> {
+///
+/// `texts`: the rows as the server wrote them, when `rows` holds only the columns
+/// [`restored_columns`] names of each (see [`NewRow::mirror_json`]): each row is then
+/// stored as its text, its references rewritten.
+pub async fn queue_restored<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, decl: &TableDecl, rows: Vec<Row>, texts: Option<&[RowText<'_>]>, mut wb: WriteBatch, parents: &mut ParentLocalIds) -> Result<(usize, Applying, Vec<(Value, String)>), SyncError> {
     let n = rows.len();
     parents.retain(|_, local| local.is_some());
-    let mut out: Vec<LocalRow> = Vec::with_capacity(n);
-    for server in rows {
+    let mut out: Vec<NewRow> = Vec::with_capacity(n);
+    for (i, server) in rows.into_iter().enumerate() {
         let server_id = server.get(&decl.key).cloned();
         let Some(local_id) = decl.row_key(&server) else { continue };
         let mirror = to_local(cx.schema, cx.store, &decl.name, server, &Row::new(), parents).await?;
-        out.push(LocalRow {
+        let mirror_json = match texts.and_then(|t| t.get(i)) {
+            Some(text) => Some(text.write(&mirror, |c| decl.references.contains_key(c)).map_err(|e| RequestError::BadAnswer(format!("a row of `{}`: {e}", decl.name)))?),
+            None => None,
+        };
+        let row = LocalRow {
             table: decl.name.clone(),
             local_id,
             server_id,
@@ -236,11 +260,12 @@ pub async fn queue_restored<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, decl:
             overlay: None,
             status: RowStatus::Synced,
             last_pushed: None,
-        });
+        };
+        out.push(NewRow { row, mirror_json });
     }
     // In key order: neighbours in the store's B-trees are written together. (A walk
     // by local id brings them in that order already; the sort is stable.)
-    out.sort_by(|a, b| a.local_id.cmp(&b.local_id));
+    out.sort_by(|a, b| a.row.local_id.cmp(&b.row.local_id));
     // A local id met twice in one page (two users' rows: local ids are unique per
     // owner only): the second is keyed by its server id. (Across pages, the store
     // refuses the page and the pull merges it through the look-up path instead.)
@@ -248,21 +273,21 @@ pub async fn queue_restored<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, decl:
     let mut rekeyed = false;
     let mut first = 0;
     for i in 1..out.len() {
-        if out[i].local_id != out[first].local_id {
+        if out[i].row.local_id != out[first].row.local_id {
             first = i;
-        } else if out[i].server_id != out[first].server_id {
-            if let Some(sid) = &out[i].server_id {
-                out[i].local_id = server_key(&id_text(sid));
+        } else if out[i].row.server_id != out[first].row.server_id {
+            if let Some(sid) = &out[i].row.server_id {
+                out[i].row.local_id = server_key(&id_text(sid));
                 rekeyed = true;
             }
         }
     }
     if rekeyed {
-        out.sort_by(|a, b| a.local_id.cmp(&b.local_id));
+        out.sort_by(|a, b| a.row.local_id.cmp(&b.row.local_id));
     }
-    out.dedup_by(|later, earlier| earlier.local_id == later.local_id);
+    out.dedup_by(|later, earlier| earlier.row.local_id == later.row.local_id);
     // The pairs as stored (a row keyed by its server id above is learned so).
-    let learned: Vec<(Value, String)> = out.iter().filter_map(|r| Some((r.server_id.clone()?, r.local_id.clone()))).collect();
+    let learned: Vec<(Value, String)> = out.iter().filter_map(|r| Some((r.row.server_id.clone()?, r.row.local_id.clone()))).collect();
     wb.new_rows.extend(out);
     adopt_children(cx.schema, cx.store, &decl.name, &learned, &mut wb).await?;
     let referenced = cx.schema.is_referenced(&decl.name);

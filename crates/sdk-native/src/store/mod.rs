@@ -406,8 +406,8 @@ supasync_core::maybe_async_trait! {
             {
                 // Each row's server id as the store keeps it, encoded once for its row
                 // and its lookup entry.
-                let sids = |rows: &[LocalRow]| rows.iter().map(row_doc::server_id_text).collect::<Result<Vec<_>, _>>();
-                let (new_sids, put_sids) = (sids(&batch.new_rows)?, sids(&batch.put_rows)?);
+                let sids = |rows: &mut dyn Iterator<Item = &LocalRow>| rows.map(row_doc::server_id_text).collect::<Result<Vec<_>, _>>();
+                let (new_sids, put_sids) = (sids(&mut batch.new_rows.iter().map(|n| &n.row))?, sids(&mut batch.put_rows.iter())?);
                 if self.keeps_server_ids {
                     // A deleted row's entry goes with it (before the row does).
                     if !batch.delete_rows.is_empty() {
@@ -427,7 +427,7 @@ supasync_core::maybe_async_trait! {
                             keep.execute(params![r.table, sid, r.local_id]).map_err(sql_err)?;
                         }
                     }
-                    for (r, sid) in batch.new_rows.iter().zip(&new_sids) {
+                    for (r, sid) in batch.new_rows.iter().map(|n| &n.row).zip(&new_sids) {
                         let Some(sid) = sid else { continue };
                         match filling.get(&r.table) {
                             // The row's `server_id` column is its entry until the end.
@@ -447,9 +447,10 @@ supasync_core::maybe_async_trait! {
                     let mut add_row = tx
                         .prepare_cached("INSERT INTO rows (tbl, local_id, server_id, data) VALUES (?1, ?2, ?3, ?4)")
                         .map_err(sql_err)?;
-                    for (r, sid) in batch.new_rows.iter().zip(&new_sids) {
+                    for (n, sid) in batch.new_rows.iter().zip(&new_sids) {
+                        let r = &n.row;
                         add_row
-                            .execute(params![r.table, r.local_id, sid, row_doc::encode(r)?])
+                            .execute(params![r.table, r.local_id, sid, row_doc::encode_new(n)?])
                             .map_err(|e| taken(e, r))?;
                     }
                 }
@@ -461,7 +462,7 @@ supasync_core::maybe_async_trait! {
                         put_row.execute(params![r.table, r.local_id, sid, row_doc::encode(r)?]).map_err(sql_err)?;
                     }
                 }
-                let touches_index = batch.put_rows.iter().chain(&batch.new_rows).any(|r| indexed.contains_key(&r.table))
+                let touches_index = batch.put_rows.iter().chain(batch.new_rows.iter().map(|n| &n.row)).any(|r| indexed.contains_key(&r.table))
                     || batch.delete_rows.iter().any(|(t, _)| indexed.contains_key(t));
                 if touches_index {
                     // A replaced row's old entries go and its new ones come; a new row
@@ -470,7 +471,7 @@ supasync_core::maybe_async_trait! {
                     let mut add_key = tx
                         .prepare_cached("INSERT OR REPLACE INTO row_index (tbl, col, val, local_id) VALUES (?1, ?2, ?3, ?4)")
                         .map_err(sql_err)?;
-                    let fresh = batch.new_rows.iter().map(|r| (r, false));
+                    let fresh = batch.new_rows.iter().map(|n| (&n.row, false));
                     for (r, replaced) in batch.put_rows.iter().map(|r| (r, true)).chain(fresh) {
                         let Some(kept) = indexed.get(&r.table) else { continue };
                         if replaced {

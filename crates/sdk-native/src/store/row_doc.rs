@@ -9,14 +9,16 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use supasync_core::local_row::{LocalRow, Overlay, RowStatus};
+use supasync_core::new_row::NewRow;
 use supasync_core::store::StoreError;
 use supasync_core::Row;
 
 /// The document written for a row (borrowing it: nothing is copied to encode).
 #[derive(Serialize)]
-struct DocOut<'a> {
-    mirror: &'a Option<Row>,
+struct DocOut<'a, M: Serialize> {
+    mirror: M,
     #[serde(skip_serializing_if = "Option::is_none")]
     overlay: &'a Option<Overlay>,
     #[serde(skip_serializing_if = "is_synced")]
@@ -58,6 +60,18 @@ pub fn encode(row: &LocalRow) -> Result<String, StoreError> {
         status: &row.status,
         last_pushed: &row.last_pushed,
     })
+}
+
+/// The `data` column's text for a new row: a row kept as the server's text is
+/// written around it (its mirror is not encoded again).
+pub fn encode_new(new: &NewRow) -> Result<String, StoreError> {
+    let Some(text) = &new.mirror_json else { return encode(&new.row) };
+    let r = &new.row;
+    if r.overlay.is_none() && r.last_pushed.is_none() && is_synced(&&r.status) {
+        return Ok(format!("{{\"mirror\":{text}}}"));
+    }
+    let mirror: &RawValue = serde_json::from_str(text).map_err(|e| StoreError::Io(format!("cannot encode: {e}")))?;
+    encode_json(&DocOut { mirror, overlay: &r.overlay, status: &r.status, last_pushed: &r.last_pushed })
 }
 
 fn encode_json<T: Serialize + ?Sized>(v: &T) -> Result<String, StoreError> {

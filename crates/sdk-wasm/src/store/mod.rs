@@ -474,7 +474,7 @@ supasync_core::maybe_async_trait! {
                 // Plaintext: nothing here waits on anything but IndexedDB.
                 let held = self.all_rows_of(&Array::from(&all)).await?;
                 let with_it = BTreeMap::from([(table.to_string(), kept.clone())]);
-                for rec in self.row_records(held.iter(), &with_it, None)?.iter() {
+                for rec in self.row_records(held.iter().map(|r| (r, None)), &with_it, None)?.iter() {
                     issue(rows.put(&rec))?;
                 }
                 commit(&t).await.map_err(store_err)

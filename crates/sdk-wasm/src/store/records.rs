@@ -19,7 +19,7 @@ use serde_json::Value;
 use supasync_core::index::IndexDef;
 use supasync_core::local_row::LocalRow;
 use supasync_core::outbox::OutboxEntry;
-use supasync_core::store::{index_value, HistoryEntry, StoreError, WriteBatch};
+use supasync_core::store::{index_value, HistoryEntry, NewRow, StoreError, WriteBatch};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
@@ -64,6 +64,19 @@ fn to_json<T: serde::Serialize>(v: &T, what: &str) -> Result<String, StoreError>
     serde_json::to_string(v).map_err(|e| corrupt(what, e))
 }
 
+/// A batch's rows, `put_rows` then `new_rows` (each new row with its text, if kept so).
+pub(super) fn rows_of(b: &WriteBatch) -> impl Iterator<Item = (&LocalRow, Option<&NewRow>)> {
+    b.put_rows.iter().map(|r| (r, None)).chain(b.new_rows.iter().map(|n| (&n.row, Some(n))))
+}
+
+/// A row's document: the row as JSON text.
+fn row_json(r: &LocalRow, new: Option<&NewRow>) -> Result<String, StoreError> {
+    match new {
+        Some(n) => n.to_json().map_err(|e| corrupt("row", e)),
+        None => to_json(r, "row"),
+    }
+}
+
 impl IdbStore {
     /// The error for sealed values met by a store opened without a key.
     pub(super) fn needs_key(&self) -> StoreError {
@@ -74,8 +87,8 @@ impl IdbStore {
     pub(super) async fn seal(&self, b: &WriteBatch) -> Result<Option<Sealed>, StoreError> {
         let Some(cipher) = self.cipher.as_ref() else { return Ok(None) };
         let mut texts: Vec<(String, String)> = Vec::new();
-        for r in b.put_rows.iter().chain(&b.new_rows) {
-            texts.push((row_aad(&r.table, &r.local_id), to_json(r, "row")?));
+        for (r, new) in rows_of(b) {
+            texts.push((row_aad(&r.table, &r.local_id), row_json(r, new)?));
         }
         for e in &b.put_outbox {
             texts.push((outbox_aad(&e.table, &e.local_id), to_json(e, "outbox entry")?));
@@ -122,7 +135,8 @@ impl IdbStore {
     /// rows built field by field across the boundary spent more time turning Rust
     /// strings into JavaScript ones than anything else it did on the page's thread
     /// but `add` itself.
-    pub(super) fn row_records<'r>(&self, rows: impl Iterator<Item = &'r LocalRow>, indexes: &BTreeMap<String, Vec<IndexDef>>, docs: Option<&[JsValue]>) -> Result<Array, StoreError> {
+    /// A new row kept as the server's text (`NewRow::mirror_json`) comes with it.
+    pub(super) fn row_records<'r>(&self, rows: impl Iterator<Item = (&'r LocalRow, Option<&'r NewRow>)>, indexes: &BTreeMap<String, Vec<IndexDef>>, docs: Option<&[JsValue]>) -> Result<Array, StoreError> {
         #[derive(serde::Serialize)]
         struct Record<'a> {
             t: &'a str,
@@ -135,9 +149,9 @@ impl IdbStore {
             d: Option<String>,
         }
         let mut records = Vec::with_capacity(rows.size_hint().0);
-        for r in rows {
+        for (r, new) in rows {
             let ix = indexes.get(&r.table).map(|kept| kept.iter().filter_map(|i| i.key(r).map(|k| index_entry(&r.table, &i.name(), &k))).collect());
-            let d = if docs.is_some() { None } else { Some(to_json(r, "row")?) };
+            let d = if docs.is_some() { None } else { Some(row_json(r, new)?) };
             records.push(Record { t: &r.table, l: &r.local_id, s: r.server_id.as_ref().map(|s| self.server_id_text(s)), ix, d });
         }
         let parsed: Array = js_sys::JSON::parse(&to_json(&records, "row")?).map_err(|e| store_err(IdbError::from_js(&e)))?.unchecked_into();

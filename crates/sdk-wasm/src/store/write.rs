@@ -3,7 +3,7 @@
 //! fires. Kept apart from the connection handling in the parent module, which runs it
 //! again on a new connection when the browser closed the old one under it.
 
-use super::records::Sealed;
+use super::records::{rows_of, Sealed};
 use super::*;
 
 impl IdbStore {
@@ -52,7 +52,7 @@ impl IdbStore {
         }
         if !b.put_rows.is_empty() || !b.new_rows.is_empty() || !b.delete_rows.is_empty() {
             let rows = st(ROWS)?;
-            let records = self.with_write_indexes(|ix| self.row_records(b.put_rows.iter().chain(&b.new_rows), ix, sealed.map(|s| s.rows.as_slice())))?;
+            let records = self.with_write_indexes(|ix| self.row_records(rows_of(b), ix, sealed.map(|s| s.rows.as_slice())))?;
             for rec in records.iter().take(b.put_rows.len()) {
                 issue(rows.put(&rec))?;
             }

@@ -150,13 +150,19 @@ crate::maybe_async_trait! {
                 return Err(StoreError::NotFound(format!("outbox entry {}", e.seq)));
             }
             let mut adding = std::collections::HashSet::new();
-            if let Some(r) = batch.new_rows.iter().find(|r| {
+            if let Some(r) = batch.new_rows.iter().map(|n| &n.row).find(|r| {
                 let k = (r.table.clone(), r.local_id.clone());
                 d.rows.contains_key(&k) || !adding.insert(k)
             }) {
                 return Err(StoreError::Exists(format!("row `{}` of `{}`", r.local_id, r.table)));
             }
-            for r in batch.put_rows.into_iter().chain(batch.new_rows) {
+            // This store keeps rows as values: a row kept as text is built.
+            let new_rows = batch
+                .new_rows
+                .into_iter()
+                .map(|n| n.into_row().map_err(|e| StoreError::Corrupt(format!("a new row's mirror: {e}"))))
+                .collect::<Result<Vec<_>, _>>()?;
+            for r in batch.put_rows.into_iter().chain(new_rows) {
                 d.rows.insert((r.table.clone(), r.local_id.clone()), r);
             }
             for key in batch.delete_rows {

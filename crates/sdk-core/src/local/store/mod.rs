@@ -17,6 +17,7 @@ pub use memory::MemoryStore;
 
 use crate::local::index::{visible, IndexDef, KeyRange};
 use crate::local::local_row::LocalRow;
+pub use crate::local::new_row::NewRow;
 use crate::platform::maybe_send::{MaybeSend, MaybeSync};
 pub use crate::local::outbox::NewOutboxEntry;
 use crate::local::outbox::OutboxEntry;
@@ -97,8 +98,9 @@ pub struct WriteBatch {
     pub put_rows: Vec<LocalRow>,
     /// Rows new to the store (a restored page): a store may write them without looking
     /// for an old version or its index entries. One whose key is taken fails the batch
-    /// with [`StoreError::Exists`].
-    pub new_rows: Vec<LocalRow>,
+    /// with [`StoreError::Exists`]. A restored row may come as the server's text
+    /// ([`NewRow::mirror_json`]).
+    pub new_rows: Vec<NewRow>,
     pub delete_rows: Vec<(String, String)>,
     pub add_outbox: Vec<NewOutboxEntry>,
     /// Replace existing entries (matched by `seq`; a missing one fails the batch).

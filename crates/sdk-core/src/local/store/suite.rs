@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 
-use super::{HistoryEntry, NewOutboxEntry, Store, StoreError, WriteBatch};
+use super::{HistoryEntry, NewOutboxEntry, NewRow, Store, StoreError, WriteBatch};
 use crate::local::index::{IndexColumn, IndexDef, KeyRange};
 use crate::local::local_row::{LocalRow, Overlay, RowStatus};
 use crate::local::outbox::OutboxOp;
@@ -215,23 +215,28 @@ pub async fn a_failed_batch_keeps_no_file_bytes<S: Store>(s: &S) {
     assert_eq!(s.blob_len("b/x").await.unwrap(), None);
 }
 
-/// New rows (a restored page) are stored, indexed and found like put ones; a new row
-/// whose key is taken fails its whole batch and changes nothing.
+/// New rows (a restored page) are stored, indexed and found like put ones, whether
+/// built or kept as the server's text; a new row whose key is taken fails its whole
+/// batch and changes nothing.
 pub async fn new_rows_are_stored_and_a_taken_key_fails_the_batch<S: Store>(s: &S) {
     s.ensure_index("messages", &IndexDef::column("conversation_id")).await.unwrap();
     let with_id = |local_id: &str, id: i64, conversation: i64| LocalRow {
         server_id: Some(json!(id)),
         ..synced("messages", local_id, json!({"id": id, "conversation_id": conversation}))
     };
-    let (a, b) = (with_id("a", 1, 7), with_id("b", 2, 7));
-    s.apply(WriteBatch { new_rows: vec![a.clone(), b.clone()], ..Default::default() }).await.unwrap();
+    let a = with_id("a", 1, 7);
+    // `b` kept as text: its built mirror holds only what the store files it by.
+    let b_text = r#"{"id": 2, "body": "a \"quoted\" line", "conversation_id": 7}"#;
+    let b = LocalRow { mirror: serde_json::from_str(b_text).unwrap(), ..with_id("b", 2, 7) };
+    let b_new = NewRow { row: with_id("b", 2, 7), mirror_json: Some(b_text.into()) };
+    s.apply(WriteBatch { new_rows: vec![a.clone().into(), b_new], ..Default::default() }).await.unwrap();
     assert_eq!(s.get_rows("messages", &["a".into(), "b".into()]).await.unwrap(), vec![Some(a.clone()), Some(b.clone())]);
     assert_eq!(s.find_by_server_id("messages", &json!(2)).await.unwrap(), Some(b.clone()));
     assert_eq!(ids_by(s, "messages", "conversation_id", json!(7)).await, vec!["a", "b"]);
 
     let (c, again) = (with_id("c", 3, 7), with_id("a", 1, 8));
     let err = s
-        .apply(WriteBatch { new_rows: vec![c, again], meta: vec![("k".into(), Some(json!(1)))], ..Default::default() })
+        .apply(WriteBatch { new_rows: vec![c.into(), again.into()], meta: vec![("k".into(), Some(json!(1)))], ..Default::default() })
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Exists(_)), "{err:?}");
@@ -251,7 +256,7 @@ pub async fn queued_batches_land_in_order<S: Store>(s: &S) {
         new_rows: ids
             .iter()
             .zip(first_id..)
-            .map(|(l, id)| LocalRow { server_id: Some(json!(id)), ..synced("messages", l, json!({"id": id})) })
+            .map(|(l, id)| LocalRow { server_id: Some(json!(id)), ..synced("messages", l, json!({"id": id})) }.into())
             .collect(),
         ..Default::default()
     };
@@ -301,11 +306,11 @@ pub async fn rows_are_found_by_server_id<S: Store>(s: &S) {
 pub async fn a_filled_table_is_found_by_server_id_during_and_after<S: Store>(s: &S) {
     let with_id = |l: &str, id: i64| LocalRow { server_id: Some(json!(id)), ..synced("messages", l, json!({"id": id})) };
     let find = |id: i64| async move { s.find_by_server_id("messages", &json!(id)).await.unwrap().map(|r| r.local_id) };
-    s.apply(WriteBatch { new_rows: vec![LocalRow { server_id: Some(json!(1)), ..synced("other", "o1", json!({})) }], ..Default::default() }).await.unwrap();
+    s.apply(WriteBatch { new_rows: vec![LocalRow { server_id: Some(json!(1)), ..synced("other", "o1", json!({})) }.into()], ..Default::default() }).await.unwrap();
     s.filling("messages", 4).await.unwrap();
     s.filled("elsewhere").await.unwrap();
     for page in [[("m3", 30), ("m1", 10)], [("m2", 20), ("m4", 40)]] {
-        s.apply(WriteBatch { new_rows: page.iter().map(|(l, id)| with_id(l, *id)).collect(), ..Default::default() }).await.unwrap();
+        s.apply(WriteBatch { new_rows: page.iter().map(|(l, id)| with_id(l, *id).into()).collect(), ..Default::default() }).await.unwrap();
     }
     assert_eq!(find(20).await, Some("m2".into()), "found while the fill goes on");
     // Written during the fill: an edit, a delete, a merged row.

@@ -37,7 +37,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use self::page::{build, ends, objects, PageAt, RawRow, RowAt, WalkOrder};
+use self::page::{broken_row, build, ends, objects, PageAt, RawRow, RowAt, WalkOrder};
 use self::restored_parents::RestoredParents;
 use self::resume::{Ranges, RestoreMark};
 
@@ -53,7 +53,8 @@ pub use crate::sync::cursor::Cursor;
 use crate::sync::error::SyncError;
 use crate::sync::scopes;
 use crate::sync::references::ParentLocalIds;
-use crate::sync::server_rows::{apply_pulled, apply_server_rows, queue_restored, Held};
+use crate::local::new_row::RowText;
+use crate::sync::server_rows::{apply_pulled, apply_server_rows, queue_restored, restored_columns, Held};
 
 /// What one pull brought.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -530,22 +531,32 @@ impl<'a, S: Store, H: Http> Pull<'a, S, H> {
     #[allow(clippy::too_many_arguments)]
     async fn queue_page(&self, decl: &TableDecl, raw: Vec<RawRow>, held: Held, so_far: u64, end: Option<PageAt>, mark: Option<MetaEntry>, parents: &mut ParentLocalIds) -> Result<QueuedPage, SyncError> {
         let _w = self.cx.writer.lock().await;
-        let rows = raw.iter().map(build).collect::<Result<Vec<Row>, SyncError>>()?;
-        let mut meta = self.strays_with(decl, &rows).await?;
-        meta.extend(mark.clone());
-        let wb = WriteBatch { meta, ..Default::default() };
         let stored = |n, end| QueuedPage { raw: None, mark: None, n, so_far, end, stored: Box::pin(std::future::ready(Ok(()))), learned: vec![] };
         match held {
             Held::NoneYet => {
+                // Rows kept as the server's text, only the columns read built (see
+                // `NewRow::mirror_json`).
+                let texts = raw.iter().map(|r| RowText::parse(r.get()).map_err(|e| broken_row(e, r))).collect::<Result<Vec<_>, _>>()?;
+                let columns = restored_columns(decl, &self.cx.store.indexes(&decl.name).await?);
+                let rows = texts.iter().map(|t| t.pick(|c| columns.contains(c))).collect::<Result<Vec<Row>, _>>().map_err(|e| SyncError::from(RequestError::BadAnswer(format!("a row of `{}`: {e}", decl.name))))?;
+                let mut meta = self.strays_with(decl, &rows).await?;
+                meta.extend(mark.clone());
+                let wb = WriteBatch { meta, ..Default::default() };
                 let parents = self.restored.known(decl, &rows, parents);
-                match queue_restored(&self.cx, decl, rows, wb, parents).await {
+                match queue_restored(&self.cx, decl, rows, Some(&texts), wb, parents).await {
                     Ok((n, done, learned)) => Ok(QueuedPage { raw: Some(raw), mark, n, so_far, end, stored: done, learned }),
                     // A store that writes at once tells now that a key was taken.
                     Err(SyncError::Store(StoreError::Exists(_))) => Ok(stored(self.merge_page(decl, &raw, mark).await?, end)),
                     Err(e) => Err(e),
                 }
             }
-            Held::LookUp => Ok(stored(apply_pulled(&self.cx, decl, rows, wb, Held::LookUp).await?, end)),
+            Held::LookUp => {
+                let rows = raw.iter().map(build).collect::<Result<Vec<Row>, SyncError>>()?;
+                let mut meta = self.strays_with(decl, &rows).await?;
+                meta.extend(mark);
+                let wb = WriteBatch { meta, ..Default::default() };
+                Ok(stored(apply_pulled(&self.cx, decl, rows, wb, Held::LookUp).await?, end))
+            }
         }
     }
 

@@ -25,8 +25,12 @@ pub(super) type RawRow = Box<serde_json::value::RawValue>;
 
 /// A pulled row built (anything but an object is a broken answer).
 pub(super) fn build(raw: &RawRow) -> Result<Row, SyncError> {
-    serde_json::from_str(raw.get())
-        .map_err(|e| RequestError::BadAnswer(format!("a row is not an object: {e}: {}", raw.get())).into())
+    serde_json::from_str(raw.get()).map_err(|e| broken_row(e, raw))
+}
+
+/// The error for a pulled row that is not an object.
+pub(super) fn broken_row(e: serde_json::Error, raw: &RawRow) -> SyncError {
+    RequestError::BadAnswer(format!("a row is not an object: {e}: {}", raw.get())).into()
 }
 
 /// A page's length with its first and last rows built: all the walk needs to ask for
