@@ -14,7 +14,11 @@
 //! on the page. Index keys order as the values do, but two different values may share
 //! a key (see [`crate::local::index`]), and rows that tie on the order column are
 //! ordered by the query's next terms, not by the index: so an ordered read that stops
-//! inside a tie first reads the whole tie.
+//! inside a tie first reads the whole tie. Except the tie of nulls when the query has
+//! no other order term: those rows are ordered by local id, the order a store gives
+//! one key's rows in, so only as many of them as the page still needs are read (a
+//! chat's messages written offline have no server timestamp yet, and a first page
+//! newest first starts with all of them).
 
 use std::collections::HashSet;
 
@@ -148,6 +152,9 @@ async fn ordered_read<S: Store + ?Sized>(store: &S, level: &Level<'_>, index: &I
     // Rows tie when they share the key through the order column (a composite
     // index's later columns do not order the query).
     let through = fixed.len() + 1;
+    // The key of the rows whose order column is null: a tie the query orders by local
+    // id alone when it has no other order term (see the loop).
+    let nulls = (level.order.len() == 1).then(|| index.prefix(&refs.iter().copied().chain([&Value::Null]).collect::<Vec<_>>()));
     loop {
         let rows = store.rows_in_index(table, index, &range, desc, Some(batch)).await?;
         let full = rows.len() == batch;
@@ -165,10 +172,36 @@ async fn ordered_read<S: Store + ?Sized>(store: &S, level: &Level<'_>, index: &I
         if certain >= want {
             break;
         }
+        // A tie of nulls in a query ordered by that column alone is ordered by local id
+        // (a store gives one key's rows in local-id order): only its first rows that
+        // fill the page can be on it. Rows written offline before the server gave them
+        // a timestamp are such a tie, and there may be thousands of them.
+        let need = want - certain;
+        let mut tie_read = false;
+        if nulls.as_ref() == Some(&last) {
+            let first = store.rows_in_index(table, index, &KeyRange::prefix(&last), false, Some(need)).await?;
+            // Fewer than asked: that is the whole tie.
+            tie_read = first.len() < need;
+            let mut passing = 0;
+            for r in first {
+                if passes(&r)? {
+                    passing += 1;
+                    if seen.insert(r.local_id.clone()) {
+                        out.push(r);
+                    }
+                }
+            }
+            if passing == need {
+                // The page's rows of the tie are these: the page is certain.
+                break;
+            }
+        }
         // Every row of the last tie, then on past it.
-        for r in store.rows_in_index(table, index, &KeyRange::prefix(&last), desc, None).await? {
-            if seen.insert(r.local_id.clone()) && passes(&r)? {
-                out.push(r);
+        if !tie_read {
+            for r in store.rows_in_index(table, index, &KeyRange::prefix(&last), desc, None).await? {
+                if seen.insert(r.local_id.clone()) && passes(&r)? {
+                    out.push(r);
+                }
             }
         }
         certain = out.len();
