@@ -8,6 +8,8 @@
 # built and driven under Xvfb.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Each phase says when it began (time into the run), so a slow run shows where it went.
+phase() { echo "== $1 [$((SECONDS / 60))m$((SECONDS % 60))s into the run]" >&2; }
 ./scripts/setup.sh
 export PATH="$HOME/.cargo/bin:$PATH"
 # A test run builds once from scratch: incremental-compilation caches would only add
@@ -22,19 +24,19 @@ if [ "${free_kb:-0}" -lt "$need_kb" ]; then
   exit 1
 fi
 
-echo "== cargo build" >&2
+phase "cargo build"
 cargo build --workspace --locked
-echo "== cargo test" >&2
+phase "cargo test"
 cargo test --workspace --locked 2>&1 | tee /tmp/supasync-cargo-test.log
 rust_passed=$(grep -E '^test result:' /tmp/supasync-cargo-test.log | awk '{s+=$4} END {print s+0}')
 rust_failed=$(grep -E '^test result:' /tmp/supasync-cargo-test.log | awk '{s+=$6} END {print s+0}')
 
-echo "== the core's browser tests and the IndexedDB store suite, built for wasm" >&2
+phase "the core's browser tests and the IndexedDB store suite, built for wasm"
 # They run in each engine below, with the npm package's tests (tests/browser/wasm-suites.test.mjs).
 cargo test -p supasync-core --test browser -p supasync-wasm --test idb_store --target wasm32-unknown-unknown --locked --no-run
 browser_passed=0; browser_failed=0
 
-echo "== the npm package, built and packed" >&2
+phase "the npm package, built and packed"
 ./scripts/build-npm.sh
 export SUPASYNC_DEV_BIN="$PWD/target/debug/supasync-dev"
 # Each engine from Debian's packages: Chromium over CDP, Firefox ESR over WebDriver BiDi,
@@ -43,7 +45,7 @@ browser_skipped=0
 : > /tmp/supasync-engine-limits.log
 : > /tmp/supasync-engine-failures.log
 for engine in chromium firefox webkit; do
-  echo "== the npm package in $engine against the dev server" >&2
+  phase "the npm package in $engine against the dev server"
   rm -f /tmp/supasync-npm-$engine.tap
   display=(); [ "$engine" = webkit ] && display=(xvfb-run -a)
   # A test that hangs fails after five minutes instead of holding the run.
@@ -64,26 +66,26 @@ for engine in chromium firefox webkit; do
   browser_passed=$((browser_passed + ${npm_passed:-0})); browser_failed=$((browser_failed + ${npm_failed:-1}))
 done
 
-echo "== the Python bindings (pytest) against the dev server" >&2
+phase "the Python bindings (pytest) against the dev server"
 PROFILE=dev ./scripts/build-bindings.sh >/dev/null
 target/bindings/venv/bin/pip install -q --force-reinstall target/bindings/python/supasync-*.whl
 (cd bindings/python/tests && ../../../target/bindings/venv/bin/pytest -q --junitxml=/tmp/supasync-python.xml) || true
 py_passed=$(python3 -c "import xml.etree.ElementTree as E; s=E.parse('/tmp/supasync-python.xml').getroot(); s=s if s.tag=='testsuite' else s[0]; print(int(s.get('tests'))-int(s.get('failures'))-int(s.get('errors'))-int(s.get('skipped')))")
 py_failed=$(python3 -c "import xml.etree.ElementTree as E; s=E.parse('/tmp/supasync-python.xml').getroot(); s=s if s.tag=='testsuite' else s[0]; print(int(s.get('failures'))+int(s.get('errors'))+int(s.get('skipped')))")
 
-echo "== the Kotlin binding (a Kotlin program on the JVM) against the dev server" >&2
+phase "the Kotlin binding (a Kotlin program on the JVM) against the dev server"
 kt_port=$(node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")
 PORT=$kt_port ./bindings/kotlin/run-tests.sh 2>&1 | tee /tmp/supasync-kotlin.log || true
 kt_passed=$(grep -c '^ok - ' /tmp/supasync-kotlin.log || true)
 if grep -q 'checks passed$' /tmp/supasync-kotlin.log; then kt_failed=0; else kt_failed=1; fi
 py_passed=$((py_passed + kt_passed)); py_failed=$((py_failed + kt_failed))
-echo "== the Swift binding's shape (no Swift toolchain here)" >&2
+phase "the Swift binding's shape (no Swift toolchain here)"
 ./bindings/swift/check.sh 2>&1 | tee /tmp/supasync-swift.log || true
 sw_passed=$(grep -c '^ok - ' /tmp/supasync-swift.log || true)
 sw_failed=$(grep -c '^FAILED' /tmp/supasync-swift.log || true)
 py_passed=$((py_passed + sw_passed)); py_failed=$((py_failed + sw_failed))
 
-echo "== supabase-js conformance" >&2
+phase "supabase-js conformance"
 export SUPASYNC_DEV_BIN="$PWD/target/debug/supasync-dev"
 rm -f /tmp/supasync-conformance.tap
 (cd tests/conformance && node --test --test-concurrency=1 --test-reporter=spec --test-reporter-destination=stdout \
@@ -93,17 +95,17 @@ rm -f /tmp/supasync-conformance.tap
 js_passed=$(grep -E '^# pass' /tmp/supasync-conformance.tap 2>/dev/null | awk '{print $3}' || true); js_passed=${js_passed:-0}
 js_failed=$(grep -E '^# fail' /tmp/supasync-conformance.tap 2>/dev/null | awk '{print $3}' || true); js_failed=${js_failed:-1}
 
-echo "== the README's demo command" >&2
+phase "the README's demo command"
 if ./scripts/demo.sh; then demo_passed=1; demo_failed=0; else demo_passed=0; demo_failed=1; fi
-echo "== the dev server script (smoke mode)" >&2
+phase "the dev server script (smoke mode)"
 dev_port=$(node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")
 if DEMO_SMOKE=1 PORT=$dev_port ./scripts/dev-server.sh; then dev_passed=1; dev_failed=0; else dev_passed=0; dev_failed=1; fi
-echo "== the web example script (smoke mode)" >&2
+phase "the web example script (smoke mode)"
 web_port=$(node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")
 if DEMO_SMOKE=1 PORT=$dev_port WEB_PORT=$web_port ./scripts/web-demo.sh; then web_passed=1; web_failed=0; else web_passed=0; web_failed=1; fi
 demo_passed=$((demo_passed + dev_passed + web_passed)); demo_failed=$((demo_failed + dev_failed + web_failed))
 
-echo "== the Tauri example: built, then driven end to end under Xvfb (tauri-driver)" >&2
+phase "the Tauri example: built, then driven end to end under Xvfb (tauri-driver)"
 rm -f /tmp/supasync-tauri.tap
 DEMO_SMOKE=1 TAP_OUT=/tmp/supasync-tauri.tap ./scripts/tauri-demo.sh || true
 tauri_passed=$(grep -E '^# pass' /tmp/supasync-tauri.tap 2>/dev/null | awk '{print $3}' || true); tauri_passed=${tauri_passed:-0}
@@ -120,5 +122,5 @@ if [ -s /tmp/supasync-engine-failures.log ]; then
   cat /tmp/supasync-engine-failures.log
 fi
 echo "rust: $rust_passed passed, $rust_failed failed; browser: $browser_passed passed, $browser_failed failed, $browser_skipped not runnable in an engine; bindings (python, kotlin, swift shape): $py_passed passed, $py_failed failed; supabase-js conformance: $js_passed passed, $js_failed failed; demo, dev-server and web-example smoke, Tauri example: $demo_passed passed, $demo_failed failed"
-echo "$((rust_passed + browser_passed + py_passed + js_passed + demo_passed)) passed, $((rust_failed + browser_failed + py_failed + js_failed + demo_failed)) failed"
+echo "$((rust_passed + browser_passed + py_passed + js_passed + demo_passed)) passed, $((rust_failed + browser_failed + py_failed + js_failed + demo_failed)) failed, in $((SECONDS / 60))m$((SECONDS % 60))s"
 [ $((rust_failed + browser_failed + py_failed + js_failed + demo_failed)) = 0 ]
