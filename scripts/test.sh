@@ -66,12 +66,6 @@ for engine in chromium firefox webkit; do
   browser_passed=$((browser_passed + ${npm_passed:-0})); browser_failed=$((browser_failed + ${npm_failed:-1}))
 done
 
-# From here on, builds of one package (the bindings' library, maturin's, the demos',
-# the dev server's) take the features the whole workspace's build above gave each
-# dependency, so they reuse that build: selected alone, the binding's library got
-# fewer features and compiled 71 crates again (2m52s measured). Not before: the wasm
-# builds select their own packages for another target.
-export CARGO_RESOLVER_FEATURE_UNIFICATION=workspace
 phase "the Python bindings (pytest) against the dev server"
 PROFILE=dev ./scripts/build-bindings.sh >/dev/null
 target/bindings/venv/bin/pip install -q --force-reinstall target/bindings/python/supasync-*.whl
