@@ -3,8 +3,9 @@
 //! back into the core's values, in plaintext or sealed with the store's
 //! [`StoreCipher`].
 //!
-//! A plaintext document is JSON text in `d`. A sealed one is `[iv, ciphertext]` in
-//! the same place, opened with its additional data (see [`cipher`](super::cipher)): a row's
+//! A plaintext document is JSON text in `d`. A sealed one is `[counter block,
+//! ciphertext and tag]` in the same place, bound to where it is kept (see
+//! [`cipher`](super::cipher)): a row's
 //! is `r\0table\0local id`, an outbox entry's `o\0table\0local id` (its seq is given
 //! by IndexedDB's key generator only once it is added), a history entry's `h`, a
 //! metadata value's `m\0key`, a file chunk's `b\0key\0chunk`. Reading accepts both
@@ -12,7 +13,8 @@
 //! the same throughout.
 //!
 //! Writes are sealed before their transaction opens ([`IdbStore::seal`]): WebCrypto's
-//! promises would let the transaction commit half issued.
+//! promises would let the transaction commit half issued (sealing waits for WebCrypto
+//! only when the cipher's keystream runs out).
 
 use js_sys::{Array, Object, Uint8Array};
 use serde_json::Value;

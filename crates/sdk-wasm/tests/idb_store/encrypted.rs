@@ -2,7 +2,9 @@
 //! encryption must hold: IndexedDB read raw (as a copied browser profile would be)
 //! shows no row content, token or file byte; a wrong key, another user's key and no
 //! key are refused without a change; a plaintext database is encrypted in place with
-//! its pending writes, indexes and files.
+//! its pending writes, indexes and files; values in the first sealed format (AES-GCM,
+//! made here in JavaScript from the format's description) still open; a changed or
+//! moved value does not; no keystream block is used twice.
 
 use serde_json::json;
 use supasync_core::index::IndexDef;
@@ -41,11 +43,62 @@ export async function rawText(name) {
   db.close();
   return parts.join('\n');
 }
+
+const text = (s) => new TextEncoder().encode(s);
+const request = (r) => new Promise((ok, no) => { r.onsuccess = () => ok(r.result); r.onerror = () => no(r.error); });
+const done = (t) => new Promise((ok, no) => { t.oncomplete = ok; t.onerror = () => no(t.error); });
+
+export async function rewriteAsFirstFormat(name, keyByte, user, table, localId, rowText, checkText) {
+  const base = await crypto.subtle.importKey('raw', new Uint8Array(32).fill(keyByte), 'HKDF', false, ['deriveKey']);
+  const key = await crypto.subtle.deriveKey({ name: 'HKDF', hash: 'SHA-256', salt: text('supasync replica store v1'), info: text(user) }, base, { name: 'AES-GCM', length: 256 }, false, ['encrypt']);
+  const seal = async (place, plain) => {
+    const iv = crypto.getRandomValues(new Uint8Array(12));
+    return [iv, await crypto.subtle.encrypt({ name: 'AES-GCM', iv, additionalData: text('v1\0' + place) }, key, text(plain))];
+  };
+  const row = await seal(`r\0${table}\0${localId}`, rowText);
+  const check = await seal('m\0supasync.cipher', checkText);
+  const db = await request(indexedDB.open(name));
+  const t = db.transaction(['rows', 'meta'], 'readwrite');
+  const rec = await request(t.objectStore('rows').get([table, localId]));
+  rec.d = row;
+  t.objectStore('rows').put(rec);
+  t.objectStore('meta').put(check, 'supasync.cipher');
+  await done(t);
+  db.close();
+}
+
+export async function rowDoc(name, table, localId) {
+  const db = await request(indexedDB.open(name));
+  const rec = await request(db.transaction('rows').objectStore('rows').get([table, localId]));
+  db.close();
+  return rec.d;
+}
+
+export async function setRowDoc(name, table, localId, d) {
+  const db = await request(indexedDB.open(name));
+  const t = db.transaction('rows', 'readwrite');
+  const rec = await request(t.objectStore('rows').get([table, localId]));
+  rec.d = d;
+  t.objectStore('rows').put(rec);
+  await done(t);
+  db.close();
+}
 "#)]
 extern "C" {
     /// Every value and key of database `name`, read directly, as text (bytes as Latin-1).
     #[wasm_bindgen(js_name = rawText)]
     async fn raw_text(name: &str) -> JsValue;
+    /// Row `local_id`'s document and the key check replaced by values in the first
+    /// sealed format (AES-GCM under the HKDF key with the user as info; additional data
+    /// `v1\0` and the place), sealed here from `row_text` and `check_text`.
+    #[wasm_bindgen(js_name = rewriteAsFirstFormat)]
+    async fn rewrite_as_first_format(name: &str, key_byte: u8, user: &str, table: &str, local_id: &str, row_text: &str, check_text: &str);
+    /// A row record's `d`, read directly.
+    #[wasm_bindgen(js_name = rowDoc)]
+    async fn row_doc(name: &str, table: &str, local_id: &str) -> JsValue;
+    /// A row record's `d` replaced directly.
+    #[wasm_bindgen(js_name = setRowDoc)]
+    async fn set_row_doc(name: &str, table: &str, local_id: &str, d: &JsValue);
 }
 
 async fn raw(name: &str) -> String {
@@ -182,4 +235,88 @@ async fn two_tabs_encrypting_one_plaintext_store_at_once_with_two_keys_one_wins_
     drop(winner);
     assert!(matches!(IdbStore::open_encrypted(&name, cipher(loser_key, "u1").await).await, Err(StoreError::Key(_))), "the losing key opens nothing");
     IdbStore::delete(&name).await.unwrap();
+}
+
+#[wasm_bindgen_test]
+async fn values_in_the_first_sealed_format_still_open_and_new_writes_use_the_second() {
+    let name = fresh_name();
+    let s = IdbStore::open_encrypted(&name, cipher(7, "u1").await).await.unwrap();
+    s.apply(write("L1", "sealed before")).await.unwrap();
+    s.close_connection();
+    drop(s);
+    let doc = serde_json::to_string(&row("L1", "sealed before")).unwrap();
+    rewrite_as_first_format(&name, 7, "u1", "messages", "L1", &doc, "supasync replica key check v1").await;
+    let first = js_sys::Array::from(&row_doc(&name, "messages", "L1").await);
+    assert_eq!(js_sys::Uint8Array::new(&first.get(0)).length(), 12, "the row is in the first format now");
+
+    assert!(matches!(IdbStore::open_encrypted(&name, cipher(8, "u1").await).await, Err(StoreError::Key(_))), "a wrong key is still refused by a first-format check");
+    let s = IdbStore::open_encrypted(&name, cipher(7, "u1").await).await.unwrap();
+    assert_eq!(s.get_row("messages", "L1").await.unwrap().unwrap(), row("L1", "sealed before"));
+    s.apply(write("L2", "sealed after")).await.unwrap();
+    let second = js_sys::Array::from(&row_doc(&name, "messages", "L2").await);
+    assert_eq!(js_sys::Uint8Array::new(&second.get(0)).length(), 16, "a new write is sealed in the second format: its counter block first");
+    assert_eq!(s.get_row("messages", "L2").await.unwrap().unwrap(), row("L2", "sealed after"));
+    assert_eq!(s.outbox().await.unwrap().len(), 2);
+    s.close_connection();
+    IdbStore::delete(&name).await.unwrap();
+}
+
+#[wasm_bindgen_test]
+async fn a_sealed_value_changed_or_moved_to_another_record_does_not_open() {
+    let name = fresh_name();
+    let s = IdbStore::open_encrypted(&name, cipher(7, "u1").await).await.unwrap();
+    s.apply(write("L1", "one")).await.unwrap();
+    s.apply(write("L2", "two")).await.unwrap();
+    s.close_connection();
+    drop(s);
+    let original = row_doc(&name, "messages", "L1").await;
+    let (counter, ct) = { let a = js_sys::Array::from(&original); (a.get(0), js_sys::Uint8Array::new(&a.get(1)).to_vec()) };
+    // One bit of the ciphertext flipped.
+    let mut flipped = ct.clone();
+    flipped[3] ^= 1;
+    set_row_doc(&name, "messages", "L1", &js_sys::Array::of2(&counter, &js_sys::Uint8Array::from(&flipped[..])).into()).await;
+    // L1's document put in L2's record.
+    set_row_doc(&name, "messages", "L2", &original).await;
+    let s = IdbStore::open_encrypted(&name, cipher(7, "u1").await).await.unwrap();
+    for l in ["L1", "L2"] {
+        match s.get_row("messages", l).await {
+            Err(StoreError::Corrupt(m)) => assert!(m.contains("does not decrypt"), "{l}: {m}"),
+            other => panic!("{l}: expected a corrupt record, got {other:?}"),
+        }
+    }
+    s.close_connection();
+    IdbStore::delete(&name).await.unwrap();
+}
+
+#[wasm_bindgen_test]
+async fn no_keystream_block_is_used_twice_by_batches_sealed_at_once() {
+    let c = cipher(7, "u1").await;
+    let small = vec![7u8; 700];
+    let big = vec![9u8; 100_000];
+    // Batches that fit the segment left, and ones that need a new one, at once.
+    let batch = |n: usize, b: &'static [u8]| (0..n).map(|i| (format!("r\0t\0{i}"), b)).collect::<Vec<_>>();
+    let (small, big): (&'static [u8], &'static [u8]) = (small.leak(), big.leak());
+    let batches = [batch(30, small), batch(2, big), batch(90, small), batch(1, big), batch(5, small)];
+    let sealed = futures_util::future::join_all(batches.iter().map(|b| c.seal_all(b))).await;
+    let mut used: Vec<(Vec<u8>, u32, u32)> = Vec::new();
+    let (mut to_open, mut plains) = (Vec::new(), Vec::new());
+    for (values, b) in sealed.into_iter().zip(&batches) {
+        let values = values.expect("sealed");
+        assert_eq!(values.len(), b.len());
+        for (v, (place, plain)) in values.iter().zip(b) {
+            let a = js_sys::Array::from(v);
+            let counter = js_sys::Uint8Array::new(&a.get(0)).to_vec();
+            assert_eq!(js_sys::Uint8Array::new(&a.get(1)).length() as usize, plain.len() + 16, "the ciphertext and a 16-byte tag");
+            let start = u32::from_be_bytes(counter[12..].try_into().unwrap());
+            used.push((counter[..12].to_vec(), start, start + plain.len().div_ceil(16) as u32));
+            to_open.push((place.clone(), supasync_wasm::store::cipher::sealed(v).expect("a sealed value")));
+            plains.push(plain.to_vec());
+        }
+    }
+    used.sort();
+    for w in used.windows(2) {
+        assert!(w[0].0 != w[1].0 || w[0].2 <= w[1].1, "keystream blocks {:?} and {:?} overlap", w[0], w[1]);
+    }
+    // And each opens to what it held.
+    assert_eq!(c.open_all(&to_open).await.expect("opened"), plains);
 }
