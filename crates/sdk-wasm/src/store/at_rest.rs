@@ -32,7 +32,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::IdbTransactionMode;
 
-use super::cipher::{sealed, StoreCipher, CHECK_KEY};
+use super::cipher::{sealed_doc, StoreCipher, CHECK_KEY};
 use super::idb::{commit, issue, request, IdbError};
 use super::migrations::{BLOBS, HISTORY, INDEXED, META, OUTBOX, ROWS};
 use super::records::{blob_aad, meta_aad, outbox_aad, row_aad};
@@ -41,7 +41,7 @@ use super::{field, index_entry, key, obj_store, set, store_err, table_range, tx,
 /// A row record's document as bytes (sealed or plaintext), to tell whether it changed.
 fn doc_bytes(rec: &JsValue) -> Option<Vec<u8>> {
     let d = field(rec, "d");
-    match sealed(&d) {
+    match sealed_doc(&d) {
         Some(b) => Some(b.to_vec()),
         None => d.as_string().map(String::into_bytes),
     }

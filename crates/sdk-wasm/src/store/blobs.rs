@@ -3,7 +3,7 @@
 //! shorter). An upload reads a large file one chunk range at a time, so memory stays
 //! flat in its size; a write's chunks go in the same transaction as its row and
 //! outbox entry (`apply`), so a file is queued with its bytes or not at all. In an
-//! encrypted store each chunk is sealed on its own (`[iv, ciphertext]`, see
+//! encrypted store each chunk is sealed on its own (`[counter block, ciphertext and tag]`, see
 //! `cipher`), so a range read opens only the chunks it covers.
 
 use js_sys::{Array, Uint8Array};

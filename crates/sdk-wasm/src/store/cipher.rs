@@ -21,14 +21,16 @@
 //!   opens values written before the second format (see below).
 //!
 //! **Sealed values** (format `v2`). A document (`d` of a row, an outbox entry, a
-//! history entry; a metadata value; a chunk of a file) becomes a two-element array: its
-//! 16-byte AES-CTR counter block (a `Uint8Array`), then the ciphertext followed by the
-//! first 16 bytes of HMAC-SHA256 over `v2`, the length and bytes of where the value is
-//! kept (`r\0table\0local id`, `m\0key`, …), the counter block and the ciphertext
-//! (encrypt-then-MAC). A value moved to another record, or changed, does not open. A
-//! plaintext value is a string (rows, outbox, history, metadata) or bare bytes (a
-//! file chunk); the store reads both, which is what lets a plaintext database be
-//! encrypted in place.
+//! history entry; a metadata value) becomes one `Uint8Array`: its 16-byte AES-CTR
+//! counter block, the ciphertext, and the first 16 bytes of HMAC-SHA256 over `v2`, the
+//! length and bytes of where the value is kept (`r\0table\0local id`, `m\0key`, …),
+//! the counter block and the ciphertext (encrypt-then-MAC). A file chunk is the same
+//! as `[counter block, ciphertext and tag]`, since a bare `Uint8Array` is a plaintext
+//! chunk. A value moved to another record, or changed, does not open. A plaintext
+//! value is a string (rows, outbox, history, metadata) or bare bytes (a file chunk);
+//! the store reads both, which is what lets a plaintext database be encrypted in place.
+//! One object per document, not three (an array of two arrays): in Firefox a
+//! restore's pages committed faster (10k rows 1.32–1.34x plaintext against 1.39–1.61x).
 //!
 //! **Why a keystream and not a WebCrypto call per document.** WebCrypto answers with
 //! promises, and an IndexedDB transaction commits as soon as the page waits for
@@ -47,7 +49,7 @@
 //!
 //! **The first format** (`v1`, written before 2026-12-07): `[12-byte IV, AES-GCM
 //! ciphertext and tag]` with additional data `v1\0` and the place. Such values still
-//! open (the IV's length tells the formats apart); anything written now is `v2`.
+//! open (an array with a 12-byte first element); anything written now is `v2`.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -79,6 +81,11 @@ const BLOCK: usize = 16;
 const TAG: usize = 16;
 /// Keystream asked for at a time when a batch needs less.
 const SEGMENT: usize = 64 * 1024;
+/// How a file chunk's place begins (`records::blob_aad`): a sealed chunk is kept as
+/// `[counter block, ciphertext and tag]`, since a bare `Uint8Array` is a plaintext
+/// chunk; every other sealed value is one `Uint8Array`, the three one after the other
+/// (one object per document: fewer for IndexedDB to clone and the page to collect).
+const CHUNK_PLACE: &str = "b\0";
 /// The metadata key of the check value: a known text sealed with the store's key, so
 /// a wrong key is found at open, not as a corrupt record later.
 pub const CHECK_KEY: &str = "supasync.cipher";
@@ -101,17 +108,20 @@ impl Segment {
         self.bytes.len() - self.used
     }
 
-    /// XOR `plain` with the next free blocks, which are used up (and zeroed): the
-    /// ciphertext and its counter block.
-    fn take(&mut self, plain: &[u8]) -> (Vec<u8>, [u8; COUNTER]) {
+    /// The counter block of the next free block.
+    fn counter(&self) -> [u8; COUNTER] {
         let mut counter = [0u8; COUNTER];
         counter[..NONCE].copy_from_slice(&self.nonce);
         counter[NONCE..].copy_from_slice(&((self.used / BLOCK) as u32).to_be_bytes());
+        counter
+    }
+
+    /// XOR `plain` with the next free blocks into `out`; they are used up (and zeroed).
+    fn take(&mut self, plain: &[u8], out: &mut Vec<u8>) {
         let stream = &mut self.bytes[self.used..self.used + plain.len()];
-        let ct = plain.iter().zip(stream.iter()).map(|(p, k)| p ^ k).collect();
+        out.extend(plain.iter().zip(stream.iter()).map(|(p, k)| p ^ k));
         stream.fill(0);
         self.used += blocks(plain.len()) * BLOCK;
-        (ct, counter)
     }
 }
 
@@ -334,13 +344,21 @@ impl StoreCipher {
         let sealed = items
             .iter()
             .map(|(place, plain)| {
-                let (mut ct, counter) = ks.current.take(plain);
-                let tag = self.tag_mac(place, &counter, &ct).finalize().into_bytes();
-                ct.extend_from_slice(&tag[..TAG]);
+                // The counter block, the ciphertext, the tag.
+                let mut whole = Vec::with_capacity(COUNTER + plain.len() + TAG);
+                whole.extend_from_slice(&ks.current.counter());
+                ks.current.take(plain, &mut whole);
+                let tag = self.tag_mac(place, &whole[..COUNTER], &whole[COUNTER..]).finalize().into_bytes();
+                whole.extend_from_slice(&tag[..TAG]);
                 if place.starts_with("m\0") {
+                    let mut counter = [0u8; COUNTER];
+                    counter.copy_from_slice(&whole[..COUNTER]);
                     self.keep_meta(counter, plain);
                 }
-                Array::of2(&bytes(&counter), &bytes(&ct)).into()
+                match place.starts_with(CHUNK_PLACE) {
+                    true => Array::of2(&bytes(&whole[..COUNTER]), &bytes(&whole[COUNTER..])).into(),
+                    false => bytes(&whole),
+                }
             })
             .collect();
         // Ask for the next segment now if what is left would not hold a batch like this one.
@@ -431,13 +449,14 @@ impl StoreCipher {
 
     /// Whether `value` (kept under [`CHECK_KEY`]) was sealed with this key.
     pub async fn opens_check(&self, value: &JsValue) -> bool {
-        let Some(sealed) = sealed(value) else { return false };
+        let Some(sealed) = sealed_doc(value) else { return false };
         matches!(self.open_all(&[(format!("m\0{CHECK_KEY}"), sealed)]).await.as_deref(), Ok([b]) if b == CHECK_TEXT.as_bytes())
     }
 }
 
-/// A sealed value as kept in IndexedDB: `[counter block, ciphertext and tag]`, or in
-/// the first format `[iv, ciphertext and tag]`.
+/// A sealed value as kept in IndexedDB: a document's `counter block, ciphertext and
+/// tag` in one `Uint8Array`, a file chunk's `[counter block, ciphertext and tag]`, or
+/// in the first format `[iv, ciphertext and tag]`.
 pub struct Sealed {
     iv: Uint8Array,
     /// The ciphertext, then the 16-byte tag.
@@ -456,8 +475,18 @@ impl Sealed {
     }
 }
 
-/// The value as a sealed one, if it is one (plaintext values are strings, and
-/// plaintext file chunks bare bytes).
+/// A document (a record's `d`, a metadata value) as a sealed one, if it is one
+/// (plaintext documents are strings).
+pub fn sealed_doc(v: &JsValue) -> Option<Sealed> {
+    match v.dyn_ref::<Uint8Array>() {
+        Some(whole) if whole.length() as usize >= COUNTER + TAG => Some(Sealed { iv: whole.subarray(0, COUNTER as u32), ciphertext: whole.subarray(COUNTER as u32, whole.length()).into() }),
+        Some(_) => None,
+        None => sealed(v),
+    }
+}
+
+/// A file chunk (or a document in the first format) as a sealed one, if it is one
+/// (plaintext file chunks are bare bytes).
 pub fn sealed(v: &JsValue) -> Option<Sealed> {
     if !Array::is_array(v) {
         return None;

@@ -3,10 +3,10 @@
 //! back into the core's values, in plaintext or sealed with the store's
 //! [`StoreCipher`].
 //!
-//! A plaintext document is JSON text in `d`. A sealed one is `[counter block,
-//! ciphertext and tag]` in the same place, bound to where it is kept (see
-//! [`cipher`](super::cipher)): a row's
-//! is `r\0table\0local id`, an outbox entry's `o\0table\0local id` (its seq is given
+//! A plaintext document is JSON text in `d`. A sealed one is its counter block,
+//! ciphertext and tag in one `Uint8Array` in the same place (a file chunk's is
+//! `[counter block, ciphertext and tag]`), bound to where it is kept (see
+//! [`cipher`](super::cipher)): a row's is `r\0table\0local id`, an outbox entry's `o\0table\0local id` (its seq is given
 //! by IndexedDB's key generator only once it is added), a history entry's `h`, a
 //! metadata value's `m\0key`, a file chunk's `b\0key\0chunk`. Reading accepts both
 //! forms, so a store being encrypted in place (see [`at_rest`](super::at_rest)) reads
@@ -28,7 +28,7 @@ use wasm_bindgen::JsCast;
 use std::collections::BTreeMap;
 
 use super::blobs::chunks;
-use super::cipher::{sealed, Sealed as SealedValue};
+use super::cipher::{sealed, sealed_doc, Sealed as SealedValue};
 use super::idb::IdbError;
 use super::{corrupt, field, index_entry, set, store_err, IdbStore};
 
@@ -191,7 +191,7 @@ impl IdbStore {
         for (i, v) in values.iter().enumerate() {
             match v.as_string() {
                 Some(text) => out[i] = text,
-                None => match sealed(v) {
+                None => match sealed_doc(v) {
                     Some(s) => to_open.push((i, (aad(i), s))),
                     None => return Err(corrupt(what, "a record without its document")),
                 },

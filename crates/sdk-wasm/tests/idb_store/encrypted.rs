@@ -253,8 +253,8 @@ async fn values_in_the_first_sealed_format_still_open_and_new_writes_use_the_sec
     let s = IdbStore::open_encrypted(&name, cipher(7, "u1").await).await.unwrap();
     assert_eq!(s.get_row("messages", "L1").await.unwrap().unwrap(), row("L1", "sealed before"));
     s.apply(write("L2", "sealed after")).await.unwrap();
-    let second = js_sys::Array::from(&row_doc(&name, "messages", "L2").await);
-    assert_eq!(js_sys::Uint8Array::new(&second.get(0)).length(), 16, "a new write is sealed in the second format: its counter block first");
+    let second = row_doc(&name, "messages", "L2").await;
+    assert!(second.is_instance_of::<js_sys::Uint8Array>(), "a new write is sealed in the second format: one Uint8Array");
     assert_eq!(s.get_row("messages", "L2").await.unwrap().unwrap(), row("L2", "sealed after"));
     assert_eq!(s.outbox().await.unwrap().len(), 2);
     s.close_connection();
@@ -270,11 +270,10 @@ async fn a_sealed_value_changed_or_moved_to_another_record_does_not_open() {
     s.close_connection();
     drop(s);
     let original = row_doc(&name, "messages", "L1").await;
-    let (counter, ct) = { let a = js_sys::Array::from(&original); (a.get(0), js_sys::Uint8Array::new(&a.get(1)).to_vec()) };
-    // One bit of the ciphertext flipped.
-    let mut flipped = ct.clone();
-    flipped[3] ^= 1;
-    set_row_doc(&name, "messages", "L1", &js_sys::Array::of2(&counter, &js_sys::Uint8Array::from(&flipped[..])).into()).await;
+    // One bit of the ciphertext (after the 16-byte counter block) flipped.
+    let mut flipped = js_sys::Uint8Array::new(&original).to_vec();
+    flipped[19] ^= 1;
+    set_row_doc(&name, "messages", "L1", &js_sys::Uint8Array::from(&flipped[..]).into()).await;
     // L1's document put in L2's record.
     set_row_doc(&name, "messages", "L2", &original).await;
     let s = IdbStore::open_encrypted(&name, cipher(7, "u1").await).await.unwrap();
@@ -304,12 +303,13 @@ async fn no_keystream_block_is_used_twice_by_batches_sealed_at_once() {
         let values = values.expect("sealed");
         assert_eq!(values.len(), b.len());
         for (v, (place, plain)) in values.iter().zip(b) {
-            let a = js_sys::Array::from(v);
-            let counter = js_sys::Uint8Array::new(&a.get(0)).to_vec();
-            assert_eq!(js_sys::Uint8Array::new(&a.get(1)).length() as usize, plain.len() + 16, "the ciphertext and a 16-byte tag");
+            // The counter block, the ciphertext, a 16-byte tag.
+            let whole = js_sys::Uint8Array::new(v).to_vec();
+            assert_eq!(whole.len(), 16 + plain.len() + 16);
+            let counter = &whole[..16];
             let start = u32::from_be_bytes(counter[12..].try_into().unwrap());
             used.push((counter[..12].to_vec(), start, start + plain.len().div_ceil(16) as u32));
-            to_open.push((place.clone(), supasync_wasm::store::cipher::sealed(v).expect("a sealed value")));
+            to_open.push((place.clone(), supasync_wasm::store::cipher::sealed_doc(v).expect("a sealed value")));
             plains.push(plain.to_vec());
         }
     }
