@@ -81,6 +81,9 @@ const BLOCK: usize = 16;
 const TAG: usize = 16;
 /// Keystream asked for at a time when a batch needs less.
 const SEGMENT: usize = 64 * 1024;
+/// The largest batch whose like is fetched ahead: a restore's page is about 0.7 MB; a
+/// large file's chunks are sealed once, so keystream for another would be wasted.
+const AHEAD_MAX: usize = 2 * 1024 * 1024;
 /// How a file chunk's place begins (`records::blob_aad`): a sealed chunk is kept as
 /// `[counter block, ciphertext and tag]`, since a bare `Uint8Array` is a plaintext
 /// chunk; every other sealed value is one `Uint8Array`, the three one after the other
@@ -362,7 +365,7 @@ impl StoreCipher {
             })
             .collect();
         // Ask for the next segment now if what is left would not hold a batch like this one.
-        if ks.current.free() < need && ks.next.is_none() && !ks.fetching {
+        if ks.current.free() < need && need <= AHEAD_MAX && ks.next.is_none() && !ks.fetching {
             ks.fetching = true;
             let (key, slot, len) = (self.ctr.clone(), Rc::clone(&self.keystream), ahead(need));
             wasm_bindgen_futures::spawn_local(async move {
