@@ -323,7 +323,8 @@ impl StoreCipher {
         mac
     }
 
-    /// Seal each `(where, bytes)`: each becomes `[counter block, ciphertext and tag]`
+    /// Seal each `(where, bytes)`: a document becomes one `Uint8Array` of its counter
+    /// block, ciphertext and tag, a file chunk `[counter block, ciphertext and tag]`
     /// (see the module's docs). Waits for WebCrypto only when neither the keystream
     /// left nor the next segment holds the whole batch.
     pub async fn seal_all(&self, items: &[(String, &[u8])]) -> Result<Vec<JsValue>, StoreError> {
