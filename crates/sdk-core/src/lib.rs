@@ -20,7 +20,7 @@ mod sync;
 // Every module keeps the path it had before the layers were folders.
 pub use app::{device, engine, files as file_api, listeners, live, live_query, replica, settle};
 pub use app::files::FileView;
-pub use local::{events, files, index, local_row, new_row, outbox, schema, store, write_lock, writer};
+pub use local::{events, files, index, local_row, new_row, outbox, row_doc, schema, store, write_lock, writer};
 pub use net::{auth, backoff, classify, client, realtime, transport};
 pub use platform::{maybe_send, timer};
 pub use sync::{pull, push, references, remote_change, scopes, server_delete};

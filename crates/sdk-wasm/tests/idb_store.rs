@@ -62,6 +62,33 @@ fn write(local_id: &str, body: &str) -> WriteBatch {
     }
 }
 
+/// A row's document leaves out what its record's key and `s` hold, and a `synced`
+/// status (`supasync_core::row_doc`); a document of the whole row, as stores wrote
+/// before, still reads.
+#[wasm_bindgen_test]
+async fn a_row_document_leaves_out_its_key_and_server_id_and_a_whole_row_still_reads() {
+    let name = fresh_name();
+    let s = IdbStore::open(&name).await.unwrap();
+    let r = LocalRow {
+        server_id: Some(json!(42)),
+        mirror: json!({"id": 42, "body": "hello"}).as_object().cloned(),
+        overlay: None,
+        status: RowStatus::Synced,
+        ..row("L1", "")
+    };
+    s.apply(WriteBatch { put_rows: vec![r.clone()], ..Default::default() }).await.unwrap();
+    let doc = encrypted::row_doc(&name, "messages", "L1").await.as_string().expect("a plaintext document");
+    let doc: serde_json::Value = serde_json::from_str(&doc).unwrap();
+    assert_eq!(doc, json!({"mirror": {"id": 42, "body": "hello"}}), "only the mirror");
+    assert_eq!(s.get_row("messages", "L1").await.unwrap().unwrap(), r);
+    assert_eq!(s.find_by_server_id("messages", &json!(42)).await.unwrap().unwrap(), r);
+
+    encrypted::set_row_doc(&name, "messages", "L1", &serde_json::to_string(&r).unwrap().into()).await;
+    assert_eq!(s.get_row("messages", "L1").await.unwrap().unwrap(), r, "a whole row written before still reads");
+    s.close_connection();
+    IdbStore::delete(&name).await.unwrap();
+}
+
 #[wasm_bindgen_test]
 async fn what_was_written_is_there_after_reopening() {
     let name = fresh_name();

@@ -15,6 +15,7 @@ pub mod index;
 pub mod local_row;
 pub mod new_row;
 pub mod outbox;
+pub mod row_doc;
 pub mod schema;
 pub mod store;
 pub mod time;

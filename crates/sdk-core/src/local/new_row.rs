@@ -9,18 +9,17 @@
 //! only its references rewritten to local ids, and builds just the columns a store
 //! reads to file it: its key, its local id, its references and the columns of the
 //! table's indexes ([`RowText::pick`]). A store writes the text as the row's mirror
-//! ([`NewRow::to_json`] gives the whole row as `serde_json` would write it) and takes
+//! (`row_doc::Doc::encode_new` writes the document around it) and takes
 //! everything else from [`NewRow::row`].
 
 use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, Deserializer, MapAccess, Visitor};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::value::RawValue;
-use serde_json::Value;
 
-use crate::local::local_row::{LocalRow, Overlay, Row, RowStatus};
+use crate::local::local_row::{LocalRow, Row};
 
 /// A row new to the store.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,41 +38,7 @@ impl From<LocalRow> for NewRow {
     }
 }
 
-/// The fields of [`LocalRow`] but its mirror, written as `serde_json` writes them.
-#[derive(Serialize)]
-struct AllButMirror<'a> {
-    table: &'a str,
-    local_id: &'a str,
-    server_id: &'a Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    overlay: &'a Option<Overlay>,
-    status: &'a RowStatus,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    last_pushed: &'a Option<Row>,
-}
-
 impl NewRow {
-    /// The whole row as JSON text: what `serde_json::to_string(&LocalRow)` gives for
-    /// the row with its whole mirror (fields in another order: the mirror last).
-    pub fn to_json(&self) -> serde_json::Result<String> {
-        let Some(mirror) = &self.mirror_json else { return serde_json::to_string(&self.row) };
-        let r = &self.row;
-        let mut out = serde_json::to_string(&AllButMirror {
-            table: &r.table,
-            local_id: &r.local_id,
-            server_id: &r.server_id,
-            overlay: &r.overlay,
-            status: &r.status,
-            last_pushed: &r.last_pushed,
-        })?;
-        // `{…}`: the mirror goes in before the closing brace.
-        out.pop();
-        out.push_str(",\"mirror\":");
-        out.push_str(mirror);
-        out.push('}');
-        Ok(out)
-    }
-
     /// The row with its whole mirror built (a store that keeps rows as values).
     pub fn into_row(self) -> serde_json::Result<LocalRow> {
         let NewRow { mut row, mirror_json } = self;
@@ -179,6 +144,7 @@ impl<'de> Deserialize<'de> for RowText<'de> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::local::local_row::RowStatus;
     use serde_json::json;
 
     #[test]
@@ -205,10 +171,8 @@ mod tests {
         };
         let new = NewRow { row: row.clone(), mirror_json: Some(mirror) };
         let whole = LocalRow { mirror: Some(built), ..row };
-        assert_eq!(serde_json::from_str::<LocalRow>(&new.to_json().unwrap()).unwrap(), whole);
         assert_eq!(new.into_row().unwrap(), whole);
-        let plain = NewRow::from(whole.clone());
-        assert_eq!(plain.to_json().unwrap(), serde_json::to_string(&whole).unwrap());
+        assert_eq!(NewRow::from(whole.clone()).into_row().unwrap(), whole);
     }
 
     #[test]

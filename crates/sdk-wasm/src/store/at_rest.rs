@@ -35,7 +35,7 @@ use web_sys::IdbTransactionMode;
 use super::cipher::{sealed_doc, StoreCipher, CHECK_KEY};
 use super::idb::{commit, issue, request, IdbError};
 use super::migrations::{BLOBS, HISTORY, INDEXED, META, OUTBOX, ROWS};
-use super::records::{blob_aad, meta_aad, outbox_aad, row_aad};
+use super::records::{blob_aad, doc_to_seal, meta_aad, outbox_aad, row_aad};
 use super::{field, index_entry, key, obj_store, set, store_err, table_range, tx, IdbStore};
 
 /// A row record's document as bytes (sealed or plaintext), to tell whether it changed.
@@ -119,10 +119,15 @@ impl IdbStore {
         let mut texts: Vec<(String, String, Back)> = Vec::new();
         for rec in rows.iter() {
             if let Some(d) = text(&rec) {
-                if let Some(sid) = field(&rec, "s").as_string() {
-                    set(rec.unchecked_ref(), "s", &JsValue::from_str(&c.hash(&sid)));
-                }
-                texts.push((row_aad(&s(field(&rec, "t")), &s(field(&rec, "l"))), d, Back::Row(rec)));
+                let (table, local_id) = (s(field(&rec, "t")), s(field(&rec, "l")));
+                let d = match field(&rec, "s").as_string() {
+                    Some(sid) => {
+                        set(rec.unchecked_ref(), "s", &JsValue::from_str(&c.hash(&sid)));
+                        doc_to_seal(&table, &local_id, &sid, &d)?
+                    }
+                    None => d,
+                };
+                texts.push((row_aad(&table, &local_id), d, Back::Row(rec)));
             }
         }
         for rec in outbox.iter() {

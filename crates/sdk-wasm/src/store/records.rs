@@ -21,6 +21,7 @@ use serde_json::Value;
 use supasync_core::index::IndexDef;
 use supasync_core::local_row::LocalRow;
 use supasync_core::outbox::OutboxEntry;
+use supasync_core::row_doc::{decode, Doc};
 use supasync_core::store::{index_value, HistoryEntry, NewRow, StoreError, WriteBatch};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -71,12 +72,28 @@ pub(super) fn rows_of(b: &WriteBatch) -> impl Iterator<Item = (&LocalRow, Option
     b.put_rows.iter().map(|r| (r, None)).chain(b.new_rows.iter().map(|n| (&n.row, Some(n))))
 }
 
-/// A row's document: the row as JSON text.
-fn row_json(r: &LocalRow, new: Option<&NewRow>) -> Result<String, StoreError> {
+/// How the store writes row documents: a sealed store keeps the server id in the
+/// document (beside it, `s` is only a keyed hash of it).
+fn doc_form(sealed: bool) -> Doc {
+    Doc { with_server_id: sealed }
+}
+
+/// A plaintext row's document as a sealed store writes it: with the server id that
+/// its record's `s` held (`s` becomes a hash). For encrypting a store in place.
+pub(super) fn doc_to_seal(table: &str, local_id: &str, server_id: &str, doc: &str) -> Result<String, StoreError> {
+    let server_id: Value = serde_json::from_str(server_id).map_err(|e| corrupt("row's server id", e))?;
+    let row = decode(table.into(), local_id.into(), Some(server_id), doc).map_err(|e| corrupt("row", e))?;
+    doc_form(true).encode(&row).map_err(|e| corrupt("row", e))
+}
+
+/// A row's document (see `supasync_core::row_doc`).
+fn row_json(r: &LocalRow, new: Option<&NewRow>, sealed: bool) -> Result<String, StoreError> {
+    let form = doc_form(sealed);
     match new {
-        Some(n) => n.to_json().map_err(|e| corrupt("row", e)),
-        None => to_json(r, "row"),
+        Some(n) => form.encode_new(n),
+        None => form.encode(r),
     }
+    .map_err(|e| corrupt("row", e))
 }
 
 impl IdbStore {
@@ -90,7 +107,7 @@ impl IdbStore {
         let Some(cipher) = self.cipher.as_ref() else { return Ok(None) };
         let mut texts: Vec<(String, String)> = Vec::new();
         for (r, new) in rows_of(b) {
-            texts.push((row_aad(&r.table, &r.local_id), row_json(r, new)?));
+            texts.push((row_aad(&r.table, &r.local_id), row_json(r, new, true)?));
         }
         for e in &b.put_outbox {
             texts.push((outbox_aad(&e.table, &e.local_id), to_json(e, "outbox entry")?));
@@ -153,7 +170,7 @@ impl IdbStore {
         let mut records = Vec::with_capacity(rows.size_hint().0);
         for (r, new) in rows {
             let ix = indexes.get(&r.table).map(|kept| kept.iter().filter_map(|i| i.key(r).map(|k| index_entry(&r.table, &i.name(), &k))).collect());
-            let d = if docs.is_some() { None } else { Some(row_json(r, new)?) };
+            let d = if docs.is_some() { None } else { Some(row_json(r, new, self.cipher.is_some())?) };
             records.push(Record { t: &r.table, l: &r.local_id, s: r.server_id.as_ref().map(|s| self.server_id_text(s)), ix, d });
         }
         let parsed: Array = js_sys::JSON::parse(&to_json(&records, "row")?).map_err(|e| store_err(IdbError::from_js(&e)))?.unchecked_into();
@@ -212,14 +229,19 @@ impl IdbStore {
     pub(super) async fn rows_of(&self, recs: &[JsValue]) -> Result<Vec<Option<LocalRow>>, StoreError> {
         let found: Vec<&JsValue> = recs.iter().filter(|r| !r.is_undefined()).collect();
         let docs: Vec<JsValue> = found.iter().map(|r| field(r, "d")).collect();
-        let aad = |i: usize| row_aad(&field(found[i], "t").as_string().unwrap_or_default(), &field(found[i], "l").as_string().unwrap_or_default());
-        let mut texts = self.texts(&docs, aad, "row").await?.into_iter();
-        recs.iter()
-            .map(|r| match r.is_undefined() {
-                true => Ok(None),
-                false => serde_json::from_str(&texts.next().unwrap_or_default()).map(Some).map_err(|e| corrupt("row", e)),
-            })
-            .collect()
+        let text = |r: &JsValue, f: &str| field(r, f).as_string().unwrap_or_default();
+        let aad = |i: usize| row_aad(&text(found[i], "t"), &text(found[i], "l"));
+        let docs = self.texts(&docs, aad, "row").await?;
+        let mut rows = found.iter().zip(docs).map(|(rec, doc)| {
+            // A plaintext record's `s` is the server id's JSON; a sealed one's is a hash
+            // (its document holds the server id).
+            let server_id = match field(rec, "d").is_string() {
+                true => field(rec, "s").as_string().map(|s| serde_json::from_str(&s)).transpose().map_err(|e| corrupt("row's server id", e))?,
+                false => None,
+            };
+            decode(text(rec, "t"), text(rec, "l"), server_id, &doc).map_err(|e| corrupt("row", e))
+        });
+        recs.iter().map(|r| if r.is_undefined() { Ok(None) } else { rows.next().transpose() }).collect()
     }
 
     /// Row records that are all there (from `getAll`) as rows.

@@ -95,10 +95,10 @@ extern "C" {
     async fn rewrite_as_first_format(name: &str, key_byte: u8, user: &str, table: &str, local_id: &str, row_text: &str, check_text: &str);
     /// A row record's `d`, read directly.
     #[wasm_bindgen(js_name = rowDoc)]
-    async fn row_doc(name: &str, table: &str, local_id: &str) -> JsValue;
+    pub(super) async fn row_doc(name: &str, table: &str, local_id: &str) -> JsValue;
     /// A row record's `d` replaced directly.
     #[wasm_bindgen(js_name = setRowDoc)]
-    async fn set_row_doc(name: &str, table: &str, local_id: &str, d: &JsValue);
+    pub(super) async fn set_row_doc(name: &str, table: &str, local_id: &str, d: &JsValue);
 }
 
 async fn raw(name: &str) -> String {
@@ -194,6 +194,7 @@ async fn a_plaintext_store_is_encrypted_in_place_with_its_pending_writes() {
     assert_eq!(s.outbox_summary().await.unwrap(), summary);
     assert_eq!(s.get_row("messages", "L3").await.unwrap().unwrap(), row("L3", "written offline"));
     assert_eq!(s.find_by_server_id("messages", &json!("server-id-4242")).await.unwrap().unwrap().local_id, "L2");
+    assert_eq!(s.get_row("messages", "L2").await.unwrap().unwrap().server_id, Some(json!("server-id-4242")), "the sealed document keeps the server id its record held");
     assert_eq!(s.rows_by("messages", "conversation_id", &json!("c1")).await.unwrap().len(), 3, "the index still answers");
     assert_eq!(s.meta("session").await.unwrap().unwrap()["email"], "ada@example.com");
     assert_eq!(s.read_blob("attachments/p.txt", 0, Some(17)).await.unwrap().unwrap(), b"FILE-BYTES-SECRET");
