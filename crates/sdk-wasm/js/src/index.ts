@@ -68,7 +68,7 @@ function loadWasm(source?: OpenOptions['wasm']): Promise<unknown> {
 /** The IndexedDB layout this build's store keeps: `SCHEMA_VERSION` in
  *  crates/sdk-wasm/src/store/migrations.rs (scripts/build-npm.sh checks the two agree;
  *  were they not, the store would only lose the head start below). */
-const IDB_LAYOUT = 6;
+const IDB_LAYOUT = 7;
 
 /** A connection to `database` if it exists at this build's layout, opened while the
  *  module compiles; otherwise nothing (the store creates or upgrades it itself: an

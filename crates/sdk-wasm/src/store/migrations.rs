@@ -8,7 +8,7 @@ use wasm_bindgen::JsValue;
 use web_sys::{IdbDatabase, IdbIndexParameters, IdbObjectStoreParameters, IdbTransaction};
 
 /// The layout this build writes.
-pub const SCHEMA_VERSION: u32 = 6;
+pub const SCHEMA_VERSION: u32 = 7;
 
 /// Object stores. Each record keeps its JSON document in `d`, as text: one string is
 /// the cheapest thing to put through IndexedDB's structured clone, and it is the same
@@ -89,6 +89,11 @@ pub fn upgrade(db: &IdbDatabase, tx: &IdbTransaction, old: u32, new: u32) -> Res
             5 => {
                 db.create_object_store(BLOBS)?;
             }
+            // 7: row documents leave out what the record's key and `s` hold
+            // (`supasync_core::row_doc`). Nothing to convert: older documents still
+            // read. The number is what makes an older build refuse this database
+            // (`TooNew`) rather than fail on each new document.
+            6 => {}
             _ => {}
         }
     }
