@@ -89,6 +89,9 @@ const AHEAD_MAX: usize = 2 * 1024 * 1024;
 /// chunk; every other sealed value is one `Uint8Array`, the three one after the other
 /// (one object per document: fewer for IndexedDB to clone and the page to collect).
 const CHUNK_PLACE: &str = "b\0";
+/// How a metadata value's place begins (`records::meta_aad`): those values are kept in
+/// memory once sealed or opened (the sync cursors are read on every page).
+pub(super) const META_PLACE: &str = "m\0";
 /// The metadata key of the check value: a known text sealed with the store's key, so
 /// a wrong key is found at open, not as a corrupt record later.
 pub const CHECK_KEY: &str = "supasync.cipher";
@@ -354,7 +357,7 @@ impl StoreCipher {
                 ks.current.take(plain, &mut whole);
                 let tag = self.tag_mac(place, &whole[..COUNTER], &whole[COUNTER..]).finalize().into_bytes();
                 whole.extend_from_slice(&tag[..TAG]);
-                if place.starts_with("m\0") {
+                if place.starts_with(META_PLACE) {
                     let mut counter = [0u8; COUNTER];
                     counter.copy_from_slice(&whole[..COUNTER]);
                     self.keep_meta(counter, plain);
@@ -410,7 +413,7 @@ impl StoreCipher {
                     let mut counter = [0u8; COUNTER];
                     sealed.iv.copy_to(&mut counter);
                     self.tag_mac(place, &counter, ct).verify_truncated_left(tag).map_err(|_| corrupt_record())?;
-                    if let Some(plain) = place.starts_with("m\0").then(|| self.opened_meta.borrow().get(&counter).cloned()).flatten() {
+                    if let Some(plain) = place.starts_with(META_PLACE).then(|| self.opened_meta.borrow().get(&counter).cloned()).flatten() {
                         known.push((i, plain));
                         continue;
                     }
@@ -432,11 +435,12 @@ impl StoreCipher {
                 Array::from(&done).iter().map(|b| Uint8Array::new(&b).to_vec()).collect()
             }
         };
+        let was_known: Vec<usize> = known.iter().map(|(i, _)| *i).collect();
         for (i, plain) in known {
             opened.insert(i, plain);
         }
         for (i, (place, sealed)) in items.iter().enumerate() {
-            if place.starts_with("m\0") && sealed.iv.length() as usize == COUNTER {
+            if place.starts_with(META_PLACE) && sealed.iv.length() as usize == COUNTER && was_known.binary_search(&i).is_err() {
                 let mut counter = [0u8; COUNTER];
                 sealed.iv.copy_to(&mut counter);
                 self.keep_meta(counter, &opened[i]);
@@ -447,14 +451,14 @@ impl StoreCipher {
 
     /// The check value to keep under [`CHECK_KEY`].
     pub async fn check_value(&self) -> Result<JsValue, StoreError> {
-        let mut v = self.seal_all(&[(format!("m\0{CHECK_KEY}"), CHECK_TEXT.as_bytes())]).await?;
+        let mut v = self.seal_all(&[(format!("{META_PLACE}{CHECK_KEY}"), CHECK_TEXT.as_bytes())]).await?;
         v.pop().ok_or_else(|| StoreError::Key("sealing the key check gave nothing".into()))
     }
 
     /// Whether `value` (kept under [`CHECK_KEY`]) was sealed with this key.
     pub async fn opens_check(&self, value: &JsValue) -> bool {
         let Some(sealed) = sealed_doc(value) else { return false };
-        matches!(self.open_all(&[(format!("m\0{CHECK_KEY}"), sealed)]).await.as_deref(), Ok([b]) if b == CHECK_TEXT.as_bytes())
+        matches!(self.open_all(&[(format!("{META_PLACE}{CHECK_KEY}"), sealed)]).await.as_deref(), Ok([b]) if b == CHECK_TEXT.as_bytes())
     }
 }
 

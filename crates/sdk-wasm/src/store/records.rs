@@ -29,7 +29,7 @@ use wasm_bindgen::JsCast;
 use std::collections::BTreeMap;
 
 use super::blobs::chunks;
-use super::cipher::{sealed, sealed_doc, Sealed as SealedValue};
+use super::cipher::{sealed, sealed_doc, Sealed as SealedValue, META_PLACE};
 use super::idb::IdbError;
 use super::{corrupt, field, index_entry, set, store_err, IdbStore};
 
@@ -56,7 +56,7 @@ pub(super) fn outbox_aad(table: &str, local_id: &str) -> String {
 }
 
 pub(super) fn meta_aad(key: &str) -> String {
-    format!("m\0{key}")
+    format!("{META_PLACE}{key}")
 }
 
 pub(super) fn blob_aad(key: &str, n: usize) -> String {
