@@ -98,19 +98,35 @@ fn plain_synced(r: &LocalRow) -> bool {
     r.overlay.is_none() && r.last_pushed.is_none() && is_synced(&&r.status)
 }
 
-/// A row from its key, the server id its store keeps beside it (if any: else the
-/// document's is taken) and its document.
+/// A document read, before it is made a row (see [`Parsed::into_row`]).
+pub struct Parsed(DocIn);
+
+/// Read a document.
+pub fn parse(text: &str) -> serde_json::Result<Parsed> {
+    serde_json::from_str(text).map(Parsed)
+}
+
+impl Parsed {
+    /// The row, given its key and the server id its store keeps beside it (if any:
+    /// else the document's is taken).
+    pub fn into_row(self, table: String, local_id: String, server_id: Option<Value>) -> LocalRow {
+        let doc = self.0;
+        LocalRow {
+            table,
+            local_id,
+            server_id: server_id.or(doc.server_id).filter(|v| !v.is_null()),
+            mirror: doc.mirror,
+            overlay: doc.overlay,
+            status: doc.status,
+            last_pushed: doc.last_pushed,
+        }
+    }
+}
+
+/// A row from its key, the server id its store keeps beside it (if any) and its
+/// document: [`parse`] then [`Parsed::into_row`].
 pub fn decode(table: String, local_id: String, server_id: Option<Value>, text: &str) -> serde_json::Result<LocalRow> {
-    let doc: DocIn = serde_json::from_str(text)?;
-    Ok(LocalRow {
-        table,
-        local_id,
-        server_id: server_id.or(doc.server_id).filter(|v| !v.is_null()),
-        mirror: doc.mirror,
-        overlay: doc.overlay,
-        status: doc.status,
-        last_pushed: doc.last_pushed,
-    })
+    Ok(parse(text)?.into_row(table, local_id, server_id))
 }
 
 #[cfg(test)]

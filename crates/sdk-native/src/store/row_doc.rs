@@ -37,11 +37,12 @@ pub fn encode_new(new: &NewRow) -> Result<String, StoreError> {
 /// A row from its four columns.
 pub fn decode(table: String, local_id: String, server_id: Option<String>, data: &str) -> Result<LocalRow, StoreError> {
     let corrupt = |what: &str, e: serde_json::Error| StoreError::Corrupt(format!("{what} of row `{local_id}` in `{table}`: {e}"));
+    let doc = row_doc::parse(data).map_err(|e| corrupt("document", e))?;
     let server_id: Option<Value> = server_id
         .map(|t| serde_json::from_str(&t))
         .transpose()
         .map_err(|e| corrupt("server id", e))?;
-    row_doc::decode(table.clone(), local_id.clone(), server_id, data).map_err(|e| corrupt("document", e))
+    Ok(doc.into_row(table, local_id, server_id))
 }
 
 /// The columns [`decode`] reads, in its order, for a `SELECT` on `rows`.
@@ -56,32 +57,16 @@ pub fn from_sql(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<LocalRow, Stor
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-    use supasync_core::local_row::{Overlay, RowStatus};
-
-    fn row(status: RowStatus, overlay: Option<Overlay>) -> LocalRow {
-        LocalRow {
-            table: "messages".into(),
-            local_id: "L1".into(),
-            server_id: Some(json!("5f0c")),
-            mirror: json!({"id": "5f0c", "body": "hi"}).as_object().cloned(),
-            overlay,
-            status,
-            last_pushed: None,
-        }
-    }
-
-    #[test]
-    fn a_synced_row_stores_only_its_mirror_and_reads_back_whole() {
-        let r = row(RowStatus::Synced, None);
-        let doc = encode(&r).unwrap();
-        assert_eq!(doc, r#"{"mirror":{"id":"5f0c","body":"hi"}}"#, "the mirror as the server gave it, keys in its order");
-        assert_eq!(decode("messages".into(), "L1".into(), server_id_text(&r).unwrap(), &doc).unwrap(), r);
-    }
 
     #[test]
     fn a_garbled_server_id_is_corrupt_not_a_panic() {
         let err = decode("messages".into(), "L1".into(), Some("{no".into()), r#"{"mirror":null}"#).unwrap_err();
         assert!(matches!(err, StoreError::Corrupt(ref m) if m.contains("server id of row `L1`")), "{err:?}");
+    }
+
+    #[test]
+    fn a_garbled_document_is_corrupt_and_names_its_row() {
+        let err = decode("messages".into(), "L1".into(), None, "{no").unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt(ref m) if m.contains("document of row `L1` in `messages`")), "{err:?}");
     }
 }

@@ -231,11 +231,11 @@ impl IdbStore {
         let docs: Vec<JsValue> = found.iter().map(|r| field(r, "d")).collect();
         let text = |r: &JsValue, f: &str| field(r, f).as_string().unwrap_or_default();
         let aad = |i: usize| row_aad(&text(found[i], "t"), &text(found[i], "l"));
-        let docs = self.texts(&docs, aad, "row").await?;
-        let mut rows = found.iter().zip(docs).map(|(rec, doc)| {
+        let texts = self.texts(&docs, aad, "row").await?;
+        let mut rows = found.iter().zip(docs).zip(texts).map(|((rec, d), doc)| {
             // A plaintext record's `s` is the server id's JSON; a sealed one's is a hash
             // (its document holds the server id).
-            let server_id = match field(rec, "d").is_string() {
+            let server_id = match d.is_string() {
                 true => field(rec, "s").as_string().map(|s| serde_json::from_str(&s)).transpose().map_err(|e| corrupt("row's server id", e))?,
                 false => None,
             };
