@@ -75,16 +75,26 @@ impl Doc {
     /// text (its mirror is not encoded again).
     pub fn encode_new(self, new: &NewRow) -> serde_json::Result<String> {
         let Some(text) = &new.mirror_json else { return self.encode(&new.row) };
-        let mirror: &RawValue = match self.with_server_id || !plain_synced(&new.row) {
-            true => serde_json::from_str(text)?,
-            false => return Ok(format!("{{\"mirror\":{text}}}")),
-        };
+        if plain_synced(&new.row) {
+            // What a restore writes for every row: the text with at most its server id
+            // before it, not read again.
+            return Ok(match self.server_id(&new.row) {
+                Some(id) => format!("{{\"server_id\":{},\"mirror\":{text}}}", serde_json::to_string(id)?),
+                None => format!("{{\"mirror\":{text}}}"),
+            });
+        }
+        let mirror: &RawValue = serde_json::from_str(text)?;
         serde_json::to_string(&self.out(&new.row, mirror))
+    }
+
+    /// The server id the document holds, if it holds one.
+    fn server_id(self, r: &LocalRow) -> Option<&Value> {
+        r.server_id.as_ref().filter(|_| self.with_server_id)
     }
 
     fn out<'a, M: Serialize>(self, r: &'a LocalRow, mirror: M) -> DocOut<'a, M> {
         DocOut {
-            server_id: if self.with_server_id { r.server_id.as_ref() } else { None },
+            server_id: self.server_id(r),
             mirror,
             overlay: &r.overlay,
             status: &r.status,
