@@ -42,7 +42,7 @@ fn select_request(url: &str, options: JsValue) -> Result<(SelectRequest, Cardina
     let options: SelectOptions = if options.is_undefined() || options.is_null() {
         SelectOptions::default()
     } else {
-        serde_wasm_bindgen::from_value(options).map_err(|e| invalid(format!("options: {e}")))?
+        serde_json::from_value(from_js(options, "options")?).map_err(|e| invalid(format!("options: {e}")))?
     };
     let req = SelectRequest::parse(url).map_err(|e| engine_err(e.into()))?;
     Ok((req.with_options(options), options.cardinality))

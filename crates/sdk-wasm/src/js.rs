@@ -52,8 +52,26 @@ pub(crate) fn to_js<T: Serialize + ?Sized>(v: &T) -> Result<JsValue, JsValue> {
     js_sys::JSON::parse(&text)
 }
 
+/// A value from JavaScript, through JSON text: `JSON.stringify` (the browser's own,
+/// one call) and one string across, rather than a call across the boundary per
+/// property. It is also supabase-js's reading of a row: a `Date` becomes its ISO text,
+/// `undefined` properties are left out, `NaN` is `null`; a `BigInt` or a cycle is a
+/// clear `invalid` error. `undefined` itself reads as `null`.
 pub(crate) fn from_js(v: JsValue, what: &str) -> Result<Value, JsValue> {
-    serde_wasm_bindgen::from_value(v).map_err(|e| invalid(format!("{what}: {e}")))
+    if v.is_undefined() {
+        return Ok(Value::Null);
+    }
+    let text = js_sys::JSON::stringify(&v).map_err(|e| invalid(format!("{what}: {}", js_message(&e))))?;
+    let Some(text) = text.as_string() else {
+        // A function or a symbol: JSON has nothing for it.
+        return Err(invalid(format!("{what}: not a JSON value")));
+    };
+    serde_json::from_str(&text).map_err(|e| invalid(format!("{what}: {e}")))
+}
+
+/// What a thrown JavaScript value says (an `Error`'s message, else its text).
+fn js_message(e: &JsValue) -> String {
+    e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())).or_else(|| e.as_string()).unwrap_or_else(|| format!("{e:?}"))
 }
 
 pub(crate) fn str_field(o: &JsValue, name: &str) -> Option<String> {
