@@ -76,7 +76,7 @@ fn machine_busy_ms() -> f64 {
         return f64::NAN;
     };
     // user nice system idle iowait irq softirq steal ...: all but idle and iowait.
-    let ticks: Vec<f64> = cpu.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
+    let ticks: Vec<f64> = cpu.split_whitespace().filter_map(|v| v.parse().ok()).collect();
     if ticks.len() < 8 {
         return f64::NAN;
     }

@@ -22,11 +22,7 @@ impl Default for FetchHttp {
 }
 
 fn net(what: &str, e: JsValue) -> TransportError {
-    let msg = e
-        .dyn_ref::<js_sys::Error>()
-        .map(|e| String::from(e.message()))
-        .unwrap_or_else(|| format!("{e:?}"));
-    TransportError(format!("{what}: {msg}"))
+    TransportError(format!("{what}: {}", crate::js::js_message(&e)))
 }
 
 supasync_core::maybe_async_trait! {

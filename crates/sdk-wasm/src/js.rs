@@ -70,7 +70,7 @@ pub(crate) fn from_js(v: JsValue, what: &str) -> Result<Value, JsValue> {
 }
 
 /// What a thrown JavaScript value says (an `Error`'s message, else its text).
-fn js_message(e: &JsValue) -> String {
+pub(crate) fn js_message(e: &JsValue) -> String {
     e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())).or_else(|| e.as_string()).unwrap_or_else(|| format!("{e:?}"))
 }
 
