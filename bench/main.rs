@@ -240,9 +240,8 @@ async fn network() -> Result<(), Box<dyn std::error::Error>> {
     // The table was just loaded (the last push): as a server would be a minute later.
     after_load::settle(&db, &["public.messages"]).await?;
     let (mut restore_runs, mut read_runs, mut write_runs, mut cpu_runs, mut restore_ratios) = (vec![], vec![], vec![], vec![], vec![]);
-    let mut busy_runs = vec![];
+    let (mut busy_runs, mut floor_busy_runs) = (vec![], vec![]);
     let mut pulled = Default::default();
-    let mut floor_busy_runs = vec![];
     for rep in 0..if restore_only { 10 } else { PAIRS } {
         let floor_busy = machine_busy_ms();
         let t = Instant::now();

@@ -133,8 +133,7 @@ if (wanted('write')) {
     // layout's stores and indexes, by plain IndexedDB calls: what the layout costs,
     // apart from the SDK's work around it.
     const idbReq = (r) => new Promise((res, rej) => { r.onsuccess = () => res(r.result); r.onerror = () => rej(r.error); });
-    const ourName = (await indexedDB.databases()).map((d) => d.name).find((n) => n && n !== 'raw-bench' && n !== 'raw-layout');
-    const ourDb = await idbReq(indexedDB.open(ourName));
+    const ourDb = await idbReq(indexedDB.open(db.databaseFor(db.auth.user().id)));
     const rt = ourDb.transaction(['rows', 'outbox'], 'readonly');
     const [rowRecs, outRecs] = await Promise.all([idbReq(rt.objectStore('rows').getAll()), idbReq(rt.objectStore('outbox').getAll())]);
     ourDb.close();
