@@ -106,3 +106,58 @@ test('a leader that stored the other tab\'s confirmations and closed before tell
   await until(async () => (await two.evaluate(() => db.status())).pending === 0, 'the new leader\'s counts to show nothing pending', 5000);
   await context.close();
 });
+
+test('a leading tab alone posts nothing per write; a tab that opens meanwhile still sees every write', async () => {
+  const user = await newUser(env.server);
+  const context = await env.browser.newContext();
+  const watched = async (install) => {
+    const page = await openPage(context, env.web.url);
+    await page.evaluate(install);
+    return page;
+  };
+  // Manual mode: nothing but these writes changes the store (no push, no confirmations
+  // stored later, each of which would be announced). The first tab counts what it
+  // posts to other tabs.
+  const opts = { ...options(env.server), mode: 'manual' };
+  const one = await watched(() => {
+    window.posted = [];
+    const post = BroadcastChannel.prototype.postMessage;
+    BroadcastChannel.prototype.postMessage = function (m) { window.posted.push(m.t); return post.call(this, m); };
+  });
+  await one.evaluate(async ([opts, u]) => { window.db = await supasync.openReplica(opts); await db.auth.signIn(u); }, [opts, { email: user.email, password: user.password }]);
+  await until(() => one.evaluate(() => db.isLeader), 'the first tab leads');
+  const cid = await one.evaluate(async () => {
+    const c = await db.insert('conversations', { title: 'alone' });
+    for (let i = 0; i < 20; i++) await db.insert('messages', { conversation_id: c.local_id, role: 'user', content: `m${i}` });
+    return c.local_id;
+  });
+  const said = await one.evaluate(() => window.posted.filter((t) => t === 'changed' || t === 'status'));
+  assert.deepEqual(said, [], 'a leader that has heard no other tab announces nothing');
+
+  // A second tab opens and reads, but its hello is held back: the leader writes five
+  // more without knowing it is there.
+  const two = await watched(() => {
+    const post = BroadcastChannel.prototype.postMessage;
+    BroadcastChannel.prototype.postMessage = function (m) {
+      if (m.t === 'hello' && !window.releaseHello) { window.releaseHello = () => post.call(this, m); return; }
+      return post.call(this, m);
+    };
+  });
+  await two.evaluate(async ([opts, cid]) => {
+    window.db = await supasync.openReplica(opts);
+    window.seen = [];
+    await new Promise((resolve) => db.live('messages', { where: { conversation_id: cid } }, (rows) => { window.seen = rows; resolve(); }));
+  }, [opts, cid]);
+  assert.equal(await two.evaluate(() => window.seen.length), 20);
+  await one.evaluate(async (cid) => { for (let i = 20; i < 25; i++) await db.insert('messages', { conversation_id: cid, role: 'user', content: `m${i}` }); }, cid);
+  assert.equal(await one.evaluate(() => window.posted.filter((t) => t === 'changed').length), 0, 'still nothing said');
+  assert.equal(await two.evaluate(() => window.seen.length), 20, 'the second tab has not heard of the five');
+  // Its hello arrives: the leader tells it to read everything again.
+  await two.evaluate(() => window.releaseHello());
+  await until(() => two.evaluate(() => window.seen.length === 25), 'the second tab to show the writes made before its hello arrived', 5000);
+  // From now on every write is announced.
+  await one.evaluate(async (cid) => { await db.insert('messages', { conversation_id: cid, role: 'user', content: 'm25' }); }, cid);
+  await until(() => two.evaluate(() => window.seen.length === 26), 'the second tab to show the next write', 5000);
+  assert.ok(await one.evaluate(() => window.posted.filter((t) => t === 'changed').length >= 2));
+  await context.close();
+});
