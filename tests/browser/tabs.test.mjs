@@ -161,3 +161,39 @@ test('a leading tab alone posts nothing per write; a tab that opens meanwhile st
   assert.ok(await one.evaluate(() => window.posted.filter((t) => t === 'changed').length >= 2));
   await context.close();
 });
+
+test('a tab that takes over the lead says so at once, without the old leader\'s restore progress', async () => {
+  const user = await newUser(env.server);
+  const context = await env.browser.newContext();
+  const opts = { ...options(env.server), mode: 'manual' };
+  const open = async (signIn) => {
+    const page = await openPage(context, env.web.url);
+    await page.evaluate(async ([opts, u]) => { window.db = await supasync.openReplica(opts); if (u) await db.auth.signIn(u); }, [opts, signIn]);
+    return page;
+  };
+  const one = await open({ email: user.email, password: user.password });
+  await until(() => one.evaluate(() => db.isLeader), 'the first tab leads');
+  const two = await open(null);
+  // The leader's last report, as a restore in progress sends it to the other tabs.
+  await one.evaluate(() => {
+    const bc = new BroadcastChannel(`supasync:${db.databaseFor(db.auth.user().id)}`);
+    bc.postMessage({ t: 'status', status: { ...db.status(), phase: 'syncing', progress: { table: 'messages', rows: 1000, total: 20000, done: false } } });
+    bc.close();
+  });
+  await until(() => two.evaluate(() => db.status().progress?.rows === 1000), 'the follower to show the leader\'s progress');
+  assert.equal(await two.evaluate(() => db.status().leader), false);
+  // Every status the second tab shows once it leads.
+  await two.evaluate(() => {
+    window.asLeader = [];
+    db.onStatus((s) => { if (db.isLeader) window.asLeader.push(s); });
+  });
+  await one.close();
+  await until(() => two.evaluate(() => db.isLeader), 'the second tab takes over', 5000);
+  await until(() => two.evaluate(() => db.status().leader === true && !('progress' in db.status())),
+    'the new leader\'s status to say it leads, with no progress of the old one', 2000).catch(async (e) => {
+    throw new Error(`${e.message}: ${JSON.stringify(await two.evaluate(() => db.status()))}`);
+  });
+  const stale = await two.evaluate(() => window.asLeader.filter((s) => !s.leader || 'progress' in s));
+  assert.deepEqual(stale, [], 'no status shown while leading says another tab leads or carries its progress');
+  await context.close();
+});

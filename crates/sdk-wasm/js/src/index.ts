@@ -388,6 +388,15 @@ export class Replica implements ReplicaApi {
     const leading = tabs ? tabs.leader : true;
     const now = inner.phaseNow() as Pick<Status, 'phase' | 'mode' | 'last_error'>;
     this.publish({ ...this.last, mode: now.mode, phase: leading ? now.phase : this.last.phase, last_error: leading ? now.last_error : this.last.last_error, leader: leading });
+    // A tab that takes over the lead shows itself as leader at once, without the
+    // previous leader's restore progress and upload (its own live sync reports them).
+    if (tabs && !leading)
+      void tabs.leading.then(() => {
+        if (this.tabs !== tabs || this.inner !== inner || this.closed) return;
+        const { progress: _progress, upload: _upload, ...rest } = this.last;
+        const now = inner.phaseNow() as Pick<Status, 'phase' | 'mode' | 'last_error'>;
+        this.publish({ ...rest, phase: now.phase, mode: now.mode, last_error: now.last_error, leader: true });
+      });
   }
 
   /** Read the status from the store now (after a write, sync(), retry(), discard()):
