@@ -121,6 +121,59 @@ test('status() counts every write whose promise resolved, and describes the reop
   await context.close();
 });
 
+test('update, call and delete are counted in status() as their promises resolve, as the store counts them', async () => {
+  const user = await newUser(env.server);
+  const context = await env.browser.newContext();
+  const page = await signedIn(context, user);
+  await page.evaluate(() => db.setMode('manual'));
+  const synced = await page.evaluate(async () => {
+    const c = await db.insert('conversations', { title: 'synced' });
+    const m = await db.insert('messages', { conversation_id: c.local_id, role: 'user', content: 'synced' });
+    await db.sync({ timeoutMs: 30000 });
+    return [c.local_id, m.local_id];
+  });
+  proxy.set((r) => (rest(r) ? 'refuse' : 'pass'));
+  const seen = await page.evaluate(async ([cid, mid]) => {
+    const seen = [];
+    const note = (what) => seen.push([what, db.status().pending, db.status().rejected]);
+    note('start');
+    await db.update('messages', mid, { content: 'edited once' });
+    note('update of a synced row: one more');
+    await db.update('messages', mid, { content: 'edited twice' });
+    note('a second update merges');
+    await db.call('conversations', cid, 'share_conversation', { args: { email: 'nobody@example.com' } });
+    note('a call: one more');
+    await db.delete('messages', mid);
+    note('a delete after an update replaces it');
+    const b = await db.insert('conversations', { title: 'never sent' });
+    note('insert');
+    await db.insert('messages', { conversation_id: b.local_id, role: 'user', content: 'child' });
+    const child = await db.insert('messages', { conversation_id: b.local_id, role: 'user', content: 'child 2' });
+    note('two children');
+    await db.delete('messages', child.local_id);
+    note('a delete of an unsent insert cancels it');
+    await db.delete('conversations', b.local_id);
+    note('the unsent parent deleted: its child is rejected with it');
+    return seen;
+  }, synced);
+  assert.deepEqual(seen, [
+    ['start', 0, 0],
+    ['update of a synced row: one more', 1, 0],
+    ['a second update merges', 1, 0],
+    ['a call: one more', 2, 0],
+    ['a delete after an update replaces it', 2, 0],
+    ['insert', 3, 0],
+    ['two children', 5, 0],
+    ['a delete of an unsent insert cancels it', 4, 0],
+    ['the unsent parent deleted: its child is rejected with it', 2, 1],
+  ]);
+  // The counts shown are the store's.
+  await reopen(page);
+  const st = await page.evaluate(() => db.status());
+  assert.deepEqual([st.pending, st.rejected], [2, 1]);
+  await context.close();
+});
+
 test('after the server failed, the queue drains on its own timer, with no new write to wake it', async () => {
   const user = await newUser(env.server);
   const context = await env.browser.newContext();

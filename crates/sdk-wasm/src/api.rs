@@ -26,6 +26,19 @@ use crate::answers::{ShownRowViews, ShownSelects};
 use crate::any_store::AnyStore;
 use crate::IdbStore;
 
+/// A local write's answer as the npm wrapper reads it (see `Engine::update_counted`).
+#[derive(serde::Serialize)]
+struct CountedJs<T> {
+    view: Option<T>,
+    waiting: Option<i64>,
+}
+
+impl<T> CountedJs<T> {
+    fn of(c: supasync_core::engine::Counted<T>) -> CountedJs<T> {
+        CountedJs { view: Some(c.value), waiting: c.waiting }
+    }
+}
+
 /// A JS function that stops a live answer (once; later calls do nothing).
 fn stop_function(stop_tx: oneshot::Sender<()>) -> js_sys::Function {
     let stop = std::cell::RefCell::new(Some(stop_tx));
@@ -161,26 +174,27 @@ impl WasmReplica {
         })
     }
 
+    /// `{ view, waiting }`: the row's view, and how the write changed the count of
+    /// waiting writes (null when unknown), so the wrapper's status needs no read.
     pub fn update(&self, table: String, local_id: String, fields: JsValue) -> js_sys::Promise {
         self.promise(|r| async move {
             let fields = from_js(fields, "fields")?;
-            to_js(&r.engine().update(&table, &local_id, &fields).await.map_err(engine_err)?)
+            to_js(&CountedJs::of(r.engine().update_counted(&table, &local_id, &fields).await.map_err(engine_err)?))
         })
     }
 
+    /// `{ view, waiting }`, as [`WasmReplica::update`].
     pub fn call(&self, table: String, local_id: String, function: String, args: JsValue, effect: JsValue) -> js_sys::Promise {
         self.promise(|r| async move {
             let args = from_js(args, "args")?;
             let effect = from_js(effect, "effect")?;
-            to_js(&r.engine().call(&table, &local_id, &function, &args, &effect).await.map_err(engine_err)?)
+            to_js(&CountedJs::of(r.engine().call_counted(&table, &local_id, &function, &args, &effect).await.map_err(engine_err)?))
         })
     }
 
+    /// `{ view: null, waiting }`, as [`WasmReplica::update`].
     pub fn delete(&self, table: String, local_id: String) -> js_sys::Promise {
-        self.promise(|r| async move {
-            r.engine().delete(&table, &local_id).await.map_err(engine_err)?;
-            Ok(JsValue::UNDEFINED)
-        })
+        self.promise(|r| async move { to_js(&CountedJs::of(r.engine().delete_counted(&table, &local_id).await.map_err(engine_err)?)) })
     }
 
     pub fn get(&self, table: String, local_id: String) -> js_sys::Promise {

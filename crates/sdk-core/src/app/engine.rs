@@ -16,7 +16,7 @@ use crate::local::outbox::OutboxEntry;
 use crate::local::schema::{Schema, SchemaError};
 use crate::local::store::{HistoryEntry, Store, StoreError, WriteBatch};
 use crate::local::write_lock::{SharedLock, WriterLock};
-use crate::local::writer::{LocalWriter, WriteError};
+use crate::local::writer::{waiting_delta, LocalWriter, WriteError};
 use crate::net::auth::{self, Session, TokenProvider, SESSION_KEY};
 use crate::net::client::{Client, Project, RequestError};
 use crate::net::transport::Http;
@@ -27,7 +27,7 @@ use crate::sync::forecast::Forecast;
 use crate::sync::graveyard::Graveyard;
 use crate::sync::pull::{Pull, PullReport};
 use crate::sync::push::{Push, PushReport};
-use crate::sync::reject::reject_unsent_children;
+use crate::sync::reject::{may_have_children, reject_unsent_children};
 use crate::sync::remote_change::{self, Applied};
 use crate::sync::session::Sessions;
 use crate::net::realtime::PgChange;
@@ -106,6 +106,15 @@ impl From<SyncError> for EngineError {
             SyncError::NotSignedIn => EngineError::NotSignedIn,
         }
     }
+}
+
+/// What a local write returned, and how it changed the number of writes waiting to
+/// be pushed (`Status::pending`): a caller that shows the count can add it instead
+/// of reading the store again. `None` when the write also rejected other writes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Counted<T> {
+    pub value: T,
+    pub waiting: Option<i64>,
 }
 
 /// One device's replica of one user's data.
@@ -328,41 +337,64 @@ impl<S: Store, H: Http> Engine<S, H> {
 
     /// Change fields of a row.
     pub async fn update(&self, table: &str, local_id: &str, fields: &Value) -> Result<RowView, EngineError> {
+        Ok(self.update_counted(table, local_id, fields).await?.value)
+    }
+
+    /// [`Engine::update`], with how it changed the count of waiting writes.
+    pub async fn update_counted(&self, table: &str, local_id: &str, fields: &Value) -> Result<Counted<RowView>, EngineError> {
         let _w = self.writer.lock().await;
-        let w = self.local_writer();
-        let r = w.update(table, local_id, fields, self.now_ms()).await?;
-        let view = self.view(&r).ok_or_else(|| StoreError::NotFound(r.local_id.clone()).into());
+        let (r, batch) = self.local_writer().update_batch(table, local_id, fields, self.now_ms()).await?;
+        let waiting = Some(waiting_delta(&batch));
+        if !batch.is_empty() {
+            self.store.apply(batch).await?;
+        }
+        let view = self.view(&r).ok_or_else(|| EngineError::from(StoreError::NotFound(r.local_id.clone())));
         self.events.changed_rows(table, true, vec![r]);
-        view
+        Ok(Counted { value: view?, waiting })
     }
 
     /// Queue a call of a server function on a row (a write that combines on the server,
     /// such as a counter): `effect` shows at once, the server's result replaces it. See
     /// [`LocalWriter::call`].
     pub async fn call(&self, table: &str, local_id: &str, function: &str, args: &Value, effect: &Value) -> Result<RowView, EngineError> {
+        Ok(self.call_counted(table, local_id, function, args, effect).await?.value)
+    }
+
+    /// [`Engine::call`], with how it changed the count of waiting writes.
+    pub async fn call_counted(&self, table: &str, local_id: &str, function: &str, args: &Value, effect: &Value) -> Result<Counted<RowView>, EngineError> {
         let _w = self.writer.lock().await;
-        let w = self.local_writer();
-        let r = w.call(table, local_id, function, args, effect, self.now_ms()).await?;
-        let view = self.view(&r).ok_or_else(|| StoreError::NotFound(r.local_id.clone()).into());
+        let (r, batch) = self.local_writer().call_batch(table, local_id, function, args, effect, self.now_ms()).await?;
+        let waiting = Some(waiting_delta(&batch));
+        self.store.apply(batch).await?;
+        let view = self.view(&r).ok_or_else(|| EngineError::from(StoreError::NotFound(r.local_id.clone())));
         self.events.changed_rows(table, true, vec![r]);
-        view
+        Ok(Counted { value: view?, waiting })
     }
 
     /// Delete a row.
     pub async fn delete(&self, table: &str, local_id: &str) -> Result<(), EngineError> {
+        self.delete_counted(table, local_id).await.map(|_| ())
+    }
+
+    /// [`Engine::delete`], with how it changed the count of waiting writes (unknown when
+    /// it rejected the unsent children of a row that never reached the server).
+    pub async fn delete_counted(&self, table: &str, local_id: &str) -> Result<Counted<()>, EngineError> {
         let _w = self.writer.lock().await;
         let w = self.local_writer();
         let (mut batch, cancelled) = w.delete_batch(table, local_id, self.now_ms()).await?;
-        if cancelled {
+        let mut waiting = Some(waiting_delta(&batch));
+        if cancelled && may_have_children(&self.schema, table) {
             // Children written under a row that never reached the server cannot reach
-            // it either: rejected with the reason, in the same batch.
+            // it either: rejected with the reason, in the same batch. (A table no
+            // other references has none: its deletes read no outbox.)
             let outbox = self.store.outbox().await?;
             let reason = format!("its parent {table}/{local_id} was deleted on this device before it reached the server");
             reject_unsent_children(&self.cx(), table, local_id, &reason, &outbox, &mut Default::default(), &mut batch).await?;
+            waiting = None;
         }
         self.store.apply(batch).await?;
         self.events.changed(vec![table.to_string()], true);
-        Ok(())
+        Ok(Counted { value: (), waiting })
     }
 
     /// The local write path, never merging into what a running push read.

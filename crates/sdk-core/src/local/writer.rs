@@ -153,6 +153,15 @@ impl<S: Store + ?Sized> LocalWriter<'_, S> {
 
     /// Change fields of a row; only fields whose value differs are recorded and pushed.
     pub async fn update(&self, table: &str, local_id: &str, value: &Value, now_ms: i64) -> Result<LocalRow, WriteError> {
+        let (row, batch) = self.update_batch(table, local_id, value, now_ms).await?;
+        if !batch.is_empty() {
+            self.store.apply(batch).await?;
+        }
+        Ok(row)
+    }
+
+    /// The batch an update writes (empty when no field changes), and the row after it.
+    pub async fn update_batch(&self, table: &str, local_id: &str, value: &Value, now_ms: i64) -> Result<(LocalRow, WriteBatch), WriteError> {
         let decl = self.schema.table(table)?;
         let mut fields = self.schema.check_write(table, value)?;
         match fields.remove(&decl.local_id) {
@@ -163,10 +172,10 @@ impl<S: Store + ?Sized> LocalWriter<'_, S> {
         let mut row = self.live_row(table, local_id).await?;
         let visible = row.visible(&decl.local_id).unwrap_or_default();
         let changed: Row = fields.into_iter().filter(|(k, v)| visible.get(k) != Some(v)).collect();
-        if changed.is_empty() {
-            return Ok(row);
-        }
         let mut batch = WriteBatch::default();
+        if changed.is_empty() {
+            return Ok((row, batch));
+        }
         self.queue(table, local_id, OutboxOp::Update { fields: changed.clone() }, now_ms, &mut batch).await?;
         let mut overlay = match row.overlay.take() {
             Some(Overlay::Fields { fields }) => fields,
@@ -176,14 +185,20 @@ impl<S: Store + ?Sized> LocalWriter<'_, S> {
         row.overlay = Some(Overlay::Fields { fields: overlay });
         row.status = RowStatus::Pending;
         batch.put_rows.push(row.clone());
-        self.store.apply(batch).await?;
-        Ok(row)
+        Ok((row, batch))
     }
 
     /// Queue a call of `function` (allowed by the SQL kit) on a row: the server runs it
     /// once, in order with the row's other writes. `effect` (fields, checked like an
     /// update's) is what the app sees until the server's result replaces it.
     pub async fn call(&self, table: &str, local_id: &str, function: &str, args: &Value, effect: &Value, now_ms: i64) -> Result<LocalRow, WriteError> {
+        let (row, batch) = self.call_batch(table, local_id, function, args, effect, now_ms).await?;
+        self.store.apply(batch).await?;
+        Ok(row)
+    }
+
+    /// The batch a call writes, and the row after it.
+    pub async fn call_batch(&self, table: &str, local_id: &str, function: &str, args: &Value, effect: &Value, now_ms: i64) -> Result<(LocalRow, WriteBatch), WriteError> {
         let decl = self.schema.table(table)?;
         if function.trim().is_empty() {
             return Err(WriteError::BadCall { reason: "the function name is empty".into() });
@@ -207,8 +222,7 @@ impl<S: Store + ?Sized> LocalWriter<'_, S> {
         row.overlay = Some(Overlay::Fields { fields: overlay });
         row.status = RowStatus::Pending;
         batch.put_rows.push(row.clone());
-        self.store.apply(batch).await?;
-        Ok(row)
+        Ok((row, batch))
     }
 
     /// Delete a row. A row never pushed disappears with its queued insert; otherwise it
@@ -237,6 +251,14 @@ impl<S: Store + ?Sized> LocalWriter<'_, S> {
         batch.put_rows.push(row);
         Ok((batch, false))
     }
+}
+
+/// How a batch made by one of [`LocalWriter`]'s updates, calls or deletes changes the
+/// number of writes waiting to be pushed: its new entries wait, and the one it may
+/// cancel was waiting (coalescing never merges into or cancels a rejected entry).
+/// Not for batches that also reject writes (a cancelled parent's children).
+pub fn waiting_delta(batch: &WriteBatch) -> i64 {
+    batch.add_outbox.len() as i64 - batch.delete_outbox.len() as i64
 }
 
 impl<S: Store + ?Sized> LocalWriter<'_, S> {
@@ -354,6 +376,41 @@ mod tests {
             // No change, no entry.
             w.update("conversations", &c.local_id, &json!({"title": "c"}), 4).await.unwrap();
             assert_eq!(store.outbox().await.unwrap().len(), 2);
+        });
+    }
+
+    #[test]
+    fn a_write_says_how_it_moves_the_count_of_waiting_writes() {
+        block_on(async {
+            let (schema, store) = (schema(), MemoryStore::new());
+            let w = LocalWriter { schema: &schema, store: &store, no_merge_through: 0 };
+            // Applies the batch and checks its delta against the store's own count.
+            async fn check(store: &MemoryStore, batch: WriteBatch, want: i64) {
+                let summary = || async { crate::local::store::OutboxSummary::of(&store.outbox().await.unwrap()) };
+                let before = summary().await;
+                let delta = waiting_delta(&batch);
+                store.apply(batch).await.unwrap();
+                let after = summary().await;
+                assert_eq!(delta, want);
+                assert_eq!(after.pending as i64 - before.pending as i64, delta, "{before:?} → {after:?}");
+                assert_eq!(after.rejected, before.rejected);
+            }
+            let c = w.insert("conversations", &json!({"title": "a"}), 1).await.unwrap();
+            let mut sent = store.outbox().await.unwrap()[0].clone();
+            sent.in_flight = true;
+            store.apply(WriteBatch { put_outbox: vec![sent], ..Default::default() }).await.unwrap();
+            check(&store, w.update_batch("conversations", &c.local_id, &json!({"title": "b"}), 2).await.unwrap().1, 1).await;
+            check(&store, w.update_batch("conversations", &c.local_id, &json!({"title": "c"}), 3).await.unwrap().1, 0).await;
+            // A refused entry is never merged into: the next update waits on its own.
+            let mut refused = store.outbox().await.unwrap()[1].clone();
+            refused.rejected = Some("no".into());
+            store.apply(WriteBatch { put_outbox: vec![refused], ..Default::default() }).await.unwrap();
+            check(&store, w.update_batch("conversations", &c.local_id, &json!({"title": "f"}), 4).await.unwrap().1, 1).await;
+            check(&store, w.call_batch("conversations", &c.local_id, "bump", &json!({}), &json!({}), 4).await.unwrap().1, 1).await;
+            let d = w.insert("conversations", &json!({"title": "d"}), 5).await.unwrap();
+            check(&store, w.update_batch("conversations", &d.local_id, &json!({"title": "e"}), 6).await.unwrap().1, 0).await;
+            check(&store, w.delete_batch("conversations", &d.local_id, 7).await.unwrap().0, -1).await;
+            check(&store, w.delete_batch("conversations", &c.local_id, 8).await.unwrap().0, 1).await;
         });
     }
 

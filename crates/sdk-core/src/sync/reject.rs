@@ -134,6 +134,12 @@ pub async fn reject_unsent_children<S: Store, H: Http>(
     Ok(())
 }
 
+/// Whether rows of some table (or files) can reference rows of `table`: where none
+/// can, no row of it has children to look for in the outbox.
+pub fn may_have_children(schema: &Schema, table: &str) -> bool {
+    schema.tables().iter().any(|child| child.dependencies().any(|(_, parent)| parent == table))
+}
+
 /// The waiting (not rejected) inserts of rows whose references point at
 /// `table`/`local_id`.
 pub fn unsent_children<'a>(schema: &Schema, table: &str, local_id: &str, outbox: &'a [OutboxEntry]) -> Vec<&'a OutboxEntry> {

@@ -483,6 +483,22 @@ export class Replica implements ReplicaApi {
     wait(RECOUNT_AFTER_MS);
   }
 
+  /** An update, call or delete resolves once the status counts it (read-your-writes):
+   *  the core says how the write changed the count of waiting writes (coalesced into
+   *  a waiting one: not at all; a new entry: one more; an unsent insert cancelled: one
+   *  fewer), so no read is needed, as for an insert; where it cannot say (a cancelled
+   *  row's children rejected with it), the counts are read. */
+  private async countedWrite<T>(write: Promise<{ view: T; waiting: number | null }>): Promise<T> {
+    const inner = this.inner;
+    const { view, waiting } = await write;
+    if (waiting === null) await this.recount();
+    else if (inner === this.inner) {
+      if (waiting !== 0) this.publish({ ...this.last, pending: Math.max(0, this.last.pending + waiting) });
+      this.recountSoon();
+    }
+    return view;
+  }
+
   /** A write resolves once the status counts it (read-your-writes). */
   private async written<T>(write: Promise<T>): Promise<T> {
     const v = await write;
@@ -532,14 +548,14 @@ export class Replica implements ReplicaApi {
   update<T extends Row = Row>(table: string, localId: string, fields: Partial<T>): Promise<RowView<T>> {
     return call(() => {
       this.check();
-      return this.written(this.inner.update(table, localId, fields));
+      return this.countedWrite<RowView<T>>(this.inner.update(table, localId, fields));
     });
   }
 
   delete(table: string, localId: string): Promise<void> {
     return call(() => {
       this.check();
-      return this.written(this.inner.delete(table, localId));
+      return this.countedWrite<null>(this.inner.delete(table, localId)).then(() => undefined);
     });
   }
 
@@ -549,7 +565,7 @@ export class Replica implements ReplicaApi {
   call<T extends Row = Row>(table: string, localId: string, fn: string, o: { args?: Record<string, unknown>; effect?: Partial<T> } = {}): Promise<RowView<T>> {
     return call(() => {
       this.check();
-      return this.written(this.inner.call(table, localId, fn, o.args ?? {}, o.effect ?? {}));
+      return this.countedWrite<RowView<T>>(this.inner.call(table, localId, fn, o.args ?? {}, o.effect ?? {}));
     });
   }
 
