@@ -302,11 +302,20 @@ impl<S: Store, H: Http> LiveDriver<S, H> {
         self.scopes = self.engine.held_scopes().await?;
         self.start(&user_id);
         self.publish().await;
+        // The wait for the next deadline, kept across wakes while that deadline stands:
+        // a new timer per wake cost every write of a burst a browser timer set and
+        // cleared (the recount's deadline stays put through the burst).
+        let mut sleeping = None;
         while !self.stopped {
             let now = self.now();
             let wake = [self.push_at, self.pull_at, self.recount_at].into_iter().flatten().min();
-            let mut sleep = match wake {
-                Some(t) => timer.sleep_ms((t - now).max(0) as u64).left_future(),
+            match wake {
+                None => sleeping = None,
+                Some(t) if sleeping.as_ref().is_some_and(|(at, _)| *at == t) => {}
+                Some(t) => sleeping = Some((t, timer.sleep_ms((t - now).max(0) as u64).fuse())),
+            }
+            let mut sleep = match sleeping.as_mut() {
+                Some((_, s)) => s.left_future(),
                 None => futures_util::future::pending().right_future(),
             }
             .fuse();
@@ -324,6 +333,9 @@ impl<S: Store, H: Http> LiveDriver<S, H> {
                 _ = sleep => Woke::Timer,
             };
             drop((sleep, cmd, local, chan));
+            if matches!(woke, Woke::Timer) {
+                sleeping = None;
+            }
             // Whether the counts (pending, rejected, last sync) may have changed: not
             // by a server row applied, nor by the change events that follow it, so
             // the status after them needs no store read (a Realtime change's latency
@@ -336,7 +348,9 @@ impl<S: Store, H: Http> LiveDriver<S, H> {
                 Woke::Channel(None) => self.channel = None,
                 Woke::Local(Some(EngineEvent::Changed { local: true, .. })) => {
                     if !self.paused && self.mode != SyncMode::Manual {
-                        self.push_at = Some(self.now());
+                        // A push already due stays due (and its timer stands).
+                        let now = self.now();
+                        self.push_at = Some(self.push_at.map_or(now, |t| t.min(now)));
                     }
                     // A write after a quiet spell is counted at once (the stream shows
                     // it waiting); in a burst, the counts are read once per
