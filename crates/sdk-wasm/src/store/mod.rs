@@ -526,12 +526,15 @@ supasync_core::maybe_async_trait! {
                 let s = obj_store(&t, OUTBOX).map_err(store_err)?;
                 let all = request(issue(s.count())?);
                 let refused = request(issue(s.index(OUTBOX_REJECTED).and_then(|i| i.count()))?);
+                // The oldest waiting entry is almost always the first: read that one
+                // alone, with the counts (a cursor would have Firefox decode the next 64
+                // records ahead), and only if it was refused walk on past refused ones.
+                let one = request(issue(s.get_all_with_key_and_limit(&JsValue::UNDEFINED, 1))?);
                 let (all, refused) = (all.await?.as_f64().unwrap_or(0.0) as usize, refused.await?.as_f64().unwrap_or(0.0) as usize);
-                // The oldest waiting entry is almost always the first: walk from there
-                // past refused ones.
+                let one = Array::from(&one.await?).get(0);
                 let mut oldest = None;
-                let mut first = None;
-                if all > refused {
+                let mut first = (all > refused && !one.is_undefined() && field(&one, "r").is_undefined()).then_some(one);
+                if all > refused && first.is_none() {
                     let req = issue(s.open_cursor())?;
                     loop {
                         let c = request(req.clone()).await?;
