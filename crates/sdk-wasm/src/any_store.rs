@@ -59,6 +59,10 @@ supasync_core::maybe_async_trait! {
         async fn last_outbox_entry(&self, table: &str, local_id: &str) -> Result<Option<OutboxEntry>, StoreError> {
             each!(self, s => s.last_outbox_entry(table, local_id).await)
         }
+
+        async fn row_outbox(&self, table: &str, local_id: &str) -> Result<Vec<OutboxEntry>, StoreError> {
+            each!(self, s => s.row_outbox(table, local_id).await)
+        }
         async fn meta(&self, key: &str) -> Result<Option<Value>, StoreError> {
             each!(self, s => s.meta(key).await)
         }

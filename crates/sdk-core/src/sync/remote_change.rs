@@ -27,6 +27,7 @@ use super::error::SyncError;
 use super::server_delete::server_deleted;
 use super::scopes;
 use super::references::{parents_of, ParentLocalIds};
+use super::reject::may_have_children;
 use super::server_rows::apply_server_row_read;
 use super::tombstones::tombstone_target;
 /// Where it always was for apps; the tombstones module owns it.
@@ -286,7 +287,9 @@ async fn delete_locally<S: Store, H: Http>(cx: &SyncContext<'_, S, H>, decl: &Ta
     }
     let Some(r) = tombstone_target(cx.store, decl, tombstone).await? else { return Ok(Applied::Skipped) };
     let mut wb = WriteBatch::default();
-    let outbox = cx.store.outbox().await?;
+    // A row no other table references has no children to settle: its own waiting
+    // writes are all a server delete needs (not every waiting write, read and decoded).
+    let outbox = if moved || may_have_children(cx.schema, &decl.name) { cx.store.outbox().await? } else { cx.store.row_outbox(&decl.name, &r.local_id).await? };
     if moved {
         if !scopes::moved_away(cx, &r, tombstone, &outbox, &mut Default::default(), &mut wb).await? {
             return Ok(Applied::Skipped);

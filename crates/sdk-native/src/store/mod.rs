@@ -367,6 +367,17 @@ supasync_core::maybe_async_trait! {
             row.map(|(seq, t)| entry(seq, &t)).transpose()
         }
 
+        async fn row_outbox(&self, table: &str, local_id: &str) -> Result<Vec<OutboxEntry>, StoreError> {
+            let c = self.lock()?;
+            let mut st = c.prepare_cached("SELECT seq, data FROM outbox WHERE tbl = ?1 AND local_id = ?2 ORDER BY seq").map_err(sql_err)?;
+            let rows = st
+                .query_map(params![table, local_id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
+                .map_err(sql_err)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(sql_err)?;
+            rows.iter().map(|(seq, t)| entry(*seq, t)).collect()
+        }
+
         async fn meta(&self, key: &str) -> Result<Option<Value>, StoreError> {
             let c = self.lock()?;
             let v: Option<String> = c

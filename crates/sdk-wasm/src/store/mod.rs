@@ -567,6 +567,13 @@ supasync_core::maybe_async_trait! {
             }).await
         }
 
+        async fn row_outbox(&self, table: &str, local_id: &str) -> Result<Vec<OutboxEntry>, StoreError> {
+            self.run(|db| async move {
+                let all = read(&db, OUTBOX, |s| s.index(OUTBOX_BY_ROW)?.get_all_with_key(&key(&[table, local_id]))).await?;
+                self.outbox_of(&Array::from(&all).to_vec()).await
+            }).await
+        }
+
         async fn meta(&self, name: &str) -> Result<Option<Value>, StoreError> {
             self.run(|db| async move {
                 let v = read(&db, META, |s| s.get(&JsValue::from_str(name))).await?;

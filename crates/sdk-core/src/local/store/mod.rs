@@ -209,6 +209,11 @@ crate::maybe_async_trait! {
         }
         /// The newest outbox entry of one row (what a new write coalesces with).
         async fn last_outbox_entry(&self, table: &str, local_id: &str) -> Result<Option<OutboxEntry>, StoreError>;
+        /// One row's outbox entries in `seq` order (what a server delete of the row
+        /// settles, without reading every waiting write).
+        async fn row_outbox(&self, table: &str, local_id: &str) -> Result<Vec<OutboxEntry>, StoreError> {
+            Ok(self.outbox().await?.into_iter().filter(|e| e.table == table && e.local_id == local_id).collect())
+        }
         /// A metadata value.
         async fn meta(&self, key: &str) -> Result<Option<Value>, StoreError>;
         /// Several metadata values, in the order of `keys` (the status reads one per

@@ -128,8 +128,10 @@ pub async fn the_outbox_keeps_order<S: Store>(s: &S) {
     .unwrap();
     let ob2 = s.outbox().await.unwrap();
     assert_eq!(ob2, vec![b.clone(), ob[2].clone()]);
-    assert_eq!(s.last_outbox_entry("t", "b").await.unwrap(), Some(b));
+    assert_eq!(s.last_outbox_entry("t", "b").await.unwrap(), Some(b.clone()));
     assert_eq!(s.last_outbox_entry("t", "a").await.unwrap(), None);
+    assert_eq!(s.row_outbox("t", "b").await.unwrap(), vec![b.clone()]);
+    assert_eq!(s.row_outbox("t", "a").await.unwrap(), vec![]);
     // Deleting the newest entry never lets its seq be reused.
     s.apply(WriteBatch {
         delete_outbox: vec![ob[2].seq],
@@ -141,6 +143,12 @@ pub async fn the_outbox_keeps_order<S: Store>(s: &S) {
     let last = s.outbox().await.unwrap().pop().unwrap();
     assert_eq!(last.local_id, "d");
     assert!(last.seq > ob[2].seq);
+    // A row's entries, oldest first, and no other row's.
+    s.apply(WriteBatch { add_outbox: vec![new_entry("t", "b"), new_entry("u", "b")], ..Default::default() }).await.unwrap();
+    let of_b = s.row_outbox("t", "b").await.unwrap();
+    assert_eq!(of_b.len(), 2);
+    assert_eq!(of_b[0], b);
+    assert!(of_b[1].seq > last.seq && of_b[1].table == "t" && of_b[1].local_id == "b");
 }
 
 /// A batch that cannot apply leaves no trace.
