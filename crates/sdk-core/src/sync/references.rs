@@ -65,6 +65,9 @@ pub async fn adopt_children<S: Store>(schema: &Schema, store: &S, parent: &str, 
         return Ok(());
     }
     let by_server: HashMap<String, &str> = learned.iter().map(|(s, l)| (s.to_string(), l.as_str())).collect();
+    // Where each row already in the batch is (a restored page holds a thousand: one
+    // search of the batch per candidate child was quadratic).
+    let mut in_batch: HashMap<(String, String), usize> = wb.put_rows.iter().enumerate().map(|(i, r)| ((r.table.clone(), r.local_id.clone()), i)).collect();
     for child in schema.tables() {
         for (col, p) in &child.references {
             if p != parent {
@@ -81,7 +84,8 @@ pub async fn adopt_children<S: Store>(schema: &Schema, store: &S, parent: &str, 
             };
             for stored in candidates {
                 // The batch may already hold a newer version of this row.
-                let pos = wb.put_rows.iter().position(|r| r.table == stored.table && r.local_id == stored.local_id);
+                let key = (stored.table.clone(), stored.local_id.clone());
+                let pos = in_batch.get(&key).copied();
                 let row = match pos {
                     Some(i) => &mut wb.put_rows[i],
                     None => {
@@ -90,13 +94,19 @@ pub async fn adopt_children<S: Store>(schema: &Schema, store: &S, parent: &str, 
                         &mut wb.put_rows[last]
                     }
                 };
-                let Some(mirror) = row.mirror.as_mut() else { continue };
-                let local = mirror.get(col).and_then(|v| by_server.get(&v.to_string()).copied());
-                if let Some(l) = local {
-                    mirror.insert(col.clone(), Value::String(l.to_string()));
-                } else if pos.is_none() {
+                let local = row.mirror.as_ref().and_then(|m| m.get(col)).and_then(|v| by_server.get(&v.to_string()).copied());
+                match (local, row.mirror.as_mut()) {
+                    (Some(l), Some(mirror)) => {
+                        mirror.insert(col.clone(), Value::String(l.to_string()));
+                        if pos.is_none() {
+                            in_batch.insert(key, wb.put_rows.len() - 1);
+                        }
+                    }
                     // Not ours to touch: take it back out of the batch.
-                    wb.put_rows.pop();
+                    _ if pos.is_none() => {
+                        wb.put_rows.pop();
+                    }
+                    _ => {}
                 }
             }
         }
