@@ -151,56 +151,60 @@ pub async fn commit(t: &IdbTransaction) -> Result<(), IdbError> {
 /// first polled: a caller may hold the future while the transaction ends.
 pub fn committing(t: &IdbTransaction) -> impl std::future::Future<Output = Result<(), IdbError>> + 'static {
     let (tx, rx) = oneshot::channel::<Result<(), IdbError>>();
-    let tx = Rc::new(RefCell::new(Some(tx)));
-    let done_tx = tx.clone();
-    let on_done = Closure::once(move |_: web_sys::Event| {
-        if let Some(t) = done_tx.borrow_mut().take() {
-            let _ = t.send(Ok(()));
-        }
-    });
-    // A failed request's `error` event reaches the transaction before the abort does,
-    // and before the transaction's own `error` is set: its request says why (a
-    // `ConstraintError` for a taken key, say). A request that only failed because its
-    // transaction was aborted (`AbortError`) does not: the `abort` event then brings
-    // the transaction's reason (`QuotaExceededError`; `UnknownError` when the browser
-    // closed the connection under it).
-    // Called for every failed request of the transaction (each bubbles here: a page
-    // of new rows whose keys are taken fails a request per row), so not a `once`.
-    let err_tx = tx.clone();
-    let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |ev: web_sys::Event| {
-        let from_request = ev
-            .target()
-            .and_then(|t| t.dyn_into::<IdbRequest>().ok())
-            .and_then(|r| r.error().ok().flatten())
-            .filter(|d| d.name() != "AbortError");
-        if let Some(d) = from_request {
-            if let Some(s) = err_tx.borrow_mut().take() {
-                let _ = s.send(Err(IdbError::new(&d.name(), d.message())));
+    let mut tx = Some(tx);
+    // The transaction ended (`complete` or `abort`): no event of it comes after, so
+    // its handlers need not be taken off.
+    let ended = Rc::new(std::cell::Cell::new(false));
+    let ended_here = ended.clone();
+    let t2 = t.clone();
+    // One handler for the three events (one closure per write, not three).
+    let on_event = Closure::<dyn FnMut(web_sys::Event)>::new(move |ev: web_sys::Event| {
+        let outcome = match ev.type_().as_str() {
+            "complete" => {
+                ended_here.set(true);
+                Some(Ok(()))
+            }
+            "abort" => {
+                ended_here.set(true);
+                Some(Err(match t2.error() {
+                    Some(d) => IdbError::new(&d.name(), d.message()),
+                    None => IdbError::new("AbortError", "the transaction was aborted"),
+                }))
+            }
+            // A failed request's `error` event reaches the transaction before the
+            // abort does, and before the transaction's own `error` is set: its request
+            // says why (a `ConstraintError` for a taken key, say). A request that only
+            // failed because its transaction was aborted (`AbortError`) does not: the
+            // `abort` event then brings the transaction's reason (`QuotaExceededError`;
+            // `UnknownError` when the browser closed the connection under it). Called
+            // for every failed request of the transaction (each bubbles here: a page of
+            // new rows whose keys are taken fails a request per row).
+            _ => ev
+                .target()
+                .and_then(|t| t.dyn_into::<IdbRequest>().ok())
+                .and_then(|r| r.error().ok().flatten())
+                .filter(|d| d.name() != "AbortError")
+                .map(|d| Err(IdbError::new(&d.name(), d.message()))),
+        };
+        if let Some(o) = outcome {
+            if let Some(s) = tx.take() {
+                let _ = s.send(o);
             }
         }
     });
-    let t2 = t.clone();
-    let on_abort = Closure::once(move |_: web_sys::Event| {
-        let e = match t2.error() {
-            Some(d) => IdbError::new(&d.name(), d.message()),
-            None => IdbError::new("AbortError", "the transaction was aborted"),
-        };
-        if let Some(s) = tx.borrow_mut().take() {
-            let _ = s.send(Err(e));
-        }
-    });
-    t.set_oncomplete(Some(on_done.as_ref().unchecked_ref()));
-    t.set_onabort(Some(on_abort.as_ref().unchecked_ref()));
-    t.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+    let f: &js_sys::Function = on_event.as_ref().unchecked_ref();
+    t.set_oncomplete(Some(f));
+    t.set_onabort(Some(f));
+    t.set_onerror(Some(f));
     let t3 = t.clone();
     let attached = Attached::new(move || {
-        t3.set_oncomplete(None);
-        t3.set_onabort(None);
-        t3.set_onerror(None);
+        if !ended.get() {
+            t3.set_oncomplete(None);
+            t3.set_onabort(None);
+            t3.set_onerror(None);
+        }
     })
-    .keep(on_done)
-    .keep(on_abort)
-    .keep(on_error);
+    .keep(on_event);
     async move {
         let out = rx.await.unwrap_or_else(|_| Err(IdbError::new("AbortError", "the transaction was dropped")));
         drop(attached);
