@@ -29,13 +29,13 @@ use crate::IdbStore;
 /// A local write's answer as the npm wrapper reads it (see `Engine::update_counted`).
 #[derive(serde::Serialize)]
 struct CountedJs<T> {
-    view: Option<T>,
+    view: T,
     waiting: Option<i64>,
 }
 
 impl<T> CountedJs<T> {
     fn of(c: supasync_core::engine::Counted<T>) -> CountedJs<T> {
-        CountedJs { view: Some(c.value), waiting: c.waiting }
+        CountedJs { view: c.value, waiting: c.waiting }
     }
 }
 

@@ -344,13 +344,7 @@ impl<S: Store, H: Http> Engine<S, H> {
     pub async fn update_counted(&self, table: &str, local_id: &str, fields: &Value) -> Result<Counted<RowView>, EngineError> {
         let _w = self.writer.lock().await;
         let (r, batch) = self.local_writer().update_batch(table, local_id, fields, self.now_ms()).await?;
-        let waiting = Some(waiting_delta(&batch));
-        if !batch.is_empty() {
-            self.store.apply(batch).await?;
-        }
-        let view = self.view(&r).ok_or_else(|| EngineError::from(StoreError::NotFound(r.local_id.clone())));
-        self.events.changed_rows(table, true, vec![r]);
-        Ok(Counted { value: view?, waiting })
+        self.apply_row_write(table, r, batch).await
     }
 
     /// Queue a call of a server function on a row (a write that combines on the server,
@@ -364,8 +358,16 @@ impl<S: Store, H: Http> Engine<S, H> {
     pub async fn call_counted(&self, table: &str, local_id: &str, function: &str, args: &Value, effect: &Value) -> Result<Counted<RowView>, EngineError> {
         let _w = self.writer.lock().await;
         let (r, batch) = self.local_writer().call_batch(table, local_id, function, args, effect, self.now_ms()).await?;
+        self.apply_row_write(table, r, batch).await
+    }
+
+    /// Store an update's or call's batch (none when it changes nothing), announce the
+    /// row, and say how the count of waiting writes moved.
+    async fn apply_row_write(&self, table: &str, r: LocalRow, batch: WriteBatch) -> Result<Counted<RowView>, EngineError> {
         let waiting = Some(waiting_delta(&batch));
-        self.store.apply(batch).await?;
+        if !batch.is_empty() {
+            self.store.apply(batch).await?;
+        }
         let view = self.view(&r).ok_or_else(|| EngineError::from(StoreError::NotFound(r.local_id.clone())));
         self.events.changed_rows(table, true, vec![r]);
         Ok(Counted { value: view?, waiting })
