@@ -114,6 +114,14 @@ test('a large file goes over TUS from the browser, and a reload mid-upload resum
   // Every upload the page creates (a TUS POST), before and after the reload.
   let created = 0;
   a.page.on('request', (r) => { if (r.method() === 'POST' && /\/storage\/v1\/upload\/resumable$/.test(r.url())) created += 1; });
+  // What went over TUS and when (ms from here), for the failure messages below.
+  const tus = [];
+  const t0 = Date.now();
+  const isTus = (r) => /\/upload\/resumable/.test(r.url());
+  a.page.on('request', (r) => { if (isTus(r)) tus.push(`${r.method()} ${r.headers()['upload-offset'] ?? ''}@${Date.now() - t0}`); });
+  a.page.on('response', (res) => { if (isTus(res.request())) tus.push(`${res.request().method()}→${res.status()}`); });
+  a.page.on('requestfailed', (r) => { if (isTus(r)) tus.push(`${r.method()}→${r.failure()?.errorText ?? 'failed'}`); });
+  a.page.on('domcontentloaded', () => tus.push(`reloaded@${Date.now() - t0}`));
   const path = `${a.me.id}/big.bin`;
   const size = 13 * 1024 * 1024 + 5;
   // Written, then the push starts; the page reloads once Storage holds the first piece.
@@ -130,16 +138,18 @@ test('a large file goes over TUS from the browser, and a reload mid-upload resum
   await a.page.waitForFunction(() => window.ready === true);
   const after = await a.page.evaluate(async ([opts]) => {
     window.db = await window.supasync.openReplica(opts);
-    await db.sync({ timeoutMs: 60000 });
-    return { file: await db.files.get('attachments', `${(db.auth.user()).id}/big.bin`) };
+    const error = await db.sync({ timeoutMs: 60000 }).then(() => undefined, (e) => e);
+    return { error, status: db.status(), file: await db.files.get('attachments', `${(db.auth.user()).id}/big.bin`) };
   }, [options(env.server)]);
-  assert.equal(after.file.status, 'synced', JSON.stringify(after.file));
+  const seen = `${JSON.stringify(after)}; over TUS: ${tus.join(', ')}`;
+  assert.equal(after.error, undefined, seen);
+  assert.equal(after.file.status, 'synced', seen);
   // Never started over: the reloaded page went on with the upload created before the
   // reload (the bytes Storage held stay; TUS refuses a piece at an offset it is past),
   // where a restart creates a second upload. Counted at the network, not from the
   // status: until the page before the reload lets go of the lead (WebKit lets it
   // linger a moment), the reloaded tab follows it and is shown that page's progress.
-  assert.equal(created, 1, 'one TUS upload created, before the reload, and none after');
+  assert.equal(created, 1, `one TUS upload created, before the reload, and none after; over TUS: ${tus.join(', ')}`);
   const b = await device(user);
   const ok = await b.page.evaluate(async ([path, size]) => {
     const blob = await db.files.download('attachments', path);
