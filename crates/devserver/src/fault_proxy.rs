@@ -117,9 +117,12 @@ impl FaultProxy {
                     let cut = cut.notified();
                     tokio::pin!(cut);
                     cut.as_mut().enable();
+                    // The cut first: a held answer released right after a cut (its
+                    // hold dropped) must not slip through before the cut is seen.
                     tokio::select! {
-                        _ = relay(client, up, m, h, sn) => {}
+                        biased;
                         _ = cut => {}
+                        _ = relay(client, up, m, h, sn) => {}
                     }
                 });
             }

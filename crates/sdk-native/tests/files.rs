@@ -2,7 +2,8 @@
 //! upload made offline goes with the rows that name it and before them; a cut between
 //! the two, a lost answer and a kill mid-upload neither lose nor double anything; a
 //! refused file refuses its rows, with Storage's reason, until retried or discarded; a
-//! chunk cut off resumes the same upload on the next push;
+//! chunk cut off resumes the same upload on the next push; an upload finished whose
+//! answer was lost is confirmed, not sent again;
 //! row-level security keeps users' files apart; the cache keeps what was read last.
 
 mod common;
@@ -127,9 +128,21 @@ async fn a_cut_between_file_and_row_keeps_the_order_and_a_lost_answer_uploads_on
     assert_eq!(stored(&s, "attachments", &path).await.unwrap(), doc, "the bytes did land");
     assert_eq!(server_rows(&s, "messages", "select=id").await, Vec::<Value>::new(), "no row before its file is confirmed");
 
-    // Back online: Storage answers `KeyAlreadyExists`, the ETag is the file's MD5, so
-    // it is the same upload: confirmed, not refused, not sent twice; then the rows go.
+    // Back online, Storage answers `KeyAlreadyExists`; the question whose bytes those
+    // are is cut off: unknown, so the file waits (a refusal would roll back its rows).
     proxy.set(Mode::Pass);
+    let mut info = proxy.hold_answer(&["GET /storage/v1/object/info/"]);
+    let cut_info = async {
+        info.arrived().await;
+        proxy.cut();
+    };
+    let (unsure, ()) = tokio::join!(a.push(), cut_info);
+    let unsure = unsure.unwrap();
+    assert_eq!((unsure.pushed, unsure.rejected), (0, 0), "{unsure:?}");
+    assert!(a.rejected().await.unwrap().is_empty(), "nothing refused for a question that got no answer");
+
+    // Then the ETag is the file's MD5, so it is the same upload: confirmed, not
+    // refused, not sent twice; then the rows go.
     let back = a.push().await.unwrap();
     assert_eq!((back.pushed, back.rejected), (3, 0), "{back:?}");
     assert_eq!(server_rows(&s, "messages", "select=attachment").await, vec![json!({"attachment": path})]);
@@ -318,6 +331,61 @@ async fn a_chunk_that_lands_after_this_push_asked_where_the_upload_is_moves_it_o
     assert_eq!((report.pushed, report.rejected), (1, 0), "{report:?}");
     assert!(a.rejected().await.unwrap().is_empty(), "nothing refused");
     assert_eq!(proxy.requests("POST /storage/v1/upload/resumable"), 1, "one upload created, not two");
+    assert_eq!(stored(&s, "attachments", &path).await.unwrap(), video);
+}
+
+#[tokio::test]
+async fn a_finished_upload_whose_answer_was_lost_is_confirmed_not_sent_again_even_when_storage_cannot_be_asked_at_once() {
+    // As when a page reloads while its last chunk is on the way: Storage finishes the
+    // upload, the answer never comes. The next push finds the upload gone and asks
+    // Storage whether it holds the file; that question is cut off too. The push after
+    // it must still ask (the upload's address kept), not upload the file again.
+    let s = server().await;
+    let proxy = FaultProxy::start(s.url().trim_start_matches("http://").to_string()).await.unwrap();
+    let a = device_on(&proxy.url(), s.anon_key(), SqliteStore::in_memory().unwrap(), EngineConfig::with_clock(system_now_ms)).await;
+    let session = a.sign_up("files-lost-end@example.com", "password-123").await.unwrap();
+    let path = format!("{}/lost-end.bin", session.user_id);
+    let video = bytes(13 * 1024 * 1024 + 13, 7);
+    a.upload_file("attachments", &path, video.clone(), "application/octet-stream").await.unwrap();
+    let (sql, conn) = tokio_postgres::connect(s.database_url(), tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+
+    // The last chunk (at 12 MiB) reaches Storage, which stores the file; its answer is cut.
+    let last = proxy.hold_answer(&["PATCH /storage/v1/upload/resumable/", "upload-offset: 12582912"]);
+    let cut_when_stored = async {
+        let mut last = last;
+        last.arrived().await;
+        tokio::time::timeout(Duration::from_secs(20), async {
+            while sql.query_opt("SELECT 1 FROM storage.resumable_uploads", &[]).await.unwrap().is_some() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("Storage finished the upload");
+        proxy.cut();
+    };
+    let (report, ()) = tokio::join!(a.push(), cut_when_stored);
+    let report = report.unwrap();
+    assert_eq!(report.pushed, 0, "the answer was lost: the file waits: {report:?} {} {} {}", proxy.requests("PATCH"), proxy.requests("HEAD"), proxy.requests("POST /storage"));
+    assert_eq!(stored(&s, "attachments", &path).await.unwrap(), video, "Storage holds it");
+
+    // The next push finds the upload gone; the question whether Storage holds the file is cut off.
+    let mut info = proxy.hold_answer(&["GET /storage/v1/object/info/"]);
+    let cut_info = async {
+        info.arrived().await;
+        proxy.cut();
+    };
+    let (report, ()) = tokio::join!(a.push(), cut_info);
+    let report = report.unwrap();
+    assert_eq!((report.pushed, report.rejected), (0, 0), "not known yet, so neither stored nor refused: {report:?}");
+
+    // Then Storage answers: the file is confirmed, and it was never uploaded again.
+    let report = a.push().await.unwrap();
+    assert_eq!((report.pushed, report.rejected), (1, 0), "{report:?}");
+    assert!(a.rejected().await.unwrap().is_empty(), "nothing refused");
+    assert_eq!(a.status().await.unwrap().pending, 0);
+    assert_eq!(proxy.requests("POST /storage/v1/upload/resumable"), 1, "one upload created, not two");
+    assert_eq!(proxy.requests("PATCH /storage/v1/upload/resumable/"), 3, "each chunk sent once");
     assert_eq!(stored(&s, "attachments", &path).await.unwrap(), video);
 }
 

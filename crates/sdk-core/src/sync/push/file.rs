@@ -37,6 +37,14 @@ pub const CHUNK: u64 = 6 * 1024 * 1024;
 /// elsewhere (409) before it gives up (the upload is retried later, not refused).
 const MAX_OFFSET_CONFLICTS: u32 = 3;
 
+/// What Storage holds at a file's path (see `Push::stored_bytes`).
+enum Stored {
+    Same,
+    /// Other bytes, or no object.
+    Other,
+    Unknown(RequestError),
+}
+
 /// How an upload ended.
 enum Sent {
     Stored,
@@ -143,39 +151,52 @@ impl<S: Store, H: Http> Push<'_, S, H> {
             Err(RequestError::Server(s)) if s.code == "KeyAlreadyExists" || (s.status == 409 && s.code.is_empty()) => {
                 // Our own earlier attempt whose answer was lost, or the very same
                 // bytes put there otherwise: either way the file the app wrote is
-                // stored. Other bytes under the path are a refusal.
-                if self.same_bytes(file).await {
-                    Sent::Stored
-                } else {
-                    Sent::Refused(format!("{} ({} {}): another file is stored at {}/{}", s.message, s.status, s.code, file.bucket, file.path))
+                // stored. Other bytes under the path are a refusal; an object that
+                // could not be looked at is asked about again on the next push.
+                match self.stored_bytes(file).await {
+                    Stored::Same => Sent::Stored,
+                    Stored::Other => Sent::Refused(format!("{} ({} {}): another file is stored at {}/{}", s.message, s.status, s.code, file.bucket, file.path)),
+                    Stored::Unknown(err) => Sent::Later(err),
                 }
             }
             Err(err) => self.judge(err),
         })
     }
 
-    /// Whether Storage's object at the file's path has the file's bytes (its ETag is
+    /// What Storage holds at the file's path: the file's bytes (the object's ETag is
     /// the MD5 of what was uploaded in one request; a TUS upload's too, on
-    /// supasync-dev and on Supabase's file backend).
-    async fn same_bytes(&self, file: &FileMeta) -> bool {
+    /// supasync-dev and on Supabase's file backend), something else or nothing, or
+    /// unknown because Storage could not be asked (network, a server fault, the page
+    /// going away): then nothing may be concluded from it.
+    async fn stored_bytes(&self, file: &FileMeta) -> Stored {
         let info = self.cx.authed(|t| async move { self.cx.client.storage_info(&file.bucket, &file.path, &t).await }).await;
-        let etag = info.ok().and_then(|v| v.get("etag").and_then(Value::as_str).map(|s| s.trim_matches('"').to_string()));
-        etag.as_deref() == Some(file.md5.as_str())
+        match info {
+            Ok(v) => match v.get("etag").and_then(Value::as_str) {
+                Some(etag) if etag.trim_matches('"') == file.md5 => Stored::Same,
+                _ => Stored::Other,
+            },
+            Err(err) if matches!(err.failure(), Failure::Transient | Failure::Unauthorized) => Stored::Unknown(err),
+            Err(_) => Stored::Other,
+        }
     }
 
     /// The upload is gone (404, 410): it expired, or an attempt whose answer was lost
-    /// finished it. Forget its address; if Storage holds the file's bytes it is stored,
-    /// else the next push starts over (never a refusal).
+    /// finished it. If Storage holds the file's bytes it is stored; if Storage holds
+    /// something else or nothing, the address is forgotten and the next push starts
+    /// over (never a refusal); if Storage cannot be asked, the address stays, so the
+    /// next push asks again rather than uploading a file that may be there already
+    /// (a page reloaded while its last piece was on the way, say).
     async fn upload_gone(&self, e: &mut OutboxEntry, file: &FileMeta, s: ServerError) -> Result<Result<(), RequestError>, SyncError> {
+        match self.stored_bytes(file).await {
+            Stored::Same => return Ok(Ok(())),
+            Stored::Unknown(err) => return Ok(Err(err)),
+            Stored::Other => {}
+        }
         let _w = self.cx.writer.lock_step().await;
         let mut fresh = e.clone();
         fresh.op = OutboxOp::Upload { file: file.clone(), resumable_url: None };
         self.cx.store.apply(WriteBatch { put_outbox: vec![fresh.clone()], ..Default::default() }).await?;
         *e = fresh;
-        drop(_w);
-        if self.same_bytes(file).await {
-            return Ok(Ok(()));
-        }
         Ok(Err(RequestError::BadAnswer(format!("TUS: the upload is gone ({}); it starts again on the next push", s.reason()))))
     }
 
@@ -252,8 +273,14 @@ impl<S: Store, H: Http> Push<'_, S, H> {
             };
             self.cx.events.file_progress(FileProgress { bucket: file.bucket.clone(), path: file.path.clone(), sent: offset, size: file.size, done: false });
         }
-        if asked && !self.same_bytes(file).await {
-            return Ok(Err(RequestError::BadAnswer("TUS: the upload has all its bytes but Storage does not hold the file yet; it is asked again on the next push".into())));
+        if asked {
+            match self.stored_bytes(file).await {
+                Stored::Same => {}
+                Stored::Unknown(err) => return Ok(Err(err)),
+                Stored::Other => {
+                    return Ok(Err(RequestError::BadAnswer("TUS: the upload has all its bytes but Storage does not hold the file yet; it is asked again on the next push".into())))
+                }
+            }
         }
         Ok(Ok(()))
     }
