@@ -61,7 +61,11 @@ for engine in chromium firefox webkit; do
   # What an engine cannot do for a test is skipped with the reason, listed here.
   grep -E '# SKIP' /tmp/supasync-npm-$engine.tap 2>/dev/null | sed "s/^/$engine cannot run: /" >> /tmp/supasync-engine-limits.log || true
   # A failure is listed with its engine at the end (the spec output above names only the test).
-  grep -E '^not ok' /tmp/supasync-npm-$engine.tap 2>/dev/null | sed "s/^/failed in $engine: /" >> /tmp/supasync-engine-failures.log || true
+  # With its diagnostics (the assertion, what was seen, the stack; at most 40 lines of
+  # 800 characters), so the end of the log says why as well as what.
+  awk -v e="$engine" '/^not ok/ { print "failed in " e ": " $0; n = 40; next }
+    n > 0 { if ($0 ~ /^  \.\.\.$/) { n = 0; next } print "    " substr($0, 1, 800); n-- }' \
+    /tmp/supasync-npm-$engine.tap >> /tmp/supasync-engine-failures.log 2>/dev/null || true
   browser_skipped=$((browser_skipped + ${npm_skipped:-0}))
   browser_passed=$((browser_passed + ${npm_passed:-0})); browser_failed=$((browser_failed + ${npm_failed:-1}))
 done
