@@ -243,16 +243,9 @@ async fn a_large_file_goes_over_tus_and_resumes_after_a_kill() {
 #[tokio::test]
 async fn a_chunk_whose_answer_is_cut_off_resumes_the_same_upload_on_the_next_push() {
     let s = server().await;
-    let proxy = FaultProxy::start(s.url().trim_start_matches("http://").to_string()).await.unwrap();
-    let a = device_on(&proxy.url(), s.anon_key(), SqliteStore::in_memory().unwrap(), EngineConfig::with_clock(system_now_ms)).await;
-    let session = a.sign_up("files-cut@example.com", "password-123").await.unwrap();
-    let path = format!("{}/cut.bin", session.user_id);
-    let video = bytes(13 * 1024 * 1024 + 7, 3);
-    a.upload_file("attachments", &path, video.clone(), "application/octet-stream").await.unwrap();
+    let TusCase { proxy, a, path, video, sql, .. } = tus_case(&s, "files-cut@example.com", "cut.bin", 13 * 1024 * 1024 + 7, 3).await;
 
     // The first chunk reaches Storage; its answer is held, then the connection is cut.
-    let (sql, conn) = tokio_postgres::connect(s.database_url(), tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(conn);
     first_chunk_then_cut(&proxy, &a, &sql).await;
 
     let mut events = a.subscribe();
@@ -262,6 +255,30 @@ async fn a_chunk_whose_answer_is_cut_off_resumes_the_same_upload_on_the_next_pus
     assert!(first > 6 * 1024 * 1024, "the upload started over: first report at {first} bytes");
     assert_eq!(proxy.requests("POST /storage/v1/upload/resumable"), 1, "one upload created, not two");
     assert_eq!(stored(&s, "attachments", &path).await.unwrap(), video);
+}
+
+/// A device behind a fault proxy, signed up as `email`, with a large file of `size`
+/// bytes written at `<user>/<name>` (so it goes over TUS), and a connection to the
+/// server's database to watch the upload from.
+struct TusCase {
+    proxy: FaultProxy,
+    a: Device,
+    session: supasync_core::auth::Session,
+    path: String,
+    video: Vec<u8>,
+    sql: tokio_postgres::Client,
+}
+
+async fn tus_case(s: &DevServer, email: &str, name: &str, size: usize, seed: u8) -> TusCase {
+    let proxy = FaultProxy::start(s.url().trim_start_matches("http://").to_string()).await.unwrap();
+    let a = device_on(&proxy.url(), s.anon_key(), SqliteStore::in_memory().unwrap(), EngineConfig::with_clock(system_now_ms)).await;
+    let session = a.sign_up(email, "password-123").await.unwrap();
+    let path = format!("{}/{name}", session.user_id);
+    let video = bytes(size, seed);
+    a.upload_file("attachments", &path, video.clone(), "application/octet-stream").await.unwrap();
+    let (sql, conn) = tokio_postgres::connect(s.database_url(), tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    TusCase { proxy, a, session, path, video, sql }
 }
 
 /// The first chunk reaches Storage and the push is cut (its answer never comes); the
@@ -294,14 +311,7 @@ async fn a_chunk_that_lands_after_this_push_asked_where_the_upload_is_moves_it_o
     // the new page asked where the upload is, so the new page's chunk finds it moved
     // (409). The push asks again and goes on; the file is neither refused nor sent twice.
     let s = server().await;
-    let proxy = FaultProxy::start(s.url().trim_start_matches("http://").to_string()).await.unwrap();
-    let a = device_on(&proxy.url(), s.anon_key(), SqliteStore::in_memory().unwrap(), EngineConfig::with_clock(system_now_ms)).await;
-    let session = a.sign_up("files-moved@example.com", "password-123").await.unwrap();
-    let path = format!("{}/moved.bin", session.user_id);
-    let video = bytes(13 * 1024 * 1024 + 11, 5);
-    a.upload_file("attachments", &path, video.clone(), "application/octet-stream").await.unwrap();
-    let (sql, conn) = tokio_postgres::connect(s.database_url(), tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(conn);
+    let TusCase { proxy, a, session, path, video, sql } = tus_case(&s, "files-moved@example.com", "moved.bin", 13 * 1024 * 1024 + 11, 5).await;
     first_chunk_then_cut(&proxy, &a, &sql).await;
 
     // The next push asks where the upload is; while that answer is held, the second
@@ -341,14 +351,7 @@ async fn a_finished_upload_whose_answer_was_lost_is_confirmed_not_sent_again_eve
     // Storage whether it holds the file; that question is cut off too. The push after
     // it must still ask (the upload's address kept), not upload the file again.
     let s = server().await;
-    let proxy = FaultProxy::start(s.url().trim_start_matches("http://").to_string()).await.unwrap();
-    let a = device_on(&proxy.url(), s.anon_key(), SqliteStore::in_memory().unwrap(), EngineConfig::with_clock(system_now_ms)).await;
-    let session = a.sign_up("files-lost-end@example.com", "password-123").await.unwrap();
-    let path = format!("{}/lost-end.bin", session.user_id);
-    let video = bytes(13 * 1024 * 1024 + 13, 7);
-    a.upload_file("attachments", &path, video.clone(), "application/octet-stream").await.unwrap();
-    let (sql, conn) = tokio_postgres::connect(s.database_url(), tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(conn);
+    let TusCase { proxy, a, path, video, sql, .. } = tus_case(&s, "files-lost-end@example.com", "lost-end.bin", 13 * 1024 * 1024 + 13, 7).await;
 
     // The last chunk (at 12 MiB) reaches Storage, which stores the file; its answer is cut.
     let last = proxy.hold_answer(&["PATCH /storage/v1/upload/resumable/", "upload-offset: 12582912"]);
